@@ -1,0 +1,117 @@
+/**
+ * collectd-dotnet - plugin/counters.h
+ *
+ * Turns EventPipe events into counter samples: the self-describing
+ * "EventCounters" events of any EventSource (System.Runtime, ASP.NET Core,
+ * an application's own), and the events of the System.Diagnostics.Metrics
+ * provider that report Meter instruments. No counter name is known here:
+ * whatever the runtime or an application emits comes through.
+ *
+ * Also the table of latest values per target that the plugin publishes
+ * from (increment counters kept as running totals).
+ */
+#ifndef COUNTERS_H
+#define COUNTERS_H
+
+#include "nettrace.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One decoded payload field (objects flattened, leaves in payload order).
+ * Strings are UTF-8 in the caller's scratch buffer. */
+struct counters_field {
+  const char *name;
+  int is_string;
+  double num;      /* numeric fields (booleans as 0/1) */
+  const char *str; /* string fields; "" otherwise */
+};
+
+/* Decodes the payload of an event by its metadata. Returns the number of
+ * leaves written to out[max] (extra leaves are skipped but still checked),
+ * or -EBADMSG when the payload does not match the metadata, -ENOTSUP when
+ * the metadata has no usable field list. */
+int counters_fields(const struct nettrace_meta *meta, const uint8_t *payload,
+                    size_t len, struct counters_field *out, size_t max,
+                    char *scratch, size_t scratch_cap);
+
+enum counters_kind {
+  COUNTERS_MEAN,      /* EventCounter / PollingCounter: value = mean */
+  COUNTERS_SUM,       /* Incrementing*Counter: value = increment */
+  COUNTERS_RATE,      /* Meter Counter<T>: value = delta this interval */
+  COUNTERS_UPDOWN,    /* Meter UpDownCounter<T>: value = current level */
+  COUNTERS_GAUGE,     /* Meter ObservableGauge / Gauge: value = last */
+  COUNTERS_HISTOGRAM, /* Meter Histogram<T>: quantiles, count, sum */
+};
+
+#define COUNTERS_MAX_QUANTILES 8
+
+/* One sample. Strings point into the decoder's scratch buffer: valid until
+ * the next decode with that buffer. */
+struct counters_sample {
+  enum counters_kind kind;
+  const char *provider;     /* EventSource or Meter name */
+  const char *name;         /* counter or instrument name */
+  const char *display_name; /* "" for meters */
+  const char *units;        /* DisplayUnits or the instrument's unit */
+  const char *tags;         /* meters: "k=v,k=v" ("" for none) */
+  const char *session;      /* meters: the sessionId field ("" otherwise) */
+  double value;
+  double total;        /* RATE/UPDOWN on .NET 8+: cumulative value; NAN if absent */
+  double min, max, stddev;
+  double count;        /* MEAN: samples in interval; HISTOGRAM: count */
+  double sum;          /* HISTOGRAM: sum (NAN if absent) */
+  double interval_sec; /* as reported; 0 when unknown */
+  uint32_t series_ms;  /* EventCounters "Series" Interval=N; 0 when absent */
+  uint32_t nquantiles;
+  double quantile[COUNTERS_MAX_QUANTILES]; /* 0.5, 0.95, 0.99 ... */
+  double quantile_value[COUNTERS_MAX_QUANTILES];
+  uint64_t timestamp;  /* the event's QPC timestamp */
+};
+
+/* Decodes one event. Returns 1 and fills *s when it is a counter sample,
+ * 0 when it is some other event (ignored: e.g. AppContextSwitch,
+ * instrument publication), -EBADMSG when it claims to be a counter event
+ * but its payload is malformed. */
+int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
+                    char *scratch, size_t scratch_cap);
+
+/* Unix time in ms of a QPC timestamp, given the Trace object. */
+int64_t counters_unix_ms(const struct nettrace_trace_info *ti, uint64_t qpc);
+
+/* ---- latest values per target ---- */
+
+struct counters_entry {
+  char key[320];      /* provider + '\x1f' + name + '\x1f' + tags */
+  char provider[128];
+  char name[128];
+  char tags[192];
+  char units[32];
+  enum counters_kind kind;
+  double value;       /* latest value (see counters_sample) */
+  double total;       /* SUM/RATE: running total of increments since the
+                         entry was created; others: unused */
+  uint32_t nquantiles;
+  double quantile[COUNTERS_MAX_QUANTILES];
+  double quantile_value[COUNTERS_MAX_QUANTILES];
+  double count, sum;  /* histogram */
+  int64_t time_ms;    /* unix ms of the latest sample */
+  uint64_t updates;   /* samples merged into this entry */
+};
+
+struct counters_table {
+  struct counters_entry *entries;
+  size_t n, cap, max; /* max: cap on entries (bounded memory) */
+  uint64_t overflow;  /* samples dropped because the table was full */
+};
+
+/* max entries: 0 selects the default (1024). */
+void counters_table_init(struct counters_table *t, size_t max);
+void counters_table_fini(struct counters_table *t);
+void counters_table_clear(struct counters_table *t);
+/* Merges a sample: returns the entry, or NULL when full / out of memory. */
+struct counters_entry *counters_table_update(struct counters_table *t,
+                                             const struct counters_sample *s,
+                                             int64_t time_ms);
+
+#endif /* COUNTERS_H */

@@ -1,0 +1,822 @@
+/**
+ * collectd-dotnet - plugin/ipc.c
+ *
+ * Diagnostic IPC client: see ipc.h for the message layout and contracts.
+ */
+#include "ipc.h"
+#include "wire.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static const uint8_t ipc_magic[14] = "DOTNET_IPC_V1";
+
+struct hresult_name {
+  int32_t hr;
+  const char *name;
+};
+
+/* HRESULTs a diagnostic server answers with, from the runtime's own
+ * definitions (corerror.h, winerror.h) and the IPC spec. */
+static const struct hresult_name hresult_names[] = {
+    {IPC_E_BAD_ENCODING, "CORDIAGIPC_E_BAD_ENCODING"},
+    {IPC_E_UNKNOWN_COMMAND, "CORDIAGIPC_E_UNKNOWN_COMMAND"},
+    {IPC_E_UNKNOWN_MAGIC, "CORDIAGIPC_E_UNKNOWN_MAGIC"},
+    {IPC_E_UNKNOWN_ERROR, "CORDIAGIPC_E_UNKNOWN_ERROR"},
+    {(int32_t)0x80004001, "E_NOTIMPL"},
+    {(int32_t)0x80004005, "E_FAIL"},
+    {(int32_t)0x8000FFFF, "E_UNEXPECTED"},
+    {(int32_t)0x80070005, "E_ACCESSDENIED"},
+    {(int32_t)0x8007000E, "E_OUTOFMEMORY"},
+    {(int32_t)0x80070057, "E_INVALIDARG"},
+    {(int32_t)0x80131509, "COR_E_INVALIDOPERATION"},
+    {(int32_t)0x80131385, "CORDIAGIPC_E_UNKNOWN_COMMAND"},
+};
+
+const char *ipc_hresult_name(int32_t hr) {
+  for (size_t i = 0; i < sizeof(hresult_names) / sizeof(hresult_names[0]); i++)
+    if (hresult_names[i].hr == hr)
+      return hresult_names[i].name;
+  return NULL;
+}
+
+static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
+                      ...) __attribute__((format(printf, 3, 4)));
+static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
+                      ...) {
+  if (err == NULL)
+    return;
+  err->hresult = hr;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->message, sizeof(err->message), fmt, ap);
+  va_end(ap);
+}
+
+/* ---- time ---- */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remaining_ms(int64_t deadline) {
+  int64_t left = deadline - now_ms();
+  if (left <= 0)
+    return 0;
+  return left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Waits until fd is ready for `events` or the deadline passes.
+ * 0, -ETIMEDOUT, or -errno. */
+static int wait_fd(int fd, short events, int64_t deadline) {
+  for (;;) {
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int left = remaining_ms(deadline);
+    if (left == 0)
+      return -ETIMEDOUT;
+    int r = poll(&pfd, 1, left);
+    if (r > 0)
+      return 0;
+    if (r == 0)
+      return -ETIMEDOUT;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+static int write_all(int fd, const uint8_t *buf, size_t len, int64_t deadline) {
+  while (len > 0) {
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      buf += n;
+      len -= (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int r = wait_fd(fd, POLLOUT, deadline);
+      if (r < 0)
+        return r;
+      continue;
+    }
+    return n < 0 ? -errno : -EPIPE;
+  }
+  return 0;
+}
+
+/* Reads exactly len bytes. -EPIPE on EOF before that. */
+static int read_all(int fd, uint8_t *buf, size_t len, int64_t deadline) {
+  while (len > 0) {
+    ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+    if (n > 0) {
+      buf += n;
+      len -= (size_t)n;
+      continue;
+    }
+    if (n == 0)
+      return -EPIPE;
+    if (errno == EINTR)
+      continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      int r = wait_fd(fd, POLLIN, deadline);
+      if (r < 0)
+        return r;
+      continue;
+    }
+    return -errno;
+  }
+  return 0;
+}
+
+/* ---- messages ---- */
+
+long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,
+                        const uint8_t *payload, size_t payload_len) {
+  size_t size = IPC_HEADER_SIZE + payload_len;
+  if (payload_len > IPC_MAX_MESSAGE - IPC_HEADER_SIZE || size > cap)
+    return -EMSGSIZE;
+  memcpy(buf, ipc_magic, sizeof(ipc_magic));
+  buf[14] = (uint8_t)(size & 0xff);
+  buf[15] = (uint8_t)(size >> 8);
+  buf[16] = set;
+  buf[17] = id;
+  buf[18] = 0;
+  buf[19] = 0;
+  if (payload_len > 0 && payload != buf + IPC_HEADER_SIZE)
+    memmove(buf + IPC_HEADER_SIZE, payload, payload_len);
+  return (long)size;
+}
+
+long ipc_header_decode(const uint8_t hdr[IPC_HEADER_SIZE], uint8_t *set,
+                       uint8_t *id) {
+  if (memcmp(hdr, ipc_magic, sizeof(ipc_magic)) != 0)
+    return -EBADMSG;
+  uint16_t size = wire_le16(hdr + 14);
+  if (size < IPC_HEADER_SIZE)
+    return -EBADMSG;
+  *set = hdr[16];
+  *id = hdr[17];
+  return (long)(size - IPC_HEADER_SIZE);
+}
+
+long ipc_put_string(uint8_t *buf, size_t cap, size_t off, const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0) {
+    if (off + 4 > cap)
+      return -EMSGSIZE;
+    memset(buf + off, 0, 4);
+    return (long)(off + 4);
+  }
+  /* UTF-8 to UTF-16: names and paths here; decode properly, not just
+   * ASCII, so a dump path with non-ASCII letters still works. */
+  size_t len_off = off;
+  off += 4;
+  uint32_t units = 0;
+  for (size_t i = 0; i < n;) {
+    uint32_t cp = (uint8_t)s[i];
+    size_t k = cp < 0x80 ? 1 : (cp >> 5) == 0x6 ? 2 : (cp >> 4) == 0xE ? 3
+                                                : (cp >> 3) == 0x1E ? 4 : 0;
+    if (k == 0 || i + k > n)
+      return -EILSEQ;
+    if (k > 1) {
+      cp &= 0x3Fu >> (k - 1);
+      for (size_t j = 1; j < k; j++) {
+        if (((uint8_t)s[i + j] & 0xC0) != 0x80)
+          return -EILSEQ;
+        cp = cp << 6 | ((uint8_t)s[i + j] & 0x3F);
+      }
+    }
+    i += k;
+    uint16_t u[2];
+    size_t nu = 1;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      u[0] = (uint16_t)(0xD800 + (cp >> 10));
+      u[1] = (uint16_t)(0xDC00 + (cp & 0x3FF));
+      nu = 2;
+    } else {
+      u[0] = (uint16_t)cp;
+    }
+    if (off + 2 * nu > cap)
+      return -EMSGSIZE;
+    for (size_t j = 0; j < nu; j++) {
+      buf[off++] = (uint8_t)(u[j] & 0xff);
+      buf[off++] = (uint8_t)(u[j] >> 8);
+      units++;
+    }
+  }
+  if (off + 2 > cap)
+    return -EMSGSIZE;
+  buf[off++] = 0;
+  buf[off++] = 0;
+  units++;
+  buf[len_off] = (uint8_t)(units & 0xff);
+  buf[len_off + 1] = (uint8_t)(units >> 8 & 0xff);
+  buf[len_off + 2] = (uint8_t)(units >> 16 & 0xff);
+  buf[len_off + 3] = (uint8_t)(units >> 24);
+  return (long)off;
+}
+
+int ipc_take_string(struct wire_cursor *c, char *out, size_t cap) {
+  struct wire_cursor save = *c;
+  uint32_t units;
+  if (cap > 0)
+    out[0] = 0;
+  if (wire_u32(c, &units) != 0)
+    goto bad;
+  if (units == 0)
+    return 0;
+  /* Check before multiplying: units * 2 must fit the remaining bytes. */
+  if (units > c->len / 2)
+    goto bad;
+  const uint8_t *s = c->p;
+  c->p += (size_t)units * 2;
+  c->len -= (size_t)units * 2;
+  if (wire_le16(s + 2 * (units - 1)) != 0)
+    goto bad; /* the last unit must be the terminator */
+  size_t n = units - 1;
+  /* Convert at most what fits; a longer string is truncated, not refused. */
+  while (n > 0 && wire_utf16_to_utf8(s, n, out, cap) < 0)
+    n = n > 64 ? n - 64 : n - 1;
+  return 0;
+bad:
+  *c = save;
+  return -EBADMSG;
+}
+
+/* Sends one message and reads the reply's header and payload (at most
+ * cap bytes; a larger reply is -EMSGSIZE). On a server error reply returns
+ * -EPROTO with err filled. *reply_len is the payload length. */
+static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
+                    size_t cap, size_t *reply_len, int64_t deadline,
+                    struct ipc_error *err) {
+  int r = write_all(fd, msg, msg_len, deadline);
+  if (r < 0) {
+    set_error(err, 0, "sending the command failed: %s", strerror(-r));
+    return r;
+  }
+  uint8_t hdr[IPC_HEADER_SIZE];
+  r = read_all(fd, hdr, sizeof(hdr), deadline);
+  if (r < 0) {
+    set_error(err, 0, "%s", r == -EPIPE ? "the runtime closed the connection "
+                                          "without an answer"
+                         : r == -ETIMEDOUT ? "no answer from the runtime "
+                                             "in time"
+                                           : strerror(-r));
+    return r;
+  }
+  uint8_t set, id;
+  long plen = ipc_header_decode(hdr, &set, &id);
+  if (plen < 0) {
+    set_error(err, 0, "the reply is not a Diagnostic IPC message (bad magic "
+                      "or size)");
+    return -EBADMSG;
+  }
+  if ((size_t)plen > cap) {
+    set_error(err, 0, "the reply is too large (%ld bytes)", plen);
+    return -EMSGSIZE;
+  }
+  r = read_all(fd, reply, (size_t)plen, deadline);
+  if (r < 0) {
+    set_error(err, 0, "reading the reply failed: %s",
+              r == -EPIPE ? "truncated" : strerror(-r));
+    return r == -EPIPE ? -EBADMSG : r;
+  }
+  *reply_len = (size_t)plen;
+  if (set != IPC_SET_SERVER) {
+    set_error(err, 0, "unexpected reply command set 0x%02x", set);
+    return -EBADMSG;
+  }
+  if (id == IPC_SERVER_ERROR) {
+    struct wire_cursor c = wire_cursor(reply, *reply_len);
+    uint32_t hr = 0;
+    if (wire_u32(&c, &hr) != 0) {
+      set_error(err, 0, "error reply without an HRESULT");
+      return -EBADMSG;
+    }
+    char text[200] = "";
+    if (c.len > 0)
+      (void)ipc_take_string(&c, text, sizeof(text));
+    const char *name = ipc_hresult_name((int32_t)hr);
+    set_error(err, (int32_t)hr, "the runtime answered %s (0x%08x)%s%s",
+              name ? name : "an error", hr, text[0] ? ": " : "", text);
+    return -EPROTO;
+  }
+  if (id != IPC_SERVER_OK) {
+    set_error(err, 0, "unexpected reply command id 0x%02x", id);
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+/* ---- discovery ---- */
+
+/* Reads up to cap-1 bytes of a /proc file; NUL-terminates. Bytes read or
+ * negative errno. */
+static long read_small_file(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  size_t off = 0;
+  while (off + 1 < cap) {
+    ssize_t n = read(fd, buf + off, cap - 1 - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (n == 0)
+      break;
+    off += (size_t)n;
+  }
+  close(fd);
+  buf[off] = 0;
+  return (long)off;
+}
+
+/* Field 22 of /proc/<pid>/stat, counted after the ")" that ends comm (comm
+ * may hold spaces and parentheses). */
+static int proc_start_time(pid_t pid, uint64_t *start) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  long n = read_small_file(path, buf, sizeof(buf));
+  if (n < 0)
+    return n == -ENOENT ? -ESRCH : (int)n;
+  char *p = strrchr(buf, ')');
+  if (p == NULL)
+    return -EINVAL;
+  p++;
+  /* after ")": field 3 (state) is the first; starttime is field 22 */
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p + 1, ' ');
+    if (p == NULL)
+      return -EINVAL;
+  }
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(p + 1, &end, 10);
+  if (errno != 0 || end == p + 1)
+    return -EINVAL;
+  *start = v;
+  return 0;
+}
+
+/* The innermost pid of NSpid in /proc/<pid>/status (the pid the target sees
+ * itself as, which names its socket). Falls back to pid. */
+static pid_t proc_ns_pid(pid_t pid) {
+  char path[64], buf[4096];
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  if (read_small_file(path, buf, sizeof(buf)) < 0)
+    return pid;
+  char *line = strstr(buf, "\nNSpid:");
+  if (line == NULL)
+    return pid;
+  line += 7;
+  char *eol = strchr(line, '\n');
+  if (eol)
+    *eol = 0;
+  char *last = NULL;
+  for (char *tok = strtok(line, " \t"); tok; tok = strtok(NULL, " \t"))
+    last = tok;
+  long v = last ? strtol(last, NULL, 10) : 0;
+  return v > 0 ? (pid_t)v : pid;
+}
+
+/* TMPDIR from /proc/<pid>/environ (bounded read), else /tmp. */
+static void proc_tmpdir(pid_t pid, char *out, size_t cap) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+  snprintf(out, cap, "/tmp");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  /* The environment may be large; scan it in chunks, keeping a carry of
+   * one variable's worth so a TMPDIR split over two reads is found. */
+  char buf[8192 + 1];
+  size_t have = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    have += (size_t)n;
+    buf[have] = 0;
+    size_t start = 0;
+    for (size_t i = 0; i < have; i++) {
+      if (buf[i] != 0)
+        continue;
+      const char *var = buf + start;
+      if (strncmp(var, "TMPDIR=", 7) == 0 && var[7] == '/') {
+        snprintf(out, cap, "%s", var + 7);
+        size_t l = strlen(out);
+        while (l > 1 && out[l - 1] == '/')
+          out[--l] = 0;
+      }
+      start = i + 1;
+    }
+    if (start == 0 && have == sizeof(buf) - 1)
+      start = have; /* one variable longer than the buffer: drop it */
+    memmove(buf, buf + start, have - start);
+    have -= start;
+  }
+  close(fd);
+}
+
+static int same_mnt_ns(pid_t pid) {
+  char a[64], b[64], path[64];
+  snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+  ssize_t na = readlink(path, a, sizeof(a) - 1);
+  ssize_t nb = readlink("/proc/self/ns/mnt", b, sizeof(b) - 1);
+  if (na < 0 || nb < 0)
+    return 1; /* cannot tell: assume ours */
+  return na == nb && memcmp(a, b, (size_t)na) == 0;
+}
+
+int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep) {
+  memset(ep, 0, sizeof(*ep));
+  if (pid <= 0)
+    return -EINVAL;
+  ep->pid = pid;
+  int r = proc_start_time(pid, &ep->start_time);
+  if (r < 0)
+    return r;
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return errno == ENOENT ? -ESRCH : -errno;
+  ep->uid = st.st_uid;
+  ep->ns_pid = proc_ns_pid(pid);
+  ep->foreign_mnt_ns = !same_mnt_ns(pid);
+
+  char tmpdir[2048];
+  proc_tmpdir(pid, tmpdir, sizeof(tmpdir));
+  char dir[3072];
+  if (ep->foreign_mnt_ns)
+    snprintf(dir, sizeof(dir), "/proc/%d/root%s", (int)pid, tmpdir);
+  else
+    snprintf(dir, sizeof(dir), "%s", tmpdir);
+
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return errno == ENOENT ? -ENOENT : -errno;
+  char prefix[64];
+  int plen = snprintf(prefix, sizeof(prefix), "dotnet-diagnostic-%d-",
+                      (int)ep->ns_pid);
+  char best[256] = "";
+  int best_exact = 0;
+  time_t best_mtime = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    const char *name = de->d_name;
+    if (strncmp(name, prefix, (size_t)plen) != 0)
+      continue;
+    char *end;
+    errno = 0;
+    unsigned long long key = strtoull(name + plen, &end, 10);
+    if (errno != 0 || end == name + plen || strcmp(end, "-socket") != 0)
+      continue;
+    struct stat sst;
+    if (fstatat(dirfd(d), name, &sst, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISSOCK(sst.st_mode))
+      continue;
+    int exact = key == ep->start_time;
+    if (exact > best_exact || (exact == best_exact && sst.st_mtime > best_mtime) ||
+        best[0] == 0) {
+      snprintf(best, sizeof(best), "%s", name);
+      best_exact = exact;
+      best_mtime = sst.st_mtime;
+    }
+  }
+  closedir(d);
+  if (best[0] == 0)
+    return -ENOENT;
+  if ((size_t)snprintf(ep->path, sizeof(ep->path), "%s/%s", dir, best) >=
+      sizeof(ep->path))
+    return -ENAMETOOLONG;
+  return 0;
+}
+
+int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx) {
+  DIR *d = opendir("/proc");
+  if (d == NULL)
+    return -errno;
+  int ret = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    char *end;
+    long pid = strtol(de->d_name, &end, 10);
+    if (*end != 0 || pid <= 0 || pid > INT_MAX)
+      continue;
+    struct ipc_endpoint ep;
+    if (ipc_endpoint_find((pid_t)pid, &ep) != 0)
+      continue;
+    ret = cb(ctx, &ep);
+    if (ret != 0)
+      break;
+  }
+  closedir(d);
+  return ret;
+}
+
+/* ---- connecting ---- */
+
+int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
+                struct ipc_error *err) {
+  int64_t deadline = now_ms() + timeout_ms;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int dirfd_ = -1;
+  int fd = -1;
+  int r;
+  if (err)
+    err->hresult = 0, err->message[0] = 0;
+
+  if (strlen(ep->path) < sizeof(sa.sun_path)) {
+    memcpy(sa.sun_path, ep->path, strlen(ep->path) + 1);
+  } else {
+    /* Too long for sun_path (deep TMPDIR, /proc/<pid>/root prefix): reach
+     * it through a directory fd. */
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", ep->path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+      return -ENAMETOOLONG;
+    *slash = 0;
+    dirfd_ = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd_ < 0)
+      return -errno;
+    if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s",
+                         dirfd_, slash + 1) >= sizeof(sa.sun_path)) {
+      r = -ENAMETOOLONG;
+      goto fail;
+    }
+  }
+
+  fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    r = -errno;
+    goto fail;
+  }
+  for (;;) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+      break;
+    if (errno == EINTR)
+      continue;
+    if (errno == EINPROGRESS || errno == EAGAIN) {
+      r = wait_fd(fd, POLLOUT, deadline);
+      if (r < 0)
+        goto fail;
+      int soerr = 0;
+      socklen_t sl = sizeof(soerr);
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+        soerr = errno;
+      if (soerr != 0) {
+        r = -soerr;
+        goto fail;
+      }
+      break;
+    }
+    r = -errno;
+    goto fail;
+  }
+
+  struct ucred cred;
+  socklen_t cl = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
+    if (cred.pid > 0 && cred.pid != ep->pid) {
+      set_error(err, 0,
+                "socket %s is served by pid %d, not by pid %d: refusing it "
+                "(another process may be impersonating the target)",
+                ep->path, (int)cred.pid, (int)ep->pid);
+      r = -EPERM;
+      goto fail;
+    }
+    if (cred.pid <= 0 && cred.uid != ep->uid) {
+      set_error(err, 0,
+                "socket %s is served by uid %u, but pid %d runs as uid %u: "
+                "refusing it",
+                ep->path, (unsigned)cred.uid, (int)ep->pid, (unsigned)ep->uid);
+      r = -EPERM;
+      goto fail;
+    }
+  }
+  if (dirfd_ >= 0)
+    close(dirfd_);
+  return fd;
+
+fail:
+  if (err && err->message[0] == 0)
+    set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(-r));
+  if (fd >= 0)
+    close(fd);
+  if (dirfd_ >= 0)
+    close(dirfd_);
+  return r;
+}
+
+/* Connects, sends one message, reads the reply. On success *fdp (if given)
+ * keeps the connection open for a continuation. */
+static int command(const struct ipc_endpoint *ep, uint8_t set, uint8_t id,
+                   const uint8_t *payload, size_t plen, uint8_t *reply,
+                   size_t cap, size_t *rlen, int timeout_ms, int *fdp,
+                   struct ipc_error *err) {
+  uint8_t msg[IPC_MAX_MESSAGE];
+  long mlen = ipc_message_encode(msg, sizeof(msg), set, id, payload, plen);
+  if (mlen < 0) {
+    set_error(err, 0, "command too large");
+    return (int)mlen;
+  }
+  int64_t deadline = now_ms() + timeout_ms;
+  int fd = ipc_connect(ep, timeout_ms, err);
+  if (fd < 0)
+    return fd;
+  int r = transact(fd, msg, (size_t)mlen, reply, cap, rlen, deadline, err);
+  if (r == 0 && fdp != NULL) {
+    *fdp = fd;
+    return 0;
+  }
+  close(fd);
+  return r;
+}
+
+static int is_unknown_command(int r, const struct ipc_error *e) {
+  return r == -EPROTO && e->hresult == IPC_E_UNKNOWN_COMMAND;
+}
+
+int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
+                     struct ipc_process_info *info, struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  uint8_t reply[IPC_MAX_MESSAGE];
+  size_t rlen = 0;
+  memset(info, 0, sizeof(*info));
+  int v2 = 1;
+  int r = command(ep, IPC_SET_PROCESS, IPC_PROCESS_INFO2, NULL, 0, reply,
+                  sizeof(reply), &rlen, timeout_ms, NULL, e);
+  if (is_unknown_command(r, e)) {
+    v2 = 0;
+    r = command(ep, IPC_SET_PROCESS, IPC_PROCESS_INFO, NULL, 0, reply,
+                sizeof(reply), &rlen, timeout_ms, NULL, e);
+  }
+  if (r < 0)
+    return r;
+  /* int64 pid, GUID cookie, string cmdline, string os, string arch
+   * [, string entry assembly, string runtime version] */
+  struct wire_cursor c = wire_cursor(reply, rlen);
+  if (wire_u64(&c, &info->pid) != 0 || wire_take(&c, info->cookie, 16) != 0 ||
+      ipc_take_string(&c, info->command_line, sizeof(info->command_line)) ||
+      ipc_take_string(&c, info->os, sizeof(info->os)) ||
+      ipc_take_string(&c, info->arch, sizeof(info->arch)) ||
+      (v2 && (ipc_take_string(&c, info->entry_assembly,
+                              sizeof(info->entry_assembly)) ||
+              ipc_take_string(&c, info->runtime_version,
+                              sizeof(info->runtime_version))))) {
+    set_error(e, 0, "malformed ProcessInfo reply (%zu bytes)", rlen);
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+/* Encodes the CollectTracing(2) payload. */
+static long collect_payload(uint8_t *buf, size_t cap, int v2,
+                            const struct ipc_provider *providers, size_t n,
+                            uint32_t buffer_mb) {
+  size_t off = 0;
+  if (cap < 13 || n > 1000)
+    return -EMSGSIZE;
+  memcpy(buf + off, (uint8_t[4]){(uint8_t)buffer_mb, (uint8_t)(buffer_mb >> 8),
+                                 (uint8_t)(buffer_mb >> 16),
+                                 (uint8_t)(buffer_mb >> 24)},
+         4);
+  off += 4;
+  memcpy(buf + off, (uint8_t[4]){1, 0, 0, 0}, 4); /* format: nettrace */
+  off += 4;
+  if (v2)
+    buf[off++] = 0; /* requestRundown: false */
+  uint32_t cnt = (uint32_t)n;
+  for (int i = 0; i < 4; i++)
+    buf[off++] = (uint8_t)(cnt >> (8 * i));
+  for (size_t i = 0; i < n; i++) {
+    if (off + 12 > cap)
+      return -EMSGSIZE;
+    for (int b = 0; b < 8; b++)
+      buf[off++] = (uint8_t)(providers[i].keywords >> (8 * b));
+    for (int b = 0; b < 4; b++)
+      buf[off++] = (uint8_t)(providers[i].level >> (8 * b));
+    long o = ipc_put_string(buf, cap, off, providers[i].name);
+    if (o < 0)
+      return o;
+    o = ipc_put_string(buf, cap, (size_t)o, providers[i].filter);
+    if (o < 0)
+      return o;
+    off = (size_t)o;
+  }
+  return (long)off;
+}
+
+int ipc_collect_tracing(const struct ipc_endpoint *ep,
+                        const struct ipc_provider *providers, size_t n,
+                        uint32_t buffer_mb, int timeout_ms, int *fd,
+                        uint64_t *session_id, struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  uint8_t payload[IPC_MAX_MESSAGE - IPC_HEADER_SIZE];
+  uint8_t reply[64];
+  size_t rlen = 0;
+  int r = -EINVAL;
+  *fd = -1;
+  for (int v2 = 1; v2 >= 0; v2--) {
+    long plen = collect_payload(payload, sizeof(payload), v2, providers, n,
+                                buffer_mb);
+    if (plen < 0) {
+      set_error(e, 0, "provider list too large for one IPC message");
+      return (int)plen;
+    }
+    r = command(ep, IPC_SET_EVENTPIPE, v2 ? IPC_EP_COLLECT2 : IPC_EP_COLLECT,
+                payload, (size_t)plen, reply, sizeof(reply), &rlen,
+                timeout_ms, fd, e);
+    if (!is_unknown_command(r, e))
+      break;
+  }
+  if (r < 0)
+    return r;
+  struct wire_cursor c = wire_cursor(reply, rlen);
+  if (wire_u64(&c, session_id) != 0) {
+    close(*fd);
+    *fd = -1;
+    set_error(e, 0, "CollectTracing reply without a session id");
+    return -EBADMSG;
+  }
+  return 0;
+}
+
+int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
+                     int timeout_ms, struct ipc_error *err) {
+  uint8_t payload[8], reply[64];
+  size_t rlen = 0;
+  for (int i = 0; i < 8; i++)
+    payload[i] = (uint8_t)(session_id >> (8 * i));
+  return command(ep, IPC_SET_EVENTPIPE, IPC_EP_STOP, payload, sizeof(payload),
+                 reply, sizeof(reply), &rlen, timeout_ms, NULL, err);
+}
+
+int ipc_dump(const struct ipc_endpoint *ep, const char *path,
+             enum ipc_dump_type type, int timeout_ms, struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  uint8_t payload[8192], reply[1024];
+  size_t rlen = 0;
+  if (type < IPC_DUMP_MINI || type > IPC_DUMP_FULL)
+    return -EINVAL;
+  long off = ipc_put_string(payload, sizeof(payload), 0, path);
+  if (off < 0 || (size_t)off + 8 > sizeof(payload)) {
+    set_error(e, 0, "dump path too long");
+    return off < 0 ? (int)off : -EMSGSIZE;
+  }
+  uint8_t *p = payload + off;
+  for (int i = 0; i < 4; i++)
+    p[i] = (uint8_t)((uint32_t)type >> (8 * i));
+  memset(p + 4, 0, 4); /* diagnostics / flags: none */
+  size_t plen = (size_t)off + 8;
+  static const uint8_t ids[] = {IPC_DUMP_GENERATE3, IPC_DUMP_GENERATE2,
+                                IPC_DUMP_GENERATE};
+  int r = -EINVAL;
+  for (size_t i = 0; i < sizeof(ids); i++) {
+    r = command(ep, IPC_SET_DUMP, ids[i], payload, plen, reply, sizeof(reply),
+                &rlen, timeout_ms, NULL, e);
+    if (!is_unknown_command(r, e))
+      break;
+  }
+  if (r < 0)
+    return r;
+  /* OK reply: int32 HRESULT, 0 on success. */
+  struct wire_cursor c = wire_cursor(reply, rlen);
+  uint32_t hr = 0;
+  if (c.len >= 4)
+    (void)wire_u32(&c, &hr);
+  if (hr != 0) {
+    const char *name = ipc_hresult_name((int32_t)hr);
+    set_error(e, (int32_t)hr, "the runtime answered %s (0x%08x)",
+              name ? name : "an error", hr);
+    return -EPROTO;
+  }
+  return 0;
+}

@@ -1,0 +1,167 @@
+/**
+ * collectd-dotnet - plugin/ipc.h
+ *
+ * Client of the .NET runtime's Diagnostic IPC protocol over its unix socket
+ * (dotnet/diagnostics documentation/design-docs/ipc-protocol.md): finding
+ * the socket of a process, connecting with a verified peer, and the commands
+ * this project needs. It never interprets the event stream.
+ *
+ * Message layout, little endian:
+ *   0   char[14] magic "DOTNET_IPC_V1\0"
+ *   14  uint16   size (header + payload)
+ *   16  uint8    command set   (1 dump, 2 EventPipe, 4 process, 0xFF server)
+ *   17  uint8    command id    (server replies: 0x00 OK, 0xFF error)
+ *   18  uint16   reserved (0)
+ *   20  payload
+ *
+ * All calls are blocking with a deadline (timeout_ms), EINTR-safe, and
+ * return 0 or a negative errno. Where the runtime answered with an error,
+ * the return is -EPROTO and `struct ipc_error` (if given) holds the HRESULT
+ * and, where the runtime sent one, its message.
+ */
+#ifndef IPC_H
+#define IPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define IPC_HEADER_SIZE 20
+#define IPC_MAX_MESSAGE 65535 /* the header's size field is 16 bits */
+
+enum {
+  IPC_SET_DUMP = 0x01,
+  IPC_SET_EVENTPIPE = 0x02,
+  IPC_SET_PROCESS = 0x04,
+  IPC_SET_SERVER = 0xFF,
+};
+enum {
+  IPC_DUMP_GENERATE = 0x01,
+  IPC_DUMP_GENERATE2 = 0x02,
+  IPC_DUMP_GENERATE3 = 0x03,
+  IPC_EP_STOP = 0x01,
+  IPC_EP_COLLECT = 0x02,
+  IPC_EP_COLLECT2 = 0x03,
+  IPC_PROCESS_INFO = 0x00,
+  IPC_PROCESS_INFO2 = 0x04,
+  IPC_SERVER_OK = 0x00,
+  IPC_SERVER_ERROR = 0xFF,
+};
+
+/* HRESULTs of the diagnostic server. */
+#define IPC_E_BAD_ENCODING ((int32_t)0x80131384)
+#define IPC_E_UNKNOWN_COMMAND ((int32_t)0x80131385)
+#define IPC_E_UNKNOWN_MAGIC ((int32_t)0x80131386)
+#define IPC_E_UNKNOWN_ERROR ((int32_t)0x80131387)
+
+struct ipc_error {
+  int32_t hresult;  /* 0 when the failure was not the runtime's answer */
+  char message[256]; /* the runtime's or our own explanation, UTF-8 */
+};
+
+/* The runtime's well-known name for an HRESULT ("E_FAIL",
+ * "CORDIAGIPC_E_UNKNOWN_COMMAND", ...), or NULL. */
+const char *ipc_hresult_name(int32_t hr);
+
+/* Where a process's diagnostic socket is, and who it is. */
+struct ipc_endpoint {
+  pid_t pid;              /* in our pid namespace */
+  pid_t ns_pid;           /* in the target's own pid namespace */
+  uint64_t start_time;    /* jiffies since boot, /proc/<pid>/stat field 22 */
+  uid_t uid;              /* owner of /proc/<pid> */
+  int foreign_mnt_ns;     /* 1 when the target has another mount namespace */
+  char path[4096];        /* the socket, reachable from here */
+};
+
+/* Finds the diagnostic socket of `pid` in its TMPDIR (from
+ * /proc/<pid>/environ, else /tmp), through /proc/<pid>/root for a process in
+ * another mount namespace. Among several sockets for that pid (stale ones of
+ * a dead process with the same pid), the one whose key equals the process's
+ * start time wins. -ESRCH: no such process; -ENOENT: no socket (not .NET,
+ * or diagnostics disabled); -EACCES: /proc or the directory not readable. */
+int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep);
+
+/* Calls cb for every .NET process whose socket is found; stops early when cb
+ * returns non-zero (and returns that). */
+typedef int (*ipc_endpoint_cb)(void *ctx, const struct ipc_endpoint *ep);
+int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx);
+
+/* Connects to the endpoint (non-blocking connect bounded by timeout_ms),
+ * then verifies the peer with SO_PEERCRED: its pid must be ep->pid, or, where
+ * the kernel cannot tell the pid, its uid must be ep->uid. Returns a
+ * blocking CLOEXEC socket fd (caller closes), or a negative errno:
+ * -EPERM with err->message when the peer is somebody else. */
+int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
+                struct ipc_error *err);
+
+struct ipc_process_info {
+  uint64_t pid;        /* as the runtime sees it (its own pid namespace) */
+  uint8_t cookie[16];  /* runtime instance cookie (GUID) */
+  char command_line[1024];
+  char os[32];
+  char arch[32];
+  char entry_assembly[256]; /* "" for runtimes without ProcessInfo2 */
+  char runtime_version[64]; /* "" for runtimes without ProcessInfo2 */
+};
+
+/* ProcessInfo2, falling back to ProcessInfo on UnknownCommand. */
+int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
+                     struct ipc_process_info *info, struct ipc_error *err);
+
+struct ipc_provider {
+  const char *name;
+  uint64_t keywords;
+  uint32_t level;     /* 0 LogAlways .. 5 Verbose */
+  const char *filter; /* "key=value;key=value" or NULL */
+};
+
+/* Starts an EventPipe session streaming nettrace: CollectTracing2 with
+ * rundown off, falling back to CollectTracing on runtimes that do not know
+ * it. On success *fd is the connected socket the nettrace stream follows on
+ * (caller owns it) and *session_id the runtime's id for StopTracing. */
+int ipc_collect_tracing(const struct ipc_endpoint *ep,
+                        const struct ipc_provider *providers, size_t n,
+                        uint32_t buffer_mb, int timeout_ms, int *fd,
+                        uint64_t *session_id, struct ipc_error *err);
+
+/* StopTracing on a second connection. */
+int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
+                     int timeout_ms, struct ipc_error *err);
+
+enum ipc_dump_type {
+  IPC_DUMP_MINI = 1,   /* "Normal" */
+  IPC_DUMP_HEAP = 2,   /* "WithHeap" */
+  IPC_DUMP_TRIAGE = 3,
+  IPC_DUMP_FULL = 4,
+};
+
+/* Asks the runtime to write a core dump to `path` (a path as the target
+ * sees it): GenerateCoreDump3, falling back to 2 and 1 on UnknownCommand.
+ * Blocks until the runtime answers (dumps take seconds: give a generous
+ * timeout). */
+int ipc_dump(const struct ipc_endpoint *ep, const char *path,
+             enum ipc_dump_type type, int timeout_ms, struct ipc_error *err);
+
+/* Building blocks, exposed for tests and the fault-injection server. */
+
+/* Encodes a message into buf[cap]; returns its size or -EMSGSIZE. */
+long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,
+                        const uint8_t *payload, size_t payload_len);
+
+/* Validates a 20-byte header: magic, reserved, size >= 20. Returns the
+ * payload length, or -EBADMSG. */
+long ipc_header_decode(const uint8_t hdr[IPC_HEADER_SIZE], uint8_t *set,
+                       uint8_t *id);
+
+/* Appends UTF-8 `s` as the protocol encodes a string at buf[off]: uint32
+ * length in UTF-16 units including the terminator, then UTF-16LE; NULL or
+ * "" as length 0. Returns the new offset, -EMSGSIZE, or -EILSEQ for input
+ * that is not UTF-8. */
+long ipc_put_string(uint8_t *buf, size_t cap, size_t off, const char *s);
+
+/* Reads a protocol string from the cursor into UTF-8 out[cap] (truncated
+ * safely if longer). 0 or -EBADMSG. */
+struct wire_cursor;
+int ipc_take_string(struct wire_cursor *c, char *out, size_t cap);
+
+#endif /* IPC_H */

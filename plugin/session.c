@@ -1,0 +1,326 @@
+/**
+ * collectd-dotnet - plugin/session.c
+ *
+ * One EventPipe session: see session.h.
+ *
+ * Providers enabled (as dotnet-counters does):
+ *   each EventCounters provider: keywords 0, level Informational,
+ *     filter "EventCounterIntervalSec=<interval>"
+ *   System.Diagnostics.Metrics (when meters are configured): keywords 0x2
+ *     (TimeSeriesValues), level Informational, filter
+ *     "SessionId=SHARED;ClientId=<random>;Metrics=<m1,m2>;RefreshInterval=<s>;
+ *      MaxTimeSeries=1000;MaxHistograms=20"
+ *   .NET 8+ multiplex all listeners onto the one SHARED session (events say
+ *   sessionId "SHARED"); older runtimes ignore ClientId and treat SHARED as
+ *   a plain id.
+ */
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK 32768
+#define READS_PER_CALL 16
+#define SCRATCH_SIZE 8192
+
+struct session {
+  struct ipc_endpoint ep;
+  struct session_config cfg;
+  char *strings; /* owned copies of cfg's provider and meter names */
+  session_sample_cb cb;
+  void *ctx;
+  session_tap_cb tap;
+  void *tap_ctx;
+  int fd;
+  uint64_t id;
+  struct nettrace_reader *reader;
+  char meter_session[64];
+  char error[256];
+  char scratch[SCRATCH_SIZE];
+};
+
+static void on_event(void *ctx, const struct nettrace_event *ev) {
+  struct session *s = ctx;
+  struct counters_sample smp;
+  int r = counters_decode(ev, &smp, s->scratch, sizeof(s->scratch));
+  if (r <= 0)
+    return; /* not a counter, or malformed: skip this event only */
+  if (smp.session[0] != 0 && strcmp(smp.session, s->meter_session) != 0)
+    return; /* another tool's Metrics session */
+  if (s->cb)
+    s->cb(s->ctx, &smp,
+          counters_unix_ms(nettrace_reader_trace_info(s->reader), smp.timestamp));
+}
+
+static char *dup_strings(struct session_config *c) {
+  size_t total = 0;
+  for (size_t i = 0; i < c->nproviders; i++)
+    total += strlen(c->providers[i]) + 1;
+  for (size_t i = 0; i < c->nmeters; i++)
+    total += strlen(c->meters[i]) + 1;
+  char *buf = malloc(total ? total : 1);
+  if (buf == NULL)
+    return NULL;
+  char *p = buf;
+  for (size_t i = 0; i < c->nproviders; i++) {
+    size_t l = strlen(c->providers[i]) + 1;
+    memcpy(p, c->providers[i], l);
+    c->providers[i] = p;
+    p += l;
+  }
+  for (size_t i = 0; i < c->nmeters; i++) {
+    size_t l = strlen(c->meters[i]) + 1;
+    memcpy(p, c->meters[i], l);
+    c->meters[i] = p;
+    p += l;
+  }
+  return buf;
+}
+
+struct session *session_new(const struct ipc_endpoint *ep,
+                            const struct session_config *cfg,
+                            session_sample_cb cb, void *ctx) {
+  struct session *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  s->ep = *ep;
+  s->cfg = *cfg;
+  if (s->cfg.nproviders > SESSION_MAX_PROVIDERS)
+    s->cfg.nproviders = SESSION_MAX_PROVIDERS;
+  if (s->cfg.nmeters > SESSION_MAX_METERS)
+    s->cfg.nmeters = SESSION_MAX_METERS;
+  if (s->cfg.interval_sec <= 0)
+    s->cfg.interval_sec = 1;
+  if (s->cfg.buffer_mb == 0)
+    s->cfg.buffer_mb = 8;
+  if (s->cfg.timeout_ms <= 0)
+    s->cfg.timeout_ms = 3000;
+  s->strings = dup_strings(&s->cfg);
+  if (s->strings == NULL) {
+    free(s);
+    return NULL;
+  }
+  s->cb = cb;
+  s->ctx = ctx;
+  s->fd = -1;
+  if (s->cfg.nmeters > 0)
+    snprintf(s->meter_session, sizeof(s->meter_session), "SHARED");
+  return s;
+}
+
+void session_free(struct session *s) {
+  if (s == NULL)
+    return;
+  if (s->fd >= 0)
+    close(s->fd);
+  nettrace_reader_free(s->reader);
+  free(s->strings);
+  free(s);
+}
+
+static void close_stream(struct session *s) {
+  if (s->fd >= 0) {
+    close(s->fd);
+    s->fd = -1;
+  }
+}
+
+/* A random client id for the shared Metrics session. */
+static void client_id(char *out, size_t cap) {
+  uint8_t b[16] = {0};
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = read(fd, b, sizeof(b));
+    (void)n;
+    close(fd);
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  b[0] ^= (uint8_t)ts.tv_nsec;
+  b[1] ^= (uint8_t)(ts.tv_nsec >> 8);
+  b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+  b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+  snprintf(out, cap,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x"
+           "%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+           b[11], b[12], b[13], b[14], b[15]);
+}
+
+int session_start(struct session *s, struct ipc_error *err) {
+  struct ipc_provider prov[SESSION_MAX_PROVIDERS + 1];
+  char interval[32];
+  char ec_filter[64];
+  char meter_filter[2048];
+  size_t n = 0;
+  int r;
+
+  close_stream(s);
+  s->error[0] = 0;
+  nettrace_reader_free(s->reader);
+  s->reader = nettrace_reader_new(&s->cfg.limits, on_event, s);
+  if (s->reader == NULL)
+    return -ENOMEM;
+
+  snprintf(interval, sizeof(interval), "%g", s->cfg.interval_sec);
+  snprintf(ec_filter, sizeof(ec_filter), "EventCounterIntervalSec=%s", interval);
+  if (s->cfg.nproviders == 0) {
+    prov[n++] = (struct ipc_provider){.name = "System.Runtime",
+                                      .keywords = 0,
+                                      .level = 4,
+                                      .filter = ec_filter};
+  }
+  for (size_t i = 0; i < s->cfg.nproviders; i++)
+    prov[n++] = (struct ipc_provider){.name = s->cfg.providers[i],
+                                      .keywords = 0,
+                                      .level = 4,
+                                      .filter = ec_filter};
+  if (s->cfg.nmeters > 0) {
+    char cid[40];
+    client_id(cid, sizeof(cid));
+    size_t off = (size_t)snprintf(meter_filter, sizeof(meter_filter),
+                                  "SessionId=%s;ClientId=%s;Metrics=",
+                                  s->meter_session, cid);
+    for (size_t i = 0; i < s->cfg.nmeters && off < sizeof(meter_filter); i++)
+      off += (size_t)snprintf(meter_filter + off, sizeof(meter_filter) - off,
+                              "%s%s", i ? "," : "", s->cfg.meters[i]);
+    if (off < sizeof(meter_filter))
+      off += (size_t)snprintf(meter_filter + off, sizeof(meter_filter) - off,
+                              ";RefreshInterval=%s;MaxTimeSeries=1000;"
+                              "MaxHistograms=20",
+                              interval);
+    if (off >= sizeof(meter_filter)) {
+      snprintf(s->error, sizeof(s->error), "meter list too long");
+      return -E2BIG;
+    }
+    prov[n++] = (struct ipc_provider){.name = "System.Diagnostics.Metrics",
+                                      .keywords = 0x2,
+                                      .level = 4,
+                                      .filter = meter_filter};
+  }
+
+  struct ipc_error local = {0};
+  struct ipc_error *e = err ? err : &local;
+  r = ipc_collect_tracing(&s->ep, prov, n, s->cfg.buffer_mb, s->cfg.timeout_ms,
+                          &s->fd, &s->id, e);
+  if (r < 0) {
+    snprintf(s->error, sizeof(s->error), "%s", e->message);
+    return r;
+  }
+  int fl = fcntl(s->fd, F_GETFL);
+  if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    r = -errno;
+    close_stream(s);
+    return r;
+  }
+  return 0;
+}
+
+int session_fd(const struct session *s) { return s->fd; }
+
+int session_read(struct session *s) {
+  uint8_t buf[READ_CHUNK]; /* on the stack: nothing per session to keep */
+  if (s->fd < 0)
+    return -EPIPE;
+  for (int i = 0; i < READS_PER_CALL; i++) {
+    ssize_t n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return 0;
+    if (n < 0) {
+      int e = errno;
+      snprintf(s->error, sizeof(s->error), "reading the stream: %s",
+               strerror(e));
+      close_stream(s);
+      return -e;
+    }
+    if (n == 0) {
+      int r = nettrace_reader_finish(s->reader);
+      if (r == 0)
+        snprintf(s->error, sizeof(s->error), "the stream ended");
+      else
+        snprintf(s->error, sizeof(s->error),
+                 "the stream ended early (process exited?) at byte %" PRIu64,
+                 nettrace_reader_stats(s->reader)->bytes);
+      close_stream(s);
+      return -EPIPE;
+    }
+    if (s->tap)
+      s->tap(s->tap_ctx, buf, (size_t)n);
+    int r = nettrace_reader_feed(s->reader, buf, (size_t)n);
+    if (r < 0) {
+      snprintf(s->error, sizeof(s->error), "bad nettrace stream: %s at byte %" PRIu64,
+               nettrace_reader_error(s->reader),
+               nettrace_reader_error_offset(s->reader));
+      close_stream(s);
+      return r;
+    }
+    if ((size_t)n < sizeof(buf))
+      return 0;
+  }
+  return 0;
+}
+
+int session_stop(struct session *s, int timeout_ms) {
+  if (s->fd < 0)
+    return 0;
+  struct ipc_error err = {0};
+  int r = ipc_stop_tracing(&s->ep, s->id, timeout_ms, &err);
+  if (r < 0) {
+    snprintf(s->error, sizeof(s->error), "StopTracing: %s", err.message);
+    close_stream(s);
+    return r;
+  }
+  /* Drain to the end marker so the runtime finishes writing cleanly. */
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (el >= timeout_ms) {
+      close_stream(s);
+      return -ETIMEDOUT;
+    }
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+    int pr = poll(&p, 1, (int)(timeout_ms - el));
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr <= 0) {
+      close_stream(s);
+      return pr == 0 ? -ETIMEDOUT : -errno;
+    }
+    r = session_read(s);
+    if (r == -EPIPE)
+      return 0;
+    if (r < 0)
+      return r;
+  }
+}
+
+void session_set_tap(struct session *s, session_tap_cb tap, void *ctx) {
+  s->tap = tap;
+  s->tap_ctx = ctx;
+}
+
+const char *session_error(const struct session *s) { return s->error; }
+const struct ipc_endpoint *session_endpoint(const struct session *s) {
+  return &s->ep;
+}
+uint64_t session_id(const struct session *s) { return s->id; }
+const struct nettrace_stats *session_stats(const struct session *s) {
+  static const struct nettrace_stats none;
+  return s->reader ? nettrace_reader_stats(s->reader) : &none;
+}
+const char *session_meter_session(const struct session *s) {
+  return s->meter_session;
+}

@@ -1,0 +1,76 @@
+/**
+ * collectd-dotnet - plugin/session.h
+ *
+ * One EventPipe session to one .NET process: starts it over IPC, reads the
+ * nettrace stream without blocking, turns events into counter samples, and
+ * stops it. It owns no thread: the caller polls session_fd() and calls
+ * session_read() when it is readable (the CLI for one target, the plugin's
+ * session loop for all of them).
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include "counters.h"
+#include "ipc.h"
+#include "nettrace.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SESSION_MAX_PROVIDERS 32
+#define SESSION_MAX_METERS 32
+
+struct session_config {
+  double interval_sec;            /* EventCounterIntervalSec / RefreshInterval */
+  const char *providers[SESSION_MAX_PROVIDERS]; /* EventCounters providers */
+  size_t nproviders;              /* 0: "System.Runtime" alone */
+  const char *meters[SESSION_MAX_METERS]; /* System.Diagnostics.Metrics meters */
+  size_t nmeters;
+  uint32_t buffer_mb;             /* runtime-side buffer; 0: 8 MiB */
+  struct nettrace_limits limits;  /* reader caps; zeros: defaults */
+  int timeout_ms;                 /* for IPC commands; 0: 3000 */
+};
+
+/* Called for each sample; views valid during the call only. time_ms: unix
+ * ms of the sample (from the event's timestamp). */
+typedef void (*session_sample_cb)(void *ctx, const struct counters_sample *s,
+                                  int64_t time_ms);
+
+struct session;
+
+/* Copies what it needs of cfg and ep. NULL on ENOMEM. */
+struct session *session_new(const struct ipc_endpoint *ep,
+                            const struct session_config *cfg,
+                            session_sample_cb cb, void *ctx);
+void session_free(struct session *s); /* closes the fd; accepts NULL */
+
+/* Connects and starts tracing (blocking up to the IPC timeout). */
+int session_start(struct session *s, struct ipc_error *err);
+
+/* The stream's fd (-1 when not started or ended). */
+int session_fd(const struct session *s);
+
+/* Reads what is available (one or a few non-blocking reads) and feeds it
+ * to the reader. 0: go on; -EPIPE: the stream ended (process exited or the
+ * session was stopped; error() says whether cleanly); other negative errno:
+ * the session failed (error() says why). The fd is closed on any end. */
+int session_read(struct session *s);
+
+/* StopTracing on a second connection, then reads the rest of the stream
+ * until its end or the deadline (ms), and closes. */
+int session_stop(struct session *s, int timeout_ms);
+
+/* Optional: called with every chunk of raw stream bytes before parsing
+ * (e.g. to record the stream to a file). */
+typedef void (*session_tap_cb)(void *ctx, const uint8_t *buf, size_t len);
+void session_set_tap(struct session *s, session_tap_cb tap, void *ctx);
+
+/* Why the session ended or failed ("" while it runs). */
+const char *session_error(const struct session *s);
+const struct ipc_endpoint *session_endpoint(const struct session *s);
+uint64_t session_id(const struct session *s);
+const struct nettrace_stats *session_stats(const struct session *s);
+/* The Metrics provider's session id this session uses ("" without meters). */
+const char *session_meter_session(const struct session *s);
+
+#endif /* SESSION_H */

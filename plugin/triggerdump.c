@@ -1,0 +1,714 @@
+/**
+ * collectd-dotnet - plugin/triggerdump.c
+ *
+ * The command line face of the library:
+ *   triggerdump ps
+ *   triggerdump monitor <pid> [--interval SEC] [--providers A,B] [--meters M,N]
+ *                             [--format text|csv|json] [--duration SEC]
+ *   triggerdump record <pid> -o FILE [--duration SEC] [...monitor options]
+ *   triggerdump stats FILE.nettrace
+ *   triggerdump dump <pid> [-o DIR] [--type heap] [--method ipc|exec]
+ *   triggerdump <pid> <threshold-MB> [-o DIR] [--type heap] [--method ipc|exec]
+ *                                   [--interval SEC]
+ */
+#include "counters.h"
+#include "dump.h"
+#include "ipc.h"
+#include "nettrace.h"
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IPC_TIMEOUT_MS 3000
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+  (void)sig;
+  stop_requested = 1;
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage:\n"
+          "  triggerdump <pid> <threshold-MB> [-o DIR] [--type mini|heap|triage|full]\n"
+          "              [--method ipc|exec] [--interval SEC]\n"
+          "      Wait until the GC heap of <pid> exceeds <threshold-MB> MB, write a core\n"
+          "      dump into DIR (default: .) and exit 0.\n"
+          "  triggerdump ps\n"
+          "      List the .NET processes on this host.\n"
+          "  triggerdump monitor <pid> [--interval SEC] [--providers A,B] [--meters M,N]\n"
+          "              [--format text|csv|json] [--duration SEC]\n"
+          "      Print counters as they arrive, until interrupted.\n"
+          "  triggerdump record <pid> -o FILE [--duration SEC] [monitor options]\n"
+          "      Save the raw nettrace stream of a counters session to FILE.\n"
+          "  triggerdump stats FILE.nettrace\n"
+          "      Read a nettrace file; print events per provider and event.\n"
+          "  triggerdump dump <pid> [-o DIR] [--type heap] [--method ipc|exec]\n"
+          "      Write a core dump now.\n"
+          "Each command takes --help.\n");
+}
+
+struct opts {
+  double interval;
+  const char *providers;
+  const char *meters;
+  const char *format;
+  double duration;
+  const char *output;
+  enum ipc_dump_type type;
+  enum dump_method method;
+};
+
+static int parse_pid(const char *s, pid_t *pid) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end || v <= 0 || v > 4194304)
+    return -1;
+  *pid = (pid_t)v;
+  return 0;
+}
+
+/* Parses options from argv[i..]; returns the index of the first
+ * non-option, or -1 after printing an error. */
+static int parse_opts(int argc, char **argv, int i, struct opts *o) {
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || strcmp(a, "-") == 0)
+      return i;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      exit(0);
+    }
+    if (i + 1 >= argc) {
+      fprintf(stderr, "triggerdump: %s needs a value\n", a);
+      return -1;
+    }
+    const char *v = argv[++i];
+    char *end;
+    if (strcmp(a, "--interval") == 0) {
+      o->interval = strtod(v, &end);
+      if (*end || !(o->interval > 0 && o->interval <= 86400)) {
+        fprintf(stderr, "triggerdump: --interval takes seconds (> 0), not '%s'\n", v);
+        return -1;
+      }
+    } else if (strcmp(a, "--duration") == 0) {
+      o->duration = strtod(v, &end);
+      if (*end || !(o->duration > 0)) {
+        fprintf(stderr, "triggerdump: --duration takes seconds (> 0), not '%s'\n", v);
+        return -1;
+      }
+    } else if (strcmp(a, "--providers") == 0) {
+      o->providers = v;
+    } else if (strcmp(a, "--meters") == 0) {
+      o->meters = v;
+    } else if (strcmp(a, "--format") == 0) {
+      if (strcmp(v, "text") && strcmp(v, "csv") && strcmp(v, "json")) {
+        fprintf(stderr, "triggerdump: --format is text, csv or json, not '%s'\n", v);
+        return -1;
+      }
+      o->format = v;
+    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+      o->output = v;
+    } else if (strcmp(a, "--type") == 0) {
+      if (dump_type_parse(v, &o->type) != 0) {
+        fprintf(stderr, "triggerdump: --type is mini, heap, triage or full, not '%s'\n", v);
+        return -1;
+      }
+    } else if (strcmp(a, "--method") == 0) {
+      if (strcmp(v, "ipc") == 0)
+        o->method = DUMP_METHOD_IPC;
+      else if (strcmp(v, "exec") == 0)
+        o->method = DUMP_METHOD_EXEC;
+      else {
+        fprintf(stderr, "triggerdump: --method is ipc or exec, not '%s'\n", v);
+        return -1;
+      }
+    } else {
+      fprintf(stderr, "triggerdump: unknown option %s (see --help)\n", a);
+      return -1;
+    }
+  }
+  return i;
+}
+
+/* Splits a comma list into list[max] (modifies s). */
+static size_t split_list(char *s, const char **list, size_t max) {
+  size_t n = 0;
+  for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ","))
+    if (*tok)
+      list[n++] = tok;
+  return n;
+}
+
+static int find_target(pid_t pid, struct ipc_endpoint *ep) {
+  int r = ipc_endpoint_find(pid, ep);
+  if (r == -ESRCH)
+    fprintf(stderr, "triggerdump: no process with pid %d\n", (int)pid);
+  else if (r == -ENOENT)
+    fprintf(stderr,
+            "triggerdump: pid %d has no .NET diagnostic socket: it is not a "
+            ".NET process, or it runs with DOTNET_EnableDiagnostics=0\n",
+            (int)pid);
+  else if (r == -EACCES || r == -EPERM)
+    fprintf(stderr,
+            "triggerdump: no permission to inspect pid %d (run as its user or "
+            "as root)\n",
+            (int)pid);
+  else if (r < 0)
+    fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid, strerror(-r));
+  return r;
+}
+
+/* ---- ps ---- */
+
+static int ps_one(void *ctx, const struct ipc_endpoint *ep) {
+  (void)ctx;
+  struct ipc_process_info info;
+  struct ipc_error err = {0};
+  if (ipc_process_info(ep, 1000, &info, &err) != 0) {
+    printf("%8d  %-12s  %-24s  (no answer: %s)\n", (int)ep->pid, "?", "?",
+           err.message);
+    return 0;
+  }
+  printf("%8d  %-12s  %-24s  %s\n", (int)ep->pid,
+         info.runtime_version[0] ? info.runtime_version : "?",
+         info.entry_assembly[0] ? info.entry_assembly : "?", info.command_line);
+  return 0;
+}
+
+static int cmd_ps(int argc, char **argv) {
+  struct opts o = {0};
+  if (parse_opts(argc, argv, 2, &o) < 0)
+    return 2;
+  printf("%8s  %-12s  %-24s  %s\n", "PID", "RUNTIME", "ENTRY ASSEMBLY",
+         "COMMAND");
+  int r = ipc_endpoint_list(ps_one, NULL);
+  if (r < 0) {
+    fprintf(stderr, "triggerdump: cannot list processes: %s\n", strerror(-r));
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- monitor / threshold ---- */
+
+struct printer {
+  const char *format;
+  pid_t pid;
+  /* threshold mode */
+  double threshold_mb;
+  int breached;
+  double breach_value;
+};
+
+static void iso_time(int64_t ms, char *out, size_t cap) {
+  if (ms <= 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  }
+  time_t t = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char base[32];
+  strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out, cap, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+static void json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      fprintf(f, "\\%c", *p);
+    else if (*p < 0x20)
+      fprintf(f, "\\u%04x", *p);
+    else
+      fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+static void csv_str(FILE *f, const char *s) {
+  if (strpbrk(s, ",\"\n") == NULL) {
+    fputs(s, f);
+    return;
+  }
+  fputc('"', f);
+  for (const char *p = s; *p; p++) {
+    if (*p == '"')
+      fputc('"', f);
+    fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
+static void print_row(const struct printer *p, const char *when,
+                      const char *provider, const char *counter, double value,
+                      const char *unit) {
+  if (strcmp(p->format, "csv") == 0) {
+    printf("%s,%d,", when, (int)p->pid);
+    csv_str(stdout, provider);
+    putchar(',');
+    csv_str(stdout, counter);
+    printf(",%.17g,", value);
+    csv_str(stdout, unit);
+    putchar('\n');
+  } else if (strcmp(p->format, "json") == 0) {
+    printf("{\"time\":\"%s\",\"pid\":%d,\"provider\":", when, (int)p->pid);
+    json_str(stdout, provider);
+    printf(",\"counter\":");
+    json_str(stdout, counter);
+    if (isfinite(value))
+      printf(",\"value\":%.17g,\"unit\":", value);
+    else
+      printf(",\"value\":null,\"unit\":");
+    json_str(stdout, unit);
+    printf("}\n");
+  } else {
+    printf("%s  %-28s %-40s %16.6g %s\n", when, provider, counter, value, unit);
+  }
+}
+
+static void on_sample(void *ctx, const struct counters_sample *s,
+                      int64_t time_ms) {
+  struct printer *p = ctx;
+  if (p->threshold_mb > 0) {
+    if (strcmp(s->provider, "System.Runtime") == 0 &&
+        strcmp(s->name, "gc-heap-size") == 0) {
+      /* EventCounters report MB; the System.Runtime meter (.NET 9+)
+       * reports bytes as "By". */
+      double mb = strcmp(s->units, "By") == 0 ? s->value / 1e6 : s->value;
+      char when[40];
+      iso_time(time_ms, when, sizeof(when));
+      fprintf(stderr, "%s  gc-heap-size %.1f MB (threshold %.1f MB)\n", when,
+              mb, p->threshold_mb);
+      if (mb > p->threshold_mb && !p->breached) {
+        p->breached = 1;
+        p->breach_value = mb;
+      }
+    }
+    return;
+  }
+  char when[40], counter[512];
+  iso_time(time_ms, when, sizeof(when));
+  const char *tags = s->tags[0] ? s->tags : NULL;
+  if (s->kind == COUNTERS_HISTOGRAM) {
+    for (uint32_t i = 0; i < s->nquantiles; i++) {
+      snprintf(counter, sizeof(counter), "%s[%s%sp%g]", s->name,
+               tags ? tags : "", tags ? "," : "", s->quantile[i] * 100);
+      print_row(p, when, s->provider, counter, s->quantile_value[i], s->units);
+    }
+    return;
+  }
+  if (tags)
+    snprintf(counter, sizeof(counter), "%s[%s]", s->name, tags);
+  else
+    snprintf(counter, sizeof(counter), "%s", s->name);
+  print_row(p, when, s->provider, counter, s->value, s->units);
+  fflush(stdout);
+}
+
+struct recorder {
+  int fd;
+  int failed;
+};
+
+static void on_raw(void *ctx, const uint8_t *buf, size_t len) {
+  struct recorder *rec = ctx;
+  while (len > 0 && !rec->failed) {
+    ssize_t n = write(rec->fd, buf, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      rec->failed = errno;
+      break;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+}
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs one session until interrupted, the duration ends, the stream ends,
+ * or (threshold mode) the threshold is crossed. */
+static int run_session(pid_t pid, struct opts *o, struct printer *p,
+                       struct recorder *rec, struct ipc_endpoint *ep_out) {
+  struct ipc_endpoint ep;
+  if (find_target(pid, &ep) < 0)
+    return 1;
+  if (ep_out)
+    *ep_out = ep;
+  struct session_config cfg = {.interval_sec = o->interval > 0 ? o->interval : 1,
+                               .timeout_ms = IPC_TIMEOUT_MS};
+  char provbuf[4096], meterbuf[4096];
+  if (o->providers) {
+    snprintf(provbuf, sizeof(provbuf), "%s", o->providers);
+    cfg.nproviders = split_list(provbuf, cfg.providers, SESSION_MAX_PROVIDERS);
+  }
+  if (o->meters) {
+    snprintf(meterbuf, sizeof(meterbuf), "%s", o->meters);
+    cfg.nmeters = split_list(meterbuf, cfg.meters, SESSION_MAX_METERS);
+  }
+  struct session *s = session_new(&ep, &cfg, on_sample, p);
+  if (s == NULL) {
+    fprintf(stderr, "triggerdump: out of memory\n");
+    return 1;
+  }
+  if (rec)
+    session_set_tap(s, on_raw, rec);
+  struct ipc_error err = {0};
+  int r = session_start(s, &err);
+  if (r < 0) {
+    fprintf(stderr, "triggerdump: cannot start a trace session in pid %d: %s\n",
+            (int)pid, err.message[0] ? err.message : strerror(-r));
+    session_free(s);
+    return 1;
+  }
+  if (p->format && strcmp(p->format, "csv") == 0 && p->threshold_mb <= 0)
+    printf("time,pid,provider,counter,value,unit\n");
+  double end = o->duration > 0 ? mono_now() + o->duration : 0;
+  int rc = 0;
+  while (!stop_requested && !p->breached) {
+    int timeout = 500;
+    if (end > 0) {
+      double left = end - mono_now();
+      if (left <= 0)
+        break;
+      if (left * 1000 < timeout)
+        timeout = (int)(left * 1000) + 1;
+    }
+    struct pollfd pfd = {.fd = session_fd(s), .events = POLLIN};
+    int pr = poll(&pfd, 1, timeout);
+    if (pr < 0 && errno != EINTR) {
+      perror("poll");
+      rc = 1;
+      break;
+    }
+    if (pr <= 0)
+      continue;
+    r = session_read(s);
+    if (r == -EPIPE) {
+      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid, session_error(s));
+      rc = 1;
+      break;
+    }
+    if (r < 0) {
+      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid, session_error(s));
+      rc = 1;
+      break;
+    }
+  }
+  if (session_fd(s) >= 0) {
+    r = session_stop(s, IPC_TIMEOUT_MS);
+    if (r < 0 && r != -ESRCH)
+      fprintf(stderr, "triggerdump: stopping the session in pid %d: %s\n",
+              (int)pid, session_error(s));
+  }
+  session_free(s);
+  return rc;
+}
+
+static void install_signals(void) {
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+static int cmd_monitor(int argc, char **argv) {
+  struct opts o = {.format = "text"};
+  pid_t pid;
+  int i = parse_opts(argc, argv, 2, &o);
+  if (i < 0)
+    return 2;
+  if (i >= argc || parse_pid(argv[i], &pid) != 0) {
+    fprintf(stderr, "triggerdump: monitor needs a pid (see triggerdump ps)\n");
+    return 2;
+  }
+  if (parse_opts(argc, argv, i + 1, &o) != argc) {
+    fprintf(stderr, "triggerdump: unexpected argument after the pid\n");
+    return 2;
+  }
+  struct printer p = {.format = o.format, .pid = pid};
+  install_signals();
+  return run_session(pid, &o, &p, NULL, NULL);
+}
+
+static int cmd_record(int argc, char **argv) {
+  struct opts o = {.format = "text"};
+  pid_t pid;
+  int i = parse_opts(argc, argv, 2, &o);
+  if (i < 0)
+    return 2;
+  if (i >= argc || parse_pid(argv[i], &pid) != 0) {
+    fprintf(stderr, "triggerdump: record needs a pid\n");
+    return 2;
+  }
+  if (parse_opts(argc, argv, i + 1, &o) != argc || o.output == NULL) {
+    fprintf(stderr, "triggerdump: record needs -o FILE\n");
+    return 2;
+  }
+  struct recorder rec = {.fd = open(o.output, O_WRONLY | O_CREAT | O_TRUNC |
+                                                  O_CLOEXEC | O_NOFOLLOW,
+                                    0644)};
+  if (rec.fd < 0) {
+    fprintf(stderr, "triggerdump: cannot create %s: %s\n", o.output,
+            strerror(errno));
+    return 1;
+  }
+  struct printer p = {.format = "none", .pid = pid};
+  install_signals();
+  int rc = run_session(pid, &o, &p, &rec, NULL);
+  if (close(rec.fd) != 0 || rec.failed) {
+    fprintf(stderr, "triggerdump: writing %s failed: %s\n", o.output,
+            strerror(rec.failed ? rec.failed : errno));
+    rc = 1;
+  }
+  return rc;
+}
+
+/* ---- stats ---- */
+
+struct stat_row {
+  char provider[128];
+  char event[128];
+  uint32_t id;
+  uint64_t count;
+};
+
+struct stats_ctx {
+  struct stat_row *rows;
+  size_t n, cap;
+  uint64_t counter_samples;
+  char scratch[8192];
+};
+
+static void stats_event(void *ctx, const struct nettrace_event *ev) {
+  struct stats_ctx *c = ctx;
+  const struct nettrace_meta *m = ev->meta;
+  struct counters_sample smp;
+  if (counters_decode(ev, &smp, c->scratch, sizeof(c->scratch)) == 1)
+    c->counter_samples++;
+  for (size_t i = 0; i < c->n; i++) {
+    if (c->rows[i].id == m->event_id && strcmp(c->rows[i].provider, m->provider) == 0 &&
+        strcmp(c->rows[i].event, m->event_name) == 0) {
+      c->rows[i].count++;
+      return;
+    }
+  }
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 64;
+    if (cap > 100000)
+      return;
+    struct stat_row *nr = realloc(c->rows, cap * sizeof(*nr));
+    if (nr == NULL)
+      return;
+    c->rows = nr;
+    c->cap = cap;
+  }
+  struct stat_row *r = &c->rows[c->n++];
+  snprintf(r->provider, sizeof(r->provider), "%s", m->provider);
+  snprintf(r->event, sizeof(r->event), "%s", m->event_name);
+  r->id = m->event_id;
+  r->count = 1;
+}
+
+static int row_cmp(const void *a, const void *b) {
+  const struct stat_row *x = a, *y = b;
+  int c = strcmp(x->provider, y->provider);
+  if (c)
+    return c;
+  return x->id < y->id ? -1 : x->id > y->id ? 1 : strcmp(x->event, y->event);
+}
+
+static int cmd_stats(int argc, char **argv) {
+  if (argc != 3 || argv[2][0] == '-') {
+    if (argc == 3 && strcmp(argv[2], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    fprintf(stderr, "triggerdump: stats takes one nettrace file\n");
+    return 2;
+  }
+  int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "triggerdump: cannot open %s: %s\n", argv[2], strerror(errno));
+    return 1;
+  }
+  struct stats_ctx *c = calloc(1, sizeof(*c));
+  struct nettrace_reader *r = nettrace_reader_new(NULL, stats_event, c);
+  if (c == NULL || r == NULL) {
+    fprintf(stderr, "triggerdump: out of memory\n");
+    close(fd);
+    free(c);
+    nettrace_reader_free(r);
+    return 1;
+  }
+  uint8_t buf[65536];
+  int rc = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      fprintf(stderr, "triggerdump: reading %s: %s\n", argv[2], strerror(errno));
+      rc = 1;
+      break;
+    }
+    if (n == 0)
+      break;
+    if (nettrace_reader_feed(r, buf, (size_t)n) < 0)
+      break;
+  }
+  close(fd);
+  int fr = nettrace_reader_finish(r);
+  qsort(c->rows, c->n, sizeof(*c->rows), row_cmp);
+  const struct nettrace_stats *st = nettrace_reader_stats(r);
+  printf("%-48s %6s  %-40s %10s\n", "PROVIDER", "ID", "EVENT", "COUNT");
+  const char *prev = "";
+  uint64_t sum = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    if (strcmp(prev, c->rows[i].provider) != 0 && sum > 0) {
+      printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
+      sum = 0;
+    }
+    prev = c->rows[i].provider;
+    sum += c->rows[i].count;
+    printf("%-48s %6u  %-40s %10" PRIu64 "\n", c->rows[i].provider,
+           c->rows[i].id, c->rows[i].event, c->rows[i].count);
+  }
+  if (sum > 0)
+    printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
+  printf("events %" PRIu64 ", dropped %" PRIu64 ", counter samples %" PRIu64
+         ", bytes %" PRIu64 "\n",
+         st->events, st->dropped, c->counter_samples, st->bytes);
+  if (fr < 0) {
+    fprintf(stderr, "triggerdump: %s: %s at byte %" PRIu64 "\n", argv[2],
+            fr == -ENODATA ? "truncated stream" : nettrace_reader_error(r),
+            nettrace_reader_error_offset(r));
+    rc = 1;
+  }
+  nettrace_reader_free(r);
+  free(c->rows);
+  free(c);
+  return rc;
+}
+
+/* ---- dumps ---- */
+
+static int do_dump(const struct ipc_endpoint *ep, const struct opts *o) {
+  struct dump_request req = {.ep = *ep,
+                             .type = o->type ? o->type : IPC_DUMP_HEAP,
+                             .method = o->method};
+  struct ipc_process_info info;
+  if (ipc_process_info(ep, IPC_TIMEOUT_MS, &info, NULL) == 0 &&
+      info.entry_assembly[0])
+    snprintf(req.instance, sizeof(req.instance), "%s", info.entry_assembly);
+  const char *dir = o->output ? o->output : ".";
+  if (realpath(dir, req.directory) == NULL)
+    snprintf(req.directory, sizeof(req.directory), "%s", dir);
+  struct dump_result res;
+  fprintf(stderr, "triggerdump: writing a %s dump of pid %d into %s ...\n",
+          dump_type_name(req.type), (int)ep->pid, req.directory);
+  int r = dump_take(&req, &res);
+  if (r < 0) {
+    fprintf(stderr, "triggerdump: dump of pid %d failed: %s\n", (int)ep->pid,
+            res.reason);
+    return 1;
+  }
+  printf("%s\n", res.path);
+  fprintf(stderr, "triggerdump: wrote %s (%.1f MB) in %.2f s\n", res.path,
+          (double)res.size / 1e6, res.seconds);
+  return 0;
+}
+
+static int cmd_dump(int argc, char **argv) {
+  struct opts o = {0};
+  pid_t pid;
+  int i = parse_opts(argc, argv, 2, &o);
+  if (i < 0)
+    return 2;
+  if (i >= argc || parse_pid(argv[i], &pid) != 0) {
+    fprintf(stderr, "triggerdump: dump needs a pid\n");
+    return 2;
+  }
+  if (parse_opts(argc, argv, i + 1, &o) != argc)
+    return 2;
+  struct ipc_endpoint ep;
+  if (find_target(pid, &ep) < 0)
+    return 1;
+  return do_dump(&ep, &o);
+}
+
+static int cmd_threshold(int argc, char **argv) {
+  struct opts o = {0};
+  pid_t pid;
+  if (parse_pid(argv[1], &pid) != 0) {
+    fprintf(stderr, "triggerdump: '%s' is not a pid\n", argv[1]);
+    return 2;
+  }
+  char *end;
+  double mb = argc > 2 ? strtod(argv[2], &end) : 0;
+  if (argc < 3 || *end || !(mb > 0)) {
+    fprintf(stderr, "triggerdump: the threshold must be a size in MB (> 0)\n");
+    return 2;
+  }
+  if (parse_opts(argc, argv, 3, &o) != argc)
+    return 2;
+  struct printer p = {.format = "none", .pid = pid, .threshold_mb = mb};
+  install_signals();
+  struct ipc_endpoint ep;
+  fprintf(stderr, "triggerdump: watching pid %d until its GC heap exceeds %g MB\n",
+          (int)pid, mb);
+  int rc = run_session(pid, &o, &p, NULL, &ep);
+  if (!p.breached)
+    return rc ? rc : 1;
+  fprintf(stderr, "triggerdump: GC heap %.1f MB > %g MB\n", p.breach_value, mb);
+  return do_dump(&ep, &o);
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  const char *c = argv[1];
+  if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(c, "ps") == 0)
+    return cmd_ps(argc, argv);
+  if (strcmp(c, "monitor") == 0)
+    return cmd_monitor(argc, argv);
+  if (strcmp(c, "record") == 0)
+    return cmd_record(argc, argv);
+  if (strcmp(c, "stats") == 0)
+    return cmd_stats(argc, argv);
+  if (strcmp(c, "dump") == 0)
+    return cmd_dump(argc, argv);
+  if (c[0] >= '0' && c[0] <= '9')
+    return cmd_threshold(argc, argv);
+  fprintf(stderr, "triggerdump: unknown command '%s'\n", c);
+  usage(stderr);
+  return 2;
+}

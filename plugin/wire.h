@@ -1,0 +1,193 @@
+/**
+ * collectd-dotnet - plugin/wire.h
+ *
+ * Cursor helpers for little-endian wire data: the one place where lengths
+ * read from a peer are checked. A cursor is (pointer, remaining); every
+ * take_* checks the remaining length first, copies, converts from little
+ * endian and advances, or returns -1 and leaves the cursor untouched.
+ */
+#ifndef WIRE_H
+#define WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+struct wire_cursor {
+  const uint8_t *p;
+  size_t len;
+};
+
+static inline struct wire_cursor wire_cursor(const void *p, size_t len) {
+  return (struct wire_cursor){.p = p, .len = len};
+}
+
+static inline int wire_skip(struct wire_cursor *c, size_t n) {
+  if (n > c->len)
+    return -1;
+  c->p += n;
+  c->len -= n;
+  return 0;
+}
+
+static inline int wire_take(struct wire_cursor *c, void *out, size_t n) {
+  if (n > c->len)
+    return -1;
+  memcpy(out, c->p, n);
+  c->p += n;
+  c->len -= n;
+  return 0;
+}
+
+static inline uint16_t wire_le16(const uint8_t *p) {
+  return (uint16_t)(p[0] | (uint16_t)p[1] << 8);
+}
+static inline uint32_t wire_le32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+         (uint32_t)p[3] << 24;
+}
+static inline uint64_t wire_le64(const uint8_t *p) {
+  return (uint64_t)wire_le32(p) | (uint64_t)wire_le32(p + 4) << 32;
+}
+
+static inline int wire_u8(struct wire_cursor *c, uint8_t *out) {
+  if (c->len < 1)
+    return -1;
+  *out = c->p[0];
+  c->p++;
+  c->len--;
+  return 0;
+}
+static inline int wire_u16(struct wire_cursor *c, uint16_t *out) {
+  if (c->len < 2)
+    return -1;
+  *out = wire_le16(c->p);
+  c->p += 2;
+  c->len -= 2;
+  return 0;
+}
+static inline int wire_u32(struct wire_cursor *c, uint32_t *out) {
+  if (c->len < 4)
+    return -1;
+  *out = wire_le32(c->p);
+  c->p += 4;
+  c->len -= 4;
+  return 0;
+}
+static inline int wire_u64(struct wire_cursor *c, uint64_t *out) {
+  if (c->len < 8)
+    return -1;
+  *out = wire_le64(c->p);
+  c->p += 8;
+  c->len -= 8;
+  return 0;
+}
+static inline int wire_f64(struct wire_cursor *c, double *out) {
+  uint64_t u;
+  if (wire_u64(c, &u) != 0)
+    return -1;
+  memcpy(out, &u, sizeof(*out));
+  return 0;
+}
+static inline int wire_f32(struct wire_cursor *c, float *out) {
+  uint32_t u;
+  if (wire_u32(c, &u) != 0)
+    return -1;
+  memcpy(out, &u, sizeof(*out));
+  return 0;
+}
+
+/* LEB128-style unsigned varints of the nettrace compressed headers. */
+static inline int wire_varu64(struct wire_cursor *c, uint64_t *out) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 10; i++) {
+    if (i >= c->len)
+      return -1;
+    uint8_t b = c->p[i];
+    if (i == 9 && b > 1)
+      return -1; /* more than 64 bits */
+    v |= (uint64_t)(b & 0x7f) << (7 * i);
+    if (!(b & 0x80)) {
+      c->p += i + 1;
+      c->len -= i + 1;
+      *out = v;
+      return 0;
+    }
+  }
+  return -1;
+}
+static inline int wire_varu32(struct wire_cursor *c, uint32_t *out) {
+  struct wire_cursor save = *c;
+  uint64_t v;
+  if (wire_varu64(c, &v) != 0 || v > UINT32_MAX) {
+    *c = save;
+    return -1;
+  }
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* A NUL-terminated UTF-16LE string in place (nettrace payloads, metadata):
+ * on success *units is the number of code units before the terminator and
+ * the cursor is past the terminator. */
+static inline int wire_utf16z(struct wire_cursor *c, const uint8_t **start,
+                              size_t *units) {
+  for (size_t i = 0; i + 1 < c->len; i += 2) {
+    if (c->p[i] == 0 && c->p[i + 1] == 0) {
+      *start = c->p;
+      *units = i / 2;
+      c->p += i + 2;
+      c->len -= i + 2;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* Converts `units` UTF-16LE code units to NUL-terminated UTF-8 in out[cap].
+ * Unpaired surrogates become U+FFFD. Returns the UTF-8 length, or -1 if it
+ * does not fit (out is then empty). */
+static inline long wire_utf16_to_utf8(const uint8_t *s, size_t units,
+                                      char *out, size_t cap) {
+  size_t o = 0;
+  if (cap == 0)
+    return -1;
+  for (size_t i = 0; i < units; i++) {
+    uint32_t cp = wire_le16(s + 2 * i);
+    if (cp >= 0xD800 && cp <= 0xDBFF && i + 1 < units) {
+      uint32_t lo = wire_le16(s + 2 * (i + 1));
+      if (lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        i++;
+      } else {
+        cp = 0xFFFD;
+      }
+    } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+      cp = 0xFFFD;
+    }
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (o + n >= cap) {
+      out[0] = 0;
+      return -1;
+    }
+    if (n == 1) {
+      out[o++] = (char)cp;
+    } else if (n == 2) {
+      out[o++] = (char)(0xC0 | cp >> 6);
+      out[o++] = (char)(0x80 | (cp & 0x3F));
+    } else if (n == 3) {
+      out[o++] = (char)(0xE0 | cp >> 12);
+      out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+      out[o++] = (char)(0x80 | (cp & 0x3F));
+    } else {
+      out[o++] = (char)(0xF0 | cp >> 18);
+      out[o++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+      out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+      out[o++] = (char)(0x80 | (cp & 0x3F));
+    }
+  }
+  out[o] = 0;
+  return (long)o;
+}
+
+#endif /* WIRE_H */

@@ -1,0 +1,425 @@
+/**
+ * collectd-dotnet - tests/test_wire_counters.c
+ *
+ * Unit tests of the wire cursor helpers, IPC message encoding/decoding and
+ * the counter payload decoder, on hand-built inputs (the real streams are
+ * covered by test_nettrace and the integration tests).
+ */
+#include "counters.h"
+#include "ipc.h"
+#include "nettrace.h"
+#include "wire.h"
+
+#include "testing.h"
+
+#include <errno.h>
+
+/* ---- a small payload builder ---- */
+
+struct buf {
+  uint8_t b[4096];
+  size_t n;
+};
+
+static void put_u16(struct buf *b, uint16_t v) {
+  b->b[b->n++] = (uint8_t)v;
+  b->b[b->n++] = (uint8_t)(v >> 8);
+}
+static void put_u32(struct buf *b, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    b->b[b->n++] = (uint8_t)(v >> (8 * i));
+}
+static void put_f64(struct buf *b, double d) {
+  uint64_t u;
+  memcpy(&u, &d, 8);
+  for (int i = 0; i < 8; i++)
+    b->b[b->n++] = (uint8_t)(u >> (8 * i));
+}
+static void put_f32(struct buf *b, float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  put_u32(b, u);
+}
+static void put_wstr(struct buf *b, const char *s) {
+  for (; *s; s++)
+    put_u16(b, (uint8_t)*s);
+  put_u16(b, 0);
+}
+
+DEF_TEST(varint) {
+  uint8_t in[] = {0x96, 0x01, 0x7f, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x80};
+  struct wire_cursor c = wire_cursor(in, sizeof(in));
+  uint64_t v;
+  uint32_t v32;
+  CHECK(wire_varu64(&c, &v) == 0);
+  EXPECT_EQ_U64(150, v);
+  CHECK(wire_varu32(&c, &v32) == 0);
+  EXPECT_EQ_U64(127, v32);
+  CHECK(wire_varu32(&c, &v32) == 0);
+  EXPECT_EQ_U64(0xffffffffu, v32);
+  /* a lone continuation byte: truncated, cursor unchanged */
+  CHECK(wire_varu64(&c, &v) == -1);
+  EXPECT_EQ_INT(1, c.len);
+  /* 11 continuation bytes: more than 64 bits */
+  uint8_t big[11];
+  memset(big, 0xff, sizeof(big));
+  c = wire_cursor(big, sizeof(big));
+  CHECK(wire_varu64(&c, &v) == -1);
+  /* a value above 32 bits refused by varu32, cursor unchanged */
+  uint8_t v33[] = {0x80, 0x80, 0x80, 0x80, 0x10};
+  c = wire_cursor(v33, sizeof(v33));
+  CHECK(wire_varu32(&c, &v32) == -1);
+  EXPECT_EQ_INT(5, c.len);
+  return 0;
+}
+
+DEF_TEST(utf16) {
+  /* "hé€😀" */
+  uint8_t s[] = {'h', 0, 0xe9, 0, 0xac, 0x20, 0x3d, 0xd8, 0x00, 0xde, 0, 0};
+  struct wire_cursor c = wire_cursor(s, sizeof(s));
+  const uint8_t *start;
+  size_t units;
+  CHECK(wire_utf16z(&c, &start, &units) == 0);
+  EXPECT_EQ_INT(5, units);
+  EXPECT_EQ_INT(0, c.len);
+  char out[32];
+  EXPECT_EQ_INT(10, wire_utf16_to_utf8(start, units, out, sizeof(out)));
+  EXPECT_EQ_STR("h\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", out);
+  /* too small: refused, empty */
+  EXPECT_EQ_INT(-1, wire_utf16_to_utf8(start, units, out, 4));
+  EXPECT_EQ_STR("", out);
+  /* unpaired surrogate */
+  uint8_t lone[] = {0x3d, 0xd8, 'a', 0};
+  EXPECT_EQ_INT(4, wire_utf16_to_utf8(lone, 2, out, sizeof(out)));
+  EXPECT_EQ_STR("\xef\xbf\xbd" "a", out);
+  /* no terminator: refused */
+  uint8_t noterm[] = {'a', 0, 'b'};
+  c = wire_cursor(noterm, sizeof(noterm));
+  CHECK(wire_utf16z(&c, &start, &units) == -1);
+  return 0;
+}
+
+DEF_TEST(ipc_messages) {
+  uint8_t msg[64];
+  long n = ipc_message_encode(msg, sizeof(msg), IPC_SET_PROCESS,
+                              IPC_PROCESS_INFO2, NULL, 0);
+  EXPECT_EQ_INT(20, n);
+  CHECK(memcmp(msg, "DOTNET_IPC_V1\0", 14) == 0);
+  EXPECT_EQ_INT(20, msg[14]);
+  EXPECT_EQ_INT(0x04, msg[16]);
+  EXPECT_EQ_INT(0x04, msg[17]);
+  uint8_t set, id;
+  EXPECT_EQ_INT(0, ipc_header_decode(msg, &set, &id));
+  msg[0] = 'X';
+  EXPECT_EQ_INT(-EBADMSG, ipc_header_decode(msg, &set, &id));
+  msg[0] = 'D';
+  msg[14] = 19; /* size smaller than a header */
+  EXPECT_EQ_INT(-EBADMSG, ipc_header_decode(msg, &set, &id));
+  /* payload too large for the 16-bit size */
+  static uint8_t big[70000];
+  EXPECT_EQ_INT(-EMSGSIZE, ipc_message_encode(big, sizeof(big), 1, 1, big, 65520));
+  return 0;
+}
+
+DEF_TEST(ipc_strings) {
+  uint8_t b[64];
+  long off = ipc_put_string(b, sizeof(b), 0, "ab");
+  EXPECT_EQ_INT(4 + 6, off);
+  EXPECT_EQ_INT(3, b[0]); /* length counts the terminator */
+  off = ipc_put_string(b, sizeof(b), (size_t)off, NULL);
+  EXPECT_EQ_INT(14, off);
+  EXPECT_EQ_INT(-EMSGSIZE, ipc_put_string(b, 8, 0, "abc"));
+  EXPECT_EQ_INT(-EILSEQ, ipc_put_string(b, sizeof(b), 0, "\xff"));
+  struct wire_cursor c = wire_cursor(b, 14);
+  char out[16];
+  CHECK(ipc_take_string(&c, out, sizeof(out)) == 0);
+  EXPECT_EQ_STR("ab", out);
+  CHECK(ipc_take_string(&c, out, sizeof(out)) == 0);
+  EXPECT_EQ_STR("", out);
+  EXPECT_EQ_INT(0, c.len);
+  /* a length that claims more than there is: refused, cursor unchanged */
+  uint8_t bad[] = {0xff, 0xff, 0xff, 0x7f, 'a', 0};
+  c = wire_cursor(bad, sizeof(bad));
+  EXPECT_EQ_INT(-EBADMSG, ipc_take_string(&c, out, sizeof(out)));
+  EXPECT_EQ_INT(sizeof(bad), c.len);
+  /* no terminator in the last unit */
+  uint8_t noterm[] = {2, 0, 0, 0, 'a', 0, 'b', 0};
+  c = wire_cursor(noterm, sizeof(noterm));
+  EXPECT_EQ_INT(-EBADMSG, ipc_take_string(&c, out, sizeof(out)));
+  /* longer than the output: truncated, still consumed */
+  uint8_t lng[4 + 2 * 20];
+  c = wire_cursor(lng, 0);
+  struct buf w = {.n = 0};
+  put_u32(&w, 20);
+  for (int i = 0; i < 19; i++)
+    put_u16(&w, 'x');
+  put_u16(&w, 0);
+  memcpy(lng, w.b, w.n);
+  c = wire_cursor(lng, w.n);
+  CHECK(ipc_take_string(&c, out, 8) == 0);
+  EXPECT_EQ_STR("xxxxxxx", out);
+  EXPECT_EQ_INT(0, c.len);
+  CHECK(ipc_hresult_name(IPC_E_UNKNOWN_COMMAND) != NULL);
+  return 0;
+}
+
+/* Metadata of an EventCounters event: one object "Payload". */
+static const struct nettrace_field mean_fields[] = {
+    {"Payload", NETTRACE_TYPE_OBJECT, 12, 12},
+    {"Name", NETTRACE_TYPE_STRING, 0, 0},
+    {"DisplayName", NETTRACE_TYPE_STRING, 0, 0},
+    {"Mean", NETTRACE_TYPE_DOUBLE, 0, 0},
+    {"StandardDeviation", NETTRACE_TYPE_DOUBLE, 0, 0},
+    {"Count", NETTRACE_TYPE_INT32, 0, 0},
+    {"Min", NETTRACE_TYPE_DOUBLE, 0, 0},
+    {"Max", NETTRACE_TYPE_DOUBLE, 0, 0},
+    {"IntervalSec", NETTRACE_TYPE_SINGLE, 0, 0},
+    {"Series", NETTRACE_TYPE_STRING, 0, 0},
+    {"CounterType", NETTRACE_TYPE_STRING, 0, 0},
+    {"Metadata", NETTRACE_TYPE_STRING, 0, 0},
+    {"DisplayUnits", NETTRACE_TYPE_STRING, 0, 0},
+};
+
+static struct nettrace_meta ec_meta(const struct nettrace_field *f, uint32_t n) {
+  return (struct nettrace_meta){.id = 1,
+                                .provider = "Contoso",
+                                .event_name = "EventCounters",
+                                .fields = f,
+                                .nfields_total = n,
+                                .nfields = 1,
+                                .fields_ok = 1};
+}
+
+DEF_TEST(event_counter_mean) {
+  struct nettrace_meta m = ec_meta(mean_fields, 13);
+  struct buf b = {.n = 0};
+  put_wstr(&b, "request-time");
+  put_wstr(&b, "Request Time");
+  put_f64(&b, 20);
+  put_f64(&b, 8.16);
+  put_u32(&b, 3);
+  put_f64(&b, 10);
+  put_f64(&b, 30);
+  put_f32(&b, 1.0f);
+  put_wstr(&b, "Interval=1000");
+  put_wstr(&b, "Mean");
+  put_wstr(&b, "");
+  put_wstr(&b, "ms");
+  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+  struct counters_sample s;
+  char scratch[512];
+  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(COUNTERS_MEAN, s.kind);
+  EXPECT_EQ_STR("Contoso", s.provider);
+  EXPECT_EQ_STR("request-time", s.name);
+  EXPECT_EQ_STR("Request Time", s.display_name);
+  EXPECT_EQ_STR("ms", s.units);
+  EXPECT_EQ_DOUBLE(20, s.value, 0);
+  EXPECT_EQ_DOUBLE(10, s.min, 0);
+  EXPECT_EQ_DOUBLE(30, s.max, 0);
+  EXPECT_EQ_DOUBLE(3, s.count, 0);
+  EXPECT_EQ_DOUBLE(1, s.interval_sec, 0);
+  EXPECT_EQ_INT(1000, s.series_ms);
+  /* every truncation of the payload: an error, never a read past it */
+  for (size_t cut = 0; cut < b.n; cut++) {
+    ev.payload_len = (uint32_t)cut;
+    CHECK(counters_decode(&ev, &s, scratch, sizeof(scratch)) < 0);
+  }
+  /* a tiny scratch buffer: strings come out empty, no overflow */
+  ev.payload_len = (uint32_t)b.n;
+  char tiny[4];
+  EXPECT_EQ_INT(-EBADMSG, counters_decode(&ev, &s, tiny, sizeof(tiny)));
+  return 0;
+}
+
+static const struct nettrace_field sum_fields[] = {
+    {"Payload", NETTRACE_TYPE_OBJECT, 9, 9},
+    {"Name", NETTRACE_TYPE_STRING, 0, 0},
+    {"DisplayName", NETTRACE_TYPE_STRING, 0, 0},
+    {"DisplayRateTimeScale", NETTRACE_TYPE_STRING, 0, 0},
+    {"Increment", NETTRACE_TYPE_DOUBLE, 0, 0},
+    {"IntervalSec", NETTRACE_TYPE_SINGLE, 0, 0},
+    {"Metadata", NETTRACE_TYPE_STRING, 0, 0},
+    {"Series", NETTRACE_TYPE_STRING, 0, 0},
+    {"CounterType", NETTRACE_TYPE_STRING, 0, 0},
+    {"DisplayUnits", NETTRACE_TYPE_STRING, 0, 0},
+};
+
+DEF_TEST(event_counter_sum_and_table) {
+  struct nettrace_meta m = ec_meta(sum_fields, 10);
+  struct buf b = {.n = 0};
+  put_wstr(&b, "requests");
+  put_wstr(&b, "Requests");
+  put_wstr(&b, "00:00:01");
+  put_f64(&b, 50);
+  put_f32(&b, 1.0f);
+  put_wstr(&b, "");
+  put_wstr(&b, "Interval=1000");
+  put_wstr(&b, "Sum");
+  put_wstr(&b, "");
+  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+  struct counters_sample s;
+  char scratch[512];
+  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(COUNTERS_SUM, s.kind);
+  EXPECT_EQ_DOUBLE(50, s.value, 0);
+
+  struct counters_table t;
+  counters_table_init(&t, 2);
+  for (int i = 0; i < 3; i++)
+    CHECK(counters_table_update(&t, &s, 1000 * i) != NULL);
+  EXPECT_EQ_INT(1, t.n);
+  EXPECT_EQ_DOUBLE(150, t.entries[0].total, 0);
+  EXPECT_EQ_INT(3, t.entries[0].updates);
+  /* the cap holds */
+  s.name = "b";
+  CHECK(counters_table_update(&t, &s, 0) != NULL);
+  s.name = "c";
+  CHECK(counters_table_update(&t, &s, 0) == NULL);
+  EXPECT_EQ_INT(2, t.n);
+  EXPECT_EQ_INT(1, t.overflow);
+  counters_table_fini(&t);
+  return 0;
+}
+
+/* CounterRateValuePublished(sessionId, meterName, meterVersion,
+ * instrumentName, unit, tags, rate, value) */
+static const struct nettrace_field rate_fields[] = {
+    {"sessionId", NETTRACE_TYPE_STRING, 0, 0},
+    {"meterName", NETTRACE_TYPE_STRING, 0, 0},
+    {"meterVersion", NETTRACE_TYPE_STRING, 0, 0},
+    {"instrumentName", NETTRACE_TYPE_STRING, 0, 0},
+    {"unit", NETTRACE_TYPE_STRING, 0, 0},
+    {"tags", NETTRACE_TYPE_STRING, 0, 0},
+    {"rate", NETTRACE_TYPE_STRING, 0, 0},
+    {"value", NETTRACE_TYPE_STRING, 0, 0},
+    {"instrumentId", NETTRACE_TYPE_INT32, 0, 0},
+};
+
+static const struct nettrace_field hist_fields[] = {
+    {"sessionId", NETTRACE_TYPE_STRING, 0, 0},
+    {"meterName", NETTRACE_TYPE_STRING, 0, 0},
+    {"meterVersion", NETTRACE_TYPE_STRING, 0, 0},
+    {"instrumentName", NETTRACE_TYPE_STRING, 0, 0},
+    {"unit", NETTRACE_TYPE_STRING, 0, 0},
+    {"tags", NETTRACE_TYPE_STRING, 0, 0},
+    {"quantiles", NETTRACE_TYPE_STRING, 0, 0},
+    {"count", NETTRACE_TYPE_INT32, 0, 0},
+    {"sum", NETTRACE_TYPE_DOUBLE, 0, 0},
+};
+
+DEF_TEST(meters) {
+  struct nettrace_meta m = {.provider = "System.Diagnostics.Metrics",
+                            .event_name = "CounterRateValuePublished",
+                            .fields = rate_fields,
+                            .nfields_total = 9,
+                            .nfields = 9,
+                            .fields_ok = 1};
+  struct buf b = {.n = 0};
+  put_wstr(&b, "SHARED");
+  put_wstr(&b, "Contoso.Shop");
+  put_wstr(&b, "");
+  put_wstr(&b, "orders");
+  put_wstr(&b, "{order}");
+  put_wstr(&b, "region=eu");
+  put_wstr(&b, "50");
+  put_wstr(&b, "1234");
+  put_u32(&b, 7);
+  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+  struct counters_sample s;
+  char scratch[512];
+  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
+  EXPECT_EQ_STR("Contoso.Shop", s.provider);
+  EXPECT_EQ_STR("orders", s.name);
+  EXPECT_EQ_STR("region=eu", s.tags);
+  EXPECT_EQ_STR("SHARED", s.session);
+  EXPECT_EQ_DOUBLE(50, s.value, 0);
+  EXPECT_EQ_DOUBLE(1234, s.total, 0);
+
+  /* a rate not known yet ("") is not a sample */
+  b.n = 0;
+  put_wstr(&b, "SHARED");
+  put_wstr(&b, "Contoso.Shop");
+  put_wstr(&b, "");
+  put_wstr(&b, "orders");
+  put_wstr(&b, "");
+  put_wstr(&b, "");
+  put_wstr(&b, "");
+  put_wstr(&b, "");
+  put_u32(&b, 7);
+  ev.payload_len = (uint32_t)b.n;
+  EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+
+  m.event_name = "HistogramValuePublished";
+  m.fields = hist_fields;
+  b.n = 0;
+  put_wstr(&b, "SHARED");
+  put_wstr(&b, "Contoso.Shop");
+  put_wstr(&b, "1.0");
+  put_wstr(&b, "latency");
+  put_wstr(&b, "ms");
+  put_wstr(&b, "");
+  put_wstr(&b, "0.5=50;0.95=100;0.99=100");
+  put_u32(&b, 100);
+  put_f64(&b, 5500);
+  ev.payload_len = (uint32_t)b.n;
+  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(COUNTERS_HISTOGRAM, s.kind);
+  EXPECT_EQ_INT(3, s.nquantiles);
+  EXPECT_EQ_DOUBLE(0.95, s.quantile[1], 1e-12);
+  EXPECT_EQ_DOUBLE(100, s.quantile_value[1], 0);
+  EXPECT_EQ_DOUBLE(100, s.count, 0);
+  EXPECT_EQ_DOUBLE(5500, s.sum, 0);
+
+  /* other events of the provider are not samples */
+  m.event_name = "BeginInstrumentReporting";
+  EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  /* nor events of other providers */
+  m.provider = "Microsoft-Windows-DotNETRuntime";
+  m.event_name = "GCStart";
+  EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  return 0;
+}
+
+DEF_TEST(hostile_metadata) {
+  /* An object claiming more children than the field table holds. */
+  static const struct nettrace_field f[] = {
+      {"Payload", NETTRACE_TYPE_OBJECT, 5, 1},
+      {"Name", NETTRACE_TYPE_STRING, 0, 0},
+  };
+  struct nettrace_meta m = ec_meta(f, 2);
+  struct buf b = {.n = 0};
+  put_wstr(&b, "x");
+  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+  struct counters_sample s;
+  char scratch[64];
+  CHECK(counters_decode(&ev, &s, scratch, sizeof(scratch)) < 0);
+  /* an array of 65535 elements of an empty object: bounded work */
+  static const struct nettrace_field arr[] = {
+      {"Payload", NETTRACE_TYPE_ARRAY, 0, 1},
+      {"", NETTRACE_TYPE_OBJECT, 0, 0},
+  };
+  m = ec_meta(arr, 2);
+  uint8_t cnt[] = {0xff, 0xff};
+  ev.payload = cnt;
+  ev.payload_len = 2;
+  CHECK(counters_decode(&ev, &s, scratch, sizeof(scratch)) < 0); /* no Name */
+  /* an unknown type code: not understood, ignored */
+  static const struct nettrace_field unk[] = {{"Payload", 99, 0, 0}};
+  m = ec_meta(unk, 1);
+  EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  return 0;
+}
+
+int main(void) {
+  RUN_TEST(varint);
+  RUN_TEST(utf16);
+  RUN_TEST(ipc_messages);
+  RUN_TEST(ipc_strings);
+  RUN_TEST(event_counter_mean);
+  RUN_TEST(event_counter_sum_and_table);
+  RUN_TEST(meters);
+  RUN_TEST(hostile_metadata);
+  END_TEST;
+}
