@@ -425,6 +425,8 @@ struct counters_entry *counters_table_update(struct counters_table *t,
     memcpy(e->quantile_value, s->quantile_value, sizeof(e->quantile_value));
     e->count = s->count;
     e->sum = s->sum;
+    if (!isnan(s->count) && s->count >= 0)
+      e->total += s->count;
   }
   e->time_ms = time_ms;
   e->updates++;

@@ -90,7 +90,9 @@ struct counters_entry {
   enum counters_kind kind;
   double value;       /* latest value (see counters_sample) */
   double total;       /* SUM/RATE: running total of increments since the
-                         entry was created; others: unused */
+                         entry was created; HISTOGRAM: running total of
+                         counts; others: unused */
+  uint64_t published; /* for the consumer: `updates` when it last used it */
   uint32_t nquantiles;
   double quantile[COUNTERS_MAX_QUANTILES];
   double quantile_value[COUNTERS_MAX_QUANTILES];

@@ -1,0 +1,591 @@
+/**
+ * collectd-dotnet - plugin/dotnet.c
+ *
+ * The collectd plugin "dotnet": every runtime counter of the configured (or
+ * discovered) .NET processes as collectd values, and core dumps when a
+ * threshold notification fires for one of them.
+ *
+ *   LoadPlugin dotnet
+ *   <Plugin dotnet>
+ *     Interval 1                 # counter interval (s); default: collectd's
+ *     AutoDiscover false         # true: every .NET process, named by its
+ *                                # entry assembly
+ *     MaxProcesses 256
+ *     <Process "shop">           # "shop" is the plugin instance
+ *       CommandLine "Shop\\.dll" # or: Pid 1234 | EntryAssembly "Shop"
+ *       Provider "System.Runtime"      # repeatable (default System.Runtime)
+ *       Provider "Microsoft.AspNetCore.Hosting"
+ *       Meter "Contoso.Shop"           # repeatable (System.Diagnostics.Metrics)
+ *     </Process>
+ *     <Dump>
+ *       Directory "/var/lib/collectd/dotnet-dumps"
+ *       Type "heap"              # mini | heap | triage | full
+ *       Counter "gc-heap-size"   # repeatable
+ *       Severity "warning"       # warning | failure
+ *       MinInterval 300
+ *       MaxDumps 5
+ *       MaxDumpsTotal 20
+ *       MinFreeSpace "2G"
+ *       Method "ipc"             # ipc | exec
+ *       Timeout 120
+ *     </Dump>
+ *   </Plugin>
+ *
+ * Threads: the watch (plugin/watch.c) reads the targets; the read callback
+ * only copies the latest values under a short lock and dispatches them; the
+ * notification callback only queues a dump request (plugin/dump_worker.c).
+ */
+#include "collectd.h"
+#include "plugin.h"
+#include "utils/common/common.h"
+#include "utils_complain.h"
+
+#include "dump_worker.h"
+#include "naming.h"
+#include "watch.h"
+
+#include <errno.h>
+#include <math.h>
+
+#define MAX_RULES 64
+#define MAX_TRIGGERS 16
+#define MAX_PROVIDER_STRINGS 512
+
+/* ---- configuration state (written by config, read-only after init) ---- */
+
+static double cfg_interval; /* 0: collectd's interval */
+static bool cfg_autodiscover;
+static int cfg_max_processes = 256;
+static struct watch_rule rules[MAX_RULES];
+static size_t nrules;
+static char *owned_strings[MAX_PROVIDER_STRINGS];
+static size_t nowned;
+static const char *auto_providers[SESSION_MAX_PROVIDERS];
+static size_t nauto_providers;
+static const char *auto_meters[SESSION_MAX_METERS];
+static size_t nauto_meters;
+
+static bool dump_enabled;
+static struct dump_request dump_tmpl = {.type = IPC_DUMP_HEAP,
+                                        .method = DUMP_METHOD_IPC};
+static struct dump_policy dump_pol = {.min_interval_sec = 300,
+                                      .max_per_process = 5,
+                                      .max_total = 20};
+static char triggers[MAX_TRIGGERS][NAMING_MAX];
+static size_t ntriggers;
+static int trigger_severity = NOTIF_WARNING;
+
+/* ---- runtime state ---- */
+
+static struct watch *watch;
+static struct dump_worker *dumper;
+static pthread_mutex_t refusal_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  char instance[NAMING_MAX];
+  int reason;
+} refusals[64];
+static size_t nrefusals;
+
+static void watch_log(int level, const char *msg) {
+  plugin_log(level, "dotnet plugin: %s", msg);
+}
+
+static const char *keep_string(const char *s) {
+  if (nowned >= MAX_PROVIDER_STRINGS)
+    return NULL;
+  char *d = strdup(s);
+  if (d)
+    owned_strings[nowned++] = d;
+  return d;
+}
+
+/* Reads one string option into a list of names (Provider, Meter). */
+static int add_name(oconfig_item_t *ci, const char *block, const char **list,
+                    size_t *n, size_t max) {
+  char buf[256];
+  if (cf_util_get_string_buffer(ci, buf, sizeof(buf)) != 0)
+    return -1;
+  if (buf[0] == 0) {
+    ERROR("dotnet plugin: %s: %s must not be empty.", block, ci->key);
+    return -1;
+  }
+  if (*n >= max) {
+    ERROR("dotnet plugin: %s: at most %zu %s options.", block, max, ci->key);
+    return -1;
+  }
+  const char *s = keep_string(buf);
+  if (s == NULL)
+    return -1;
+  list[(*n)++] = s;
+  return 0;
+}
+
+static int config_process(oconfig_item_t *ci) {
+  if (nrules >= MAX_RULES) {
+    ERROR("dotnet plugin: at most %d <Process> blocks.", MAX_RULES);
+    return -1;
+  }
+  struct watch_rule *r = &rules[nrules];
+  memset(r, 0, sizeof(*r));
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
+      ci->values[0].value.string[0] == 0) {
+    ERROR("dotnet plugin: <Process> needs one non-empty name: "
+          "<Process \"shop\">.");
+    return -1;
+  }
+  sstrncpy(r->name, ci->values[0].value.string, sizeof(r->name));
+  for (size_t i = 0; i < nrules; i++) {
+    if (strcmp(rules[i].name, r->name) == 0) {
+      ERROR("dotnet plugin: <Process \"%s\"> is defined twice.", r->name);
+      return -1;
+    }
+  }
+  char block[128];
+  snprintf(block, sizeof(block), "<Process \"%s\">", r->name);
+  int matches = 0;
+  for (int i = 0; i < ci->children_num; i++) {
+    oconfig_item_t *c = ci->children + i;
+    int status = 0;
+    if (strcasecmp("Pid", c->key) == 0) {
+      int pid = 0;
+      status = cf_util_get_int(c, &pid);
+      if (status == 0 && pid <= 0) {
+        ERROR("dotnet plugin: %s: Pid must be a positive number.", block);
+        status = -1;
+      }
+      r->match = WATCH_MATCH_PID;
+      r->pid = pid;
+      matches++;
+    } else if (strcasecmp("CommandLine", c->key) == 0) {
+      status = cf_util_get_string_buffer(c, r->pattern, sizeof(r->pattern));
+      r->match = WATCH_MATCH_COMMAND_LINE;
+      matches++;
+    } else if (strcasecmp("EntryAssembly", c->key) == 0) {
+      status = cf_util_get_string_buffer(c, r->pattern, sizeof(r->pattern));
+      r->match = WATCH_MATCH_ENTRY;
+      matches++;
+    } else if (strcasecmp("Provider", c->key) == 0) {
+      status = add_name(c, block, r->session.providers, &r->session.nproviders,
+                        SESSION_MAX_PROVIDERS);
+    } else if (strcasecmp("Meter", c->key) == 0) {
+      status = add_name(c, block, r->session.meters, &r->session.nmeters,
+                        SESSION_MAX_METERS);
+    } else {
+      ERROR("dotnet plugin: %s: unknown option \"%s\" (known: Pid, "
+            "CommandLine, EntryAssembly, Provider, Meter).",
+            block, c->key);
+      status = -1;
+    }
+    if (status != 0)
+      return -1;
+  }
+  if (matches != 1) {
+    ERROR("dotnet plugin: %s needs exactly one of Pid, CommandLine or "
+          "EntryAssembly (it has %d).",
+          block, matches);
+    return -1;
+  }
+  char err[256];
+  if (watch_rule_compile(r, err, sizeof(err)) != 0) {
+    ERROR("dotnet plugin: %s: CommandLine \"%s\" is not a valid regular "
+          "expression: %s.",
+          block, r->pattern, err);
+    return -1;
+  }
+  nrules++;
+  return 0;
+}
+
+static int config_dump(oconfig_item_t *ci) {
+  char buf[256];
+  dump_enabled = true;
+  for (int i = 0; i < ci->children_num; i++) {
+    oconfig_item_t *c = ci->children + i;
+    int status = 0;
+    if (strcasecmp("Directory", c->key) == 0) {
+      status = cf_util_get_string_buffer(c, dump_tmpl.directory,
+                                         sizeof(dump_tmpl.directory));
+      if (status == 0 && dump_tmpl.directory[0] != '/') {
+        ERROR("dotnet plugin: <Dump>: Directory must be an absolute path.");
+        status = -1;
+      }
+    } else if (strcasecmp("Type", c->key) == 0) {
+      status = cf_util_get_string_buffer(c, buf, sizeof(buf));
+      if (status == 0 && dump_type_parse(buf, &dump_tmpl.type) != 0) {
+        ERROR("dotnet plugin: <Dump>: Type \"%s\" is not one of mini, heap, "
+              "triage, full.",
+              buf);
+        status = -1;
+      }
+    } else if (strcasecmp("Counter", c->key) == 0) {
+      if (ntriggers >= MAX_TRIGGERS) {
+        ERROR("dotnet plugin: <Dump>: at most %d Counter options.", MAX_TRIGGERS);
+        status = -1;
+      } else {
+        status = cf_util_get_string_buffer(c, triggers[ntriggers], NAMING_MAX);
+        if (status == 0)
+          ntriggers++;
+      }
+    } else if (strcasecmp("Severity", c->key) == 0) {
+      status = cf_util_get_string_buffer(c, buf, sizeof(buf));
+      if (status == 0 && strcasecmp(buf, "warning") == 0)
+        trigger_severity = NOTIF_WARNING;
+      else if (status == 0 && strcasecmp(buf, "failure") == 0)
+        trigger_severity = NOTIF_FAILURE;
+      else if (status == 0) {
+        ERROR("dotnet plugin: <Dump>: Severity \"%s\" is not warning or "
+              "failure.",
+              buf);
+        status = -1;
+      }
+    } else if (strcasecmp("MinInterval", c->key) == 0) {
+      status = cf_util_get_double(c, &dump_pol.min_interval_sec);
+      if (status == 0 && !(dump_pol.min_interval_sec >= 0)) {
+        ERROR("dotnet plugin: <Dump>: MinInterval must be >= 0 seconds.");
+        status = -1;
+      }
+    } else if (strcasecmp("MaxDumps", c->key) == 0 ||
+               strcasecmp("MaxDumpsTotal", c->key) == 0) {
+      int v = 0;
+      status = cf_util_get_int(c, &v);
+      if (status == 0 && v <= 0) {
+        ERROR("dotnet plugin: <Dump>: %s must be at least 1.", c->key);
+        status = -1;
+      }
+      if (strcasecmp("MaxDumps", c->key) == 0)
+        dump_pol.max_per_process = (unsigned)v;
+      else
+        dump_pol.max_total = (unsigned)v;
+    } else if (strcasecmp("MinFreeSpace", c->key) == 0) {
+      if (c->values_num == 1 && c->values[0].type == OCONFIG_TYPE_NUMBER) {
+        dump_tmpl.min_free_bytes = (uint64_t)c->values[0].value.number;
+      } else {
+        status = cf_util_get_string_buffer(c, buf, sizeof(buf));
+        if (status == 0 && dump_size_parse(buf, &dump_tmpl.min_free_bytes) != 0) {
+          ERROR("dotnet plugin: <Dump>: MinFreeSpace \"%s\" is not a size "
+                "such as \"2G\" or \"500M\".",
+                buf);
+          status = -1;
+        }
+      }
+    } else if (strcasecmp("Method", c->key) == 0) {
+      status = cf_util_get_string_buffer(c, buf, sizeof(buf));
+      if (status == 0 && strcasecmp(buf, "ipc") == 0)
+        dump_tmpl.method = DUMP_METHOD_IPC;
+      else if (status == 0 && strcasecmp(buf, "exec") == 0)
+        dump_tmpl.method = DUMP_METHOD_EXEC;
+      else if (status == 0) {
+        ERROR("dotnet plugin: <Dump>: Method \"%s\" is not ipc or exec.", buf);
+        status = -1;
+      }
+    } else if (strcasecmp("Timeout", c->key) == 0) {
+      double t = 0;
+      status = cf_util_get_double(c, &t);
+      if (status == 0 && !(t > 0 && t < 86400)) {
+        ERROR("dotnet plugin: <Dump>: Timeout must be in (0, 86400) seconds.");
+        status = -1;
+      }
+      dump_tmpl.timeout_ms = (int)(t * 1000);
+    } else {
+      ERROR("dotnet plugin: <Dump>: unknown option \"%s\" (known: Directory, "
+            "Type, Counter, Severity, MinInterval, MaxDumps, MaxDumpsTotal, "
+            "MinFreeSpace, Method, Timeout).",
+            c->key);
+      status = -1;
+    }
+    if (status != 0)
+      return -1;
+  }
+  if (dump_tmpl.directory[0] == 0) {
+    ERROR("dotnet plugin: <Dump> needs a Directory.");
+    return -1;
+  }
+  if (ntriggers == 0) {
+    sstrncpy(triggers[0], "gc-heap-size", NAMING_MAX);
+    ntriggers = 1;
+  }
+  return 0;
+}
+
+static int dotnet_config(oconfig_item_t *ci) {
+  for (int i = 0; i < ci->children_num; i++) {
+    oconfig_item_t *c = ci->children + i;
+    int status = 0;
+    if (strcasecmp("Interval", c->key) == 0) {
+      status = cf_util_get_double(c, &cfg_interval);
+      if (status == 0 && !(cfg_interval >= 0.1 && cfg_interval <= 3600)) {
+        ERROR("dotnet plugin: Interval must be between 0.1 and 3600 seconds.");
+        status = -1;
+      }
+    } else if (strcasecmp("AutoDiscover", c->key) == 0) {
+      status = cf_util_get_boolean(c, &cfg_autodiscover);
+    } else if (strcasecmp("MaxProcesses", c->key) == 0) {
+      status = cf_util_get_int(c, &cfg_max_processes);
+      if (status == 0 && cfg_max_processes <= 0) {
+        ERROR("dotnet plugin: MaxProcesses must be at least 1.");
+        status = -1;
+      }
+    } else if (strcasecmp("Provider", c->key) == 0) {
+      status = add_name(c, "AutoDiscover", auto_providers, &nauto_providers,
+                        SESSION_MAX_PROVIDERS);
+    } else if (strcasecmp("Meter", c->key) == 0) {
+      status = add_name(c, "AutoDiscover", auto_meters, &nauto_meters,
+                        SESSION_MAX_METERS);
+    } else if (strcasecmp("Process", c->key) == 0) {
+      status = config_process(c);
+    } else if (strcasecmp("Dump", c->key) == 0) {
+      status = config_dump(c);
+    } else {
+      ERROR("dotnet plugin: unknown option \"%s\" (known: Interval, "
+            "AutoDiscover, MaxProcesses, Provider, Meter, <Process>, "
+            "<Dump>).",
+            c->key);
+      status = -1;
+    }
+    if (status != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* ---- read: dispatch what arrived since the last read ---- */
+
+struct pending_value {
+  char instance[NAMING_MAX];
+  struct naming_row row;
+  cdtime_t time;
+  cdtime_t interval;
+};
+
+struct collect {
+  struct pending_value *v;
+  size_t n, cap;
+};
+
+static void collect_target(void *ctx, const struct watch_target_view *t) {
+  struct collect *c = ctx;
+  for (size_t i = 0; i < t->table->n; i++) {
+    struct counters_entry *e = &t->table->entries[i];
+    if (e->published == e->updates)
+      continue; /* nothing new: a silent target repeats no stale values */
+    struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
+    size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
+    if (c->n + nr > c->cap) {
+      size_t cap = (c->cap ? c->cap * 2 : 256) + nr;
+      struct pending_value *nv = realloc(c->v, cap * sizeof(*nv));
+      if (nv == NULL)
+        return; /* try again next read */
+      c->v = nv;
+      c->cap = cap;
+    }
+    for (size_t k = 0; k < nr; k++) {
+      struct pending_value *p = &c->v[c->n++];
+      sstrncpy(p->instance, t->instance, sizeof(p->instance));
+      p->row = rows[k];
+      p->time = MS_TO_CDTIME_T(e->time_ms);
+      p->interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
+    }
+    e->published = e->updates;
+  }
+}
+
+static int dotnet_read(user_data_t *ud) {
+  (void)ud;
+  struct collect c = {0};
+  watch_snapshot(watch, collect_target, &c);
+  for (size_t i = 0; i < c.n; i++) {
+    struct pending_value *p = &c.v[i];
+    value_list_t vl = VALUE_LIST_INIT;
+    value_t v;
+    if (p->row.is_derive)
+      v.derive = p->row.derive;
+    else
+      v.gauge = p->row.gauge;
+    vl.values = &v;
+    vl.values_len = 1;
+    vl.time = p->time;
+    vl.interval = p->interval;
+    sstrncpy(vl.plugin, "dotnet", sizeof(vl.plugin));
+    sstrncpy(vl.plugin_instance, p->instance, sizeof(vl.plugin_instance));
+    sstrncpy(vl.type, p->row.type, sizeof(vl.type));
+    sstrncpy(vl.type_instance, p->row.type_instance, sizeof(vl.type_instance));
+    plugin_dispatch_values(&vl);
+  }
+  free(c.v);
+  return 0;
+}
+
+/* ---- dumps ---- */
+
+static void dump_done(void *ctx, const char *instance,
+                      const struct ipc_endpoint *ep, int rc,
+                      const struct dump_result *res, const char *trigger) {
+  (void)ctx;
+  notification_t n = {.severity = rc == 0 ? NOTIF_OKAY : NOTIF_FAILURE,
+                      .time = cdtime()};
+  sstrncpy(n.host, hostname_g, sizeof(n.host));
+  sstrncpy(n.plugin, "dotnet", sizeof(n.plugin));
+  sstrncpy(n.plugin_instance, instance, sizeof(n.plugin_instance));
+  sstrncpy(n.type, "dump", sizeof(n.type));
+  sstrncpy(n.type_instance, trigger, sizeof(n.type_instance));
+  if (rc == 0) {
+    snprintf(n.message, sizeof(n.message),
+             "dump of pid %d written: %s (%.1f MB, %.2f s)", (int)ep->pid,
+             res->path, (double)res->size / 1e6, res->seconds);
+    INFO("dotnet plugin: instance \"%s\": %s", instance, n.message);
+    plugin_notification_meta_add_string(&n, "path", res->path);
+    plugin_notification_meta_add_unsigned_int(&n, "size", res->size);
+  } else {
+    snprintf(n.message, sizeof(n.message), "dump of pid %d failed: %s",
+             (int)ep->pid, res->reason);
+    ERROR("dotnet plugin: instance \"%s\": %s", instance, n.message);
+  }
+  plugin_notification_meta_add_double(&n, "seconds", res->seconds);
+  plugin_notification_meta_add_signed_int(&n, "pid", ep->pid);
+  plugin_dispatch_notification(&n);
+  plugin_notification_meta_free(n.meta);
+}
+
+/* Logs a refusal once per instance and reason until a dump succeeds. */
+static void log_refusal(const char *instance, int reason, const char *why) {
+  pthread_mutex_lock(&refusal_lock);
+  for (size_t i = 0; i < nrefusals; i++) {
+    if (refusals[i].reason == reason &&
+        strcmp(refusals[i].instance, instance) == 0) {
+      pthread_mutex_unlock(&refusal_lock);
+      return;
+    }
+  }
+  if (nrefusals < sizeof(refusals) / sizeof(refusals[0])) {
+    sstrncpy(refusals[nrefusals].instance, instance, NAMING_MAX);
+    refusals[nrefusals].reason = reason;
+    nrefusals++;
+  }
+  pthread_mutex_unlock(&refusal_lock);
+  NOTICE("dotnet plugin: instance \"%s\": no dump: %s (logged once)", instance,
+         why);
+}
+
+static void forget_refusals(const char *instance) {
+  pthread_mutex_lock(&refusal_lock);
+  size_t o = 0;
+  for (size_t i = 0; i < nrefusals; i++)
+    if (strcmp(refusals[i].instance, instance) != 0)
+      refusals[o++] = refusals[i];
+  nrefusals = o;
+  pthread_mutex_unlock(&refusal_lock);
+}
+
+static int dotnet_notify(const notification_t *n, user_data_t *ud) {
+  (void)ud;
+  if (dumper == NULL || strcmp(n->plugin, "dotnet") != 0 ||
+      strcmp(n->type, "dump") == 0)
+    return 0;
+  /* NOTIF_FAILURE (1) is more severe than NOTIF_WARNING (2). */
+  if (n->severity == NOTIF_OKAY || n->severity > trigger_severity)
+    return 0;
+  size_t i;
+  for (i = 0; i < ntriggers; i++)
+    if (strcmp(n->type_instance, triggers[i]) == 0)
+      break;
+  if (i == ntriggers)
+    return 0;
+  struct ipc_endpoint ep;
+  if (watch_lookup(watch, n->plugin_instance, &ep) != 0) {
+    log_refusal(n->plugin_instance, ENOENT,
+                "no live session for this instance (the process exited?)");
+    return 0;
+  }
+  char why[256];
+  int r = dump_worker_request(dumper, &ep, n->plugin_instance, n->type_instance,
+                              why, sizeof(why));
+  if (r < 0) {
+    log_refusal(n->plugin_instance, -r, why);
+    return 0;
+  }
+  forget_refusals(n->plugin_instance);
+  INFO("dotnet plugin: instance \"%s\": %s notification for %s: dumping pid "
+       "%d (%s, method %s)",
+       n->plugin_instance, n->severity == NOTIF_FAILURE ? "FAILURE" : "WARNING",
+       n->type_instance, (int)ep.pid, dump_type_name(dump_tmpl.type),
+       dump_tmpl.method == DUMP_METHOD_IPC ? "ipc" : "exec");
+  return 0;
+}
+
+/* ---- life cycle ---- */
+
+static int dotnet_init(void) {
+  if (watch != NULL)
+    return 0;
+  double interval = cfg_interval > 0 ? cfg_interval
+                                     : CDTIME_T_TO_DOUBLE(plugin_get_interval());
+  if (nrules == 0 && !cfg_autodiscover)
+    WARNING("dotnet plugin: no <Process> block and AutoDiscover is false: "
+            "nothing to watch.");
+  struct watch_config wc = {.interval_sec = interval,
+                            .autodiscover = cfg_autodiscover,
+                            .rules = rules,
+                            .nrules = nrules,
+                            .max_targets = (size_t)cfg_max_processes,
+                            .log = watch_log};
+  memcpy(wc.auto_session.providers, auto_providers, sizeof(auto_providers));
+  wc.auto_session.nproviders = nauto_providers;
+  memcpy(wc.auto_session.meters, auto_meters, sizeof(auto_meters));
+  wc.auto_session.nmeters = nauto_meters;
+  watch = watch_new(&wc);
+  if (watch == NULL) {
+    ERROR("dotnet plugin: out of memory.");
+    return -1;
+  }
+  int r = watch_start(watch);
+  if (r < 0) {
+    ERROR("dotnet plugin: cannot start threads: %s", STRERROR(-r));
+    watch_free(watch);
+    watch = NULL;
+    return -1;
+  }
+  if (dump_enabled) {
+    r = dump_mkdir(dump_tmpl.directory);
+    if (r < 0)
+      WARNING("dotnet plugin: <Dump>: cannot create Directory \"%s\": %s; "
+              "dumps will fail until it exists.",
+              dump_tmpl.directory, STRERROR(-r));
+    dumper = dump_worker_new(&dump_tmpl, &dump_pol, dump_done, NULL);
+    if (dumper == NULL || dump_worker_start(dumper) != 0) {
+      ERROR("dotnet plugin: cannot start the dump worker.");
+      dump_worker_free(dumper);
+      dumper = NULL;
+    }
+  }
+  INFO("dotnet plugin: interval %g s, %zu <Process> block(s), AutoDiscover "
+       "%s, dumps %s",
+       interval, nrules, cfg_autodiscover ? "on" : "off",
+       dumper ? "on" : "off");
+  plugin_register_complex_read(NULL, "dotnet", dotnet_read,
+                               DOUBLE_TO_CDTIME_T(interval), NULL);
+  return 0;
+}
+
+static int dotnet_shutdown(void) {
+  dump_worker_free(dumper);
+  dumper = NULL;
+  if (watch) {
+    watch_stop(watch, 500);
+    watch_free(watch);
+    watch = NULL;
+  }
+  for (size_t i = 0; i < nrules; i++)
+    watch_rule_free(&rules[i]);
+  nrules = 0;
+  for (size_t i = 0; i < nowned; i++)
+    free(owned_strings[i]);
+  nowned = 0;
+  return 0;
+}
+
+void module_register(void) {
+  plugin_register_complex_config("dotnet", dotnet_config);
+  plugin_register_init("dotnet", dotnet_init);
+  plugin_register_notification("dotnet", dotnet_notify, NULL);
+  plugin_register_shutdown("dotnet", dotnet_shutdown);
+}

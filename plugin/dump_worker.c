@@ -1,0 +1,223 @@
+/**
+ * collectd-dotnet - plugin/dump_worker.c
+ *
+ * See dump_worker.h. Per-process bookkeeping lives in a small table keyed
+ * by pid + start time, bounded (oldest entries of gone processes recycled).
+ */
+#include "dump_worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PROCS_MAX 256
+
+struct proc_state {
+  pid_t pid;
+  uint64_t start_time;
+  unsigned dumps;    /* dumps started */
+  double last_start; /* monotonic s of the last dump's start */
+  int busy;          /* queued or running */
+};
+
+struct job {
+  struct ipc_endpoint ep;
+  char instance[128];
+  char trigger[128];
+};
+
+struct dump_worker {
+  struct dump_request tmpl;
+  struct dump_policy policy;
+  dump_done_cb done;
+  void *ctx;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  pthread_t thread;
+  int started, stopping;
+  struct job *queue;
+  size_t qhead, qlen;
+  struct proc_state procs[PROCS_MAX];
+  size_t nprocs;
+  unsigned total;
+  struct dump_worker_stats stats;
+};
+
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
+                                    const struct dump_policy *policy,
+                                    dump_done_cb done, void *ctx) {
+  struct dump_worker *w = calloc(1, sizeof(*w));
+  if (w == NULL)
+    return NULL;
+  w->tmpl = *tmpl;
+  w->policy = *policy;
+  if (w->policy.min_interval_sec < 0)
+    w->policy.min_interval_sec = 0;
+  if (w->policy.max_per_process == 0)
+    w->policy.max_per_process = 5;
+  if (w->policy.max_total == 0)
+    w->policy.max_total = 20;
+  if (w->policy.queue_max == 0)
+    w->policy.queue_max = 16;
+  w->queue = calloc(w->policy.queue_max, sizeof(*w->queue));
+  if (w->queue == NULL) {
+    free(w);
+    return NULL;
+  }
+  w->done = done;
+  w->ctx = ctx;
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cond, NULL);
+  return w;
+}
+
+static struct proc_state *proc_get(struct dump_worker *w,
+                                   const struct ipc_endpoint *ep) {
+  for (size_t i = 0; i < w->nprocs; i++)
+    if (w->procs[i].pid == ep->pid && w->procs[i].start_time == ep->start_time)
+      return &w->procs[i];
+  size_t slot = w->nprocs;
+  if (slot == PROCS_MAX) {
+    /* recycle the idle entry used longest ago */
+    slot = PROCS_MAX;
+    for (size_t i = 0; i < w->nprocs; i++)
+      if (!w->procs[i].busy &&
+          (slot == PROCS_MAX || w->procs[i].last_start < w->procs[slot].last_start))
+        slot = i;
+    if (slot == PROCS_MAX)
+      return NULL;
+  } else {
+    w->nprocs++;
+  }
+  struct proc_state *p = &w->procs[slot];
+  *p = (struct proc_state){.pid = ep->pid, .start_time = ep->start_time,
+                           .last_start = -1e18};
+  return p;
+}
+
+int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
+                        const char *instance, const char *trigger, char *why,
+                        size_t why_cap) {
+  int r = 0;
+  double now = mono_s();
+  pthread_mutex_lock(&w->lock);
+  w->stats.requested++;
+  struct proc_state *p = proc_get(w, ep);
+  if (p == NULL) {
+    snprintf(why, why_cap, "too many processes with dumps in progress");
+    r = -ENOSPC;
+  } else if (p->busy) {
+    snprintf(why, why_cap, "a dump of pid %d is already queued or running",
+             (int)ep->pid);
+    r = -EBUSY;
+  } else if (now - p->last_start < w->policy.min_interval_sec) {
+    snprintf(why, why_cap,
+             "last dump of pid %d started %.0f s ago, MinInterval is %.0f s",
+             (int)ep->pid, now - p->last_start, w->policy.min_interval_sec);
+    r = -EAGAIN;
+  } else if (p->dumps >= w->policy.max_per_process) {
+    snprintf(why, why_cap, "MaxDumps (%u) reached for pid %d",
+             w->policy.max_per_process, (int)ep->pid);
+    r = -EDQUOT;
+  } else if (w->total >= w->policy.max_total) {
+    snprintf(why, why_cap, "MaxDumpsTotal (%u) reached", w->policy.max_total);
+    r = -EDQUOT;
+  } else if (w->qlen >= w->policy.queue_max) {
+    snprintf(why, why_cap, "dump queue full");
+    r = -ENOSPC;
+  } else {
+    struct job *j = &w->queue[(w->qhead + w->qlen) % w->policy.queue_max];
+    j->ep = *ep;
+    snprintf(j->instance, sizeof(j->instance), "%s", instance);
+    snprintf(j->trigger, sizeof(j->trigger), "%s", trigger ? trigger : "");
+    w->qlen++;
+    p->busy = 1;
+    /* Counted now, so that a flapping threshold cannot queue past caps. */
+    p->dumps++;
+    p->last_start = now;
+    w->total++;
+    pthread_cond_signal(&w->cond);
+  }
+  if (r < 0)
+    w->stats.refused++;
+  pthread_mutex_unlock(&w->lock);
+  return r;
+}
+
+static void *worker_main(void *arg) {
+  struct dump_worker *w = arg;
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    while (!w->stopping && w->qlen == 0)
+      pthread_cond_wait(&w->cond, &w->lock);
+    if (w->stopping)
+      break;
+    struct job j = w->queue[w->qhead];
+    w->qhead = (w->qhead + 1) % w->policy.queue_max;
+    w->qlen--;
+    struct proc_state *p = proc_get(w, &j.ep);
+    if (p)
+      p->last_start = mono_s(); /* MinInterval counts from the real start */
+    pthread_mutex_unlock(&w->lock);
+
+    struct dump_request req = w->tmpl;
+    req.ep = j.ep;
+    snprintf(req.instance, sizeof(req.instance), "%s", j.instance);
+    struct dump_result res;
+    int rc = dump_take(&req, &res);
+
+    pthread_mutex_lock(&w->lock);
+    p = proc_get(w, &j.ep);
+    if (p)
+      p->busy = 0;
+    if (rc == 0)
+      w->stats.done++;
+    else
+      w->stats.failed++;
+    pthread_mutex_unlock(&w->lock);
+    if (w->done)
+      w->done(w->ctx, j.instance, &j.ep, rc, &res, j.trigger);
+    pthread_mutex_lock(&w->lock);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+int dump_worker_start(struct dump_worker *w) {
+  int r = pthread_create(&w->thread, NULL, worker_main, w);
+  if (r != 0)
+    return -r;
+  w->started = 1;
+  return 0;
+}
+
+void dump_worker_free(struct dump_worker *w) {
+  if (w == NULL)
+    return;
+  if (w->started) {
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+  }
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->cond);
+  free(w->queue);
+  free(w);
+}
+
+void dump_worker_get_stats(struct dump_worker *w, struct dump_worker_stats *st) {
+  pthread_mutex_lock(&w->lock);
+  *st = w->stats;
+  pthread_mutex_unlock(&w->lock);
+}

@@ -1,0 +1,58 @@
+/**
+ * collectd-dotnet - plugin/naming.h
+ *
+ * How a counter becomes collectd values: the type (from collectd's own
+ * types.db only), the type instance, the value. Pure functions, no collectd
+ * header, so the rules are unit tested and documented in one place:
+ *
+ *   type_instance
+ *     System.Runtime EventCounters    the counter's name: "gc-heap-size"
+ *     other EventCounters providers   "<provider>:<name>"
+ *     meters                          "<meter>:<instrument>" then ":<k>=<v>"
+ *                                     per tag, tags sorted by key;
+ *                                     histograms add ":p50" etc. / ":count"
+ *     longer than collectd allows     cut, then "~" and 8 hex digits of a
+ *                                     hash of the whole name (stable, unique)
+ *   type and value
+ *     mean, unit MB                   bytes      value x 1,000,000
+ *     mean, unit B / By               bytes
+ *     mean, unit %                    percent
+ *     mean, other                     gauge
+ *     increment, unit B / By          total_bytes  running total (DERIVE)
+ *     increment, unit ms              total_time_in_ms  running total
+ *     increment, other                derive     running total
+ *     meter counter                   as increment, from the reported deltas
+ *     meter up-down counter, gauge    as mean
+ *     meter histogram                 gauge per quantile, derive for count
+ *
+ * ':' survives write_graphite's escaping and is legal in Prometheus label
+ * values; '.' inside names is escaped by write_graphite to '_'.
+ */
+#ifndef NAMING_H
+#define NAMING_H
+
+#include "counters.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NAMING_MAX 128 /* collectd's DATA_MAX_NAME_LEN */
+
+struct naming_row {
+  char type[32];
+  char type_instance[NAMING_MAX];
+  int is_derive;
+  double gauge;
+  int64_t derive;
+};
+
+/* Writes the rows for one table entry; returns how many (0..max). */
+size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
+                   size_t max);
+
+/* The type instance for a counter (see above); suffix may be NULL. */
+void naming_type_instance(const char *provider, const char *name,
+                          const char *tags, const char *suffix, char *out,
+                          size_t cap);
+
+#endif /* NAMING_H */

@@ -1,0 +1,728 @@
+/**
+ * collectd-dotnet - plugin/watch.c
+ *
+ * See watch.h for the threads and their rules.
+ *
+ * Targets live on two lists, both under w->lock:
+ *   pending: sessions the connector started, not yet polled by the reader;
+ *   live:    sessions the reader polls.
+ * A target is identified by pid + start time, never by pid alone. Only the
+ * reader frees a live target (when its stream ends); the connector only
+ * appends to pending.
+ */
+#include "watch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEEN_MAX 4096
+#define RETRY_SEC 10
+
+struct target {
+  struct target *next;
+  struct watch *w;
+  char instance[128];
+  int rule; /* index into rules, -1 for autodiscovered */
+  struct ipc_endpoint ep;
+  char entry[256];
+  char version[64];
+  double interval;
+  struct session *session;
+  struct counters_table table;
+};
+
+/* What the connector knows of a process it has looked at (only the
+ * connector touches these). */
+struct seen {
+  pid_t pid;
+  uint64_t start_time;
+  int have_info;
+  char entry[256];
+  char version[64];
+  char command_line[1024];
+  time_t retry_after;  /* after a failed start */
+  int complained;
+  unsigned generation; /* last discovery pass that saw it */
+};
+
+struct watch {
+  struct watch_config cfg;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int stopping;
+  int started;
+  int wake[2];
+  pthread_t reader, connector;
+  struct target *pending, *live;
+  struct seen *seen;
+  size_t nseen;
+  unsigned generation;
+  int *rule_warned;
+  struct watch_stats stats;
+};
+
+static void wlog(const struct watch *w, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void wlog(const struct watch *w, int level, const char *fmt, ...) {
+  if (w->cfg.log == NULL)
+    return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  w->cfg.log(level, msg);
+}
+
+int watch_rule_compile(struct watch_rule *r, char *err, size_t cap) {
+  if (r->match != WATCH_MATCH_COMMAND_LINE)
+    return 0;
+  int rc = regcomp(&r->regex, r->pattern, REG_EXTENDED | REG_NOSUB);
+  if (rc != 0) {
+    char buf[256];
+    regerror(rc, &r->regex, buf, sizeof(buf));
+    snprintf(err, cap, "%s", buf);
+    return -EINVAL;
+  }
+  r->compiled = 1;
+  return 0;
+}
+
+void watch_rule_free(struct watch_rule *r) {
+  if (r->compiled)
+    regfree(&r->regex);
+  r->compiled = 0;
+}
+
+struct watch *watch_new(const struct watch_config *cfg) {
+  struct watch *w = calloc(1, sizeof(*w));
+  if (w == NULL)
+    return NULL;
+  w->cfg = *cfg;
+  if (w->cfg.interval_sec <= 0)
+    w->cfg.interval_sec = 1;
+  if (w->cfg.discover_sec <= 0)
+    w->cfg.discover_sec = w->cfg.interval_sec;
+  if (w->cfg.max_targets == 0)
+    w->cfg.max_targets = 256;
+  if (w->cfg.max_counters == 0)
+    w->cfg.max_counters = 1024;
+  if (w->cfg.ipc_timeout_ms <= 0)
+    w->cfg.ipc_timeout_ms = 1000;
+  w->seen = calloc(SEEN_MAX, sizeof(*w->seen));
+  w->rule_warned = calloc(cfg->nrules + 1, sizeof(int));
+  w->wake[0] = w->wake[1] = -1;
+  if (w->seen == NULL || w->rule_warned == NULL ||
+      pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    free(w->seen);
+    free(w->rule_warned);
+    if (w->wake[0] >= 0) {
+      close(w->wake[0]);
+      close(w->wake[1]);
+    }
+    free(w);
+    return NULL;
+  }
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->cond, NULL);
+  return w;
+}
+
+static void wake_reader(struct watch *w) {
+  char c = 1;
+  ssize_t n = write(w->wake[1], &c, 1);
+  (void)n; /* a full pipe already wakes it */
+}
+
+static void target_free(struct target *t) {
+  if (t == NULL)
+    return;
+  session_free(t->session);
+  counters_table_fini(&t->table);
+  free(t);
+}
+
+/* ---- the reader ---- */
+
+static void on_sample(void *ctx, const struct counters_sample *s,
+                      int64_t time_ms) {
+  struct target *t = ctx;
+  struct watch *w = t->w;
+  pthread_mutex_lock(&w->lock);
+  counters_table_update(&t->table, s, time_ms);
+  w->stats.samples++;
+  pthread_mutex_unlock(&w->lock);
+}
+
+static void *reader_main(void *arg) {
+  struct watch *w = arg;
+  struct pollfd *pfd = NULL;
+  struct target **who = NULL;
+  size_t cap = 0;
+
+  for (;;) {
+    pthread_mutex_lock(&w->lock);
+    if (w->stopping) {
+      pthread_mutex_unlock(&w->lock);
+      break;
+    }
+    /* adopt pending sessions */
+    while (w->pending) {
+      struct target *t = w->pending;
+      w->pending = t->next;
+      t->next = w->live;
+      w->live = t;
+    }
+    size_t n = 1;
+    for (struct target *t = w->live; t; t = t->next)
+      n++;
+    if (n > cap) {
+      size_t nc = n + 16;
+      struct pollfd *np = realloc(pfd, nc * sizeof(*np));
+      if (np)
+        pfd = np;
+      struct target **nw = realloc(who, nc * sizeof(*nw));
+      if (nw)
+        who = nw;
+      if (np && nw)
+        cap = nc;
+    }
+    size_t k = 0;
+    if (cap > 0) {
+      pfd[k++] = (struct pollfd){.fd = w->wake[0], .events = POLLIN};
+      for (struct target *t = w->live; t && k < cap; t = t->next) {
+        who[k] = t;
+        pfd[k++] = (struct pollfd){.fd = session_fd(t->session), .events = POLLIN};
+      }
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (k == 0) { /* out of memory: try again soon */
+      struct timespec ts = {0, 100000000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
+
+    int pr = poll(pfd, k, 1000);
+    if (pr < 0 && errno != EINTR) {
+      wlog(w, WATCH_LOG_ERR, "poll failed: %s", strerror(errno));
+      struct timespec ts = {0, 100000000};
+      nanosleep(&ts, NULL);
+      continue;
+    }
+    if (pr <= 0)
+      continue;
+    if (pfd[0].revents) {
+      char buf[64];
+      while (read(w->wake[0], buf, sizeof(buf)) > 0)
+        ;
+    }
+    for (size_t i = 1; i < k; i++) {
+      if (pfd[i].revents == 0)
+        continue;
+      struct target *t = who[i];
+      int r = session_read(t->session);
+      if (r == 0)
+        continue;
+      /* the stream ended: the process exited, or the session failed */
+      wlog(w, r == -EPIPE ? WATCH_LOG_INFO : WATCH_LOG_WARNING,
+           "instance \"%s\": session with pid %d ended: %s", t->instance,
+           (int)t->ep.pid, session_error(t->session));
+      pthread_mutex_lock(&w->lock);
+      for (struct target **pp = &w->live; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+          *pp = t->next;
+          break;
+        }
+      }
+      w->stats.sessions_ended++;
+      w->stats.bytes += session_stats(t->session)->bytes;
+      pthread_cond_broadcast(&w->cond); /* let the connector look again */
+      pthread_mutex_unlock(&w->lock);
+      target_free(t);
+    }
+  }
+  free(pfd);
+  free(who);
+  return NULL;
+}
+
+/* ---- the connector ---- */
+
+static struct seen *seen_get(struct watch *w, const struct ipc_endpoint *ep) {
+  for (size_t i = 0; i < w->nseen; i++)
+    if (w->seen[i].pid == ep->pid && w->seen[i].start_time == ep->start_time)
+      return &w->seen[i];
+  /* drop entries of processes gone in earlier passes */
+  size_t o = 0;
+  for (size_t i = 0; i < w->nseen; i++)
+    if (w->seen[i].generation + 2 >= w->generation)
+      w->seen[o++] = w->seen[i];
+  w->nseen = o;
+  if (w->nseen >= SEEN_MAX)
+    return NULL;
+  struct seen *s = &w->seen[w->nseen++];
+  memset(s, 0, sizeof(*s));
+  s->pid = ep->pid;
+  s->start_time = ep->start_time;
+  return s;
+}
+
+static int read_cmdline(pid_t pid, char *out, size_t cap) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n = read(fd, out, cap - 1);
+  close(fd);
+  if (n < 0)
+    return -errno;
+  for (ssize_t i = 0; i < n; i++)
+    if (out[i] == 0)
+      out[i] = ' ';
+  while (n > 0 && out[n - 1] == ' ')
+    n--;
+  out[n] = 0;
+  return 0;
+}
+
+static int instance_taken(struct watch *w, const char *name) {
+  for (struct target *t = w->live; t; t = t->next)
+    if (strcmp(t->instance, name) == 0)
+      return 1;
+  for (struct target *t = w->pending; t; t = t->next)
+    if (strcmp(t->instance, name) == 0)
+      return 1;
+  return 0;
+}
+
+/* Instance names: the rule's (or the entry assembly's) name for the first
+ * process; "<name>-<pid>" for others matching at the same time. */
+static void pick_instance(struct watch *w, const char *base, pid_t pid,
+                          char *out, size_t cap) {
+  char clean[100];
+  size_t o = 0;
+  for (const char *p = base; *p && o + 1 < sizeof(clean); p++) {
+    char c = *p;
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+             (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    clean[o++] = ok ? c : '_';
+  }
+  clean[o] = 0;
+  if (o == 0)
+    snprintf(clean, sizeof(clean), "dotnet");
+  pthread_mutex_lock(&w->lock);
+  if (!instance_taken(w, clean))
+    snprintf(out, cap, "%s", clean);
+  else
+    snprintf(out, cap, "%s-%d", clean, (int)pid);
+  pthread_mutex_unlock(&w->lock);
+}
+
+/* Whether a live or pending target is this process (pid + start time). */
+static int target_exists(struct watch *w, const struct ipc_endpoint *ep) {
+  int found = 0;
+  pthread_mutex_lock(&w->lock);
+  for (struct target *t = w->live; t && !found; t = t->next)
+    found = t->ep.pid == ep->pid && t->ep.start_time == ep->start_time;
+  for (struct target *t = w->pending; t && !found; t = t->next)
+    found = t->ep.pid == ep->pid && t->ep.start_time == ep->start_time;
+  pthread_mutex_unlock(&w->lock);
+  return found;
+}
+
+static size_t live_count(struct watch *w) {
+  size_t n = 0;
+  pthread_mutex_lock(&w->lock);
+  for (struct target *t = w->live; t; t = t->next)
+    n++;
+  for (struct target *t = w->pending; t; t = t->next)
+    n++;
+  pthread_mutex_unlock(&w->lock);
+  return n;
+}
+
+static int is_stopping(struct watch *w) {
+  pthread_mutex_lock(&w->lock);
+  int s = w->stopping;
+  pthread_mutex_unlock(&w->lock);
+  return s;
+}
+
+static void start_target(struct watch *w, struct seen *sn, int rule,
+                         const struct ipc_endpoint *ep) {
+  const struct session_config *sc =
+      rule >= 0 ? &w->cfg.rules[rule].session : &w->cfg.auto_session;
+  struct session_config cfg = *sc;
+  cfg.interval_sec = w->cfg.interval_sec;
+  cfg.timeout_ms = w->cfg.ipc_timeout_ms;
+  time_t now = time(NULL);
+  if (live_count(w) >= w->cfg.max_targets) {
+    if (!sn->complained)
+      wlog(w, WATCH_LOG_WARNING,
+           "not watching pid %d: MaxProcesses (%zu) reached", (int)ep->pid,
+           w->cfg.max_targets);
+    sn->complained = 1;
+    sn->retry_after = now + RETRY_SEC;
+    return;
+  }
+  struct target *t = calloc(1, sizeof(*t));
+  if (t == NULL)
+    return;
+  t->w = w;
+  t->rule = rule;
+  t->ep = *ep;
+  t->interval = w->cfg.interval_sec;
+  snprintf(t->entry, sizeof(t->entry), "%s", sn->entry);
+  snprintf(t->version, sizeof(t->version), "%s", sn->version);
+  counters_table_init(&t->table, w->cfg.max_counters);
+  pick_instance(w, rule >= 0 ? w->cfg.rules[rule].name : sn->entry, ep->pid,
+                t->instance, sizeof(t->instance));
+  t->session = session_new(ep, &cfg, on_sample, t);
+  struct ipc_error err = {0};
+  int r = t->session ? session_start(t->session, &err) : -ENOMEM;
+  if (r < 0) {
+    if (!sn->complained)
+      wlog(w, WATCH_LOG_ERR,
+           "instance \"%s\": cannot start a session with pid %d: %s "
+           "(retrying every %d s; logged once)",
+           t->instance, (int)ep->pid, err.message[0] ? err.message : strerror(-r),
+           RETRY_SEC);
+    sn->complained = 1;
+    sn->retry_after = now + RETRY_SEC;
+    pthread_mutex_lock(&w->lock);
+    w->stats.start_failures++;
+    pthread_mutex_unlock(&w->lock);
+    target_free(t);
+    return;
+  }
+  if (sn->complained)
+    wlog(w, WATCH_LOG_NOTICE, "instance \"%s\": pid %d reachable again",
+         t->instance, (int)ep->pid);
+  sn->complained = 0;
+  wlog(w, WATCH_LOG_INFO,
+       "instance \"%s\": watching pid %d (%s, .NET %s), session %llu, "
+       "interval %g s",
+       t->instance, (int)ep->pid, t->entry[0] ? t->entry : "?",
+       t->version[0] ? t->version : "?",
+       (unsigned long long)session_id(t->session), t->interval);
+  pthread_mutex_lock(&w->lock);
+  t->next = w->pending;
+  w->pending = t;
+  w->stats.sessions_started++;
+  pthread_mutex_unlock(&w->lock);
+  wake_reader(w);
+}
+
+struct pass {
+  struct watch *w;
+  time_t now;
+  int *rule_hits;
+};
+
+/* The first rule that matches the process, or -1. CommandLine rules are
+ * tried on /proc/<pid>/cmdline and on the runtime's own command line (an
+ * apphost's /proc cmdline lacks the .dll the runtime reports). */
+static int match_rule(struct watch *w, const struct seen *sn,
+                      const struct ipc_endpoint *ep) {
+  char cmdline[4096] = "";
+  int have_cmdline = 0;
+  for (size_t i = 0; i < w->cfg.nrules; i++) {
+    struct watch_rule *r = &w->cfg.rules[i];
+    switch (r->match) {
+    case WATCH_MATCH_PID:
+      if (r->pid == ep->pid)
+        return (int)i;
+      break;
+    case WATCH_MATCH_COMMAND_LINE:
+      if (!have_cmdline)
+        have_cmdline = read_cmdline(ep->pid, cmdline, sizeof(cmdline)) == 0;
+      if (!r->compiled)
+        break;
+      if (have_cmdline && regexec(&r->regex, cmdline, 0, NULL, 0) == 0)
+        return (int)i;
+      if (sn->have_info && regexec(&r->regex, sn->command_line, 0, NULL, 0) == 0)
+        return (int)i;
+      break;
+    case WATCH_MATCH_ENTRY:
+      if (sn->have_info && strcmp(r->pattern, sn->entry) == 0)
+        return (int)i;
+      break;
+    }
+  }
+  return -1;
+}
+
+static int consider(void *ctx, const struct ipc_endpoint *ep) {
+  struct pass *p = ctx;
+  struct watch *w = p->w;
+  if (is_stopping(w))
+    return 1;
+  struct seen *sn = seen_get(w, ep);
+  if (sn == NULL)
+    return 0;
+  sn->generation = w->generation;
+  if (target_exists(w, ep)) {
+    int rule = match_rule(w, sn, ep);
+    if (rule >= 0)
+      p->rule_hits[rule]++;
+    return 0;
+  }
+  if (p->now < sn->retry_after)
+    return 0;
+  if (!sn->have_info) {
+    /* once per process: who is it? */
+    struct ipc_process_info info;
+    struct ipc_error err = {0};
+    if (ipc_process_info(ep, w->cfg.ipc_timeout_ms, &info, &err) == 0) {
+      sn->have_info = 1;
+      snprintf(sn->entry, sizeof(sn->entry), "%s", info.entry_assembly);
+      snprintf(sn->version, sizeof(sn->version), "%s", info.runtime_version);
+      snprintf(sn->command_line, sizeof(sn->command_line), "%s",
+               info.command_line);
+    } else {
+      sn->retry_after = p->now + RETRY_SEC;
+      int rule = match_rule(w, sn, ep);
+      if (rule >= 0 && !sn->complained)
+        wlog(w, WATCH_LOG_WARNING,
+             "pid %d matches <Process \"%s\"> but does not answer: %s "
+             "(retrying every %d s; logged once)",
+             (int)ep->pid, w->cfg.rules[rule].name, err.message, RETRY_SEC);
+      if (rule >= 0)
+        sn->complained = 1;
+      return 0;
+    }
+  }
+  int rule = match_rule(w, sn, ep);
+  if (rule >= 0)
+    p->rule_hits[rule]++;
+  if (rule < 0 && !w->cfg.autodiscover)
+    return 0;
+  start_target(w, sn, rule, ep);
+  return 0;
+}
+
+static void *connector_main(void *arg) {
+  struct watch *w = arg;
+  int *hits = calloc(w->cfg.nrules + 1, sizeof(int));
+  if (hits == NULL) {
+    wlog(w, WATCH_LOG_ERR, "out of memory: not discovering processes");
+    return NULL;
+  }
+  unsigned passes = 0;
+  for (;;) {
+    pthread_mutex_lock(&w->lock);
+    int stop = w->stopping;
+    pthread_mutex_unlock(&w->lock);
+    if (stop)
+      break;
+    w->generation++;
+    memset(hits, 0, (w->cfg.nrules + 1) * sizeof(int));
+    struct pass p = {.w = w, .now = time(NULL), .rule_hits = hits};
+    int r = ipc_endpoint_list(consider, &p);
+    if (r < 0)
+      wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
+    passes++;
+    /* a rule that matched nothing over the first passes: say so once */
+    for (size_t i = 0; i < w->cfg.nrules; i++) {
+      if (hits[i] == 0 && passes >= 3 && !w->rule_warned[i]) {
+        struct watch_rule *rule = &w->cfg.rules[i];
+        wlog(w, WATCH_LOG_WARNING,
+             "<Process \"%s\"> matches no .NET process yet (%s \"%s\"); will "
+             "keep looking",
+             rule->name,
+             rule->match == WATCH_MATCH_PID ? "Pid"
+             : rule->match == WATCH_MATCH_COMMAND_LINE ? "CommandLine"
+                                                       : "EntryAssembly",
+             rule->match == WATCH_MATCH_PID ? "" : rule->pattern);
+        w->rule_warned[i] = 1;
+      } else if (hits[i] > 0) {
+        w->rule_warned[i] = 0;
+      }
+    }
+    /* sleep until the next pass, a session end, or stop */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + w->cfg.discover_sec;
+    ts.tv_sec = (time_t)when;
+    ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
+    pthread_mutex_lock(&w->lock);
+    if (!w->stopping)
+      pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    pthread_mutex_unlock(&w->lock);
+  }
+  free(hits);
+  return NULL;
+}
+
+int watch_start(struct watch *w) {
+  int r = pthread_create(&w->reader, NULL, reader_main, w);
+  if (r != 0)
+    return -r;
+  r = pthread_create(&w->connector, NULL, connector_main, w);
+  if (r != 0) {
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_mutex_unlock(&w->lock);
+    wake_reader(w);
+    pthread_join(w->reader, NULL);
+    return -r;
+  }
+  w->started = 1;
+  return 0;
+}
+
+/* Sends StopTracing for every session at once, then waits for the answers
+ * together until the deadline: one hung target costs the deadline once,
+ * not once per session. */
+static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
+  size_t n = 0;
+  for (struct target *t = list; t; t = t->next)
+    n++;
+  if (n == 0)
+    return;
+  struct pollfd *pfd = calloc(n, sizeof(*pfd));
+  size_t k = 0;
+  for (struct target *t = list; t && pfd; t = t->next) {
+    if (session_fd(t->session) < 0)
+      continue;
+    uint8_t msg[IPC_HEADER_SIZE + 8], id[8];
+    uint64_t sid = session_id(t->session);
+    for (int i = 0; i < 8; i++)
+      id[i] = (uint8_t)(sid >> (8 * i));
+    long len = ipc_message_encode(msg, sizeof(msg), IPC_SET_EVENTPIPE,
+                                  IPC_EP_STOP, id, sizeof(id));
+    int fd = ipc_connect(&t->ep, timeout_ms / 2, NULL);
+    if (fd < 0)
+      continue;
+    if (len < 0 || send(fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len) {
+      close(fd);
+      continue;
+    }
+    pfd[k++] = (struct pollfd){.fd = fd, .events = POLLIN};
+  }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  size_t open_ = k;
+  while (open_ > 0) {
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (el >= timeout_ms)
+      break;
+    int pr = poll(pfd, k, (int)(timeout_ms - el));
+    if (pr < 0 && errno == EINTR)
+      continue;
+    if (pr <= 0)
+      break;
+    for (size_t i = 0; i < k; i++) {
+      if (pfd[i].fd >= 0 && pfd[i].revents) {
+        close(pfd[i].fd);
+        pfd[i].fd = -1;
+        open_--;
+      }
+    }
+  }
+  size_t unanswered = 0;
+  for (size_t i = 0; i < k; i++)
+    if (pfd[i].fd >= 0) {
+      close(pfd[i].fd);
+      unanswered++;
+    }
+  if (unanswered)
+    wlog(w, WATCH_LOG_NOTICE,
+         "%zu session(s) did not confirm StopTracing within %d ms; closed",
+         unanswered, timeout_ms);
+  free(pfd);
+}
+
+void watch_stop(struct watch *w, int timeout_ms) {
+  if (w == NULL || !w->started)
+    return;
+  pthread_mutex_lock(&w->lock);
+  w->stopping = 1;
+  pthread_cond_broadcast(&w->cond);
+  pthread_mutex_unlock(&w->lock);
+  wake_reader(w);
+  pthread_join(w->reader, NULL);
+  pthread_join(w->connector, NULL);
+  w->started = 0;
+  /* the threads are gone: the lists are ours */
+  while (w->pending) {
+    struct target *t = w->pending;
+    w->pending = t->next;
+    t->next = w->live;
+    w->live = t;
+  }
+  stop_all(w, w->live, timeout_ms);
+  while (w->live) {
+    struct target *t = w->live;
+    w->live = t->next;
+    wlog(w, WATCH_LOG_INFO, "instance \"%s\": session with pid %d stopped",
+         t->instance, (int)t->ep.pid);
+    target_free(t);
+  }
+}
+
+void watch_free(struct watch *w) {
+  if (w == NULL)
+    return;
+  watch_stop(w, 500);
+  while (w->live) {
+    struct target *t = w->live;
+    w->live = t->next;
+    target_free(t);
+  }
+  close(w->wake[0]);
+  close(w->wake[1]);
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->cond);
+  free(w->seen);
+  free(w->rule_warned);
+  free(w);
+}
+
+void watch_snapshot(struct watch *w, watch_view_cb cb, void *ctx) {
+  pthread_mutex_lock(&w->lock);
+  for (struct target *t = w->live; t; t = t->next) {
+    struct watch_target_view v = {.instance = t->instance,
+                                  .ep = &t->ep,
+                                  .entry_assembly = t->entry,
+                                  .runtime_version = t->version,
+                                  .interval_sec = t->interval,
+                                  .table = &t->table};
+    cb(ctx, &v);
+  }
+  pthread_mutex_unlock(&w->lock);
+}
+
+int watch_lookup(struct watch *w, const char *instance, struct ipc_endpoint *ep) {
+  int r = -ENOENT;
+  pthread_mutex_lock(&w->lock);
+  for (struct target *t = w->live; t; t = t->next) {
+    if (strcmp(t->instance, instance) == 0) {
+      *ep = t->ep;
+      r = 0;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&w->lock);
+  return r;
+}
+
+void watch_get_stats(struct watch *w, struct watch_stats *st) {
+  pthread_mutex_lock(&w->lock);
+  *st = w->stats;
+  st->live = 0;
+  for (struct target *t = w->live; t; t = t->next)
+    st->live++;
+  pthread_mutex_unlock(&w->lock);
+}

@@ -1,0 +1,96 @@
+/**
+ * collectd-dotnet - plugin/watch.h
+ *
+ * Keeps an EventPipe session to every .NET process that matches a
+ * configured rule (or, with autodiscovery, to every .NET process), and the
+ * latest counter values of each. Two threads, both owned here:
+ *   - the connector: every tick finds processes (discovery), matches rules,
+ *     starts sessions (blocking IPC with timeouts, so a hung target only
+ *     delays its own start) and hands them to the reader;
+ *   - the reader: one poll() over all session sockets, parses the streams,
+ *     updates each target's table. It never makes a blocking call.
+ * Consumers (collectd's read callback, the dump hook) take short snapshots
+ * under one mutex; nobody waits on a target.
+ *
+ * No collectd header here: logging goes through a callback.
+ */
+#ifndef WATCH_H
+#define WATCH_H
+
+#include "counters.h"
+#include "ipc.h"
+#include "session.h"
+
+#include <regex.h>
+#include <stdint.h>
+
+enum watch_match { WATCH_MATCH_PID, WATCH_MATCH_COMMAND_LINE, WATCH_MATCH_ENTRY };
+
+struct watch_rule {
+  char name[64];              /* the plugin instance */
+  enum watch_match match;
+  pid_t pid;                  /* WATCH_MATCH_PID */
+  char pattern[512];          /* regex (command line) or assembly name */
+  regex_t regex;              /* compiled by watch_rule_compile */
+  int compiled;
+  struct session_config session; /* providers, meters (strings owned by
+                                    the rule's caller until watch_free) */
+};
+
+enum watch_log_level { WATCH_LOG_ERR = 3, WATCH_LOG_WARNING = 4,
+                       WATCH_LOG_NOTICE = 5, WATCH_LOG_INFO = 6,
+                       WATCH_LOG_DEBUG = 7 };
+typedef void (*watch_log_cb)(int level, const char *msg);
+
+struct watch_config {
+  double interval_sec;        /* counter interval */
+  double discover_sec;        /* how often to look for processes; 0: interval */
+  int autodiscover;
+  struct session_config auto_session; /* for autodiscovered processes */
+  struct watch_rule *rules;   /* borrowed until watch_free */
+  size_t nrules;
+  size_t max_targets;         /* 0: 256 */
+  size_t max_counters;        /* per target; 0: 1024 */
+  int ipc_timeout_ms;         /* 0: 2000 */
+  watch_log_cb log;
+};
+
+/* Compiles a COMMAND_LINE rule's regex: 0, or -EINVAL with err filled. */
+int watch_rule_compile(struct watch_rule *r, char *err, size_t cap);
+void watch_rule_free(struct watch_rule *r);
+
+struct watch;
+
+struct watch *watch_new(const struct watch_config *cfg);
+int watch_start(struct watch *w);  /* starts the threads */
+/* Stops the threads, sends StopTracing to every session (in parallel,
+ * bounded by timeout_ms in all), frees nothing. */
+void watch_stop(struct watch *w, int timeout_ms);
+void watch_free(struct watch *w);  /* accepts NULL; stops first if needed */
+
+/* One target as seen by a snapshot. */
+struct watch_target_view {
+  const char *instance;
+  const struct ipc_endpoint *ep;
+  const char *entry_assembly;
+  const char *runtime_version;
+  double interval_sec;
+  struct counters_table *table; /* the consumer may mark entries published */
+};
+
+/* Calls cb for every live target, under the watch's mutex: cb must be
+ * quick and must not call back into the watch. */
+typedef void (*watch_view_cb)(void *ctx, const struct watch_target_view *t);
+void watch_snapshot(struct watch *w, watch_view_cb cb, void *ctx);
+
+/* The endpoint of the live target with that instance name: 0 or -ENOENT. */
+int watch_lookup(struct watch *w, const char *instance, struct ipc_endpoint *ep);
+
+struct watch_stats {
+  uint64_t sessions_started, sessions_ended, start_failures;
+  uint64_t samples, bytes;
+  size_t live;
+};
+void watch_get_stats(struct watch *w, struct watch_stats *st);
+
+#endif /* WATCH_H */
