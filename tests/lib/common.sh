@@ -1,0 +1,137 @@
+# shellcheck shell=bash
+# tests/lib/common.sh -- what every integration test of collectd-dotnet uses.
+#
+# Source it from a test script (tests/integration/*.sh); tests/run sets:
+#   REPO BUILD TRIGGERDUMP PLUGIN_SO RESULTS (file of PASS/FAIL lines)
+#
+#   pass NAME [DETAIL]        record a passed check
+#   fail NAME REASON          record a failed check (and print why)
+#   check NAME CMD...         pass if CMD succeeds, fail otherwise
+#   wait_until SECONDS CMD... poll CMD every 0.1 s until it succeeds or the
+#                             deadline passes (returns 1 then); no bare sleeps
+#   collectd_start DIR CONF_BODY   write DIR/collectd.conf (common header:
+#                             Hostname "test", BaseDir, PluginDir DIR/plugins
+#                             with copies of dotnet.so and the Debian plugins
+#                             named in COLLECTD_PLUGINS, logfile to
+#                             DIR/collectd.log, csv to DIR/csv, Interval 1)
+#                             + CONF_BODY, start collectd -f in the
+#                             background; sets COLLECTD_PID
+#   collectd_stop [TIMEOUT]   SIGTERM collectd, wait (default 10 s); echoes
+#                             the seconds it took to exit
+#   csv_file DIR INSTANCE TYPE-TYPEINSTANCE   path of today's csv file
+#   csv_last DIR INSTANCE TYPE-TYPEINSTANCE   last value written
+#   csv_rows DIR INSTANCE TYPE-TYPEINSTANCE   number of data rows
+#
+# Variables: COLLECTD_WRAPPER (e.g. "valgrind --error-exitcode=99 ..."),
+# COLLECTD_PLUGINS (extra Debian plugins to copy, default "csv logfile
+# threshold unixsock").
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BUILD=${BUILD:-$REPO/build}
+RESULTS=${RESULTS:-$BUILD/results.txt}
+TRIGGERDUMP=${TRIGGERDUMP:-$BUILD/c/triggerdump}
+PLUGIN_SO=${PLUGIN_SO:-$BUILD/c/.libs/dotnet.so}
+COLLECTD_PLUGINS=${COLLECTD_PLUGINS:-csv logfile threshold unixsock}
+COLLECTD_PID=
+
+pass() {
+	printf 'PASS %s%s\n' "$1" "${2:+ ($2)}" | tee -a "$RESULTS"
+}
+
+fail() {
+	printf 'FAIL %s: %s\n' "$1" "${2:-failed}" | tee -a "$RESULTS"
+}
+
+check() {
+	local name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name" "command failed: $*"; fi
+}
+
+_now() { date +%s.%N; }
+
+wait_until() {
+	local secs=$1
+	shift
+	local deadline
+	deadline=$(awk -v n="$(_now)" -v t="$secs" 'BEGIN { printf "%.3f", n + t }')
+	while :; do
+		"$@" && return 0
+		awk -v n="$(_now)" -v d="$deadline" 'BEGIN { exit !(n >= d) }' && return 1
+		sleep 0.1
+	done
+}
+
+collectd_start() {
+	local dir=$1 body=$2 p
+	mkdir -p "$dir/plugins" "$dir/csv"
+	# collectd refuses plugins behind symlinks: copies
+	cp "$PLUGIN_SO" "$dir/plugins/dotnet.so"
+	for p in $COLLECTD_PLUGINS; do
+		cp "/usr/lib/collectd/$p.so" "$dir/plugins/"
+	done
+	cat >"$dir/collectd.conf" <<CONF
+Hostname "test"
+FQDNLookup false
+BaseDir "$dir"
+PIDFile "$dir/collectd.pid"
+PluginDir "$dir/plugins"
+TypesDB "/usr/share/collectd/types.db"
+Interval 1
+LoadPlugin logfile
+<Plugin logfile>
+  LogLevel info
+  File "$dir/collectd.log"
+  Timestamp true
+  PrintSeverity true
+</Plugin>
+LoadPlugin csv
+<Plugin csv>
+  DataDir "$dir/csv"
+</Plugin>
+$body
+CONF
+	: >"$dir/collectd.log"
+	# shellcheck disable=SC2086
+	${COLLECTD_WRAPPER:-} collectd -f -C "$dir/collectd.conf" >"$dir/stdout.log" 2>&1 &
+	COLLECTD_PID=$!
+	COLLECTD_DIR=$dir
+	wait_until 20 grep -q "Initialization complete" "$dir/collectd.log" || {
+		echo "collectd did not start; its log:" >&2
+		tail -20 "$dir/collectd.log" "$dir/stdout.log" >&2
+		return 1
+	}
+}
+
+collectd_stop() {
+	local timeout=${1:-10} t0 t1
+	[[ -n $COLLECTD_PID ]] || return 0
+	t0=$(_now)
+	kill -TERM "$COLLECTD_PID" 2>/dev/null
+	if ! wait_until "$timeout" bash -c "! kill -0 $COLLECTD_PID 2>/dev/null"; then
+		kill -KILL "$COLLECTD_PID" 2>/dev/null
+	fi
+	wait "$COLLECTD_PID" 2>/dev/null
+	COLLECTD_EXIT=$?
+	t1=$(_now)
+	COLLECTD_PID=
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
+}
+
+csv_file() {
+	local f
+	f=$(ls "$1"/csv/*/"dotnet-$2"/"$3"-* 2>/dev/null | tail -1)
+	[[ -n $f ]] && printf '%s\n' "$f"
+}
+
+csv_last() {
+	local f
+	f=$(csv_file "$@") || return 1
+	tail -1 "$f" | cut -d, -f2
+}
+
+csv_rows() {
+	local f
+	f=$(csv_file "$@") || { echo 0; return 0; }
+	echo $(($(wc -l <"$f") - 1))
+}
