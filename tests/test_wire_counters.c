@@ -7,6 +7,7 @@
  */
 #include "counters.h"
 #include "ipc.h"
+#include "naming.h"
 #include "nettrace.h"
 #include "wire.h"
 
@@ -412,6 +413,72 @@ DEF_TEST(hostile_metadata) {
   return 0;
 }
 
+DEF_TEST(naming) {
+  char ti[NAMING_MAX];
+  naming_type_instance("System.Runtime", "gc-heap-size", "", NULL, ti, sizeof(ti));
+  EXPECT_EQ_STR("gc-heap-size", ti);
+  naming_type_instance("Microsoft.AspNetCore.Hosting", "total-requests", "", NULL,
+                       ti, sizeof(ti));
+  EXPECT_EQ_STR("Microsoft.AspNetCore.Hosting:total-requests", ti);
+  /* tags sorted by key, whatever order the runtime sent */
+  naming_type_instance("Contoso.Shop", "orders", "zone=b,region=eu", NULL, ti,
+                       sizeof(ti));
+  EXPECT_EQ_STR("Contoso.Shop:orders:region=eu:zone=b", ti);
+  naming_type_instance("Contoso.Shop", "latency", "", "p95", ti, sizeof(ti));
+  EXPECT_EQ_STR("Contoso.Shop:latency:p95", ti);
+  /* the System.Runtime meter's dotted names keep their provider */
+  naming_type_instance("System.Runtime", "dotnet.gc.collections",
+                       "gc.heap.generation=gen0", NULL, ti, sizeof(ti));
+  EXPECT_EQ_STR("System.Runtime:dotnet.gc.collections:gc.heap.generation=gen0", ti);
+  /* over-long: cut, with a hash of the whole name; two names differing only
+   * at the end stay different */
+  char long1[300], long2[300], ti2[NAMING_MAX];
+  memset(long1, 'a', 250);
+  long1[250] = 0;
+  memcpy(long2, long1, 251);
+  long2[249] = 'b';
+  naming_type_instance("P", long1, "", NULL, ti, sizeof(ti));
+  naming_type_instance("P", long2, "", NULL, ti2, sizeof(ti2));
+  EXPECT_EQ_INT(NAMING_MAX - 1, strlen(ti));
+  CHECK(ti[NAMING_MAX - 10] == '~');
+  CHECK(strcmp(ti, ti2) != 0);
+
+  struct counters_entry e = {.kind = COUNTERS_MEAN, .value = 250.5};
+  snprintf(e.provider, sizeof(e.provider), "System.Runtime");
+  snprintf(e.name, sizeof(e.name), "gc-heap-size");
+  snprintf(e.units, sizeof(e.units), "MB");
+  struct naming_row rows[4];
+  EXPECT_EQ_INT(1, naming_rows(&e, rows, 4));
+  EXPECT_EQ_STR("bytes", rows[0].type);
+  EXPECT_EQ_DOUBLE(250.5e6, rows[0].gauge, 1e-3);
+  e.kind = COUNTERS_SUM;
+  e.total = 12345.9;
+  snprintf(e.units, sizeof(e.units), "B");
+  EXPECT_EQ_INT(1, naming_rows(&e, rows, 4));
+  EXPECT_EQ_STR("total_bytes", rows[0].type);
+  EXPECT_EQ_INT(1, rows[0].is_derive);
+  EXPECT_EQ_INT(12345, rows[0].derive);
+  e.kind = COUNTERS_MEAN;
+  snprintf(e.units, sizeof(e.units), "%%");
+  naming_rows(&e, rows, 4);
+  EXPECT_EQ_STR("percent", rows[0].type);
+  e.kind = COUNTERS_HISTOGRAM;
+  e.nquantiles = 3;
+  e.quantile[0] = 0.5, e.quantile[1] = 0.95, e.quantile[2] = 0.99;
+  e.total = 30;
+  snprintf(e.units, sizeof(e.units), "ms");
+  snprintf(e.provider, sizeof(e.provider), "M");
+  snprintf(e.name, sizeof(e.name), "lat");
+  EXPECT_EQ_INT(4, naming_rows(&e, rows, 4));
+  EXPECT_EQ_STR("M:lat:p50", rows[0].type_instance);
+  EXPECT_EQ_STR("M:lat:p95", rows[1].type_instance);
+  EXPECT_EQ_STR("M:lat:count", rows[3].type_instance);
+  EXPECT_EQ_INT(30, rows[3].derive);
+  /* a row buffer too small: no overflow */
+  EXPECT_EQ_INT(2, naming_rows(&e, rows, 2));
+  return 0;
+}
+
 int main(void) {
   RUN_TEST(varint);
   RUN_TEST(utf16);
@@ -421,5 +488,6 @@ int main(void) {
   RUN_TEST(event_counter_sum_and_table);
   RUN_TEST(meters);
   RUN_TEST(hostile_metadata);
+  RUN_TEST(naming);
   END_TEST;
 }
