@@ -47,7 +47,7 @@ enum nettrace_type {
  * `span` is the number of entries in its subtree (itself excluded), so the
  * next sibling of fields[i] is fields[i + 1 + fields[i].span].
  * An ARRAY field is followed by one entry describing its element (span 1 +
- * the element's own span). */
+ * the element's own span); that entry carries the array's name. */
 struct nettrace_field {
   const char *name; /* UTF-8, NUL-terminated; owned by the reader */
   uint32_t type;    /* enum nettrace_type */
@@ -59,13 +59,13 @@ struct nettrace_field {
  * Valid as long as the reader lives. */
 struct nettrace_meta {
   uint32_t id;
-  const char *provider;   /* UTF-8; "" when absent */
+  const char *provider; /* UTF-8; "" when absent */
   uint32_t event_id;
   const char *event_name; /* UTF-8; "" when absent */
   uint64_t keywords;
   uint32_t version;
   uint32_t level;
-  uint8_t opcode;         /* 0 unless the metadata carries an OpCode tag */
+  uint8_t opcode; /* 0 unless the metadata carries an OpCode tag */
   /* Top-level fields are fields[0], then each next sibling (see above).
    * fields_ok is 0 when the field list could not be understood (a type the
    * reader does not know): the event is still delivered, payload raw. */
@@ -93,9 +93,9 @@ struct nettrace_event {
 
 /* The stream's Trace object. */
 struct nettrace_trace_info {
-  int64_t sync_time_unix_ms;  /* the SYSTEMTIME, as ms since 1970 (UTC) */
-  int64_t sync_qpc;           /* QPC ticks at that time */
-  int64_t qpc_frequency;      /* ticks per second */
+  int64_t sync_time_unix_ms; /* the SYSTEMTIME, as ms since 1970 (UTC) */
+  int64_t sync_qpc;          /* QPC ticks at that time */
+  int64_t qpc_frequency;     /* ticks per second */
   uint32_t pointer_size;
   uint32_t process_id;
   uint32_t num_processors;
@@ -110,23 +110,27 @@ struct nettrace_limits {
 };
 
 struct nettrace_stats {
-  uint64_t bytes;         /* fed so far */
-  uint64_t events;        /* delivered to the callback */
-  uint64_t dropped;       /* events with unknown metadata id */
+  uint64_t bytes;   /* fed so far */
+  uint64_t events;  /* delivered to the callback */
+  uint64_t dropped; /* events with unknown metadata id */
   uint64_t event_blocks, metadata_blocks, stack_blocks, sp_blocks;
   uint64_t unknown_objects; /* objects of an unknown type, skipped */
   uint64_t metas;           /* metadata entries kept (see max_metas) */
   uint64_t metadata_bytes;  /* bytes they take (see max_metadata) */
 };
 
+/* Called for each event, in stream order (not sorted by timestamp). It may
+ * call the const getters below, but must not feed, finish or free the
+ * reader it is called from. */
 typedef void (*nettrace_event_cb)(void *ctx, const struct nettrace_event *ev);
 
 struct nettrace_reader;
 
 /* Allocates a reader. `limits` may be NULL. Returns NULL on ENOMEM.
  * cb may be NULL (count only). The reader does not own ctx. */
-struct nettrace_reader *nettrace_reader_new(const struct nettrace_limits *limits,
-                                            nettrace_event_cb cb, void *ctx);
+struct nettrace_reader *
+nettrace_reader_new(const struct nettrace_limits *limits, nettrace_event_cb cb,
+                    void *ctx);
 /* Frees everything the reader owns; accepts NULL. */
 void nettrace_reader_free(struct nettrace_reader *r);
 
@@ -134,7 +138,9 @@ void nettrace_reader_free(struct nettrace_reader *r);
  * max_object) and calls cb for every event completed by them.
  * Returns 0, or a negative errno: -EBADMSG malformed input, -E2BIG a cap was
  * exceeded, -ENOMEM. The first error is sticky: later calls return it again.
- * Bytes after the end-of-stream marker are an error (-EBADMSG). */
+ * Bytes after the end-of-stream marker are an error (-EBADMSG).
+ * Events of a block before a malformed spot in it have been delivered when
+ * the error is returned. A nettrace V6 stream is refused (-EBADMSG). */
 int nettrace_reader_feed(struct nettrace_reader *r, const void *buf,
                          size_t len);
 /* Call at end of input: 0 if the end-of-stream marker was read, -ENODATA if
@@ -151,6 +157,7 @@ uint64_t nettrace_reader_error_offset(const struct nettrace_reader *r);
 /* NULL until the Trace object has been read. */
 const struct nettrace_trace_info *
 nettrace_reader_trace_info(const struct nettrace_reader *r);
-const struct nettrace_stats *nettrace_reader_stats(const struct nettrace_reader *r);
+const struct nettrace_stats *
+nettrace_reader_stats(const struct nettrace_reader *r);
 
 #endif /* NETTRACE_H */
