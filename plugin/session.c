@@ -300,8 +300,8 @@ int session_stop(struct session *s, int timeout_ms) {
       return pr == 0 ? -ETIMEDOUT : -errno;
     }
     r = session_read(s);
-    if (r == -EPIPE)
-      return 0;
+    if (r == -EPIPE) /* cleanly only if the end-of-stream marker came */
+      return nettrace_reader_done(s->reader) ? 0 : -ENODATA;
     if (r < 0)
       return r;
   }

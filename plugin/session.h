@@ -57,7 +57,9 @@ int session_fd(const struct session *s);
 int session_read(struct session *s);
 
 /* StopTracing on a second connection, then reads the rest of the stream
- * until its end or the deadline (ms), and closes. */
+ * until its end or the deadline (ms), and closes. 0 only when the runtime
+ * accepted the stop and the stream reached its end-of-stream marker;
+ * -ENODATA when it ended without one, -ETIMEDOUT, or the IPC error. */
 int session_stop(struct session *s, int timeout_ms);
 
 /* Optional: called with every chunk of raw stream bytes before parsing

@@ -6,7 +6,8 @@
  *   triggerdump monitor <pid> [--interval SEC] [--providers A,B] [--meters M,N]
  *                             [--format text|csv|json] [--duration SEC]
  *   triggerdump record <pid> -o FILE [--duration SEC] [...monitor options]
- *   triggerdump stats FILE.nettrace
+ *   triggerdump stats FILE.nettrace   (events per provider, samples per
+ *                                      counter; non-zero if truncated)
  *   triggerdump dump <pid> [-o DIR] [--type heap] [--method ipc|exec]
  *   triggerdump <pid> <threshold-MB> [-o DIR] [--type heap] [--method ipc|exec]
  *                                   [--interval SEC]
@@ -38,26 +39,29 @@ static void on_signal(int sig) {
   stop_requested = 1;
 }
 
-static void usage(FILE *out) {
-  fprintf(out,
-          "Usage:\n"
-          "  triggerdump <pid> <threshold-MB> [-o DIR] [--type mini|heap|triage|full]\n"
-          "              [--method ipc|exec] [--interval SEC]\n"
-          "      Wait until the GC heap of <pid> exceeds <threshold-MB> MB, write a core\n"
-          "      dump into DIR (default: .) and exit 0.\n"
-          "  triggerdump ps\n"
-          "      List the .NET processes on this host.\n"
-          "  triggerdump monitor <pid> [--interval SEC] [--providers A,B] [--meters M,N]\n"
-          "              [--format text|csv|json] [--duration SEC]\n"
-          "      Print counters as they arrive, until interrupted.\n"
-          "  triggerdump record <pid> -o FILE [--duration SEC] [monitor options]\n"
-          "      Save the raw nettrace stream of a counters session to FILE.\n"
-          "  triggerdump stats FILE.nettrace\n"
-          "      Read a nettrace file; print events per provider and event.\n"
-          "  triggerdump dump <pid> [-o DIR] [--type heap] [--method ipc|exec]\n"
-          "      Write a core dump now.\n"
-          "Each command takes --help.\n");
-}
+static const char usage_text[] =
+    "Usage:\n"
+    "  triggerdump <pid> <threshold-MB> [-o DIR]\n"
+    "              [--type mini|heap|triage|full] [--method ipc|exec]\n"
+    "              [--interval SEC]\n"
+    "      Wait until the GC heap of <pid> exceeds <threshold-MB> MB, write a\n"
+    "      core dump into DIR (default: .) and exit 0 (1 when interrupted).\n"
+    "  triggerdump ps\n"
+    "      List the .NET processes on this host.\n"
+    "  triggerdump monitor <pid> [--interval SEC] [--providers A,B]\n"
+    "              [--meters M,N] [--format text|csv|json] [--duration SEC]\n"
+    "      Print counters as they arrive, until interrupted.\n"
+    "  triggerdump record <pid> -o FILE [--duration SEC] [monitor options]\n"
+    "      Save the raw nettrace stream of a counters session to FILE.\n"
+    "  triggerdump stats FILE.nettrace\n"
+    "      Read a nettrace file; print events per provider and event, and\n"
+    "      samples per counter.\n"
+    "  triggerdump dump <pid> [-o DIR] [--type mini|heap|triage|full]\n"
+    "              [--method ipc|exec]\n"
+    "      Write a core dump now (default type: heap).\n"
+    "Each command takes --help.\n";
+
+static void usage(FILE *out) { fputs(usage_text, out); }
 
 struct opts {
   double interval;
@@ -100,13 +104,15 @@ static int parse_opts(int argc, char **argv, int i, struct opts *o) {
     if (strcmp(a, "--interval") == 0) {
       o->interval = strtod(v, &end);
       if (*end || !(o->interval > 0 && o->interval <= 86400)) {
-        fprintf(stderr, "triggerdump: --interval takes seconds (> 0), not '%s'\n", v);
+        fprintf(stderr,
+                "triggerdump: --interval takes seconds (> 0), not '%s'\n", v);
         return -1;
       }
     } else if (strcmp(a, "--duration") == 0) {
       o->duration = strtod(v, &end);
       if (*end || !(o->duration > 0)) {
-        fprintf(stderr, "triggerdump: --duration takes seconds (> 0), not '%s'\n", v);
+        fprintf(stderr,
+                "triggerdump: --duration takes seconds (> 0), not '%s'\n", v);
         return -1;
       }
     } else if (strcmp(a, "--providers") == 0) {
@@ -115,7 +121,8 @@ static int parse_opts(int argc, char **argv, int i, struct opts *o) {
       o->meters = v;
     } else if (strcmp(a, "--format") == 0) {
       if (strcmp(v, "text") && strcmp(v, "csv") && strcmp(v, "json")) {
-        fprintf(stderr, "triggerdump: --format is text, csv or json, not '%s'\n", v);
+        fprintf(stderr,
+                "triggerdump: --format is text, csv or json, not '%s'\n", v);
         return -1;
       }
       o->format = v;
@@ -123,7 +130,9 @@ static int parse_opts(int argc, char **argv, int i, struct opts *o) {
       o->output = v;
     } else if (strcmp(a, "--type") == 0) {
       if (dump_type_parse(v, &o->type) != 0) {
-        fprintf(stderr, "triggerdump: --type is mini, heap, triage or full, not '%s'\n", v);
+        fprintf(stderr,
+                "triggerdump: --type is mini, heap, triage or full, not '%s'\n",
+                v);
         return -1;
       }
     } else if (strcmp(a, "--method") == 0) {
@@ -190,8 +199,13 @@ static int ps_one(void *ctx, const struct ipc_endpoint *ep) {
 
 static int cmd_ps(int argc, char **argv) {
   struct opts o = {0};
-  if (parse_opts(argc, argv, 2, &o) < 0)
+  int i = parse_opts(argc, argv, 2, &o);
+  if (i < 0)
     return 2;
+  if (i != argc) {
+    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i]);
+    return 2;
+  }
   printf("%8s  %-12s  %-24s  %s\n", "PID", "RUNTIME", "ENTRY ASSEMBLY",
          "COMMAND");
   int r = ipc_endpoint_list(ps_one, NULL);
@@ -254,9 +268,22 @@ static void csv_str(FILE *f, const char *s) {
   fputc('"', f);
 }
 
+static void json_num(FILE *f, const char *key, double v) {
+  if (isfinite(v))
+    fprintf(f, ",\"%s\":%.17g", key, v);
+  else
+    fprintf(f, ",\"%s\":null", key);
+}
+
+/* One row. JSON rows of mean counters (EventCounter, PollingCounter) also
+ * carry the interval's "min", "max" and "count"; histogram rows "count" and
+ * "sum" (null where the runtime did not say). */
 static void print_row(const struct printer *p, const char *when,
-                      const char *provider, const char *counter, double value,
-                      const char *unit) {
+                      const struct counters_sample *s, const char *counter,
+                      double value) {
+  const char *provider = s->provider, *unit = s->units;
+  if (strcmp(p->format, "none") == 0)
+    return;
   if (strcmp(p->format, "csv") == 0) {
     printf("%s,%d,", when, (int)p->pid);
     csv_str(stdout, provider);
@@ -270,15 +297,35 @@ static void print_row(const struct printer *p, const char *when,
     json_str(stdout, provider);
     printf(",\"counter\":");
     json_str(stdout, counter);
-    if (isfinite(value))
-      printf(",\"value\":%.17g,\"unit\":", value);
-    else
-      printf(",\"value\":null,\"unit\":");
+    json_num(stdout, "value", value);
+    printf(",\"unit\":");
     json_str(stdout, unit);
+    if (s->kind == COUNTERS_MEAN) {
+      json_num(stdout, "min", s->min);
+      json_num(stdout, "max", s->max);
+      json_num(stdout, "count", s->count);
+    } else if (s->kind == COUNTERS_HISTOGRAM) {
+      json_num(stdout, "count", s->count);
+      json_num(stdout, "sum", s->sum);
+    }
     printf("}\n");
   } else {
     printf("%s  %-28s %-40s %16.6g %s\n", when, provider, counter, value, unit);
   }
+}
+
+/* The name a sample is printed under: "name", "name[k=v,k=v]" with the
+ * meter tags, and for quantile q of a histogram "name[k=v,p50]". */
+static void counter_label(const struct counters_sample *s, int q, char *out,
+                          size_t cap) {
+  const char *tags = s->tags;
+  if (q >= 0)
+    snprintf(out, cap, "%s[%s%sp%g]", s->name, tags, tags[0] ? "," : "",
+             s->quantile[q] * 100);
+  else if (tags[0])
+    snprintf(out, cap, "%s[%s]", s->name, tags);
+  else
+    snprintf(out, cap, "%s", s->name);
 }
 
 static void on_sample(void *ctx, const struct counters_sample *s,
@@ -301,23 +348,19 @@ static void on_sample(void *ctx, const struct counters_sample *s,
     }
     return;
   }
+  if (strcmp(p->format, "none") == 0)
+    return;
   char when[40], counter[512];
   iso_time(time_ms, when, sizeof(when));
-  const char *tags = s->tags[0] ? s->tags : NULL;
   if (s->kind == COUNTERS_HISTOGRAM) {
     for (uint32_t i = 0; i < s->nquantiles; i++) {
-      snprintf(counter, sizeof(counter), "%s[%s%sp%g]", s->name,
-               tags ? tags : "", tags ? "," : "", s->quantile[i] * 100);
-      print_row(p, when, s->provider, counter, s->quantile_value[i], s->units);
+      counter_label(s, (int)i, counter, sizeof(counter));
+      print_row(p, when, s, counter, s->quantile_value[i]);
     }
     return;
   }
-  if (tags)
-    snprintf(counter, sizeof(counter), "%s[%s]", s->name, tags);
-  else
-    snprintf(counter, sizeof(counter), "%s", s->name);
-  print_row(p, when, s->provider, counter, s->value, s->units);
-  fflush(stdout);
+  counter_label(s, -1, counter, sizeof(counter));
+  print_row(p, when, s, counter, s->value);
 }
 
 struct recorder {
@@ -355,7 +398,8 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     return 1;
   if (ep_out)
     *ep_out = ep;
-  struct session_config cfg = {.interval_sec = o->interval > 0 ? o->interval : 1,
+  struct session_config cfg = {.interval_sec =
+                                   o->interval > 0 ? o->interval : 1,
                                .timeout_ms = IPC_TIMEOUT_MS};
   char provbuf[4096], meterbuf[4096];
   if (o->providers) {
@@ -381,7 +425,11 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     session_free(s);
     return 1;
   }
-  if (p->format && strcmp(p->format, "csv") == 0 && p->threshold_mb <= 0)
+  if (p->threshold_mb > 0)
+    fprintf(stderr,
+            "triggerdump: watching pid %d until its GC heap exceeds %g MB\n",
+            (int)pid, p->threshold_mb);
+  else if (strcmp(p->format, "csv") == 0)
     printf("time,pid,provider,counter,value,unit\n");
   double end = o->duration > 0 ? mono_now() + o->duration : 0;
   int rc = 0;
@@ -420,6 +468,12 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     if (r < 0 && r != -ESRCH)
       fprintf(stderr, "triggerdump: stopping the session in pid %d: %s\n",
               (int)pid, session_error(s));
+    else if (r == 0)
+      fprintf(stderr,
+              "triggerdump: stopped trace session %" PRIu64 " in pid %d "
+              "(%" PRIu64 " events, %" PRIu64 " bytes)\n",
+              session_id(s), (int)pid, session_stats(s)->events,
+              session_stats(s)->bytes);
   }
   session_free(s);
   return rc;
@@ -443,8 +497,11 @@ static int cmd_monitor(int argc, char **argv) {
     fprintf(stderr, "triggerdump: monitor needs a pid (see triggerdump ps)\n");
     return 2;
   }
-  if (parse_opts(argc, argv, i + 1, &o) != argc) {
-    fprintf(stderr, "triggerdump: unexpected argument after the pid\n");
+  int j = parse_opts(argc, argv, i + 1, &o);
+  if (j < 0)
+    return 2;
+  if (j != argc) {
+    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[j]);
     return 2;
   }
   struct printer p = {.format = o.format, .pid = pid};
@@ -462,13 +519,20 @@ static int cmd_record(int argc, char **argv) {
     fprintf(stderr, "triggerdump: record needs a pid\n");
     return 2;
   }
-  if (parse_opts(argc, argv, i + 1, &o) != argc || o.output == NULL) {
+  int j = parse_opts(argc, argv, i + 1, &o);
+  if (j < 0)
+    return 2;
+  if (j != argc) {
+    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[j]);
+    return 2;
+  }
+  if (o.output == NULL) {
     fprintf(stderr, "triggerdump: record needs -o FILE\n");
     return 2;
   }
-  struct recorder rec = {.fd = open(o.output, O_WRONLY | O_CREAT | O_TRUNC |
-                                                  O_CLOEXEC | O_NOFOLLOW,
-                                    0644)};
+  struct recorder rec = {
+      .fd = open(o.output,
+                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)};
   if (rec.fd < 0) {
     fprintf(stderr, "triggerdump: cannot create %s: %s\n", o.output,
             strerror(errno));
@@ -494,41 +558,105 @@ struct stat_row {
   uint64_t count;
 };
 
+/* Samples per counter (as `monitor` names them, provider + label). */
+struct sample_row {
+  char provider[128];
+  char label[256];
+  uint64_t count;
+  double last;
+};
+
 struct stats_ctx {
   struct stat_row *rows;
   size_t n, cap;
+  struct sample_row *samples;
+  size_t ns, scap;
   uint64_t counter_samples;
+  uint64_t bad_samples;
   char scratch[8192];
 };
+
+#define STATS_MAX_ROWS 100000
+
+/* Room for row n of an array of elem-byte rows: returns the array (moved
+ * or not), or NULL at the cap or out of memory (rows is then untouched, and
+ * the row is not counted separately). */
+static void *grow(void *rows, size_t *cap, size_t n, size_t elem) {
+  if (n < *cap)
+    return rows;
+  size_t ncap = *cap ? *cap * 2 : 64;
+  if (ncap > STATS_MAX_ROWS)
+    return NULL;
+  void *nr = realloc(rows, ncap * elem);
+  if (nr != NULL)
+    *cap = ncap;
+  return nr;
+}
+
+static void stats_sample(struct stats_ctx *c, const char *provider,
+                         const char *label, double value) {
+  for (size_t i = 0; i < c->ns; i++) {
+    if (strcmp(c->samples[i].label, label) == 0 &&
+        strcmp(c->samples[i].provider, provider) == 0) {
+      c->samples[i].count++;
+      c->samples[i].last = value;
+      return;
+    }
+  }
+  struct sample_row *rows = grow(c->samples, &c->scap, c->ns, sizeof(*rows));
+  if (rows == NULL)
+    return;
+  c->samples = rows;
+  struct sample_row *r = &c->samples[c->ns++];
+  snprintf(r->provider, sizeof(r->provider), "%s", provider);
+  snprintf(r->label, sizeof(r->label), "%s", label);
+  r->count = 1;
+  r->last = value;
+}
 
 static void stats_event(void *ctx, const struct nettrace_event *ev) {
   struct stats_ctx *c = ctx;
   const struct nettrace_meta *m = ev->meta;
   struct counters_sample smp;
-  if (counters_decode(ev, &smp, c->scratch, sizeof(c->scratch)) == 1)
+  int d = counters_decode(ev, &smp, c->scratch, sizeof(c->scratch));
+  if (d == 1) {
+    char label[256];
     c->counter_samples++;
+    if (smp.kind == COUNTERS_HISTOGRAM) {
+      for (uint32_t q = 0; q < smp.nquantiles; q++) {
+        counter_label(&smp, (int)q, label, sizeof(label));
+        stats_sample(c, smp.provider, label, smp.quantile_value[q]);
+      }
+    } else {
+      counter_label(&smp, -1, label, sizeof(label));
+      stats_sample(c, smp.provider, label, smp.value);
+    }
+  } else if (d < 0) {
+    c->bad_samples++;
+  }
   for (size_t i = 0; i < c->n; i++) {
-    if (c->rows[i].id == m->event_id && strcmp(c->rows[i].provider, m->provider) == 0 &&
+    if (c->rows[i].id == m->event_id &&
+        strcmp(c->rows[i].provider, m->provider) == 0 &&
         strcmp(c->rows[i].event, m->event_name) == 0) {
       c->rows[i].count++;
       return;
     }
   }
-  if (c->n == c->cap) {
-    size_t cap = c->cap ? c->cap * 2 : 64;
-    if (cap > 100000)
-      return;
-    struct stat_row *nr = realloc(c->rows, cap * sizeof(*nr));
-    if (nr == NULL)
-      return;
-    c->rows = nr;
-    c->cap = cap;
-  }
+  struct stat_row *rows = grow(c->rows, &c->cap, c->n, sizeof(*rows));
+  if (rows == NULL)
+    return;
+  c->rows = rows;
   struct stat_row *r = &c->rows[c->n++];
   snprintf(r->provider, sizeof(r->provider), "%s", m->provider);
   snprintf(r->event, sizeof(r->event), "%s", m->event_name);
   r->id = m->event_id;
   r->count = 1;
+}
+
+static int sample_cmp(const void *a, const void *b) {
+  const struct sample_row *x = a, *y = b;
+  int c = strcmp(x->provider, y->provider);
+  return c ? c : strcmp(x->label, y->label);
 }
 
 static int row_cmp(const void *a, const void *b) {
@@ -550,7 +678,8 @@ static int cmd_stats(int argc, char **argv) {
   }
   int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    fprintf(stderr, "triggerdump: cannot open %s: %s\n", argv[2], strerror(errno));
+    fprintf(stderr, "triggerdump: cannot open %s: %s\n", argv[2],
+            strerror(errno));
     return 1;
   }
   struct stats_ctx *c = calloc(1, sizeof(*c));
@@ -569,7 +698,8 @@ static int cmd_stats(int argc, char **argv) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
-      fprintf(stderr, "triggerdump: reading %s: %s\n", argv[2], strerror(errno));
+      fprintf(stderr, "triggerdump: reading %s: %s\n", argv[2],
+              strerror(errno));
       rc = 1;
       break;
     }
@@ -580,7 +710,8 @@ static int cmd_stats(int argc, char **argv) {
   }
   close(fd);
   int fr = nettrace_reader_finish(r);
-  qsort(c->rows, c->n, sizeof(*c->rows), row_cmp);
+  if (c->n > 0) /* rows is NULL until the first event */
+    qsort(c->rows, c->n, sizeof(*c->rows), row_cmp);
   const struct nettrace_stats *st = nettrace_reader_stats(r);
   printf("%-48s %6s  %-40s %10s\n", "PROVIDER", "ID", "EVENT", "COUNT");
   const char *prev = "";
@@ -597,9 +728,19 @@ static int cmd_stats(int argc, char **argv) {
   }
   if (sum > 0)
     printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
+  if (c->ns > 0) {
+    qsort(c->samples, c->ns, sizeof(*c->samples), sample_cmp);
+    printf("\n%-48s %-40s %10s  %s\n", "PROVIDER", "COUNTER", "SAMPLES",
+           "LAST");
+    for (size_t i = 0; i < c->ns; i++)
+      printf("%-48s %-40s %10" PRIu64 "  %.17g\n", c->samples[i].provider,
+             c->samples[i].label, c->samples[i].count, c->samples[i].last);
+    printf("\n");
+  }
   printf("events %" PRIu64 ", dropped %" PRIu64 ", counter samples %" PRIu64
-         ", bytes %" PRIu64 "\n",
-         st->events, st->dropped, c->counter_samples, st->bytes);
+         ", malformed counter events %" PRIu64 ", bytes %" PRIu64 "\n",
+         st->events, st->dropped, c->counter_samples, c->bad_samples,
+         st->bytes);
   if (fr < 0) {
     fprintf(stderr, "triggerdump: %s: %s at byte %" PRIu64 "\n", argv[2],
             fr == -ENODATA ? "truncated stream" : nettrace_reader_error(r),
@@ -608,6 +749,7 @@ static int cmd_stats(int argc, char **argv) {
   }
   nettrace_reader_free(r);
   free(c->rows);
+  free(c->samples);
   free(c);
   return rc;
 }
@@ -650,8 +792,13 @@ static int cmd_dump(int argc, char **argv) {
     fprintf(stderr, "triggerdump: dump needs a pid\n");
     return 2;
   }
-  if (parse_opts(argc, argv, i + 1, &o) != argc)
+  int j = parse_opts(argc, argv, i + 1, &o);
+  if (j < 0)
     return 2;
+  if (j != argc) {
+    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[j]);
+    return 2;
+  }
   struct ipc_endpoint ep;
   if (find_target(pid, &ep) < 0)
     return 1;
@@ -671,16 +818,23 @@ static int cmd_threshold(int argc, char **argv) {
     fprintf(stderr, "triggerdump: the threshold must be a size in MB (> 0)\n");
     return 2;
   }
-  if (parse_opts(argc, argv, 3, &o) != argc)
+  int i = parse_opts(argc, argv, 3, &o);
+  if (i < 0)
     return 2;
+  if (i != argc) {
+    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i]);
+    return 2;
+  }
   struct printer p = {.format = "none", .pid = pid, .threshold_mb = mb};
   install_signals();
   struct ipc_endpoint ep;
-  fprintf(stderr, "triggerdump: watching pid %d until its GC heap exceeds %g MB\n",
-          (int)pid, mb);
   int rc = run_session(pid, &o, &p, NULL, &ep);
-  if (!p.breached)
+  if (!p.breached) {
+    if (stop_requested)
+      fprintf(stderr, "triggerdump: interrupted before the threshold was "
+                      "crossed: no dump written\n");
     return rc ? rc : 1;
+  }
   fprintf(stderr, "triggerdump: GC heap %.1f MB > %g MB\n", p.breach_value, mb);
   return do_dump(&ep, &o);
 }
@@ -692,7 +846,8 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *c = argv[1];
-  if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 || strcmp(c, "help") == 0) {
+  if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 ||
+      strcmp(c, "help") == 0) {
     usage(stdout);
     return 0;
   }
