@@ -24,17 +24,28 @@ static int tag_cmp(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+#define SUFFIX_ROOM 8 /* ":p99.99", ":count" */
+
+/* A '/' would split collectd's identifiers ("host/plugin-pi/type-ti": the
+ * value cache, unixsock, thresholds) and make directories of csv and rrd
+ * file names; tag values such as http.route=/orders carry them. */
+static void replace_slashes(char *s) {
+  for (; *s; s++)
+    if (*s == '/')
+      *s = '_';
+}
+
 void naming_type_instance(const char *provider, const char *name,
                           const char *tags, const char *suffix, char *out,
                           size_t cap) {
   char full[1024];
-  size_t o;
   if (strcmp(provider, "System.Runtime") == 0 && (tags == NULL || !*tags) &&
       strchr(name, '.') == NULL)
-    o = (size_t)snprintf(full, sizeof(full), "%s", name);
+    snprintf(full, sizeof(full), "%s", name);
   else
-    o = (size_t)snprintf(full, sizeof(full), "%s:%s", provider, name);
-  if (tags && *tags && o < sizeof(full)) {
+    snprintf(full, sizeof(full), "%s:%s", provider, name);
+  size_t o = strlen(full);
+  if (tags && *tags) {
     /* "k=v,k2=v2" sorted by key, each appended as ":k=v" */
     char copy[512];
     const char *parts[32];
@@ -43,20 +54,30 @@ void naming_type_instance(const char *provider, const char *name,
     for (char *t = strtok(copy, ","); t && n < 32; t = strtok(NULL, ","))
       parts[n++] = t;
     qsort(parts, n, sizeof(parts[0]), tag_cmp);
-    for (size_t i = 0; i < n && o < sizeof(full); i++)
-      o += (size_t)snprintf(full + o, sizeof(full) - o, ":%s", parts[i]);
+    for (size_t i = 0; i < n && o < sizeof(full); i++) {
+      snprintf(full + o, sizeof(full) - o, ":%s", parts[i]);
+      o += strlen(full + o);
+    }
   }
-  if (suffix && o < sizeof(full))
-    o += (size_t)snprintf(full + o, sizeof(full) - o, ":%s", suffix);
-  if (strlen(full) < cap) {
-    snprintf(out, cap, "%s", full);
+  /* The suffix (":p50", ":count") stays whole even when the name is cut:
+   * it is what tells the rows of one histogram apart. Whether and where to
+   * cut depends on the name alone (room for any suffix of up to 7 bytes),
+   * so that all rows of a histogram share one cut name and hash. */
+  size_t slen = suffix ? strlen(suffix) + 1 : 0;
+  size_t room = suffix ? (slen > SUFFIX_ROOM ? slen : SUFFIX_ROOM) : 0;
+  if (o + room < cap || cap < 10 + room + 1) {
+    snprintf(out, cap, "%s%s%s", full, suffix ? ":" : "", suffix ? suffix : "");
+    replace_slashes(out);
     return;
   }
-  /* cut and fingerprint: 9 bytes of "~xxxxxxxx" and the terminator */
+  /* cut and fingerprint the name without the suffix: 9 bytes of
+   * "~xxxxxxxx", then ":suffix" and the terminator */
   uint32_t h = fnv1a(full);
-  size_t keep = cap - 10;
+  size_t keep = cap - 10 - room;
   memcpy(out, full, keep);
-  snprintf(out + keep, cap - keep, "~%08x", h);
+  snprintf(out + keep, cap - keep, "~%08x%s%s", h, suffix ? ":" : "",
+           suffix ? suffix : "");
+  replace_slashes(out);
 }
 
 static int is_bytes(const char *u) { return !strcmp(u, "B") || !strcmp(u, "By"); }

@@ -12,7 +12,12 @@
  *                                     per tag, tags sorted by key;
  *                                     histograms add ":p50" etc. / ":count"
  *     longer than collectd allows     cut, then "~" and 8 hex digits of a
- *                                     hash of the whole name (stable, unique)
+ *                                     hash of the whole name (stable, unique);
+ *                                     a histogram suffix stays after the hash
+ *                                     ("...~1a2b3c4d:p50"), all rows of one
+ *                                     histogram sharing the cut name
+ *     '/' anywhere                    becomes '_' ('/' separates the parts of
+ *                                     collectd's identifiers)
  *   type and value
  *     mean, unit MB                   bytes      value x 1,000,000
  *     mean, unit B / By               bytes

@@ -536,14 +536,18 @@ static void *connector_main(void *arg) {
     for (size_t i = 0; i < w->cfg.nrules; i++) {
       if (hits[i] == 0 && passes >= 3 && !w->rule_warned[i]) {
         struct watch_rule *rule = &w->cfg.rules[i];
+        char what[600];
+        if (rule->match == WATCH_MATCH_PID)
+          snprintf(what, sizeof(what), "Pid %d", (int)rule->pid);
+        else
+          snprintf(what, sizeof(what), "%s \"%s\"",
+                   rule->match == WATCH_MATCH_COMMAND_LINE ? "CommandLine"
+                                                           : "EntryAssembly",
+                   rule->pattern);
         wlog(w, WATCH_LOG_WARNING,
-             "<Process \"%s\"> matches no .NET process yet (%s \"%s\"); will "
-             "keep looking",
-             rule->name,
-             rule->match == WATCH_MATCH_PID ? "Pid"
-             : rule->match == WATCH_MATCH_COMMAND_LINE ? "CommandLine"
-                                                       : "EntryAssembly",
-             rule->match == WATCH_MATCH_PID ? "" : rule->pattern);
+             "<Process \"%s\"> matches no .NET process yet (%s); will keep "
+             "looking",
+             rule->name, what);
         w->rule_warned[i] = 1;
       } else if (hits[i] > 0) {
         w->rule_warned[i] = 0;

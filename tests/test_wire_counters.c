@@ -443,6 +443,20 @@ DEF_TEST(naming) {
   CHECK(ti[NAMING_MAX - 10] == '~');
   CHECK(strcmp(ti, ti2) != 0);
 
+  /* a cut histogram name keeps its suffix after the hash, and all rows of
+   * one histogram share the cut name */
+  char p50[NAMING_MAX], cnt[NAMING_MAX];
+  naming_type_instance("P", long1, "", "p50", p50, sizeof(p50));
+  naming_type_instance("P", long1, "", "count", cnt, sizeof(cnt));
+  CHECK(strlen(p50) < NAMING_MAX);
+  CHECK(strstr(p50, "~") != NULL);
+  EXPECT_EQ_STR(":p50", p50 + strlen(p50) - 4);
+  EXPECT_EQ_STR(":count", cnt + strlen(cnt) - 6);
+  CHECK(strncmp(p50, cnt, (size_t)(strchr(p50, '~') - p50) + 9) == 0);
+  /* '/' would split collectd's identifiers (and csv paths) */
+  naming_type_instance("M", "x", "route=/a/b", "p95", ti, sizeof(ti));
+  EXPECT_EQ_STR("M:x:route=_a_b:p95", ti);
+
   struct counters_entry e = {.kind = COUNTERS_MEAN, .value = 250.5};
   snprintf(e.provider, sizeof(e.provider), "System.Runtime");
   snprintf(e.name, sizeof(e.name), "gc-heap-size");

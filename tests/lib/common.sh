@@ -17,7 +17,10 @@
 #                             + CONF_BODY, start collectd -f in the
 #                             background; sets COLLECTD_PID
 #   collectd_stop [TIMEOUT]   SIGTERM collectd, wait (default 10 s); echoes
-#                             the seconds it took to exit
+#                             the seconds it took to exit and sets
+#                             COLLECTD_STOP_SECONDS, COLLECTD_EXIT (call it
+#                             directly, not in $(...): a subshell cannot wait
+#                             for collectd)
 #   csv_file DIR INSTANCE TYPE-TYPEINSTANCE   path of today's csv file
 #   csv_last DIR INSTANCE TYPE-TYPEINSTANCE   last value written
 #   csv_rows DIR INSTANCE TYPE-TYPEINSTANCE   number of data rows
@@ -96,7 +99,8 @@ CONF
 	${COLLECTD_WRAPPER:-} collectd -f -C "$dir/collectd.conf" >"$dir/stdout.log" 2>&1 &
 	COLLECTD_PID=$!
 	COLLECTD_DIR=$dir
-	wait_until 20 grep -q "Initialization complete" "$dir/collectd.log" || {
+	wait_until 20 bash -c "grep -q 'Initialization complete' '$dir/collectd.log' || ! kill -0 $COLLECTD_PID 2>/dev/null" &&
+		grep -q "Initialization complete" "$dir/collectd.log" || {
 		echo "collectd did not start; its log:" >&2
 		tail -20 "$dir/collectd.log" "$dir/stdout.log" >&2
 		return 1
@@ -115,12 +119,15 @@ collectd_stop() {
 	COLLECTD_EXIT=$?
 	t1=$(_now)
 	COLLECTD_PID=
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
+	COLLECTD_STOP_SECONDS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+	echo "$COLLECTD_STOP_SECONDS"
 }
 
 csv_file() {
 	local f
-	f=$(ls "$1"/csv/*/"dotnet-$2"/"$3"-* 2>/dev/null | tail -1)
+	# the csv plugin appends -YYYY-MM-DD: match exactly that, so that
+	# "x:requests" does not match "x:requests-per-second"
+	f=$(ls "$1"/csv/*/"dotnet-$2"/"$3"-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] 2>/dev/null | tail -1)
 	[[ -n $f ]] && printf '%s\n' "$f"
 }
 
