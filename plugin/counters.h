@@ -76,7 +76,8 @@ struct counters_sample {
 int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
                     char *scratch, size_t scratch_cap);
 
-/* Unix time in ms of a QPC timestamp, given the Trace object. */
+/* Unix time in ms of a QPC timestamp, given the Trace object; 0 when
+ * unknown (no Trace, no frequency, or a result no clock can have). */
 int64_t counters_unix_ms(const struct nettrace_trace_info *ti, uint64_t qpc);
 
 /* ---- latest values per target ---- */

@@ -363,6 +363,10 @@ static int proc_start_time(pid_t pid, uint64_t *start) {
   if (p == NULL)
     return -EINVAL;
   p++;
+  /* A zombie (exited, not yet reaped) keeps /proc/<pid> and its stale
+   * diagnostic socket, but nothing listens there any more. */
+  if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+    return -ESRCH;
   /* after ")": field 3 (state) is the first; starttime is field 22 */
   for (int field = 3; field < 22; field++) {
     p = strchr(p + 1, ' ');
@@ -657,6 +661,24 @@ static int command(const struct ipc_endpoint *ep, uint8_t set, uint8_t id,
   return r;
 }
 
+/* int64 pid, GUID cookie, string cmdline, string os, string arch
+ * [, string entry assembly, string runtime version] */
+int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
+                            struct ipc_process_info *out) {
+  struct wire_cursor c = wire_cursor(p, n);
+  memset(out, 0, sizeof(*out));
+  if (wire_u64(&c, &out->pid) != 0 || wire_take(&c, out->cookie, 16) != 0 ||
+      ipc_take_string(&c, out->command_line, sizeof(out->command_line)) ||
+      ipc_take_string(&c, out->os, sizeof(out->os)) ||
+      ipc_take_string(&c, out->arch, sizeof(out->arch)) ||
+      (v2 && (ipc_take_string(&c, out->entry_assembly,
+                              sizeof(out->entry_assembly)) ||
+              ipc_take_string(&c, out->runtime_version,
+                              sizeof(out->runtime_version)))))
+    return -EBADMSG;
+  return 0;
+}
+
 static int is_unknown_command(int r, const struct ipc_error *e) {
   return r == -EPROTO && e->hresult == IPC_E_UNKNOWN_COMMAND;
 }
@@ -678,21 +700,10 @@ int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
   }
   if (r < 0)
     return r;
-  /* int64 pid, GUID cookie, string cmdline, string os, string arch
-   * [, string entry assembly, string runtime version] */
-  struct wire_cursor c = wire_cursor(reply, rlen);
-  if (wire_u64(&c, &info->pid) != 0 || wire_take(&c, info->cookie, 16) != 0 ||
-      ipc_take_string(&c, info->command_line, sizeof(info->command_line)) ||
-      ipc_take_string(&c, info->os, sizeof(info->os)) ||
-      ipc_take_string(&c, info->arch, sizeof(info->arch)) ||
-      (v2 && (ipc_take_string(&c, info->entry_assembly,
-                              sizeof(info->entry_assembly)) ||
-              ipc_take_string(&c, info->runtime_version,
-                              sizeof(info->runtime_version))))) {
+  r = ipc_process_info_decode(reply, rlen, v2, info);
+  if (r < 0)
     set_error(e, 0, "malformed ProcessInfo reply (%zu bytes)", rlen);
-    return -EBADMSG;
-  }
-  return 0;
+  return r;
 }
 
 /* Encodes the CollectTracing(2) payload. */

@@ -108,6 +108,12 @@ struct ipc_process_info {
 int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
                      struct ipc_process_info *info, struct ipc_error *err);
 
+/* Decodes the payload p[n] of a ProcessInfo (v2 = 0) or ProcessInfo2
+ * (v2 = 1) reply into *out (zeroed first; strings truncated to fit).
+ * 0 or -EBADMSG. Pure: no I/O. */
+int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
+                            struct ipc_process_info *out);
+
 struct ipc_provider {
   const char *name;
   uint64_t keywords;
