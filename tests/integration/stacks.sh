@@ -1,0 +1,673 @@
+#!/usr/bin/env bash
+# tests/integration/stacks.sh -- the stacks users run (issue 5): the dotnet
+# plugin's values through Debian's collectd into Graphite (write_graphite ->
+# carbon-cache -> whisper files) and Prometheus (write_prometheus -> the
+# prometheus server), and the shipped Grafana dashboards
+# (contrib/dashboards/*.json) checked against what came out.
+#
+# One collectd (csv + write_graphite + write_prometheus + threshold, Interval 1)
+# watches two targets:
+#   ctr    CounterTarget on .NET 10, --heap-mb 64 (gc-heap-size >= 67.1 MB),
+#          allocating 16 MiB/s (alloc-rate 16.78 MB/s)
+#   spike  SpikeApp on a self-contained .NET 8: GC heap ~40 MB, one spike to
+#          ~160 MB for 5 s; a threshold rule (WarningMax 100 MB on
+#          gc-heap-size) makes the plugin write one mini dump during it
+# and the checks are
+#   graphite    carbon-cache (Debian's graphite-carbon, in the foreground on
+#               127.0.0.1, storage under $BUILD/it/stacks) holds a whisper file
+#               for each of the 27 System.Runtime counters of both instances,
+#               1 s per point; read back with whisper-fetch: gc-heap-size sane
+#               for both (ctr 67..300 MB; spike's baseline below and spike
+#               above 100 MB), every whisper point equal to the csv value of
+#               the same second, alloc-rate (write_graphite's StoreRates) =
+#               16.78 MB/s +-15 %
+#   scrape      write_prometheus' /metrics: every counter of both instances
+#               under collectd_dotnet_<type>{dotnet=,type=,instance="test"},
+#               counters typed counter, gauges gauge; the gc-heap-size sample
+#               equal to the csv value with the same timestamp
+#   prometheus  Debian's prometheus (foreground, 127.0.0.1, scraping every
+#               1 s with honor_labels, TSDB in a temp dir): the target is up,
+#               PromQL gc-heap-size returns both instances, every stored sample
+#               of ctr equal to the csv row of its timestamp, rate(alloc-rate)
+#               = 16.78 MB/s +-15 %
+#   dashboards  contrib/dashboards/check.sh against the whisper tree and the
+#               live prometheus (every variable, panel and annotation query
+#               returns series, with instance=All and each instance alone);
+#               six broken copies of the dashboards must fail it
+#   annotation  the dashboards' dump annotation (dump_threshold = 100 MB):
+#               marks spike's spike and not ctr, in Graphite and Prometheus,
+#               and the dump the plugin wrote (its log line) falls inside it
+#
+# Run by tests/run; alone:
+#   REPO=... BUILD=... PLUGIN_SO=... RESULTS=... bash tests/integration/stacks.sh
+# Needs the Debian packages graphite-carbon python3-whisper prometheus
+# libprotobuf-c1 libmicrohttpd12 (the last two for write_prometheus.so) curl,
+# and the targets CounterTarget:10 and SpikeApp:8 built; a missing one is a
+# FAIL naming it. Every server listens on 127.0.0.1 on free ports. Logs, the
+# collectd.conf, carbon's and prometheus' configs and data stay in
+# $BUILD/it/stacks; the dump is deleted. About 30 s.
+set -u
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# shellcheck source=../lib/common.sh
+. "$REPO/tests/lib/common.sh"
+# shellcheck source=../lib/dotnet.sh
+. "$REPO/tests/lib/dotnet.sh"
+
+IT=$BUILD/it/stacks
+rm -rf "$IT"
+mkdir -p "$IT"
+# shellcheck disable=SC2034 # read by tests/lib/dotnet.sh
+TARGET_RUN_DIR=$IT/targets
+T_BEGIN=$(_now)
+THRESHOLD=100000000           # bytes: spike's baseline ~40 MB, its spike ~160 MB
+ALLOC_RATE=16777216           # CounterTarget's default 16 MiB/s
+CTR_HEAP_MIN=67108864         # --heap-mb 64: 64 MiB of live arrays
+MARK=900.$$                   # CounterTarget --seconds: ends by itself
+CARBON_PID=
+PROM_PID=
+PY=python3
+[[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3 # Debian's, with whisper
+
+cleanup() {
+	[[ -n $COLLECTD_PID ]] && collectd_stop 10 >/dev/null
+	stop_pid "$PROM_PID"
+	stop_pid "$CARBON_PID"
+	stop_all_targets
+	rm -rf "$IT/dumps"
+}
+trap cleanup EXIT
+
+log() { printf '   %s\n' "$*"; }
+
+elapsed() { awk -v a="$1" -v b="$(_now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# stop_pid PID: SIGTERM a process this script started, SIGKILL after 15 s
+stop_pid() {
+	local pid=$1
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	wait_until 15 bash -c "! kill -0 $pid 2>/dev/null" || kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# free_ports N: N distinct free TCP ports on 127.0.0.1
+free_ports() {
+	"$PY" - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+listening() { # PORT
+	"$PY" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1" 2>/dev/null
+}
+
+http_ok() { curl -fsS -m 5 -o /dev/null "$1" 2>/dev/null; }
+
+# csv_of INSTANCE TYPE-NAME: today's csv file of exactly that value
+csv_of() {
+	local f
+	f=$(compgen -G "$CD/csv/*/dotnet-$1/$2-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" | sort | tail -1)
+	[[ -n $f ]] && printf '%s\n' "$f"
+}
+
+# ---------------------------------------------------------------- needs
+
+missing=()
+for c in carbon-cache whisper-fetch whisper-info prometheus curl; do
+	command -v "$c" >/dev/null || missing+=("$c")
+done
+for p in write_graphite write_prometheus threshold csv logfile; do
+	if [[ ! -f /usr/lib/collectd/$p.so ]]; then
+		missing+=("/usr/lib/collectd/$p.so")
+	elif ldd "/usr/lib/collectd/$p.so" | grep -q 'not found'; then
+		missing+=("$p.so's libraries: $(ldd "/usr/lib/collectd/$p.so" | awk '/not found/ { printf "%s ", $1 }')")
+	fi
+done
+if ((${#missing[@]})); then
+	fail "stacks: needs" "missing ${missing[*]}(Debian: graphite-carbon python3-whisper prometheus libprotobuf-c1 libmicrohttpd12 curl)"
+	exit 0
+fi
+# shellcheck disable=SC2034 # set through target_cmd's nameref
+CTR_CMD=() SPIKE_CMD=()
+if ! target_cmd -v CTR_CMD CounterTarget 10 || ! target_cmd -v SPIKE_CMD SpikeApp 8; then
+	fail "stacks: needs" "CounterTarget for .NET 10 and SpikeApp for .NET 8 are not built (dotnet_build_targets)"
+	exit 0
+fi
+
+read -r CARBON_PORT PICKLE_PORT QUERY_PORT WP_PORT PROM_PORT <<<"$(free_ports 5)"
+log "ports: carbon line $CARBON_PORT, write_prometheus $WP_PORT, prometheus $PROM_PORT"
+
+# ---------------------------------------------------------------- carbon-cache
+
+WSP=$IT/carbon/whisper
+mkdir -p "$IT/carbon/conf" "$WSP" "$IT/carbon/log" "$IT/carbon/lists"
+cat >"$IT/carbon/conf/carbon.conf" <<EOF
+[cache]
+STORAGE_DIR = $IT/carbon/
+LOCAL_DATA_DIR = $WSP/
+WHITELISTS_DIR = $IT/carbon/lists/
+CONF_DIR = $IT/carbon/conf/
+LOG_DIR = $IT/carbon/log/
+PID_DIR = $IT/carbon/
+DATABASE = whisper
+ENABLE_LOGROTATION = False
+ENABLE_TAGS = False
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = inf
+MAX_CREATES_PER_MINUTE = inf
+LINE_RECEIVER_INTERFACE = 127.0.0.1
+LINE_RECEIVER_PORT = $CARBON_PORT
+ENABLE_UDP_LISTENER = False
+PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+PICKLE_RECEIVER_PORT = $PICKLE_PORT
+CACHE_QUERY_INTERFACE = 127.0.0.1
+CACHE_QUERY_PORT = $QUERY_PORT
+CACHE_WRITE_STRATEGY = sorted
+WHISPER_AUTOFLUSH = True
+WHISPER_FALLOCATE_CREATE = False
+CARBON_METRIC_INTERVAL = 0
+EOF
+cat >"$IT/carbon/conf/storage-schemas.conf" <<EOF
+[collectd]
+pattern = ^collectd\.
+retentions = 1s:1h
+EOF
+t0=$(_now)
+# --nodaemon: stays in the foreground (its log on stdout), its pid is $!
+carbon-cache --config="$IT/carbon/conf/carbon.conf" --nodaemon \
+	--pidfile="$IT/carbon/carbon.pid" start >"$IT/carbon/carbon.log" 2>&1 &
+CARBON_PID=$!
+if wait_until 60 listening "$CARBON_PORT"; then
+	pass "stacks: carbon-cache up" "$(dpkg-query -W -f='graphite-carbon ${Version}' graphite-carbon 2>/dev/null), listening on 127.0.0.1:$CARBON_PORT after $(elapsed "$t0") s"
+else
+	fail "stacks: carbon-cache up" "not listening on $CARBON_PORT after 60 s; $(tail -3 "$IT/carbon/carbon.log" | tr '\n' ' ')"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- targets + collectd
+
+CTR=$(start_target CounterTarget 10 --seconds "$MARK" --heap-mb 64) || { fail "stacks: targets" "CounterTarget did not start"; exit 0; }
+SPIKE=$(start_target SpikeApp 8 --baseline-mb 40 --spike-mb 160 --spike-seconds 5 \
+	--delay-seconds 12 --spikes 1 --period-seconds 600) || { fail "stacks: targets" "SpikeApp did not start"; exit 0; }
+SPIKE_LOG=$(target_log "$SPIKE")
+log "targets: ctr = CounterTarget .NET 10 pid $CTR, spike = SpikeApp .NET 8 pid $SPIKE"
+
+CD=$IT/collectd
+mkdir -p "$IT/dumps"
+chmod 0700 "$IT/dumps"
+# shellcheck disable=SC2034 # read by collectd_start (tests/lib/common.sh)
+COLLECTD_PLUGINS="csv logfile threshold write_graphite write_prometheus"
+T_DATA=$(date +%s)
+if ! collectd_start "$CD" "
+LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  <Process \"ctr\">
+    Pid $CTR
+  </Process>
+  <Process \"spike\">
+    Pid $SPIKE
+  </Process>
+  <Dump>
+    Directory \"$IT/dumps\"
+    Type \"mini\"
+    Counter \"gc-heap-size\"
+    MinInterval 600
+    MaxDumps 1
+    MinFreeSpace \"100M\"
+  </Dump>
+</Plugin>
+LoadPlugin threshold
+<Plugin threshold>
+  <Plugin \"dotnet\">
+    <Type \"bytes\">
+      Instance \"gc-heap-size\"
+      WarningMax $THRESHOLD
+      Persist true
+    </Type>
+  </Plugin>
+</Plugin>
+LoadPlugin write_graphite
+<Plugin write_graphite>
+  <Node \"carbon\">
+    Host \"127.0.0.1\"
+    Port \"$CARBON_PORT\"
+    Protocol \"tcp\"
+    Prefix \"collectd.\"
+  </Node>
+</Plugin>
+LoadPlugin write_prometheus
+<Plugin write_prometheus>
+  Host \"127.0.0.1\"
+  Port \"$WP_PORT\"
+</Plugin>
+"; then
+	fail "stacks: collectd" "did not start; see $CD/collectd.log"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- prometheus
+
+mkdir -p "$IT/prometheus/data"
+cat >"$IT/prometheus/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: collectd
+    honor_labels: true
+    static_configs:
+      - targets: ['127.0.0.1:$WP_PORT']
+EOF
+PROM=http://127.0.0.1:$PROM_PORT
+t0=$(_now)
+prometheus --config.file="$IT/prometheus/prometheus.yml" \
+	--storage.tsdb.path="$IT/prometheus/data" \
+	--web.listen-address="127.0.0.1:$PROM_PORT" \
+	--storage.tsdb.retention.time=1d >"$IT/prometheus/prometheus.log" 2>&1 &
+PROM_PID=$!
+if wait_until 60 http_ok "$PROM/-/ready"; then
+	pass "stacks: prometheus up" "$(dpkg-query -W -f='prometheus ${Version}' prometheus 2>/dev/null), ready on 127.0.0.1:$PROM_PORT after $(elapsed "$t0") s"
+else
+	fail "stacks: prometheus up" "not ready after 60 s; $(tail -3 "$IT/prometheus/prometheus.log" | tr '\n' ' ')"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- collect
+
+# until the spike is over and 8 s of baseline follow it, and the dump is written
+spike_over() {
+	local end
+	end=$(sed -n 's/^SPIKE end \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
+	[[ -n $end ]] && (($(date +%s) >= $(date -d "$end" +%s) + 8))
+}
+dump_written() { grep -q 'instance "spike": dump of pid [0-9]* written' "$CD/collectd.log"; }
+t0=$(_now)
+if wait_until 150 spike_over && wait_until 60 dump_written; then
+	log "collected for $(elapsed "$t0") s (spike over, dump written)"
+else
+	log "spike or dump not seen after $(elapsed "$t0") s: $(tail -2 "$SPIKE_LOG" | tr '\n' ' ')"
+fi
+# until the values of this second reached carbon's whisper file and prometheus
+T_STOP=$(date +%s)
+whisper_caught_up() {
+	whisper-fetch --from="$((T_STOP - 30))" "$WSP/collectd/test/dotnet-ctr/bytes-gc-heap-size.wsp" 2>/dev/null |
+		awk -v t="$T_STOP" '$2 != "None" && $1 >= t - 1 { f = 1 } END { exit !f }'
+}
+prom_caught_up() {
+	curl -fsS -m 5 -G --data-urlencode 'query=timestamp(collectd_dotnet_bytes{dotnet="ctr",type="gc-heap-size"})' \
+		"$PROM/api/v1/query" 2>/dev/null | "$PY" -c '
+import json, sys
+r = json.load(sys.stdin)["data"]["result"]
+sys.exit(0 if r and float(r[0]["value"][1]) >= float(sys.argv[1]) - 1 else 1)' "$T_STOP"
+}
+wait_until 20 whisper_caught_up || log "whisper has no point for $T_STOP - 1 after 20 s"
+wait_until 20 prom_caught_up || log "prometheus has no sample for $T_STOP - 1 after 20 s"
+T_END=$((T_STOP + 1))
+
+# ---------------------------------------------------------------- graphite
+
+# The System.Runtime counters as TYPE-NAME (plugin.sh's list)
+COUNTERS=(
+	percent-cpu-usage bytes-working-set bytes-gc-heap-size
+	derive-gen-0-gc-count derive-gen-1-gc-count derive-gen-2-gc-count
+	gauge-threadpool-thread-count derive-monitor-lock-contention-count
+	gauge-threadpool-queue-length derive-threadpool-completed-items-count
+	total_bytes-alloc-rate gauge-active-timer-count percent-gc-fragmentation
+	bytes-gc-committed derive-exception-count percent-time-in-gc
+	total_time_in_ms-total-pause-time-by-gc bytes-gen-0-gc-budget
+	bytes-gen-0-size bytes-gen-1-size bytes-gen-2-size bytes-loh-size
+	bytes-poh-size gauge-assembly-count bytes-il-bytes-jitted
+	gauge-methods-jitted-count total_time_in_ms-time-in-jit
+)
+
+HOSTDIR=$WSP/collectd/test
+for inst in ctr spike; do
+	miss=()
+	for c in "${COUNTERS[@]}"; do
+		[[ -s $HOSTDIR/dotnet-$inst/$c.wsp ]] || miss+=("$c")
+	done
+	n=$(find "$HOSTDIR/dotnet-$inst" -name '*.wsp' 2>/dev/null | wc -l)
+	if ((${#miss[@]} == 0)); then
+		pass "stacks: graphite whisper files ($inst)" "all ${#COUNTERS[@]} counters under collectd.test.dotnet-$inst ($n files)"
+	else
+		fail "stacks: graphite whisper files ($inst)" "missing ${miss[*]} ($n files in $HOSTDIR/dotnet-$inst)"
+	fi
+done
+
+wfetch() { # FILE: "time value" lines with a value, from whisper-fetch
+	whisper-fetch --from="$((T_DATA - 5))" --until="$T_END" "$1" 2>/dev/null |
+		awk '$2 != "None" { print $1, $2 }'
+}
+
+if out=$(whisper-info "$HOSTDIR/dotnet-ctr/bytes-gc-heap-size.wsp" 2>&1) &&
+	grep -q 'secondsPerPoint: 1$' <<<"$out"; then
+	pass "stacks: graphite retention" "whisper-info: 1 s per point, $(awk '/^maxRetention/ { print $2 }' <<<"$out") s"
+else
+	fail "stacks: graphite retention" "whisper-info: $(head -3 <<<"$out" | tr '\n' ' ')"
+fi
+
+# gc-heap-size, ctr: every point within 67..300 MB
+wfetch "$HOSTDIR/dotnet-ctr/bytes-gc-heap-size.wsp" >"$IT/ctr-heap.wsp.txt"
+if out=$(awk -v lo="$CTR_HEAP_MIN" -v hi=300000000 '
+	{ n++; if (n == 1 || $2 < mn) mn = $2; if (n == 1 || $2 > mx) mx = $2; if ($2 < lo || $2 > hi) bad++ }
+	END { printf "%d points, %.1f..%.1f MB", n, mn / 1e6, mx / 1e6; exit !(n >= 10 && !bad) }' "$IT/ctr-heap.wsp.txt"); then
+	pass "stacks: graphite gc-heap-size (ctr)" "whisper-fetch: $out, expected >= 10 points in $(awk -v a=$CTR_HEAP_MIN 'BEGIN { printf "%.1f", a / 1e6 }')..300 MB"
+else
+	fail "stacks: graphite gc-heap-size (ctr)" "whisper-fetch: $out, expected >= 10 points in 67.1..300 MB"
+fi
+
+# gc-heap-size, spike: a baseline below the threshold and a spike above it
+wfetch "$HOSTDIR/dotnet-spike/bytes-gc-heap-size.wsp" >"$IT/spike-heap.wsp.txt"
+if out=$(awk -v t="$THRESHOLD" '
+	{ n++; if (n == 1 || $2 < mn) mn = $2; if (n == 1 || $2 > mx) mx = $2; if ($2 > t) up++ }
+	END { printf "%d points, %.1f..%.1f MB, %d above %.0f MB", n, mn / 1e6, mx / 1e6, up, t / 1e6
+	      exit !(n >= 10 && mn >= 30e6 && mn < 80e6 && mx > 140e6 && mx < 300e6 && up >= 3) }' "$IT/spike-heap.wsp.txt"); then
+	pass "stacks: graphite gc-heap-size (spike)" "whisper-fetch: $out; expected baseline 30..80 MB, spike 140..300 MB"
+else
+	fail "stacks: graphite gc-heap-size (spike)" "whisper-fetch: $out; expected baseline 30..80 MB, spike 140..300 MB"
+fi
+
+# every whisper point = the csv value written for the same second
+# (write_graphite sends the value's time rounded to the second)
+compare_wsp_csv() { # NAME WSP-TXT CSV
+	local out
+	if out=$(awk -F'[ ,]' '
+		FNR == NR { if (FNR > 1) { s = int($1 + 0.5); v[s] = v[s] " " $2 } ; next }
+		{ n++; ok = 0; split(v[$1], c, " ")
+		  for (i in c) { d = c[i] - $2; if (d < 0) d = -d; if (d <= 1e-6 * (c[i] < 0 ? -c[i] : c[i]) + 1e-6) ok = 1 }
+		  if (ok) good++; else if (!bad++) first = $1 " " $2 " csv:" v[$1] }
+		END { printf "%d of %d whisper points equal the csv value of their second", good, n
+		      if (bad) printf "; first differing: %s", first
+		      exit !(n >= 10 && good == n) }' "$3" "$2"); then
+		pass "$1" "$out"
+	else
+		fail "$1" "$out"
+	fi
+}
+if f=$(csv_of ctr bytes-gc-heap-size); then
+	compare_wsp_csv "stacks: graphite = csv (ctr gc-heap-size)" "$IT/ctr-heap.wsp.txt" "$f"
+else
+	fail "stacks: graphite = csv (ctr gc-heap-size)" "no csv file"
+fi
+if f=$(csv_of spike bytes-gc-heap-size); then
+	compare_wsp_csv "stacks: graphite = csv (spike gc-heap-size)" "$IT/spike-heap.wsp.txt" "$f"
+else
+	fail "stacks: graphite = csv (spike gc-heap-size)" "no csv file"
+fi
+
+# alloc-rate: write_graphite's StoreRates turns the running total into bytes/s
+wfetch "$HOSTDIR/dotnet-ctr/total_bytes-alloc-rate.wsp" >"$IT/ctr-alloc.wsp.txt"
+if out=$(awk -v w="$ALLOC_RATE" '
+	{ n++; s += $2 } END { m = n ? s / n : 0; printf "%d points, mean %.2f MB/s, expected %.2f MB/s +-15%%", n, m / 1e6, w / 1e6
+	  exit !(n >= 8 && m >= w * 0.85 && m <= w * 1.15) }' "$IT/ctr-alloc.wsp.txt"); then
+	pass "stacks: graphite alloc-rate (ctr)" "$out"
+else
+	fail "stacks: graphite alloc-rate (ctr)" "$out"
+fi
+
+# ---------------------------------------------------------------- write_prometheus scrape
+
+curl -fsS -m 10 "http://127.0.0.1:$WP_PORT/metrics" >"$IT/metrics.txt" 2>"$IT/metrics.err" || true
+family() { # TYPE -> metric name
+	case $1 in
+	derive | total_bytes | total_time_in_ms) echo "collectd_dotnet_$1_total" ;;
+	*) echo "collectd_dotnet_$1" ;;
+	esac
+}
+for inst in ctr spike; do
+	miss=()
+	for c in "${COUNTERS[@]}"; do
+		typ=${c%%-*} name=${c#*-}
+		grep -qF "$(family "$typ"){dotnet=\"$inst\",type=\"$name\",instance=\"test\"} " "$IT/metrics.txt" || miss+=("$c")
+	done
+	if ((${#miss[@]} == 0)); then
+		pass "stacks: scrape /metrics ($inst)" "all ${#COUNTERS[@]} counters as collectd_dotnet_<type>{dotnet=\"$inst\",type=...,instance=\"test\"}"
+	else
+		fail "stacks: scrape /metrics ($inst)" "missing ${miss[*]} in $IT/metrics.txt ($(wc -l <"$IT/metrics.txt") lines; $(head -c 200 "$IT/metrics.err"))"
+	fi
+done
+want_types="collectd_dotnet_bytes gauge
+collectd_dotnet_percent gauge
+collectd_dotnet_gauge gauge
+collectd_dotnet_derive_total counter
+collectd_dotnet_total_bytes_total counter
+collectd_dotnet_total_time_in_ms_total counter"
+got_types=$(awk '$1 == "#" && $2 == "TYPE" && $3 ~ /^collectd_dotnet_/ { print $3, $4 }' "$IT/metrics.txt" | sort)
+if [[ $got_types == "$(sort <<<"$want_types")" ]]; then
+	pass "stacks: scrape metric types" "$(tr '\n' ';' <<<"$got_types" | sed 's/;$//; s/;/; /g')"
+else
+	fail "stacks: scrape metric types" "got: $(tr '\n' ';' <<<"$got_types")"
+fi
+line=$(grep -F 'collectd_dotnet_bytes{dotnet="ctr",type="gc-heap-size",instance="test"} ' "$IT/metrics.txt" | head -1)
+if [[ -n $line ]] && f=$(csv_of ctr bytes-gc-heap-size) &&
+	out=$(awk -F, -v val="$(awk '{ print $2 }' <<<"$line")" -v ms="$(awk '{ print $3 }' <<<"$line")" '
+		NR > 1 && int($1 * 1000 + 0.5) == ms { found = 1; d = $2 - val; if (d < 0) d = -d
+			printf "%s at %.3f = csv row %s,%s", val, ms / 1000, $1, $2; exit !(d <= 1e-6 * val + 1e-6) }
+		END { if (!found) { printf "no csv row at %.3f for %s", ms / 1000, val; exit 1 } }' "$f"); then
+	pass "stacks: scrape = csv (ctr gc-heap-size)" "$out"
+else
+	fail "stacks: scrape = csv (ctr gc-heap-size)" "${out:-no line for ctr gc-heap-size in /metrics}"
+fi
+
+# ---------------------------------------------------------------- prometheus server
+
+promq() { # PATH ARGS... (curl --data-urlencode pairs) -> JSON on stdout
+	local p=$1
+	shift
+	local a=() kv
+	for kv in "$@"; do a+=(--data-urlencode "$kv"); done
+	curl -fsS -m 20 -G "${a[@]}" "$PROM$p"
+}
+target_up() {
+	promq /api/v1/targets | "$PY" -c '
+import json, sys
+t = json.load(sys.stdin)["data"]["activeTargets"]
+sys.exit(0 if t and all(x["health"] == "up" for x in t) else 1)'
+}
+if wait_until 30 target_up; then
+	pass "stacks: prometheus scrapes write_prometheus" "target 127.0.0.1:$WP_PORT health up"
+else
+	fail "stacks: prometheus scrapes write_prometheus" "$(promq /api/v1/targets | head -c 300)"
+fi
+
+if out=$(promq /api/v1/query 'query=collectd_dotnet_bytes{type="gc-heap-size"}' "time=$T_END" | "$PY" -c '
+import json, sys
+r = json.load(sys.stdin)["data"]["result"]
+got = {s["metric"].get("dotnet"): (s["metric"].get("instance"), float(s["value"][1])) for s in r}
+print(", ".join("%s: instance=%s %.1f MB" % (k, v[0], v[1] / 1e6) for k, v in sorted(got.items())))
+ok = set(got) == {"ctr", "spike"} and all(v[0] == "test" and 30e6 < v[1] < 300e6 for v in got.values())
+sys.exit(0 if ok else 1)'); then
+	pass "stacks: PromQL gc-heap-size" "collectd_dotnet_bytes{type=\"gc-heap-size\"}: $out"
+else
+	fail "stacks: PromQL gc-heap-size" "${out:-no answer}; expected ctr and spike, instance=test, 30..300 MB"
+fi
+
+# every sample prometheus stored for ctr's gc-heap-size = the csv row with
+# its timestamp (write_prometheus exports the value's own time)
+if f=$(csv_of ctr bytes-gc-heap-size) &&
+	out=$(promq /api/v1/query "query=collectd_dotnet_bytes{dotnet=\"ctr\",type=\"gc-heap-size\"}[5m]" "time=$T_END" |
+		"$PY" -c '
+import json, sys
+rows = {}
+for line in list(open(sys.argv[1]))[1:]:
+    t, v = line.strip().split(",")[:2]
+    rows[round(float(t) * 1000)] = float(v)
+r = json.load(sys.stdin)["data"]["result"]
+pts = [(round(float(t) * 1000), float(v)) for t, v in r[0]["values"]] if r else []
+good = sum(1 for t, v in pts if t in rows and abs(rows[t] - v) <= 1e-6 * abs(v) + 1e-6)
+print("%d of %d stored samples equal the csv row of their timestamp" % (good, len(pts)))
+sys.exit(0 if len(pts) >= 10 and good == len(pts) else 1)' "$f"); then
+	pass "stacks: prometheus = csv (ctr gc-heap-size)" "$out"
+else
+	fail "stacks: prometheus = csv (ctr gc-heap-size)" "${out:-no answer}"
+fi
+
+if out=$(promq /api/v1/query 'query=rate(collectd_dotnet_total_bytes_total{dotnet="ctr",type="alloc-rate"}[10s])' "time=$T_END" |
+	"$PY" -c '
+import json, sys
+r = json.load(sys.stdin)["data"]["result"]
+v = float(r[0]["value"][1]) if r else float("nan")
+w = float(sys.argv[1])
+print("%.2f MB/s, expected %.2f MB/s +-15%%" % (v / 1e6, w / 1e6))
+sys.exit(0 if w * 0.85 <= v <= w * 1.15 else 1)' "$ALLOC_RATE"); then
+	pass "stacks: PromQL rate(alloc-rate)" "$out"
+else
+	fail "stacks: PromQL rate(alloc-rate)" "${out:-no answer}"
+fi
+
+# ---------------------------------------------------------------- dashboards
+
+t0=$(_now)
+bash "$REPO/contrib/dashboards/check.sh" --whisper "$WSP" --prometheus-url "$PROM" \
+	--expect ctr --expect spike --var "dump_threshold=$THRESHOLD" \
+	--from "$((T_DATA - 5))" --until "$T_END" --rate-interval 10s \
+	--report "$IT/dashboards.json" >"$IT/dashboards.log" 2>&1
+rc=$?
+for kind in graphite prometheus; do
+	n=$(grep -c "^[a-zA-Z]* *$kind " "$IT/dashboards.log")
+	nbad=$(grep -c "^FAIL $kind " "$IT/dashboards.log")
+	nq=$(grep -c "^ok   $kind \(panel\|annotation\)" "$IT/dashboards.log")
+	if ((n > 0 && nbad == 0 && rc == 0)); then
+		pass "stacks: dashboard dotnet-$kind.json" "$n checks: variables offer ctr and spike, $nq panel/annotation queries return series (instance=All and each alone), all 18 required counters"
+	else
+		fail "stacks: dashboard dotnet-$kind.json" "$nbad of $n checks failed (exit $rc): $(grep -m3 -E "^FAIL $kind|^check.sh|Traceback|Error" "$IT/dashboards.log" | tr '\n' ' ')"
+	fi
+done
+log "check.sh took $(elapsed "$t0") s; its output: $IT/dashboards.log"
+
+# check.sh itself: broken copies of the dashboards must fail, naming the query
+# KIND|TEXT IN THE JSON|REPLACEMENT|WHAT check.sh MUST SAY
+# shellcheck disable=SC2016 # Grafana variables, not shell ones
+BROKEN=(
+	'graphite|dotnet-$instance.bytes-gc-heap-size, |dotnet-$instance.bytes-gc_heap_size, |matches no whisper file'
+	'graphite|aliasSub(${prefix}${host}.dotnet-$instance.percent-cpu-usage|aliasSubstitute(${prefix}${host}.dotnet-$instance.percent-cpu-usage|is not evaluated by check.sh'
+	'graphite|"query": "${prefix}${host}.dotnet-*"|"query": "${prefix}${host}.dotnet_*"|offers nothing'
+	'prometheus|collectd_dotnet_total_bytes_total{|collectd_dotnet_total_bytes{|no finite value'
+	'prometheus|type=\"time-in-jit\"|type=\"jit-time\"|no finite value'
+	'prometheus|"legendFormat": "{{dotnet}} {{type}}"|"legendFormat": "{{dotnet}} {{counter}}"|legend names labels'
+)
+caught=0 notes=()
+mkdir -p "$IT/broken"
+for i in "${!BROKEN[@]}"; do
+	IFS='|' read -r kind old new want <<<"${BROKEN[$i]}"
+	copy=$IT/broken/$i-dotnet-$kind.json
+	if ! "$PY" - "$REPO/contrib/dashboards/dotnet-$kind.json" "$copy" "$old" "$new" <<'EOF'
+import sys
+src, dst, old, new = sys.argv[1:5]
+text = open(src).read()
+if old not in text:
+    sys.exit(1)
+open(dst, "w").write(text.replace(old, new, 1))
+EOF
+	then
+		notes+=("#$i: '$old' not in dotnet-$kind.json")
+		continue
+	fi
+	if [[ $kind == graphite ]]; then
+		a=(--whisper "$WSP" --graphite-dashboard "$copy")
+	else
+		a=(--prometheus-url "$PROM" --prometheus-dashboard "$copy")
+	fi
+	bash "$REPO/contrib/dashboards/check.sh" "${a[@]}" --expect ctr --expect spike \
+		--var "dump_threshold=$THRESHOLD" --from "$((T_DATA - 5))" --until "$T_END" \
+		--rate-interval 10s >"$copy.log" 2>&1
+	rc=$?
+	if ((rc == 1)) && grep -q "^FAIL .*$want" "$copy.log"; then
+		caught=$((caught + 1))
+	else
+		notes+=("#$i ($kind: $new): exit $rc, no FAIL saying '$want'")
+	fi
+done
+if ((caught == ${#BROKEN[@]})); then
+	pass "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]} broken copies fail (wrong counter name, unknown function, bad variable query, wrong metric family, wrong type label, legend label)"
+else
+	fail "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]}: ${notes[*]}"
+fi
+
+# ---------------------------------------------------------------- the dump annotation
+
+DUMP_LINE=$(grep -m1 'instance "spike": dump of pid [0-9]* written' "$CD/collectd.log")
+if [[ -n $DUMP_LINE ]]; then
+	# "[2026-11-26 11:05:07] [info] dotnet plugin: ... (12.3 MB, 0.41 s)"
+	dump_t=$(date -d "$(sed -n 's/^\[\([^]]*\)\].*/\1/p' <<<"$DUMP_LINE")" +%s)
+	dump_s=$(sed -n 's/.*, \([0-9.]*\) s)$/\1/p' <<<"$DUMP_LINE")
+	pass "stacks: dump during the spike" "${DUMP_LINE#*dotnet plugin: }"
+	ls "$IT"/dumps/*.dmp >/dev/null 2>&1 && rm -f "$IT"/dumps/*.dmp
+else
+	dump_t='' dump_s=''
+	fail "stacks: dump during the spike" "no 'dump of pid ... written' for spike in $CD/collectd.log: $(grep -m2 'dump' "$CD/collectd.log" | tr '\n' ' ')"
+fi
+spike_start=$(sed -n 's/^SPIKE start \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
+spike_end=$(sed -n 's/^SPIKE end \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
+for kind in graphite prometheus; do
+	if out=$("$PY" - "$IT/dashboards.json" "$kind" "${dump_t:-0}" "${dump_s:-0}" \
+		"$(date -d "${spike_start:-@0}" +%s.%N)" "$(date -d "${spike_end:-@0}" +%s.%N)" <<'EOF'
+import json, sys, time
+rep, kind = json.load(open(sys.argv[1])), sys.argv[2]
+dump_t, dump_s = int(sys.argv[3]), float(sys.argv[4])
+s0, s1 = float(sys.argv[5]), float(sys.argv[6])
+a = [r for r in rep if r["dashboard"] == kind and r["kind"] == "annotation" and r["selection"] == "All"]
+if not a:
+    print("no annotation result from check.sh"); sys.exit(1)
+times = {}
+for s in a[0]["series"]:
+    who = s.get("labels", {}).get("dotnet") if kind == "prometheus" else s["name"].split(":")[0]
+    times.setdefault(who, []).extend(s.get("times", []))
+hm = lambda t: time.strftime("%H:%M:%S", time.localtime(t))
+# the annotation's step; for Graphite (one annotation per whisper point) 2 s,
+# as a second can lose its point when two values round to one second
+step = 10 if kind == "prometheus" else 2
+if set(k for k, v in times.items() if v) != {"spike"}:
+    print("marks %s, expected spike alone" % sorted(k for k, v in times.items() if v)); sys.exit(1)
+t = sorted(times["spike"])
+# Grafana groups Prometheus points <= step apart into one region; Graphite
+# gives one annotation per point
+regions = []
+for x in t:
+    if regions and x - regions[-1][1] <= step:
+        regions[-1][1] = x
+    else:
+        regions.append([x, x])
+msg = "%d %s from %s to %s; SpikeApp's spike %s..%s; dump started %s" % (
+    len(t), "points" if kind == "graphite" else "steps", hm(t[0]), hm(t[-1]),
+    time.strftime("%H:%M:%S", time.localtime(s0)) + ".%03d" % (s0 % 1 * 1000),
+    time.strftime("%H:%M:%S", time.localtime(s1)) + ".%03d" % (s1 % 1 * 1000),
+    hm(dump_t - dump_s) if dump_t else "never")
+print(msg)
+ok = (len(regions) == 1
+      # the marked time covers the spike and not much more
+      and t[0] >= s0 - 2 and t[0] <= s0 + step + 2 and t[-1] >= s1 - 2 and t[-1] <= s1 + step + 2
+      # the dump was asked for inside it (log times are whole seconds)
+      and dump_t and t[0] - step - 1 <= dump_t - dump_s <= t[-1] + 1)
+sys.exit(0 if ok else 1)
+EOF
+	); then
+		pass "stacks: dump annotation ($kind)" "$out"
+	else
+		fail "stacks: dump annotation ($kind)" "$out"
+	fi
+done
+
+# ---------------------------------------------------------------- end
+
+collectd_stop 10 >"$IT/.stop-secs" # not in $(...): it must wait for collectd
+secs=$(<"$IT/.stop-secs")
+# Debian's write_prometheus logs one "MHD_OPTION_EXTERNAL_LOGGER is not the
+# first option" at startup (libmicrohttpd's warning about the order in which
+# write_prometheus passes its options): not ours, and harmless
+errors=$(grep '\[error\]' "$CD/collectd.log" | grep -v 'write_prometheus plugin: MHD_OPTION_EXTERNAL_LOGGER is not the first option')
+if [[ ${COLLECTD_EXIT:-1} == 0 && -z $errors ]]; then
+	pass "stacks: collectd clean" "exit 0 after $secs s, no error in its log"
+else
+	fail "stacks: collectd clean" "exit ${COLLECTD_EXIT:-?}; $(head -3 <<<"$errors" | tr '\n' ' ')"
+fi
+log "stacks.sh took $(elapsed "$T_BEGIN") s"
