@@ -351,6 +351,11 @@ int64_t counters_unix_ms(const struct nettrace_trace_info *ti, uint64_t qpc) {
     return 0;
   double delta = ((double)(int64_t)qpc - (double)ti->sync_qpc) * 1000.0 /
                  (double)ti->qpc_frequency;
+  /* Both the Trace object and the timestamps come from the peer: a delta
+   * beyond any real clock (+-100 million years) is "unknown", not an int64
+   * overflow. sync_time_unix_ms is within +-2^51 (a 16-bit year). */
+  if (!(fabs(delta) < 3.2e18))
+    return 0;
   return ti->sync_time_unix_ms + (int64_t)llround(delta);
 }
 

@@ -1,0 +1,137 @@
+/**
+ * collectd-dotnet - tests/fuzz/fuzz_counters.c
+ *
+ * libFuzzer target: counters_fields and counters_decode on event metadata
+ * built from the input (types, names, nesting; see fuzz_counters.h) and a
+ * payload. The metadata is built as the reader builds it (pre-order, spans
+ * and child counts consistent), so what is fuzzed is the payload decoder's
+ * contract, not inputs the reader can never produce.
+ */
+#include "fuzz_counters.h"
+#include "../../plugin/counters.h"
+#include "../../plugin/nettrace.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct builder {
+  const uint8_t *p;
+  size_t len;
+  struct nettrace_field f[FUZZ_MAX_FIELDS];
+  uint32_t n;
+};
+
+static int take(struct builder *b, uint8_t *v) {
+  if (b->len == 0)
+    return -1;
+  *v = *b->p++;
+  b->len--;
+  return 0;
+}
+
+/* One field (and its subtree) at b->f[b->n]; name given for array
+ * elements, read from the input otherwise. */
+static int build_field(struct builder *b, int depth, const char *name) {
+  uint8_t type, nb, nchildren;
+  if (depth > FUZZ_MAX_NEST || b->n >= FUZZ_MAX_FIELDS || take(b, &type) != 0)
+    return -1;
+  if (name == NULL) {
+    if (take(b, &nb) != 0)
+      return -1;
+    name = nb < FUZZ_NNAMES ? fuzz_names[nb] : "x";
+  }
+  uint32_t me = b->n++;
+  b->f[me] = (struct nettrace_field){.name = name, .type = type};
+  if (type == NETTRACE_TYPE_ARRAY) {
+    b->f[me].nchildren = 1;
+    if (build_field(b, depth + 1, name) != 0)
+      return -1;
+  } else if (type == NETTRACE_TYPE_OBJECT) {
+    if (take(b, &nchildren) != 0)
+      return -1;
+    b->f[me].nchildren = nchildren % 16;
+    for (uint32_t k = 0; k < b->f[me].nchildren; k++)
+      if (build_field(b, depth + 1, NULL) != 0)
+        return -1;
+  }
+  b->f[me].span = b->n - me - 1;
+  return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (size < 4)
+    return 0;
+  struct builder b = {.p = data + 4, .len = size - 4};
+  size_t ev = data[0] % FUZZ_NEVENTS;
+  size_t scratch_cap = data[1] ? data[1] : 4096;
+  size_t max = data[2];
+  uint32_t count = data[3] % (FUZZ_MAX_TOP + 1);
+  for (uint32_t k = 0; k < count; k++)
+    if (build_field(&b, 0, NULL) != 0)
+      return 0;
+
+  struct nettrace_meta meta = {
+      .id = 1,
+      .provider = fuzz_events[ev].provider,
+      .event_name = fuzz_events[ev].event,
+      .fields = b.f,
+      .nfields_total = b.n,
+      .nfields = count,
+      .fields_ok = 1,
+  };
+  /* the payload in its own allocation, so ASan sees reads past its end */
+  uint8_t *payload = malloc(b.len ? b.len : 1);
+  if (payload == NULL)
+    return 0;
+  memcpy(payload, b.p, b.len);
+  char *scratch = malloc(scratch_cap);
+  struct counters_field *out = malloc((max ? max : 1) * sizeof(*out));
+  if (scratch == NULL || out == NULL)
+    goto done;
+
+  int n =
+      counters_fields(&meta, payload, b.len, out, max, scratch, scratch_cap);
+  if (n > (int)max)
+    __builtin_trap();
+  for (int i = 0; i < n; i++) {
+    if (out[i].name == NULL || out[i].str == NULL)
+      __builtin_trap();
+    if (out[i].is_string && out[i].str[0] != 0 &&
+        (out[i].str < scratch || out[i].str >= scratch + scratch_cap ||
+         memchr(out[i].str, 0, (size_t)(scratch + scratch_cap - out[i].str)) ==
+             NULL))
+      __builtin_trap(); /* strings live, terminated, in the scratch */
+  }
+
+  struct nettrace_event e = {.meta = &meta,
+                             .timestamp = 12345,
+                             .payload = payload,
+                             .payload_len = (uint32_t)b.len};
+  struct counters_sample s;
+  int rc = counters_decode(&e, &s, scratch, scratch_cap);
+  if (rc == 1) {
+    if (s.provider == NULL || s.name == NULL || s.units == NULL ||
+        s.tags == NULL || s.session == NULL || s.display_name == NULL ||
+        s.nquantiles > COUNTERS_MAX_QUANTILES)
+      __builtin_trap();
+    struct counters_table t;
+    counters_table_init(&t, 4);
+    counters_table_update(&t, &s, 0);
+    counters_table_update(&t, &s, 1);
+    counters_table_fini(&t);
+  } else if (rc != 0 && rc != -EBADMSG) {
+    __builtin_trap();
+  }
+  meta.fields_ok = 0; /* a field list the reader did not understand */
+  if (counters_fields(&meta, payload, b.len, out, max, scratch, scratch_cap) !=
+      -ENOTSUP)
+    __builtin_trap();
+done:
+  free(out);
+  free(scratch);
+  free(payload);
+  return 0;
+}
