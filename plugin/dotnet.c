@@ -476,10 +476,21 @@ static void forget_refusals(const char *instance) {
   pthread_mutex_unlock(&refusal_lock);
 }
 
+/* The threshold plugin's "value missing" notification (FAILURE, message "...
+ * has not been updated for N seconds.", no CurrentValue meta) is no breach:
+ * it comes while the runtime is suspended writing a dump (no samples for a
+ * few seconds) and when a target exits. */
+static bool is_missing_value(const notification_t *n) {
+  for (const notification_meta_t *m = n->meta; m != NULL; m = m->next)
+    if (strcmp(m->name, "CurrentValue") == 0)
+      return false;
+  return strstr(n->message, " has not been updated for ") != NULL;
+}
+
 static int dotnet_notify(const notification_t *n, user_data_t *ud) {
   (void)ud;
   if (dumper == NULL || strcmp(n->plugin, "dotnet") != 0 ||
-      strcmp(n->type, "dump") == 0)
+      strcmp(n->type, "dump") == 0 || is_missing_value(n))
     return 0;
   /* NOTIF_FAILURE (1) is more severe than NOTIF_WARNING (2). */
   if (n->severity == NOTIF_OKAY || n->severity > trigger_severity)
@@ -497,6 +508,7 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
     return 0;
   }
   char why[256];
+  cdtime_t now = cdtime();
   int r = dump_worker_request(dumper, &ep, n->plugin_instance, n->type_instance,
                               why, sizeof(why));
   if (r < 0) {
@@ -504,11 +516,18 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
     return 0;
   }
   forget_refusals(n->plugin_instance);
+  /* The threshold plugin stamps its notification with the time of the value
+   * that breached: log how long that value took to get here (ms; collectd's
+   * log timestamps have whole seconds). */
+  char lag[64] = "";
+  if (n->time != 0 && n->time <= now)
+    snprintf(lag, sizeof(lag), ", %.0f ms after the value",
+             CDTIME_T_TO_DOUBLE(now - n->time) * 1000.0);
   INFO("dotnet plugin: instance \"%s\": %s notification for %s: dumping pid "
-       "%d (%s, method %s)",
+       "%d (%s, method %s%s)",
        n->plugin_instance, n->severity == NOTIF_FAILURE ? "FAILURE" : "WARNING",
        n->type_instance, (int)ep.pid, dump_type_name(dump_tmpl.type),
-       dump_tmpl.method == DUMP_METHOD_IPC ? "ipc" : "exec");
+       dump_tmpl.method == DUMP_METHOD_IPC ? "ipc" : "exec", lag);
   return 0;
 }
 

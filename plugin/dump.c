@@ -19,8 +19,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +40,37 @@ static void say(struct dump_result *res, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
   va_end(ap);
+}
+
+/* One line of text: the runtime's answer to GenerateCoreDump carries
+ * createdump's output, several lines, and the reason goes into a log line and
+ * a notification. Line breaks become "; ", other control characters spaces;
+ * trailing blanks go. Truncates to cap. */
+static void one_line(char *s, size_t cap) {
+  char out[sizeof(((struct dump_result *)0)->reason)];
+  size_t o = 0;
+  int brk = 0;
+  if (cap > sizeof(out))
+    cap = sizeof(out);
+  for (size_t i = 0; s[i] && o + 1 < cap; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\n' || c == '\r') {
+      brk = 1;
+      continue;
+    }
+    if (brk && o > 0 && o + 3 < cap) {
+      while (o > 0 && out[o - 1] == ' ')
+        o--;
+      out[o++] = ';';
+      out[o++] = ' ';
+    }
+    brk = 0;
+    out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+  }
+  while (o > 0 && out[o - 1] == ' ')
+    o--;
+  out[o] = 0;
+  memcpy(s, out, o + 1);
 }
 
 static double mono_s(void) {
@@ -229,54 +260,225 @@ int dump_find_createdump(const struct ipc_endpoint *ep, char *path,
   return 0;
 }
 
-/* Runs argv without a shell; waits up to timeout_ms, then kills it. */
+/* The helper process of run_wait(): restores SIGCHLD, runs argv with stdin
+ * /dev/null and stdout+stderr into `out`, waits for it and reports on `st`
+ *   pid_t pid     at once (negative errno if fork failed)
+ *   int waited    1 if waitpid succeeded
+ *   int status    its wait status
+ * (native layout, each write well under PIPE_BUF). Only async-signal-safe
+ * calls: it runs between fork and exit in a threaded process. */
+static void __attribute__((noreturn))
+run_helper(char *const argv[], int in, int out, int st) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGCHLD, &sa, NULL);
+  sigaction(SIGPIPE, &sa, NULL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  pid_t child = fork();
+  if (child == 0) {
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+      _exit(127);
+    execve(argv[0], argv, environ);
+    _exit(127);
+  }
+  pid_t msg = child < 0 ? -errno : child;
+  if (write(st, &msg, sizeof(msg)) != (ssize_t)sizeof(msg) || child < 0)
+    _exit(1);
+  close(out); /* the child's end only now: we see EOF when it ends */
+  int result[2] = {0, 0};
+  while (waitpid(child, &result[1], 0) < 0)
+    if (errno != EINTR)
+      _exit(1);
+  result[0] = 1;
+  if (write(st, result, sizeof(result)) != (ssize_t)sizeof(result))
+    _exit(1);
+  _exit(0);
+}
+
+/* Appends n bytes to the last `cap` bytes kept in buf (NUL-terminated, buf
+ * has cap + 1 bytes). */
+static void keep_tail(char *buf, size_t cap, size_t *len, const char *in,
+                      size_t n) {
+  if (n >= cap) {
+    in += n - cap;
+    n = cap;
+    *len = 0;
+  } else if (*len + n > cap) {
+    size_t drop = *len + n - cap;
+    memmove(buf, buf + drop, *len - drop);
+    *len -= drop;
+  }
+  memcpy(buf + *len, in, n);
+  *len += n;
+  buf[*len] = 0;
+}
+
+/* The line of a program's output that says what went wrong: the first one
+ * with "error" in it, else the last; without createdump's "[createdump] ". */
+static void telling_line(const char *text, char *out, size_t cap) {
+  const char *pick = NULL, *last = NULL;
+  size_t picklen = 0, lastlen = 0;
+  for (const char *p = text; *p;) {
+    size_t n = strcspn(p, "\n");
+    if (n > 0) {
+      last = p;
+      lastlen = n;
+      char line[512];
+      snprintf(line, sizeof(line), "%.*s", (int)n, p);
+      if (pick == NULL && (strstr(line, "rror") || strstr(line, "RROR"))) {
+        pick = p;
+        picklen = n;
+      }
+    }
+    p += n;
+    if (*p == '\n')
+      p++;
+  }
+  if (pick == NULL) {
+    pick = last;
+    picklen = lastlen;
+  }
+  if (pick != NULL && picklen >= 13 &&
+      strncmp(pick, "[createdump] ", 13) == 0) {
+    pick += 13;
+    picklen -= 13;
+  }
+  snprintf(out, cap, "%.*s", pick ? (int)picklen : 0, pick ? pick : "");
+}
+
+/* Runs argv without a shell; waits up to timeout_ms, then kills it. On
+ * failure the reason ends with the telling line of its output.
+ *
+ * Through a helper process (run_helper): collectd 5 sets SIGCHLD to SIG_IGN,
+ * so the kernel reaps its children at once and their exit status is lost
+ * (waitpid fails with ECHILD). The helper's own child is not ours. */
 static int run_wait(char *const argv[], int timeout_ms, struct dump_result *res) {
-  pid_t child;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  int r = posix_spawn(&child, argv[0], &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (r != 0) {
-    say(res, "cannot run %s: %s", argv[0], strerror(r));
-    return -r;
+  int st[2] = {-1, -1}, out[2] = {-1, -1}, devnull = -1;
+  int r = 0;
+  pid_t helper = -1;
+  if (pipe2(st, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
+      (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+    r = -errno;
+    say(res, "cannot run %s: %s", argv[0], strerror(-r));
+    goto out;
   }
+  helper = fork();
+  if (helper < 0) {
+    r = -errno;
+    say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
+    goto out;
+  }
+  if (helper == 0)
+    run_helper(argv, devnull, out[1], st[1]);
+  close(st[1]);
+  close(out[1]);
+  st[1] = out[1] = -1;
+
+  unsigned char msg[sizeof(pid_t) + 2 * sizeof(int)] = {0};
+  size_t msglen = 0;
+  char text[2049] = ""; /* the tail of its output */
+  size_t textlen = 0;
+  struct pollfd pfd[2] = {{.fd = st[0], .events = POLLIN},
+                          {.fd = out[0], .events = POLLIN}};
   double deadline = mono_s() + timeout_ms / 1000.0;
-  int status = 0;
-  for (;;) {
-    pid_t w = waitpid(child, &status, WNOHANG);
-    if (w == child)
+  int timed_out = 0;
+  while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
+    double left = deadline - mono_s();
+    if (left <= 0) {
+      timed_out = 1;
       break;
-    if (w < 0 && errno != EINTR) {
-      say(res, "waitpid: %s", strerror(errno));
-      return -ECHILD;
     }
-    if (mono_s() > deadline) {
-      kill(child, SIGKILL);
-      while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-        ;
-      say(res, "%s took longer than %d ms: killed", argv[0], timeout_ms);
-      return -ETIMEDOUT;
+    int n = poll(pfd, 2, (int)(left * 1000) + 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      r = -errno;
+      say(res, "poll: %s", strerror(-r));
+      timed_out = 1; /* kill it: we cannot watch it any more */
+      break;
     }
-    struct timespec ts = {0, 20 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    for (int i = 0; i < 2; i++) {
+      if (pfd[i].fd < 0 || pfd[i].revents == 0)
+        continue;
+      char buf[512];
+      ssize_t k = i == 0 ? read(pfd[i].fd, msg + msglen, sizeof(msg) - msglen)
+                         : read(pfd[i].fd, buf, sizeof(buf));
+      if (k < 0 && (errno == EINTR || errno == EAGAIN))
+        continue;
+      if (k <= 0 || (i == 0 && (msglen += (size_t)k) == sizeof(msg))) {
+        pfd[i].fd = -1; /* EOF, error, or all we wait for */
+        continue;
+      }
+      if (i == 1)
+        keep_tail(text, sizeof(text) - 1, &textlen, buf, (size_t)k);
+    }
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-    return 0;
-  if (WIFEXITED(status))
-    say(res, "%s exited with status %d", argv[0], WEXITSTATUS(status));
-  else
-    say(res, "%s was killed by signal %d", argv[0],
-        WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  return -EIO;
+  pid_t child;
+  memcpy(&child, msg, sizeof(child));
+  if (timed_out) {
+    /* the helper has not reaped it (no status came): the pid is still its */
+    if (msglen >= sizeof(child) && child > 0 && msglen < sizeof(msg))
+      kill(child, SIGKILL);
+    kill(helper, SIGKILL);
+    if (r == 0) {
+      r = -ETIMEDOUT;
+      say(res, "%s took longer than %d ms: killed", argv[0], timeout_ms);
+    }
+    goto out;
+  }
+  int waited, status;
+  memcpy(&waited, msg + sizeof(pid_t), sizeof(int));
+  memcpy(&status, msg + sizeof(pid_t) + sizeof(int), sizeof(int));
+  if (msglen >= sizeof(child) && child < 0) {
+    r = child;
+    say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
+  } else if (msglen < sizeof(msg) || !waited) {
+    r = -ECHILD;
+    say(res, "lost track of %s (its helper process ended early)", argv[0]);
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    r = 0;
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && textlen == 0) {
+    r = -ENOEXEC;
+    say(res, "cannot run %s", argv[0]);
+  } else {
+    r = -EIO;
+    char line[256];
+    telling_line(text, line, sizeof(line));
+    if (WIFEXITED(status))
+      say(res, "%s exited with status %d%s%s", argv[0], WEXITSTATUS(status),
+          line[0] ? ": " : "", line);
+    else
+      say(res, "%s was killed by signal %d%s%s", argv[0],
+          WIFSIGNALED(status) ? WTERMSIG(status) : 0, line[0] ? ": " : "",
+          line);
+  }
+
+out:
+  if (helper > 0) /* ECHILD when collectd's SIGCHLD = SIG_IGN reaped it */
+    while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+      ;
+  int fds[] = {st[0], st[1], out[0], out[1], devnull};
+  for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+  return r;
 }
 
 /* Copies src (opened O_NOFOLLOW) to a new file dst (O_EXCL, 0600). */
 static int copy_out(const char *src, const char *dst, struct dump_result *res) {
-  int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) {
-    say(res, "cannot open the dump %s: %s", src, strerror(errno));
-    return -errno;
+  /* O_NONBLOCK: a FIFO the target swapped in must not block us */
+  int in = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat ist;
+  if (in < 0 || fstat(in, &ist) != 0 || !S_ISREG(ist.st_mode)) {
+    int e = in < 0 ? errno : EPERM;
+    if (in >= 0)
+      close(in);
+    say(res, "cannot open the dump %s: %s", src,
+        e == EPERM ? "not a regular file" : strerror(e));
+    return -e;
   }
   int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (out < 0) {
@@ -345,19 +547,46 @@ static int finish(const char *staged, const char *final_path, int copy,
     if (r < 0)
       return r;
   } else {
-    if (chmod(staged, 0600) != 0 ||
-        (geteuid() == 0 && chown(staged, 0, 0) != 0)) {
+    /* The writer of an IPC dump (the target) owns the staging directory
+     * and may swap the file for a symlink or a hard link at any moment:
+     * secure it through a descriptor (never chmod/chown a path), and check
+     * that what the rename moved is that file. */
+    int fd = open(staged, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_nlink != 1) {
+      say(res,
+          "%s is not a plain file (changed, linked or not a regular "
+          "file): refusing it",
+          staged);
+      if (fd >= 0)
+        close(fd);
+      unlink(staged);
+      return -EPERM;
+    }
+    if (fchmod(fd, 0600) != 0 || (geteuid() == 0 && fchown(fd, 0, 0) != 0)) {
       r = -errno;
       say(res, "cannot secure %s: %s", staged, strerror(-r));
+      close(fd);
       unlink(staged);
       return r;
     }
     if (renameat2(AT_FDCWD, staged, AT_FDCWD, final_path, RENAME_NOREPLACE) != 0) {
       r = -errno;
       say(res, "cannot move the dump to %s: %s", final_path, strerror(-r));
+      close(fd);
       unlink(staged);
       return r;
     }
+    struct stat moved;
+    if (lstat(final_path, &moved) != 0 || moved.st_dev != st.st_dev ||
+        moved.st_ino != st.st_ino) {
+      say(res, "%s was replaced while it was being secured: refusing it",
+          staged);
+      close(fd);
+      unlink(final_path); /* whatever was moved there: the name is ours */
+      return -EPERM;
+    }
+    close(fd);
   }
   res->size = (uint64_t)st.st_size;
   snprintf(res->path, sizeof(res->path), "%s", final_path);
@@ -514,5 +743,6 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     rmdir(stage_dir);
   }
   res->seconds = mono_s() - t0;
+  one_line(res->reason, sizeof(res->reason));
   return r;
 }
