@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PROCS_MAX 256
 
@@ -38,6 +40,9 @@ struct dump_worker {
   pthread_cond_t cond;
   pthread_t thread;
   int started, stopping;
+  int cancel; /* eventfd written by dump_worker_free: a GenerateCoreDump the
+                 target does not answer must not hold collectd's shutdown
+                 for the whole Timeout (ipc_set_cancel_fd) */
   struct job *queue;
   size_t qhead, qlen;
   struct proc_state procs[PROCS_MAX];
@@ -69,7 +74,11 @@ struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
   if (w->policy.queue_max == 0)
     w->policy.queue_max = 16;
   w->queue = calloc(w->policy.queue_max, sizeof(*w->queue));
-  if (w->queue == NULL) {
+  w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (w->queue == NULL || w->cancel < 0) {
+    if (w->cancel >= 0)
+      close(w->cancel);
+    free(w->queue);
     free(w);
     return NULL;
   }
@@ -155,6 +164,7 @@ int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
 
 static void *worker_main(void *arg) {
   struct dump_worker *w = arg;
+  ipc_set_cancel_fd(w->cancel);
   pthread_mutex_lock(&w->lock);
   for (;;) {
     while (!w->stopping && w->qlen == 0)
@@ -208,8 +218,12 @@ void dump_worker_free(struct dump_worker *w) {
     w->stopping = 1;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
+    uint64_t one = 1; /* an IPC dump in progress is abandoned */
+    ssize_t n = write(w->cancel, &one, sizeof(one));
+    (void)n;
     pthread_join(w->thread, NULL);
   }
+  close(w->cancel);
   pthread_mutex_destroy(&w->lock);
   pthread_cond_destroy(&w->cond);
   free(w->queue);

@@ -33,8 +33,10 @@ struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
                                     const struct dump_policy *policy,
                                     dump_done_cb done, void *ctx);
 int dump_worker_start(struct dump_worker *w);
-/* Stops the thread after the dump in progress (if any) ends; drops queued
- * requests. Accepts NULL. */
+/* Stops the thread and drops queued requests. A dump in progress with
+ * Method ipc is abandoned at once (the wait for the runtime's answer ends
+ * with -ECANCELED); one with Method exec runs to its end or Timeout.
+ * Accepts NULL. */
 void dump_worker_free(struct dump_worker *w);
 
 /* Queues a dump. 0: queued. Refusals, with why[] filled:

@@ -80,15 +80,23 @@ static int remaining_ms(int64_t deadline) {
   return left > INT_MAX ? INT_MAX : (int)left;
 }
 
-/* Waits until fd is ready for `events` or the deadline passes.
- * 0, -ETIMEDOUT, or -errno. */
+/* The calling thread's cancel fd (ipc_set_cancel_fd). */
+static _Thread_local int cancel_fd = -1;
+
+void ipc_set_cancel_fd(int fd) { cancel_fd = fd; }
+
+/* Waits until fd is ready for `events`, the deadline passes or the thread's
+ * cancel fd becomes readable. 0, -ETIMEDOUT, -ECANCELED, or -errno. */
 static int wait_fd(int fd, short events, int64_t deadline) {
   for (;;) {
-    struct pollfd pfd = {.fd = fd, .events = events};
+    struct pollfd pfd[2] = {{.fd = fd, .events = events},
+                            {.fd = cancel_fd, .events = POLLIN}};
     int left = remaining_ms(deadline);
     if (left == 0)
       return -ETIMEDOUT;
-    int r = poll(&pfd, 1, left);
+    int r = poll(pfd, cancel_fd >= 0 ? 2 : 1, left);
+    if (r > 0 && pfd[1].revents != 0 && cancel_fd >= 0)
+      return -ECANCELED;
     if (r > 0)
       return 0;
     if (r == 0)
@@ -273,11 +281,13 @@ static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
   uint8_t hdr[IPC_HEADER_SIZE];
   r = read_all(fd, hdr, sizeof(hdr), deadline);
   if (r < 0) {
-    set_error(err, 0, "%s", r == -EPIPE ? "the runtime closed the connection "
-                                          "without an answer"
-                         : r == -ETIMEDOUT ? "no answer from the runtime "
-                                             "in time"
-                                           : strerror(-r));
+    set_error(err, 0, "%s",
+              r == -EPIPE       ? "the runtime closed the connection "
+                                  "without an answer"
+              : r == -ETIMEDOUT ? "no answer from the runtime "
+                                  "in time"
+              : r == -ECANCELED ? "cancelled (shutting down)"
+                                : strerror(-r));
     return r;
   }
   uint8_t set, id;
@@ -353,7 +363,7 @@ static long read_small_file(const char *path, char *buf, size_t cap) {
 
 /* Field 22 of /proc/<pid>/stat, counted after the ")" that ends comm (comm
  * may hold spaces and parentheses). */
-static int proc_start_time(pid_t pid, uint64_t *start) {
+static int proc_stat_read(pid_t pid, uint64_t *start, uint32_t *comm_hash) {
   char path[64], buf[1024];
   snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
   long n = read_small_file(path, buf, sizeof(buf));
@@ -362,6 +372,12 @@ static int proc_start_time(pid_t pid, uint64_t *start) {
   char *p = strrchr(buf, ')');
   if (p == NULL)
     return -EINVAL;
+  if (comm_hash) { /* FNV-1a of "(comm)": it changes on exec */
+    uint32_t h = 2166136261u;
+    for (const char *c = strchr(buf, '('); c && c <= p; c++)
+      h = (h ^ (uint8_t)*c) * 16777619u;
+    *comm_hash = h;
+  }
   p++;
   /* A zombie (exited, not yet reaped) keeps /proc/<pid> and its stale
    * diagnostic socket, but nothing listens there any more. */
@@ -380,6 +396,10 @@ static int proc_start_time(pid_t pid, uint64_t *start) {
     return -EINVAL;
   *start = v;
   return 0;
+}
+
+static int proc_start_time(pid_t pid, uint64_t *start) {
+  return proc_stat_read(pid, start, NULL);
 }
 
 /* The innermost pid of NSpid in /proc/<pid>/status (the pid the target sees
@@ -519,25 +539,345 @@ int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep) {
   return 0;
 }
 
-int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx) {
-  DIR *d = opendir("/proc");
+/* ---- discovery with memory ----
+ *
+ * ipc_endpoint_find looks at one pid from scratch: stat, status, environ,
+ * ns/mnt and a listing of its TMPDIR. Done for every pid on every pass
+ * (every interval), that is a listing of /tmp per process on the machine.
+ * A scanner keeps instead, per pid + start time, what a process cannot
+ * change once started (its TMPDIR from environ, its innermost pid, its mount
+ * namespace, its uid), so a pass reads only /proc/<pid>/stat (the start time:
+ * identity, pid reuse, zombies) of a process it knows. Each socket directory
+ * is listed at most once per pass, and not at all while its mtime says that
+ * nothing was created or removed in it since a listing taken well after that
+ * mtime (file times come from a coarse clock: a socket created in the same
+ * tick as a listing may leave the mtime as it was, hence the margin). */
+#define DISC_MTIME_MARGIN_NS 1000000000LL
+#define DISC_NAME_MAX 80
+
+struct disc_sock {
+  pid_t ns_pid;
+  uint64_t key;
+  time_t mtime;
+  char name[DISC_NAME_MAX];
+};
+
+struct disc_dir {
+  char *path;
+  struct timespec mtime; /* of the directory when last listed */
+  int64_t listed_ns;     /* CLOCK_REALTIME just before that listing */
+  int valid;             /* socks holds a listing */
+  int err;               /* negative errno of the last look, or 0 */
+  unsigned checked;      /* pass that last looked at it */
+  unsigned used;         /* pass that last needed it */
+  struct disc_sock *socks;
+  size_t nsocks, cap;
+};
+
+struct disc_proc {
+  pid_t pid, ns_pid;
+  uint64_t start_time;
+  uid_t uid;
+  int foreign_mnt_ns;
+  uint32_t comm_hash; /* of /proc/<pid>/stat's comm when filled */
+  int known; /* the fields above are filled for this start time and comm */
+  size_t dir;
+  unsigned seen; /* pass that last saw it */
+};
+
+struct ipc_discovery {
+  struct disc_proc *procs; /* sorted by pid */
+  size_t nprocs, pcap;
+  struct disc_dir *dirs;
+  size_t ndirs, dcap;
+  unsigned pass;
+  char self_mnt[64];
+  ssize_t self_mnt_len;
+};
+
+struct ipc_discovery *ipc_discovery_new(void) {
+  return calloc(1, sizeof(struct ipc_discovery));
+}
+
+void ipc_discovery_free(struct ipc_discovery *d) {
   if (d == NULL)
+    return;
+  for (size_t i = 0; i < d->ndirs; i++) {
+    free(d->dirs[i].path);
+    free(d->dirs[i].socks);
+  }
+  free(d->dirs);
+  free(d->procs);
+  free(d);
+}
+
+static int64_t ts_ns(struct timespec ts) {
+  return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The entry for pid (inserted, unknown, when missing), or NULL on ENOMEM. */
+static struct disc_proc *disc_proc_get(struct ipc_discovery *d, pid_t pid) {
+  size_t lo = 0, hi = d->nprocs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (d->procs[mid].pid < pid)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < d->nprocs && d->procs[lo].pid == pid)
+    return &d->procs[lo];
+  if (d->nprocs == d->pcap) {
+    size_t cap = d->pcap ? d->pcap * 2 : 256;
+    struct disc_proc *np = realloc(d->procs, cap * sizeof(*np));
+    if (np == NULL)
+      return NULL;
+    d->procs = np;
+    d->pcap = cap;
+  }
+  memmove(&d->procs[lo + 1], &d->procs[lo],
+          (d->nprocs - lo) * sizeof(d->procs[0]));
+  d->nprocs++;
+  d->procs[lo] = (struct disc_proc){.pid = pid};
+  return &d->procs[lo];
+}
+
+/* Index of the directory entry for path (added when missing), or -1. */
+static long disc_dir_index(struct ipc_discovery *d, const char *path) {
+  for (size_t i = 0; i < d->ndirs; i++)
+    if (strcmp(d->dirs[i].path, path) == 0)
+      return (long)i;
+  if (d->ndirs == d->dcap) {
+    size_t cap = d->dcap ? d->dcap * 2 : 8;
+    struct disc_dir *nd = realloc(d->dirs, cap * sizeof(*nd));
+    if (nd == NULL)
+      return -1;
+    d->dirs = nd;
+    d->dcap = cap;
+  }
+  char *p = strdup(path);
+  if (p == NULL)
+    return -1;
+  d->dirs[d->ndirs] = (struct disc_dir){.path = p};
+  return (long)d->ndirs++;
+}
+
+static int disc_same_mnt_ns(struct ipc_discovery *d, pid_t pid) {
+  char a[64], path[64];
+  snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+  ssize_t na = readlink(path, a, sizeof(a) - 1);
+  if (na < 0 || d->self_mnt_len < 0)
+    return 1; /* cannot tell: assume ours */
+  return na == d->self_mnt_len && memcmp(a, d->self_mnt, (size_t)na) == 0;
+}
+
+/* Fills what does not change while the process lives. */
+static int disc_proc_fill(struct ipc_discovery *d, struct disc_proc *p) {
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d", (int)p->pid);
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return errno == ENOENT ? -ESRCH : -errno;
+  p->uid = st.st_uid;
+  p->ns_pid = proc_ns_pid(p->pid);
+  p->foreign_mnt_ns = !disc_same_mnt_ns(d, p->pid);
+  char tmpdir[2048], dir[3072];
+  proc_tmpdir(p->pid, tmpdir, sizeof(tmpdir));
+  if (p->foreign_mnt_ns)
+    snprintf(dir, sizeof(dir), "/proc/%d/root%s", (int)p->pid, tmpdir);
+  else
+    snprintf(dir, sizeof(dir), "%s", tmpdir);
+  long i = disc_dir_index(d, dir); /* may move d->dirs, not d->procs */
+  if (i < 0)
+    return -ENOMEM;
+  p->dir = (size_t)i;
+  p->known = 1;
+  return 0;
+}
+
+/* Lists the directory's diagnostic sockets unless the listing held is
+ * still good (see above). */
+static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
+  dd->used = d->pass;
+  if (dd->checked == d->pass)
+    return;
+  dd->checked = d->pass;
+  struct stat st;
+  if (stat(dd->path, &st) != 0) {
+    dd->err = errno == ENOENT ? -ENOENT : -errno;
+    dd->valid = 0;
+    dd->nsocks = 0;
+    return;
+  }
+  if (dd->valid && st.st_mtim.tv_sec == dd->mtime.tv_sec &&
+      st.st_mtim.tv_nsec == dd->mtime.tv_nsec &&
+      dd->listed_ns - ts_ns(st.st_mtim) >= DISC_MTIME_MARGIN_NS)
+    return;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  DIR *dir = opendir(dd->path);
+  if (dir == NULL) {
+    dd->err = errno == ENOENT ? -ENOENT : -errno;
+    dd->valid = 0;
+    dd->nsocks = 0;
+    return;
+  }
+  dd->nsocks = 0;
+  dd->err = 0;
+  static const char prefix[] = "dotnet-diagnostic-";
+  struct dirent *de;
+  while ((de = readdir(dir)) != NULL) {
+    const char *name = de->d_name;
+    if (strncmp(name, prefix, sizeof(prefix) - 1) != 0 ||
+        strlen(name) >= DISC_NAME_MAX)
+      continue;
+    if (de->d_type != DT_SOCK && de->d_type != DT_UNKNOWN)
+      continue;
+    const char *p = name + sizeof(prefix) - 1;
+    char *end;
+    errno = 0;
+    long ns_pid = strtol(p, &end, 10);
+    if (errno != 0 || end == p || *end != '-' || ns_pid <= 0 || ns_pid > INT_MAX)
+      continue;
+    p = end + 1;
+    errno = 0;
+    unsigned long long key = strtoull(p, &end, 10);
+    if (errno != 0 || end == p || strcmp(end, "-socket") != 0)
+      continue;
+    struct stat sst;
+    if (fstatat(dirfd(dir), name, &sst, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISSOCK(sst.st_mode))
+      continue;
+    if (dd->nsocks == dd->cap) {
+      size_t cap = dd->cap ? dd->cap * 2 : 16;
+      struct disc_sock *ns = realloc(dd->socks, cap * sizeof(*ns));
+      if (ns == NULL)
+        break; /* keep what fits; not valid, so listed again next pass */
+      dd->socks = ns;
+      dd->cap = cap;
+    }
+    struct disc_sock *s = &dd->socks[dd->nsocks++];
+    s->ns_pid = (pid_t)ns_pid;
+    s->key = key;
+    s->mtime = sst.st_mtime;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+  }
+  closedir(dir);
+  dd->mtime = st.st_mtim;
+  dd->listed_ns = ts_ns(now);
+  dd->valid = de == NULL; /* a listing cut short is taken again next pass */
+}
+
+/* The endpoint of a known process, from its directory's listing. */
+static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
+                         struct ipc_endpoint *ep) {
+  struct disc_dir *dd = &d->dirs[p->dir];
+  disc_dir_refresh(d, dd);
+  if (dd->err < 0)
+    return dd->err;
+  const struct disc_sock *best = NULL;
+  for (size_t i = 0; i < dd->nsocks; i++) {
+    const struct disc_sock *s = &dd->socks[i];
+    if (s->ns_pid != p->ns_pid)
+      continue;
+    /* as ipc_endpoint_find: the exact key wins, then the newest */
+    int exact = s->key == p->start_time;
+    int best_exact = best && best->key == p->start_time;
+    if (best == NULL || exact > best_exact ||
+        (exact == best_exact && s->mtime > best->mtime))
+      best = s;
+  }
+  if (best == NULL)
+    return -ENOENT;
+  memset(ep, 0, sizeof(*ep));
+  ep->pid = p->pid;
+  ep->ns_pid = p->ns_pid;
+  ep->start_time = p->start_time;
+  ep->uid = p->uid;
+  ep->foreign_mnt_ns = p->foreign_mnt_ns;
+  if ((size_t)snprintf(ep->path, sizeof(ep->path), "%s/%s", dd->path,
+                       best->name) >= sizeof(ep->path))
+    return -ENAMETOOLONG;
+  return 0;
+}
+
+int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
+  DIR *dir = opendir("/proc");
+  if (dir == NULL)
     return -errno;
+  d->pass++;
+  d->self_mnt_len = readlink("/proc/self/ns/mnt", d->self_mnt,
+                             sizeof(d->self_mnt) - 1);
   int ret = 0;
   struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
+  while ((de = readdir(dir)) != NULL) {
     char *end;
     long pid = strtol(de->d_name, &end, 10);
     if (*end != 0 || pid <= 0 || pid > INT_MAX)
       continue;
+    uint64_t start;
+    uint32_t comm;
+    if (proc_stat_read((pid_t)pid, &start, &comm) != 0)
+      continue; /* gone, or a zombie */
+    struct disc_proc *p = disc_proc_get(d, (pid_t)pid);
+    if (p == NULL)
+      continue;
+    p->seen = d->pass;
+    /* an exec keeps pid and start time but may bring another TMPDIR or
+     * mount namespace: a new comm says so, and we look again */
+    if (!p->known || p->start_time != start || p->comm_hash != comm) {
+      p->known = 0;
+      p->start_time = start;
+      p->comm_hash = comm;
+      if (disc_proc_fill(d, p) != 0) {
+        p->known = 0;
+        continue;
+      }
+    }
     struct ipc_endpoint ep;
-    if (ipc_endpoint_find((pid_t)pid, &ep) != 0)
+    if (disc_endpoint(d, p, &ep) != 0)
       continue;
     ret = cb(ctx, &ep);
     if (ret != 0)
       break;
   }
-  closedir(d);
+  closedir(dir);
+  if (ret != 0)
+    return ret; /* a partial pass: forget nothing */
+  /* forget processes that are gone, then directories no process needs
+   * (every known process seen in this pass marked its directory used) */
+  size_t o = 0;
+  for (size_t i = 0; i < d->nprocs; i++)
+    if (d->procs[i].seen == d->pass)
+      d->procs[o++] = d->procs[i];
+  d->nprocs = o;
+  size_t *map = d->ndirs > 0 ? malloc(d->ndirs * sizeof(*map)) : NULL;
+  if (map == NULL)
+    return 0; /* keep them all until a later pass */
+  o = 0;
+  for (size_t i = 0; i < d->ndirs; i++) {
+    if (d->dirs[i].used == d->pass) {
+      map[i] = o;
+      d->dirs[o++] = d->dirs[i];
+    } else {
+      free(d->dirs[i].path);
+      free(d->dirs[i].socks);
+    }
+  }
+  d->ndirs = o;
+  for (size_t i = 0; i < d->nprocs; i++)
+    if (d->procs[i].known)
+      d->procs[i].dir = map[d->procs[i].dir];
+  free(map);
+  return ret;
+}
+
+int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx) {
+  struct ipc_discovery *d = ipc_discovery_new();
+  if (d == NULL)
+    return -ENOMEM;
+  int ret = ipc_discovery_scan(d, cb, ctx);
+  ipc_discovery_free(d);
   return ret;
 }
 

@@ -86,6 +86,19 @@ int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep);
 typedef int (*ipc_endpoint_cb)(void *ctx, const struct ipc_endpoint *ep);
 int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx);
 
+/* A discovery scanner with memory across passes, for a caller that lists
+ * again and again (the plugin's connector, every interval). A pass reads
+ * only /proc/<pid>/stat of a process it already knows (same pid and start
+ * time) and lists each socket directory at most once, and not at all while
+ * its mtime shows no change; it finds the same endpoints as
+ * ipc_endpoint_find would, in the same pass. ipc_discovery_free accepts
+ * NULL. Not thread-safe: one scanner per thread. */
+struct ipc_discovery;
+struct ipc_discovery *ipc_discovery_new(void);
+void ipc_discovery_free(struct ipc_discovery *d);
+/* Like ipc_endpoint_list, with what d remembers. */
+int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx);
+
 /* Connects to the endpoint (non-blocking connect bounded by timeout_ms),
  * then verifies the peer with SO_PEERCRED: its pid must be ep->pid, or, where
  * the kernel cannot tell the pid, its uid must be ep->uid. Returns a
@@ -147,6 +160,12 @@ enum ipc_dump_type {
  * timeout). */
 int ipc_dump(const struct ipc_endpoint *ep, const char *path,
              enum ipc_dump_type type, int timeout_ms, struct ipc_error *err);
+
+/* Makes every blocking wait of the calling thread's IPC calls give up with
+ * -ECANCELED as soon as fd is readable (a pipe or eventfd that a stopping
+ * owner writes to and never drains); -1: none (the default). Lets a thread
+ * that talks to targets be stopped at once instead of after its timeouts. */
+void ipc_set_cancel_fd(int fd);
 
 /* Building blocks, exposed for tests and the fault-injection server. */
 

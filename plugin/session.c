@@ -44,13 +44,16 @@ struct session {
   struct nettrace_reader *reader;
   char meter_session[64];
   char error[256];
-  char scratch[SCRATCH_SIZE];
 };
+
+/* Decoded strings of the event being delivered: needed only during the
+ * callback, so one buffer per reading thread, not 8 KiB per session. */
+static _Thread_local char scratch[SCRATCH_SIZE];
 
 static void on_event(void *ctx, const struct nettrace_event *ev) {
   struct session *s = ctx;
   struct counters_sample smp;
-  int r = counters_decode(ev, &smp, s->scratch, sizeof(s->scratch));
+  int r = counters_decode(ev, &smp, scratch, sizeof(scratch));
   if (r <= 0)
     return; /* not a counter, or malformed: skip this event only */
   if (smp.session[0] != 0 && strcmp(smp.session, s->meter_session) != 0)
@@ -249,8 +252,10 @@ int session_read(struct session *s) {
         snprintf(s->error, sizeof(s->error), "the stream ended");
       else
         snprintf(s->error, sizeof(s->error),
-                 "the stream ended early (process exited?) at byte %" PRIu64,
-                 nettrace_reader_stats(s->reader)->bytes);
+                 "the stream ended early (process exited?) at byte %" PRIu64
+                 ": %s",
+                 nettrace_reader_stats(s->reader)->bytes,
+                 nettrace_reader_error(s->reader));
       close_stream(s);
       return -EPIPE;
     }

@@ -20,12 +20,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SEEN_MAX 4096
 #define RETRY_SEC 10
+#define RETRY_STR "10" /* RETRY_SEC, for messages */
+#define ENDED_MAX 64
 
 struct target {
   struct target *next;
@@ -38,6 +41,9 @@ struct target {
   double interval;
   struct session *session;
   struct counters_table table;
+  time_t started;
+  int quiet; /* earlier sessions with this process failed at once: log its
+                start and a quick end at debug level */
 };
 
 /* What the connector knows of a process it has looked at (only the
@@ -49,9 +55,23 @@ struct seen {
   char entry[256];
   char version[64];
   char command_line[1024];
-  time_t retry_after;  /* after a failed start */
+  time_t retry_after; /* after a failed start */
   int complained;
-  unsigned generation; /* last discovery pass that saw it */
+  int rule_known; /* rule holds match_rule's answer (once have_info) */
+  int rule;
+  unsigned stream_failures; /* sessions that failed or ended at once */
+  unsigned generation;      /* last discovery pass that saw it */
+};
+
+/* A session end, passed from the reader to the connector (which owns the
+ * seen table): a target whose sessions fail at once (a garbage stream, a
+ * stream closed right after CollectTracing) is retried every RETRY_SEC, not
+ * at every discovery pass. */
+struct ended {
+  pid_t pid;
+  uint64_t start_time;
+  int failed;
+  time_t lived;
 };
 
 struct watch {
@@ -61,12 +81,16 @@ struct watch {
   int stopping;
   int started;
   int wake[2];
+  int cancel; /* eventfd, written once by watch_stop: ends the connector's
+                 IPC waits at once (ipc_set_cancel_fd) */
   pthread_t reader, connector;
   struct target *pending, *live;
   struct seen *seen;
   size_t nseen;
   unsigned generation;
   int *rule_warned;
+  struct ended ended[ENDED_MAX];
+  size_t nended;
   struct watch_stats stats;
 };
 
@@ -116,12 +140,13 @@ struct watch *watch_new(const struct watch_config *cfg) {
     w->cfg.max_targets = 256;
   if (w->cfg.max_counters == 0)
     w->cfg.max_counters = 1024;
-  if (w->cfg.ipc_timeout_ms <= 0)
-    w->cfg.ipc_timeout_ms = 1000;
+  if (w->cfg.ipc_timeout_ms <= 0) /* a loaded runtime may take over 1 s */
+    w->cfg.ipc_timeout_ms = 2000;
   w->seen = calloc(SEEN_MAX, sizeof(*w->seen));
   w->rule_warned = calloc(cfg->nrules + 1, sizeof(int));
   w->wake[0] = w->wake[1] = -1;
-  if (w->seen == NULL || w->rule_warned == NULL ||
+  w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (w->seen == NULL || w->rule_warned == NULL || w->cancel < 0 ||
       pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     free(w->seen);
     free(w->rule_warned);
@@ -129,6 +154,8 @@ struct watch *watch_new(const struct watch_config *cfg) {
       close(w->wake[0]);
       close(w->wake[1]);
     }
+    if (w->cancel >= 0)
+      close(w->cancel);
     free(w);
     return NULL;
   }
@@ -233,10 +260,27 @@ static void *reader_main(void *arg) {
       if (r == 0)
         continue;
       /* the stream ended: the process exited, or the session failed */
-      wlog(w, r == -EPIPE ? WATCH_LOG_INFO : WATCH_LOG_WARNING,
-           "instance \"%s\": session with pid %d ended: %s", t->instance,
-           (int)t->ep.pid, session_error(t->session));
+      time_t lived = time(NULL) - t->started;
+      int failed = r != -EPIPE || lived < RETRY_SEC;
+      wlog(w,
+           t->quiet && lived < RETRY_SEC ? WATCH_LOG_DEBUG
+           : r == -EPIPE                 ? WATCH_LOG_INFO
+                                         : WATCH_LOG_WARNING,
+           "instance \"%s\": session with pid %d ended: %s%s", t->instance,
+           (int)t->ep.pid, session_error(t->session),
+           r != -EPIPE ? " (retrying every " RETRY_STR " s; repeats logged "
+                         "at debug level)"
+                       : "");
       pthread_mutex_lock(&w->lock);
+      /* the connector is behind: drop the oldest */
+      if (w->nended == ENDED_MAX) {
+        memmove(w->ended, w->ended + 1, (ENDED_MAX - 1) * sizeof(w->ended[0]));
+        w->nended--;
+      }
+      w->ended[w->nended++] = (struct ended){.pid = t->ep.pid,
+                                             .start_time = t->ep.start_time,
+                                             .failed = failed,
+                                             .lived = lived};
       for (struct target **pp = &w->live; *pp; pp = &(*pp)->next) {
         if (*pp == t) {
           *pp = t->next;
@@ -256,6 +300,29 @@ static void *reader_main(void *arg) {
 }
 
 /* ---- the connector ---- */
+
+/* Takes the session ends the reader posted into the seen table. */
+static void apply_ended(struct watch *w, time_t now) {
+  struct ended e[ENDED_MAX];
+  pthread_mutex_lock(&w->lock);
+  size_t n = w->nended;
+  memcpy(e, w->ended, n * sizeof(e[0]));
+  w->nended = 0;
+  pthread_mutex_unlock(&w->lock);
+  for (size_t i = 0; i < n; i++) {
+    for (size_t j = 0; j < w->nseen; j++) {
+      struct seen *sn = &w->seen[j];
+      if (sn->pid != e[i].pid || sn->start_time != e[i].start_time)
+        continue;
+      if (e[i].lived >= RETRY_SEC)
+        sn->stream_failures = 0;
+      if (e[i].failed) {
+        sn->stream_failures++;
+        sn->retry_after = now + RETRY_SEC;
+      }
+    }
+  }
+}
 
 static struct seen *seen_get(struct watch *w, const struct ipc_endpoint *ep) {
   for (size_t i = 0; i < w->nseen; i++)
@@ -390,6 +457,10 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   t->session = session_new(ep, &cfg, on_sample, t);
   struct ipc_error err = {0};
   int r = t->session ? session_start(t->session, &err) : -ENOMEM;
+  if (r == -ECANCELED) { /* stopping: nothing to report */
+    target_free(t);
+    return;
+  }
   if (r < 0) {
     if (!sn->complained)
       wlog(w, WATCH_LOG_ERR,
@@ -409,7 +480,9 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
     wlog(w, WATCH_LOG_NOTICE, "instance \"%s\": pid %d reachable again",
          t->instance, (int)ep->pid);
   sn->complained = 0;
-  wlog(w, WATCH_LOG_INFO,
+  t->started = now;
+  t->quiet = sn->stream_failures > 0;
+  wlog(w, t->quiet ? WATCH_LOG_DEBUG : WATCH_LOG_INFO,
        "instance \"%s\": watching pid %d (%s, .NET %s), session %llu, "
        "interval %g s",
        t->instance, (int)ep->pid, t->entry[0] ? t->entry : "?",
@@ -462,6 +535,20 @@ static int match_rule(struct watch *w, const struct seen *sn,
   return -1;
 }
 
+/* match_rule, once per process (pid + start time) once its info is known:
+ * not a read of /proc/<pid>/cmdline and two regexec per process per pass. */
+static int cached_rule(struct watch *w, struct seen *sn,
+                       const struct ipc_endpoint *ep) {
+  if (sn->rule_known)
+    return sn->rule;
+  int rule = match_rule(w, sn, ep);
+  if (sn->have_info) {
+    sn->rule = rule;
+    sn->rule_known = 1;
+  }
+  return rule;
+}
+
 static int consider(void *ctx, const struct ipc_endpoint *ep) {
   struct pass *p = ctx;
   struct watch *w = p->w;
@@ -472,18 +559,26 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
     return 0;
   sn->generation = w->generation;
   if (target_exists(w, ep)) {
-    int rule = match_rule(w, sn, ep);
+    int rule = cached_rule(w, sn, ep);
     if (rule >= 0)
       p->rule_hits[rule]++;
     return 0;
   }
-  if (p->now < sn->retry_after)
+  if (p->now < sn->retry_after) {
+    /* waiting to retry: it still matches (no "matches no process" warning) */
+    int rule = cached_rule(w, sn, ep);
+    if (rule >= 0)
+      p->rule_hits[rule]++;
     return 0;
+  }
   if (!sn->have_info) {
     /* once per process: who is it? */
     struct ipc_process_info info;
     struct ipc_error err = {0};
-    if (ipc_process_info(ep, w->cfg.ipc_timeout_ms, &info, &err) == 0) {
+    int r = ipc_process_info(ep, w->cfg.ipc_timeout_ms, &info, &err);
+    if (r == -ECANCELED)
+      return 1; /* stopping */
+    if (r == 0) {
       sn->have_info = 1;
       snprintf(sn->entry, sizeof(sn->entry), "%s", info.entry_assembly);
       snprintf(sn->version, sizeof(sn->version), "%s", info.runtime_version);
@@ -491,7 +586,9 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
                info.command_line);
     } else {
       sn->retry_after = p->now + RETRY_SEC;
-      int rule = match_rule(w, sn, ep);
+      int rule = cached_rule(w, sn, ep);
+      if (rule >= 0)
+        p->rule_hits[rule]++;
       if (rule >= 0 && !sn->complained)
         wlog(w, WATCH_LOG_WARNING,
              "pid %d matches <Process \"%s\"> but does not answer: %s "
@@ -502,7 +599,7 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
       return 0;
     }
   }
-  int rule = match_rule(w, sn, ep);
+  int rule = cached_rule(w, sn, ep);
   if (rule >= 0)
     p->rule_hits[rule]++;
   if (rule < 0 && !w->cfg.autodiscover)
@@ -518,6 +615,15 @@ static void *connector_main(void *arg) {
     wlog(w, WATCH_LOG_ERR, "out of memory: not discovering processes");
     return NULL;
   }
+  /* discovery remembers what it learnt of each process across passes */
+  struct ipc_discovery *disc = ipc_discovery_new();
+  if (disc == NULL) {
+    free(hits);
+    wlog(w, WATCH_LOG_ERR, "out of memory: not discovering processes");
+    return NULL;
+  }
+  /* stopping cancels the IPC waits of this thread at once */
+  ipc_set_cancel_fd(w->cancel);
   unsigned passes = 0;
   for (;;) {
     pthread_mutex_lock(&w->lock);
@@ -528,7 +634,8 @@ static void *connector_main(void *arg) {
     w->generation++;
     memset(hits, 0, (w->cfg.nrules + 1) * sizeof(int));
     struct pass p = {.w = w, .now = time(NULL), .rule_hits = hits};
-    int r = ipc_endpoint_list(consider, &p);
+    apply_ended(w, p.now);
+    int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
     passes++;
@@ -564,6 +671,7 @@ static void *connector_main(void *arg) {
       pthread_cond_timedwait(&w->cond, &w->lock, &ts);
     pthread_mutex_unlock(&w->lock);
   }
+  ipc_discovery_free(disc);
   free(hits);
   return NULL;
 }
@@ -596,6 +704,10 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
     return;
   struct pollfd *pfd = calloc(n, sizeof(*pfd));
   size_t k = 0;
+  /* One budget for all the connects: a target whose listen queue is full
+   * (hung, stopped) must not cost timeout_ms / 2 per session. */
+  struct timespec c0;
+  clock_gettime(CLOCK_MONOTONIC, &c0);
   for (struct target *t = list; t && pfd; t = t->next) {
     if (session_fd(t->session) < 0)
       continue;
@@ -605,7 +717,12 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
       id[i] = (uint8_t)(sid >> (8 * i));
     long len = ipc_message_encode(msg, sizeof(msg), IPC_SET_EVENTPIPE,
                                   IPC_EP_STOP, id, sizeof(id));
-    int fd = ipc_connect(&t->ep, timeout_ms / 2, NULL);
+    struct timespec c1;
+    clock_gettime(CLOCK_MONOTONIC, &c1);
+    long spent =
+        (c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000;
+    long budget = timeout_ms / 2 - spent;
+    int fd = ipc_connect(&t->ep, budget > 0 ? (int)budget : 0, NULL);
     if (fd < 0)
       continue;
     if (len < 0 || send(fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len) {
@@ -656,6 +773,9 @@ void watch_stop(struct watch *w, int timeout_ms) {
   pthread_cond_broadcast(&w->cond);
   pthread_mutex_unlock(&w->lock);
   wake_reader(w);
+  uint64_t one = 1;
+  ssize_t wr = write(w->cancel, &one, sizeof(one)); /* never read back */
+  (void)wr;
   pthread_join(w->reader, NULL);
   pthread_join(w->connector, NULL);
   w->started = 0;
@@ -687,6 +807,7 @@ void watch_free(struct watch *w) {
   }
   close(w->wake[0]);
   close(w->wake[1]);
+  close(w->cancel);
   pthread_mutex_destroy(&w->lock);
   pthread_cond_destroy(&w->cond);
   free(w->seen);

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# bench/cost.sh -- what watching N .NET processes costs, side by side.
+#
+# Run on demand (not part of tests/run). For each N it starts N real .NET
+# processes (CounterTarget, steady small allocation rate) and watches them at
+# a 1 s interval, one mode after the other, REPS times:
+#   plugin    collectd + the dotnet plugin (one <Process> block, CommandLine
+#             regex matching exactly these targets) + csv to tmpfs
+#   counters  one `dotnet-counters collect --refresh-interval 1` per process
+#   baseline  the same collectd (logfile + csv) without the plugin
+#   before    as plugin, with another build ($PLUGIN_SO_BEFORE): before/after
+# Each run: start, warm up (until every watcher has written output, then
+# WARMUP s more), then measure over SECONDS s:
+#   CPU  utime+stime deltas (/proc/<pid>/stat) of collectd / of every
+#        dotnet-counters
+#   mem  RSS and PSS (/proc/<pid>/smaps_rollup) at the end of the window
+#   load 1-minute load average at the start and the end of the window
+#   miss (plugin) seconds without a row, over every instance's csv files:
+#        a gap of g s between consecutive rows is g-1 missed intervals
+# The summary prints, per N and mode, the median over the runs with min..max,
+# per monitored process: CPU s per hour, µs CPU per second, RSS/PSS KiB; the
+# ratio counters/plugin (raw collectd figures: the baseline is not
+# subtracted for the ratio, which favours dotnet-counters) and the plugin's
+# net cost (plugin minus baseline), and the command reproducing each row.
+#
+# Usage: bench/cost.sh [-n "1 10 50 100"] [-r REPS] [-s SECONDS] [-m "plugin counters baseline"]
+#                      [-w WARMUP] [-a ALLOC_MB_PER_SEC] [-v DOTNET_VER] [-o OUTDIR] [--scale "50 100 150"]
+# Environment: REPO, BUILD (default <repo>/build), PLUGIN_SO (default
+# $BUILD/c/.libs/dotnet.so), COST_TMP (default /dev/shm, else $BUILD).
+# Raw figures: OUTDIR/runs.tsv (one line per run); summary: OUTDIR/summary.txt.
+set -u
+
+REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+BUILD=${BUILD:-$REPO/build}
+PLUGIN_SO=${PLUGIN_SO:-$BUILD/c/.libs/dotnet.so}
+COLLECTD_PLUGINS="csv logfile"
+NS="1 10 50 100"
+REPS=3
+SECONDS_=60
+MODES="plugin counters baseline"
+WARMUP=5
+ALLOC=0.5
+VER=10
+SCALE=
+OUT=
+ARGS_ORIG=("$@")
+while (($#)); do
+	case $1 in
+	-n) NS=$2; shift ;;
+	-r) REPS=$2; shift ;;
+	-s) SECONDS_=$2; shift ;;
+	-m) MODES=$2; shift ;;
+	-w) WARMUP=$2; shift ;;
+	-a) ALLOC=$2; shift ;;
+	-v) VER=$2; shift ;;
+	-o) OUT=$2; shift ;;
+	--scale) SCALE=$2; shift ;;
+	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "cost.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+OUT=${OUT:-$BUILD/bench/cost-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT" || exit 1
+TMPROOT=${COST_TMP:-/dev/shm}
+[[ -d $TMPROOT && -w $TMPROOT ]] || TMPROOT=$BUILD
+WORK=$(mktemp -d "$TMPROOT/dotnet-cost.XXXXXX") || exit 1
+export TARGET_RUN_DIR=$WORK/targets
+
+# shellcheck source=../tests/lib/common.sh
+. "$REPO/tests/lib/common.sh"
+# shellcheck source=../tests/lib/dotnet.sh
+. "$REPO/tests/lib/dotnet.sh"
+
+CLK_TCK=$(getconf CLK_TCK)
+TAG=7777 # --seconds value that marks our targets (the CommandLine rule matches it)
+COUNTERS_PIDS=()
+
+cleanup() {
+	local p
+	for p in "${COUNTERS_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${COUNTERS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	COUNTERS_PIDS=()
+	[[ -n ${COLLECTD_PID:-} ]] && collectd_stop 5 >/dev/null
+	stop_all_targets >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s cost.sh: %s\n' "$(date +%T)" "$*" >&2; }
+
+cpu_ticks() { # PID...: sum of utime+stime (ticks)
+	local p t=0 s
+	for p in "$@"; do
+		s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		s=${s##*) }
+		# shellcheck disable=SC2086
+		set -- $s
+		t=$((t + ${12} + ${13}))
+	done
+	echo "$t"
+}
+
+mem_kib() { # PID...: "RSS PSS" summed (KiB)
+	local p
+	for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done |
+		awk '/^Rss:/ { r += $2 } /^Pss:/ { p += $2 } END { printf "%d %d\n", r, p }'
+}
+
+writer_ticks() { # PID: utime+stime of its threads named writer#N (collectd's write threads: csv)
+	local t s x=0
+	for t in /proc/"$1"/task/*; do
+		[[ $(cat "$t/comm" 2>/dev/null) == writer* ]] || continue
+		s=$(cat "$t/stat" 2>/dev/null) || continue
+		s=${s##*) }
+		# shellcheck disable=SC2086
+		set -- $s
+		x=$((x + ${12} + ${13}))
+	done
+	echo "$x"
+}
+
+load1() { cut -d' ' -f1 /proc/loadavg; }
+
+# start N targets, 4 at a time; TARGETS holds their pids
+start_targets() {
+	local n=$1 i f
+	TARGETS=()
+	f=$WORK/started
+	: >"$f"
+	for ((i = 0; i < n; i++)); do
+		start_target CounterTarget "$VER" --seconds "$TAG" --alloc-mb-per-sec "$ALLOC" >>"$f" &
+		(((i + 1) % 4 == 0)) && wait
+	done
+	wait
+	mapfile -t TARGETS <"$f"
+	((${#TARGETS[@]} == n)) || { say "started ${#TARGETS[@]} of $n targets"; return 1; }
+}
+
+# gaps in the plugin's csv rows inside [T0, T1]: "instances missed"
+csv_missed() {
+	local dir=$1 t0=$2 t1=$3
+	find "$dir/csv" -path '*/dotnet-*' -type f 2>/dev/null |
+		awk -F, -v t0="$t0" -v t1="$t1" '
+		{ f = $0; n = split(f, a, "/"); inst = a[n - 1]; last = ""; m = 0
+		  while ((getline line < f) > 0) { split(line, c, ","); t = c[1] + 0
+		    if (t < t0 || t > t1) continue
+		    if (last != "") { g = int(t - last + 0.5); if (g > 1) m += g - 1 }
+		    last = t }
+		  close(f); seen[inst] = 1; if (m > miss[inst]) miss[inst] = m }
+		END { for (i in seen) { k++; tot += miss[i] } printf "%d %d\n", k, tot }'
+}
+
+conf_plugin() {
+	cat <<EOF
+LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  MaxProcesses 512
+  <Process "cost">
+    CommandLine "CounterTarget --seconds $TAG "
+  </Process>
+</Plugin>
+EOF
+}
+
+# run_once MODE N REP: one measurement; appends to runs.tsv, echoes it
+run_once() {
+	local mode=$1 n=$2 rep=$3 dir pids=() p l0 l1 c0 c1 t0 t1 mem missed="-" inst="-" cmd deadline
+	dir=$WORK/run-$mode-$n-$rep
+	mkdir -p "$dir"
+	case $mode in
+	plugin | baseline | before)
+		local body="" so=$PLUGIN_SO
+		[[ $mode != baseline ]] && body=$(conf_plugin)
+		[[ $mode == before ]] && so=$PLUGIN_SO_BEFORE
+		PLUGIN_SO=$so collectd_start "$dir" "$body" || return 1
+		pids=("$COLLECTD_PID")
+		;;
+	counters)
+		COUNTERS_PIDS=()
+		for p in "${TARGETS[@]}"; do
+			"$DOTNET_COUNTERS" collect -p "$p" --refresh-interval 1 --format csv \
+				-o "$dir/counters-$p.csv" </dev/null >"$dir/counters-$p.log" 2>&1 &
+			COUNTERS_PIDS+=($!)
+		done
+		pids=("${COUNTERS_PIDS[@]}")
+		;;
+	esac
+	# warm up: every watcher has written output (or 120 s), then WARMUP s
+	deadline=$((SECONDS + 120))
+	while ((SECONDS < deadline)); do
+		case $mode in
+		plugin | before) (($(find "$dir/csv" -maxdepth 2 -type d -name 'dotnet-cost*' | wc -l) >= n)) && break ;;
+		counters) (($(find "$dir" -name 'counters-*.csv' -size +1k | wc -l) >= n)) && break ;;
+		baseline) break ;;
+		esac
+		sleep 1
+	done
+	sleep "$WARMUP"
+	l0=$(load1)
+	local w0=0 w1=0
+	[[ $mode != counters ]] && w0=$(writer_ticks "${pids[0]}")
+	c0=$(cpu_ticks "${pids[@]}")
+	t0=$(date +%s.%N)
+	sleep "$SECONDS_"
+	c1=$(cpu_ticks "${pids[@]}")
+	[[ $mode != counters ]] && w1=$(writer_ticks "${pids[0]}")
+	t1=$(date +%s.%N)
+	l1=$(load1)
+	mem=$(mem_kib "${pids[@]}")
+	if [[ $mode == plugin || $mode == before ]]; then
+		read -r inst missed < <(csv_missed "$dir" "$t0" "$t1")
+	fi
+	case $mode in
+	plugin | baseline | before) collectd_stop 10 >/dev/null ;;
+	counters)
+		for p in "${COUNTERS_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+		for p in "${COUNTERS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+		COUNTERS_PIDS=()
+		;;
+	esac
+	rm -rf "$dir"
+	local line
+	line=$(awk -v mode="$mode" -v n="$n" -v rep="$rep" -v c="$((c1 - c0))" -v hz="$CLK_TCK" \
+		-v t0="$t0" -v t1="$t1" -v mem="$mem" -v l0="$l0" -v l1="$l1" -v inst="$inst" -v missed="$missed" -v w="$((w1 - w0))" \
+		'BEGIN { split(mem, m, " "); printf "%s\t%d\t%d\t%.2f\t%.3f\t%d\t%d\t%s\t%s\t%s\t%s\t%.2f\n",
+			mode, n, rep, c / hz, t1 - t0, m[1], m[2], l0, l1, inst, missed, w / hz }')
+	printf '%s\n' "$line" >>"$OUT/runs.tsv"
+	say "$(printf '%s' "$line" | tr '\t' ' ')"
+}
+
+summarise() {
+	local self
+	self="bench/cost.sh -r $REPS -s $SECONDS_ -a $ALLOC -v $VER"
+	awk -F'\t' -v self="$self" '
+	function median(arr, k,   i, j, t) { for (i = 2; i <= k; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
+		return k % 2 ? arr[(k + 1) / 2] : (arr[k / 2] + arr[k / 2 + 1]) / 2 }
+	function stat3(key, col,   k, a, i, lo, hi) { k = cnt[key]; for (i = 1; i <= k; i++) a[i] = v[key, i, col]
+		med = median(a, k); lo = a[1]; hi = a[k]; s_lo = lo; s_hi = hi; return med }
+	$1 == "mode" { next }
+	{ key = $1 SUBSEP $2; i = ++cnt[key]; n = $2
+	  v[key, i, "cpuh"] = $4 / $5 * 3600 / n           # CPU s per monitored process per hour
+	  v[key, i, "us"] = $4 / $5 * 1e6 / n              # µs CPU per monitored process per second
+	  v[key, i, "rss"] = $6 / n; v[key, i, "pss"] = $7 / n
+	  v[key, i, "raw_rss"] = $6; v[key, i, "raw_pss"] = $7; v[key, i, "cpu_s"] = $4 / $5
+	  v[key, i, "load"] = ($8 + $9) / 2
+	  v[key, i, "nowr"] = ($4 - ($12 == "" ? 0 : $12)) / $5 * 1e6 / n   # µs/proc/s without the csv write threads
+	  v[key, i, "miss"] = ($11 == "-" ? 0 : $11); v[key, i, "inst"] = ($10 == "-" ? 0 : $10)
+	  if (!(n in seen_n)) { seen_n[n] = 1; ns[++nn] = n }
+	  modes[$1] = 1 }
+	END {
+	  printf "%-9s %4s  %-22s %-20s %-22s %-22s %-14s %s\n", "mode", "N", "CPU s/proc/h", "µs CPU/proc/s", "RSS KiB/proc", "PSS KiB/proc", "load1", "missed"
+	  for (x = 1; x <= nn; x++) { n = ns[x]
+	    for (mo in modes) { key = mo SUBSEP n; if (!(key in cnt)) continue
+	      cpuh = stat3(key, "cpuh"); c1 = s_lo; c2 = s_hi
+	      us = stat3(key, "us"); u1 = s_lo; u2 = s_hi
+	      rss = stat3(key, "rss"); r1 = s_lo; r2 = s_hi
+	      pss = stat3(key, "pss"); p1 = s_lo; p2 = s_hi
+	      ld = stat3(key, "load"); ld1 = s_lo; ld2 = s_hi
+	      ms = stat3(key, "miss"); m2 = s_hi; ins = stat3(key, "inst")
+	      M[mo, n, "us"] = us; M[mo, n, "pss"] = pss; M[mo, n, "rss"] = rss
+	      M[mo, n, "rawpss"] = stat3(key, "raw_pss"); M[mo, n, "cpus"] = stat3(key, "cpu_s")
+	      M[mo, n, "nowr"] = stat3(key, "nowr"); M[mo, n, "nowr_lo"] = s_lo; M[mo, n, "nowr_hi"] = s_hi
+	      printf "%-9s %4d  %7.2f (%.2f..%.2f)  %7.1f (%.1f..%.1f)  %8.0f (%.0f..%.0f)  %8.0f (%.0f..%.0f)  %.2f (%.2f..%.2f)  %s\n",
+	        mo, n, cpuh, c1, c2, us, u1, u2, rss, r1, r2, pss, p1, p2, ld, ld1, ld2,
+	        (mo == "plugin" || mo == "before" ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
+	      printf "          reproduce: %s -n %d -m %s\n", self, n, mo } }
+	  print ""
+	  printf "%4s  %-16s %-16s %-16s %-22s %-24s %s\n", "N", "CPU ratio c/p", "PSS ratio c/p", "RSS ratio c/p", "plugin net µs/proc/s", "plugin net PSS KiB/proc", "plugin µs/proc/s w/o csv writes"
+	  for (x = 1; x <= nn; x++) { n = ns[x]
+	    cr = (("plugin", n, "us") in M && M["plugin", n, "us"] > 0 && ("counters", n, "us") in M) ? sprintf("%.0fx", M["counters", n, "us"] / M["plugin", n, "us"]) : "-"
+	    pr = (("plugin", n, "pss") in M && ("counters", n, "pss") in M) ? sprintf("%.0fx", M["counters", n, "pss"] / M["plugin", n, "pss"]) : "-"
+	    rr = (("plugin", n, "rss") in M && ("counters", n, "rss") in M) ? sprintf("%.0fx", M["counters", n, "rss"] / M["plugin", n, "rss"]) : "-"
+	    nu = (("plugin", n, "us") in M && ("baseline", n, "us") in M) ? sprintf("%.1f", (M["plugin", n, "cpus"] - M["baseline", n, "cpus"]) * 1e6 / n) : "-"
+	    np = (("plugin", n, "pss") in M && ("baseline", n, "pss") in M) ? sprintf("%.0f", (M["plugin", n, "rawpss"] - M["baseline", n, "rawpss"]) / n) : "-"
+	    nw = (("plugin", n, "nowr") in M) ? sprintf("%.1f (%.1f..%.1f)", M["plugin", n, "nowr"], M["plugin", n, "nowr_lo"], M["plugin", n, "nowr_hi"]) : "-"
+	    printf "%4d  %-16s %-16s %-16s %-22s %-24s %s\n", n, cr, pr, rr, nu, np, nw } }' "$OUT/runs.tsv"
+}
+
+# scale: the largest N (of SCALE) whose plugin run at 1 s misses no interval
+scale() {
+	local n best=0 line
+	for n in $SCALE; do
+		stop_all_targets >/dev/null 2>&1
+		start_targets "$n" || break
+		run_once plugin "$n" scale >/dev/null || break
+		# shellcheck disable=SC2046
+		set -- $(tail -1 "$OUT/runs.tsv")
+		if [[ ${11} == 0 && ${10} == "$n" ]]; then best=$n; else say "N=$n: ${11} missed intervals over ${10} instances"; break; fi
+	done
+	echo "scale: largest N without a missed interval at 1 s: $best (tried: $SCALE)"
+}
+
+[[ -x $DOTNET_COUNTERS ]] || dotnet_tools_install || exit 1
+[[ -f $PLUGIN_SO ]] || { echo "cost.sh: no plugin at $PLUGIN_SO" >&2; exit 1; }
+[[ -f $OUT/runs.tsv ]] || printf 'mode\tN\trep\tcpu_s\twindow_s\trss_kib\tpss_kib\tload_start\tload_end\tinstances\tmissed\twriter_cpu_s\n' >"$OUT/runs.tsv"
+say "results in $OUT; work in $WORK; plugin $PLUGIN_SO; args: ${ARGS_ORIG[*]}"
+for n in $NS; do
+	stop_all_targets >/dev/null 2>&1
+	say "starting $n CounterTarget (.NET $VER, --alloc-mb-per-sec $ALLOC)"
+	start_targets "$n" || exit 1
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for mode in $MODES; do run_once "$mode" "$n" "$rep"; done
+	done
+done
+stop_all_targets >/dev/null 2>&1
+[[ -n $SCALE ]] && scale | tee "$OUT/scale.txt"
+{ echo "cost.sh ${ARGS_ORIG[*]}  ($(date -Is), $(nproc) CPUs, plugin $PLUGIN_SO)"; summarise; } | tee "$OUT/summary.txt"
