@@ -20,7 +20,7 @@
 struct proc_state {
   pid_t pid;
   uint64_t start_time;
-  unsigned dumps;    /* dumps started */
+  unsigned dumps;    /* dumps queued, running or written (not failed) */
   double last_start; /* monotonic s of the last dump's start */
   int busy;          /* queued or running */
 };
@@ -189,10 +189,18 @@ static void *worker_main(void *arg) {
     p = proc_get(w, &j.ep);
     if (p)
       p->busy = 0;
-    if (rc == 0)
+    if (rc == 0) {
       w->stats.done++;
-    else
+    } else {
+      /* MaxDumps counts dumps written: a failed attempt (full disk,
+       * read-only directory) gives its slot back, but still starts
+       * MinInterval, so a broken directory is not retried every interval. */
       w->stats.failed++;
+      if (p && p->dumps > 0)
+        p->dumps--;
+      if (w->total > 0)
+        w->total--;
+    }
     pthread_mutex_unlock(&w->lock);
     if (w->done)
       w->done(w->ctx, j.instance, &j.ep, rc, &res, j.trigger);

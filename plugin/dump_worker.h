@@ -3,8 +3,9 @@
  *
  * The dump worker: takes dump requests from any thread without blocking,
  * decides at once whether policy allows them (one at a time per process,
- * MinInterval between two dumps of a process, MaxDumps per process and in
- * all), and makes the allowed ones on its own thread with dump_take().
+ * MinInterval between two attempts on a process, MaxDumps dumps written per
+ * process and in all: a failed attempt gives its slot back), and makes the
+ * allowed ones on its own thread with dump_take().
  * A process is identified by pid + start time.
  */
 #ifndef DUMP_WORKER_H
