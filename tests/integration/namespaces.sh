@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# tests/integration/namespaces.sh -- a target in its own mount and pid
+# namespaces, as in a container: its /tmp (where its diagnostic socket is)
+# is a private tmpfs, reachable from here only through /proc/<pid>/root, and
+# it sees itself as pid 1 (the socket is named dotnet-diagnostic-1-...).
+# Discovery, counters (CLI and collectd) and dumps (ipc, with the copy out
+# of the target's TMPDIR, and exec) must work through that.
+set -u
+. "$(dirname "$0")/../lib/common.sh"
+. "$REPO/tests/lib/dotnet.sh"
+T=namespaces
+WORK=$BUILD/it/namespaces
+rm -rf "$WORK"
+mkdir -p "$WORK"
+NSPID=
+cleanup() {
+	collectd_stop >/dev/null 2>&1
+	[[ -n $NSPID ]] && kill -KILL "$NSPID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$WORK/dumps"
+}
+trap cleanup EXIT
+
+if [[ $(id -u) != 0 ]] || ! command -v unshare >/dev/null; then
+	fail "$T: setup" "needs root and unshare (util-linux) to make namespaces"
+	exit 0
+fi
+target_cmd -v CMD CounterTarget 10 || { fail "$T: setup" "no CounterTarget 10"; exit 0; }
+# unshare forks (-f): the target is the child of the unshare process
+unshare -m -p -f --propagation private bash -c \
+	'mount -t tmpfs tmpfs /tmp && mount -t proc proc /proc && exec "$@"' _ \
+	"${CMD[@]}" --seconds 300 >"$WORK/target.log" 2>&1 &
+find_ns_target() {
+	local p
+	for p in $(pgrep -f -- "CounterTarget.dll --seconds 300|CounterTarget --seconds 300"); do
+		grep -qE '^NSpid:\s+[0-9]+\s+1$' "/proc/$p/status" 2>/dev/null && { NSPID=$p; return 0; }
+	done
+	return 1
+}
+wait_until 60 find_ns_target || { fail "$T: target in namespaces started" "$(tail -3 "$WORK/target.log")"; exit 0; }
+wait_until 60 grep -q '^READY 1$' "$WORK/target.log" || { fail "$T: target ready" "no READY 1"; exit 0; }
+if ls /tmp/dotnet-diagnostic-"$NSPID"-* >/dev/null 2>&1 || ls /tmp/dotnet-diagnostic-1-* >/dev/null 2>&1; then
+	fail "$T: socket private" "the target's socket is visible in our /tmp"
+else
+	pass "$T: socket private" "pid $NSPID sees itself as 1; its /tmp is its own"
+fi
+wait_until 30 bash -c "ls /proc/$NSPID/root/tmp/dotnet-diagnostic-1-*-socket >/dev/null 2>&1" ||
+	fail "$T: socket in the target's /tmp" "none under /proc/$NSPID/root/tmp"
+
+if "$TRIGGERDUMP" ps | grep -qE "^ *$NSPID +10\.0\.[0-9]+ +CounterTarget"; then
+	pass "$T: ps lists the target"
+else
+	fail "$T: ps lists the target" "$("$TRIGGERDUMP" ps 2>&1 | tail -5)"
+fi
+
+"$TRIGGERDUMP" monitor "$NSPID" --format csv --duration 3 >"$WORK/monitor.csv" 2>"$WORK/monitor.err"
+n=$(grep -c ",System.Runtime,gc-heap-size," "$WORK/monitor.csv")
+if ((n >= 2)); then pass "$T: monitor through /proc/<pid>/root" "$n gc-heap-size samples"; else fail "$T: monitor through /proc/<pid>/root" "$n samples; $(tail -2 "$WORK/monitor.err")"; fi
+
+for method in ipc exec; do
+	mkdir -p "$WORK/dumps"
+	if f=$("$TRIGGERDUMP" dump "$NSPID" -o "$WORK/dumps" --type mini --method "$method" 2>"$WORK/dump-$method.err") &&
+		[[ -s $f && $(stat -c %a "$f") == 600 ]] &&
+		"$DOTNET_DUMP" analyze "$f" -c "clrthreads" -c exit >"$WORK/analyze-$method.log" 2>&1 &&
+		grep -q "ThreadCount" "$WORK/analyze-$method.log"; then
+		pass "$T: dump --method $method" "$(du -k "$f" | cut -f1) KiB, 0600, opened by dotnet-dump"
+	else
+		fail "$T: dump --method $method" "$(tail -2 "$WORK/dump-$method.err")"
+	fi
+	rm -rf "$WORK/dumps"
+	# nothing left behind in the target's TMPDIR
+	if ls "/proc/$NSPID/root/tmp/"collectd-dotnet-*.dmp >/dev/null 2>&1; then
+		fail "$T: no staging left ($method)" "a dump is left in the target's /tmp"
+	else
+		pass "$T: no staging left ($method)"
+	fi
+done
+
+collectd_start "$WORK/cd" "
+LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  <Process \"boxed\">
+    EntryAssembly \"CounterTarget\"
+  </Process>
+</Plugin>" || { fail "$T: collectd" "did not start"; exit 0; }
+# EntryAssembly also matches other CounterTargets of other tests: pin to ours
+if wait_until 30 bash -c "grep -q 'watching pid $NSPID' '$WORK/cd/collectd.log'"; then
+	inst=$(grep -o "instance \"[^\"]*\": watching pid $NSPID" "$WORK/cd/collectd.log" | head -1 | cut -d'"' -f2)
+	if wait_until 20 bash -c "[[ -n \$(ls $WORK/cd/csv/*/dotnet-$inst/bytes-gc-heap-size-* 2>/dev/null) ]]"; then
+		pass "$T: collectd plugin watches it" "instance $inst, gc-heap-size $(csv_last "$WORK/cd" "$inst" bytes-gc-heap-size)"
+	else
+		fail "$T: collectd plugin watches it" "no csv for $inst"
+	fi
+else
+	fail "$T: collectd plugin watches it" "$(grep dotnet "$WORK/cd/collectd.log" | tail -3)"
+fi
+collectd_stop >/dev/null
