@@ -34,6 +34,9 @@
  * Threads: the watch (plugin/watch.c) reads the targets; the read callback
  * only copies the latest values under a short lock and dispatches them; the
  * notification callback only queues a dump request (plugin/dump_worker.c).
+ * With <Dump>, every instance also has two DERIVE values, "derive-dumps"
+ * and "derive-dump-failures": dumps written and failed since the plugin
+ * started, counted by instance name.
  */
 #include "collectd.h"
 #include "plugin.h"
@@ -348,11 +351,65 @@ static int dotnet_config(oconfig_item_t *ci) {
   return 0;
 }
 
+/* ---- dump counts: "derive-dumps" and "derive-dump-failures" ----
+ *
+ * Dumps written and failed attempts per instance since the plugin started,
+ * dispatched as DERIVE values at every read (from 0, so that the series
+ * exist before the first dump). Keyed by the instance name, not the pid: a
+ * restarted process counts on. dump_done (the dump worker's thread) writes,
+ * dotnet_read (collectd's read thread) reads; nobody dispatches under the
+ * lock. */
+
+#define MAX_DUMP_COUNTS 1024
+
+static pthread_mutex_t dump_count_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  char instance[NAMING_MAX];
+  int64_t written;
+  int64_t failed;
+} dump_counts[MAX_DUMP_COUNTS];
+static size_t ndump_counts;
+static bool dump_counts_full; /* logged once */
+
+/* The index of instance's counts, or -1; under dump_count_lock. */
+static ssize_t dump_count_find(const char *instance) {
+  for (size_t i = 0; i < ndump_counts; i++)
+    if (strcmp(dump_counts[i].instance, instance) == 0)
+      return (ssize_t)i;
+  return -1;
+}
+
+static void dump_count_add(const char *instance, bool written) {
+  bool log_full = false;
+  pthread_mutex_lock(&dump_count_lock);
+  ssize_t i = dump_count_find(instance);
+  if (i < 0 && ndump_counts < MAX_DUMP_COUNTS) {
+    i = (ssize_t)ndump_counts++;
+    sstrncpy(dump_counts[i].instance, instance, NAMING_MAX);
+  } else if (i < 0 && !dump_counts_full) {
+    dump_counts_full = true;
+    log_full = true;
+  }
+  if (i >= 0 && written)
+    dump_counts[i].written++;
+  else if (i >= 0)
+    dump_counts[i].failed++;
+  pthread_mutex_unlock(&dump_count_lock);
+  if (log_full)
+    WARNING("dotnet plugin: dumps counted for %d instances: the dumps of "
+            "others (first: \"%s\") are not counted in derive-dumps and "
+            "derive-dump-failures (logged once).",
+            MAX_DUMP_COUNTS, instance);
+}
+
 /* ---- read: dispatch what arrived since the last read ---- */
+
+enum pending_kind { PENDING_COUNTER, PENDING_DUMPS, PENDING_DUMP_FAILURES };
 
 struct pending_value {
   char instance[NAMING_MAX];
   struct naming_row row;
+  enum pending_kind kind; /* dump counts are filled in after the snapshot */
   cdtime_t time;
   cdtime_t interval;
 };
@@ -360,28 +417,52 @@ struct pending_value {
 struct collect {
   struct pending_value *v;
   size_t n, cap;
+  cdtime_t now; /* the read's time, for the dump counts */
 };
+
+/* Room for n more values: 0, or -ENOMEM (the values stay unpublished and
+ * come next read). */
+static int collect_reserve(struct collect *c, size_t n) {
+  if (c->n + n <= c->cap)
+    return 0;
+  size_t cap = (c->cap ? c->cap * 2 : 256) + n;
+  struct pending_value *nv = realloc(c->v, cap * sizeof(*nv));
+  if (nv == NULL)
+    return -ENOMEM;
+  c->v = nv;
+  c->cap = cap;
+  return 0;
+}
 
 static void collect_target(void *ctx, const struct watch_target_view *t) {
   struct collect *c = ctx;
+  if (dump_enabled && collect_reserve(c, 2) == 0) {
+    for (int k = 0; k < 2; k++) {
+      struct pending_value *p = &c->v[c->n++];
+      memset(p, 0, sizeof(*p));
+      sstrncpy(p->instance, t->instance, sizeof(p->instance));
+      sstrncpy(p->row.type, "derive", sizeof(p->row.type));
+      sstrncpy(p->row.type_instance, k == 0 ? "dumps" : "dump-failures",
+               sizeof(p->row.type_instance));
+      p->row.is_derive = 1;
+      p->kind = k == 0 ? PENDING_DUMPS : PENDING_DUMP_FAILURES;
+      p->time = c->now;
+      p->interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
+    }
+  }
   for (size_t i = 0; i < t->table->n; i++) {
     struct counters_entry *e = &t->table->entries[i];
     if (e->published == e->updates)
       continue; /* nothing new: a silent target repeats no stale values */
     struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
     size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
-    if (c->n + nr > c->cap) {
-      size_t cap = (c->cap ? c->cap * 2 : 256) + nr;
-      struct pending_value *nv = realloc(c->v, cap * sizeof(*nv));
-      if (nv == NULL)
-        return; /* try again next read */
-      c->v = nv;
-      c->cap = cap;
-    }
+    if (collect_reserve(c, nr) != 0)
+      return; /* try again next read */
     for (size_t k = 0; k < nr; k++) {
       struct pending_value *p = &c->v[c->n++];
       sstrncpy(p->instance, t->instance, sizeof(p->instance));
       p->row = rows[k];
+      p->kind = PENDING_COUNTER;
       p->time = MS_TO_CDTIME_T(e->time_ms);
       p->interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
     }
@@ -389,10 +470,28 @@ static void collect_target(void *ctx, const struct watch_target_view *t) {
   }
 }
 
+/* Fills in the dump counts collected by collect_target (0 for an instance
+ * with no dump yet). Not under the watch's mutex: the two locks never nest. */
+static void fill_dump_counts(struct collect *c) {
+  pthread_mutex_lock(&dump_count_lock);
+  for (size_t i = 0; i < c->n; i++) {
+    struct pending_value *p = &c->v[i];
+    if (p->kind == PENDING_COUNTER)
+      continue;
+    ssize_t k = dump_count_find(p->instance);
+    if (k >= 0)
+      p->row.derive = p->kind == PENDING_DUMPS ? dump_counts[k].written
+                                               : dump_counts[k].failed;
+  }
+  pthread_mutex_unlock(&dump_count_lock);
+}
+
 static int dotnet_read(user_data_t *ud) {
   (void)ud;
-  struct collect c = {0};
+  struct collect c = {.now = cdtime()};
   watch_snapshot(watch, collect_target, &c);
+  if (dump_enabled)
+    fill_dump_counts(&c);
   for (size_t i = 0; i < c.n; i++) {
     struct pending_value *p = &c.v[i];
     value_list_t vl = VALUE_LIST_INIT;
@@ -421,6 +520,7 @@ static void dump_done(void *ctx, const char *instance,
                       const struct ipc_endpoint *ep, int rc,
                       const struct dump_result *res, const char *trigger) {
   (void)ctx;
+  dump_count_add(instance, rc == 0);
   notification_t n = {.severity = rc == 0 ? NOTIF_OKAY : NOTIF_FAILURE,
                       .time = cdtime()};
   sstrncpy(n.host, hostname_g, sizeof(n.host));

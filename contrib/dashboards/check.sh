@@ -30,8 +30,8 @@
 # the runtime panels must show (REQUIRED below) must all come back; every
 # panel uses the ${datasource} variable and the instance variable; there is a
 # dump annotation and a text panel on dumps.
-# --var NAME=VALUE overrides a variable (e.g. dump_threshold, so that the
-# annotation has something to mark). --report writes every result as JSON.
+# --var NAME=VALUE overrides a variable (e.g. dump_threshold, the dashed
+# line). --report writes every result as JSON.
 # Prints one line per check ("ok ..." / "FAIL ..."), then
 # "check.sh: N checks, N failed"; exit status 1 if any failed, 2 on bad usage.
 # Needs python3 and, for Graphite, python3-whisper (Debian's /usr/bin/python3

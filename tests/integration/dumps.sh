@@ -33,6 +33,11 @@
 #   minfree    MinFreeSpace above the free space: FAILURE "below MinFreeSpace",
 #              no file
 #   symlink    Directory is a symbolic link: FAILURE, nothing written through it
+# Every case with a dump or a failed one (heap-*, flapping and the failure
+# cases) also checks the plugin's counters in the csv files, read after
+# collectd stopped: derive-dumps = the dumps written (= OKAY notifications),
+# derive-dump-failures = the FAILURE notifications, and both series exist
+# from the first read (first row 0).
 # Timing is not asserted here (bench/breach-to-dump.sh measures it).
 # DUMPS_CASES="flapping symlink" runs only the cases named; DUMPS_KEEP=1
 # keeps the logs (not the dumps) in $BUILD/dumps-test.*.
@@ -212,6 +217,26 @@ done
 }
 [[ $(id -u) == 0 ]] && IS_ROOT=1 || IS_ROOT=0
 
+# check_dump_counts P WRITTEN: the csv files derive-dumps and
+# derive-dump-failures of instance spike (call after end_case, so that the
+# last read is written): their first row is 0 (the series exist before the
+# first dump), their last row is WRITTEN and the number of FAILURE
+# notifications; WRITTEN must equal the OKAY notifications too
+check_dump_counts() {
+	local P=$1 want=$2 ok fails f0 g0 d df
+	ok=$(count_lines "$(dump_ok_re)")
+	fails=$(count_lines "$(dump_fail_re)")
+	d=$(csv_last "$CDIR" spike derive-dumps)
+	df=$(csv_last "$CDIR" spike derive-dump-failures)
+	f0=$(csv_file "$CDIR" spike derive-dumps) && f0=$(sed -n 2p "$f0" | cut -d, -f2)
+	g0=$(csv_file "$CDIR" spike derive-dump-failures) && g0=$(sed -n 2p "$g0" | cut -d, -f2)
+	if [[ $d == "$want" && $d == "$ok" && $df == "$fails" && $f0 == 0 && $g0 == 0 ]]; then
+		pass "$P: dump counters" "derive-dumps 0 -> $d ($ok OKAY), derive-dump-failures 0 -> $df ($fails FAILURE)"
+	else
+		fail "$P: dump counters" "derive-dumps ${f0:-?} -> ${d:-?} (want $want, $ok OKAY), derive-dump-failures ${g0:-?} -> ${df:-?} (want $fails FAILURE)"
+	fi
+}
+
 # ---- heap-ipc, heap-exec: one dump over two spikes, opened by dotnet-dump ----
 
 # heap_case NAME VER METHOD
@@ -246,6 +271,7 @@ heap_case() {
 	else
 		fail "$P: exactly one dump over two spikes" "$n dumps: ${files[*]}"
 	fi
+	check_dump_counts "$P" "$n"
 	((n >= 1)) || return
 	f=${files[0]}
 	path=$(grep -m1 -E "$(dump_ok_re)" "$CDIR/collectd.log" | sed -E 's/.* written: ([^ ]+) \(.*/\1/')
@@ -324,6 +350,7 @@ flapping_case() {
 		fail "$P: exactly 2 dumps over 6 spikes" "$n dumps: ${files[*]##*/}"
 	fi
 	check "$P: OKAY notifications" test "$(count_lines "$(dump_ok_re)")" = "$n"
+	check_dump_counts "$P" "$n"
 	warn=$(count_lines "severity = WARNING, .*type_instance = gc-heap-size")
 	min_ref=$(count_lines "no dump: last dump of pid $TPID .*MinInterval is 5 s")
 	max_ref=$(count_lines "no dump: MaxDumps \\(2\\) reached for pid $TPID")
@@ -358,9 +385,23 @@ $extra" \
 		return 1
 	fi
 	REASON=$(failure_reason)
+	# the failure is counted at the next read (checked by failure_counts)
+	wait_until 10 dump_failures_at_least "$(count_lines "$(dump_fail_re)")"
 	# logged as an error, too (the notification may go nowhere else)
 	grep -qE "\[error\] dotnet plugin: instance \"spike\": dump of pid $TPID failed" "$CDIR/collectd.log" ||
 		fail "dumps/$name: error logged" "no [error] line"
+}
+
+dump_failures_at_least() { (($(csv_last "$CDIR" spike derive-dump-failures || echo 0) >= $1)); }
+
+# failure_counts NAME: after end_case of a failure case: no dump counted,
+# every FAILURE notification counted (at least one)
+failure_counts() {
+	if (($(count_lines "$(dump_fail_re)") >= 1)); then
+		check_dump_counts "dumps/$1" 0
+	else
+		fail "dumps/$1: dump counters" "no FAILURE notification to count"
+	fi
 }
 
 # still_collecting NAME: csv rows of gc-heap-size keep coming after the failure
@@ -398,6 +439,7 @@ readonly_case() {
 		still_collecting readonly
 	fi
 	end_case
+	[[ -n $REASON ]] && failure_counts readonly
 	unmount "$ro"
 }
 
@@ -425,6 +467,7 @@ full_case() {
 		still_collecting "full-$method"
 	fi
 	end_case
+	[[ -n $REASON ]] && failure_counts "full-$method"
 	unmount "$full"
 }
 
@@ -449,6 +492,7 @@ timeout_case() {
 		check "dumps/timeout: no file left" test -z "$(find "$dir" -mindepth 1)"
 	fi
 	end_case
+	[[ -n $REASON ]] && failure_counts timeout
 }
 
 # missing: the threshold plugin's FAILURE "... has not been updated for N
@@ -498,6 +542,7 @@ minfree_case() {
 		check "dumps/minfree: no file written" test -z "$(find "$mf" -mindepth 1)"
 	fi
 	end_case
+	[[ -n $REASON ]] && failure_counts minfree
 }
 
 # Directory is a symlink (to a directory we could write): refused
@@ -514,6 +559,7 @@ symlink_case() {
 		check "dumps/symlink: the link is untouched" test "$(readlink "$link")" = "$real"
 	fi
 	end_case
+	[[ -n $REASON ]] && failure_counts symlink
 }
 
 # ---- run (DUMPS_CASES="flapping symlink" runs only those) ----

@@ -33,10 +33,15 @@
 #   dashboards  contrib/dashboards/check.sh against the whisper tree and the
 #               live prometheus (every variable, panel and annotation query
 #               returns series, with instance=All and each instance alone);
-#               six broken copies of the dashboards must fail it
-#   annotation  the dashboards' dump annotation (dump_threshold = 100 MB):
-#               marks spike's spike and not ctr, in Graphite and Prometheus,
-#               and the dump the plugin wrote (its log line) falls inside it
+#               seven broken copies of the dashboards must fail it
+#   counters    the plugin's dump counters in /metrics: derive-dumps and
+#               derive-dump-failures for both instances, spike's dumps = 1
+#               (its one dump), everything else 0
+#   annotation  the dashboards' dump annotation (the derive-dumps series):
+#               marks spike and not ctr, in Graphite and Prometheus, at the
+#               time of the dump (the OKAY line in collectd's log): Graphite
+#               one point 0..3 s after it, Prometheus one region starting
+#               0..step+3 s after it
 #
 # Run by tests/run; alone:
 #   REPO=... BUILD=... PLUGIN_SO=... RESULTS=... bash tests/integration/stacks.sh
@@ -554,6 +559,7 @@ BROKEN=(
 	'prometheus|collectd_dotnet_total_bytes_total{|collectd_dotnet_total_bytes{|no finite value'
 	'prometheus|type=\"time-in-jit\"|type=\"jit-time\"|no finite value'
 	'prometheus|"legendFormat": "{{dotnet}} {{type}}"|"legendFormat": "{{dotnet}} {{counter}}"|legend names labels'
+	'prometheus|type=\"dumps\"}[1m]|type=\"dump\"}[1m]|annotation .*no finite value'
 )
 caught=0 notes=()
 mkdir -p "$IT/broken"
@@ -588,7 +594,7 @@ EOF
 	fi
 done
 if ((caught == ${#BROKEN[@]})); then
-	pass "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]} broken copies fail (wrong counter name, unknown function, bad variable query, wrong metric family, wrong type label, legend label)"
+	pass "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]} broken copies fail (wrong counter name, unknown function, bad variable query, wrong metric family, wrong type label, legend label, wrong dump series)"
 else
 	fail "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]}: ${notes[*]}"
 fi
@@ -596,58 +602,83 @@ fi
 # ---------------------------------------------------------------- the dump annotation
 
 DUMP_LINE=$(grep -m1 'instance "spike": dump of pid [0-9]* written' "$CD/collectd.log")
-if [[ -n $DUMP_LINE ]]; then
-	# "[2026-11-26 11:05:07] [info] dotnet plugin: ... (12.3 MB, 0.41 s)"
-	dump_t=$(date -d "$(sed -n 's/^\[\([^]]*\)\].*/\1/p' <<<"$DUMP_LINE")" +%s)
-	dump_s=$(sed -n 's/.*, \([0-9.]*\) s)$/\1/p' <<<"$DUMP_LINE")
-	pass "stacks: dump during the spike" "${DUMP_LINE#*dotnet plugin: }"
-	ls "$IT"/dumps/*.dmp >/dev/null 2>&1 && rm -f "$IT"/dumps/*.dmp
-else
-	dump_t='' dump_s=''
-	fail "stacks: dump during the spike" "no 'dump of pid ... written' for spike in $CD/collectd.log: $(grep -m2 'dump' "$CD/collectd.log" | tr '\n' ' ')"
-fi
 spike_start=$(sed -n 's/^SPIKE start \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
 spike_end=$(sed -n 's/^SPIKE end \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
+dump_t=''
+if [[ -n $DUMP_LINE ]]; then
+	# "[2026-11-26 11:05:07] [info] dotnet plugin: ... (12.3 MB, 0.41 s)":
+	# written at dump_t (whole seconds), started dump_s earlier, inside the
+	# spike
+	dump_t=$(date -d "$(sed -n 's/^\[\([^]]*\)\].*/\1/p' <<<"$DUMP_LINE")" +%s)
+	dump_s=$(sed -n 's/.*, \([0-9.]*\) s)$/\1/p' <<<"$DUMP_LINE")
+	if awk -v t="$dump_t" -v d="${dump_s:-0}" -v a="$(date -d "${spike_start:-@0}" +%s.%N)" \
+		-v b="$(date -d "${spike_end:-@0}" +%s.%N)" 'BEGIN { exit !(t - d >= a - 1 && t - d <= b + 1) }'; then
+		pass "stacks: dump during the spike" "${DUMP_LINE#*dotnet plugin: }; spike $spike_start..$spike_end"
+	else
+		fail "stacks: dump during the spike" "${DUMP_LINE#*dotnet plugin: }; not inside the spike $spike_start..$spike_end"
+	fi
+	ls "$IT"/dumps/*.dmp >/dev/null 2>&1 && rm -f "$IT"/dumps/*.dmp
+else
+	fail "stacks: dump during the spike" "no 'dump of pid ... written' for spike in $CD/collectd.log: $(grep -m2 'dump' "$CD/collectd.log" | tr '\n' ' ')"
+fi
+
+# the plugin's dump counters, as write_prometheus exported them at the end
+# (DERIVE: collectd_dotnet_derive_total): spike wrote one dump, nothing failed
+curl -fsS -m 10 "http://127.0.0.1:$WP_PORT/metrics" >"$IT/metrics-end.txt" 2>/dev/null || true
+counters=() bad=()
+for inst in ctr spike; do
+	for c in dumps dump-failures; do
+		want=0
+		[[ $inst == spike && $c == dumps ]] && want=1
+		v=$(awk -v k="collectd_dotnet_derive_total{dotnet=\"$inst\",type=\"$c\",instance=\"test\"}" '$1 == k { print $2 }' "$IT/metrics-end.txt")
+		counters+=("$inst/$c=${v:-none}")
+		[[ $v == "$want" ]] || bad+=("$inst/$c=${v:-none} (want $want)")
+	done
+done
+if ((${#bad[@]} == 0)); then
+	pass "stacks: dump counters" "/metrics: ${counters[*]}"
+else
+	fail "stacks: dump counters" "${bad[*]}"
+fi
+
 for kind in graphite prometheus; do
-	if out=$("$PY" - "$IT/dashboards.json" "$kind" "${dump_t:-0}" "${dump_s:-0}" \
-		"$(date -d "${spike_start:-@0}" +%s.%N)" "$(date -d "${spike_end:-@0}" +%s.%N)" <<'EOF'
+	if out=$("$PY" - "$IT/dashboards.json" "$kind" "${dump_t:-0}" <<'EOF'
 import json, sys, time
 rep, kind = json.load(open(sys.argv[1])), sys.argv[2]
-dump_t, dump_s = int(sys.argv[3]), float(sys.argv[4])
-s0, s1 = float(sys.argv[5]), float(sys.argv[6])
+dump_t = int(sys.argv[3])  # the OKAY line's time, whole seconds
 a = [r for r in rep if r["dashboard"] == kind and r["kind"] == "annotation" and r["selection"] == "All"]
 if not a:
     print("no annotation result from check.sh"); sys.exit(1)
+if not dump_t:
+    print("no dump in collectd's log"); sys.exit(1)
 times = {}
 for s in a[0]["series"]:
     who = s.get("labels", {}).get("dotnet") if kind == "prometheus" else s["name"].split(":")[0]
     times.setdefault(who, []).extend(s.get("times", []))
 hm = lambda t: time.strftime("%H:%M:%S", time.localtime(t))
-# the annotation's step; for Graphite (one annotation per whisper point) 2 s,
-# as a second can lose its point when two values round to one second
-step = 10 if kind == "prometheus" else 2
 if set(k for k, v in times.items() if v) != {"spike"}:
     print("marks %s, expected spike alone" % sorted(k for k, v in times.items() if v)); sys.exit(1)
 t = sorted(times["spike"])
-# Grafana groups Prometheus points <= step apart into one region; Graphite
-# gives one annotation per point
-regions = []
-for x in t:
-    if regions and x - regions[-1][1] <= step:
-        regions[-1][1] = x
-    else:
-        regions.append([x, x])
-msg = "%d %s from %s to %s; SpikeApp's spike %s..%s; dump started %s" % (
-    len(t), "points" if kind == "graphite" else "steps", hm(t[0]), hm(t[-1]),
-    time.strftime("%H:%M:%S", time.localtime(s0)) + ".%03d" % (s0 % 1 * 1000),
-    time.strftime("%H:%M:%S", time.localtime(s1)) + ".%03d" % (s1 % 1 * 1000),
-    hm(dump_t - dump_s) if dump_t else "never")
+if kind == "graphite":
+    # one point per whisper second with a non-zero rate: the read after the
+    # dump (<= 1 s later), rounded to the second by write_graphite
+    msg = "%d point(s) at %s; dump written at %s" % (len(t), ", ".join(hm(x) for x in t), hm(dump_t))
+    ok = 1 <= len(t) <= 2 and all(dump_t <= x <= dump_t + 3 for x in t)
+else:
+    # Grafana groups Prometheus steps <= step apart into one region; it must
+    # start at the first step after the dump (the step is 10 s; +1 s for
+    # the read, +1 s for the scrape, +1 s for the log's whole seconds)
+    step = 10
+    regions = []
+    for x in t:
+        if regions and x - regions[-1][1] <= step:
+            regions[-1][1] = x
+        else:
+            regions.append([x, x])
+    msg = "%d region(s), %s..%s (%d steps); dump written at %s" % (
+        len(regions), hm(t[0]), hm(t[-1]), len(t), hm(dump_t))
+    ok = len(regions) == 1 and dump_t <= t[0] <= dump_t + step + 3
 print(msg)
-ok = (len(regions) == 1
-      # the marked time covers the spike and not much more
-      and t[0] >= s0 - 2 and t[0] <= s0 + step + 2 and t[-1] >= s1 - 2 and t[-1] <= s1 + step + 2
-      # the dump was asked for inside it (log times are whole seconds)
-      and dump_t and t[0] - step - 1 <= dump_t - dump_s <= t[-1] + 1)
 sys.exit(0 if ok else 1)
 EOF
 	); then
