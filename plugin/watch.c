@@ -27,6 +27,7 @@
 
 #define SEEN_MAX 4096
 #define RETRY_SEC 10
+#define MISS_PASSES 5 /* empty discovery passes before "matches no process" */
 #define RETRY_STR "10" /* RETRY_SEC, for messages */
 #define ENDED_MAX 64
 
@@ -624,7 +625,6 @@ static void *connector_main(void *arg) {
   }
   /* stopping cancels the IPC waits of this thread at once */
   ipc_set_cancel_fd(w->cancel);
-  unsigned passes = 0;
   for (;;) {
     pthread_mutex_lock(&w->lock);
     int stop = w->stopping;
@@ -638,10 +638,12 @@ static void *connector_main(void *arg) {
     int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
-    passes++;
-    /* a rule that matched nothing over the first passes: say so once */
+    /* A rule that has matched nothing for MISS_PASSES passes in a row: say
+     * so once (a single empty pass is normal while a matched process
+     * restarts). rule_warned counts the misses; -1 once warned. */
     for (size_t i = 0; i < w->cfg.nrules; i++) {
-      if (hits[i] == 0 && passes >= 3 && !w->rule_warned[i]) {
+      if (hits[i] == 0 && w->rule_warned[i] >= 0 &&
+          ++w->rule_warned[i] >= MISS_PASSES) {
         struct watch_rule *rule = &w->cfg.rules[i];
         char what[600];
         if (rule->match == WATCH_MATCH_PID)
@@ -655,7 +657,7 @@ static void *connector_main(void *arg) {
              "<Process \"%s\"> matches no .NET process yet (%s); will keep "
              "looking",
              rule->name, what);
-        w->rule_warned[i] = 1;
+        w->rule_warned[i] = -1;
       } else if (hits[i] > 0) {
         w->rule_warned[i] = 0;
       }

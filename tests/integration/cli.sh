@@ -14,9 +14,10 @@
 #     runtimes (RUNTIME_COUNTERS below) in at least 5 of the 6 intervals;
 #     dotnet-counters sees as many counters.
 #  2. gc-heap-size and working-set against `dotnet-counters collect
-#     --counters EventCounters\System.Runtime`, run at the same time: medians
-#     over the seconds both cover within MEDIAN_TOLERANCE_PCT, and at least 3
-#     seconds where both printed the same value (tolerance: see there).
+#     --counters EventCounters\System.Runtime`, run at the same time: each
+#     reference sample paired with ours nearest in time (within 1 s); the
+#     median difference of the pairs within MEDIAN_TOLERANCE_PCT, and at least
+#     3 pairs identical (tolerance: see there).
 #  3. --providers CollectdDotnet-Test (JSON): fixed-value 42.5, ticks 1000/s,
 #     request-time mean 20 min 10 max 30 count 3, requests 50/interval;
 #     --meters CollectdDotnet.Test (JSON): orders 50/interval, queue-length 7,
@@ -214,25 +215,31 @@ def compare(ours_path, ref_path, tolerance_pct, ncounters):
         if not a or not b:
             err(f'{name}: {len(a)} samples of ours, {len(b)} of dotnet-counters')
             continue
-        # the seconds both cover (a dotnet-counters sample is somewhere in its second)
-        lo = max(a[0][0], b[0][0]) - 1
-        hi = min(a[-1][0], b[-1][0] + 1) + 1
-        wa = [v for t, v in a if lo <= t <= hi]
-        wb = [v for s, v in b if lo <= s + 0.5 <= hi]
-        if len(wa) < 3 or len(wb) < 3:
-            err(f'{name}: overlap too short ({len(wa)} and {len(wb)} samples)')
+        # Pair each dotnet-counters sample (somewhere in its second, local
+        # time) with our sample nearest to the middle of that second, within
+        # 1 s: both tools read the same runtime payloads, so paired values
+        # are normally identical; comparing paired values, not medians over
+        # windows, keeps a busy machine's shifted windows from mattering.
+        pairs = []
+        for s, v in b:
+            t, w = min(a, key=lambda tw: abs(tw[0] - (s + 0.5)))
+            if abs(t - (s + 0.5)) <= 1.0:
+                pairs.append((w, v))
+        if len(pairs) < 3:
+            err(f'{name}: only {len(pairs)} samples of ours within 1 s of '
+                f'dotnet-counters\' {len(b)}')
             continue
-        ma, mb = statistics.median(wa), statistics.median(wb)
-        pct = abs(ma - mb) / mb * 100
-        same = sum(1 for s, v in b
-                   if any(int(t) == int(s) and abs(w - v) <= 1e-6 * abs(v) for t, w in a))
+        ma = statistics.median(w for w, v in pairs)
+        mb = statistics.median(v for w, v in pairs)
+        pct = statistics.median(abs(w - v) / v * 100 for w, v in pairs)
+        same = sum(1 for w, v in pairs if abs(w - v) <= 1e-6 * abs(v))
         if pct > tolerance_pct:
-            err(f'{name}: median {ma:.3f} vs dotnet-counters {mb:.3f} {unit}: '
-                f'{pct:.2f}% > {tolerance_pct}%')
+            err(f'{name}: paired samples differ by {pct:.2f}% (median) > '
+                f'{tolerance_pct}%: ours {ma:.3f} vs dotnet-counters {mb:.3f} {unit}')
         if same < 3:
             err(f'{name}: only {same} seconds with the same value as dotnet-counters')
-        out.append(f'{name} {ma:.2f} vs {mb:.2f} {unit} ({pct:.2f}%, {same} of '
-                   f'{len(b)} seconds identical)')
+        out.append(f'{name} {ma:.2f} vs {mb:.2f} {unit} ({pct:.2f}% median '
+                   f'difference of {len(pairs)} paired seconds, {same} identical)')
     finish('; '.join(out) + f'; dotnet-counters saw {len(ref_names)} counters')
 
 def read_json(path, pid, t0, t1):
