@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # tests/integration/namespaces.sh -- a target in its own mount and pid
-# namespaces, as in a container: its /tmp (where its diagnostic socket is)
-# is a private tmpfs, reachable from here only through /proc/<pid>/root, and
-# it sees itself as pid 1 (the socket is named dotnet-diagnostic-1-...).
+# namespaces, as in a container: its TMPDIR (where its diagnostic socket is)
+# is a tmpfs mounted only in its namespace (here the same directory stays
+# empty), reachable from here only through /proc/<pid>/root, and it sees
+# itself as pid 1 (the socket is named dotnet-diagnostic-1-...). The tmpfs
+# is not mounted over /tmp itself: the build tree may live under /tmp.
 # Discovery, counters (CLI and collectd) and dumps (ipc, with the copy out
 # of the target's TMPDIR, and exec) must work through that.
 set -u
@@ -26,9 +28,11 @@ if [[ $(id -u) != 0 ]] || ! command -v unshare >/dev/null; then
 	exit 0
 fi
 target_cmd -v CMD CounterTarget 10 || { fail "$T: setup" "no CounterTarget 10"; exit 0; }
+NSTMP=$WORK/nstmp
+mkdir -p "$NSTMP"
 # unshare forks (-f): the target is the child of the unshare process
-unshare -m -p -f --propagation private bash -c \
-	'mount -t tmpfs tmpfs /tmp && mount -t proc proc /proc && exec "$@"' _ \
+TMPDIR=$NSTMP unshare -m -p -f --propagation private bash -c \
+	'mount -t tmpfs tmpfs "$TMPDIR" && mount -t proc proc /proc && exec "$@"' _ \
 	"${CMD[@]}" --seconds 300 >"$WORK/target.log" 2>&1 &
 find_ns_target() {
 	local p
@@ -39,13 +43,13 @@ find_ns_target() {
 }
 wait_until 60 find_ns_target || { fail "$T: target in namespaces started" "$(tail -3 "$WORK/target.log")"; exit 0; }
 wait_until 60 grep -q '^READY 1$' "$WORK/target.log" || { fail "$T: target ready" "no READY 1"; exit 0; }
-if ls /tmp/dotnet-diagnostic-"$NSPID"-* >/dev/null 2>&1 || ls /tmp/dotnet-diagnostic-1-* >/dev/null 2>&1; then
-	fail "$T: socket private" "the target's socket is visible in our /tmp"
+wait_until 30 bash -c "ls /proc/$NSPID/root$NSTMP/dotnet-diagnostic-1-*-socket >/dev/null 2>&1" ||
+	fail "$T: socket in the target's TMPDIR" "none under /proc/$NSPID/root$NSTMP"
+if [[ -n $(ls -A "$NSTMP") ]] || ls /tmp/dotnet-diagnostic-"$NSPID"-* >/dev/null 2>&1; then
+	fail "$T: socket private" "the target's socket is visible from here without /proc/<pid>/root"
 else
-	pass "$T: socket private" "pid $NSPID sees itself as 1; its /tmp is its own"
+	pass "$T: socket private" "pid $NSPID sees itself as 1; its TMPDIR is its own tmpfs"
 fi
-wait_until 30 bash -c "ls /proc/$NSPID/root/tmp/dotnet-diagnostic-1-*-socket >/dev/null 2>&1" ||
-	fail "$T: socket in the target's /tmp" "none under /proc/$NSPID/root/tmp"
 
 if "$TRIGGERDUMP" ps | grep -qE "^ *$NSPID +10\.0\.[0-9]+ +CounterTarget"; then
 	pass "$T: ps lists the target"
@@ -69,8 +73,8 @@ for method in ipc exec; do
 	fi
 	rm -rf "$WORK/dumps"
 	# nothing left behind in the target's TMPDIR
-	if ls "/proc/$NSPID/root/tmp/"collectd-dotnet-*.dmp >/dev/null 2>&1; then
-		fail "$T: no staging left ($method)" "a dump is left in the target's /tmp"
+	if ls "/proc/$NSPID/root$NSTMP/"collectd-dotnet-*.dmp >/dev/null 2>&1; then
+		fail "$T: no staging left ($method)" "a dump is left in the target's TMPDIR"
 	else
 		pass "$T: no staging left ($method)"
 	fi

@@ -185,38 +185,6 @@ stop_collectd() {
 # log_has DIR PATTERN (grep -E)
 log_has() { grep -qE -- "$2" "$1/collectd.log"; }
 
-# write_conf DIR BODY: the same collectd.conf as collectd_start writes
-# (tests/lib/common.sh), for runs that must not wait for "Initialization
-# complete" (configurations collectd refuses).
-write_conf() {
-	local dir=$1 body=$2 p
-	mkdir -p "$dir/plugins" "$dir/csv"
-	cp "$PLUGIN_SO" "$dir/plugins/dotnet.so"
-	for p in csv logfile; do cp "/usr/lib/collectd/$p.so" "$dir/plugins/"; done
-	cat >"$dir/collectd.conf" <<CONF
-Hostname "test"
-FQDNLookup false
-BaseDir "$dir"
-PIDFile "$dir/collectd.pid"
-PluginDir "$dir/plugins"
-TypesDB "/usr/share/collectd/types.db"
-Interval 1
-LoadPlugin logfile
-<Plugin logfile>
-  LogLevel info
-  File "$dir/collectd.log"
-  Timestamp true
-  PrintSeverity true
-</Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$dir/csv"
-</Plugin>
-$body
-CONF
-	: >"$dir/collectd.log"
-}
-
 # The 27 System.Runtime EventCounters (RuntimeEventSource) as TYPE-NAME, by
 # the rules of plugin/naming.h: MB -> bytes, B -> bytes, % -> percent,
 # increment counters -> derive / total_bytes (B) / total_time_in_ms (ms).
@@ -234,18 +202,7 @@ RUNTIME_COUNTERS_NET8=(
 	bytes-poh-size gauge-assembly-count bytes-il-bytes-jitted
 	gauge-methods-jitted-count total_time_in_ms-time-in-jit
 )
-RUNTIME_COUNTERS_NET10=(
-	percent-cpu-usage bytes-working-set bytes-gc-heap-size
-	derive-gen-0-gc-count derive-gen-1-gc-count derive-gen-2-gc-count
-	gauge-threadpool-thread-count derive-monitor-lock-contention-count
-	gauge-threadpool-queue-length derive-threadpool-completed-items-count
-	total_bytes-alloc-rate gauge-active-timer-count percent-gc-fragmentation
-	bytes-gc-committed derive-exception-count percent-time-in-gc
-	total_time_in_ms-total-pause-time-by-gc bytes-gen-0-gc-budget
-	bytes-gen-0-size bytes-gen-1-size bytes-gen-2-size bytes-loh-size
-	bytes-poh-size gauge-assembly-count bytes-il-bytes-jitted
-	gauge-methods-jitted-count total_time_in_ms-time-in-jit
-)
+RUNTIME_COUNTERS_NET10=("${RUNTIME_COUNTERS_NET8[@]}")
 
 # CounterTarget's own values (tests/targets/CounterTarget/Program.cs) under
 # naming.h's names: "<provider>:<name>", meters with ":<tag>" / ":p50" / ":count".
@@ -647,7 +604,7 @@ run_config() {
 		IFS='|' read -r name body want <<<"$spec"
 		n=$((n + 1))
 		D=$IT/config-$n
-		write_conf "$D" "LoadPlugin dotnet
+		COLLECTD_PLUGINS="csv logfile" collectd_config "$D" "LoadPlugin dotnet
 <Plugin dotnet>
 $(printf '%b' "$body")
 </Plugin>"

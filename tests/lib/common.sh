@@ -9,6 +9,8 @@
 #   check NAME CMD...         pass if CMD succeeds, fail otherwise
 #   wait_until SECONDS CMD... poll CMD every 0.1 s until it succeeds or the
 #                             deadline passes (returns 1 then); no bare sleeps
+#   collectd_config DIR CONF_BODY  write DIR/collectd.conf and DIR/plugins only
+#                             (for configurations collectd is expected to refuse)
 #   collectd_start DIR CONF_BODY   write DIR/collectd.conf (common header:
 #                             Hostname "test", BaseDir, PluginDir DIR/plugins
 #                             with copies of dotnet.so and the Debian plugins
@@ -65,7 +67,7 @@ wait_until() {
 	done
 }
 
-collectd_start() {
+collectd_config() {
 	local dir=$1 body=$2 p
 	mkdir -p "$dir/plugins" "$dir/csv"
 	# collectd refuses plugins behind symlinks: copies
@@ -95,6 +97,11 @@ LoadPlugin csv
 $body
 CONF
 	: >"$dir/collectd.log"
+}
+
+collectd_start() {
+	local dir=$1 body=$2
+	collectd_config "$dir" "$body"
 	# shellcheck disable=SC2086
 	${COLLECTD_WRAPPER:-} collectd -f -C "$dir/collectd.conf" >"$dir/stdout.log" 2>&1 &
 	COLLECTD_PID=$!
