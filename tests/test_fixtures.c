@@ -58,40 +58,14 @@ static struct fixture fixtures[] = {
 
 static char fixtures_dir[4096];
 
-static int dir_exists(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* argv[1], $TEST_FIXTURES, or tests/fixtures beside this source file (found
- * from __FILE__), else relative to the working directory. */
+/* argv[1], $TEST_FIXTURES, or tests/fixtures (from this source file's
+ * directory, else the working directory). */
 static int find_fixtures_dir(int argc, char **argv) {
-  const char *env = getenv("TEST_FIXTURES");
-  if (argc > 1) {
-    snprintf(fixtures_dir, sizeof(fixtures_dir), "%s", argv[1]);
-    return dir_exists(fixtures_dir);
-  }
-  if (env != NULL && env[0] != 0) {
-    snprintf(fixtures_dir, sizeof(fixtures_dir), "%s", env);
-    return dir_exists(fixtures_dir);
-  }
-  char src[2048];
-  snprintf(src, sizeof(src), "%s", __FILE__);
-  char *slash = strrchr(src, '/');
-  if (slash != NULL) {
-    *slash = 0; /* .../tests */
-    snprintf(fixtures_dir, sizeof(fixtures_dir), "%s/fixtures", src);
-    if (dir_exists(fixtures_dir))
-      return 1;
-  }
-  static const char *const tries[] = {"tests/fixtures", "fixtures",
-                                      "../tests/fixtures"};
-  for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-    snprintf(fixtures_dir, sizeof(fixtures_dir), "%s", tries[i]);
-    if (dir_exists(fixtures_dir))
-      return 1;
-  }
-  return 0;
+  static const char *const rel[] = {"fixtures", "tests/fixtures",
+                                    "../tests/fixtures"};
+  return testing_find_dir(argc, argv, "TEST_FIXTURES", rel,
+                          sizeof(rel) / sizeof(rel[0]), fixtures_dir,
+                          sizeof(fixtures_dir));
 }
 
 /* Reads a whole file (at most MAX_FIXTURE_BYTES) and NUL-terminates it.

@@ -50,42 +50,15 @@ enum { FX_30, FX_50, FX_60, FX_ONLY_MANAGED, FX_MIXED };
 
 static char fixtures_dir[4096];
 
-static int dir_exists(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* argv[1], $NETTRACE_FIXTURES, or ../shared/fixtures/perfview relative to
- * the source tree root (found from __FILE__, else from the working
+/* argv[1], $NETTRACE_FIXTURES, or ../shared/fixtures/perfview beside the
+ * source tree (from this source file's directory, else the working
  * directory). */
 static int find_fixtures_dir(int argc, char **argv) {
-  const char *env = getenv("NETTRACE_FIXTURES");
-  if (argc > 1) {
-    snprintf(fixtures_dir, sizeof(fixtures_dir), "%s", argv[1]);
-    return dir_exists(fixtures_dir);
-  }
-  if (env != NULL && env[0] != 0) {
-    snprintf(fixtures_dir, sizeof(fixtures_dir), "%s", env);
-    return dir_exists(fixtures_dir);
-  }
-  char src[2048];
-  snprintf(src, sizeof(src), "%s", __FILE__);
-  char *slash = strrchr(src, '/');
-  if (slash != NULL) {
-    *slash = 0; /* .../tests */
-    snprintf(fixtures_dir, sizeof(fixtures_dir),
-             "%s/../../shared/fixtures/perfview", src);
-    if (dir_exists(fixtures_dir))
-      return 1;
-  }
-  static const char *const tries[] = {"../shared/fixtures/perfview",
-                                      "../../shared/fixtures/perfview"};
-  for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-    snprintf(fixtures_dir, sizeof(fixtures_dir), "%s", tries[i]);
-    if (dir_exists(fixtures_dir))
-      return 1;
-  }
-  return 0;
+  static const char *const rel[] = {"../../shared/fixtures/perfview",
+                                    "../shared/fixtures/perfview"};
+  return testing_find_dir(argc, argv, "NETTRACE_FIXTURES", rel,
+                          sizeof(rel) / sizeof(rel[0]), fixtures_dir,
+                          sizeof(fixtures_dir));
 }
 
 /* Runs `unzip -p ZIP` (no shell) and reads its stdout. Returns 0, -ENOENT

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int fail_count__;
 static int check_count__;
@@ -98,5 +99,36 @@ static int test_count__;
       fail_count__++;                                                          \
     }                                                                          \
   } while (0)
+
+/* Finds a fixtures directory for a test binary: argv[1] if given, else
+ * $env_name if set (each must exist), else the first of rel[] that exists,
+ * tried relative to this tests/ directory (from __FILE__) and then to the
+ * working directory. Writes it into out[cap]; returns 1 if found. */
+static inline int testing_find_dir(int argc, char **argv, const char *env_name,
+                                   const char *const *rel, size_t nrel,
+                                   char *out, size_t cap) {
+  struct stat st;
+  const char *env = getenv(env_name);
+  if (argc > 1 || (env != NULL && env[0] != 0)) {
+    snprintf(out, cap, "%s", argc > 1 ? argv[1] : env);
+    return stat(out, &st) == 0 && S_ISDIR(st.st_mode);
+  }
+  char here[2048];
+  snprintf(here, sizeof(here), "%s", __FILE__);
+  char *slash = strrchr(here, '/');
+  if (slash != NULL)
+    *slash = 0; /* .../tests */
+  for (int base = slash != NULL ? 0 : 1; base < 2; base++) {
+    for (size_t i = 0; i < nrel; i++) {
+      if (base == 0)
+        snprintf(out, cap, "%s/%s", here, rel[i]);
+      else
+        snprintf(out, cap, "%s", rel[i]);
+      if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+        return 1;
+    }
+  }
+  return 0;
+}
 
 #endif /* TESTING_H */
