@@ -45,8 +45,15 @@ wait_until 60 find_ns_target || { fail "$T: target in namespaces started" "$(tai
 wait_until 60 grep -q '^READY 1$' "$WORK/target.log" || { fail "$T: target ready" "no READY 1"; exit 0; }
 wait_until 30 bash -c "ls /proc/$NSPID/root$NSTMP/dotnet-diagnostic-1-*-socket >/dev/null 2>&1" ||
 	fail "$T: socket in the target's TMPDIR" "none under /proc/$NSPID/root$NSTMP"
-if [[ -n $(ls -A "$NSTMP") ]] || ls /tmp/dotnet-diagnostic-"$NSPID"-* >/dev/null 2>&1; then
-	fail "$T: socket private" "the target's socket is visible from here without /proc/<pid>/root"
+# Inside its namespaces the target is pid 1: its socket is
+# dotnet-diagnostic-1-KEY-socket. Neither that name nor anything else may show
+# in $NSTMP as seen from here, nor in our TMPDIR or /tmp (where it would be if
+# the target had not used its own TMPDIR). Only this KEY counts: /tmp may hold
+# stale sockets of other processes, even ones named for pid 1.
+SOCK=$(compgen -G "/proc/$NSPID/root$NSTMP/dotnet-diagnostic-1-*-socket" | head -n 1)
+SOCK=${SOCK##*/}
+if [[ -z $SOCK || -n $(ls -A "$NSTMP") || -e /tmp/$SOCK || -e ${TMPDIR:-/tmp}/$SOCK ]]; then
+	fail "$T: socket private" "the target's socket ${SOCK:-(none)} is visible from here without /proc/<pid>/root"
 else
 	pass "$T: socket private" "pid $NSPID sees itself as 1; its TMPDIR is its own tmpfs"
 fi
