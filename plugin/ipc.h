@@ -70,7 +70,9 @@ struct ipc_endpoint {
   uint64_t start_time;    /* jiffies since boot, /proc/<pid>/stat field 22 */
   uid_t uid;              /* owner of /proc/<pid> */
   int foreign_mnt_ns;     /* 1 when the target has another mount namespace */
-  char path[4096];        /* the socket, reachable from here */
+  /* The socket, reachable from here. The runtime binds it at most 107
+   * bytes long (sun_path); with a /proc/<pid>/root prefix that is < 160. */
+  char path[256];
 };
 
 /* Finds the diagnostic socket of `pid` in its TMPDIR (from
