@@ -1,11 +1,11 @@
 /**
  * collectd-dotnet - bench/parser.c
  *
- * Parser throughput: the nettrace reader plus counters_decode on every event,
+ * Parser throughput: the nettrace reader plus counter decoding of every event,
  * single thread, on a real capture of a counters session.
  *
  *   parser FILE.nettrace [--mb N] [--runs N] [--chunk BYTES] [--write OUT]
- *          [--no-decode]
+ *          [--no-decode] [--stateless]
  *
  * Two workloads, both from the capture in memory (no I/O is timed):
  *
@@ -24,6 +24,9 @@
  * samples/s, and the CPU time per event. --write OUT also saves the long
  * stream to OUT (for bench/traceevent, to read the very same bytes).
  * --no-decode times the reader alone (events counted, not decoded).
+ * Decoding uses a counters_decoder per reader, as the plugin's sessions do;
+ * --stateless uses counters_decode instead (field names looked up per
+ * event).
  */
 #include "../plugin/counters.h"
 #include "../plugin/nettrace.h"
@@ -37,9 +40,11 @@
 
 struct tally {
   uint64_t events, samples, bad;
+  struct counters_decoder *dec; /* one per reader, as a session has */
 };
 
 static int decode = 1;
+static int stateless = 0;
 
 static void on_event(void *ctx, const struct nettrace_event *ev) {
   struct tally *t = ctx;
@@ -49,7 +54,10 @@ static void on_event(void *ctx, const struct nettrace_event *ev) {
   }
   struct counters_sample s;
   char scratch[4096];
-  int rc = counters_decode(ev, &s, scratch, sizeof(scratch));
+  int rc = stateless
+               ? counters_decode(ev, &s, scratch, sizeof(scratch))
+               : counters_decoder_decode(t->dec, ev, &s, scratch,
+                                         sizeof(scratch));
   t->events++;
   if (rc == 1)
     t->samples++;
@@ -67,6 +75,7 @@ static int feed_all(const uint8_t *p, size_t n, size_t chunk, struct tally *t) {
   struct nettrace_reader *r = nettrace_reader_new(NULL, on_event, t);
   if (r == NULL)
     return -ENOMEM;
+  counters_decoder_reset(t->dec); /* a new reader: new metadata */
   int rc = 0;
   for (size_t off = 0; off < n && rc == 0; off += chunk)
     rc = nettrace_reader_feed(r, p + off, n - off < chunk ? n - off : chunk);
@@ -186,12 +195,15 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
                  size_t chunk, int runs) {
   double mbs[64], evs[64], sps[64], nspe[64];
   struct tally t = {0};
+  struct counters_decoder *dec = counters_decoder_new();
+  if (dec == NULL)
+    return 1;
   for (int k = 0; k < runs; k++) {
-    t = (struct tally){0};
+    t = (struct tally){.dec = dec};
     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
     for (size_t i = 0; i < reps; i++)
       if (feed_all(d, n, chunk, &t) != 0)
-        return 1;
+        return counters_decoder_free(dec), 1;
     double w = now(CLOCK_MONOTONIC) - w0;
     double c = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
     mbs[k] = (double)n * (double)reps / w / 1e6;
@@ -208,6 +220,7 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
   summary("events", evs, runs, "M events/s", 1e-6);
   summary("counter samples", sps, runs, "M samples/s", 1e-6);
   summary("cpu per event", nspe, runs, "ns", 1);
+  counters_decoder_free(dec);
   return 0;
 }
 
@@ -226,6 +239,8 @@ int main(int argc, char **argv) {
       chunk = (size_t)atol(argv[++i]);
     else if (strcmp(argv[i], "--no-decode") == 0)
       decode = 0;
+    else if (strcmp(argv[i], "--stateless") == 0)
+      stateless = 1;
     else if (strcmp(argv[i], "--write") == 0 && i + 1 < argc)
       write = argv[++i];
     else if (argv[i][0] != '-' && file == NULL)
@@ -235,7 +250,8 @@ int main(int argc, char **argv) {
   }
   if (file == NULL || runs < 1 || runs > 64 || chunk == 0 || mb <= 0) {
     fprintf(stderr, "usage: parser FILE.nettrace [--mb N] [--runs 1..64] "
-                    "[--chunk BYTES] [--write OUT] [--no-decode]\n");
+                    "[--chunk BYTES] [--write OUT] [--no-decode] "
+                    "[--stateless]\n");
     return 2;
   }
   FILE *f = fopen(file, "rb");

@@ -27,27 +27,133 @@
 #include <string.h>
 
 #define MAX_DEPTH 8
-#define MAX_FIELDS 48
 
+/* The payload fields the decoder uses: each has a slot. A metadata's field
+ * list is mapped to slots once (by name, first occurrence wins) and the map
+ * cached per metadata in a counters_decoder, so decoding an event walks its
+ * payload without comparing names. */
+enum slot {
+  /* EventCounters */
+  S_NAME, S_DISPLAY_NAME, S_DISPLAY_UNITS, S_COUNTER_TYPE, S_INCREMENT,
+  S_MEAN, S_MIN, S_MAX, S_STDDEV, S_EC_COUNT, S_INTERVAL_SEC, S_SERIES,
+  /* System.Diagnostics.Metrics */
+  S_SESSION_ID, S_METER_NAME, S_INSTRUMENT_NAME, S_UNIT, S_TAGS, S_RATE,
+  S_VALUE, S_LAST_VALUE, S_QUANTILES, S_COUNT, S_SUM,
+  NSLOTS,
+  S_NONE = 0xff
+};
+
+static const char *const slot_names[NSLOTS] = {
+    [S_NAME] = "Name",
+    [S_DISPLAY_NAME] = "DisplayName",
+    [S_DISPLAY_UNITS] = "DisplayUnits",
+    [S_COUNTER_TYPE] = "CounterType",
+    [S_INCREMENT] = "Increment",
+    [S_MEAN] = "Mean",
+    [S_MIN] = "Min",
+    [S_MAX] = "Max",
+    [S_STDDEV] = "StandardDeviation",
+    [S_EC_COUNT] = "Count",
+    [S_INTERVAL_SEC] = "IntervalSec",
+    [S_SERIES] = "Series",
+    [S_SESSION_ID] = "sessionId",
+    [S_METER_NAME] = "meterName",
+    [S_INSTRUMENT_NAME] = "instrumentName",
+    [S_UNIT] = "unit",
+    [S_TAGS] = "tags",
+    [S_RATE] = "rate",
+    [S_VALUE] = "value",
+    [S_LAST_VALUE] = "lastValue",
+    [S_QUANTILES] = "quantiles",
+    [S_COUNT] = "count",
+    [S_SUM] = "sum",
+};
+
+static uint8_t slot_by_name(const char *name) {
+  for (int i = 0; i < NSLOTS; i++)
+    if (strcmp(slot_names[i], name) == 0)
+      return (uint8_t)i;
+  return S_NONE;
+}
+
+/* A slot's value as found in the payload: strings stay UTF-16 in the
+ * payload until (and unless) someone asks for them. Which slots were found
+ * is a bit mask beside them (no clearing of the values per event). */
+struct slot_value {
+  const uint8_t *utf16; /* strings: in the payload */
+  const char *utf8;     /* strings: converted, once asked for */
+  double num;
+  uint32_t units; /* strings: UTF-16 code units */
+  uint32_t is_string;
+};
+
+/* Where the walk puts the leaves: either every leaf into out[] (strings
+ * converted; counters_fields) or the leaves that have a slot into slots[]
+ * (slot_of[field index], or by name when there is no map). */
 struct walk {
   const struct nettrace_meta *meta;
   struct wire_cursor c;
   struct counters_field *out;
   size_t max, n;
+  const uint8_t *slot_of;
+  struct slot_value *slots;
+  uint32_t *found; /* bit k: slots[k] holds a value */
   char *scratch;
   size_t scratch_cap, scratch_used;
 };
 
-static int put_leaf(struct walk *w, const char *name, int is_string, double num,
-                    const char *str) {
-  if (w->out != NULL && w->n < w->max)
-    w->out[w->n] = (struct counters_field){
-        .name = name, .is_string = is_string, .num = num, .str = str};
-  w->n++;
-  return 0;
+/* UTF-8 copy of a string into the scratch; "" when it does not fit. */
+static const char *to_scratch(struct walk *w, const uint8_t *s, size_t units) {
+  size_t room = w->scratch_cap - w->scratch_used;
+  char *dst = w->scratch + w->scratch_used;
+  long l = room > 0 ? wire_utf16_to_utf8(s, units, dst, room) : -1;
+  if (l < 0)
+    return "";
+  w->scratch_used += (size_t)l + 1;
+  return dst;
 }
 
-/* Reads the value of fields[i] from the cursor; emit: write leaves. */
+/* The slot of leaf fields[i] if it is the first leaf of its name. */
+static struct slot_value *leaf_slot(struct walk *w, uint32_t i) {
+  uint8_t k = w->slot_of ? w->slot_of[i] : slot_by_name(w->meta->fields[i].name);
+  if (k == S_NONE || (*w->found & 1u << k))
+    return NULL;
+  *w->found |= 1u << k;
+  return &w->slots[k];
+}
+
+static void put_num(struct walk *w, uint32_t i, double num) {
+  if (w->slots != NULL) {
+    struct slot_value *v = leaf_slot(w, i);
+    if (v != NULL)
+      *v = (struct slot_value){.num = num};
+    return;
+  }
+  if (w->n < w->max)
+    w->out[w->n] = (struct counters_field){
+        .name = w->meta->fields[i].name, .num = num, .str = ""};
+  w->n++;
+}
+
+static void put_string(struct walk *w, uint32_t i, const uint8_t *s,
+                       size_t units) {
+  if (w->slots != NULL) {
+    struct slot_value *v = leaf_slot(w, i);
+    if (v != NULL)
+      *v = (struct slot_value){
+          .utf16 = s, .units = (uint32_t)units, .is_string = 1};
+    return;
+  }
+  if (w->n < w->max)
+    w->out[w->n] =
+        (struct counters_field){.name = w->meta->fields[i].name,
+                                .is_string = 1,
+                                .str = to_scratch(w, s, units)};
+  w->n++;
+}
+
+/* Reads the value of fields[i] from the cursor; emit: record leaves (array
+ * elements are checked, not recorded). */
 static int walk_field(struct walk *w, uint32_t i, int depth, int emit) {
   const struct nettrace_field *f = &w->meta->fields[i];
   uint8_t b8;
@@ -89,63 +195,60 @@ static int walk_field(struct walk *w, uint32_t i, int depth, int emit) {
     size_t units;
     if (wire_utf16z(&w->c, &s, &units) != 0)
       return -EBADMSG;
-    if (!emit)
-      return 0;
-    const char *str = "";
-    size_t room = w->scratch_cap - w->scratch_used;
-    char *dst = w->scratch + w->scratch_used;
-    long l = room > 0 ? wire_utf16_to_utf8(s, units, dst, room) : -1;
-    if (l >= 0) {
-      str = dst;
-      w->scratch_used += (size_t)l + 1;
-    }
-    return put_leaf(w, f->name, 1, 0, str);
+    if (emit)
+      put_string(w, i, s, units);
+    return 0;
   }
   case NETTRACE_TYPE_BOOLEAN:
   case NETTRACE_TYPE_INT32:
-    if (wire_u32(&w->c, &u32) != 0)
-      return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0, (double)(int32_t)u32, "") : 0;
   case NETTRACE_TYPE_UINT32:
     if (wire_u32(&w->c, &u32) != 0)
       return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0, (double)u32, "") : 0;
+    if (emit)
+      put_num(w, i,
+              f->type == NETTRACE_TYPE_UINT32 ? (double)u32
+                                              : (double)(int32_t)u32);
+    return 0;
   case NETTRACE_TYPE_SINGLE:
     if (wire_f32(&w->c, &fl) != 0)
       return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0, (double)fl, "") : 0;
+    if (emit)
+      put_num(w, i, (double)fl);
+    return 0;
   case NETTRACE_TYPE_DOUBLE:
     if (wire_f64(&w->c, &d) != 0)
       return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0, d, "") : 0;
+    if (emit)
+      put_num(w, i, d);
+    return 0;
   case NETTRACE_TYPE_INT64:
   case NETTRACE_TYPE_DATETIME:
-    if (wire_u64(&w->c, &u64) != 0)
-      return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0, (double)(int64_t)u64, "") : 0;
   case NETTRACE_TYPE_UINT64:
     if (wire_u64(&w->c, &u64) != 0)
       return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0, (double)u64, "") : 0;
+    if (emit)
+      put_num(w, i,
+              f->type == NETTRACE_TYPE_UINT64 ? (double)u64
+                                              : (double)(int64_t)u64);
+    return 0;
   case NETTRACE_TYPE_INT16:
   case NETTRACE_TYPE_UINT16:
   case NETTRACE_TYPE_CHAR:
     if (wire_u16(&w->c, &u16) != 0)
       return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0,
-                           f->type == NETTRACE_TYPE_INT16 ? (double)(int16_t)u16
-                                                          : (double)u16,
-                           "")
-                : 0;
+    if (emit)
+      put_num(w, i,
+              f->type == NETTRACE_TYPE_INT16 ? (double)(int16_t)u16
+                                             : (double)u16);
+    return 0;
   case NETTRACE_TYPE_SBYTE:
   case NETTRACE_TYPE_BYTE:
     if (wire_u8(&w->c, &b8) != 0)
       return -EBADMSG;
-    return emit ? put_leaf(w, f->name, 0,
-                           f->type == NETTRACE_TYPE_SBYTE ? (double)(int8_t)b8
-                                                          : (double)b8,
-                           "")
-                : 0;
+    if (emit)
+      put_num(w, i,
+              f->type == NETTRACE_TYPE_SBYTE ? (double)(int8_t)b8 : (double)b8);
+    return 0;
   case NETTRACE_TYPE_DECIMAL:
   case NETTRACE_TYPE_GUID:
     return wire_skip(&w->c, 16) == 0 ? 0 : -EBADMSG;
@@ -154,56 +257,151 @@ static int walk_field(struct walk *w, uint32_t i, int depth, int emit) {
   }
 }
 
-int counters_fields(const struct nettrace_meta *meta, const uint8_t *payload,
-                    size_t len, struct counters_field *out, size_t max,
-                    char *scratch, size_t scratch_cap) {
+static int walk_top(struct walk *w) {
+  const struct nettrace_meta *meta = w->meta;
   if (!meta->fields_ok || meta->fields == NULL)
     return -ENOTSUP;
-  struct walk w = {.meta = meta,
-                   .c = wire_cursor(payload, len),
-                   .out = out,
-                   .max = max,
-                   .scratch = scratch,
-                   .scratch_cap = scratch_cap};
   uint32_t i = 0;
   for (uint32_t k = 0; k < meta->nfields; k++) {
     if (i >= meta->nfields_total)
       return -EBADMSG;
-    int r = walk_field(&w, i, 0, 1);
+    int r = walk_field(w, i, 0, 1);
     if (r < 0)
       return r;
     i += 1 + meta->fields[i].span;
   }
-  return (int)(w.n < max ? w.n : max);
+  return 0;
 }
 
-static const struct counters_field *find(const struct counters_field *f, int n,
-                                         const char *name) {
-  for (int i = 0; i < n; i++)
-    if (strcmp(f[i].name, name) == 0)
-      return &f[i];
-  return NULL;
+int counters_fields(const struct nettrace_meta *meta, const uint8_t *payload,
+                    size_t len, struct counters_field *out, size_t max,
+                    char *scratch, size_t scratch_cap) {
+  struct walk w = {.meta = meta,
+                   .c = wire_cursor(payload, len),
+                   .out = out,
+                   .max = out != NULL ? max : 0,
+                   .scratch = scratch,
+                   .scratch_cap = scratch_cap};
+  int r = walk_top(&w);
+  if (r < 0)
+    return r;
+  return (int)(w.n < w.max ? w.n : w.max);
 }
 
-static const char *str_of(const struct counters_field *f, int n,
-                          const char *name) {
-  const struct counters_field *x = find(f, n, name);
-  return x && x->is_string ? x->str : "";
+/* ---- slots to a sample ---- */
+
+struct fields {
+  struct walk w; /* its scratch receives the strings asked for */
+  uint32_t found; /* bit k: v[k] holds a value */
+  struct slot_value v[NSLOTS];
+};
+
+static const struct slot_value *get(const struct fields *f, enum slot k) {
+  return f->found & 1u << k ? &f->v[k] : NULL;
+}
+
+static const char *str_of(struct fields *f, enum slot k) {
+  if (!(f->found & 1u << k) || !f->v[k].is_string)
+    return "";
+  struct slot_value *v = &f->v[k];
+  if (v->utf8 == NULL)
+    v->utf8 = to_scratch(&f->w, v->utf16, v->units);
+  return v->utf8;
+}
+
+/* An ASCII copy of a short string slot (numbers): 0, or -1 when absent,
+ * not a string, too long or not ASCII. */
+static int ascii_of(const struct slot_value *v, char *buf, size_t cap) {
+  if (v == NULL || !v->is_string || v->units >= cap)
+    return -1;
+  for (uint32_t i = 0; i < v->units; i++) {
+    uint16_t u = wire_le16(v->utf16 + 2 * i);
+    if (u == 0 || u >= 0x80)
+      return -1;
+    buf[i] = (char)u;
+  }
+  buf[v->units] = 0;
+  return 0;
+}
+
+/* A plain decimal "[-]digits[.digits]" of at most 15 significant digits
+ * and 22 decimals is m / 10^k with both exact doubles, so one division
+ * rounds it correctly: the same double strtod gives. 0 when it is one. */
+static int fast_decimal(const char *p, double *out) {
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
+                                 1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+                                 1e18, 1e19, 1e20, 1e21, 1e22};
+  int neg = *p == '-', digits = 0, significant = 0, decimals = -1;
+  uint64_t m = 0;
+  for (p += neg; *p; p++) {
+    if (*p == '.' && decimals < 0) {
+      decimals = 0;
+      continue;
+    }
+    if (*p < '0' || *p > '9')
+      return -1;
+    digits++;
+    m = m * 10 + (uint64_t)(*p - '0');
+    if (m != 0 && ++significant > 15)
+      return -1;
+    if (decimals >= 0 && ++decimals > 22)
+      return -1;
+  }
+  if (digits == 0)
+    return -1;
+  double v = (double)m / pow10[decimals > 0 ? decimals : 0];
+  *out = neg ? -v : v;
+  return 0;
 }
 
 /* A number from a numeric field, or from a string field holding one (the
  * Metrics provider formats numbers as text). NAN when absent or empty. */
-static double num_of(const struct counters_field *f, int n, const char *name) {
-  const struct counters_field *x = find(f, n, name);
-  if (x == NULL)
+static double num_of(const struct fields *f, enum slot k) {
+  const struct slot_value *v = get(f, k);
+  if (v == NULL)
     return NAN;
-  if (!x->is_string)
-    return x->num;
-  if (x->str[0] == 0)
+  if (!v->is_string)
+    return v->num;
+  char buf[128], *end;
+  double d;
+  if (v->units == 0 || ascii_of(v, buf, sizeof(buf)) != 0)
     return NAN;
-  char *end;
-  double v = strtod(x->str, &end);
-  return *end == 0 ? v : NAN;
+  if (fast_decimal(buf, &d) == 0)
+    return d;
+  d = strtod(buf, &end);
+  return *end == 0 ? d : NAN;
+}
+
+/* Whether a string slot starts with (whole: equals) a UTF-16LE literal of
+ * `bytes` bytes. */
+static int str_starts(const struct fields *f, enum slot k, const void *lit16,
+                      size_t bytes, int whole) {
+  const struct slot_value *v = get(f, k);
+  size_t units = bytes / 2;
+  return v != NULL && v->is_string && v->units >= units &&
+         (!whole || v->units == units) && memcmp(v->utf16, lit16, bytes) == 0;
+}
+
+static const uint8_t SUM16[] = {'S', 0, 'u', 0, 'm', 0};
+static const uint8_t INTERVAL16[] = {'I', 0, 'n', 0, 't', 0, 'e', 0, 'r',
+                                     0,   'v', 0, 'a', 0, 'l', 0, '=', 0};
+
+/* EventCounters' "Series": "Interval=<ms>" (digits; saturates). */
+static uint32_t series_ms(const struct fields *f) {
+  if (!str_starts(f, S_SERIES, INTERVAL16, sizeof(INTERVAL16), 0))
+    return 0;
+  const struct slot_value *v = &f->v[S_SERIES];
+  uint64_t ms = 0;
+  for (uint32_t i = 9; i < v->units; i++) {
+    uint16_t u = wire_le16(v->utf16 + 2 * i);
+    if (u < '0' || u > '9')
+      break;
+    ms = ms * 10 + (u - '0');
+    if (ms > UINT32_MAX)
+      return UINT32_MAX;
+  }
+  return (uint32_t)ms;
 }
 
 /* "0.5=1.5;0.95=2;0.99=3" */
@@ -232,7 +430,6 @@ static void parse_quantiles(const char *s, struct counters_sample *out) {
 static void sample_reset(struct counters_sample *s, uint64_t ts) {
   *s = (struct counters_sample){.provider = "",
                                 .name = "",
-                                .display_name = "",
                                 .units = "",
                                 .tags = "",
                                 .session = "",
@@ -245,78 +442,98 @@ static void sample_reset(struct counters_sample *s, uint64_t ts) {
                                 .timestamp = ts};
 }
 
-static int decode_event_counters(const struct counters_field *f, int n,
-                                 const char *provider,
+static int decode_event_counters(struct fields *f, const char *provider,
                                  struct counters_sample *s) {
   s->provider = provider;
-  s->name = str_of(f, n, "Name");
+  s->name = str_of(f, S_NAME);
   if (s->name[0] == 0)
     return -EBADMSG;
-  s->display_name = str_of(f, n, "DisplayName");
-  s->units = str_of(f, n, "DisplayUnits");
-  const char *type = str_of(f, n, "CounterType");
-  double inc = num_of(f, n, "Increment");
-  if (strcmp(type, "Sum") == 0 || (type[0] == 0 && !isnan(inc))) {
+  const struct slot_value *dn = get(f, S_DISPLAY_NAME);
+  if (dn != NULL && dn->is_string) {
+    s->display_name_utf16 = dn->utf16;
+    s->display_name_units = dn->units;
+  }
+  s->units = str_of(f, S_DISPLAY_UNITS);
+  double inc = num_of(f, S_INCREMENT);
+  const struct slot_value *type = get(f, S_COUNTER_TYPE);
+  if (str_starts(f, S_COUNTER_TYPE, SUM16, sizeof(SUM16), 1) ||
+      ((type == NULL || !type->is_string || type->units == 0) && !isnan(inc))) {
     s->kind = COUNTERS_SUM;
     s->value = inc;
   } else {
     s->kind = COUNTERS_MEAN;
-    s->value = num_of(f, n, "Mean");
-    s->min = num_of(f, n, "Min");
-    s->max = num_of(f, n, "Max");
-    s->stddev = num_of(f, n, "StandardDeviation");
-    s->count = num_of(f, n, "Count");
+    s->value = num_of(f, S_MEAN);
+    s->min = num_of(f, S_MIN);
+    s->max = num_of(f, S_MAX);
+    s->stddev = num_of(f, S_STDDEV);
+    s->count = num_of(f, S_EC_COUNT);
   }
   if (isnan(s->value))
     return -EBADMSG;
-  double iv = num_of(f, n, "IntervalSec");
+  double iv = num_of(f, S_INTERVAL_SEC);
   s->interval_sec = isnan(iv) ? 0 : iv;
-  const char *series = str_of(f, n, "Series");
-  if (strncmp(series, "Interval=", 9) == 0) {
-    unsigned long ms = strtoul(series + 9, NULL, 10);
-    s->series_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-  }
+  s->series_ms = series_ms(f);
   return 1;
 }
 
-static int decode_metrics(const char *event, const struct counters_field *f,
-                          int n, struct counters_sample *s) {
-  if (strcmp(event, "CounterRateValuePublished") == 0)
-    s->kind = COUNTERS_RATE;
-  else if (strcmp(event, "UpDownCounterRateValuePublished") == 0)
-    s->kind = COUNTERS_UPDOWN;
-  else if (strcmp(event, "GaugeValuePublished") == 0)
-    s->kind = COUNTERS_GAUGE;
-  else if (strcmp(event, "HistogramValuePublished") == 0)
-    s->kind = COUNTERS_HISTOGRAM;
-  else
-    return 0; /* instrument publication, errors, limits: not samples */
-  s->session = str_of(f, n, "sessionId");
-  s->provider = str_of(f, n, "meterName");
-  s->name = str_of(f, n, "instrumentName");
-  s->units = str_of(f, n, "unit");
-  s->tags = str_of(f, n, "tags");
+enum event_kind {
+  EV_OTHER,     /* not a counter event */
+  EV_COUNTERS,  /* EventCounters */
+  EV_RATE,      /* Metrics: CounterRateValuePublished */
+  EV_UPDOWN,    /* UpDownCounterRateValuePublished */
+  EV_GAUGE,     /* GaugeValuePublished */
+  EV_HISTOGRAM, /* HistogramValuePublished */
+};
+
+static enum event_kind event_kind(const struct nettrace_meta *m) {
+  if (strcmp(m->event_name, "EventCounters") == 0)
+    return EV_COUNTERS;
+  if (strcmp(m->provider, "System.Diagnostics.Metrics") != 0)
+    return EV_OTHER;
+  /* instrument publication, errors, limits: not samples */
+  if (strcmp(m->event_name, "CounterRateValuePublished") == 0)
+    return EV_RATE;
+  if (strcmp(m->event_name, "UpDownCounterRateValuePublished") == 0)
+    return EV_UPDOWN;
+  if (strcmp(m->event_name, "GaugeValuePublished") == 0)
+    return EV_GAUGE;
+  if (strcmp(m->event_name, "HistogramValuePublished") == 0)
+    return EV_HISTOGRAM;
+  return EV_OTHER;
+}
+
+static int decode_metrics(enum event_kind kind, struct fields *f,
+                          struct counters_sample *s) {
+  s->kind = kind == EV_RATE     ? COUNTERS_RATE
+            : kind == EV_UPDOWN ? COUNTERS_UPDOWN
+            : kind == EV_GAUGE  ? COUNTERS_GAUGE
+                                : COUNTERS_HISTOGRAM;
+  s->session = str_of(f, S_SESSION_ID);
+  s->provider = str_of(f, S_METER_NAME);
+  s->name = str_of(f, S_INSTRUMENT_NAME);
+  s->units = str_of(f, S_UNIT);
+  s->tags = str_of(f, S_TAGS);
   if (s->provider[0] == 0 || s->name[0] == 0)
     return -EBADMSG;
   switch (s->kind) {
   case COUNTERS_RATE:
-    s->value = num_of(f, n, "rate");
-    s->total = num_of(f, n, "value");
+    s->value = num_of(f, S_RATE);
+    s->total = num_of(f, S_VALUE);
     break;
   case COUNTERS_UPDOWN:
     /* "value" is the level; "rate" its change over the interval. */
-    s->total = num_of(f, n, "rate");
-    s->value = num_of(f, n, "value");
+    s->total = num_of(f, S_RATE);
+    s->value = num_of(f, S_VALUE);
     if (isnan(s->value))
       s->value = s->total;
     break;
   case COUNTERS_GAUGE:
-    s->value = num_of(f, n, "lastValue");
+    s->value = num_of(f, S_LAST_VALUE);
     break;
   case COUNTERS_HISTOGRAM:
-    parse_quantiles(str_of(f, n, "quantiles"), s);
-    s->count = num_of(f, n, "count");
-    s->sum = num_of(f, n, "sum");
+    parse_quantiles(str_of(f, S_QUANTILES), s);
+    s->count = num_of(f, S_COUNT);
+    s->sum = num_of(f, S_SUM);
     s->value = s->nquantiles > 0 ? s->quantile_value[0] : NAN;
     return 1; /* an empty histogram is still a sample */
   default:
@@ -326,24 +543,308 @@ static int decode_metrics(const char *event, const struct counters_field *f,
   return isnan(s->value) ? 0 : 1;
 }
 
+/* ---- plans: a metadata's payload layout, compiled once ----
+ *
+ * For field lists without arrays (all counter events), the payload is a
+ * fixed sequence of leaves: a plan lists them as ops (fixed-size runs of
+ * unused leaves merged into one skip) with the slot of each used leaf (its
+ * first leaf of that name). Running a plan reads exactly what the generic
+ * walk reads, and fails where it fails. */
+
+enum op_code {
+  OP_SKIP, /* n bytes */
+  OP_STR,
+  OP_I8, OP_U8, OP_I16, OP_U16, OP_I32, OP_U32, OP_I64, OP_U64, OP_F32,
+  OP_F64,
+};
+
+struct op {
+  uint8_t code, slot;
+  uint16_t n; /* bytes (0 for OP_STR) */
+};
+
+struct plan_builder {
+  const struct nettrace_meta *meta;
+  struct op *ops;
+  size_t n, cap;
+  uint32_t found;
+};
+
+static int leaf_op(uint32_t type, uint8_t *code, uint16_t *size) {
+  switch (type) {
+  case NETTRACE_TYPE_STRING: *code = OP_STR; *size = 0; return 0;
+  case NETTRACE_TYPE_BOOLEAN:
+  case NETTRACE_TYPE_INT32: *code = OP_I32; *size = 4; return 0;
+  case NETTRACE_TYPE_UINT32: *code = OP_U32; *size = 4; return 0;
+  case NETTRACE_TYPE_SINGLE: *code = OP_F32; *size = 4; return 0;
+  case NETTRACE_TYPE_DOUBLE: *code = OP_F64; *size = 8; return 0;
+  case NETTRACE_TYPE_INT64:
+  case NETTRACE_TYPE_DATETIME: *code = OP_I64; *size = 8; return 0;
+  case NETTRACE_TYPE_UINT64: *code = OP_U64; *size = 8; return 0;
+  case NETTRACE_TYPE_INT16: *code = OP_I16; *size = 2; return 0;
+  case NETTRACE_TYPE_UINT16:
+  case NETTRACE_TYPE_CHAR: *code = OP_U16; *size = 2; return 0;
+  case NETTRACE_TYPE_SBYTE: *code = OP_I8; *size = 1; return 0;
+  case NETTRACE_TYPE_BYTE: *code = OP_U8; *size = 1; return 0;
+  case NETTRACE_TYPE_DECIMAL:
+  case NETTRACE_TYPE_GUID: *code = OP_SKIP; *size = 16; return 0;
+  default: return -1;
+  }
+}
+
+static int plan_push(struct plan_builder *b, struct op op) {
+  if (op.code == OP_SKIP && b->n > 0 && b->ops[b->n - 1].code == OP_SKIP &&
+      b->ops[b->n - 1].n <= UINT16_MAX - op.n) {
+    b->ops[b->n - 1].n = (uint16_t)(b->ops[b->n - 1].n + op.n);
+    return 0;
+  }
+  if (b->n == b->cap)
+    return -1;
+  b->ops[b->n++] = op;
+  return 0;
+}
+
+/* -1: no plan for this field list (the generic walk decides). */
+static int plan_field(struct plan_builder *b, uint32_t i, int depth) {
+  const struct nettrace_field *f = &b->meta->fields[i];
+  if (depth > MAX_DEPTH)
+    return -1;
+  if (f->type == NETTRACE_TYPE_OBJECT) {
+    uint32_t j = i + 1;
+    for (uint32_t k = 0; k < f->nchildren; k++) {
+      if (j >= b->meta->nfields_total || plan_field(b, j, depth + 1) != 0)
+        return -1;
+      j += 1 + b->meta->fields[j].span;
+    }
+    return 0;
+  }
+  uint8_t code;
+  uint16_t size;
+  if (leaf_op(f->type, &code, &size) != 0)
+    return -1; /* arrays, unknown types */
+  uint8_t slot = code == OP_SKIP ? S_NONE : slot_by_name(f->name);
+  if (slot != S_NONE && (b->found & 1u << slot))
+    slot = S_NONE; /* the first leaf of a name has the slot */
+  if (slot != S_NONE)
+    b->found |= 1u << slot;
+  else if (code != OP_STR)
+    code = OP_SKIP;
+  return plan_push(b, (struct op){.code = code, .slot = slot, .n = size});
+}
+
+static int plan_build(struct plan_builder *b) {
+  const struct nettrace_meta *m = b->meta;
+  if (!m->fields_ok || m->fields == NULL)
+    return -1;
+  uint32_t i = 0;
+  for (uint32_t k = 0; k < m->nfields; k++) {
+    if (i >= m->nfields_total || plan_field(b, i, 0) != 0)
+      return -1;
+    i += 1 + m->fields[i].span;
+  }
+  return 0;
+}
+
+static int plan_run(const struct op *ops, size_t nops, struct wire_cursor c,
+                    struct slot_value *v) {
+  for (size_t i = 0; i < nops; i++) {
+    const struct op *o = &ops[i];
+    const uint8_t *str;
+    size_t units;
+    double num;
+    if (o->code == OP_STR) {
+      if (wire_utf16z(&c, &str, &units) != 0)
+        return -EBADMSG;
+      if (o->slot != S_NONE)
+        v[o->slot] = (struct slot_value){
+            .utf16 = str, .units = (uint32_t)units, .is_string = 1};
+      continue;
+    }
+    if (o->code == OP_SKIP) {
+      if (wire_skip(&c, o->n) != 0)
+        return -EBADMSG;
+      continue;
+    }
+    const uint8_t *p = c.p;
+    if (wire_skip(&c, o->n) != 0)
+      return -EBADMSG;
+    switch (o->code) {
+    case OP_I8: num = (int8_t)p[0]; break;
+    case OP_U8: num = p[0]; break;
+    case OP_I16: num = (int16_t)wire_le16(p); break;
+    case OP_U16: num = wire_le16(p); break;
+    case OP_I32: num = (int32_t)wire_le32(p); break;
+    case OP_U32: num = wire_le32(p); break;
+    case OP_I64: num = (double)(int64_t)wire_le64(p); break;
+    case OP_U64: num = (double)wire_le64(p); break;
+    case OP_F32: {
+      uint32_t u = wire_le32(p);
+      float fl;
+      memcpy(&fl, &u, sizeof(fl));
+      num = fl;
+      break;
+    }
+    default: {
+      uint64_t u = wire_le64(p);
+      memcpy(&num, &u, sizeof(num));
+      break;
+    }
+    }
+    v[o->slot] = (struct slot_value){.num = num};
+  }
+  return 0;
+}
+
+/* Decodes ev of the given kind: by its plan (ops, found: the slots the plan
+ * fills), else by the generic walk with a slot map (or names). */
+static int decode(const struct nettrace_event *ev, enum event_kind kind,
+                  const struct op *ops, int nops, uint32_t found,
+                  const uint8_t *slot_of, struct counters_sample *s,
+                  char *scratch, size_t scratch_cap) {
+  if (kind == EV_OTHER)
+    return 0;
+  struct fields f;
+  f.found = 0;
+  f.w = (struct walk){.meta = ev->meta,
+                      .c = wire_cursor(ev->payload, ev->payload_len),
+                      .slot_of = slot_of,
+                      .slots = f.v,
+                      .found = &f.found,
+                      .scratch = scratch,
+                      .scratch_cap = scratch_cap};
+  int r;
+  if (ops != NULL) {
+    r = plan_run(ops, (size_t)nops, f.w.c, f.v);
+    f.found = found;
+  } else {
+    r = walk_top(&f.w);
+  }
+  if (r == -ENOTSUP)
+    return 0;
+  if (r < 0)
+    return r;
+  sample_reset(s, ev->timestamp);
+  if (kind == EV_COUNTERS)
+    return decode_event_counters(&f, ev->meta->provider, s);
+  return decode_metrics(kind, &f, s);
+}
+
 int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
                     char *scratch, size_t scratch_cap) {
+  return decode(ev, event_kind(ev->meta), NULL, 0, 0, NULL, s, scratch,
+                scratch_cap);
+}
+
+/* ---- the decoder: plans cached per metadata ---- */
+
+#define DECODER_WAYS 32        /* direct-mapped by metadata id */
+#define DECODER_MAX_FIELDS 256 /* larger field lists are not cached */
+
+struct decoder_entry {
+  const struct nettrace_meta *meta; /* NULL: empty */
+  const struct nettrace_field *fields;
+  uint32_t id, nfields_total;
+  uint8_t kind;
+  int16_t nops;    /* >= 0: ops is a plan; -1: slot_of is a slot map */
+  uint32_t found;  /* the slots the plan fills */
+  void *map;       /* struct op[nops] or uint8_t[nfields_total]; NULL for
+                      EV_OTHER */
+};
+
+struct counters_decoder {
+  struct decoder_entry e[DECODER_WAYS];
+};
+
+struct counters_decoder *counters_decoder_new(void) {
+  return calloc(1, sizeof(struct counters_decoder));
+}
+
+void counters_decoder_reset(struct counters_decoder *d) {
+  if (d == NULL)
+    return;
+  for (size_t i = 0; i < DECODER_WAYS; i++)
+    free(d->e[i].map);
+  memset(d, 0, sizeof(*d));
+}
+
+void counters_decoder_free(struct counters_decoder *d) {
+  counters_decoder_reset(d);
+  free(d);
+}
+
+static int entry_is(const struct decoder_entry *e,
+                    const struct nettrace_meta *m) {
+  return e->meta == m && e->id == m->id && e->fields == m->fields &&
+         e->nfields_total == m->nfields_total;
+}
+
+/* Fills e for m: a plan if the field list has one, else a slot map. */
+static int entry_build(struct decoder_entry *e, const struct nettrace_meta *m,
+                       enum event_kind kind) {
+  void *map = NULL;
+  int nops = -1;
+  uint32_t found = 0;
+  if (kind != EV_OTHER) {
+    if (!m->fields_ok || m->fields == NULL || m->nfields_total == 0 ||
+        m->nfields_total > DECODER_MAX_FIELDS)
+      return -1;
+    struct op ops[DECODER_MAX_FIELDS];
+    struct plan_builder b = {.meta = m, .ops = ops, .cap = DECODER_MAX_FIELDS};
+    if (plan_build(&b) == 0) {
+      map = malloc(b.n ? b.n * sizeof(struct op) : 1);
+      if (map == NULL)
+        return -1;
+      memcpy(map, ops, b.n * sizeof(struct op));
+      nops = (int)b.n;
+      found = b.found;
+    } else {
+      uint8_t *slot_of = malloc(m->nfields_total);
+      if (slot_of == NULL)
+        return -1;
+      for (uint32_t i = 0; i < m->nfields_total; i++)
+        slot_of[i] = slot_by_name(m->fields[i].name);
+      map = slot_of;
+    }
+  }
+  free(e->map);
+  *e = (struct decoder_entry){.meta = m,
+                              .fields = m->fields,
+                              .id = m->id,
+                              .nfields_total = m->nfields_total,
+                              .kind = (uint8_t)kind,
+                              .nops = (int16_t)nops,
+                              .found = found,
+                              .map = map};
+  return 0;
+}
+
+int counters_decoder_decode(struct counters_decoder *d,
+                            const struct nettrace_event *ev,
+                            struct counters_sample *s, char *scratch,
+                            size_t scratch_cap) {
   const struct nettrace_meta *m = ev->meta;
-  int is_ec = strcmp(m->event_name, "EventCounters") == 0;
-  int is_metrics = !is_ec && strcmp(m->provider, "System.Diagnostics.Metrics") == 0;
-  if (!is_ec && !is_metrics)
-    return 0;
-  struct counters_field f[MAX_FIELDS];
-  int n = counters_fields(m, ev->payload, ev->payload_len, f, MAX_FIELDS,
-                          scratch, scratch_cap);
-  if (n == -ENOTSUP)
-    return 0;
-  if (n < 0)
-    return n;
-  sample_reset(s, ev->timestamp);
-  if (is_ec)
-    return decode_event_counters(f, n, m->provider, s);
-  return decode_metrics(m->event_name, f, n, s);
+  struct decoder_entry *e = &d->e[m->id % DECODER_WAYS];
+  if (!entry_is(e, m)) {
+    enum event_kind kind = event_kind(m);
+    if (entry_build(e, m, kind) != 0) /* not cacheable: the slow way */
+      return decode(ev, kind, NULL, 0, 0, NULL, s, scratch, scratch_cap);
+  }
+  if (e->nops >= 0)
+    return decode(ev, (enum event_kind)e->kind, e->map, e->nops, e->found,
+                  NULL, s, scratch, scratch_cap);
+  return decode(ev, (enum event_kind)e->kind, NULL, 0, 0, e->map, s, scratch,
+                scratch_cap);
+}
+
+const char *counters_display_name(const struct counters_sample *s, char *out,
+                                  size_t cap) {
+  if (cap == 0)
+    return "";
+  if (s->display_name_utf16 == NULL ||
+      wire_utf16_to_utf8(s->display_name_utf16, s->display_name_units, out,
+                         cap) < 0)
+    out[0] = 0;
+  return out;
 }
 
 int64_t counters_unix_ms(const struct nettrace_trace_info *ti, uint64_t qpc) {
@@ -359,63 +860,113 @@ int64_t counters_unix_ms(const struct nettrace_trace_info *ti, uint64_t qpc) {
   return ti->sync_time_unix_ms + (int64_t)llround(delta);
 }
 
-/* ---- table ---- */
+/* ---- table ----
+ *
+ * A few dozen entries per target, each ~130 bytes plus its strings: a
+ * linear scan comparing 32-bit hashes first is as fast as anything here. */
 
 void counters_table_init(struct counters_table *t, size_t max) {
   *t = (struct counters_table){.max = max ? max : 1024};
 }
 
+static void entry_free(struct counters_entry *e) {
+  free((char *)e->provider);
+  free(e->hist);
+}
+
 void counters_table_fini(struct counters_table *t) {
+  counters_table_clear(t);
   free(t->entries);
   *t = (struct counters_table){.max = t->max};
 }
 
-void counters_table_clear(struct counters_table *t) { t->n = 0; }
+void counters_table_clear(struct counters_table *t) {
+  for (size_t i = 0; i < t->n; i++)
+    entry_free(&t->entries[i]);
+  t->n = 0;
+}
 
-static int make_key(char *key, size_t cap, const struct counters_sample *s) {
-  int l = snprintf(key, cap, "%s\x1f%s\x1f%s", s->provider, s->name, s->tags);
-  return l < 0 || (size_t)l >= cap ? -1 : 0;
+/* 32-bit FNV-1a over the three strings, each with its terminator. */
+static uint32_t key_hash(const char *provider, const char *name,
+                         const char *tags) {
+  uint32_t h = 2166136261u;
+  const char *parts[3] = {provider, name, tags};
+  for (int k = 0; k < 3; k++) {
+    const unsigned char *p = (const unsigned char *)parts[k];
+    do
+      h = (h ^ *p) * 16777619u;
+    while (*p++);
+  }
+  return h;
+}
+
+static struct counters_entry *table_find(struct counters_table *t,
+                                         const struct counters_sample *s,
+                                         uint32_t h) {
+  for (size_t i = 0; i < t->n; i++) {
+    struct counters_entry *e = &t->entries[i];
+    if (e->hash == h && strcmp(e->name, s->name) == 0 &&
+        strcmp(e->provider, s->provider) == 0 && strcmp(e->tags, s->tags) == 0)
+      return e;
+  }
+  return NULL;
+}
+
+/* Longest provider, name and tags kept (bounded memory per entry); a
+ * sample with longer ones counts as overflow. */
+#define MAX_PROVIDER 255
+#define MAX_NAME 255
+#define MAX_TAGS 1023
+
+static struct counters_entry *table_add(struct counters_table *t,
+                                        const struct counters_sample *s,
+                                        uint32_t h) {
+  size_t lp = strlen(s->provider), ln = strlen(s->name), lt = strlen(s->tags);
+  if (t->n >= t->max || lp > MAX_PROVIDER || ln > MAX_NAME || lt > MAX_TAGS)
+    return NULL;
+  if (t->n == t->cap) {
+    size_t cap = t->cap ? t->cap + t->cap / 2 : 16;
+    if (cap > t->max)
+      cap = t->max;
+    struct counters_entry *ne = realloc(t->entries, cap * sizeof(*ne));
+    if (ne == NULL)
+      return NULL;
+    t->entries = ne;
+    t->cap = cap;
+  }
+  char *str = malloc(lp + ln + lt + 3);
+  struct counters_histogram *hist = NULL;
+  if (str == NULL || (s->kind == COUNTERS_HISTOGRAM &&
+                      (hist = calloc(1, sizeof(*hist))) == NULL)) {
+    free(str);
+    return NULL;
+  }
+  memcpy(str, s->provider, lp + 1);
+  memcpy(str + lp + 1, s->name, ln + 1);
+  memcpy(str + lp + 1 + ln + 1, s->tags, lt + 1);
+  struct counters_entry *e = &t->entries[t->n++];
+  *e = (struct counters_entry){.provider = str,
+                               .name = str + lp + 1,
+                               .tags = str + lp + 1 + ln + 1,
+                               .hash = h,
+                               .kind = s->kind,
+                               .hist = hist};
+  return e;
 }
 
 struct counters_entry *counters_table_update(struct counters_table *t,
                                              const struct counters_sample *s,
                                              int64_t time_ms) {
-  char key[sizeof(((struct counters_entry *)0)->key)];
-  if (make_key(key, sizeof(key), s) != 0) {
+  uint32_t h = key_hash(s->provider, s->name, s->tags);
+  struct counters_entry *e = table_find(t, s, h);
+  if (e == NULL && (e = table_add(t, s, h)) == NULL) {
     t->overflow++;
     return NULL;
   }
-  struct counters_entry *e = NULL;
-  for (size_t i = 0; i < t->n; i++) {
-    if (strcmp(t->entries[i].key, key) == 0) {
-      e = &t->entries[i];
-      break;
-    }
-  }
-  if (e == NULL) {
-    if (t->n >= t->max) {
-      t->overflow++;
-      return NULL;
-    }
-    if (t->n == t->cap) {
-      size_t cap = t->cap ? t->cap * 2 : 32;
-      if (cap > t->max)
-        cap = t->max;
-      struct counters_entry *ne = realloc(t->entries, cap * sizeof(*ne));
-      if (ne == NULL) {
-        t->overflow++;
-        return NULL;
-      }
-      t->entries = ne;
-      t->cap = cap;
-    }
-    e = &t->entries[t->n++];
-    memset(e, 0, sizeof(*e));
-    memcpy(e->key, key, sizeof(key));
-    snprintf(e->provider, sizeof(e->provider), "%s", s->provider);
-    snprintf(e->name, sizeof(e->name), "%s", s->name);
-    snprintf(e->tags, sizeof(e->tags), "%s", s->tags);
-    e->kind = s->kind;
+  if (s->kind == COUNTERS_HISTOGRAM && e->hist == NULL &&
+      (e->hist = calloc(1, sizeof(*e->hist))) == NULL) {
+    t->overflow++; /* an entry that changed kind; no memory for it */
+    return NULL;
   }
   snprintf(e->units, sizeof(e->units), "%s", s->units);
   e->kind = s->kind;
@@ -425,11 +976,12 @@ struct counters_entry *counters_table_update(struct counters_table *t,
       e->total += s->value;
   }
   if (s->kind == COUNTERS_HISTOGRAM) {
-    e->nquantiles = s->nquantiles;
-    memcpy(e->quantile, s->quantile, sizeof(e->quantile));
-    memcpy(e->quantile_value, s->quantile_value, sizeof(e->quantile_value));
-    e->count = s->count;
-    e->sum = s->sum;
+    struct counters_histogram *hg = e->hist;
+    hg->nquantiles = s->nquantiles;
+    memcpy(hg->quantile, s->quantile, sizeof(hg->quantile));
+    memcpy(hg->quantile_value, s->quantile_value, sizeof(hg->quantile_value));
+    hg->count = s->count;
+    hg->sum = s->sum;
     if (!isnan(s->count) && s->count >= 0)
       e->total += s->count;
   }

@@ -52,7 +52,11 @@ struct counters_sample {
   enum counters_kind kind;
   const char *provider;     /* EventSource or Meter name */
   const char *name;         /* counter or instrument name */
-  const char *display_name; /* "" for meters */
+  /* EventCounters' DisplayName, left in the payload (UTF-16LE, no
+   * terminator; units 0 for meters): nothing is published from it, so it
+   * costs nothing unless counters_display_name() is asked for it. */
+  const uint8_t *display_name_utf16;
+  uint32_t display_name_units;
   const char *units;        /* DisplayUnits or the instrument's unit */
   const char *tags;         /* meters: "k=v,k=v" ("" for none) */
   const char *session;      /* meters: the sessionId field ("" otherwise) */
@@ -76,30 +80,56 @@ struct counters_sample {
 int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
                     char *scratch, size_t scratch_cap);
 
+/* The same, faster, for the events of one stream: a decoder remembers per
+ * event metadata whether its events are counter samples and where in the
+ * payload the fields it needs are (names compared once per metadata, not
+ * once per event; strings converted only when used). Its cache is keyed by
+ * the metadata of one reader: reset it (or use a new decoder) when the
+ * stream's reader is replaced. Bounded: 32 metadata entries of at most 256
+ * fields each (others are decoded as counters_decode does). */
+struct counters_decoder;
+struct counters_decoder *counters_decoder_new(void); /* NULL on ENOMEM */
+void counters_decoder_free(struct counters_decoder *d); /* accepts NULL */
+void counters_decoder_reset(struct counters_decoder *d);
+int counters_decoder_decode(struct counters_decoder *d,
+                            const struct nettrace_event *ev,
+                            struct counters_sample *s, char *scratch,
+                            size_t scratch_cap);
+
+/* The sample's DisplayName as UTF-8 in out[cap] ("" when absent or when it
+ * does not fit); valid while the event's payload is. Returns out. */
+const char *counters_display_name(const struct counters_sample *s, char *out,
+                                  size_t cap);
+
 /* Unix time in ms of a QPC timestamp, given the Trace object; 0 when
  * unknown (no Trace, no frequency, or a result no clock can have). */
 int64_t counters_unix_ms(const struct nettrace_trace_info *ti, uint64_t qpc);
 
 /* ---- latest values per target ---- */
 
+/* Histogram state, kept only for histogram entries. */
+struct counters_histogram {
+  uint32_t nquantiles;
+  double quantile[COUNTERS_MAX_QUANTILES];
+  double quantile_value[COUNTERS_MAX_QUANTILES];
+  double count, sum;
+};
+
 struct counters_entry {
-  char key[320];      /* provider + '\x1f' + name + '\x1f' + tags */
-  char provider[128];
-  char name[128];
-  char tags[192];
-  char units[32];
+  const char *provider; /* these three: one allocation the entry owns */
+  const char *name;
+  const char *tags;
+  uint32_t hash;        /* of provider, name and tags */
   enum counters_kind kind;
+  char units[32];
   double value;       /* latest value (see counters_sample) */
   double total;       /* SUM/RATE: running total of increments since the
                          entry was created; HISTOGRAM: running total of
                          counts; others: unused */
   uint64_t published; /* for the consumer: `updates` when it last used it */
-  uint32_t nquantiles;
-  double quantile[COUNTERS_MAX_QUANTILES];
-  double quantile_value[COUNTERS_MAX_QUANTILES];
-  double count, sum;  /* histogram */
-  int64_t time_ms;    /* unix ms of the latest sample */
   uint64_t updates;   /* samples merged into this entry */
+  int64_t time_ms;    /* unix ms of the latest sample */
+  struct counters_histogram *hist; /* HISTOGRAM entries; else NULL */
 };
 
 struct counters_table {

@@ -129,15 +129,16 @@ size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
                                        : "derive");
     return 1;
   case COUNTERS_HISTOGRAM:
-    for (uint32_t i = 0; i < e->nquantiles && n < max; i++) {
+    for (uint32_t i = 0; e->hist != NULL && i < e->hist->nquantiles && n < max;
+         i++) {
       r = &rows[n++];
       memset(r, 0, sizeof(*r));
       char suffix[16];
-      snprintf(suffix, sizeof(suffix), "p%g", e->quantile[i] * 100);
+      snprintf(suffix, sizeof(suffix), "p%g", e->hist->quantile[i] * 100);
       naming_type_instance(e->provider, e->name, e->tags, suffix,
                            r->type_instance, sizeof(r->type_instance));
       snprintf(r->type, sizeof(r->type), "%s", is_bytes(e->units) ? "bytes" : "gauge");
-      r->gauge = e->quantile_value[i];
+      r->gauge = e->hist->quantile_value[i];
     }
     if (n < max) {
       r = &rows[n++];

@@ -42,6 +42,7 @@ struct session {
   int fd;
   uint64_t id;
   struct nettrace_reader *reader;
+  struct counters_decoder *decoder; /* keyed by the reader's metadata */
   char meter_session[64];
   char error[256];
 };
@@ -53,7 +54,8 @@ static _Thread_local char scratch[SCRATCH_SIZE];
 static void on_event(void *ctx, const struct nettrace_event *ev) {
   struct session *s = ctx;
   struct counters_sample smp;
-  int r = counters_decode(ev, &smp, scratch, sizeof(scratch));
+  int r = counters_decoder_decode(s->decoder, ev, &smp, scratch,
+                                  sizeof(scratch));
   if (r <= 0)
     return; /* not a counter, or malformed: skip this event only */
   if (smp.session[0] != 0 && strcmp(smp.session, s->meter_session) != 0)
@@ -107,7 +109,10 @@ struct session *session_new(const struct ipc_endpoint *ep,
   if (s->cfg.timeout_ms <= 0)
     s->cfg.timeout_ms = 3000;
   s->strings = dup_strings(&s->cfg);
-  if (s->strings == NULL) {
+  s->decoder = counters_decoder_new();
+  if (s->strings == NULL || s->decoder == NULL) {
+    free(s->strings);
+    counters_decoder_free(s->decoder);
     free(s);
     return NULL;
   }
@@ -125,6 +130,7 @@ void session_free(struct session *s) {
   if (s->fd >= 0)
     close(s->fd);
   nettrace_reader_free(s->reader);
+  counters_decoder_free(s->decoder);
   free(s->strings);
   free(s);
 }
@@ -169,6 +175,7 @@ int session_start(struct session *s, struct ipc_error *err) {
   close_stream(s);
   s->error[0] = 0;
   nettrace_reader_free(s->reader);
+  counters_decoder_reset(s->decoder); /* its cache was of the old reader */
   s->reader = nettrace_reader_new(&s->cfg.limits, on_event, s);
   if (s->reader == NULL)
     return -ENOMEM;

@@ -157,7 +157,9 @@ struct run {
   struct nettrace_stats stats;
   int feed_rc, finish_rc;
   const struct nettrace_reader *reader;
-  char scratch[8192];
+  struct counters_decoder *dec; /* compared with counters_decode */
+  uint64_t differ;              /* events where the two disagree */
+  char scratch[8192], scratch2[8192];
 };
 
 /* 64-bit FNV-1a. */
@@ -176,6 +178,33 @@ static uint64_t fnv_num(uint64_t h, double v) {
   if (isnan(v))
     v = NAN; /* one NaN pattern */
   return fnv(h, &v, sizeof(v));
+}
+
+static uint64_t sample_hash(uint64_t h, const struct counters_sample *s) {
+  h = fnv_str(h, s->provider);
+  h = fnv_str(h, s->name);
+  char dn[256];
+  h = fnv_str(h, counters_display_name(s, dn, sizeof(dn)));
+  h = fnv_str(h, s->units);
+  h = fnv_str(h, s->tags);
+  h = fnv_str(h, s->session);
+  h = fnv(h, &s->kind, sizeof(s->kind));
+  h = fnv_num(h, s->value);
+  h = fnv_num(h, s->total);
+  h = fnv_num(h, s->min);
+  h = fnv_num(h, s->max);
+  h = fnv_num(h, s->stddev);
+  h = fnv_num(h, s->count);
+  h = fnv_num(h, s->sum);
+  h = fnv_num(h, s->interval_sec);
+  h = fnv(h, &s->series_ms, sizeof(s->series_ms));
+  h = fnv(h, &s->timestamp, sizeof(s->timestamp));
+  h = fnv(h, &s->nquantiles, sizeof(s->nquantiles));
+  for (uint32_t i = 0; i < s->nquantiles; i++) {
+    h = fnv_num(h, s->quantile[i]);
+    h = fnv_num(h, s->quantile_value[i]);
+  }
+  return h;
 }
 
 /* triggerdump's counter_label(): q < 0 for the value, else a quantile. */
@@ -226,32 +255,19 @@ static void run_cb(void *ctx, const struct nettrace_event *ev) {
   h = fnv(h, &ev->sequence, sizeof(ev->sequence));
   h = fnv(h, &ev->payload_len, sizeof(ev->payload_len));
   h = fnv(h, ev->payload, ev->payload_len);
-  struct counters_sample s;
+  struct counters_sample s, s2;
   int d = counters_decode(ev, &s, r->scratch, sizeof(r->scratch));
+  uint64_t hs = d == 1 ? sample_hash(0xcbf29ce484222325ULL, &s) : 0;
+  /* the decoder with its per-metadata cache must agree exactly */
+  int d2 = counters_decoder_decode(r->dec, ev, &s2, r->scratch2,
+                                   sizeof(r->scratch2));
+  if (d2 != d || (d == 1 && sample_hash(0xcbf29ce484222325ULL, &s2) != hs))
+    r->differ++;
   if (d < 0)
     r->bad++;
   if (d == 1) {
     r->nsamples++;
-    h = fnv_str(h, s.provider);
-    h = fnv_str(h, s.name);
-    h = fnv_str(h, s.display_name);
-    h = fnv_str(h, s.units);
-    h = fnv_str(h, s.tags);
-    h = fnv_str(h, s.session);
-    h = fnv(h, &s.kind, sizeof(s.kind));
-    h = fnv_num(h, s.value);
-    h = fnv_num(h, s.total);
-    h = fnv_num(h, s.min);
-    h = fnv_num(h, s.max);
-    h = fnv_num(h, s.stddev);
-    h = fnv_num(h, s.count);
-    h = fnv_num(h, s.sum);
-    h = fnv_num(h, s.interval_sec);
-    h = fnv(h, &s.nquantiles, sizeof(s.nquantiles));
-    for (uint32_t i = 0; i < s.nquantiles; i++) {
-      h = fnv_num(h, s.quantile[i]);
-      h = fnv_num(h, s.quantile_value[i]);
-    }
+    h = sample_hash(h, &s);
     if (r->keep) {
       if (s.kind == COUNTERS_HISTOGRAM)
         for (uint32_t i = 0; i < s.nquantiles; i++)
@@ -270,7 +286,8 @@ static void run_cb(void *ctx, const struct nettrace_event *ev) {
  * split is nonzero, data[0..split) then the rest. */
 static void run_stream(const uint8_t *data, size_t len, size_t chunk,
                        size_t split, struct run *r) {
-  r->events = r->nsamples = r->bad = r->nkept = 0;
+  r->events = r->nsamples = r->bad = r->nkept = r->differ = 0;
+  counters_decoder_reset(r->dec);
   r->checksum = 0xcbf29ce484222325ULL;
   r->feed_rc = r->finish_rc = 0;
   r->have_info = 0;
@@ -310,9 +327,15 @@ static struct run *run_new(int keep) {
   if (r == NULL)
     return NULL;
   r->keep = keep;
+  r->dec = counters_decoder_new();
+  if (r->dec == NULL) {
+    free(r);
+    return NULL;
+  }
   if (keep) {
     r->samples = calloc(MAX_SAMPLES, sizeof(*r->samples));
     if (r->samples == NULL) {
+      counters_decoder_free(r->dec);
       free(r);
       return NULL;
     }
@@ -323,6 +346,7 @@ static struct run *run_new(int keep) {
 static void run_free(struct run *r) {
   if (r == NULL)
     return;
+  counters_decoder_free(r->dec);
   free(r->samples);
   free(r->prefix);
   free(r);
@@ -334,6 +358,7 @@ static int same_run(const struct run *a, const struct run *b) {
   return a->feed_rc == b->feed_rc && a->finish_rc == b->finish_rc &&
          a->events == b->events && a->nsamples == b->nsamples &&
          a->bad == b->bad && a->checksum == b->checksum &&
+         a->differ == b->differ &&
          a->stats.bytes == b->stats.bytes &&
          a->stats.dropped == b->stats.dropped &&
          a->stats.event_blocks == b->stats.event_blocks &&
@@ -354,6 +379,7 @@ static int test_chunks_of(const struct fixture *fx) {
   EXPECT_EQ_U64(fx->len, whole->stats.bytes);
   EXPECT_EQ_U64(0, whole->stats.dropped);
   EXPECT_EQ_U64(0, whole->bad);
+  EXPECT_EQ_U64(0, whole->differ); /* counters_decoder == counters_decode */
   CHECK(whole->events > 50);
   CHECK(whole->nsamples > 50);
   printf("# %s: %zu bytes, %" PRIu64 " events, %" PRIu64

@@ -100,6 +100,73 @@ DEF_TEST(utf16) {
   return 0;
 }
 
+/* The word-at-a-time paths of wire_utf16z and wire_utf16_to_utf8 against
+ * plain per-unit references: every length 0..40, the terminator and a
+ * non-ASCII unit at every position, every output capacity. */
+static size_t ref_units(const uint8_t *p, size_t len) {
+  for (size_t i = 0; i + 1 < len; i += 2)
+    if (p[i] == 0 && p[i + 1] == 0)
+      return i / 2;
+  return (size_t)-1;
+}
+
+DEF_TEST(utf16_fast_paths) {
+  uint8_t buf[96];
+  char out[160], ref[160];
+  for (size_t n = 0; n <= 40; n++) {
+    for (size_t odd = 0; odd <= n; odd++) { /* odd == n: all ASCII */
+      for (size_t i = 0; i < n; i++) {
+        uint16_t u = (uint16_t)('a' + i % 26);
+        if (i == odd)
+          u = i % 2 ? 0xe9 : 0x20ac; /* 2 and 3 UTF-8 bytes */
+        buf[2 * i] = (uint8_t)u;
+        buf[2 * i + 1] = (uint8_t)(u >> 8);
+      }
+      buf[2 * n] = buf[2 * n + 1] = 0;
+      memset(buf + 2 * n + 2, 'x', sizeof(buf) - 2 * n - 2);
+      struct wire_cursor c = wire_cursor(buf, sizeof(buf));
+      const uint8_t *start = NULL;
+      size_t units = 0;
+      CHECK(wire_utf16z(&c, &start, &units) == 0);
+      EXPECT_EQ_INT(n, units);
+      EXPECT_EQ_INT(ref_units(buf, sizeof(buf)), units);
+      EXPECT_EQ_INT(sizeof(buf) - 2 * n - 2, c.len);
+      /* no terminator within the cursor: refused, whatever follows */
+      c = wire_cursor(buf, 2 * n + 1);
+      CHECK(wire_utf16z(&c, &start, &units) == -1);
+      /* the reference conversion: one unit at a time */
+      size_t o = 0;
+      for (size_t i = 0; i < n; i++) {
+        uint16_t u = wire_le16(buf + 2 * i);
+        if (u < 0x80) {
+          ref[o++] = (char)u;
+        } else if (u < 0x800) {
+          ref[o++] = (char)(0xC0 | u >> 6);
+          ref[o++] = (char)(0x80 | (u & 0x3F));
+        } else {
+          ref[o++] = (char)(0xE0 | u >> 12);
+          ref[o++] = (char)(0x80 | ((u >> 6) & 0x3F));
+          ref[o++] = (char)(0x80 | (u & 0x3F));
+        }
+      }
+      ref[o] = 0;
+      for (size_t cap = 1; cap <= o + 2; cap++) {
+        memset(out, 'y', sizeof(out));
+        long l = wire_utf16_to_utf8(buf, n, out, cap);
+        if (cap > o) {
+          EXPECT_EQ_INT((long)o, l);
+          EXPECT_EQ_STR(ref, out);
+        } else {
+          EXPECT_EQ_INT(-1, l);
+          EXPECT_EQ_STR("", out);
+        }
+        CHECK(out[cap] == 'y'); /* nothing written past cap */
+      }
+    }
+  }
+  return 0;
+}
+
 DEF_TEST(ipc_messages) {
   uint8_t msg[64];
   long n = ipc_message_encode(msg, sizeof(msg), IPC_SET_PROCESS,
@@ -213,7 +280,8 @@ DEF_TEST(event_counter_mean) {
   EXPECT_EQ_INT(COUNTERS_MEAN, s.kind);
   EXPECT_EQ_STR("Contoso", s.provider);
   EXPECT_EQ_STR("request-time", s.name);
-  EXPECT_EQ_STR("Request Time", s.display_name);
+  char dn[64];
+  EXPECT_EQ_STR("Request Time", counters_display_name(&s, dn, sizeof(dn)));
   EXPECT_EQ_STR("ms", s.units);
   EXPECT_EQ_DOUBLE(20, s.value, 0);
   EXPECT_EQ_DOUBLE(10, s.min, 0);
@@ -279,6 +347,40 @@ DEF_TEST(event_counter_sum_and_table) {
   CHECK(counters_table_update(&t, &s, 0) == NULL);
   EXPECT_EQ_INT(2, t.n);
   EXPECT_EQ_INT(1, t.overflow);
+  counters_table_fini(&t);
+
+  /* keys are copied (the sample's strings may go), bounded in length; a
+   * histogram entry has its quantiles, also after a change of kind */
+  counters_table_init(&t, 0);
+  static char tags[1100];
+  memset(tags, 'k', sizeof(tags) - 1);
+  s.tags = tags;
+  CHECK(counters_table_update(&t, &s, 0) == NULL); /* 1099 > 1023 */
+  tags[1023] = 0;
+  struct counters_entry *e = counters_table_update(&t, &s, 0);
+  CHECK(e != NULL && e->hist == NULL && strlen(e->tags) == 1023);
+  tags[0] = 'x'; /* the entry has its own copy */
+  CHECK(e->tags[0] == 'k');
+  EXPECT_EQ_INT(1, t.overflow);
+  s.kind = COUNTERS_HISTOGRAM;
+  s.nquantiles = 1;
+  s.quantile[0] = 0.5;
+  s.quantile_value[0] = 7;
+  s.count = 3;
+  s.tags = "k=1";
+  e = counters_table_update(&t, &s, 0); /* new key */
+  CHECK(e != NULL && e->hist != NULL && e->hist->nquantiles == 1);
+  EXPECT_EQ_DOUBLE(7, e->hist->quantile_value[0], 0);
+  s.tags = "";
+  s.name = "c";
+  s.kind = COUNTERS_SUM;
+  CHECK(counters_table_update(&t, &s, 0) != NULL);
+  s.kind = COUNTERS_HISTOGRAM;
+  e = counters_table_update(&t, &s, 0); /* same key, now a histogram */
+  CHECK(e != NULL && e->hist != NULL && e->hist->count == 3);
+  EXPECT_EQ_INT(3, t.n);
+  counters_table_clear(&t);
+  EXPECT_EQ_INT(0, t.n);
   counters_table_fini(&t);
   return 0;
 }
@@ -383,6 +485,81 @@ DEF_TEST(meters) {
   return 0;
 }
 
+/* The Metrics provider's numbers are text: whatever path parses them, the
+ * value is the double strtod gives (NAN when strtod stops early). */
+DEF_TEST(meter_numbers) {
+  struct nettrace_meta m = {.provider = "System.Diagnostics.Metrics",
+                            .event_name = "CounterRateValuePublished",
+                            .fields = rate_fields,
+                            .nfields_total = 9,
+                            .nfields = 9,
+                            .fields_ok = 1};
+  static const char *const fixed[] = {
+      "0", "-0", "1", "-1", ".5", "5.", "0.1", "0.3", "1e3", "-2.5E-3",
+      "123456789012345", "1234567890123456", "9007199254740993",
+      "0.000000000000000000001", "0.0000000000000000000001",
+      "0.00000000000000000000001", "3.14159265358979", "99999999999999.9",
+      "1.7976931348623157E+308", "4.9E-324", "00000000000000000000012",
+      "12.34.5", "-", ".", "+5", " 5", "5 ", "1,5", "NaN", "Infinity", "0x10",
+      "-.5", "--5", "1.2.", "12345678901234567890123"};
+  char text[64];
+  struct counters_decoder *d = counters_decoder_new();
+  CHECK(d != NULL);
+  unsigned seed = 12345;
+  for (int k = 0; k < 2000 + (int)(sizeof(fixed) / sizeof(fixed[0])); k++) {
+    if (k < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+      snprintf(text, sizeof(text), "%s", fixed[k]);
+    } else { /* random decimals: 1..20 digits, a point anywhere, a sign */
+      seed = seed * 1103515245u + 12345u;
+      int len = 1 + (int)(seed >> 16) % 20, o = 0;
+      if ((seed >> 8) & 1)
+        text[o++] = '-';
+      seed = seed * 1103515245u + 12345u;
+      int dot = (int)(seed >> 16) % (len + 2);
+      for (int i = 0; i < len; i++) {
+        if (i == dot)
+          text[o++] = '.';
+        seed = seed * 1103515245u + 12345u;
+        text[o++] = (char)('0' + (seed >> 16) % 10);
+      }
+      text[o] = 0;
+    }
+    struct buf b = {.n = 0};
+    put_wstr(&b, "SHARED");
+    put_wstr(&b, "M");
+    put_wstr(&b, "");
+    put_wstr(&b, "i");
+    put_wstr(&b, "");
+    put_wstr(&b, "");
+    put_wstr(&b, text);
+    put_wstr(&b, "1");
+    put_u32(&b, 7);
+    struct nettrace_event ev = {
+        .meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+    char *end;
+    double want = strtod(text, &end);
+    int is_num = text[0] != 0 && *end == 0 && !isnan(want);
+    struct counters_sample s;
+    char scratch[512];
+    for (int way = 0; way < 2; way++) {
+      int r = way ? counters_decoder_decode(d, &ev, &s, scratch,
+                                            sizeof(scratch))
+                  : counters_decode(&ev, &s, scratch, sizeof(scratch));
+      if (!is_num) {
+        EXPECT_EQ_INT(0, r); /* no rate (or NaN): not a sample */
+        continue;
+      }
+      EXPECT_EQ_INT(1, r);
+      if (memcmp(&s.value, &want, sizeof(want)) != 0) {
+        printf("# \"%s\": %.17g, strtod %.17g\n", text, s.value, want);
+        CHECK(0);
+      }
+    }
+  }
+  counters_decoder_free(d);
+  return 0;
+}
+
 DEF_TEST(hostile_metadata) {
   /* An object claiming more children than the field table holds. */
   static const struct nettrace_field f[] = {
@@ -457,9 +634,12 @@ DEF_TEST(naming) {
   naming_type_instance("M", "x", "route=/a/b", "p95", ti, sizeof(ti));
   EXPECT_EQ_STR("M:x:route=_a_b:p95", ti);
 
-  struct counters_entry e = {.kind = COUNTERS_MEAN, .value = 250.5};
-  snprintf(e.provider, sizeof(e.provider), "System.Runtime");
-  snprintf(e.name, sizeof(e.name), "gc-heap-size");
+  struct counters_histogram hist = {0};
+  struct counters_entry e = {.kind = COUNTERS_MEAN,
+                             .value = 250.5,
+                             .provider = "System.Runtime",
+                             .name = "gc-heap-size",
+                             .tags = ""};
   snprintf(e.units, sizeof(e.units), "MB");
   struct naming_row rows[4];
   EXPECT_EQ_INT(1, naming_rows(&e, rows, 4));
@@ -477,12 +657,14 @@ DEF_TEST(naming) {
   naming_rows(&e, rows, 4);
   EXPECT_EQ_STR("percent", rows[0].type);
   e.kind = COUNTERS_HISTOGRAM;
-  e.nquantiles = 3;
-  e.quantile[0] = 0.5, e.quantile[1] = 0.95, e.quantile[2] = 0.99;
+  EXPECT_EQ_INT(1, naming_rows(&e, rows, 4)); /* no histogram state: count */
+  e.hist = &hist;
+  hist.nquantiles = 3;
+  hist.quantile[0] = 0.5, hist.quantile[1] = 0.95, hist.quantile[2] = 0.99;
   e.total = 30;
   snprintf(e.units, sizeof(e.units), "ms");
-  snprintf(e.provider, sizeof(e.provider), "M");
-  snprintf(e.name, sizeof(e.name), "lat");
+  e.provider = "M";
+  e.name = "lat";
   EXPECT_EQ_INT(4, naming_rows(&e, rows, 4));
   EXPECT_EQ_STR("M:lat:p50", rows[0].type_instance);
   EXPECT_EQ_STR("M:lat:p95", rows[1].type_instance);
@@ -496,11 +678,13 @@ DEF_TEST(naming) {
 int main(void) {
   RUN_TEST(varint);
   RUN_TEST(utf16);
+  RUN_TEST(utf16_fast_paths);
   RUN_TEST(ipc_messages);
   RUN_TEST(ipc_strings);
   RUN_TEST(event_counter_mean);
   RUN_TEST(event_counter_sum_and_table);
   RUN_TEST(meters);
+  RUN_TEST(meter_numbers);
   RUN_TEST(hostile_metadata);
   RUN_TEST(naming);
   END_TEST;

@@ -1,7 +1,8 @@
 /**
  * collectd-dotnet - tests/fuzz/fuzz_counters.c
  *
- * libFuzzer target: counters_fields and counters_decode on event metadata
+ * libFuzzer target: counters_fields, counters_decode and a
+ * counters_decoder (which must agree with counters_decode) on event metadata
  * built from the input (types, names, nesting; see fuzz_counters.h) and a
  * payload. The metadata is built as the reader builds it (pre-order, spans
  * and child counts consistent), so what is fuzzed is the payload decoder's
@@ -61,6 +62,32 @@ static int build_field(struct builder *b, int depth, const char *name) {
   return 0;
 }
 
+static int same_num(double a, double b) {
+  return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+static int same_sample(const struct counters_sample *a,
+                       const struct counters_sample *b) {
+  int same = a->kind == b->kind && strcmp(a->provider, b->provider) == 0 &&
+             strcmp(a->name, b->name) == 0 &&
+             strcmp(a->units, b->units) == 0 &&
+             strcmp(a->tags, b->tags) == 0 &&
+             strcmp(a->session, b->session) == 0 &&
+             a->display_name_utf16 == b->display_name_utf16 &&
+             a->display_name_units == b->display_name_units &&
+             same_num(a->value, b->value) && same_num(a->total, b->total) &&
+             same_num(a->min, b->min) && same_num(a->max, b->max) &&
+             same_num(a->stddev, b->stddev) &&
+             same_num(a->count, b->count) && same_num(a->sum, b->sum) &&
+             same_num(a->interval_sec, b->interval_sec) &&
+             a->series_ms == b->series_ms && a->timestamp == b->timestamp &&
+             a->nquantiles == b->nquantiles;
+  for (uint32_t i = 0; same && i < a->nquantiles; i++)
+    same = same_num(a->quantile[i], b->quantile[i]) &&
+           same_num(a->quantile_value[i], b->quantile_value[i]);
+  return same;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 4)
     return 0;
@@ -114,9 +141,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int rc = counters_decode(&e, &s, scratch, scratch_cap);
   if (rc == 1) {
     if (s.provider == NULL || s.name == NULL || s.units == NULL ||
-        s.tags == NULL || s.session == NULL || s.display_name == NULL ||
+        s.tags == NULL || s.session == NULL ||
         s.nquantiles > COUNTERS_MAX_QUANTILES)
       __builtin_trap();
+    if (s.display_name_utf16 != NULL &&
+        (s.display_name_utf16 < payload ||
+         s.display_name_utf16 + 2 * (size_t)s.display_name_units >
+             payload + b.len))
+      __builtin_trap(); /* DisplayName is a view into the payload */
+    char dn[64];
+    (void)counters_display_name(&s, dn, sizeof(dn));
+    /* the decoder (a plan or slot map cached for this metadata) agrees,
+     * the first time and from its cache */
+    struct counters_decoder *d = counters_decoder_new();
+    char *scratch2 = malloc(scratch_cap);
+    for (int pass = 0; d != NULL && scratch2 != NULL && pass < 2; pass++) {
+      struct counters_sample s2;
+      if (counters_decoder_decode(d, &e, &s2, scratch2, scratch_cap) != 1 ||
+          !same_sample(&s, &s2))
+        __builtin_trap();
+    }
+    counters_decoder_free(d);
+    free(scratch2);
     struct counters_table t;
     counters_table_init(&t, 4);
     counters_table_update(&t, &s, 0);
@@ -124,6 +170,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     counters_table_fini(&t);
   } else if (rc != 0 && rc != -EBADMSG) {
     __builtin_trap();
+  } else {
+    struct counters_decoder *d = counters_decoder_new();
+    char *scratch2 = malloc(scratch_cap);
+    for (int pass = 0; d != NULL && scratch2 != NULL && pass < 2; pass++) {
+      struct counters_sample s2;
+      if (counters_decoder_decode(d, &e, &s2, scratch2, scratch_cap) != rc)
+        __builtin_trap();
+    }
+    counters_decoder_free(d);
+    free(scratch2);
   }
   meta.fields_ok = 0; /* a field list the reader did not understand */
   if (counters_fields(&meta, payload, b.len, out, max, scratch, scratch_cap) !=
