@@ -338,6 +338,24 @@ static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
 
 /* Reads up to cap-1 bytes of a /proc file; NUL-terminates. Bytes read or
  * negative errno. */
+/* A one-line /proc file (stat): procfs hands it out whole in the first
+ * read, so a short read is the end (one read instead of two). */
+static long read_proc_line(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  ssize_t n;
+  do
+    n = read(fd, buf, cap - 1);
+  while (n < 0 && errno == EINTR);
+  int e = errno;
+  close(fd);
+  if (n < 0)
+    return -e;
+  buf[n] = 0;
+  return (long)n;
+}
+
 static long read_small_file(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -366,7 +384,7 @@ static long read_small_file(const char *path, char *buf, size_t cap) {
 static int proc_stat_read(pid_t pid, uint64_t *start, uint32_t *comm_hash) {
   char path[64], buf[1024];
   snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  long n = read_small_file(path, buf, sizeof(buf));
+  long n = read_proc_line(path, buf, sizeof(buf));
   if (n < 0)
     return n == -ENOENT ? -ESRCH : (int)n;
   char *p = strrchr(buf, ')');
@@ -547,13 +565,15 @@ int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep) {
  * A scanner keeps instead, per pid + start time, what a process cannot
  * change once started (its TMPDIR from environ, its innermost pid, its mount
  * namespace, its uid), so a pass reads only /proc/<pid>/stat (the start time:
- * identity, pid reuse, zombies) of a process it knows. Each socket directory
+ * identity, pid reuse, zombies) of a process it knows, and of a known
+ * process without a socket only every DISC_RECHECK passes. Each socket directory
  * is listed at most once per pass, and not at all while its mtime says that
  * nothing was created or removed in it since a listing taken well after that
  * mtime (file times come from a coarse clock: a socket created in the same
  * tick as a listing may leave the mtime as it was, hence the margin). */
 #define DISC_MTIME_MARGIN_NS 1000000000LL
 #define DISC_NAME_MAX 80
+#define DISC_RECHECK 10
 
 struct disc_sock {
   pid_t ns_pid;
@@ -593,7 +613,15 @@ struct ipc_discovery {
   unsigned pass;
   char self_mnt[64];
   ssize_t self_mnt_len;
+  ipc_connected_fn connected;
+  void *connected_ctx;
 };
+
+void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
+                                 void *ctx) {
+  d->connected = fn;
+  d->connected_ctx = ctx;
+}
 
 struct ipc_discovery *ipc_discovery_new(void) {
   return calloc(1, sizeof(struct ipc_discovery));
@@ -769,6 +797,17 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
 }
 
 /* The endpoint of a known process, from its directory's listing. */
+/* Whether p's directory holds a socket named for it (marks the directory
+ * used in this pass). */
+static int disc_has_socket(struct ipc_discovery *d, const struct disc_proc *p) {
+  struct disc_dir *dd = &d->dirs[p->dir];
+  disc_dir_refresh(d, dd);
+  for (size_t i = 0; i < dd->nsocks; i++)
+    if (dd->socks[i].ns_pid == p->ns_pid)
+      return 1;
+  return 0;
+}
+
 static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
                          struct ipc_endpoint *ep) {
   struct disc_dir *dd = &d->dirs[p->dir];
@@ -815,14 +854,25 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
     long pid = strtol(de->d_name, &end, 10);
     if (*end != 0 || pid <= 0 || pid > INT_MAX)
       continue;
-    uint64_t start;
-    uint32_t comm;
-    if (proc_stat_read((pid_t)pid, &start, &comm) != 0)
-      continue; /* gone, or a zombie */
     struct disc_proc *p = disc_proc_get(d, (pid_t)pid);
     if (p == NULL)
       continue;
     p->seen = d->pass;
+    /* A process looked at before that has no socket is, nearly always,
+     * just not .NET: its stat is read again only every DISC_RECHECK
+     * passes (staggered by pid) to catch pid reuse and exec. Its socket
+     * appearing in its directory brings it back at once. */
+    if (p->known && (d->pass + (unsigned)pid) % DISC_RECHECK != 0 &&
+        !disc_has_socket(d, p))
+      continue;
+    uint64_t start = p->start_time;
+    uint32_t comm = p->comm_hash;
+    if (p->known && d->connected != NULL &&
+        d->connected(d->connected_ctx, p->pid, p->start_time)) {
+      /* streaming to the caller: alive, and the same process */
+    } else if (proc_stat_read((pid_t)pid, &start, &comm) != 0) {
+      continue; /* gone, or a zombie */
+    }
     /* an exec keeps pid and start time but may bring another TMPDIR or
      * mount namespace: a new comm says so, and we look again */
     if (!p->known || p->start_time != start || p->comm_hash != comm) {

@@ -100,6 +100,13 @@ struct ipc_discovery *ipc_discovery_new(void);
 void ipc_discovery_free(struct ipc_discovery *d);
 /* Like ipc_endpoint_list, with what d remembers. */
 int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx);
+/* Optional: fn(ctx, pid, start_time) returns 1 while the caller holds an
+ * open stream from that very process (it cannot have exited or been
+ * replaced: its end would close the stream), so a pass need not read its
+ * /proc/<pid>/stat. Called from ipc_discovery_scan. */
+typedef int (*ipc_connected_fn)(void *ctx, pid_t pid, uint64_t start_time);
+void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
+                                 void *ctx);
 
 /* Connects to the endpoint (non-blocking connect bounded by timeout_ms),
  * then verifies the peer with SO_PEERCRED: its pid must be ep->pid, or, where
