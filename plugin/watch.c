@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -30,6 +31,8 @@
 #define MISS_PASSES 5 /* empty discovery passes before "matches no process" */
 #define RETRY_STR "10" /* RETRY_SEC, for messages */
 #define ENDED_MAX 64
+#define COALESCE_MS 50  /* the reader's pause after a wakeup for data ... */
+#define COALESCE_MIN 16 /* ... with at least this many sessions (see there) */
 
 struct target {
   struct target *next;
@@ -43,6 +46,7 @@ struct target {
   struct session *session;
   struct counters_table table;
   time_t started;
+  int arm_errno; /* the reader could not add its stream to epoll */
   int quiet; /* earlier sessions with this process failed at once: log its
                 start and a quick end at debug level */
 };
@@ -82,6 +86,7 @@ struct watch {
   int stopping;
   int started;
   int wake[2];
+  int epoll; /* the reader's: the wake pipe and every live stream */
   int cancel; /* eventfd, written once by watch_stop: ends the connector's
                  IPC waits at once (ipc_set_cancel_fd) */
   pthread_t reader, connector;
@@ -147,8 +152,11 @@ struct watch *watch_new(const struct watch_config *cfg) {
   w->rule_warned = calloc(cfg->nrules + 1, sizeof(int));
   w->wake[0] = w->wake[1] = -1;
   w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  w->epoll = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event wev = {.events = EPOLLIN, .data.ptr = NULL};
   if (w->seen == NULL || w->rule_warned == NULL || w->cancel < 0 ||
-      pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+      w->epoll < 0 || pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+      epoll_ctl(w->epoll, EPOLL_CTL_ADD, w->wake[0], &wev) != 0) {
     free(w->seen);
     free(w->rule_warned);
     if (w->wake[0] >= 0) {
@@ -157,6 +165,8 @@ struct watch *watch_new(const struct watch_config *cfg) {
     }
     if (w->cancel >= 0)
       close(w->cancel);
+    if (w->epoll >= 0)
+      close(w->epoll);
     free(w);
     return NULL;
   }
@@ -191,13 +201,62 @@ static void on_sample(void *ctx, const struct counters_sample *s,
   pthread_mutex_unlock(&w->lock);
 }
 
+/* The stream of t ended (r: session_read's result): log it, tell the
+ * connector, unlink and free t. */
+static void reader_end(struct watch *w, struct target *t, int r) {
+  time_t lived = time(NULL) - t->started;
+  int failed = r != -EPIPE || lived < RETRY_SEC;
+  wlog(w,
+       t->quiet && lived < RETRY_SEC ? WATCH_LOG_DEBUG
+       : r == -EPIPE                 ? WATCH_LOG_INFO
+                                     : WATCH_LOG_WARNING,
+       "instance \"%s\": session with pid %d ended: %s%s", t->instance,
+       (int)t->ep.pid, session_error(t->session),
+       r != -EPIPE ? " (retrying every " RETRY_STR " s; repeats logged "
+                     "at debug level)"
+                   : "");
+  pthread_mutex_lock(&w->lock);
+  /* the connector is behind: drop the oldest */
+  if (w->nended == ENDED_MAX) {
+    memmove(w->ended, w->ended + 1, (ENDED_MAX - 1) * sizeof(w->ended[0]));
+    w->nended--;
+  }
+  w->ended[w->nended++] = (struct ended){.pid = t->ep.pid,
+                                         .start_time = t->ep.start_time,
+                                         .failed = failed,
+                                         .lived = lived};
+  for (struct target **pp = &w->live; *pp; pp = &(*pp)->next) {
+    if (*pp == t) {
+      *pp = t->next;
+      break;
+    }
+  }
+  w->stats.sessions_ended++;
+  w->stats.bytes += session_stats(t->session)->bytes;
+  pthread_cond_broadcast(&w->cond); /* let the connector look again */
+  pthread_mutex_unlock(&w->lock);
+  target_free(t);
+}
+
+/* (Re)arms t's stream in the epoll set for one event. One-shot: a
+ * registration fires once and stays off until re-armed after a read that
+ * left the session alive, so no event can come for a session that has
+ * ended, even while a forked child still holds a copy of its fd. */
+static int reader_arm(struct watch *w, struct target *t, int op) {
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
+  return epoll_ctl(w->epoll, op, session_fd(t->session), &ev);
+}
+
+static size_t live_count(struct watch *w);
+
+/* The reader: one thread for all sessions, woken by epoll for the streams
+ * that have data (a wakeup costs the same with 1 or 500 sessions). */
 static void *reader_main(void *arg) {
   struct watch *w = arg;
-  struct pollfd *pfd = NULL;
-  struct target **who = NULL;
-  size_t cap = 0;
+  struct epoll_event ev[64];
 
   for (;;) {
+    struct target *adopted = NULL;
     pthread_mutex_lock(&w->lock);
     if (w->stopping) {
       pthread_mutex_unlock(&w->lock);
@@ -209,94 +268,57 @@ static void *reader_main(void *arg) {
       w->pending = t->next;
       t->next = w->live;
       w->live = t;
-    }
-    size_t n = 1;
-    for (struct target *t = w->live; t; t = t->next)
-      n++;
-    if (n > cap) {
-      size_t nc = n + 16;
-      struct pollfd *np = realloc(pfd, nc * sizeof(*np));
-      if (np)
-        pfd = np;
-      struct target **nw = realloc(who, nc * sizeof(*nw));
-      if (nw)
-        who = nw;
-      if (np && nw)
-        cap = nc;
-    }
-    size_t k = 0;
-    if (cap > 0) {
-      pfd[k++] = (struct pollfd){.fd = w->wake[0], .events = POLLIN};
-      for (struct target *t = w->live; t && k < cap; t = t->next) {
-        who[k] = t;
-        pfd[k++] = (struct pollfd){.fd = session_fd(t->session), .events = POLLIN};
+      if (reader_arm(w, t, EPOLL_CTL_ADD) != 0) {
+        t->arm_errno = errno;
+        adopted = t; /* at most one a round; the rest next round */
+        break;
       }
     }
     pthread_mutex_unlock(&w->lock);
-    if (k == 0) { /* out of memory: try again soon */
-      struct timespec ts = {0, 100000000};
-      nanosleep(&ts, NULL);
+    if (adopted != NULL) {
+      wlog(w, WATCH_LOG_ERR, "instance \"%s\": cannot watch the stream of "
+                             "pid %d: epoll_ctl: %s",
+           adopted->instance, (int)adopted->ep.pid,
+           strerror(adopted->arm_errno));
+      reader_end(w, adopted, -adopted->arm_errno);
       continue;
     }
 
-    int pr = poll(pfd, k, 1000);
-    if (pr < 0 && errno != EINTR) {
-      wlog(w, WATCH_LOG_ERR, "poll failed: %s", strerror(errno));
+    int n = epoll_wait(w->epoll, ev, (int)(sizeof(ev) / sizeof(ev[0])), 1000);
+    if (n < 0 && errno != EINTR) {
+      wlog(w, WATCH_LOG_ERR, "epoll_wait failed: %s", strerror(errno));
       struct timespec ts = {0, 100000000};
       nanosleep(&ts, NULL);
       continue;
     }
-    if (pr <= 0)
-      continue;
-    if (pfd[0].revents) {
-      char buf[64];
-      while (read(w->wake[0], buf, sizeof(buf)) > 0)
-        ;
-    }
-    for (size_t i = 1; i < k; i++) {
-      if (pfd[i].revents == 0)
+    int streams = 0;
+    for (int i = 0; i < n; i++) {
+      struct target *t = ev[i].data.ptr;
+      if (t == NULL) { /* the wake pipe (level-triggered, not one-shot) */
+        char buf[64];
+        while (read(w->wake[0], buf, sizeof(buf)) > 0)
+          ;
         continue;
-      struct target *t = who[i];
+      }
       int r = session_read(t->session);
-      if (r == 0)
-        continue;
-      /* the stream ended: the process exited, or the session failed */
-      time_t lived = time(NULL) - t->started;
-      int failed = r != -EPIPE || lived < RETRY_SEC;
-      wlog(w,
-           t->quiet && lived < RETRY_SEC ? WATCH_LOG_DEBUG
-           : r == -EPIPE                 ? WATCH_LOG_INFO
-                                         : WATCH_LOG_WARNING,
-           "instance \"%s\": session with pid %d ended: %s%s", t->instance,
-           (int)t->ep.pid, session_error(t->session),
-           r != -EPIPE ? " (retrying every " RETRY_STR " s; repeats logged "
-                         "at debug level)"
-                       : "");
-      pthread_mutex_lock(&w->lock);
-      /* the connector is behind: drop the oldest */
-      if (w->nended == ENDED_MAX) {
-        memmove(w->ended, w->ended + 1, (ENDED_MAX - 1) * sizeof(w->ended[0]));
-        w->nended--;
-      }
-      w->ended[w->nended++] = (struct ended){.pid = t->ep.pid,
-                                             .start_time = t->ep.start_time,
-                                             .failed = failed,
-                                             .lived = lived};
-      for (struct target **pp = &w->live; *pp; pp = &(*pp)->next) {
-        if (*pp == t) {
-          *pp = t->next;
-          break;
-        }
-      }
-      w->stats.sessions_ended++;
-      w->stats.bytes += session_stats(t->session)->bytes;
-      pthread_cond_broadcast(&w->cond); /* let the connector look again */
-      pthread_mutex_unlock(&w->lock);
-      target_free(t);
+      if (r == 0 && reader_arm(w, t, EPOLL_CTL_MOD) != 0)
+        r = -errno;
+      if (r != 0)
+        reader_end(w, t, r);
+      else
+        streams++;
+    }
+    /* Many targets: let the streams that are about to send gather. Each
+     * sends a burst or two per interval, at its own phase, and waking for
+     * each costs more (a context switch in and out) than reading it. So
+     * at most 1000 / COALESCE_MS wakeups a second for data, whatever the
+     * number of targets, for at most COALESCE_MS more delay of a sample.
+     * Adoptions, ends and stop are handled at once. */
+    if (streams > 0 && live_count(w) >= COALESCE_MIN) {
+      struct timespec ts = {0, COALESCE_MS * 1000000L};
+      nanosleep(&ts, NULL);
     }
   }
-  free(pfd);
-  free(who);
   return NULL;
 }
 
@@ -404,6 +426,17 @@ static int target_exists(struct watch *w, const struct ipc_endpoint *ep) {
     found = t->ep.pid == ep->pid && t->ep.start_time == ep->start_time;
   for (struct target *t = w->pending; t && !found; t = t->next)
     found = t->ep.pid == ep->pid && t->ep.start_time == ep->start_time;
+  pthread_mutex_unlock(&w->lock);
+  return found;
+}
+
+/* For discovery: a live session streams from this very process. */
+static int streaming_from(void *ctx, pid_t pid, uint64_t start_time) {
+  struct watch *w = ctx;
+  int found = 0;
+  pthread_mutex_lock(&w->lock);
+  for (struct target *t = w->live; t && !found; t = t->next)
+    found = t->ep.pid == pid && t->ep.start_time == start_time;
   pthread_mutex_unlock(&w->lock);
   return found;
 }
@@ -623,6 +656,7 @@ static void *connector_main(void *arg) {
     wlog(w, WATCH_LOG_ERR, "out of memory: not discovering processes");
     return NULL;
   }
+  ipc_discovery_set_connected(disc, streaming_from, w);
   /* stopping cancels the IPC waits of this thread at once */
   ipc_set_cancel_fd(w->cancel);
   for (;;) {
@@ -809,6 +843,7 @@ void watch_free(struct watch *w) {
   }
   close(w->wake[0]);
   close(w->wake[1]);
+  close(w->epoll);
   close(w->cancel);
   pthread_mutex_destroy(&w->lock);
   pthread_cond_destroy(&w->cond);
