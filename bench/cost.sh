@@ -5,9 +5,12 @@
 # processes (CounterTarget, steady small allocation rate) and watches them at
 # a 1 s interval, one mode after the other, REPS times:
 #   plugin    collectd + the dotnet plugin (one <Process> block, CommandLine
-#             regex matching exactly these targets) + csv to tmpfs
+#             regex matching exactly these targets) + the writer (-W): csv
+#             to tmpfs (default; its rows give the missed intervals), or
+#             network (collectd's binary protocol over UDP to a sink on
+#             127.0.0.1, as collectd usually ships values to a server)
 #   counters  one `dotnet-counters collect --refresh-interval 1` per process
-#   baseline  the same collectd (logfile + csv) without the plugin
+#   baseline  the same collectd (logfile + writer) without the plugin
 #   before    as plugin, with another build ($PLUGIN_SO_BEFORE): before/after
 # Each run: start, warm up (until every watcher has written output, then
 # WARMUP s more), then measure over SECONDS s:
@@ -25,6 +28,7 @@
 #
 # Usage: bench/cost.sh [-n "1 10 50 100"] [-r REPS] [-s SECONDS] [-m "plugin counters baseline"]
 #                      [-w WARMUP] [-a ALLOC_MB_PER_SEC] [-v DOTNET_VER] [-o OUTDIR] [--scale "50 100 150"]
+#                      [-W csv|network]
 # Environment: REPO, BUILD (default <repo>/build), PLUGIN_SO (default
 # $BUILD/c/.libs/dotnet.so), COST_TMP (default /dev/shm, else $BUILD).
 # Raw figures: OUTDIR/runs.tsv (one line per run); summary: OUTDIR/summary.txt.
@@ -43,6 +47,7 @@ ALLOC=0.5
 VER=10
 SCALE=
 OUT=
+WRITER=csv
 ARGS_ORIG=("$@")
 while (($#)); do
 	case $1 in
@@ -55,11 +60,18 @@ while (($#)); do
 	-v) VER=$2; shift ;;
 	-o) OUT=$2; shift ;;
 	--scale) SCALE=$2; shift ;;
+	-W) WRITER=$2; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "cost.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
+case $WRITER in
+csv) ;;
+network) export COLLECTD_CSV=0 COLLECTD_PLUGINS="logfile network" ;;
+*) echo "cost.sh: -W csv or network" >&2; exit 2 ;;
+esac
+[[ $WRITER == network && -n $SCALE ]] && { echo "cost.sh: --scale counts csv rows: use -W csv" >&2; exit 2; }
 OUT=${OUT:-$BUILD/bench/cost-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT" || exit 1
 TMPROOT=${COST_TMP:-/dev/shm}
@@ -82,6 +94,7 @@ cleanup() {
 	for p in "${COUNTERS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	COUNTERS_PIDS=()
 	[[ -n ${COLLECTD_PID:-} ]] && collectd_stop 5 >/dev/null
+	[[ -n ${SINK_PID:-} ]] && kill "$SINK_PID" 2>/dev/null
 	stop_all_targets >/dev/null 2>&1
 	rm -rf "$WORK"
 }
@@ -108,7 +121,7 @@ mem_kib() { # PID...: "RSS PSS" summed (KiB)
 		awk '/^Rss:/ { r += $2 } /^Pss:/ { p += $2 } END { printf "%d %d\n", r, p }'
 }
 
-writer_ticks() { # PID: utime+stime of its threads named writer#N (collectd's write threads: csv)
+writer_ticks() { # PID: utime+stime of its threads named writer#N (collectd's write threads: cache, writer)
 	local t s x=0
 	for t in /proc/"$1"/task/*; do
 		[[ $(cat "$t/comm" 2>/dev/null) == writer* ]] || continue
@@ -152,6 +165,35 @@ csv_missed() {
 		END { for (i in seen) { k++; tot += miss[i] } printf "%d %d\n", k, tot }'
 }
 
+# the network writer's destination: a UDP sink on 127.0.0.1 that reads and
+# drops (the "server"; its CPU is not counted)
+SINK_PID=
+SINK_PORT=
+start_sink() {
+	local f=$WORK/sink.port
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.bind(("127.0.0.1", 0))
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+while True:
+    s.recv(65536)' "$f" &
+	SINK_PID=$!
+	wait_until 10 test -s "$f" || { say "the UDP sink did not start"; return 1; }
+	SINK_PORT=$(cat "$f")
+}
+
+conf_writer() {
+	[[ $WRITER == network ]] || return 0
+	cat <<EOF
+LoadPlugin network
+<Plugin network>
+  Server "127.0.0.1" "$SINK_PORT"
+</Plugin>
+EOF
+}
+
 conf_plugin() {
 	cat <<EOF
 LoadPlugin dotnet
@@ -172,8 +214,9 @@ run_once() {
 	mkdir -p "$dir"
 	case $mode in
 	plugin | baseline | before)
-		local body="" so=$PLUGIN_SO
-		[[ $mode != baseline ]] && body=$(conf_plugin)
+		local body so=$PLUGIN_SO
+		body=$(conf_writer)
+		[[ $mode != baseline ]] && body+=$'\n'$(conf_plugin)
 		[[ $mode == before ]] && so=$PLUGIN_SO_BEFORE
 		PLUGIN_SO=$so collectd_start "$dir" "$body" || return 1
 		pids=("$COLLECTD_PID")
@@ -192,7 +235,13 @@ run_once() {
 	deadline=$((SECONDS + 120))
 	while ((SECONDS < deadline)); do
 		case $mode in
-		plugin | before) (($(find "$dir/csv" -maxdepth 2 -type d -name 'dotnet-cost*' | wc -l) >= n)) && break ;;
+		plugin | before)
+			if [[ $WRITER == csv ]]; then
+				(($(find "$dir/csv" -maxdepth 2 -type d -name 'dotnet-cost*' | wc -l) >= n)) && break
+			else # every target watched (the plugin logs each session)
+				(($(grep -c '": watching pid ' "$dir/collectd.log") >= n)) && break
+			fi
+			;;
 		counters) (($(find "$dir" -name 'counters-*.csv' -size +1k | wc -l) >= n)) && break ;;
 		baseline) break ;;
 		esac
@@ -210,7 +259,7 @@ run_once() {
 	t1=$(date +%s.%N)
 	l1=$(load1)
 	mem=$(mem_kib "${pids[@]}")
-	if [[ $mode == plugin || $mode == before ]]; then
+	if [[ ($mode == plugin || $mode == before) && $WRITER == csv ]]; then
 		read -r inst missed < <(csv_missed "$dir" "$t0" "$t1")
 	fi
 	case $mode in
@@ -233,7 +282,7 @@ run_once() {
 
 summarise() {
 	local self
-	self="bench/cost.sh -r $REPS -s $SECONDS_ -a $ALLOC -v $VER"
+	self="bench/cost.sh -r $REPS -s $SECONDS_ -a $ALLOC -v $VER -W $WRITER"
 	awk -F'\t' -v self="$self" '
 	function median(arr, k,   i, j, t) { for (i = 2; i <= k; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
 		return k % 2 ? arr[(k + 1) / 2] : (arr[k / 2] + arr[k / 2 + 1]) / 2 }
@@ -246,7 +295,7 @@ summarise() {
 	  v[key, i, "rss"] = $6 / n; v[key, i, "pss"] = $7 / n
 	  v[key, i, "raw_rss"] = $6; v[key, i, "raw_pss"] = $7; v[key, i, "cpu_s"] = $4 / $5
 	  v[key, i, "load"] = ($8 + $9) / 2
-	  v[key, i, "nowr"] = ($4 - ($12 == "" ? 0 : $12)) / $5 * 1e6 / n   # µs/proc/s without the csv write threads
+	  v[key, i, "nowr"] = ($4 - ($12 == "" ? 0 : $12)) / $5 * 1e6 / n   # µs/proc/s without the collectd write threads
 	  v[key, i, "miss"] = ($11 == "-" ? 0 : $11); v[key, i, "inst"] = ($10 == "-" ? 0 : $10)
 	  if (!(n in seen_n)) { seen_n[n] = 1; ns[++nn] = n }
 	  modes[$1] = 1 }
@@ -268,7 +317,7 @@ summarise() {
 	        (mo == "plugin" || mo == "before" ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
 	      printf "          reproduce: %s -n %d -m %s\n", self, n, mo } }
 	  print ""
-	  printf "%4s  %-16s %-16s %-16s %-22s %-24s %s\n", "N", "CPU ratio c/p", "PSS ratio c/p", "RSS ratio c/p", "plugin net µs/proc/s", "plugin net PSS KiB/proc", "plugin µs/proc/s w/o csv writes"
+	  printf "%4s  %-16s %-16s %-16s %-22s %-24s %s\n", "N", "CPU ratio c/p", "PSS ratio c/p", "RSS ratio c/p", "plugin net µs/proc/s", "plugin net PSS KiB/proc", "plugin µs/proc/s w/o write threads"
 	  for (x = 1; x <= nn; x++) { n = ns[x]
 	    cr = (("plugin", n, "us") in M && M["plugin", n, "us"] > 0 && ("counters", n, "us") in M) ? sprintf("%.0fx", M["counters", n, "us"] / M["plugin", n, "us"]) : "-"
 	    pr = (("plugin", n, "pss") in M && ("counters", n, "pss") in M) ? sprintf("%.0fx", M["counters", n, "pss"] / M["plugin", n, "pss"]) : "-"
@@ -296,7 +345,8 @@ scale() {
 [[ -x $DOTNET_COUNTERS ]] || dotnet_tools_install || exit 1
 [[ -f $PLUGIN_SO ]] || { echo "cost.sh: no plugin at $PLUGIN_SO" >&2; exit 1; }
 [[ -f $OUT/runs.tsv ]] || printf 'mode\tN\trep\tcpu_s\twindow_s\trss_kib\tpss_kib\tload_start\tload_end\tinstances\tmissed\twriter_cpu_s\n' >"$OUT/runs.tsv"
-say "results in $OUT; work in $WORK; plugin $PLUGIN_SO; args: ${ARGS_ORIG[*]}"
+[[ $WRITER == network ]] && { start_sink || exit 1; }
+say "results in $OUT; work in $WORK; plugin $PLUGIN_SO; writer $WRITER; args: ${ARGS_ORIG[*]}"
 for n in $NS; do
 	stop_all_targets >/dev/null 2>&1
 	say "starting $n CounterTarget (.NET $VER, --alloc-mb-per-sec $ALLOC)"
@@ -307,4 +357,4 @@ for n in $NS; do
 done
 stop_all_targets >/dev/null 2>&1
 [[ -n $SCALE ]] && scale | tee "$OUT/scale.txt"
-{ echo "cost.sh ${ARGS_ORIG[*]}  ($(date -Is), $(nproc) CPUs, plugin $PLUGIN_SO)"; summarise; } | tee "$OUT/summary.txt"
+{ echo "cost.sh ${ARGS_ORIG[*]}  ($(date -Is), $(nproc) CPUs, plugin $PLUGIN_SO, writer $WRITER)"; summarise; } | tee "$OUT/summary.txt"

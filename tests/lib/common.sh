@@ -29,7 +29,7 @@
 #
 # Variables: COLLECTD_WRAPPER (e.g. "valgrind --error-exitcode=99 ..."),
 # COLLECTD_PLUGINS (extra Debian plugins to copy, default "csv logfile
-# threshold unixsock").
+# threshold unixsock"); COLLECTD_CSV=0 leaves the csv writer out.
 
 REPO=${REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 BUILD=${BUILD:-$REPO/build}
@@ -90,10 +90,7 @@ LoadPlugin logfile
   Timestamp true
   PrintSeverity true
 </Plugin>
-LoadPlugin csv
-<Plugin csv>
-  DataDir "$dir/csv"
-</Plugin>
+$(((${COLLECTD_CSV:-1})) && printf 'LoadPlugin csv\n<Plugin csv>\n  DataDir "%s"\n</Plugin>' "$dir/csv")
 $body
 CONF
 	: >"$dir/collectd.log"
