@@ -723,6 +723,12 @@ static int disc_proc_fill(struct ipc_discovery *d, struct disc_proc *p) {
   return 0;
 }
 
+static int sock_cmp(const void *a, const void *b) {
+  pid_t x = ((const struct disc_sock *)a)->ns_pid;
+  pid_t y = ((const struct disc_sock *)b)->ns_pid;
+  return (x > y) - (x < y);
+}
+
 /* Lists the directory's diagnostic sockets unless the listing held is
  * still good (see above). */
 static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
@@ -791,23 +797,37 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
     snprintf(s->name, sizeof(s->name), "%s", name);
   }
   closedir(dir);
+  qsort(dd->socks, dd->nsocks, sizeof(dd->socks[0]), sock_cmp);
   dd->mtime = st.st_mtim;
   dd->listed_ns = ts_ns(now);
   dd->valid = de == NULL; /* a listing cut short is taken again next pass */
 }
 
-/* The endpoint of a known process, from its directory's listing. */
+/* The first socket named for ns_pid in a listing (sorted by pid: a /tmp
+ * full of stale sockets costs a lookup per process, not a scan), or
+ * nsocks. */
+static size_t disc_first_sock(const struct disc_dir *dd, pid_t ns_pid) {
+  size_t lo = 0, hi = dd->nsocks;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (dd->socks[mid].ns_pid < ns_pid)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 /* Whether p's directory holds a socket named for it (marks the directory
  * used in this pass). */
 static int disc_has_socket(struct ipc_discovery *d, const struct disc_proc *p) {
   struct disc_dir *dd = &d->dirs[p->dir];
   disc_dir_refresh(d, dd);
-  for (size_t i = 0; i < dd->nsocks; i++)
-    if (dd->socks[i].ns_pid == p->ns_pid)
-      return 1;
-  return 0;
+  size_t i = disc_first_sock(dd, p->ns_pid);
+  return i < dd->nsocks && dd->socks[i].ns_pid == p->ns_pid;
 }
 
+/* The endpoint of a known process, from its directory's listing. */
 static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
                          struct ipc_endpoint *ep) {
   struct disc_dir *dd = &d->dirs[p->dir];
@@ -815,10 +835,9 @@ static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
   if (dd->err < 0)
     return dd->err;
   const struct disc_sock *best = NULL;
-  for (size_t i = 0; i < dd->nsocks; i++) {
+  for (size_t i = disc_first_sock(dd, p->ns_pid);
+       i < dd->nsocks && dd->socks[i].ns_pid == p->ns_pid; i++) {
     const struct disc_sock *s = &dd->socks[i];
-    if (s->ns_pid != p->ns_pid)
-      continue;
     /* as ipc_endpoint_find: the exact key wins, then the newest */
     int exact = s->key == p->start_time;
     int best_exact = best && best->key == p->start_time;

@@ -284,7 +284,8 @@ static void *reader_main(void *arg) {
       continue;
     }
 
-    int n = epoll_wait(w->epoll, ev, (int)(sizeof(ev) / sizeof(ev[0])), 1000);
+    /* no timeout: the wake pipe brings adoptions and stop */
+    int n = epoll_wait(w->epoll, ev, (int)(sizeof(ev) / sizeof(ev[0])), -1);
     if (n < 0 && errno != EINTR) {
       wlog(w, WATCH_LOG_ERR, "epoll_wait failed: %s", strerror(errno));
       struct timespec ts = {0, 100000000};

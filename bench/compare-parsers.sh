@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# bench/compare-parsers.sh -- the C reader+decoder (bench/parser.c) and
+# TraceEvent's EventPipeEventSource (bench/traceevent) on the very same
+# bytes, taking turns on the same core, ROUNDS times.
+#
+#   bench/compare-parsers.sh [ROUNDS]        # default 5; ~40 s a round
+#
+# A shared VM's speed drifts by 2x over minutes, so the two are never
+# compared across time: each round runs the C parser (3 runs) and then
+# TraceEvent (3 runs, after its 200-parse warm-up) back to back on core 0,
+# and the ratio is taken within the round. Prints, per workload (stream,
+# fresh; see bench/README.md), each side's MB/s (median of the round
+# medians, and the best run) and the ratio C/TraceEvent per round, median
+# and min..max. Needs the capture and the plugin's sources (bench/parser.sh
+# records the capture when missing) and the .NET SDK.
+set -eu
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-$REPO/build}
+OUT=$BUILD/bench
+ROUNDS=${1:-5}
+capture=$OUT/counters-net10-10s.nettrace
+stream=$OUT/stream-100mb.bin
+mkdir -p "$OUT"
+
+[[ -s $capture ]] || "$REPO/bench/parser.sh" --runs 1 >/dev/null
+${CC:-gcc} -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$OUT/parser" \
+	"$REPO/bench/parser.c" "$REPO/plugin/nettrace.c" "$REPO/plugin/counters.c" -lm
+[[ -s $stream ]] || "$OUT/parser" "$capture" --runs 1 --write "$stream" >/dev/null
+dotnet build -c Release "$REPO/bench/traceevent/TraceEventBench.csproj" >"$OUT/traceevent-build.log" 2>&1 ||
+	{ echo "compare-parsers.sh: dotnet build failed, see $OUT/traceevent-build.log" >&2; exit 1; }
+te=$(find "$OUT/traceevent/bin" -name TraceEventBench.dll -path '*release*' | head -1)
+[[ -n $te ]] || { echo "compare-parsers.sh: no TraceEventBench.dll" >&2; exit 1; }
+
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c 0)
+log=$OUT/compare-parsers-$(date +%Y%m%d-%H%M%S).log
+echo "# $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(${CC:-gcc} --version | head -1), $(dotnet --version) SDK"
+echo "# C:          ${pin[*]} $OUT/parser $capture --runs 3"
+echo "# TraceEvent: DOTNET_gcConcurrent=0 ${pin[*]} dotnet $te $stream $capture 3"
+echo "# raw output: $log"
+for ((r = 1; r <= ROUNDS; r++)); do
+	echo "== round $r C" >>"$log"
+	"${pin[@]}" "$OUT/parser" "$capture" --runs 3 >>"$log"
+	echo "== round $r TE" >>"$log"
+	DOTNET_gcConcurrent=0 "${pin[@]}" dotnet "$te" "$stream" "$capture" 3 >>"$log"
+done
+# "== round R SIDE", then "stream: ..." / "fresh: ..." headers, each followed
+# by "  throughput median X MB/s (min A, max B)"
+awk '
+function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+/^== round/ { r = $3; side = $4 }
+/^(stream|fresh):/ { w = substr($1, 1, length($1) - 1) }
+/^  throughput/ { m = $3; mx = $NF; sub(/\)/, "", mx)
+	v[side, w, r] = m; if (mx > best[side, w]) best[side, w] = mx; rounds = r }
+END {
+	printf "%-7s %-26s %-26s %s\n", "", "C MB/s median (best)", "TraceEvent MB/s median (best)", "C / TraceEvent per round: median (min..max)"
+	split("stream fresh", ws, " ")
+	for (k = 1; k <= 2; k++) { w = ws[k]
+		for (r = 1; r <= rounds; r++) { c[r] = v["C", w, r]; t[r] = v["TE", w, r]; q[r] = t[r] > 0 ? c[r] / t[r] : 0 }
+		mc = med(c, rounds); mt = med(t, rounds)
+		lo = 1e18; hi = 0; for (r = 1; r <= rounds; r++) { if (q[r] < lo) lo = q[r]; if (q[r] > hi) hi = q[r] }
+		mq = med(q, rounds)
+		printf "%-7s %8.0f (%6.0f)            %8.0f (%6.0f)            %.1fx (%.1f..%.1f)\n", w, mc, best["C", w], mt, best["TE", w], mq, lo, hi
+	} }' "$log"
