@@ -51,7 +51,7 @@ function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i 
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 /^== round/ { r = $3; side = $4 }
 /^(stream|fresh):/ { w = substr($1, 1, length($1) - 1) }
-/^  throughput/ { m = $3; mx = $NF; sub(/\)/, "", mx)
+/^  throughput/ { m = $3 + 0; mx = $NF; sub(/\)/, "", mx); mx += 0
 	v[side, w, r] = m; if (mx > best[side, w]) best[side, w] = mx; rounds = r }
 END {
 	printf "%-7s %-26s %-26s %s\n", "", "C MB/s median (best)", "TraceEvent MB/s median (best)", "C / TraceEvent per round: median (min..max)"

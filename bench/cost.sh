@@ -142,11 +142,13 @@ start_targets() {
 	TARGETS=()
 	f=$WORK/started
 	: >"$f"
+	local jobs=()
 	for ((i = 0; i < n; i++)); do
 		start_target CounterTarget "$VER" --seconds "$TAG" --alloc-mb-per-sec "$ALLOC" >>"$f" &
-		(((i + 1) % 4 == 0)) && wait
+		jobs+=($!)
+		(((i + 1) % 4 == 0)) && { wait "${jobs[@]}"; jobs=(); }
 	done
-	wait
+	((${#jobs[@]} == 0)) || wait "${jobs[@]}" # not the UDP sink
 	mapfile -t TARGETS <"$f"
 	((${#TARGETS[@]} == n)) || { say "started ${#TARGETS[@]} of $n targets"; return 1; }
 }
