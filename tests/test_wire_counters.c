@@ -411,13 +411,17 @@ static const struct nettrace_field hist_fields[] = {
     {"sum", NETTRACE_TYPE_DOUBLE, 0, 0},
 };
 
+static struct nettrace_meta rate_meta(void) {
+  return (struct nettrace_meta){.provider = "System.Diagnostics.Metrics",
+                                .event_name = "CounterRateValuePublished",
+                                .fields = rate_fields,
+                                .nfields_total = 9,
+                                .nfields = 9,
+                                .fields_ok = 1};
+}
+
 DEF_TEST(meters) {
-  struct nettrace_meta m = {.provider = "System.Diagnostics.Metrics",
-                            .event_name = "CounterRateValuePublished",
-                            .fields = rate_fields,
-                            .nfields_total = 9,
-                            .nfields = 9,
-                            .fields_ok = 1};
+  struct nettrace_meta m = rate_meta();
   struct buf b = {.n = 0};
   put_wstr(&b, "SHARED");
   put_wstr(&b, "Contoso.Shop");
@@ -488,12 +492,7 @@ DEF_TEST(meters) {
 /* The Metrics provider's numbers are text: whatever path parses them, the
  * value is the double strtod gives (NAN when strtod stops early). */
 DEF_TEST(meter_numbers) {
-  struct nettrace_meta m = {.provider = "System.Diagnostics.Metrics",
-                            .event_name = "CounterRateValuePublished",
-                            .fields = rate_fields,
-                            .nfields_total = 9,
-                            .nfields = 9,
-                            .fields_ok = 1};
+  struct nettrace_meta m = rate_meta();
   static const char *const fixed[] = {
       "0", "-0", "1", "-1", ".5", "5.", "0.1", "0.3", "1e3", "-2.5E-3",
       "123456789012345", "1234567890123456", "9007199254740993",
