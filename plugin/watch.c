@@ -91,6 +91,7 @@ struct watch {
                  IPC waits at once (ipc_set_cancel_fd) */
   pthread_t reader, connector;
   struct target *pending, *live;
+  size_t nlive; /* targets in live (kept by the reader) */
   struct seen *seen;
   size_t nseen;
   unsigned generation;
@@ -228,6 +229,7 @@ static void reader_end(struct watch *w, struct target *t, int r) {
   for (struct target **pp = &w->live; *pp; pp = &(*pp)->next) {
     if (*pp == t) {
       *pp = t->next;
+      w->nlive--;
       break;
     }
   }
@@ -246,8 +248,6 @@ static int reader_arm(struct watch *w, struct target *t, int op) {
   struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
   return epoll_ctl(w->epoll, op, session_fd(t->session), &ev);
 }
-
-static size_t live_count(struct watch *w);
 
 /* The reader: one thread for all sessions, woken by epoll for the streams
  * that have data (a wakeup costs the same with 1 or 500 sessions). */
@@ -268,12 +268,14 @@ static void *reader_main(void *arg) {
       w->pending = t->next;
       t->next = w->live;
       w->live = t;
+      w->nlive++;
       if (reader_arm(w, t, EPOLL_CTL_ADD) != 0) {
         t->arm_errno = errno;
         adopted = t; /* at most one a round; the rest next round */
         break;
       }
     }
+    size_t nlive = w->nlive;
     pthread_mutex_unlock(&w->lock);
     if (adopted != NULL) {
       wlog(w, WATCH_LOG_ERR, "instance \"%s\": cannot watch the stream of "
@@ -315,7 +317,7 @@ static void *reader_main(void *arg) {
      * at most 1000 / COALESCE_MS wakeups a second for data, whatever the
      * number of targets, for at most COALESCE_MS more delay of a sample.
      * Adoptions, ends and stop are handled at once. */
-    if (streams > 0 && live_count(w) >= COALESCE_MIN) {
+    if (streams > 0 && nlive >= COALESCE_MIN) {
       struct timespec ts = {0, COALESCE_MS * 1000000L};
       nanosleep(&ts, NULL);
     }
@@ -419,14 +421,20 @@ static void pick_instance(struct watch *w, const char *base, pid_t pid,
   pthread_mutex_unlock(&w->lock);
 }
 
-/* Whether a live or pending target is this process (pid + start time). */
+/* Whether a target of the list is this process (pid + start time); under
+ * w->lock. */
+static int in_list(const struct target *t, pid_t pid, uint64_t start_time) {
+  for (; t; t = t->next)
+    if (t->ep.pid == pid && t->ep.start_time == start_time)
+      return 1;
+  return 0;
+}
+
+/* Whether a live or pending target is this process. */
 static int target_exists(struct watch *w, const struct ipc_endpoint *ep) {
-  int found = 0;
   pthread_mutex_lock(&w->lock);
-  for (struct target *t = w->live; t && !found; t = t->next)
-    found = t->ep.pid == ep->pid && t->ep.start_time == ep->start_time;
-  for (struct target *t = w->pending; t && !found; t = t->next)
-    found = t->ep.pid == ep->pid && t->ep.start_time == ep->start_time;
+  int found = in_list(w->live, ep->pid, ep->start_time) ||
+              in_list(w->pending, ep->pid, ep->start_time);
   pthread_mutex_unlock(&w->lock);
   return found;
 }
@@ -434,10 +442,8 @@ static int target_exists(struct watch *w, const struct ipc_endpoint *ep) {
 /* For discovery: a live session streams from this very process. */
 static int streaming_from(void *ctx, pid_t pid, uint64_t start_time) {
   struct watch *w = ctx;
-  int found = 0;
   pthread_mutex_lock(&w->lock);
-  for (struct target *t = w->live; t && !found; t = t->next)
-    found = t->ep.pid == pid && t->ep.start_time == start_time;
+  int found = in_list(w->live, pid, start_time);
   pthread_mutex_unlock(&w->lock);
   return found;
 }
