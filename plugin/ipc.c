@@ -336,8 +336,6 @@ static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
 
 /* ---- discovery ---- */
 
-/* Reads up to cap-1 bytes of a /proc file; NUL-terminates. Bytes read or
- * negative errno. */
 /* A one-line /proc file (stat): procfs hands it out whole in the first
  * read, so a short read is the end (one read instead of two). */
 static long read_proc_line(const char *path, char *buf, size_t cap) {
@@ -356,6 +354,8 @@ static long read_proc_line(const char *path, char *buf, size_t cap) {
   return (long)n;
 }
 
+/* Reads up to cap-1 bytes of a /proc file; NUL-terminates. Bytes read or
+ * negative errno. */
 static long read_small_file(const char *path, char *buf, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
