@@ -126,7 +126,7 @@ struct counters_entry {
   double total;       /* SUM/RATE: running total of increments since the
                          entry was created; HISTOGRAM: running total of
                          counts; others: unused */
-  uint64_t published; /* for the consumer: `updates` when it last used it */
+  int64_t published_ms; /* for the consumer: time_ms it last published */
   uint64_t updates;   /* samples merged into this entry */
   int64_t time_ms;    /* unix ms of the latest sample */
   struct counters_histogram *hist; /* HISTOGRAM entries; else NULL */

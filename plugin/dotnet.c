@@ -31,9 +31,10 @@
  *     </Dump>
  *   </Plugin>
  *
- * Threads: the watch (plugin/watch.c) reads the targets; the read callback
- * only copies the latest values under a short lock and dispatches them; the
- * notification callback only queues a dump request (plugin/dump_worker.c).
+ * Threads: the watch (plugin/watch.c) reads the targets and its reader
+ * thread dispatches each value as it arrives; the notification callback
+ * only queues a dump request (plugin/dump_worker.c); with <Dump>, a read
+ * callback dispatches the dump counts.
  * With <Dump>, every instance also has two DERIVE values, "derive-dumps"
  * and "derive-dump-failures": dumps written and failed since the plugin
  * started, counted by instance name.
@@ -354,11 +355,11 @@ static int dotnet_config(oconfig_item_t *ci) {
 /* ---- dump counts: "derive-dumps" and "derive-dump-failures" ----
  *
  * Dumps written and failed attempts per instance since the plugin started,
- * dispatched as DERIVE values at every read (from 0, so that the series
- * exist before the first dump). Keyed by the instance name, not the pid: a
- * restarted process counts on. dump_done (the dump worker's thread) writes,
- * dotnet_read (collectd's read thread) reads; nobody dispatches under the
- * lock. */
+ * dispatched as DERIVE values at every read of every live instance (from 0,
+ * so that the series exist before the first dump). Keyed by the instance
+ * name, not the pid: a restarted process counts on. dump_done (the dump
+ * worker's thread) writes, dotnet_read (collectd's read thread) reads;
+ * nobody dispatches under the lock. */
 
 #define MAX_DUMP_COUNTS 1024
 
@@ -402,125 +403,108 @@ static void dump_count_add(const char *instance, bool written) {
             MAX_DUMP_COUNTS, instance);
 }
 
-/* ---- read: dispatch what arrived since the last read ---- */
+static void dispatch_row(const char *instance, const struct naming_row *row,
+                         cdtime_t time, cdtime_t interval) {
+  value_t v;
+  if (row->is_derive)
+    v.derive = row->derive;
+  else
+    v.gauge = row->gauge;
+  value_list_t vl = VALUE_LIST_INIT;
+  vl.values = &v;
+  vl.values_len = 1;
+  vl.time = time;
+  vl.interval = interval;
+  sstrncpy(vl.plugin, "dotnet", sizeof(vl.plugin));
+  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
+  sstrncpy(vl.type, row->type, sizeof(vl.type));
+  sstrncpy(vl.type_instance, row->type_instance, sizeof(vl.type_instance));
+  plugin_dispatch_values(&vl);
+}
 
-enum pending_kind { PENDING_COUNTER, PENDING_DUMPS, PENDING_DUMP_FAILURES };
+/* ---- counter values: dispatched as they arrive ----
+ *
+ * The watch's reader thread calls this for every sample (plugin_dispatch_
+ * values only queues the values for collectd's write threads, where the
+ * cache, the threshold check and the writers run): a value is in collectd
+ * as soon as the runtime has flushed it, so a breach is noticed at once, not
+ * up to an Interval later at the next read. Each value carries the time the
+ * runtime stamped on its sample.
+ *
+ * One value per counter and 3/4 Interval at most: another tool's session
+ * with the same process at a shorter interval makes the runtime send the
+ * counters to every session at that interval (the runtime's own timer
+ * keeps its samples within milliseconds of the Interval). Running totals
+ * (DERIVE) lose nothing by a skipped sample. */
+static void publish(void *ctx, const struct watch_target_view *t,
+                    struct counters_entry *e) {
+  (void)ctx;
+  int64_t ms = e->time_ms;
+  if (ms <= 0) /* the stream gave no clock: now */
+    ms = (int64_t)CDTIME_T_TO_MS(cdtime());
+  int64_t min_gap = (int64_t)(t->interval_sec * 750.0);
+  if (e->published_ms != 0 && ms - e->published_ms < (min_gap > 0 ? min_gap : 1))
+    return;
+  e->published_ms = ms;
+  struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
+  size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
+  cdtime_t time = MS_TO_CDTIME_T(ms);
+  cdtime_t interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
+  for (size_t k = 0; k < nr; k++)
+    dispatch_row(t->instance, &rows[k], time, interval);
+}
 
-struct pending_value {
+/* ---- read (with <Dump> only): the dump counts of every live instance ---- */
+
+struct dump_count_row {
   char instance[NAMING_MAX];
-  struct naming_row row;
-  enum pending_kind kind; /* dump counts are filled in after the snapshot */
-  cdtime_t time;
   cdtime_t interval;
 };
 
 struct collect {
-  struct pending_value *v;
+  struct dump_count_row *v;
   size_t n, cap;
-  cdtime_t now; /* the read's time, for the dump counts */
 };
-
-/* Room for n more values: 0, or -ENOMEM (the values stay unpublished and
- * come next read). */
-static int collect_reserve(struct collect *c, size_t n) {
-  if (c->n + n <= c->cap)
-    return 0;
-  size_t cap = (c->cap ? c->cap * 2 : 256) + n;
-  struct pending_value *nv = realloc(c->v, cap * sizeof(*nv));
-  if (nv == NULL)
-    return -ENOMEM;
-  c->v = nv;
-  c->cap = cap;
-  return 0;
-}
 
 static void collect_target(void *ctx, const struct watch_target_view *t) {
   struct collect *c = ctx;
-  if (dump_enabled && collect_reserve(c, 2) == 0) {
-    for (int k = 0; k < 2; k++) {
-      struct pending_value *p = &c->v[c->n++];
-      memset(p, 0, sizeof(*p));
-      sstrncpy(p->instance, t->instance, sizeof(p->instance));
-      sstrncpy(p->row.type, "derive", sizeof(p->row.type));
-      sstrncpy(p->row.type_instance, k == 0 ? "dumps" : "dump-failures",
-               sizeof(p->row.type_instance));
-      p->row.is_derive = 1;
-      p->kind = k == 0 ? PENDING_DUMPS : PENDING_DUMP_FAILURES;
-      p->time = c->now;
-      p->interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
-    }
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 16;
+    struct dump_count_row *nv = realloc(c->v, cap * sizeof(*nv));
+    if (nv == NULL)
+      return; /* this read goes without; the next tries again */
+    c->v = nv;
+    c->cap = cap;
   }
-  for (size_t i = 0; i < t->table->n; i++) {
-    struct counters_entry *e = &t->table->entries[i];
-    if (e->published == e->updates)
-      continue; /* nothing new: a silent target repeats no stale values */
-    struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
-    size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
-    if (collect_reserve(c, nr) != 0)
-      return; /* try again next read */
-    for (size_t k = 0; k < nr; k++) {
-      struct pending_value *p = &c->v[c->n++];
-      sstrncpy(p->instance, t->instance, sizeof(p->instance));
-      p->row = rows[k];
-      p->kind = PENDING_COUNTER;
-      p->time = MS_TO_CDTIME_T(e->time_ms);
-      p->interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
-    }
-    e->published = e->updates;
-  }
+  struct dump_count_row *r = &c->v[c->n++];
+  sstrncpy(r->instance, t->instance, sizeof(r->instance));
+  r->interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
 }
 
-/* Fills in the dump counts collected by collect_target (0 for an instance
- * with no dump yet). Not under the watch's mutex: the two locks never nest. */
-static void fill_dump_counts(struct collect *c) {
-  pthread_mutex_lock(&dump_count_lock);
-  for (size_t i = 0; i < c->n; i++) {
-    struct pending_value *p = &c->v[i];
-    if (p->kind == PENDING_COUNTER)
-      continue;
-    ssize_t k = dump_count_find(p->instance);
-    if (k >= 0)
-      p->row.derive = p->kind == PENDING_DUMPS ? dump_counts[k].written
-                                               : dump_counts[k].failed;
-  }
-  pthread_mutex_unlock(&dump_count_lock);
-}
-
-/* The values of one read, kept from read to read (collectd never runs a
- * read callback twice at once): no big allocation and its page faults
- * every interval. Given back when a read needed far less than it holds. */
+/* Kept from read to read (collectd never runs a read callback twice at
+ * once). */
 static struct collect collected;
 
 static int dotnet_read(user_data_t *ud) {
   (void)ud;
   struct collect c = collected;
   c.n = 0;
-  c.now = cdtime();
+  cdtime_t now = cdtime();
   watch_snapshot(watch, collect_target, &c);
-  if (dump_enabled)
-    fill_dump_counts(&c);
   for (size_t i = 0; i < c.n; i++) {
-    struct pending_value *p = &c.v[i];
-    value_list_t vl = VALUE_LIST_INIT;
-    value_t v;
-    if (p->row.is_derive)
-      v.derive = p->row.derive;
-    else
-      v.gauge = p->row.gauge;
-    vl.values = &v;
-    vl.values_len = 1;
-    vl.time = p->time;
-    vl.interval = p->interval;
-    sstrncpy(vl.plugin, "dotnet", sizeof(vl.plugin));
-    sstrncpy(vl.plugin_instance, p->instance, sizeof(vl.plugin_instance));
-    sstrncpy(vl.type, p->row.type, sizeof(vl.type));
-    sstrncpy(vl.type_instance, p->row.type_instance, sizeof(vl.type_instance));
-    plugin_dispatch_values(&vl);
-  }
-  if (c.cap > 1024 && c.n < c.cap / 4) {
-    free(c.v);
-    c.v = NULL;
-    c.cap = 0;
+    struct naming_row rows[2] = {
+        {.type = "derive", .type_instance = "dumps", .is_derive = 1},
+        {.type = "derive", .type_instance = "dump-failures", .is_derive = 1}};
+    /* Not under the watch's mutex: the two locks never nest. */
+    pthread_mutex_lock(&dump_count_lock);
+    ssize_t k = dump_count_find(c.v[i].instance);
+    if (k >= 0) {
+      rows[0].derive = dump_counts[k].written;
+      rows[1].derive = dump_counts[k].failed;
+    }
+    pthread_mutex_unlock(&dump_count_lock);
+    for (size_t j = 0; j < 2; j++)
+      dispatch_row(c.v[i].instance, &rows[j], now, c.v[i].interval);
   }
   collected = c;
   return 0;
@@ -658,7 +642,8 @@ static int dotnet_init(void) {
                             .rules = rules,
                             .nrules = nrules,
                             .max_targets = (size_t)cfg_max_processes,
-                            .log = watch_log};
+                            .log = watch_log,
+                            .publish = publish};
   memcpy(wc.auto_session.providers, auto_providers, sizeof(auto_providers));
   wc.auto_session.nproviders = nauto_providers;
   memcpy(wc.auto_session.meters, auto_meters, sizeof(auto_meters));
@@ -692,8 +677,9 @@ static int dotnet_init(void) {
        "%s, dumps %s",
        interval, nrules, cfg_autodiscover ? "on" : "off",
        dumper ? "on" : "off");
-  plugin_register_complex_read(NULL, "dotnet", dotnet_read,
-                               DOUBLE_TO_CDTIME_T(interval), NULL);
+  if (dump_enabled)
+    plugin_register_complex_read(NULL, "dotnet", dotnet_read,
+                                 DOUBLE_TO_CDTIME_T(interval), NULL);
   return 0;
 }
 

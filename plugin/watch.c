@@ -92,6 +92,7 @@ struct watch {
   pthread_t reader, connector;
   struct target *pending, *live;
   size_t nlive; /* targets in live (kept by the reader) */
+  uint64_t reader_samples; /* the reader's; added to stats under the lock */
   struct seen *seen;
   size_t nseen;
   unsigned generation;
@@ -192,14 +193,26 @@ static void target_free(struct target *t) {
 
 /* ---- the reader ---- */
 
+static struct watch_target_view target_view(const struct target *t) {
+  return (struct watch_target_view){.instance = t->instance,
+                                    .ep = &t->ep,
+                                    .entry_assembly = t->entry,
+                                    .runtime_version = t->version,
+                                    .interval_sec = t->interval};
+}
+
+/* On the reader thread, the only one that touches a live target's table:
+ * no lock. */
 static void on_sample(void *ctx, const struct counters_sample *s,
                       int64_t time_ms) {
   struct target *t = ctx;
   struct watch *w = t->w;
-  pthread_mutex_lock(&w->lock);
-  counters_table_update(&t->table, s, time_ms);
-  w->stats.samples++;
-  pthread_mutex_unlock(&w->lock);
+  w->reader_samples++;
+  struct counters_entry *e = counters_table_update(&t->table, s, time_ms);
+  if (e != NULL && w->cfg.publish != NULL) {
+    struct watch_target_view v = target_view(t);
+    w->cfg.publish(w->cfg.publish_ctx, &v, e);
+  }
 }
 
 /* The stream of t ended (r: session_read's result): log it, tell the
@@ -258,6 +271,8 @@ static void *reader_main(void *arg) {
   for (;;) {
     struct target *adopted = NULL;
     pthread_mutex_lock(&w->lock);
+    w->stats.samples += w->reader_samples;
+    w->reader_samples = 0;
     if (w->stopping) {
       pthread_mutex_unlock(&w->lock);
       break;
@@ -862,12 +877,7 @@ void watch_free(struct watch *w) {
 void watch_snapshot(struct watch *w, watch_view_cb cb, void *ctx) {
   pthread_mutex_lock(&w->lock);
   for (struct target *t = w->live; t; t = t->next) {
-    struct watch_target_view v = {.instance = t->instance,
-                                  .ep = &t->ep,
-                                  .entry_assembly = t->entry,
-                                  .runtime_version = t->version,
-                                  .interval_sec = t->interval,
-                                  .table = &t->table};
+    struct watch_target_view v = target_view(t);
     cb(ctx, &v);
   }
   pthread_mutex_unlock(&w->lock);
@@ -890,8 +900,6 @@ int watch_lookup(struct watch *w, const char *instance, struct ipc_endpoint *ep)
 void watch_get_stats(struct watch *w, struct watch_stats *st) {
   pthread_mutex_lock(&w->lock);
   *st = w->stats;
-  st->live = 0;
-  for (struct target *t = w->live; t; t = t->next)
-    st->live++;
+  st->live = w->nlive;
   pthread_mutex_unlock(&w->lock);
 }

@@ -7,10 +7,14 @@
  *   - the connector: every tick finds processes (discovery), matches rules,
  *     starts sessions (blocking IPC with timeouts, so a hung target only
  *     delays its own start) and hands them to the reader;
- *   - the reader: one poll() over all session sockets, parses the streams,
- *     updates each target's table. It never makes a blocking call.
- * Consumers (collectd's read callback, the dump hook) take short snapshots
- * under one mutex; nobody waits on a target.
+ *   - the reader: one epoll set over all session sockets; parses the
+ *     streams, merges each sample into its target's table and hands the
+ *     updated entry to the consumer's publish callback at once (no
+ *     waiting for a read: a breaching sample reaches collectd's threshold
+ *     check as soon as the runtime flushes it). It never makes a blocking
+ *     call.
+ * Consumers (collectd's read callback, the dump hook) look up targets
+ * under one mutex for a moment; nobody waits on a target.
  *
  * No collectd header here: logging goes through a callback.
  */
@@ -42,6 +46,14 @@ enum watch_log_level { WATCH_LOG_ERR = 3, WATCH_LOG_WARNING = 4,
                        WATCH_LOG_DEBUG = 7 };
 typedef void (*watch_log_cb)(int level, const char *msg);
 
+struct watch_target_view;
+/* Called on the reader thread for every sample, once merged into its
+ * target's table: e is the entry (the callee may keep its own state in
+ * e->published_ms), valid during the call only. Must be quick, must not
+ * wait on anything slow and must not call into the watch. */
+typedef void (*watch_publish_cb)(void *ctx, const struct watch_target_view *t,
+                                 struct counters_entry *e);
+
 struct watch_config {
   double interval_sec;        /* counter interval */
   double discover_sec;        /* how often to look for processes; 0: interval */
@@ -53,6 +65,8 @@ struct watch_config {
   size_t max_counters;        /* per target; 0: 1024 */
   int ipc_timeout_ms;         /* 0: 2000 */
   watch_log_cb log;
+  watch_publish_cb publish;   /* NULL: values are only counted */
+  void *publish_ctx;
 };
 
 /* Compiles a COMMAND_LINE rule's regex: 0, or -EINVAL with err filled. */
@@ -75,7 +89,6 @@ struct watch_target_view {
   const char *entry_assembly;
   const char *runtime_version;
   double interval_sec;
-  struct counters_table *table; /* the consumer may mark entries published */
 };
 
 /* Calls cb for every live target, under the watch's mutex: cb must be
