@@ -21,6 +21,11 @@
 #                counted), SIGCONT: it resumes
 #   6. stop      collectd exits within 2 s with live sessions (and with a
 #                SIGSTOPped one), the log shows the sessions stopped
+#   9. shared    plugin Interval 3 and dotnet-counters at a 1 s refresh on
+#                the same target: the runtime sends every session a sample a
+#                second, the plugin still dispatches one value per counter
+#                and Interval (rows >= 2.1 s apart), rates stay right,
+#                nothing logged
 #   7. config    bad configurations are refused with an error naming the
 #                option; a block matching nothing is a warning
 #   8. valgrind  collectd + plugin under valgrind with live targets (one
@@ -28,7 +33,7 @@
 #
 # Run by tests/run; alone:
 #   REPO=... BUILD=... PLUGIN_SO=... TRIGGERDUMP=... RESULTS=... bash tests/integration/plugin.sh
-# PLUGIN_PARTS selects parts (default: all): values web lifecycle config valgrind
+# PLUGIN_PARTS selects parts (default: all): values web lifecycle shared config valgrind
 # Each collectd run writes under $BUILD/it/plugin/<run>/ (collectd.conf,
 # collectd.log, csv/); the targets' logs are in $BUILD/it/plugin/targets/.
 set -u
@@ -61,7 +66,7 @@ trap cleanup EXIT
 
 # ---------------------------------------------------------------- helpers
 
-part() { [[ " ${PLUGIN_PARTS:-values web lifecycle config valgrind} " == *" $1 "* ]]; }
+part() { [[ " ${PLUGIN_PARTS:-values web lifecycle shared config valgrind} " == *" $1 "* ]]; }
 
 log() { printf '   %s\n' "$*"; }
 
@@ -338,6 +343,80 @@ $COUNTER_PROVIDERS
 	fi
 	stop_target "$p10" >/dev/null
 	stop_target "$p8" >/dev/null
+}
+
+# ============================================ 9: another tool, shorter interval
+# min_gap FILE T0 T1: the smallest gap between consecutive rows with a time in
+# [T0, T1], and how many rows ("GAP N")
+min_gap() {
+	awk -F, -v a="$2" -v b="$3" 'NR > 1 && $1 >= a && $1 <= b {
+		n++; if (n > 1 && (m == "" || $1 - p < m)) m = $1 - p; p = $1 }
+		END { printf "%.3f %d", m, n }' "$1"
+}
+
+run_shared() {
+	echo "== plugin: Interval 3 and dotnet-counters at 1 s on the same process (check 9)"
+	[[ -x $DOTNET_COUNTERS ]] || dotnet_tools_install >/dev/null 2>&1 || { fail "shared: dotnet-counters" "cannot install it (see dotnet_tools_install)"; return 1; }
+	ps=$(start_target CounterTarget 10 --seconds "$MARK") || { fail "shared: start CounterTarget 10" "see above"; return 1; }
+	D=$IT/shared
+	if ! collectd_start "$D" "LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 3
+  <Process \"shared\">
+    Pid $ps
+    Provider \"System.Runtime\"
+    Provider \"CollectdDotnet-Test\"
+  </Process>
+</Plugin>"; then
+		fail "shared: collectd starts with the plugin" "see $D/collectd.log"
+		stop_target "$ps" >/dev/null
+		return 1
+	fi
+	wait_until 30 has_rows 2 "$D" shared bytes-gc-heap-size ||
+		fail "shared: values before dotnet-counters" "$(nrows "$D" shared bytes-gc-heap-size) rows of gc-heap-size in 30 s"
+	local ref=$D/dotnet-counters.csv secs=16 t0 t1
+	t0=$(_now)
+	# (EventCounters only: a second Metrics session would be refused, and
+	# dotnet-counters tells its Metrics session from ours by its own id)
+	"$DOTNET_COUNTERS" collect -p "$ps" --refresh-interval 1 --format csv -o "$ref" \
+		--counters 'EventCounters\System.Runtime,CollectdDotnet-Test' --duration 00:00:$secs </dev/null >"$ref.log" 2>&1
+	t1=$(_now)
+	# the runtime really sent samples every second (to every session)
+	local nref
+	nref=$(grep -c 'GC Heap Size' "$ref" 2>/dev/null)
+	if ((nref >= secs - 3)); then
+		pass "shared: dotnet-counters got $nref gc-heap-size samples in $secs s (refresh 1 s)"
+	else
+		fail "shared: dotnet-counters at 1 s" "${nref:-0} gc-heap-size samples in $secs s (want >= $((secs - 3))); see $ref.log"
+	fi
+	# one more interval of ours, then look at [t0 + 1, t1 - 1]
+	wait_until 8 has_rows 1 "$D" shared bytes-gc-heap-size "$t1"
+	local a b gap n
+	a=$(awk -v t="$t0" 'BEGIN { printf "%.3f", t + 1 }')
+	b=$(awk -v t="$t1" 'BEGIN { printf "%.3f", t - 1 }')
+	for name in bytes-gc-heap-size gauge-CollectdDotnet-Test:fixed-value derive-CollectdDotnet-Test:ticks; do
+		read -r gap n < <(min_gap "$(csv "$D" shared "$name")" "$a" "$b")
+		if awk -v g="$gap" -v n="$n" -v w="$(awk -v a="$a" -v b="$b" 'BEGIN { print (b - a) / 3 }')" \
+			'BEGIN { exit !(g >= 2.1 && n >= w - 1 && n <= w + 1) }'; then
+			pass "shared: $name: $n rows in the $(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", b - a }') s of 1 s samples, >= $gap s apart"
+		else
+			fail "shared: $name: one row per Interval" "$n rows, smallest gap $gap s, in [$a, $b]"
+		fi
+	done
+	# the rate once both sessions run (the runtime's start of the second
+	# session restarts its counters' timer: the pair across it is short)
+	if series "shared: ticks rate" "$D" shared derive-CollectdDotnet-Test:ticks; then
+		awk -F, -v a="$(awk -v t="$t0" 'BEGIN { printf "%.3f", t + 4 }')" -v b="$t1" \
+			'NR == 1 || ($1 >= a && $1 <= b)' "$F" >"$D/ticks-shared.csv"
+		rate "shared: rate of ticks while dotnet-counters runs at 1 s" "$D/ticks-shared.csv" 1000 0.05 0.01
+	fi
+	if grep -E '\[(error|warning)\]' "$D/collectd.log" | grep -q .; then
+		fail "shared: no error or warning in the log" "$(grep -E '\[(error|warning)\]' "$D/collectd.log" | head -3)"
+	else
+		pass "shared: no error or warning in the log (no \"value too old\")"
+	fi
+	stop_collectd 10
+	stop_target "$ps" >/dev/null
 }
 
 # ============================================================ 3: web load
@@ -701,7 +780,7 @@ $COUNTER_PROVIDERS
 	stop_target "$pv" >/dev/null
 }
 
-for p in values web lifecycle config valgrind; do
+for p in values web lifecycle shared config valgrind; do
 	if part $p; then "run_$p"; fi
 	[[ -n $COLLECTD_PID ]] && stop_collectd 10 # after a part that gave up
 	stop_all_targets
