@@ -214,6 +214,7 @@ int dump_worker_start(struct dump_worker *w) {
   int r = pthread_create(&w->thread, NULL, worker_main, w);
   if (r != 0)
     return -r;
+  pthread_setname_np(w->thread, "dotnet-dump");
   w->started = 1;
   return 0;
 }

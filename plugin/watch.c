@@ -62,7 +62,7 @@ struct seen {
   char command_line[1024];
   time_t retry_after; /* after a failed start */
   int complained;
-  int rule_known; /* rule holds match_rule's answer (once have_info) */
+  int rule_known; /* rule holds match_rule's answer (again once have_info) */
   int rule;
   unsigned stream_failures; /* sessions that failed or ended at once */
   unsigned generation;      /* last discovery pass that saw it */
@@ -591,18 +591,16 @@ static int match_rule(struct watch *w, const struct seen *sn,
   return -1;
 }
 
-/* match_rule, once per process (pid + start time) once its info is known:
- * not a read of /proc/<pid>/cmdline and two regexec per process per pass. */
+/* match_rule, once per process (pid + start time) and what is known of it:
+ * not a read of /proc/<pid>/cmdline and two regexec per process per pass.
+ * An answer without the runtime's info holds until the info comes. */
 static int cached_rule(struct watch *w, struct seen *sn,
                        const struct ipc_endpoint *ep) {
   if (sn->rule_known)
     return sn->rule;
-  int rule = match_rule(w, sn, ep);
-  if (sn->have_info) {
-    sn->rule = rule;
-    sn->rule_known = 1;
-  }
-  return rule;
+  sn->rule = match_rule(w, sn, ep);
+  sn->rule_known = 1;
+  return sn->rule;
 }
 
 static int consider(void *ctx, const struct ipc_endpoint *ep) {
@@ -636,6 +634,7 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
       return 1; /* stopping */
     if (r == 0) {
       sn->have_info = 1;
+      sn->rule_known = 0; /* match again, with the runtime's command line */
       snprintf(sn->entry, sizeof(sn->entry), "%s", info.entry_assembly);
       snprintf(sn->version, sizeof(sn->version), "%s", info.runtime_version);
       snprintf(sn->command_line, sizeof(sn->command_line), "%s",
@@ -747,6 +746,9 @@ int watch_start(struct watch *w) {
     pthread_join(w->reader, NULL);
     return -r;
   }
+  /* names for top -H, ps -L, /proc/<pid>/task/<tid>/comm (15 bytes) */
+  pthread_setname_np(w->reader, "dotnet-reader");
+  pthread_setname_np(w->connector, "dotnet-connect");
   w->started = 1;
   return 0;
 }
