@@ -566,13 +566,29 @@ int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep) {
  * change once started (its TMPDIR from environ, its innermost pid, its mount
  * namespace, its uid), so a pass reads only /proc/<pid>/stat (the start time:
  * identity, pid reuse, zombies) of a process it knows, and of a known
- * process without a socket only every DISC_RECHECK passes. Each socket directory
+ * process without a socket only every DISC_RECHECK full passes (below). Each
+ * socket directory
  * is listed at most once per pass, and not at all while its mtime says that
  * nothing was created or removed in it since a listing taken well after that
  * mtime (file times come from a coarse clock: a socket created in the same
- * tick as a listing may leave the mtime as it was, hence the margin). */
+ * tick as a listing may leave the mtime as it was, hence the margin).
+ *
+ * Listing /proc itself costs the kernel a lookup per process (most of a
+ * pass on a host with a few hundred processes), so only every DISC_FULL-th
+ * pass is full: it lists /proc, reads the stat of the processes with a
+ * socket it does not stream from (pid reuse, exec, zombies) and forgets what
+ * is gone. The
+ * passes between are quiet: they look at every socket directory a known
+ * process uses (a stat, and a listing when its mtime moved) and hand on the
+ * known processes that have a socket there. A diagnostic socket appearing
+ * in or vanishing from any of those directories (a .NET process starting or
+ * ending, or one seen before its socket existed creating it) makes that
+ * pass a full one, so a new process in a known directory is found at once;
+ * one whose TMPDIR no known process shares (a new container, an
+ * unusual TMPDIR, an exec with another TMPDIR) within DISC_FULL passes. */
 #define DISC_MTIME_MARGIN_NS 1000000000LL
 #define DISC_NAME_MAX 80
+#define DISC_FULL 10
 #define DISC_RECHECK 10
 
 struct disc_sock {
@@ -587,6 +603,8 @@ struct disc_dir {
   struct timespec mtime; /* of the directory when last listed */
   int64_t listed_ns;     /* CLOCK_REALTIME just before that listing */
   int valid;             /* socks holds a listing */
+  uint64_t sig;          /* of the listing's (pid, key) pairs */
+  uint64_t full_sig;     /* sig at the last full pass */
   int err;               /* negative errno of the last look, or 0 */
   unsigned checked;      /* pass that last looked at it */
   unsigned used;         /* pass that last needed it */
@@ -611,6 +629,8 @@ struct ipc_discovery {
   struct disc_dir *dirs;
   size_t ndirs, dcap;
   unsigned pass;
+  unsigned full_pass; /* the last full pass (0: none yet) */
+  unsigned nfull;     /* full passes begun */
   char self_mnt[64];
   ssize_t self_mnt_len;
   ipc_connected_fn connected;
@@ -741,6 +761,7 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
     dd->err = errno == ENOENT ? -ENOENT : -errno;
     dd->valid = 0;
     dd->nsocks = 0;
+    dd->sig = (uint64_t)(int64_t)dd->err; /* a lasting error is no change */
     return;
   }
   if (dd->valid && st.st_mtim.tv_sec == dd->mtime.tv_sec &&
@@ -754,6 +775,7 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
     dd->err = errno == ENOENT ? -ENOENT : -errno;
     dd->valid = 0;
     dd->nsocks = 0;
+    dd->sig = (uint64_t)(int64_t)dd->err;
     return;
   }
   dd->nsocks = 0;
@@ -798,6 +820,14 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
   }
   closedir(dir);
   qsort(dd->socks, dd->nsocks, sizeof(dd->socks[0]), sock_cmp);
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a over the sorted pairs */
+  for (size_t i = 0; i < dd->nsocks; i++) {
+    uint64_t v[2] = {(uint64_t)dd->socks[i].ns_pid, dd->socks[i].key};
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t k = 0; k < sizeof(v); k++)
+      h = (h ^ b[k]) * 1099511628211ULL;
+  }
+  dd->sig = h ^ dd->nsocks;
   dd->mtime = st.st_mtim;
   dd->listed_ns = ts_ns(now);
   dd->valid = de == NULL; /* a listing cut short is taken again next pass */
@@ -859,11 +889,49 @@ static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
   return 0;
 }
 
+/* A quiet pass (see above): 1 when it found a reason for a full one
+ * (nothing handed on then), else 0 or cb's non-zero result. */
+static int disc_quiet_pass(struct ipc_discovery *d, ipc_endpoint_cb cb,
+                           void *ctx) {
+  for (size_t i = 0; i < d->ndirs; i++) {
+    struct disc_dir *dd = &d->dirs[i];
+    disc_dir_refresh(d, dd);
+    if (dd->sig != dd->full_sig)
+      return 1;
+  }
+  for (size_t i = 0; i < d->nprocs; i++) {
+    struct disc_proc *p = &d->procs[i];
+    if (!p->known || !disc_has_socket(d, p))
+      continue;
+    if (d->connected == NULL ||
+        !d->connected(d->connected_ctx, p->pid, p->start_time)) {
+      uint64_t start;
+      uint32_t comm;
+      if (proc_stat_read(p->pid, &start, &comm) != 0 ||
+          start != p->start_time || comm != p->comm_hash)
+        continue; /* gone or replaced: the next full pass sorts it out */
+    }
+    struct ipc_endpoint ep;
+    if (disc_endpoint(d, p, &ep) != 0)
+      continue;
+    int ret = cb(ctx, &ep);
+    if (ret != 0)
+      return ret;
+  }
+  return 0;
+}
+
 int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
+  d->pass++;
+  if (d->full_pass != 0 && d->pass - d->full_pass < DISC_FULL) {
+    int r = disc_quiet_pass(d, cb, ctx);
+    if (r != 1)
+      return r;
+  }
   DIR *dir = opendir("/proc");
   if (dir == NULL)
     return -errno;
-  d->pass++;
+  d->nfull++;
   d->self_mnt_len = readlink("/proc/self/ns/mnt", d->self_mnt,
                              sizeof(d->self_mnt) - 1);
   int ret = 0;
@@ -878,10 +946,11 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
       continue;
     p->seen = d->pass;
     /* A process looked at before that has no socket is, nearly always,
-     * just not .NET: its stat is read again only every DISC_RECHECK
-     * passes (staggered by pid) to catch pid reuse and exec. Its socket
-     * appearing in its directory brings it back at once. */
-    if (p->known && (d->pass + (unsigned)pid) % DISC_RECHECK != 0 &&
+     * just not .NET: its stat is read again only every DISC_RECHECK full
+     * passes (staggered by pid), for an exec into .NET with a TMPDIR no
+     * known process uses. Its socket appearing in its directory brings it
+     * back at once. */
+    if (p->known && (d->nfull + (unsigned)pid) % DISC_RECHECK != 0 &&
         !disc_has_socket(d, p))
       continue;
     uint64_t start = p->start_time;
@@ -912,7 +981,10 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
   }
   closedir(dir);
   if (ret != 0)
-    return ret; /* a partial pass: forget nothing */
+    return ret; /* a partial pass: forget nothing, full again next time */
+  d->full_pass = d->pass;
+  for (size_t i = 0; i < d->ndirs; i++)
+    d->dirs[i].full_sig = d->dirs[i].sig;
   /* forget processes that are gone, then directories no process needs
    * (every known process seen in this pass marked its directory used) */
   size_t o = 0;

@@ -92,9 +92,12 @@ int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx);
  * again and again (the plugin's connector, every interval). A pass reads
  * only /proc/<pid>/stat of a process it already knows (same pid and start
  * time) and lists each socket directory at most once, and not at all while
- * its mtime shows no change; it finds the same endpoints as
- * ipc_endpoint_find would, in the same pass. ipc_discovery_free accepts
- * NULL. Not thread-safe: one scanner per thread. */
+ * its mtime shows no change. Only every 10th pass lists /proc (and any pass
+ * in which a diagnostic socket appeared in or vanished from a directory a
+ * known process uses); so a new process is found at once when its TMPDIR
+ * is one a known process uses (/tmp, nearly always), else within 10 passes.
+ * ipc_discovery_free accepts NULL. Not thread-safe: one scanner per
+ * thread. */
 struct ipc_discovery;
 struct ipc_discovery *ipc_discovery_new(void);
 void ipc_discovery_free(struct ipc_discovery *d);
