@@ -1,0 +1,194 @@
+/**
+ * collectd-dotnet - tests/test_discovery.c
+ *
+ * The discovery scanner (plugin/ipc.c) with memory across passes, against
+ * real processes: this binary re-executed with "--serve DIR" and TMPDIR=DIR
+ * binds a socket named as a runtime names its diagnostic socket
+ * (dotnet-diagnostic-<pid>-<start time>-socket) in DIR and waits. The
+ * scanner must find each such process: at once when its TMPDIR is one a
+ * known process uses, within 10 passes when it is a directory of its own
+ * (only every 10th pass lists /proc), and stop reporting one that died.
+ */
+#include "ipc.h"
+#include "testing.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static unsigned long long self_start_time(void) {
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+  if (fd >= 0)
+    close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  /* after ") ": field 3 (state) ... field 22 (starttime) */
+  for (int field = 2; p != NULL && field < 22; field++)
+    p = strchr(p + 1, ' ');
+  return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* The child: a socket where a runtime puts its own, then wait to be killed.
+ * Writes one byte to fd 3 when the socket exists. */
+static int serve(const char *dir) {
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/dotnet-diagnostic-%d-%llu-socket",
+           dir, (int)getpid(), self_start_time());
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+      listen(fd, 1) != 0)
+    return 1;
+  char c = 1;
+  if (write(3, &c, 1) != 1)
+    return 1;
+  for (;;)
+    pause();
+}
+
+/* Starts "--serve dir" with TMPDIR=dir; returns its pid once its socket
+ * exists, or -1. */
+static pid_t spawn(const char *dir) {
+  int p[2];
+  if (pipe(p) != 0)
+    return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    if (dup2(p[1], 3) < 0)
+      _exit(1);
+    char env[4200];
+    snprintf(env, sizeof(env), "TMPDIR=%s", dir);
+    char *argv[] = {"test_discovery", "--serve", (char *)dir, NULL};
+    char *envp[] = {env, NULL};
+    execve("/proc/self/exe", argv, envp);
+    _exit(127);
+  }
+  close(p[1]);
+  char c;
+  ssize_t n = pid > 0 ? read(p[0], &c, 1) : -1;
+  close(p[0]);
+  if (n != 1) {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+    }
+    return -1;
+  }
+  return pid;
+}
+
+static void reap(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* Removes dir and the sockets the children left in it. */
+static void remove_dir(const char *dir) {
+  DIR *dd = opendir(dir);
+  if (dd == NULL)
+    return;
+  struct dirent *de;
+  while ((de = readdir(dd)) != NULL)
+    if (de->d_name[0] != '.')
+      unlinkat(dirfd(dd), de->d_name, 0);
+  closedir(dd);
+  rmdir(dir);
+}
+
+struct found {
+  pid_t want[4];
+  int hit[4];
+};
+
+static int on_endpoint(void *ctx, const struct ipc_endpoint *ep) {
+  struct found *f = ctx;
+  for (int i = 0; i < 4; i++)
+    if (f->want[i] != 0 && f->want[i] == ep->pid)
+      f->hit[i] = 1;
+  return 0;
+}
+
+/* One pass: which of the pids it reported. */
+static void pass(struct ipc_discovery *d, struct found *f) {
+  memset(f->hit, 0, sizeof(f->hit));
+  CHECK(ipc_discovery_scan(d, on_endpoint, f) == 0);
+}
+
+DEF_TEST(discovery_passes) {
+  char a[] = "/tmp/cdn-disc-a.XXXXXX", b[] = "/tmp/cdn-disc-b.XXXXXX";
+  if (mkdtemp(a) == NULL || mkdtemp(b) == NULL)
+    return -1;
+  struct ipc_discovery *d = ipc_discovery_new();
+  CHECK(d != NULL);
+  struct found f;
+  memset(&f, 0, sizeof(f));
+
+  /* 1. found by the first (full) pass, and by the quiet ones after it */
+  f.want[0] = spawn(a);
+  CHECK(f.want[0] > 0);
+  pass(d, &f);
+  CHECK(f.hit[0]);
+  pass(d, &f);
+  CHECK(f.hit[0]);
+
+  /* 2. a new process with a TMPDIR of its own: not seen by a quiet pass
+   * (/proc is not listed), but within 10 passes */
+  f.want[1] = spawn(b);
+  CHECK(f.want[1] > 0);
+  pass(d, &f);
+  CHECK(!f.hit[1]);
+  CHECK(f.hit[0]);
+  int passes = 1;
+  while (!f.hit[1] && passes < 12) {
+    pass(d, &f);
+    passes++;
+  }
+  printf("# a process in a new directory was found after %d passes\n", passes);
+  CHECK(f.hit[1]);
+  CHECK(passes <= 10);
+
+  /* 3. a new process in a directory a known process uses: its socket
+   * changes that directory, so the very next pass finds it */
+  f.want[2] = spawn(a);
+  CHECK(f.want[2] > 0);
+  pass(d, &f);
+  CHECK(f.hit[2]);
+  CHECK(f.hit[0] && f.hit[1]);
+
+  /* 4. killed: its socket stays (as SIGKILL leaves it), it is not reported */
+  reap(f.want[0]);
+  pass(d, &f);
+  CHECK(!f.hit[0]);
+  CHECK(f.hit[1] && f.hit[2]);
+  for (int i = 0; i < 10; i++) {
+    pass(d, &f);
+    CHECK(!f.hit[0]);
+  }
+  CHECK(f.hit[1] && f.hit[2]);
+
+  reap(f.want[1]);
+  reap(f.want[2]);
+  ipc_discovery_free(d);
+  remove_dir(a);
+  remove_dir(b);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--serve") == 0)
+    return serve(argv[2]);
+  RUN_TEST(discovery_passes);
+  END_TEST;
+}
