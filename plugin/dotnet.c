@@ -436,6 +436,16 @@ static void dispatch_row(const char *instance, const struct naming_row *row,
  * counters to every session at that interval (the runtime's own timer
  * keeps its samples within milliseconds of the Interval). Running totals
  * (DERIVE) lose nothing by a skipped sample. */
+/* The values of one read of one stream, dispatched together by flush():
+ * the reader thread's alone. Kept from read to read, given back when far
+ * bigger than a read needed. */
+struct batch_row {
+  struct naming_row row;
+  cdtime_t time;
+};
+static struct batch_row *batch;
+static size_t nbatch, batch_cap;
+
 static void publish(void *ctx, const struct watch_target_view *t,
                     struct counters_entry *e) {
   (void)ctx;
@@ -445,13 +455,33 @@ static void publish(void *ctx, const struct watch_target_view *t,
   int64_t min_gap = (int64_t)(t->interval_sec * 750.0);
   if (e->published_ms != 0 && ms - e->published_ms < (min_gap > 0 ? min_gap : 1))
     return;
+  if (nbatch + COUNTERS_MAX_QUANTILES + 1 > batch_cap) {
+    size_t cap = batch_cap ? batch_cap * 2 : 64;
+    struct batch_row *nb = realloc(batch, cap * sizeof(*nb));
+    if (nb == NULL)
+      return; /* not published: the next sample tries again */
+    batch = nb;
+    batch_cap = cap;
+  }
   e->published_ms = ms;
   struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
   size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
   cdtime_t time = MS_TO_CDTIME_T(ms);
-  cdtime_t interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
   for (size_t k = 0; k < nr; k++)
-    dispatch_row(t->instance, &rows[k], time, interval);
+    batch[nbatch++] = (struct batch_row){.row = rows[k], .time = time};
+}
+
+static void flush(void *ctx, const struct watch_target_view *t) {
+  (void)ctx;
+  cdtime_t interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
+  for (size_t i = 0; i < nbatch; i++)
+    dispatch_row(t->instance, &batch[i].row, batch[i].time, interval);
+  if (batch_cap > 1024 && nbatch < batch_cap / 8) {
+    free(batch);
+    batch = NULL;
+    batch_cap = 0;
+  }
+  nbatch = 0;
 }
 
 /* ---- read (with <Dump> only): the dump counts of every live instance ---- */
@@ -643,7 +673,8 @@ static int dotnet_init(void) {
                             .nrules = nrules,
                             .max_targets = (size_t)cfg_max_processes,
                             .log = watch_log,
-                            .publish = publish};
+                            .publish = publish,
+                            .flush = flush};
   memcpy(wc.auto_session.providers, auto_providers, sizeof(auto_providers));
   wc.auto_session.nproviders = nauto_providers;
   memcpy(wc.auto_session.meters, auto_meters, sizeof(auto_meters));
@@ -693,6 +724,11 @@ static int dotnet_shutdown(void) {
     watch_free(watch);
     watch = NULL;
   }
+  /* what the stops' last samples put there: collectd's write threads are
+   * gone by now */
+  free(batch);
+  batch = NULL;
+  nbatch = batch_cap = 0;
   for (size_t i = 0; i < nrules; i++)
     watch_rule_free(&rules[i]);
   nrules = 0;

@@ -319,6 +319,10 @@ static void *reader_main(void *arg) {
         continue;
       }
       int r = session_read(t->session);
+      if (w->cfg.flush != NULL) {
+        struct watch_target_view v = target_view(t);
+        w->cfg.flush(w->cfg.publish_ctx, &v);
+      }
       if (r == 0 && reader_arm(w, t, EPOLL_CTL_MOD) != 0)
         r = -errno;
       if (r != 0)

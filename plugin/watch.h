@@ -53,6 +53,11 @@ struct watch_target_view;
  * wait on anything slow and must not call into the watch. */
 typedef void (*watch_publish_cb)(void *ctx, const struct watch_target_view *t,
                                  struct counters_entry *e);
+/* Called on the reader thread after each read of a stream whose samples
+ * went to publish: the consumer may hold them until then and hand them on
+ * together (collectd's write threads are woken once for the lot, not once
+ * per value). */
+typedef void (*watch_flush_cb)(void *ctx, const struct watch_target_view *t);
 
 struct watch_config {
   double interval_sec;        /* counter interval */
@@ -66,6 +71,7 @@ struct watch_config {
   int ipc_timeout_ms;         /* 0: 2000 */
   watch_log_cb log;
   watch_publish_cb publish;   /* NULL: values are only counted */
+  watch_flush_cb flush;       /* optional */
   void *publish_ctx;
 };
 
