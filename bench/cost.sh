@@ -115,23 +115,23 @@ cpu_ticks() { # PID...: sum of utime+stime (ticks)
 	echo "$t"
 }
 
+sched_ns() { # PID [COMM-PREFIX]: CPU time of its threads (those named COMM-PREFIX*), ns (schedstat: exact, where stat has 10 ms ticks)
+	local t x=0 ns c
+	for t in /proc/"$1"/task/*; do
+		if [[ -n ${2:-} ]]; then
+			c=$(cat "$t/comm" 2>/dev/null) || continue
+			[[ $c == "$2"* ]] || continue
+		fi
+		read -r ns _ <"$t/schedstat" 2>/dev/null || continue
+		x=$((x + ns))
+	done
+	echo "$x"
+}
+
 mem_kib() { # PID...: "RSS PSS" summed (KiB)
 	local p
 	for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done |
 		awk '/^Rss:/ { r += $2 } /^Pss:/ { p += $2 } END { printf "%d %d\n", r, p }'
-}
-
-writer_ticks() { # PID: utime+stime of its threads named writer#N (collectd's write threads: cache, writer)
-	local t s x=0
-	for t in /proc/"$1"/task/*; do
-		[[ $(cat "$t/comm" 2>/dev/null) == writer* ]] || continue
-		s=$(cat "$t/stat" 2>/dev/null) || continue
-		s=${s##*) }
-		# shellcheck disable=SC2086
-		set -- $s
-		x=$((x + ${12} + ${13}))
-	done
-	echo "$x"
 }
 
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -251,13 +251,15 @@ run_once() {
 	done
 	sleep "$WARMUP"
 	l0=$(load1)
-	local w0=0 w1=0
-	[[ $mode != counters ]] && w0=$(writer_ticks "${pids[0]}")
-	c0=$(cpu_ticks "${pids[@]}")
+	# CPU in ns: collectd (one process, threads that live as long as it) by
+	# schedstat; dotnet-counters (many processes) by stat's ticks
+	local w0=0 w1=0 c0 c1
+	if [[ $mode == counters ]]; then c0=$(($(cpu_ticks "${pids[@]}") * 1000000000 / CLK_TCK)); else
+		w0=$(sched_ns "${pids[0]}" writer); c0=$(sched_ns "${pids[0]}"); fi
 	t0=$(date +%s.%N)
 	sleep "$SECONDS_"
-	c1=$(cpu_ticks "${pids[@]}")
-	[[ $mode != counters ]] && w1=$(writer_ticks "${pids[0]}")
+	if [[ $mode == counters ]]; then c1=$(($(cpu_ticks "${pids[@]}") * 1000000000 / CLK_TCK)); else
+		c1=$(sched_ns "${pids[0]}"); w1=$(sched_ns "${pids[0]}" writer); fi
 	t1=$(date +%s.%N)
 	l1=$(load1)
 	mem=$(mem_kib "${pids[@]}")
@@ -274,10 +276,10 @@ run_once() {
 	esac
 	rm -rf "$dir"
 	local line
-	line=$(awk -v mode="$mode" -v n="$n" -v rep="$rep" -v c="$((c1 - c0))" -v hz="$CLK_TCK" \
+	line=$(awk -v mode="$mode" -v n="$n" -v rep="$rep" -v c="$((c1 - c0))" \
 		-v t0="$t0" -v t1="$t1" -v mem="$mem" -v l0="$l0" -v l1="$l1" -v inst="$inst" -v missed="$missed" -v w="$((w1 - w0))" \
-		'BEGIN { split(mem, m, " "); printf "%s\t%d\t%d\t%.2f\t%.3f\t%d\t%d\t%s\t%s\t%s\t%s\t%.2f\n",
-			mode, n, rep, c / hz, t1 - t0, m[1], m[2], l0, l1, inst, missed, w / hz }')
+		'BEGIN { split(mem, m, " "); printf "%s\t%d\t%d\t%.4f\t%.3f\t%d\t%d\t%s\t%s\t%s\t%s\t%.4f\n",
+			mode, n, rep, c / 1e9, t1 - t0, m[1], m[2], l0, l1, inst, missed, w / 1e9 }')
 	printf '%s\n' "$line" >>"$OUT/runs.tsv"
 	say "$(printf '%s' "$line" | tr '\t' ' ')"
 }
