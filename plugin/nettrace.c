@@ -138,9 +138,10 @@ struct field_scratch {
   uint32_t span;
 };
 
-/* Room for incomplete units kept between them: counter sessions send
- * blocks of a few KiB; a larger one's buffer is freed once it is parsed. */
-#define NETTRACE_HELD_KEEP 16384
+/* Room for an incomplete unit is kept only while one is held: a counters
+ * session's unit is split across reads about once per interval, and a
+ * malloc then costs far less than a few KiB kept in every session. */
+#define NETTRACE_HELD_KEEP 0
 
 struct nettrace_reader {
   struct nettrace_limits limits;
@@ -1055,8 +1056,6 @@ int nettrace_reader_feed(struct nettrace_reader *r, const void *buf,
       rc = process_unit(r, r->held, r->held_len, &f);
       r->held_len = 0;
       if (r->held_cap > NETTRACE_HELD_KEEP) {
-        /* a large unit came once (e.g. a rundown block): do not keep its
-         * room for the rest of a long session */
         free(r->held);
         r->held = NULL;
         r->held_cap = 0;
