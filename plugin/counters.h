@@ -127,6 +127,7 @@ struct counters_entry {
                          entry was created; HISTOGRAM: running total of
                          counts; others: unused */
   int64_t published_ms; /* for the consumer: time_ms it last published */
+  int64_t due_ms;       /* for the consumer: when the next is due */
   uint64_t updates;   /* samples merged into this entry */
   int64_t time_ms;    /* unix ms of the latest sample */
   struct counters_histogram *hist; /* HISTOGRAM entries; else NULL */

@@ -431,11 +431,10 @@ static void dispatch_row(const char *instance, const struct naming_row *row,
  * up to an Interval later at the next read. Each value carries the time the
  * runtime stamped on its sample.
  *
- * One value per counter and 3/4 Interval at most: another tool's session
- * with the same process at a shorter interval makes the runtime send the
- * counters to every session at that interval (the runtime's own timer
- * keeps its samples within milliseconds of the Interval). Running totals
- * (DERIVE) lose nothing by a skipped sample. */
+ * One value per counter and Interval on average (naming_due): another
+ * tool's session with the same process at a shorter interval makes the
+ * runtime send the counters to every session at that interval. Running
+ * totals (DERIVE) lose nothing by a skipped sample. */
 /* The values of one read of one stream, dispatched together by flush():
  * the reader thread's alone. Kept from read to read, given back when far
  * bigger than a read needed. */
@@ -452,9 +451,6 @@ static void publish(void *ctx, const struct watch_target_view *t,
   int64_t ms = e->time_ms;
   if (ms <= 0) /* the stream gave no clock: now */
     ms = (int64_t)CDTIME_T_TO_MS(cdtime());
-  int64_t min_gap = (int64_t)(t->interval_sec * 750.0);
-  if (e->published_ms != 0 && ms - e->published_ms < (min_gap > 0 ? min_gap : 1))
-    return;
   if (nbatch + COUNTERS_MAX_QUANTILES + 1 > batch_cap) {
     size_t cap = batch_cap ? batch_cap * 2 : 64;
     struct batch_row *nb = realloc(batch, cap * sizeof(*nb));
@@ -463,7 +459,8 @@ static void publish(void *ctx, const struct watch_target_view *t,
     batch = nb;
     batch_cap = cap;
   }
-  e->published_ms = ms;
+  if (!naming_due(e, ms, (int64_t)(t->interval_sec * 1000.0)))
+    return;
   struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
   size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
   cdtime_t time = MS_TO_CDTIME_T(ms);

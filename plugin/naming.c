@@ -153,3 +153,16 @@ size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
   }
   return 0;
 }
+
+int naming_due(struct counters_entry *e, int64_t ms, int64_t iv_ms) {
+  int64_t iv = iv_ms < 4 ? 4 : iv_ms;
+  if (e->published_ms != 0 &&
+      (ms <= e->published_ms || ms < e->due_ms - iv / 4))
+    return 0;
+  if (e->published_ms == 0)
+    e->due_ms = ms + iv;
+  else
+    e->due_ms = e->due_ms + iv > ms + iv / 4 ? e->due_ms + iv : ms + iv / 4;
+  e->published_ms = ms;
+  return 1;
+}

@@ -55,6 +55,17 @@ struct naming_row {
 size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
                    size_t max);
 
+/* Whether a sample at ms (unix ms) of entry e is to be published, given
+ * the consumer's interval iv_ms; when it is, e's published_ms and due_ms
+ * are moved on. One value per Interval on average whatever interval the
+ * runtime sends at (another tool's session at a shorter interval makes it
+ * send to every session at that one): a value is due one Interval after
+ * the last was due; a sample up to a quarter Interval early is taken; a
+ * late one (a busy runtime) moves the due time to no earlier than a quarter
+ * Interval after it, so that the runtime's next sample, back on its grid,
+ * is taken too. Never two values with the same or a decreasing time. */
+int naming_due(struct counters_entry *e, int64_t ms, int64_t iv_ms);
+
 /* The type instance for a counter (see above); suffix may be NULL. */
 void naming_type_instance(const char *provider, const char *name,
                           const char *tags, const char *suffix, char *out,

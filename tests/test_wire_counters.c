@@ -589,6 +589,69 @@ DEF_TEST(hostile_metadata) {
   return 0;
 }
 
+/* Feeds sample times (ms) to naming_due with interval iv; returns how many
+ * were published and the smallest and largest gap between published ones. */
+static int due_run(const int64_t *t, size_t n, int64_t iv, int64_t *min_gap,
+                   int64_t *max_gap) {
+  struct counters_entry e;
+  memset(&e, 0, sizeof(e));
+  int published = 0;
+  int64_t last = 0;
+  *min_gap = INT64_MAX;
+  *max_gap = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!naming_due(&e, t[i], iv))
+      continue;
+    if (published > 0) {
+      int64_t g = t[i] - last;
+      *min_gap = g < *min_gap ? g : *min_gap;
+      *max_gap = g > *max_gap ? g : *max_gap;
+    }
+    last = t[i];
+    published++;
+  }
+  return published;
+}
+
+DEF_TEST(naming_due) {
+  int64_t t[400], lo, hi;
+  const int64_t base = 1795700000000;
+  /* own samples, 1 s apart with +-20 ms jitter: every one published */
+  for (int i = 0; i < 60; i++)
+    t[i] = base + i * 1000 + (i % 3 - 1) * 20;
+  EXPECT_EQ_INT(60, due_run(t, 60, 1000, &lo, &hi));
+  /* a late sample (a busy runtime) and the next back on the grid: both */
+  int64_t late[] = {base, base + 1000, base + 2300, base + 3000, base + 4000};
+  EXPECT_EQ_INT(5, due_run(late, 5, 1000, &lo, &hi));
+  EXPECT_EQ_INT(1300, hi);
+  /* another tool at 0.5 s (the runtime sends every session that): one a
+   * second */
+  for (int i = 0; i < 120; i++)
+    t[i] = base + i * 500;
+  EXPECT_EQ_INT(60, due_run(t, 120, 1000, &lo, &hi));
+  EXPECT_EQ_INT(1000, lo);
+  EXPECT_EQ_INT(1000, hi);
+  /* at 0.3 s: one a second on average, gaps within 0.75..1.25 s */
+  for (int i = 0; i < 400; i++)
+    t[i] = base + i * 300;
+  int n = due_run(t, 400, 1000, &lo, &hi);
+  CHECK(n >= 118 && n <= 121);
+  CHECK(lo >= 750 && hi <= 1250);
+  /* Interval 3 s, samples every second (the test of plugin.sh check 9) */
+  for (int i = 0; i < 30; i++)
+    t[i] = base + i * 1000;
+  EXPECT_EQ_INT(10, due_run(t, 30, 3000, &lo, &hi));
+  EXPECT_EQ_INT(3000, lo);
+  /* a 5 s pause (SIGSTOP) then the grid again: the first after it and
+   * every one after that */
+  int64_t pause[] = {base, base + 1000, base + 6200, base + 7000, base + 8000};
+  EXPECT_EQ_INT(5, due_run(pause, 5, 1000, &lo, &hi));
+  /* the same time twice, or going back: never published again */
+  int64_t same[] = {base, base, base - 5, base + 1000};
+  EXPECT_EQ_INT(2, due_run(same, 4, 1000, &lo, &hi));
+  return 0;
+}
+
 DEF_TEST(naming) {
   char ti[NAMING_MAX];
   naming_type_instance("System.Runtime", "gc-heap-size", "", NULL, ti, sizeof(ti));
@@ -686,5 +749,6 @@ int main(void) {
   RUN_TEST(meter_numbers);
   RUN_TEST(hostile_metadata);
   RUN_TEST(naming);
+  RUN_TEST(naming_due);
   END_TEST;
 }
