@@ -424,20 +424,21 @@ static void dispatch_row(const char *instance, const struct naming_row *row,
 
 /* ---- counter values: dispatched as they arrive ----
  *
- * The watch's reader thread calls this for every sample (plugin_dispatch_
- * values only queues the values for collectd's write threads, where the
- * cache, the threshold check and the writers run): a value is in collectd
- * as soon as the runtime has flushed it, so a breach is noticed at once, not
- * up to an Interval later at the next read. Each value carries the time the
- * runtime stamped on its sample.
+ * The watch's reader thread calls publish() for every sample and flush()
+ * after each read of a stream, which dispatches that read's values together
+ * (plugin_dispatch_values only queues them for collectd's write threads,
+ * where the cache, the threshold check and the writers run): a value is in
+ * collectd as soon as the runtime has flushed it, so a breach is noticed at
+ * once, not up to an Interval later at the next read. Each value carries
+ * the time the runtime stamped on its sample.
  *
  * One value per counter and Interval on average (naming_due): another
  * tool's session with the same process at a shorter interval makes the
  * runtime send the counters to every session at that interval. Running
  * totals (DERIVE) lose nothing by a skipped sample. */
-/* The values of one read of one stream, dispatched together by flush():
- * the reader thread's alone. Kept from read to read, given back when far
- * bigger than a read needed. */
+
+/* The values of one read of one stream: the reader thread's alone. Kept
+ * from read to read, given back when far bigger than a read needed. */
 struct batch_row {
   struct naming_row row;
   cdtime_t time;
