@@ -1013,6 +1013,10 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
   return ret;
 }
 
+unsigned ipc_discovery_full_passes(const struct ipc_discovery *d) {
+  return d->nfull;
+}
+
 int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx) {
   struct ipc_discovery *d = ipc_discovery_new();
   if (d == NULL)

@@ -103,6 +103,8 @@ struct ipc_discovery *ipc_discovery_new(void);
 void ipc_discovery_free(struct ipc_discovery *d);
 /* Like ipc_endpoint_list, with what d remembers. */
 int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx);
+/* How many passes listed /proc so far (for tests and debugging). */
+unsigned ipc_discovery_full_passes(const struct ipc_discovery *d);
 /* Optional: fn(ctx, pid, start_time) returns 1 while the caller holds an
  * open stream from that very process (it cannot have exited or been
  * replaced: its end would close the stream), so a pass need not read its

@@ -144,20 +144,29 @@ DEF_TEST(discovery_passes) {
   CHECK(f.hit[0]);
 
   /* 2. a new process with a TMPDIR of its own: not seen by a quiet pass
-   * (/proc is not listed), but within 10 passes */
+   * (/proc is not listed), but within 10 passes. (A pass is full, not
+   * quiet, when a diagnostic socket came or went in /tmp meanwhile: another
+   * .NET process on this machine starting or ending.) */
   f.want[1] = spawn(b);
   CHECK(f.want[1] > 0);
+  unsigned full0 = ipc_discovery_full_passes(d);
   pass(d, &f);
-  CHECK(!f.hit[1]);
+  if (ipc_discovery_full_passes(d) == full0)
+    CHECK(!f.hit[1]);
+  else
+    printf("# pass 3 was full (a socket came or went in /tmp)\n");
   CHECK(f.hit[0]);
   int passes = 1;
   while (!f.hit[1] && passes < 12) {
     pass(d, &f);
     passes++;
   }
-  printf("# a process in a new directory was found after %d passes\n", passes);
+  unsigned nfull = ipc_discovery_full_passes(d) - full0;
+  printf("# a process in a new directory was found after %d passes, %u of "
+         "them full\n", passes, nfull);
   CHECK(f.hit[1]);
   CHECK(passes <= 10);
+  CHECK(nfull < (unsigned)passes); /* some were quiet */
 
   /* 3. a new process in a directory a known process uses: its socket
    * changes that directory, so the very next pass finds it */
