@@ -819,7 +819,8 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
     snprintf(s->name, sizeof(s->name), "%s", name);
   }
   closedir(dir);
-  qsort(dd->socks, dd->nsocks, sizeof(dd->socks[0]), sock_cmp);
+  if (dd->nsocks > 1) /* socks is NULL while nothing was ever listed */
+    qsort(dd->socks, dd->nsocks, sizeof(dd->socks[0]), sock_cmp);
   uint64_t h = 1469598103934665603ULL; /* FNV-1a over the sorted pairs */
   for (size_t i = 0; i < dd->nsocks; i++) {
     uint64_t v[2] = {(uint64_t)dd->socks[i].ns_pid, dd->socks[i].key};
