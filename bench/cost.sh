@@ -156,9 +156,12 @@ start_targets() {
 # gaps in the plugin's csv rows inside [T0, T1]: "instances missed"
 csv_missed() {
 	local dir=$1 t0=$2 t1=$3
-	find "$dir/csv" -path '*/dotnet-*' -type f 2>/dev/null |
+	# a value's rows continue in the next day's file (NAME-YYYY-MM-DD) at
+	# midnight: files sorted by name, one series per NAME
+	find "$dir/csv" -path '*/dotnet-*' -type f 2>/dev/null | sort |
 		awk -F, -v t0="$t0" -v t1="$t1" '
-		{ f = $0; n = split(f, a, "/"); inst = a[n - 1]; last = ""; m = 0
+		{ f = $0; n = split(f, a, "/"); inst = a[n - 1]; key = f; sub(/-[0-9]+-[0-9]+-[0-9]+$/, "", key)
+		  if (key != prev) { last = ""; m = 0; prev = key }
 		  while ((getline line < f) > 0) { split(line, c, ","); t = c[1] + 0
 		    if (t < t0 || t > t1) continue
 		    if (last != "") { g = int(t - last + 0.5); if (g > 1) m += g - 1 }

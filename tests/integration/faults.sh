@@ -147,8 +147,7 @@ log_line() { grep -m1 -E -- "$2" "$1/collectd.log" | cut -c23-; }
 # csv_rows_after DIR INSTANCE NAME T: rows with a time > T
 csv_rows_after() {
 	local f
-	f=$(compgen -G "$1/csv/*/dotnet-$2/$3-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" | sort | tail -1)
-	[[ -n $f ]] || { echo 0; return; }
+	f=$(csv_file "$1" "$2" "$3") || { echo 0; return; }
 	awk -F, -v t="$4" 'NR > 1 && $1 > t { n++ } END { print n + 0 }' "$f"
 }
 has_rows_after() { (($(csv_rows_after "$2" "$3" "$4" "$5") >= $1)); }
@@ -156,8 +155,7 @@ has_rows_after() { (($(csv_rows_after "$2" "$3" "$4" "$5") >= $1)); }
 # between two of them (from FROM and to TO included)
 max_gap() {
 	local f
-	f=$(compgen -G "$1/csv/*/dotnet-$2/$3-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" | sort | tail -1)
-	[[ -n $f ]] || { echo "0 999"; return; }
+	f=$(csv_file "$1" "$2" "$3") || { echo "0 999"; return; }
 	awk -F, -v a="$4" -v b="$5" '
 		NR > 1 && $1 >= a && $1 <= b { n++; g = $1 - p; if (g > mg) mg = g; p = $1 }
 		NR == 1 { p = a }

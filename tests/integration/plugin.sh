@@ -72,14 +72,9 @@ log() { printf '   %s\n' "$*"; }
 
 elapsed() { awk -v a="$1" -v b="$(_now)" 'BEGIN { printf "%.2f", b - a }'; }
 
-# csv DIR INSTANCE TYPE-TYPEINSTANCE: today's (the newest) csv file of exactly
-# that value (csv_file's glob would also take "...requests-per-second" for
-# "...requests").
-csv() {
-	local f
-	f=$(compgen -G "$1/csv/*/dotnet-$2/$3-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" | sort | tail -1)
-	[[ -n $f ]] && printf '%s\n' "$f"
-}
+# csv DIR INSTANCE TYPE-TYPEINSTANCE: the rows of exactly that value, every
+# day's file joined (csv_file)
+csv() { csv_file "$@"; }
 
 # series CHECK DIR INSTANCE NAME: sets F to the csv file of the value, or
 # records CHECK as failed
@@ -454,8 +449,8 @@ run_web() {
 		if [[ $codes == " $NREQ 200" ]]; then pass "web: $NREQ requests answered 200 in $load_secs s"; else fail "web: load" "answers: $codes"; fi
 		# the histogram's count series: type derive, name cut + hashed if too
 		# long, ":count" kept
-		hist_count() {
-			compgen -G "$D/csv/*/dotnet-web/derive-Microsoft.AspNetCore.Hosting:http.server.request.duration:*:count-[0-9]*" | head -1
+		hist_count() { # the newest day's file: its last row is the latest value
+			compgen -G "$D/csv/*/dotnet-web/derive-Microsoft.AspNetCore.Hosting:http.server.request.duration:*:count-[0-9]*" | sort | tail -1
 		}
 		grown() { # NAME FROM: the value grew by NREQ
 			local v
@@ -489,7 +484,7 @@ run_web() {
 			done
 			((nq == 3)) && pass "web: the histogram's p50, p95, p99 under the same name as its count" ||
 				fail "web: histogram quantiles" "$nq of p50/p95/p99 beside $base:count"
-			q50=$(tail -1 "$(compgen -G "$D/csv/*/dotnet-web/gauge-$base:p50-[0-9]*")" | cut -d, -f2)
+			q50=$(tail -1 "$(compgen -G "$D/csv/*/dotnet-web/gauge-$base:p50-[0-9]*" | sort | tail -1)" | cut -d, -f2)
 			awk -v q="$q50" 'BEGIN { exit !(q > 0 && q < 1) }' &&
 				pass "web: request duration p50 $q50 s (unit s: a gauge in seconds)" || fail "web: request duration p50" "$q50"
 		else

@@ -115,12 +115,8 @@ listening() { # PORT
 
 http_ok() { curl -fsS -m 5 -o /dev/null "$1" 2>/dev/null; }
 
-# csv_of INSTANCE TYPE-NAME: today's csv file of exactly that value
-csv_of() {
-	local f
-	f=$(compgen -G "$CD/csv/*/dotnet-$1/$2-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" | sort | tail -1)
-	[[ -n $f ]] && printf '%s\n' "$f"
-}
+# csv_of INSTANCE TYPE-NAME: the rows of exactly that value (csv_file)
+csv_of() { csv_file "$CD" "$1" "$2"; }
 
 # ---------------------------------------------------------------- needs
 

@@ -127,12 +127,27 @@ collectd_stop() {
 	echo "$COLLECTD_STOP_SECONDS"
 }
 
+# csv_file DIR INSTANCE TYPE-TYPEINSTANCE: the csv rows of exactly that
+# value. The csv plugin names its files NAME-YYYY-MM-DD (matched exactly, so
+# that "x:requests" does not take "x:requests-per-second") and starts a new
+# one at midnight: a run across midnight has two. Prints the path of the one
+# file, or of a copy that joins them in order (header once) under
+# DIR/csv-joined, so that rows, gaps and rates span the change of day.
 csv_file() {
-	local f
-	# the csv plugin appends -YYYY-MM-DD: match exactly that, so that
-	# "x:requests" does not match "x:requests-per-second"
-	f=$(ls "$1"/csv/*/"dotnet-$2"/"$3"-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] 2>/dev/null | tail -1)
-	[[ -n $f ]] && printf '%s\n' "$f"
+	local files f j
+	mapfile -t files < <(compgen -G "$1/csv/*/dotnet-$2/$3-[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]" | sort)
+	((${#files[@]})) || return 1
+	if ((${#files[@]} == 1)); then
+		printf '%s\n' "${files[0]}"
+		return 0
+	fi
+	j=$1/csv-joined/dotnet-$2/$3
+	mkdir -p "${j%/*}" || return 1
+	{
+		head -n 1 "${files[0]}"
+		for f in "${files[@]}"; do tail -n +2 "$f"; done
+	} >"$j.$$" && mv -f "$j.$$" "$j" || return 1
+	printf '%s\n' "$j"
 }
 
 csv_last() {
