@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -585,10 +586,17 @@ int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep) {
  * ending, or one seen before its socket existed creating it) makes that
  * pass a full one, so a new process in a known directory is found at once;
  * one whose TMPDIR no known process shares (a new container, an
- * unusual TMPDIR, an exec with another TMPDIR) within DISC_FULL passes. */
+ * unusual TMPDIR, an exec with another TMPDIR) within DISC_FULL passes.
+ *
+ * With notification on (ipc_discovery_enable_notify), every socket
+ * directory also carries an inotify watch, so a caller need not pass at
+ * all while nothing happens: a diagnostic socket created, removed or
+ * renamed in one of them makes the fd readable (ipc_discovery_notified
+ * tells those from other files' events), and the caller forces a full
+ * pass now and then for the directories nobody uses yet. */
 #define DISC_MTIME_MARGIN_NS 1000000000LL
 #define DISC_NAME_MAX 80
-#define DISC_FULL 10
+#define DISC_FULL IPC_DISCOVERY_FULL_EVERY
 #define DISC_RECHECK 10
 
 struct disc_sock {
@@ -606,6 +614,8 @@ struct disc_dir {
   uint64_t sig;          /* of the listing's (pid, key) pairs */
   uint64_t full_sig;     /* sig at the last full pass */
   int err;               /* negative errno of the last look, or 0 */
+  int wd;                /* inotify watch, or <= 0 (none) */
+  int unwatchable;       /* no watch, and not for want of the directory */
   unsigned checked;      /* pass that last looked at it */
   unsigned used;         /* pass that last needed it */
   struct disc_sock *socks;
@@ -633,6 +643,7 @@ struct ipc_discovery {
   unsigned nfull;     /* full passes begun */
   char self_mnt[64];
   ssize_t self_mnt_len;
+  int notify_fd; /* inotify, or -1 */
   ipc_connected_fn connected;
   void *connected_ctx;
 };
@@ -644,8 +655,85 @@ void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
 }
 
 struct ipc_discovery *ipc_discovery_new(void) {
-  return calloc(1, sizeof(struct ipc_discovery));
+  struct ipc_discovery *d = calloc(1, sizeof(*d));
+  if (d != NULL)
+    d->notify_fd = -1;
+  return d;
 }
+
+/* What makes a socket directory's watch fire: entries coming and going
+ * (a socket is created by bind, removed by unlink), and the directory
+ * itself going away. */
+#define DISC_WATCH_MASK                                                        \
+  (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF |      \
+   IN_MOVE_SELF | IN_ONLYDIR)
+
+static void disc_dir_watch(struct ipc_discovery *d, struct disc_dir *dd) {
+  if (d->notify_fd < 0 || dd->wd > 0)
+    return;
+  int wd = inotify_add_watch(d->notify_fd, dd->path, DISC_WATCH_MASK);
+  dd->wd = wd > 0 ? wd : 0;
+  /* A directory that is not there holds no socket: a runtime could not
+   * make one in it. If it comes, a full pass watches it. Any other failure
+   * (the watch limit, permissions): the caller passes by time. */
+  dd->unwatchable = wd <= 0 && errno != ENOENT && errno != ENOTDIR;
+}
+
+int ipc_discovery_enable_notify(struct ipc_discovery *d) {
+  if (d->notify_fd >= 0)
+    return 0;
+  d->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (d->notify_fd < 0)
+    return -errno;
+  for (size_t i = 0; i < d->ndirs; i++)
+    disc_dir_watch(d, &d->dirs[i]);
+  return 0;
+}
+
+int ipc_discovery_notify_fd(const struct ipc_discovery *d) {
+  if (d->notify_fd < 0 || d->nfull == 0)
+    return -1;
+  for (size_t i = 0; i < d->ndirs; i++)
+    if (d->dirs[i].unwatchable)
+      return -1;
+  return d->notify_fd;
+}
+
+int ipc_discovery_notified(struct ipc_discovery *d) {
+  if (d->notify_fd < 0)
+    return 0;
+  static const char prefix[] = "dotnet-diagnostic-";
+  int changed = 0;
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  for (;;) {
+    ssize_t n = read(d->notify_fd, buf, sizeof(buf));
+    if (n <= 0)
+      break; /* EAGAIN: drained */
+    for (char *p = buf; p + sizeof(struct inotify_event) <= buf + n;) {
+      const struct inotify_event *ev = (const struct inotify_event *)p;
+      size_t len = sizeof(*ev) + ev->len;
+      if (len > (size_t)(buf + n - p))
+        break; /* the kernel never splits an event; be safe anyway */
+      p += len;
+      if (ev->mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF |
+                      IN_UNMOUNT))
+        changed = 1; /* events lost, or the directory itself changed */
+      if (ev->mask & IN_IGNORED) { /* the directory went (or its mount):
+                                      the next full pass watches it again */
+        for (size_t i = 0; i < d->ndirs; i++)
+          if (d->dirs[i].wd == ev->wd)
+            d->dirs[i].wd = 0;
+        changed = 1;
+      }
+      if (ev->len > 0 &&
+          strncmp(ev->name, prefix, sizeof(prefix) - 1) == 0)
+        changed = 1;
+    }
+  }
+  return changed;
+}
+
+void ipc_discovery_want_full(struct ipc_discovery *d) { d->full_pass = 0; }
 
 void ipc_discovery_free(struct ipc_discovery *d) {
   if (d == NULL)
@@ -656,6 +744,8 @@ void ipc_discovery_free(struct ipc_discovery *d) {
   }
   free(d->dirs);
   free(d->procs);
+  if (d->notify_fd >= 0)
+    close(d->notify_fd); /* drops every watch */
   free(d);
 }
 
@@ -707,6 +797,7 @@ static long disc_dir_index(struct ipc_discovery *d, const char *path) {
   if (p == NULL)
     return -1;
   d->dirs[d->ndirs] = (struct disc_dir){.path = p};
+  disc_dir_watch(d, &d->dirs[d->ndirs]);
   return (long)d->ndirs++;
 }
 
@@ -984,8 +1075,10 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
   if (ret != 0)
     return ret; /* a partial pass: forget nothing, full again next time */
   d->full_pass = d->pass;
-  for (size_t i = 0; i < d->ndirs; i++)
+  for (size_t i = 0; i < d->ndirs; i++) {
     d->dirs[i].full_sig = d->dirs[i].sig;
+    disc_dir_watch(d, &d->dirs[i]); /* one missing before (not there yet) */
+  }
   /* forget processes that are gone, then directories no process needs
    * (every known process seen in this pass marked its directory used) */
   size_t o = 0;
@@ -1002,6 +1095,14 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
       map[i] = o;
       d->dirs[o++] = d->dirs[i];
     } else {
+      /* one inode seen through two paths shares a watch: keep it while
+       * a directory kept uses it */
+      int shared = 0;
+      for (size_t k = 0; k < d->ndirs && d->dirs[i].wd > 0; k++)
+        shared |= k != i && d->dirs[k].used == d->pass &&
+                  d->dirs[k].wd == d->dirs[i].wd;
+      if (d->dirs[i].wd > 0 && !shared)
+        inotify_rm_watch(d->notify_fd, d->dirs[i].wd);
       free(d->dirs[i].path);
       free(d->dirs[i].socks);
     }

@@ -105,6 +105,21 @@ void ipc_discovery_free(struct ipc_discovery *d);
 int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx);
 /* How many passes listed /proc so far (for tests and debugging). */
 unsigned ipc_discovery_full_passes(const struct ipc_discovery *d);
+/* Passes between two full ones when nothing forces one. */
+#define IPC_DISCOVERY_FULL_EVERY 10
+/* Notification, so that a caller passes only when something may have
+ * changed: enable_notify puts an inotify watch on every socket directory
+ * (0, or a negative errno: then pass by time as before). notify_fd is the
+ * fd to poll for reading once a full pass was made and while every
+ * directory that exists is watched, else -1 (then pass every interval). When it is
+ * readable, notified drains it and returns 1 if a diagnostic socket came,
+ * went or may have (events lost, a directory gone), 0 for other files.
+ * A process whose TMPDIR no known process uses makes no event: the caller
+ * forces a full pass (want_full) every IPC_DISCOVERY_FULL_EVERY intervals. */
+int ipc_discovery_enable_notify(struct ipc_discovery *d);
+int ipc_discovery_notify_fd(const struct ipc_discovery *d);
+int ipc_discovery_notified(struct ipc_discovery *d);
+void ipc_discovery_want_full(struct ipc_discovery *d);
 /* Optional: fn(ctx, pid, start_time) returns 1 while the caller holds an
  * open stream from that very process (it cannot have exited or been
  * replaced: its end would close the stream), so a pass need not read its

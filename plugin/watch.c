@@ -28,7 +28,8 @@
 
 #define SEEN_MAX 4096
 #define RETRY_SEC 10
-#define MISS_PASSES 5 /* empty discovery passes before "matches no process" */
+#define MISS_INTERVALS 5 /* discovery intervals without a match before
+                            "matches no process" */
 #define RETRY_STR "10" /* RETRY_SEC, for messages */
 #define ENDED_MAX 64
 #define COALESCE_MS 50  /* the reader's pause after a wakeup for data ... */
@@ -82,13 +83,13 @@ struct ended {
 struct watch {
   struct watch_config cfg;
   pthread_mutex_t lock;
-  pthread_cond_t cond;
   int stopping;
   int started;
   int wake[2];
   int epoll; /* the reader's: the wake pipe and every live stream */
   int cancel; /* eventfd, written once by watch_stop: ends the connector's
-                 IPC waits at once (ipc_set_cancel_fd) */
+                 IPC waits at once (ipc_set_cancel_fd) and its sleep */
+  int kick;   /* eventfd: a session ended, the connector looks again */
   pthread_t reader, connector;
   struct target *pending, *live;
   size_t nlive; /* targets in live (kept by the reader) */
@@ -96,7 +97,8 @@ struct watch {
   struct seen *seen;
   size_t nseen;
   unsigned generation;
-  int *rule_warned;
+  int64_t *rule_missing; /* per rule: 0 matched at the last pass, > 0 no
+                            match since (monotonic ms), -1 warned */
   struct ended ended[ENDED_MAX];
   size_t nended;
   struct watch_stats stats;
@@ -151,30 +153,39 @@ struct watch *watch_new(const struct watch_config *cfg) {
   if (w->cfg.ipc_timeout_ms <= 0) /* a loaded runtime may take over 1 s */
     w->cfg.ipc_timeout_ms = 2000;
   w->seen = calloc(SEEN_MAX, sizeof(*w->seen));
-  w->rule_warned = calloc(cfg->nrules + 1, sizeof(int));
+  w->rule_missing = calloc(cfg->nrules + 1, sizeof(*w->rule_missing));
   w->wake[0] = w->wake[1] = -1;
   w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  w->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   w->epoll = epoll_create1(EPOLL_CLOEXEC);
   struct epoll_event wev = {.events = EPOLLIN, .data.ptr = NULL};
-  if (w->seen == NULL || w->rule_warned == NULL || w->cancel < 0 ||
-      w->epoll < 0 || pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
+  if (w->seen == NULL || w->rule_missing == NULL || w->cancel < 0 ||
+      w->kick < 0 || w->epoll < 0 ||
+      pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
       epoll_ctl(w->epoll, EPOLL_CTL_ADD, w->wake[0], &wev) != 0) {
     free(w->seen);
-    free(w->rule_warned);
+    free(w->rule_missing);
     if (w->wake[0] >= 0) {
       close(w->wake[0]);
       close(w->wake[1]);
     }
     if (w->cancel >= 0)
       close(w->cancel);
+    if (w->kick >= 0)
+      close(w->kick);
     if (w->epoll >= 0)
       close(w->epoll);
     free(w);
     return NULL;
   }
   pthread_mutex_init(&w->lock, NULL);
-  pthread_cond_init(&w->cond, NULL);
   return w;
+}
+
+static void kick_connector(struct watch *w) {
+  uint64_t one = 1;
+  ssize_t n = write(w->kick, &one, sizeof(one));
+  (void)n; /* a counter at its maximum already wakes it */
 }
 
 static void wake_reader(struct watch *w) {
@@ -248,8 +259,8 @@ static void reader_end(struct watch *w, struct target *t, int r) {
   }
   w->stats.sessions_ended++;
   w->stats.bytes += session_stats(t->session)->bytes;
-  pthread_cond_broadcast(&w->cond); /* let the connector look again */
   pthread_mutex_unlock(&w->lock);
+  kick_connector(w); /* look again: retry, or room under MaxProcesses */
   target_free(t);
 }
 
@@ -667,6 +678,94 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
   return 0;
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* When the connector must pass again even if nothing wakes it: the next
+ * forced full pass, the first retry due, the first "matches no process"
+ * warning due (monotonic ms). */
+static int64_t next_due(struct watch *w, int64_t now, int64_t last_full,
+                        int64_t interval_ms) {
+  int64_t due = last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms;
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  int64_t wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+  for (size_t i = 0; i < w->nseen; i++) {
+    int64_t at = (int64_t)w->seen[i].retry_after * 1000;
+    if (at > wall_ms && now + (at - wall_ms) < due)
+      due = now + (at - wall_ms);
+  }
+  for (size_t i = 0; i < w->cfg.nrules; i++) {
+    int64_t since = w->rule_missing[i];
+    if (since > 0 && since + MISS_INTERVALS * interval_ms < due)
+      due = since + MISS_INTERVALS * interval_ms;
+  }
+  return due;
+}
+
+/* Sleeps until the next pass is due (see connector_main); 1 when stopping. */
+static int connector_wait(struct watch *w, struct ipc_discovery *disc,
+                          int64_t last_pass, int64_t due,
+                          int64_t interval_ms) {
+  for (;;) {
+    if (is_stopping(w))
+      return 1;
+    int64_t now = mono_ms();
+    int nfd = ipc_discovery_notify_fd(disc);
+    /* without notification (or before the first full pass), every
+     * interval as before */
+    if (nfd < 0 && last_pass + interval_ms < due)
+      due = last_pass + interval_ms;
+    if (now >= due)
+      return 0;
+    struct pollfd pfd[3] = {{.fd = w->cancel, .events = POLLIN},
+                            {.fd = w->kick, .events = POLLIN},
+                            {.fd = nfd, .events = POLLIN}};
+    int r = poll(pfd, nfd >= 0 ? 3 : 2, (int)(due - now + 1));
+    if (r < 0 && errno != EINTR) {
+      struct timespec ts = {0, 100000000}; /* cannot happen; do not spin */
+      nanosleep(&ts, NULL);
+      continue;
+    }
+    if (r <= 0)
+      continue; /* a timeout: the loop above decides */
+    if (pfd[0].revents)
+      return 1; /* the cancel fd stays readable */
+    if (pfd[1].revents) {
+      uint64_t v;
+      ssize_t n = read(w->kick, &v, sizeof(v));
+      (void)n;
+      return 0;
+    }
+    if (nfd < 0 || !pfd[2].revents)
+      continue;
+    /* Events are taken no more than once an interval, so that a busy
+     * /tmp costs at most the wakeups polling did: until an interval has
+     * passed since the last look, wait for a kick or stop only (what
+     * comes meanwhile waits in the kernel's queue). */
+    now = mono_ms();
+    if (now < last_pass + interval_ms) {
+      struct pollfd hold[2] = {pfd[0], pfd[1]};
+      r = poll(hold, 2, (int)(last_pass + interval_ms - now + 1));
+      if (r > 0)
+        continue; /* a kick or stop: handled above */
+    }
+    if (ipc_discovery_notified(disc))
+      return 0;
+    last_pass = mono_ms(); /* other files only */
+  }
+}
+
+/* The connector passes over the processes (ipc_discovery_scan) when a
+ * session ended, when a diagnostic socket came or went in a directory a
+ * known process uses (inotify, looked at once an interval at most), when a
+ * retry or a warning is due, and at least every IPC_DISCOVERY_FULL_EVERY
+ * intervals (a full pass: new socket directories). Where notification is
+ * not to be had, every interval. An idle host costs one wakeup in ten
+ * intervals instead of one an interval. */
 static void *connector_main(void *arg) {
   struct watch *w = arg;
   int *hits = calloc(w->cfg.nrules + 1, sizeof(int));
@@ -682,14 +781,26 @@ static void *connector_main(void *arg) {
     return NULL;
   }
   ipc_discovery_set_connected(disc, streaming_from, w);
+  int nr = ipc_discovery_enable_notify(disc);
+  if (nr < 0)
+    wlog(w, WATCH_LOG_INFO,
+         "no inotify (%s): looking for processes every interval",
+         strerror(-nr));
   /* stopping cancels the IPC waits of this thread at once */
   ipc_set_cancel_fd(w->cancel);
+  int64_t interval_ms = (int64_t)(w->cfg.discover_sec * 1000.0 + 0.5);
+  if (interval_ms < 1)
+    interval_ms = 1;
+  int64_t last_full = mono_ms();
   for (;;) {
-    pthread_mutex_lock(&w->lock);
-    int stop = w->stopping;
-    pthread_mutex_unlock(&w->lock);
-    if (stop)
+    if (is_stopping(w))
       break;
+    int64_t now = mono_ms();
+    /* full when due within the next interval: a pass woken for a retry
+     * just before does not cost a second wakeup */
+    if (now + interval_ms > last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms)
+      ipc_discovery_want_full(disc);
+    unsigned full0 = ipc_discovery_full_passes(disc);
     w->generation++;
     memset(hits, 0, (w->cfg.nrules + 1) * sizeof(int));
     struct pass p = {.w = w, .now = time(NULL), .rule_hits = hits};
@@ -697,40 +808,43 @@ static void *connector_main(void *arg) {
     int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
-    /* A rule that has matched nothing for MISS_PASSES passes in a row: say
+    if (ipc_discovery_full_passes(disc) != full0)
+      last_full = now;
+    /* A rule that has matched nothing for MISS_INTERVALS intervals: say
      * so once (a single empty pass is normal while a matched process
-     * restarts). rule_warned counts the misses; -1 once warned. */
+     * restarts). */
     for (size_t i = 0; i < w->cfg.nrules; i++) {
-      if (hits[i] == 0 && w->rule_warned[i] >= 0 &&
-          ++w->rule_warned[i] >= MISS_PASSES) {
-        struct watch_rule *rule = &w->cfg.rules[i];
-        char what[600];
-        if (rule->match == WATCH_MATCH_PID)
-          snprintf(what, sizeof(what), "Pid %d", (int)rule->pid);
-        else
-          snprintf(what, sizeof(what), "%s \"%s\"",
-                   rule->match == WATCH_MATCH_COMMAND_LINE ? "CommandLine"
-                                                           : "EntryAssembly",
-                   rule->pattern);
-        wlog(w, WATCH_LOG_WARNING,
-             "<Process \"%s\"> matches no .NET process yet (%s); will keep "
-             "looking",
-             rule->name, what);
-        w->rule_warned[i] = -1;
-      } else if (hits[i] > 0) {
-        w->rule_warned[i] = 0;
+      if (hits[i] > 0) {
+        w->rule_missing[i] = 0;
+        continue;
       }
+      if (w->rule_missing[i] < 0)
+        continue; /* warned */
+      if (w->rule_missing[i] == 0) {
+        w->rule_missing[i] = now > 0 ? now : 1;
+        continue;
+      }
+      if (now - w->rule_missing[i] < MISS_INTERVALS * interval_ms)
+        continue;
+      struct watch_rule *rule = &w->cfg.rules[i];
+      char what[600];
+      if (rule->match == WATCH_MATCH_PID)
+        snprintf(what, sizeof(what), "Pid %d", (int)rule->pid);
+      else
+        snprintf(what, sizeof(what), "%s \"%s\"",
+                 rule->match == WATCH_MATCH_COMMAND_LINE ? "CommandLine"
+                                                         : "EntryAssembly",
+                 rule->pattern);
+      wlog(w, WATCH_LOG_WARNING,
+           "<Process \"%s\"> matches no .NET process yet (%s); will keep "
+           "looking",
+           rule->name, what);
+      w->rule_missing[i] = -1;
     }
-    /* sleep until the next pass, a session end, or stop */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + w->cfg.discover_sec;
-    ts.tv_sec = (time_t)when;
-    ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
-    pthread_mutex_lock(&w->lock);
-    if (!w->stopping)
-      pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-    pthread_mutex_unlock(&w->lock);
+    if (connector_wait(w, disc, now,
+                       next_due(w, now, last_full, interval_ms),
+                       interval_ms))
+      break;
   }
   ipc_discovery_free(disc);
   free(hits);
@@ -834,11 +948,11 @@ void watch_stop(struct watch *w, int timeout_ms) {
     return;
   pthread_mutex_lock(&w->lock);
   w->stopping = 1;
-  pthread_cond_broadcast(&w->cond);
   pthread_mutex_unlock(&w->lock);
   wake_reader(w);
   uint64_t one = 1;
-  ssize_t wr = write(w->cancel, &one, sizeof(one)); /* never read back */
+  /* never read back: ends the connector's IPC waits and its sleep */
+  ssize_t wr = write(w->cancel, &one, sizeof(one));
   (void)wr;
   pthread_join(w->reader, NULL);
   pthread_join(w->connector, NULL);
@@ -873,10 +987,10 @@ void watch_free(struct watch *w) {
   close(w->wake[1]);
   close(w->epoll);
   close(w->cancel);
+  close(w->kick);
   pthread_mutex_destroy(&w->lock);
-  pthread_cond_destroy(&w->cond);
   free(w->seen);
-  free(w->rule_warned);
+  free(w->rule_missing);
   free(w);
 }
 

@@ -8,6 +8,9 @@
  * scanner must find each such process: at once when its TMPDIR is one a
  * known process uses, within 10 passes when it is a directory of its own
  * (only every 10th pass lists /proc), and stop reporting one that died.
+ * With notification on, a socket coming or going in a watched directory
+ * makes the fd readable, other files' events do not count, and a full
+ * pass can be asked for.
  */
 #include "ipc.h"
 #include "testing.h"
@@ -15,10 +18,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -63,8 +68,12 @@ static pid_t spawn(const char *dir) {
   int p[2];
   if (pipe(p) != 0)
     return -1;
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    /* dies with the test, even one that aborts (a sanitizer's report) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+      _exit(1);
     close(p[0]);
     if (dup2(p[1], 3) < 0)
       _exit(1);
@@ -195,9 +204,87 @@ DEF_TEST(discovery_passes) {
   return 0;
 }
 
+/* Waits up to 2 s for fd to be readable. */
+static int readable(int fd) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  return poll(&p, 1, 2000) == 1;
+}
+
+DEF_TEST(discovery_notify) {
+  char a[] = "/tmp/cdn-disc-n.XXXXXX";
+  if (mkdtemp(a) == NULL)
+    return -1;
+  struct ipc_discovery *d = ipc_discovery_new();
+  CHECK(d != NULL);
+  CHECK(ipc_discovery_enable_notify(d) == 0);
+  CHECK(ipc_discovery_notify_fd(d) < 0); /* no full pass yet */
+  struct found f;
+  memset(&f, 0, sizeof(f));
+  f.want[0] = spawn(a);
+  CHECK(f.want[0] > 0);
+  pass(d, &f);
+  CHECK(f.hit[0]);
+  int fd = ipc_discovery_notify_fd(d);
+  CHECK(fd >= 0);
+  ipc_discovery_notified(d); /* what came before */
+
+  /* another file in a watched directory: the fd wakes, but it is no
+   * reason to pass (three tries: a .NET process starting elsewhere in
+   * /tmp at that moment would be one) */
+  int quiet = 0;
+  for (int i = 0; i < 3 && !quiet; i++) {
+    char other[sizeof(a) + 16];
+    snprintf(other, sizeof(other), "%s/other-%d", a, i);
+    int ofd = open(other, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    CHECK(ofd >= 0);
+    close(ofd);
+    CHECK(readable(fd));
+    quiet = ipc_discovery_notified(d) == 0;
+  }
+  CHECK(quiet);
+
+  /* a new process in that directory: its socket is a reason */
+  f.want[1] = spawn(a);
+  CHECK(f.want[1] > 0);
+  CHECK(readable(fd));
+  CHECK(ipc_discovery_notified(d) == 1);
+  pass(d, &f);
+  CHECK(f.hit[0] && f.hit[1]);
+
+  /* its socket removed: a reason too */
+  char sock[sizeof(a) + 64];
+  snprintf(sock, sizeof(sock), "%s/dotnet-diagnostic-%d-", a, (int)f.want[1]);
+  DIR *dd = opendir(a);
+  CHECK(dd != NULL);
+  struct dirent *de;
+  int removed = 0;
+  while ((de = readdir(dd)) != NULL)
+    if (strncmp(de->d_name, sock + sizeof(a), strlen(sock + sizeof(a))) == 0)
+      removed = unlinkat(dirfd(dd), de->d_name, 0) == 0;
+  closedir(dd);
+  CHECK(removed);
+  CHECK(readable(fd));
+  CHECK(ipc_discovery_notified(d) == 1);
+
+  /* a full pass when asked for */
+  unsigned full0 = ipc_discovery_full_passes(d);
+  pass(d, &f);
+  ipc_discovery_want_full(d);
+  pass(d, &f);
+  CHECK(ipc_discovery_full_passes(d) >= full0 + 1);
+  CHECK(f.hit[0] && !f.hit[1]);
+
+  reap(f.want[0]);
+  reap(f.want[1]);
+  ipc_discovery_free(d);
+  remove_dir(a);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--serve") == 0)
     return serve(argv[2]);
   RUN_TEST(discovery_passes);
+  RUN_TEST(discovery_notify);
   END_TEST;
 }

@@ -177,6 +177,15 @@ rate() {
 # stop_collectd [TIMEOUT]: collectd_stop in this shell, not in a $(...)
 # (there it could not wait for collectd, COLLECTD_EXIT and COLLECTD_PID would
 # be lost); sets STOP_SECS
+# thread_of PID COMM: the id of PID's thread named COMM
+thread_of() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		[[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] && { printf '%s\n' "${t##*/}"; return 0; }
+	done
+	return 1
+}
+
 stop_collectd() {
 	collectd_stop "${1:-10}" >"$IT/.stop-secs"
 	STOP_SECS=$(<"$IT/.stop-secs")
@@ -369,6 +378,22 @@ run_shared() {
 	fi
 	wait_until 30 has_rows 2 "$D" shared bytes-gc-heap-size ||
 		fail "shared: values before dotnet-counters" "$(nrows "$D" shared bytes-gc-heap-size) rows of gc-heap-size in 30 s"
+	# while no .NET process starts or ends, the connector sleeps: it passes
+	# when inotify sees a diagnostic socket come or go, and for a full pass
+	# every 10 intervals (here 3 s: 30 s), not every interval (10 wakeups
+	# in 30 s before; retries of a process that does not answer add one
+	# per 10 s)
+	local c0 c1 tid
+	tid=$(thread_of "$COLLECTD_PID" dotnet-connect)
+	if [[ -n $tid ]]; then
+		c0=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$COLLECTD_PID/task/$tid/status")
+		sleep 30 # a measurement window, not a wait for an event
+		c1=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$COLLECTD_PID/task/$tid/status")
+		((c1 - c0 <= 5)) && pass "shared: the idle connector woke $((c1 - c0)) times in 30 s (Interval 3: 10 passes by time before)" ||
+			fail "shared: idle connector" "$((c1 - c0)) wakeups in 30 s (want <= 5)"
+	else
+		fail "shared: idle connector" "no dotnet-connect thread in collectd"
+	fi
 	local ref=$D/dotnet-counters.csv secs=16 t0 t1
 	t0=$(_now)
 	# (EventCounters only: a second Metrics session would be refused, and
