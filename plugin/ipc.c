@@ -68,14 +68,14 @@ static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
 
 /* ---- time ---- */
 
-static int64_t now_ms(void) {
+int64_t ipc_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int remaining_ms(int64_t deadline) {
-  int64_t left = deadline - now_ms();
+  int64_t left = deadline - ipc_now_ms();
   if (left <= 0)
     return 0;
   return left > INT_MAX ? INT_MAX : (int)left;
@@ -1132,7 +1132,7 @@ int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx) {
 
 int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
                 struct ipc_error *err) {
-  int64_t deadline = now_ms() + timeout_ms;
+  int64_t deadline = ipc_now_ms() + timeout_ms;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   int dirfd_ = -1;
   int fd = -1;
@@ -1235,7 +1235,7 @@ static int command(const struct ipc_endpoint *ep, uint8_t set, uint8_t id,
     set_error(err, 0, "command too large");
     return (int)mlen;
   }
-  int64_t deadline = now_ms() + timeout_ms;
+  int64_t deadline = ipc_now_ms() + timeout_ms;
   int fd = ipc_connect(ep, timeout_ms, err);
   if (fd < 0)
     return fd;

@@ -678,12 +678,6 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
   return 0;
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* When the connector must pass again even if nothing wakes it: the next
  * forced full pass, the first retry due, the first "matches no process"
  * warning due (monotonic ms). */
@@ -713,7 +707,7 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
   for (;;) {
     if (is_stopping(w))
       return 1;
-    int64_t now = mono_ms();
+    int64_t now = ipc_now_ms();
     int nfd = ipc_discovery_notify_fd(disc);
     /* without notification (or before the first full pass), every
      * interval as before */
@@ -746,7 +740,7 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
      * /tmp costs at most the wakeups polling did: until an interval has
      * passed since the last look, wait for a kick or stop only (what
      * comes meanwhile waits in the kernel's queue). */
-    now = mono_ms();
+    now = ipc_now_ms();
     if (now < last_pass + interval_ms) {
       struct pollfd hold[2] = {pfd[0], pfd[1]};
       r = poll(hold, 2, (int)(last_pass + interval_ms - now + 1));
@@ -755,7 +749,7 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
     }
     if (ipc_discovery_notified(disc))
       return 0;
-    last_pass = mono_ms(); /* other files only */
+    last_pass = ipc_now_ms(); /* other files only */
   }
 }
 
@@ -791,11 +785,11 @@ static void *connector_main(void *arg) {
   int64_t interval_ms = (int64_t)(w->cfg.discover_sec * 1000.0 + 0.5);
   if (interval_ms < 1)
     interval_ms = 1;
-  int64_t last_full = mono_ms();
+  int64_t last_full = ipc_now_ms();
   for (;;) {
     if (is_stopping(w))
       break;
-    int64_t now = mono_ms();
+    int64_t now = ipc_now_ms();
     /* full when due within the next interval: a pass woken for a retry
      * just before does not cost a second wakeup */
     if (now + interval_ms > last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms)
