@@ -872,6 +872,7 @@ void counters_table_init(struct counters_table *t, size_t max) {
 static void entry_free(struct counters_entry *e) {
   free((char *)e->provider);
   free(e->hist);
+  free(e->type_instance);
 }
 
 void counters_table_fini(struct counters_table *t) {
@@ -968,7 +969,11 @@ struct counters_entry *counters_table_update(struct counters_table *t,
     t->overflow++; /* an entry that changed kind; no memory for it */
     return NULL;
   }
-  snprintf(e->units, sizeof(e->units), "%s", s->units);
+  if (strcmp(e->units, s->units) != 0) { /* the same at every sample */
+    size_t lu = strnlen(s->units, sizeof(e->units) - 1);
+    memcpy(e->units, s->units, lu);
+    e->units[lu] = '\0';
+  }
   e->kind = s->kind;
   e->value = s->value;
   if (s->kind == COUNTERS_SUM || s->kind == COUNTERS_RATE) {

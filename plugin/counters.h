@@ -128,6 +128,8 @@ struct counters_entry {
                          counts; others: unused */
   int64_t published_ms; /* for the consumer: time_ms it last published */
   int64_t due_ms;       /* for the consumer: when the next is due */
+  char *type_instance;  /* for the consumer: its name for the entry, made
+                           once (malloc'd; freed with the entry) */
   uint64_t updates;   /* samples merged into this entry */
   int64_t time_ms;    /* unix ms of the latest sample */
   struct counters_histogram *hist; /* HISTOGRAM entries; else NULL */

@@ -403,23 +403,38 @@ static void dump_count_add(const char *instance, bool written) {
             MAX_DUMP_COUNTS, instance);
 }
 
-static void dispatch_row(const char *instance, const struct naming_row *row,
-                         cdtime_t time, cdtime_t interval) {
+/* What the values of one instance share: plugin, plugin instance,
+ * interval. Made once per batch; dispatch_row fills in the rest. */
+static void value_list_for(value_list_t *vl, const char *instance,
+                           cdtime_t interval) {
+  *vl = (value_list_t)VALUE_LIST_INIT;
+  vl->interval = interval;
+  sstrncpy(vl->plugin, "dotnet", sizeof(vl->plugin));
+  sstrncpy(vl->plugin_instance, instance, sizeof(vl->plugin_instance));
+}
+
+/* Copies src into dst[cap] (cut to fit); unlike sstrncpy, it does not fill
+ * the rest of dst with zeros. */
+static void copy_name(char *dst, const char *src, size_t cap) {
+  size_t n = strnlen(src, cap - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+static void dispatch_row(value_list_t *vl, const struct naming_row *row,
+                         cdtime_t time) {
   value_t v;
   if (row->is_derive)
     v.derive = row->derive;
   else
     v.gauge = row->gauge;
-  value_list_t vl = VALUE_LIST_INIT;
-  vl.values = &v;
-  vl.values_len = 1;
-  vl.time = time;
-  vl.interval = interval;
-  sstrncpy(vl.plugin, "dotnet", sizeof(vl.plugin));
-  sstrncpy(vl.plugin_instance, instance, sizeof(vl.plugin_instance));
-  sstrncpy(vl.type, row->type, sizeof(vl.type));
-  sstrncpy(vl.type_instance, row->type_instance, sizeof(vl.type_instance));
-  plugin_dispatch_values(&vl);
+  vl->values = &v;
+  vl->values_len = 1;
+  vl->time = time;
+  copy_name(vl->type, row->type, sizeof(vl->type));
+  copy_name(vl->type_instance, row->type_instance, sizeof(vl->type_instance));
+  plugin_dispatch_values(vl);
+  vl->values = NULL;
 }
 
 /* ---- counter values: dispatched as they arrive ----
@@ -471,9 +486,10 @@ static void publish(void *ctx, const struct watch_target_view *t,
 
 static void flush(void *ctx, const struct watch_target_view *t) {
   (void)ctx;
-  cdtime_t interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
+  value_list_t vl;
+  value_list_for(&vl, t->instance, DOUBLE_TO_CDTIME_T(t->interval_sec));
   for (size_t i = 0; i < nbatch; i++)
-    dispatch_row(t->instance, &batch[i].row, batch[i].time, interval);
+    dispatch_row(&vl, &batch[i].row, batch[i].time);
   if (batch_cap > 1024 && nbatch < batch_cap / 8) {
     free(batch);
     batch = NULL;
@@ -531,8 +547,10 @@ static int dotnet_read(user_data_t *ud) {
       rows[1].derive = dump_counts[k].failed;
     }
     pthread_mutex_unlock(&dump_count_lock);
+    value_list_t vl;
+    value_list_for(&vl, c.v[i].instance, c.v[i].interval);
     for (size_t j = 0; j < 2; j++)
-      dispatch_row(c.v[i].instance, &rows[j], now, c.v[i].interval);
+      dispatch_row(&vl, &rows[j], now);
   }
   collected = c;
   return 0;

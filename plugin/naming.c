@@ -90,43 +90,53 @@ static int64_t to_derive(double total) {
   return (int64_t)floor(total);
 }
 
-size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
+/* The type instance of a counter without a suffix, into r: the entry's
+ * kept copy, made at its first row. */
+static void plain_type_instance(struct counters_entry *e, struct naming_row *r) {
+  if (e->type_instance == NULL) {
+    naming_type_instance(e->provider, e->name, e->tags, NULL, r->type_instance,
+                         sizeof(r->type_instance));
+    e->type_instance = strdup(r->type_instance); /* NULL: made again */
+    return;
+  }
+  size_t n = strlen(e->type_instance); /* < NAMING_MAX: made to fit */
+  memcpy(r->type_instance, e->type_instance, n + 1);
+}
+
+size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
                    size_t max) {
   size_t n = 0;
   if (max == 0)
     return 0;
   struct naming_row *r = &rows[0];
-  memset(r, 0, sizeof(*r));
+  r->is_derive = 0;
+  r->gauge = 0;
+  r->derive = 0;
   switch (e->kind) {
   case COUNTERS_MEAN:
   case COUNTERS_UPDOWN:
   case COUNTERS_GAUGE:
-    naming_type_instance(e->provider, e->name, e->tags, NULL, r->type_instance,
-                         sizeof(r->type_instance));
+    plain_type_instance(e, r);
+    r->gauge = e->value;
     if (!strcmp(e->units, "MB")) {
-      snprintf(r->type, sizeof(r->type), "bytes");
+      r->type = "bytes";
       r->gauge = e->value * 1e6;
     } else if (is_bytes(e->units)) {
-      snprintf(r->type, sizeof(r->type), "bytes");
-      r->gauge = e->value;
+      r->type = "bytes";
     } else if (!strcmp(e->units, "%")) {
-      snprintf(r->type, sizeof(r->type), "percent");
-      r->gauge = e->value;
+      r->type = "percent";
     } else {
-      snprintf(r->type, sizeof(r->type), "gauge");
-      r->gauge = e->value;
+      r->type = "gauge";
     }
     return 1;
   case COUNTERS_SUM:
   case COUNTERS_RATE:
-    naming_type_instance(e->provider, e->name, e->tags, NULL, r->type_instance,
-                         sizeof(r->type_instance));
+    plain_type_instance(e, r);
     r->is_derive = 1;
     r->derive = to_derive(e->total);
-    snprintf(r->type, sizeof(r->type), "%s",
-             is_bytes(e->units) ? "total_bytes"
-             : !strcmp(e->units, "ms") ? "total_time_in_ms"
-                                       : "derive");
+    r->type = is_bytes(e->units)         ? "total_bytes"
+              : !strcmp(e->units, "ms") ? "total_time_in_ms"
+                                        : "derive";
     return 1;
   case COUNTERS_HISTOGRAM:
     for (uint32_t i = 0; e->hist != NULL && i < e->hist->nquantiles && n < max;
@@ -137,7 +147,7 @@ size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
       snprintf(suffix, sizeof(suffix), "p%g", e->hist->quantile[i] * 100);
       naming_type_instance(e->provider, e->name, e->tags, suffix,
                            r->type_instance, sizeof(r->type_instance));
-      snprintf(r->type, sizeof(r->type), "%s", is_bytes(e->units) ? "bytes" : "gauge");
+      r->type = is_bytes(e->units) ? "bytes" : "gauge";
       r->gauge = e->hist->quantile_value[i];
     }
     if (n < max) {
@@ -145,7 +155,7 @@ size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
       memset(r, 0, sizeof(*r));
       naming_type_instance(e->provider, e->name, e->tags, "count",
                            r->type_instance, sizeof(r->type_instance));
-      snprintf(r->type, sizeof(r->type), "derive");
+      r->type = "derive";
       r->is_derive = 1;
       r->derive = to_derive(e->total);
     }

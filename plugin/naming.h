@@ -44,15 +44,18 @@
 #define NAMING_MAX 128 /* collectd's DATA_MAX_NAME_LEN */
 
 struct naming_row {
-  char type[32];
+  const char *type; /* a string literal */
   char type_instance[NAMING_MAX];
   int is_derive;
   double gauge;
   int64_t derive;
 };
 
-/* Writes the rows for one table entry; returns how many (0..max). */
-size_t naming_rows(const struct counters_entry *e, struct naming_row *rows,
+/* Writes the rows for one table entry; returns how many (0..max). The
+ * type instance of a counter that is not a histogram is made at its first
+ * row and kept in the entry (e->type_instance): its provider, name and
+ * tags never change. Without memory for that, it is made every time. */
+size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
                    size_t max);
 
 /* Whether a sample at ms (unix ms) of entry e is to be published, given

@@ -706,7 +706,16 @@ DEF_TEST(naming) {
   struct naming_row rows[4];
   EXPECT_EQ_INT(1, naming_rows(&e, rows, 4));
   EXPECT_EQ_STR("bytes", rows[0].type);
+  EXPECT_EQ_STR("gc-heap-size", rows[0].type_instance);
   EXPECT_EQ_DOUBLE(250.5e6, rows[0].gauge, 1e-3);
+  /* the type instance is made once and kept in the entry */
+  CHECK(e.type_instance != NULL);
+  EXPECT_EQ_STR("gc-heap-size", e.type_instance);
+  const char *kept = e.type_instance;
+  memset(rows, 0x55, sizeof(rows));
+  EXPECT_EQ_INT(1, naming_rows(&e, rows, 4));
+  EXPECT_EQ_STR("gc-heap-size", rows[0].type_instance);
+  CHECK(e.type_instance == kept);
   e.kind = COUNTERS_SUM;
   e.total = 12345.9;
   snprintf(e.units, sizeof(e.units), "B");
@@ -734,6 +743,7 @@ DEF_TEST(naming) {
   EXPECT_EQ_INT(30, rows[3].derive);
   /* a row buffer too small: no overflow */
   EXPECT_EQ_INT(2, naming_rows(&e, rows, 2));
+  free(e.type_instance); /* a table's entry_free does this */
   return 0;
 }
 
