@@ -33,7 +33,7 @@
 #define RETRY_STR "10" /* RETRY_SEC, for messages */
 #define ENDED_MAX 64
 #define COALESCE_MS 50  /* the reader's pause after a wakeup for data ... */
-#define COALESCE_MIN 16 /* ... with at least this many sessions (see there) */
+#define COALESCE_MIN 2  /* ... with at least this many sessions (see there) */
 
 struct target {
   struct target *next;
@@ -97,6 +97,7 @@ struct watch {
   struct seen *seen;
   size_t nseen;
   unsigned generation;
+  int64_t start_grid_ms; /* wall ms of the grid point of the last start */
   int64_t *rule_missing; /* per rule: 0 matched at the last pass, > 0 no
                             match since (monotonic ms), -1 warned */
   struct ended ended[ENDED_MAX];
@@ -341,12 +342,17 @@ static void *reader_main(void *arg) {
       else
         streams++;
     }
-    /* Many targets: let the streams that are about to send gather. Each
-     * sends a burst or two per interval, at its own phase, and waking for
-     * each costs more (a context switch in and out) than reading it. So
-     * at most 1000 / COALESCE_MS wakeups a second for data, whatever the
-     * number of targets, for at most COALESCE_MS more delay of a sample.
-     * Adoptions, ends and stop are handled at once. */
+    /* Two targets or more: let the streams that are about to send gather.
+     * Each sends a burst or two per interval; sessions start on a common
+     * grid (wait_for_grid), so most send within the runtime's 100 ms
+     * flush of each other. Waking for each costs more than reading it: a
+     * context switch in and out here, and another for collectd's write
+     * thread, which the first value of a batch wakes. So at most
+     * 1000 / COALESCE_MS wakeups a second for data, whatever the number of
+     * targets, for at most COALESCE_MS more delay of a sample (none for
+     * the first stream to send). Adoptions, ends and stop are handled at
+     * once. (Measured, bench/README.md: N = 10 at 1 s, collectd with one
+     * write thread: 265 -> 179 µs CPU a second per target.) */
     if (streams > 0 && nlive >= COALESCE_MIN) {
       struct timespec ts = {0, COALESCE_MS * 1000000L};
       nanosleep(&ts, NULL);
@@ -496,6 +502,42 @@ static int is_stopping(struct watch *w) {
   return s;
 }
 
+/* Sessions start on a common grid (wall clock, a multiple of the
+ * interval, at most 1 s): the runtime sends a session's counters one
+ * interval after another from the moment it was enabled, so targets started
+ * together send together, and the reader takes all of them in a wakeup or
+ * two an interval (and collectd's write thread with them) instead of one
+ * each at its own phase. A start waits for the next grid point unless the
+ * last one is less than START_SLACK_MS ago (a pass starting many targets
+ * does not wait for each). Returns -ECANCELED when stopping. */
+#define START_SLACK_MS 100
+
+static int wait_for_grid(struct watch *w) {
+  int64_t grid = (int64_t)(w->cfg.interval_sec * 1000.0 + 0.5);
+  if (grid > 1000)
+    grid = 1000;
+  if (grid < 10)
+    return 0;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (w->start_grid_ms != 0 && now >= w->start_grid_ms &&
+      now - w->start_grid_ms < START_SLACK_MS)
+    return 0;
+  int64_t at = (now / grid + 1) * grid;
+  int64_t end = ipc_now_ms() + (at - now);
+  for (;;) {
+    int64_t left = end - ipc_now_ms();
+    if (left <= 0)
+      break;
+    struct pollfd pfd = {.fd = w->cancel, .events = POLLIN};
+    if (poll(&pfd, 1, (int)left) > 0)
+      return -ECANCELED;
+  }
+  w->start_grid_ms = at;
+  return 0;
+}
+
 static void start_target(struct watch *w, struct seen *sn, int rule,
                          const struct ipc_endpoint *ep) {
   const struct session_config *sc =
@@ -527,7 +569,9 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
                 t->instance, sizeof(t->instance));
   t->session = session_new(ep, &cfg, on_sample, t);
   struct ipc_error err = {0};
-  int r = t->session ? session_start(t->session, &err) : -ENOMEM;
+  int r = t->session == NULL ? -ENOMEM : wait_for_grid(w);
+  if (r == 0)
+    r = session_start(t->session, &err);
   if (r == -ECANCELED) { /* stopping: nothing to report */
     target_free(t);
     return;
