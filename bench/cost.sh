@@ -12,6 +12,8 @@
 #   counters  one `dotnet-counters collect --refresh-interval 1` per process
 #   baseline  the same collectd (logfile + writer) without the plugin
 #   before    as plugin, with another build ($PLUGIN_SO_BEFORE): before/after
+#   tuned     as plugin, with collectd's global options given by -g (e.g.
+#             -g "WriteThreads 1"): a tuning measured side by side
 # Each run: start, warm up (until every watcher has written output, then
 # WARMUP s more), then measure over SECONDS s:
 #   CPU  utime+stime deltas (/proc/<pid>/stat) of collectd / of every
@@ -22,13 +24,14 @@
 #        a gap of g s between consecutive rows is g-1 missed intervals
 # The summary prints, per N and mode, the median over the runs with min..max,
 # per monitored process: CPU s per hour, µs CPU per second, RSS/PSS KiB; the
-# ratio counters/plugin (raw collectd figures: the baseline is not
-# subtracted for the ratio, which favours dotnet-counters) and the plugin's
-# net cost (plugin minus baseline), and the command reproducing each row.
+# ratios counters/plugin (c/p: raw collectd figures, the baseline not
+# subtracted, which favours dotnet-counters; c/(p-b): against the plugin's
+# net cost, what it adds to a collectd already running), the plugin's net
+# cost, the same for tuned, and the command reproducing each row.
 #
 # Usage: bench/cost.sh [-n "1 10 50 100"] [-r REPS] [-s SECONDS] [-m "plugin counters baseline"]
 #                      [-w WARMUP] [-a ALLOC_MB_PER_SEC] [-v DOTNET_VER] [-o OUTDIR] [--scale "50 100 150"]
-#                      [-W csv|network]
+#                      [-W csv|network] [-g "GLOBAL OPTION"]...
 # Environment: REPO, BUILD (default <repo>/build), PLUGIN_SO (default
 # $BUILD/c/.libs/dotnet.so), COST_TMP (default /dev/shm, else $BUILD).
 # Raw figures: OUTDIR/runs.tsv (one line per run); summary: OUTDIR/summary.txt.
@@ -48,6 +51,7 @@ VER=10
 SCALE=
 OUT=
 WRITER=csv
+GLOBALS= GOPTS=()
 ARGS_ORIG=("$@")
 while (($#)); do
 	case $1 in
@@ -61,6 +65,7 @@ while (($#)); do
 	-o) OUT=$2; shift ;;
 	--scale) SCALE=$2; shift ;;
 	-W) WRITER=$2; shift ;;
+	-g) GOPTS+=("$2"); GLOBALS+="$2"$'\n'; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "cost.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -72,6 +77,7 @@ network) export COLLECTD_CSV=0 COLLECTD_PLUGINS="logfile network" ;;
 *) echo "cost.sh: -W csv or network" >&2; exit 2 ;;
 esac
 [[ $WRITER == network && -n $SCALE ]] && { echo "cost.sh: --scale counts csv rows: use -W csv" >&2; exit 2; }
+[[ $MODES == *tuned* && -z $GLOBALS ]] && { echo "cost.sh: mode tuned needs -g \"OPTION VALUE\"" >&2; exit 2; }
 OUT=${OUT:-$BUILD/bench/cost-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT" || exit 1
 TMPROOT=${COST_TMP:-/dev/shm}
@@ -218,9 +224,10 @@ run_once() {
 	dir=$WORK/run-$mode-$n-$rep
 	mkdir -p "$dir"
 	case $mode in
-	plugin | baseline | before)
+	plugin | baseline | before | tuned)
 		local body so=$PLUGIN_SO
 		body=$(conf_writer)
+		[[ $mode == tuned ]] && body=$GLOBALS$body
 		[[ $mode != baseline ]] && body+=$'\n'$(conf_plugin)
 		[[ $mode == before ]] && so=$PLUGIN_SO_BEFORE
 		PLUGIN_SO=$so collectd_start "$dir" "$body" || return 1
@@ -240,7 +247,7 @@ run_once() {
 	deadline=$((SECONDS + 120))
 	while ((SECONDS < deadline)); do
 		case $mode in
-		plugin | before)
+		plugin | before | tuned)
 			if [[ $WRITER == csv ]]; then
 				(($(find "$dir/csv" -maxdepth 2 -type d -name 'dotnet-cost*' | wc -l) >= n)) && break
 			else # every target watched (the plugin logs each session)
@@ -266,11 +273,11 @@ run_once() {
 	t1=$(date +%s.%N)
 	l1=$(load1)
 	mem=$(mem_kib "${pids[@]}")
-	if [[ ($mode == plugin || $mode == before) && $WRITER == csv ]]; then
+	if [[ ($mode == plugin || $mode == before || $mode == tuned) && $WRITER == csv ]]; then
 		read -r inst missed < <(csv_missed "$dir" "$t0" "$t1")
 	fi
 	case $mode in
-	plugin | baseline | before) collectd_stop 10 >/dev/null ;;
+	plugin | baseline | before | tuned) collectd_stop 10 >/dev/null ;;
 	counters)
 		for p in "${COUNTERS_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 		for p in "${COUNTERS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -290,6 +297,7 @@ run_once() {
 summarise() {
 	local self
 	self="bench/cost.sh -r $REPS -s $SECONDS_ -a $ALLOC -v $VER -W $WRITER"
+	((${#GOPTS[@]})) && self+=$(printf ' -g "%s"' "${GOPTS[@]}")
 	awk -F'\t' -v self="$self" '
 	function median(arr, k,   i, j, t) { for (i = 2; i <= k; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
 		return k % 2 ? arr[(k + 1) / 2] : (arr[k / 2] + arr[k / 2 + 1]) / 2 }
@@ -321,18 +329,22 @@ summarise() {
 	      M[mo, n, "nowr"] = stat3(key, "nowr"); M[mo, n, "nowr_lo"] = s_lo; M[mo, n, "nowr_hi"] = s_hi
 	      printf "%-9s %4d  %7.2f (%.2f..%.2f)  %7.1f (%.1f..%.1f)  %8.0f (%.0f..%.0f)  %8.0f (%.0f..%.0f)  %.2f (%.2f..%.2f)  %s\n",
 	        mo, n, cpuh, c1, c2, us, u1, u2, rss, r1, r2, pss, p1, p2, ld, ld1, ld2,
-	        (mo == "plugin" || mo == "before" ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
+	        ((mo == "plugin" || mo == "before" || mo == "tuned") && ins > 0 ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
 	      printf "          reproduce: %s -n %d -m %s\n", self, n, mo } }
 	  print ""
-	  printf "%4s  %-16s %-16s %-16s %-22s %-24s %s\n", "N", "CPU ratio c/p", "PSS ratio c/p", "RSS ratio c/p", "plugin net µs/proc/s", "plugin net PSS KiB/proc", "plugin µs/proc/s w/o write threads"
+	  printf "%-7s %4s  %-10s %-14s %-10s %-10s %-12s %-14s %s\n", "", "N", "CPU c/p", "CPU c/(p-b)", "PSS c/p", "RSS c/p", "net µs/s", "net PSS KiB", "µs/s w/o write threads"
 	  for (x = 1; x <= nn; x++) { n = ns[x]
-	    cr = (("plugin", n, "us") in M && M["plugin", n, "us"] > 0 && ("counters", n, "us") in M) ? sprintf("%.0fx", M["counters", n, "us"] / M["plugin", n, "us"]) : "-"
-	    pr = (("plugin", n, "pss") in M && ("counters", n, "pss") in M) ? sprintf("%.0fx", M["counters", n, "pss"] / M["plugin", n, "pss"]) : "-"
-	    rr = (("plugin", n, "rss") in M && ("counters", n, "rss") in M) ? sprintf("%.0fx", M["counters", n, "rss"] / M["plugin", n, "rss"]) : "-"
-	    nu = (("plugin", n, "us") in M && ("baseline", n, "us") in M) ? sprintf("%.1f", (M["plugin", n, "cpus"] - M["baseline", n, "cpus"]) * 1e6 / n) : "-"
-	    np = (("plugin", n, "pss") in M && ("baseline", n, "pss") in M) ? sprintf("%.0f", (M["plugin", n, "rawpss"] - M["baseline", n, "rawpss"]) / n) : "-"
-	    nw = (("plugin", n, "nowr") in M) ? sprintf("%.1f (%.1f..%.1f)", M["plugin", n, "nowr"], M["plugin", n, "nowr_lo"], M["plugin", n, "nowr_hi"]) : "-"
-	    printf "%4d  %-16s %-16s %-16s %-22s %-24s %s\n", n, cr, pr, rr, nu, np, nw } }' "$OUT/runs.tsv"
+	    for (y = 1; y <= 2; y++) { p = y == 1 ? "plugin" : "tuned"
+	      if (!((p, n, "us") in M)) continue
+	      cr = (M[p, n, "us"] > 0 && ("counters", n, "us") in M) ? sprintf("%.1fx", M["counters", n, "us"] / M[p, n, "us"]) : "-"
+	      net = ("baseline", n, "us") in M ? M[p, n, "us"] - M["baseline", n, "us"] : -1
+	      cn = (net > 0 && ("counters", n, "us") in M) ? sprintf("%.1fx", M["counters", n, "us"] / net) : "-"
+	      pr = ("counters", n, "pss") in M ? sprintf("%.0fx", M["counters", n, "pss"] / M[p, n, "pss"]) : "-"
+	      rr = ("counters", n, "rss") in M ? sprintf("%.0fx", M["counters", n, "rss"] / M[p, n, "rss"]) : "-"
+	      nu = net >= 0 ? sprintf("%.1f", net) : "-"
+	      np = ("baseline", n, "pss") in M ? sprintf("%.0f", (M[p, n, "rawpss"] - M["baseline", n, "rawpss"]) / n) : "-"
+	      nw = sprintf("%.1f (%.1f..%.1f)", M[p, n, "nowr"], M[p, n, "nowr_lo"], M[p, n, "nowr_hi"])
+	      printf "%-7s %4d  %-10s %-14s %-10s %-10s %-12s %-14s %s\n", p, n, cr, cn, pr, rr, nu, np, nw } } }' "$OUT/runs.tsv"
 }
 
 # scale: the largest N (of SCALE) whose plugin run at 1 s misses no interval
