@@ -74,6 +74,12 @@ int64_t ipc_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t ipc_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int remaining_ms(int64_t deadline) {
   int64_t left = deadline - ipc_now_ms();
   if (left <= 0)

@@ -122,6 +122,8 @@ int ipc_discovery_notified(struct ipc_discovery *d);
 void ipc_discovery_want_full(struct ipc_discovery *d);
 /* CLOCK_MONOTONIC in milliseconds: the clock of every deadline here. */
 int64_t ipc_now_ms(void);
+/* CLOCK_REALTIME in milliseconds (unix time). */
+int64_t ipc_wall_ms(void);
 
 /* Optional: fn(ctx, pid, start_time) returns 1 while the caller holds an
  * open stream from that very process (it cannot have exited or been

@@ -228,11 +228,8 @@ struct printer {
 };
 
 static void iso_time(int64_t ms, char *out, size_t cap) {
-  if (ms <= 0) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  }
+  if (ms <= 0)
+    ms = ipc_wall_ms();
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
   gmtime_r(&t, &tm);
