@@ -10,6 +10,8 @@
  *     Interval 1                 # counter interval (s); default: collectd's
  *     AutoDiscover false         # true: every .NET process, named by its
  *                                # entry assembly
+ *     AlignSessions true         # false: start sessions at once, not on
+ *                                # the next whole Interval (at most 1 s)
  *     MaxProcesses 256
  *     <Process "shop">           # "shop" is the plugin instance
  *       CommandLine "Shop\\.dll" # or: Pid 1234 | EntryAssembly "Shop"
@@ -59,6 +61,7 @@
 
 static double cfg_interval; /* 0: collectd's interval */
 static bool cfg_autodiscover;
+static bool cfg_align_sessions = true;
 static int cfg_max_processes = 256;
 static struct watch_rule rules[MAX_RULES];
 static size_t nrules;
@@ -323,6 +326,8 @@ static int dotnet_config(oconfig_item_t *ci) {
       }
     } else if (strcasecmp("AutoDiscover", c->key) == 0) {
       status = cf_util_get_boolean(c, &cfg_autodiscover);
+    } else if (strcasecmp("AlignSessions", c->key) == 0) {
+      status = cf_util_get_boolean(c, &cfg_align_sessions);
     } else if (strcasecmp("MaxProcesses", c->key) == 0) {
       status = cf_util_get_int(c, &cfg_max_processes);
       if (status == 0 && cfg_max_processes <= 0) {
@@ -341,8 +346,8 @@ static int dotnet_config(oconfig_item_t *ci) {
       status = config_dump(c);
     } else {
       ERROR("dotnet plugin: unknown option \"%s\" (known: Interval, "
-            "AutoDiscover, MaxProcesses, Provider, Meter, <Process>, "
-            "<Dump>).",
+            "AutoDiscover, AlignSessions, MaxProcesses, Provider, Meter, "
+            "<Process>, <Dump>).",
             c->key);
       status = -1;
     }
@@ -685,6 +690,7 @@ static int dotnet_init(void) {
             "nothing to watch.");
   struct watch_config wc = {.interval_sec = interval,
                             .autodiscover = cfg_autodiscover,
+                            .start_at_once = !cfg_align_sessions,
                             .rules = rules,
                             .nrules = nrules,
                             .max_targets = (size_t)cfg_max_processes,

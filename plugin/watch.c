@@ -513,14 +513,14 @@ static int is_stopping(struct watch *w) {
 #define START_SLACK_MS 100
 
 static int wait_for_grid(struct watch *w) {
+  if (w->cfg.start_at_once)
+    return 0;
   int64_t grid = (int64_t)(w->cfg.interval_sec * 1000.0 + 0.5);
   if (grid > 1000)
     grid = 1000;
   if (grid < 10)
     return 0;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  int64_t now = ipc_wall_ms();
   if (w->start_grid_ms != 0 && now >= w->start_grid_ms &&
       now - w->start_grid_ms < START_SLACK_MS)
     return 0;
@@ -728,9 +728,7 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
 static int64_t next_due(struct watch *w, int64_t now, int64_t last_full,
                         int64_t interval_ms) {
   int64_t due = last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms;
-  struct timespec wall;
-  clock_gettime(CLOCK_REALTIME, &wall);
-  int64_t wall_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+  int64_t wall_ms = ipc_wall_ms();
   for (size_t i = 0; i < w->nseen; i++) {
     int64_t at = (int64_t)w->seen[i].retry_after * 1000;
     if (at > wall_ms && now + (at - wall_ms) < due)

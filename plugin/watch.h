@@ -63,6 +63,8 @@ struct watch_config {
   double interval_sec;        /* counter interval */
   double discover_sec;        /* how often to look for processes; 0: interval */
   int autodiscover;
+  int start_at_once;          /* 1: sessions start at once, not on the
+                                 common grid (see watch.c) */
   struct session_config auto_session; /* for autodiscovered processes */
   struct watch_rule *rules;   /* borrowed until watch_free */
   size_t nrules;

@@ -106,6 +106,15 @@ first_time_after() {
 	awk -F, -v t="$2" 'NR > 1 && $1 > t { print $1; exit }' "$1"
 }
 
+# grid_offset FILE SINCE: over the rows stamped after SINCE, the largest
+# distance (s) of a row's time from a whole second ("-" when none). The
+# runtime stamps a sample when its counters' timer fires, one interval
+# after another from the moment the session was enabled.
+grid_offset() {
+	awk -F, -v t="$2" 'NR > 1 && $1 > t { f = $1 - int($1); d = f < 1 - f ? f : 1 - f; if (d > m) m = d; n++ }
+		END { if (n) printf "%.3f\n", m; else print "-" }' "$1"
+}
+
 # names_of DIR INSTANCE: the values (TYPE-TYPEINSTANCE) an instance wrote, sorted
 names_of() {
 	local f
@@ -593,6 +602,23 @@ run_lifecycle() {
 			fail "restart: values resume" "no new row for a 15 s after the restart"
 		fi
 		if log_has "$D" "instance \"a\": watching pid $pa2 "; then pass "restart: the log says a new session with pid $pa2 started"; else fail "restart: new session" "no 'instance \"a\": watching pid $pa2' in the log"; fi
+		# sessions start on the whole second, so that the targets send
+		# together: a's new session (started whenever a came back) as well
+		# as b's and c's (started with collectd). Without the grid each
+		# offset is anywhere in 0..0.5 s.
+		for i in a b "$C"; do wait_until 10 has_rows 3 "$D" "$i" "$RT" "$t_ready"; done
+		offs=
+		ok=1
+		for i in a b "$C"; do
+			o=$(grid_offset "$(csv "$D" "$i" "$RT")" "$t_ready")
+			offs+=" $i $o s;"
+			[[ $o != - ]] && awk -v o="$o" 'BEGIN { exit !(o < 0.2) }' || ok=0
+		done
+		if ((ok)); then
+			pass "grid: every sample of a (restarted), b and $C within 0.2 s of a whole second:$offs"
+		else
+			fail "grid: samples on the whole second" "largest distance from a whole second:$offs (want < 0.2 s)"
+		fi
 		extra=$(compgen -G "$D/csv/*/dotnet-a-*")
 		[[ -z $extra ]] && pass "restart: no second plugin instance (no dotnet-a-<pid>)" || fail "restart: plugin instance" "$extra"
 		# the restart must not disturb b and c
