@@ -427,19 +427,19 @@ static void parse_quantiles(const char *s, struct counters_sample *out) {
   }
 }
 
+/* Every field but the quantile arrays, which count only up to nquantiles:
+ * zeroing all 272 bytes (rep stos) was ~7 % of decoding. */
 static void sample_reset(struct counters_sample *s, uint64_t ts) {
-  *s = (struct counters_sample){.provider = "",
-                                .name = "",
-                                .units = "",
-                                .tags = "",
-                                .session = "",
-                                .total = NAN,
-                                .min = NAN,
-                                .max = NAN,
-                                .stddev = NAN,
-                                .count = NAN,
-                                .sum = NAN,
-                                .timestamp = ts};
+  s->kind = COUNTERS_MEAN;
+  s->provider = s->name = s->units = s->tags = s->session = "";
+  s->display_name_utf16 = NULL;
+  s->display_name_units = 0;
+  s->value = 0;
+  s->total = s->min = s->max = s->stddev = s->count = s->sum = NAN;
+  s->interval_sec = 0;
+  s->series_ms = 0;
+  s->nquantiles = 0;
+  s->timestamp = ts;
 }
 
 static int decode_event_counters(struct fields *f, const char *provider,
@@ -983,8 +983,9 @@ struct counters_entry *counters_table_update(struct counters_table *t,
   if (s->kind == COUNTERS_HISTOGRAM) {
     struct counters_histogram *hg = e->hist;
     hg->nquantiles = s->nquantiles;
-    memcpy(hg->quantile, s->quantile, sizeof(hg->quantile));
-    memcpy(hg->quantile_value, s->quantile_value, sizeof(hg->quantile_value));
+    memcpy(hg->quantile, s->quantile, s->nquantiles * sizeof(hg->quantile[0]));
+    memcpy(hg->quantile_value, s->quantile_value,
+           s->nquantiles * sizeof(hg->quantile_value[0]));
     hg->count = s->count;
     hg->sum = s->sum;
     if (!isnan(s->count) && s->count >= 0)
