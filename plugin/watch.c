@@ -350,9 +350,11 @@ static void *reader_main(void *arg) {
      * thread, which the first value of a batch wakes. So at most
      * 1000 / COALESCE_MS wakeups a second for data, whatever the number of
      * targets, for at most COALESCE_MS more delay of a sample (none for
-     * the first stream to send). Adoptions, ends and stop are handled at
-     * once. (Measured, bench/README.md: N = 10 at 1 s, collectd with one
-     * write thread: 265 -> 179 µs CPU a second per target.) */
+     * the first stream to send). Adoptions, ends and stop wait out the
+     * pause too (faults.sh: 500 restarts of fake targets one after the
+     * other, 9 -> 57 s). (Measured, bench/README.md: N = 10 at 1 s,
+     * collectd with one write thread: 265 -> 179 µs CPU a second per
+     * target.) */
     if (streams > 0 && nlive >= COALESCE_MIN) {
       struct timespec ts = {0, COALESCE_MS * 1000000L};
       nanosleep(&ts, NULL);
