@@ -14,6 +14,10 @@
 #   before    as plugin, with another build ($PLUGIN_SO_BEFORE): before/after
 #   tuned     as plugin, with collectd's global options given by -g (e.g.
 #             -g "WriteThreads 1"): a tuning measured side by side
+#   floor     collectd + bench/floor.c, a plugin that only dispatches as
+#             many values as the dotnet plugin does (-V per process per
+#             interval, N times): what any collectd plugin publishing these
+#             values costs at least; floor_tuned: the same with -g
 # Each run: start, warm up (until every watcher has written output, then
 # WARMUP s more), then measure over SECONDS s:
 #   CPU  utime+stime deltas (/proc/<pid>/stat) of collectd / of every
@@ -27,11 +31,13 @@
 # ratios counters/plugin (c/p: raw collectd figures, the baseline not
 # subtracted, which favours dotnet-counters; c/(p-b): against the plugin's
 # net cost, what it adds to a collectd already running), the plugin's net
-# cost, the same for tuned, and the command reproducing each row.
+# cost, the same for tuned, and the command reproducing each row; with the
+# floor modes, c/floor: the ratio no collectd plugin could beat (with
+# floor_tuned for tuned).
 #
 # Usage: bench/cost.sh [-n "1 10 50 100"] [-r REPS] [-s SECONDS] [-m "plugin counters baseline"]
 #                      [-w WARMUP] [-a ALLOC_MB_PER_SEC] [-v DOTNET_VER] [-o OUTDIR] [--scale "50 100 150"]
-#                      [-W csv|network] [-g "GLOBAL OPTION"]...
+#                      [-W csv|network] [-g "GLOBAL OPTION"]... [-V VALUES]
 # Environment: REPO, BUILD (default <repo>/build), PLUGIN_SO (default
 # $BUILD/c/.libs/dotnet.so), COST_TMP (default /dev/shm, else $BUILD).
 # Raw figures: OUTDIR/runs.tsv (one line per run); summary: OUTDIR/summary.txt.
@@ -52,6 +58,9 @@ SCALE=
 OUT=
 WRITER=csv
 GLOBALS= GOPTS=()
+# values the dotnet plugin publishes per .NET 10 CounterTarget and interval
+# (27: the files of one instance in its csv output), for the floor modes
+VPT=27
 ARGS_ORIG=("$@")
 while (($#)); do
 	case $1 in
@@ -66,6 +75,7 @@ while (($#)); do
 	--scale) SCALE=$2; shift ;;
 	-W) WRITER=$2; shift ;;
 	-g) GOPTS+=("$2"); GLOBALS+="$2"$'\n'; shift ;;
+	-V) VPT=$2; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "cost.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -78,6 +88,7 @@ network) export COLLECTD_CSV=0 COLLECTD_PLUGINS="logfile network" ;;
 esac
 [[ $WRITER == network && -n $SCALE ]] && { echo "cost.sh: --scale counts csv rows: use -W csv" >&2; exit 2; }
 [[ $MODES == *tuned* && -z $GLOBALS ]] && { echo "cost.sh: mode tuned needs -g \"OPTION VALUE\"" >&2; exit 2; }
+[[ $VPT =~ ^[1-9][0-9]*$ ]] || { echo "cost.sh: -V needs a positive number" >&2; exit 2; }
 OUT=${OUT:-$BUILD/bench/cost-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT" || exit 1
 TMPROOT=${COST_TMP:-/dev/shm}
@@ -233,6 +244,14 @@ run_once() {
 		PLUGIN_SO=$so collectd_start "$dir" "$body" || return 1
 		pids=("$COLLECTD_PID")
 		;;
+	floor | floor_tuned)
+		local body
+		body=$(conf_writer)
+		[[ $mode == floor_tuned ]] && body=$GLOBALS$body
+		body+=$'\n'"LoadPlugin floor"$'\n'"<Plugin floor>"$'\n'"  Values $((n * VPT))"$'\n'"  PerInstance $VPT"$'\n'"</Plugin>"
+		COLLECTD_EXTRA_SO=$FLOOR_SO collectd_start "$dir" "$body" || return 1
+		pids=("$COLLECTD_PID")
+		;;
 	counters)
 		COUNTERS_PIDS=()
 		for p in "${TARGETS[@]}"; do
@@ -255,7 +274,7 @@ run_once() {
 			fi
 			;;
 		counters) (($(find "$dir" -name 'counters-*.csv' -size +1k | wc -l) >= n)) && break ;;
-		baseline) break ;;
+		baseline | floor | floor_tuned) break ;;
 		esac
 		sleep 1
 	done
@@ -277,7 +296,7 @@ run_once() {
 		read -r inst missed < <(csv_missed "$dir" "$t0" "$t1")
 	fi
 	case $mode in
-	plugin | baseline | before | tuned) collectd_stop 10 >/dev/null ;;
+	plugin | baseline | before | tuned | floor | floor_tuned) collectd_stop 10 >/dev/null ;;
 	counters)
 		for p in "${COUNTERS_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 		for p in "${COUNTERS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -332,19 +351,21 @@ summarise() {
 	        ((mo == "plugin" || mo == "before" || mo == "tuned") && ins > 0 ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
 	      printf "          reproduce: %s -n %d -m %s\n", self, n, mo } }
 	  print ""
-	  printf "%-7s %4s  %-10s %-14s %-10s %-10s %-12s %-14s %s\n", "", "N", "CPU c/p", "CPU c/(p-b)", "PSS c/p", "RSS c/p", "net µs/s", "net PSS KiB", "µs/s w/o write threads"
+	  printf "%-7s %4s  %-10s %-14s %-10s %-10s %-10s %-12s %-14s %s\n", "", "N", "CPU c/p", "CPU c/(p-b)", "c/floor", "PSS c/p", "RSS c/p", "net µs/s", "net PSS KiB", "µs/s w/o write threads"
 	  for (x = 1; x <= nn; x++) { n = ns[x]
 	    for (y = 1; y <= 2; y++) { p = y == 1 ? "plugin" : "tuned"
 	      if (!((p, n, "us") in M)) continue
 	      cr = (M[p, n, "us"] > 0 && ("counters", n, "us") in M) ? sprintf("%.1fx", M["counters", n, "us"] / M[p, n, "us"]) : "-"
 	      net = ("baseline", n, "us") in M ? M[p, n, "us"] - M["baseline", n, "us"] : -1
 	      cn = (net > 0 && ("counters", n, "us") in M) ? sprintf("%.1fx", M["counters", n, "us"] / net) : "-"
+	      fl = y == 1 ? "floor" : "floor_tuned"
+	      cf = ((fl, n, "us") in M && ("counters", n, "us") in M) ? sprintf("%.1fx", M["counters", n, "us"] / M[fl, n, "us"]) : "-"
 	      pr = ("counters", n, "pss") in M ? sprintf("%.0fx", M["counters", n, "pss"] / M[p, n, "pss"]) : "-"
 	      rr = ("counters", n, "rss") in M ? sprintf("%.0fx", M["counters", n, "rss"] / M[p, n, "rss"]) : "-"
 	      nu = net >= 0 ? sprintf("%.1f", net) : "-"
 	      np = ("baseline", n, "pss") in M ? sprintf("%.0f", (M[p, n, "rawpss"] - M["baseline", n, "rawpss"]) / n) : "-"
 	      nw = sprintf("%.1f (%.1f..%.1f)", M[p, n, "nowr"], M[p, n, "nowr_lo"], M[p, n, "nowr_hi"])
-	      printf "%-7s %4d  %-10s %-14s %-10s %-10s %-12s %-14s %s\n", p, n, cr, cn, pr, rr, nu, np, nw } } }' "$OUT/runs.tsv"
+	      printf "%-7s %4d  %-10s %-14s %-10s %-10s %-10s %-12s %-14s %s\n", p, n, cr, cn, cf, pr, rr, nu, np, nw } } }' "$OUT/runs.tsv"
 }
 
 # scale: the largest N (of SCALE) whose plugin run at 1 s misses no interval
@@ -363,6 +384,12 @@ scale() {
 
 [[ -x $DOTNET_COUNTERS ]] || dotnet_tools_install || exit 1
 [[ -f $PLUGIN_SO ]] || { echo "cost.sh: no plugin at $PLUGIN_SO" >&2; exit 1; }
+FLOOR_SO=$WORK/floor.so
+if [[ $MODES == *floor* ]]; then
+	${CC:-gcc} -std=c11 -O2 -fPIC -shared -DHAVE_CONFIG_H -I/usr/include/collectd -I/usr/include/collectd/core \
+		-I/usr/include/collectd/core/daemon -Wall -Wextra -Werror -o "$FLOOR_SO" "$REPO/bench/floor.c" ||
+		{ echo "cost.sh: cannot build bench/floor.c" >&2; exit 1; }
+fi
 [[ -f $OUT/runs.tsv ]] || printf 'mode\tN\trep\tcpu_s\twindow_s\trss_kib\tpss_kib\tload_start\tload_end\tinstances\tmissed\twriter_cpu_s\n' >"$OUT/runs.tsv"
 [[ $WRITER == network ]] && { start_sink || exit 1; }
 say "results in $OUT; work in $WORK; plugin $PLUGIN_SO; writer $WRITER; args: ${ARGS_ORIG[*]}"

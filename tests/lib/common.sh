@@ -72,6 +72,9 @@ collectd_config() {
 	mkdir -p "$dir/plugins" "$dir/csv"
 	# collectd refuses plugins behind symlinks: copies
 	cp "$PLUGIN_SO" "$dir/plugins/dotnet.so"
+	for p in ${COLLECTD_EXTRA_SO:-}; do # other plugins (bench/floor.c)
+		cp "$p" "$dir/plugins/"
+	done
 	for p in $COLLECTD_PLUGINS; do
 		cp "/usr/lib/collectd/$p.so" "$dir/plugins/"
 	done
