@@ -45,6 +45,7 @@ struct tally {
 
 static int decode = 1;
 static int stateless = 0;
+static int templates = 1;
 
 static void on_event(void *ctx, const struct nettrace_event *ev) {
   struct tally *t = ctx;
@@ -195,15 +196,17 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
                  size_t chunk, int runs) {
   double mbs[64], evs[64], sps[64], nspe[64];
   struct tally t = {0};
-  struct counters_decoder *dec = counters_decoder_new();
-  if (dec == NULL)
+  struct counters_templates *tmpl =
+      templates ? counters_templates_new() : NULL;
+  struct counters_decoder *dec = counters_decoder_new(tmpl);
+  if (dec == NULL || (templates && tmpl == NULL))
     return 1;
   for (int k = 0; k < runs; k++) {
     t = (struct tally){.dec = dec};
     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
     for (size_t i = 0; i < reps; i++)
       if (feed_all(d, n, chunk, &t) != 0)
-        return counters_decoder_free(dec), 1;
+        return counters_decoder_free(dec), counters_templates_free(tmpl), 1;
     double w = now(CLOCK_MONOTONIC) - w0;
     double c = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
     mbs[k] = (double)n * (double)reps / w / 1e6;
@@ -220,7 +223,16 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
   summary("events", evs, runs, "M events/s", 1e-6);
   summary("counter samples", sps, runs, "M samples/s", 1e-6);
   summary("cpu per event", nspe, runs, "ns", 1);
+  if (tmpl != NULL) {
+    struct counters_templates_stats st;
+    counters_templates_stats(tmpl, &st);
+    printf("  templates          %zu (%zu bytes) of %zu plans; %llu decoded "
+           "from one, %llu kept, in all runs\n",
+           st.templates, st.bytes, st.plans, (unsigned long long)st.hits,
+           (unsigned long long)st.misses);
+  }
   counters_decoder_free(dec);
+  counters_templates_free(tmpl);
   return 0;
 }
 
@@ -239,6 +251,8 @@ int main(int argc, char **argv) {
       chunk = (size_t)atol(argv[++i]);
     else if (strcmp(argv[i], "--no-decode") == 0)
       decode = 0;
+    else if (strcmp(argv[i], "--no-templates") == 0)
+      templates = 0;
     else if (strcmp(argv[i], "--stateless") == 0)
       stateless = 1;
     else if (strcmp(argv[i], "--write") == 0 && i + 1 < argc)

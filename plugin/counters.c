@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define MAX_DEPTH 8
 
@@ -404,16 +407,36 @@ static uint32_t series_ms(const struct fields *f) {
   return (uint32_t)ms;
 }
 
+/* strtod(s, end), by fast_decimal when s up to the first `stop` (or the
+ * end) is a plain decimal: strtod would read exactly that far then. */
+static double quick_strtod(const char *s, char stop, char **end) {
+  char buf[64];
+  size_t n = 0;
+  while (n < sizeof(buf) - 1 && s[n] != 0 && s[n] != stop) {
+    buf[n] = s[n];
+    n++;
+  }
+  double d;
+  if (n > 0 && (s[n] == 0 || s[n] == stop)) {
+    buf[n] = 0;
+    if (fast_decimal(buf, &d) == 0) {
+      *end = (char *)(uintptr_t)(s + n);
+      return d;
+    }
+  }
+  return strtod(s, end);
+}
+
 /* "0.5=1.5;0.95=2;0.99=3" */
 static void parse_quantiles(const char *s, struct counters_sample *out) {
   out->nquantiles = 0;
   while (*s && out->nquantiles < COUNTERS_MAX_QUANTILES) {
     char *end;
-    double q = strtod(s, &end);
+    double q = quick_strtod(s, '=', &end);
     if (end == s || *end != '=')
       return;
     s = end + 1;
-    double v = strtod(s, &end);
+    double v = quick_strtod(s, ';', &end);
     if (end == s)
       return;
     out->quantile[out->nquantiles] = q;
@@ -645,13 +668,49 @@ static int plan_build(struct plan_builder *b) {
   return 0;
 }
 
+/* The number of a numeric leaf (op code) at p, its size checked. */
+static inline double op_num(uint8_t code, const uint8_t *p) {
+  if (code == OP_F64) { /* EventCounters' numbers: no jump table */
+    uint64_t u = wire_le64(p);
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
+  }
+  switch (code) {
+  case OP_I8: return (int8_t)p[0];
+  case OP_U8: return p[0];
+  case OP_I16: return (int16_t)wire_le16(p);
+  case OP_U16: return wire_le16(p);
+  case OP_I32: return (int32_t)wire_le32(p);
+  case OP_U32: return wire_le32(p);
+  case OP_I64: return (double)(int64_t)wire_le64(p);
+  case OP_U64: return (double)wire_le64(p);
+  case OP_F32: {
+    uint32_t u = wire_le32(p);
+    float fl;
+    memcpy(&fl, &u, sizeof(fl));
+    return fl;
+  }
+  default: {
+    uint64_t u = wire_le64(p);
+    double d;
+    memcpy(&d, &u, sizeof(d));
+    return d;
+  }
+  }
+}
+
+/* Runs a plan on the payload at c. at (unless NULL) receives where each
+ * op's leaf starts, and at[nops] where the last one ends (from c.p). */
 static int plan_run(const struct op *ops, size_t nops, struct wire_cursor c,
-                    struct slot_value *v) {
+                    struct slot_value *v, uint32_t *at) {
+  const uint8_t *base = c.p;
   for (size_t i = 0; i < nops; i++) {
     const struct op *o = &ops[i];
     const uint8_t *str;
     size_t units;
-    double num;
+    if (at != NULL)
+      at[i] = (uint32_t)(c.p - base);
     if (o->code == OP_STR) {
       if (wire_utf16z(&c, &str, &units) != 0)
         return -EBADMSG;
@@ -668,71 +727,364 @@ static int plan_run(const struct op *ops, size_t nops, struct wire_cursor c,
     const uint8_t *p = c.p;
     if (wire_skip(&c, o->n) != 0)
       return -EBADMSG;
-    switch (o->code) {
-    case OP_I8: num = (int8_t)p[0]; break;
-    case OP_U8: num = p[0]; break;
-    case OP_I16: num = (int16_t)wire_le16(p); break;
-    case OP_U16: num = wire_le16(p); break;
-    case OP_I32: num = (int32_t)wire_le32(p); break;
-    case OP_U32: num = wire_le32(p); break;
-    case OP_I64: num = (double)(int64_t)wire_le64(p); break;
-    case OP_U64: num = (double)wire_le64(p); break;
-    case OP_F32: {
-      uint32_t u = wire_le32(p);
-      float fl;
-      memcpy(&fl, &u, sizeof(fl));
-      num = fl;
-      break;
-    }
-    default: {
-      uint64_t u = wire_le64(p);
-      memcpy(&num, &u, sizeof(num));
-      break;
-    }
-    }
-    v[o->slot] = (struct slot_value){.num = num};
+    v[o->slot] = (struct slot_value){.num = op_num(o->code, p)};
   }
+  if (at != NULL)
+    at[nops] = (uint32_t)(c.p - base);
   return 0;
 }
 
-/* Decodes ev of the given kind: by its plan (ops, found: the slots the plan
- * fills), else by the generic walk with a slot map (or names). */
+static void fields_init(struct fields *f, const struct nettrace_event *ev,
+                        const uint8_t *slot_of, char *scratch,
+                        size_t scratch_cap) {
+  f->found = 0;
+  f->w = (struct walk){.meta = ev->meta,
+                       .c = wire_cursor(ev->payload, ev->payload_len),
+                       .slot_of = slot_of,
+                       .slots = f->v,
+                       .found = &f->found,
+                       .scratch = scratch,
+                       .scratch_cap = scratch_cap};
+}
+
+/* The sample from the slots found. */
+static int to_sample(struct fields *f, const struct nettrace_event *ev,
+                     enum event_kind kind, struct counters_sample *s) {
+  sample_reset(s, ev->timestamp);
+  if (kind == EV_COUNTERS)
+    return decode_event_counters(f, ev->meta->provider, s);
+  return decode_metrics(kind, f, s);
+}
+
+/* Decodes ev of the given kind by the generic walk, with a slot map (or
+ * by names). */
 static int decode(const struct nettrace_event *ev, enum event_kind kind,
-                  const struct op *ops, int nops, uint32_t found,
                   const uint8_t *slot_of, struct counters_sample *s,
                   char *scratch, size_t scratch_cap) {
   if (kind == EV_OTHER)
     return 0;
   struct fields f;
-  f.found = 0;
-  f.w = (struct walk){.meta = ev->meta,
-                      .c = wire_cursor(ev->payload, ev->payload_len),
-                      .slot_of = slot_of,
-                      .slots = f.v,
-                      .found = &f.found,
-                      .scratch = scratch,
-                      .scratch_cap = scratch_cap};
-  int r;
-  if (ops != NULL) {
-    r = plan_run(ops, (size_t)nops, f.w.c, f.v);
-    f.found = found;
-  } else {
-    r = walk_top(&f.w);
-  }
+  fields_init(&f, ev, slot_of, scratch, scratch_cap);
+  int r = walk_top(&f.w);
   if (r == -ENOTSUP)
     return 0;
   if (r < 0)
     return r;
-  sample_reset(s, ev->timestamp);
-  if (kind == EV_COUNTERS)
-    return decode_event_counters(&f, ev->meta->provider, s);
-  return decode_metrics(kind, &f, s);
+  return to_sample(&f, ev, kind, s);
 }
 
 int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
                     char *scratch, size_t scratch_cap) {
-  return decode(ev, event_kind(ev->meta), NULL, 0, 0, NULL, s, scratch,
-                scratch_cap);
+  return decode(ev, event_kind(ev->meta), NULL, s, scratch, scratch_cap);
+}
+
+/* ---- templates: what a repeated payload decodes to ----
+ *
+ * A counter's events repeat their strings byte for byte interval after
+ * interval (name, display name, series, type, units); only the numbers
+ * change. After the plan of an EventCounters event decoded a payload, a
+ * template keeps the bytes of its string leaves, where its numbers lie and
+ * what the strings gave (UTF-8 name and units, kind, series). A payload of
+ * the same plan and length whose bytes equal the template's over every
+ * string leaf has each leaf where the template has it (the plan's scans
+ * would stop at the same terminators), and the same strings: decoding it
+ * reads its numbers at the template's offsets, no scan, no conversion.
+ * Meters' events carry their numbers as text, so they would rarely match:
+ * they are decoded by their plan alone.
+ *
+ * Templates live in a store shared by the decoders of one thread (all the
+ * sessions of a reader): the processes of one runtime send the same
+ * strings, so their sessions share templates, and the store's memory does
+ * not grow with the number of sessions. Plans are interned in the store,
+ * so that a template is only ever applied to payloads of the plan that
+ * made it. */
+
+#define TMPL_WAYS 256          /* direct-mapped by plan, length, start */
+#define TMPL_PROBE 4           /* ways looked at from the home way on */
+#define TMPL_MAX_LEN 1024      /* longer payloads are not kept */
+#define TMPL_MAX_RUNS 8        /* runs of consecutive string leaves */
+#define TMPL_PLANS 16          /* distinct plans with templates */
+#define TMPL_BUDGET (64 * 1024) /* bytes of templates in a store */
+#define TMPL_ROOM 1024           /* less free than this: full */
+#define TMPL_NO_PLAN 0xffff
+#define TMPL_BY_INC 0xff /* kind: SUM when Increment is a number, else MEAN */
+
+/* The numbers decode_event_counters reads, in this order. */
+static const uint8_t tmpl_num_slots[] = {S_INCREMENT, S_MEAN,   S_MIN,
+                                         S_MAX,       S_STDDEV, S_EC_COUNT,
+                                         S_INTERVAL_SEC};
+enum { TN_INC, TN_MEAN, TN_MIN, TN_MAX, TN_STDDEV, TN_COUNT, TN_IV, TN_N };
+
+struct tmpl_num {
+  uint8_t leaf; /* 1: an op's leaf at off; 0: the constant value */
+  uint8_t code;
+  uint16_t off;
+  double value; /* NAN when absent; a string's number (constant bytes) */
+};
+
+struct tmpl {
+  uint32_t len;  /* the payload's */
+  uint16_t plan; /* interned in the store */
+  uint16_t nruns;
+  uint16_t strs;                /* name and units: at data + strs */
+  uint16_t name_len, units_len; /* UTF-8 with the NUL */
+  uint16_t dn_off, dn_units;    /* DisplayName in the payload, if has_dn */
+  uint32_t series_ms;
+  uint8_t kind; /* enum counters_kind, or TMPL_BY_INC */
+  uint8_t has_dn;
+  uint32_t size; /* bytes allocated */
+  struct tmpl_num num[TN_N];
+  uint16_t runs[2 * TMPL_MAX_RUNS]; /* offset, length */
+  uint8_t data[]; /* the runs' bytes, then name and units */
+};
+
+struct counters_templates {
+  struct tmpl *way[TMPL_WAYS];
+  struct op *plan[TMPL_PLANS];
+  uint16_t plan_nops[TMPL_PLANS];
+  uint32_t nplans;
+  size_t bytes;
+  uint64_t hits, misses;
+};
+
+struct counters_templates *counters_templates_new(void) {
+  return calloc(1, sizeof(struct counters_templates));
+}
+
+void counters_templates_free(struct counters_templates *t) {
+  if (t == NULL)
+    return;
+  for (size_t i = 0; i < TMPL_WAYS; i++)
+    free(t->way[i]);
+  for (size_t i = 0; i < t->nplans; i++)
+    free(t->plan[i]);
+  free(t);
+}
+
+void counters_templates_stats(const struct counters_templates *t,
+                              struct counters_templates_stats *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < TMPL_WAYS; i++)
+    n += t->way[i] != NULL;
+  *out = (struct counters_templates_stats){.hits = t->hits,
+                                           .misses = t->misses,
+                                           .templates = n,
+                                           .bytes = t->bytes,
+                                           .plans = t->nplans};
+}
+
+/* The id of a plan in the store (added when new), or TMPL_NO_PLAN. */
+static uint16_t tmpl_plan(struct counters_templates *t, const struct op *ops,
+                          size_t nops) {
+  for (uint32_t i = 0; i < t->nplans; i++)
+    if (t->plan_nops[i] == nops &&
+        memcmp(t->plan[i], ops, nops * sizeof(*ops)) == 0)
+      return (uint16_t)i;
+  if (t->nplans == TMPL_PLANS || nops == 0)
+    return TMPL_NO_PLAN;
+  struct op *copy = malloc(nops * sizeof(*ops));
+  if (copy == NULL)
+    return TMPL_NO_PLAN;
+  memcpy(copy, ops, nops * sizeof(*ops));
+  t->plan[t->nplans] = copy;
+  t->plan_nops[t->nplans] = (uint16_t)nops;
+  return (uint16_t)t->nplans++;
+}
+
+/* The home way of a payload: by its plan, length and first 32 bytes (the
+ * name, mostly: "threadpool-thread-count" and "threadpool-queue-length"
+ * part after 11 characters). */
+static uint32_t tmpl_home(uint16_t plan, const uint8_t *p, uint32_t len) {
+  uint64_t h = (len + ((uint64_t)plan << 32)) * 0x9E3779B97F4A7C15ULL;
+  if (len >= 32)
+    h ^= (wire_le64(p) * 0xC2B2AE3D27D4EB4FULL ^
+          wire_le64(p + 8) * 0x165667B19E3779F9ULL) +
+         (wire_le64(p + 16) * 0x85EBCA77C2B2AE63ULL ^
+          wire_le64(p + 24) * 0x27D4EB2F165667C5ULL);
+  h ^= h >> 29;
+  return (uint32_t)(h * 0xBF58476D1CE4E5B9ULL >> 56) % TMPL_WAYS;
+}
+
+/* Whether n bytes at a and b are equal (short runs: memcmp's call and
+ * dispatch cost more than the compare). */
+static inline int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
+#if defined(__SSE2__)
+  for (; n >= 16; a += 16, b += 16, n -= 16) {
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
+    __m128i y = _mm_loadu_si128((const __m128i *)(const void *)b);
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) != 0xffff)
+      return 0;
+  }
+#endif
+  uint64_t x, y;
+  for (; n >= 8; a += 8, b += 8, n -= 8) {
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y)
+      return 0;
+  }
+  for (; n > 0; a++, b++, n--)
+    if (*a != *b)
+      return 0;
+  return 1;
+}
+
+static int tmpl_match(const struct tmpl *t, uint16_t plan, const uint8_t *p,
+                      uint32_t len) {
+  if (t->len != len || t->plan != plan)
+    return 0;
+  const uint8_t *b = t->data;
+  for (uint32_t k = 0; k < t->nruns; k++) {
+    if (!bytes_equal(p + t->runs[2 * k], b, t->runs[2 * k + 1]))
+      return 0;
+    b += t->runs[2 * k + 1];
+  }
+  return 1;
+}
+
+/* Decodes a payload that matches t, as decode_event_counters would; 2 when
+ * the scratch is too small for the strings (the plan decides then). */
+static int tmpl_decode(const struct tmpl *t, const struct nettrace_event *ev,
+                       struct counters_sample *s, char *scratch,
+                       size_t scratch_cap) {
+  if ((size_t)t->name_len + t->units_len > scratch_cap)
+    return 2;
+  double n[TN_N];
+  for (int k = 0; k < TN_N; k++)
+    n[k] = t->num[k].leaf ? op_num(t->num[k].code, ev->payload + t->num[k].off)
+                          : t->num[k].value;
+  sample_reset(s, ev->timestamp);
+  s->provider = ev->meta->provider;
+  memcpy(scratch, t->data + t->strs, (size_t)t->name_len + t->units_len);
+  s->name = scratch;
+  s->units = scratch + t->name_len;
+  if (t->has_dn) {
+    s->display_name_utf16 = ev->payload + t->dn_off;
+    s->display_name_units = t->dn_units;
+  }
+  uint8_t kind = t->kind;
+  if (kind == TMPL_BY_INC)
+    kind = isnan(n[TN_INC]) ? COUNTERS_MEAN : COUNTERS_SUM;
+  if (kind == COUNTERS_SUM) {
+    s->kind = COUNTERS_SUM;
+    s->value = n[TN_INC];
+  } else {
+    s->kind = COUNTERS_MEAN;
+    s->value = n[TN_MEAN];
+    s->min = n[TN_MIN];
+    s->max = n[TN_MAX];
+    s->stddev = n[TN_STDDEV];
+    s->count = n[TN_COUNT];
+  }
+  if (isnan(s->value))
+    return -EBADMSG;
+  s->interval_sec = isnan(n[TN_IV]) ? 0 : n[TN_IV];
+  s->series_ms = t->series_ms;
+  return 1;
+}
+
+/* A template of the payload the plan (ops, leaves at at[]) decoded into f
+ * and s. NULL when it cannot be kept (too many runs, out of memory). */
+static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops,
+                             uint32_t nops, const struct nettrace_event *ev,
+                             const uint32_t *at, struct fields *f,
+                             const struct counters_sample *s) {
+  const uint8_t *p = ev->payload;
+  struct tmpl h = {.len = ev->payload_len, .plan = plan};
+  size_t run_bytes = 0;
+  for (uint32_t i = 0; i < nops; i++) {
+    if (ops[i].code != OP_STR)
+      continue;
+    uint16_t *last = h.nruns > 0 ? &h.runs[2 * (h.nruns - 1)] : NULL;
+    if (last != NULL && last[0] + last[1] == at[i]) {
+      last[1] = (uint16_t)(last[1] + at[i + 1] - at[i]);
+    } else {
+      if (h.nruns == TMPL_MAX_RUNS)
+        return NULL;
+      h.runs[2 * h.nruns] = (uint16_t)at[i];
+      h.runs[2 * h.nruns + 1] = (uint16_t)(at[i + 1] - at[i]);
+      h.nruns++;
+    }
+    run_bytes += at[i + 1] - at[i];
+  }
+  /* name and units as the plan converted them (in full: the scratch the
+   * plan had may have been too small for the units) */
+  char name[TMPL_MAX_LEN * 3 / 2 + 1], units[TMPL_MAX_LEN * 3 / 2 + 1];
+  const struct slot_value *v = get(f, S_NAME);
+  if (v == NULL || !v->is_string ||
+      wire_utf16_to_utf8(v->utf16, v->units, name, sizeof(name)) < 0)
+    return NULL;
+  units[0] = 0;
+  v = get(f, S_DISPLAY_UNITS);
+  if (v != NULL && v->is_string &&
+      wire_utf16_to_utf8(v->utf16, v->units, units, sizeof(units)) < 0)
+    return NULL;
+  h.name_len = (uint16_t)(strlen(name) + 1);
+  h.units_len = (uint16_t)(strlen(units) + 1);
+  if (s->display_name_utf16 != NULL) {
+    h.has_dn = 1;
+    h.dn_off = (uint16_t)(s->display_name_utf16 - p);
+    h.dn_units = (uint16_t)s->display_name_units;
+  }
+  h.series_ms = s->series_ms;
+  /* the kind: as decode_event_counters decides it */
+  v = get(f, S_COUNTER_TYPE);
+  if (v != NULL && v->is_string && v->units > 0)
+    h.kind = str_starts(f, S_COUNTER_TYPE, SUM16, sizeof(SUM16), 1)
+                 ? COUNTERS_SUM
+                 : COUNTERS_MEAN;
+  else
+    h.kind = TMPL_BY_INC;
+  for (int k = 0; k < TN_N; k++) {
+    uint8_t slot = tmpl_num_slots[k];
+    h.num[k] = (struct tmpl_num){.value = num_of(f, (enum slot)slot)};
+    v = get(f, (enum slot)slot);
+    if (v == NULL || v->is_string)
+      continue; /* absent, or text among the runs: constant */
+    for (uint32_t i = 0; i < nops; i++)
+      if (ops[i].slot == slot) {
+        h.num[k] = (struct tmpl_num){
+            .leaf = 1, .code = ops[i].code, .off = (uint16_t)at[i]};
+        break;
+      }
+  }
+  h.strs = (uint16_t)run_bytes;
+  h.size = (uint32_t)(sizeof(h) + run_bytes + h.name_len + h.units_len);
+  struct tmpl *t = malloc(h.size);
+  if (t == NULL)
+    return NULL;
+  *t = h;
+  uint8_t *b = t->data;
+  for (uint32_t k = 0; k < h.nruns; k++) {
+    memcpy(b, p + h.runs[2 * k], h.runs[2 * k + 1]);
+    b += h.runs[2 * k + 1];
+  }
+  memcpy(b, name, h.name_len);
+  memcpy(b + h.name_len, units, h.units_len);
+  return t;
+}
+
+/* Keeps t at the first free way of its probe, else in place of the one at
+ * its home way; drops it when the store would exceed its budget. */
+static void tmpl_keep(struct counters_templates *st, uint32_t home,
+                      struct tmpl *t) {
+  uint32_t w = home;
+  for (uint32_t k = 0; k < TMPL_PROBE; k++)
+    if (st->way[(home + k) % TMPL_WAYS] == NULL) {
+      w = (home + k) % TMPL_WAYS;
+      break;
+    }
+  if (st->way[w] != NULL) {
+    st->bytes -= st->way[w]->size;
+    free(st->way[w]);
+    st->way[w] = NULL;
+  }
+  if (st->bytes + t->size > TMPL_BUDGET) {
+    free(t);
+    return;
+  }
+  st->way[w] = t;
+  st->bytes += t->size;
 }
 
 /* ---- the decoder: plans cached per metadata ---- */
@@ -746,17 +1098,23 @@ struct decoder_entry {
   uint32_t id, nfields_total;
   uint8_t kind;
   int16_t nops;    /* >= 0: ops is a plan; -1: slot_of is a slot map */
+  uint16_t plan;   /* the plan's id in the templates, or TMPL_NO_PLAN */
   uint32_t found;  /* the slots the plan fills */
   void *map;       /* struct op[nops] or uint8_t[nfields_total]; NULL for
                       EV_OTHER */
 };
 
 struct counters_decoder {
+  struct counters_templates *templates; /* NULL: none */
   struct decoder_entry e[DECODER_WAYS];
 };
 
-struct counters_decoder *counters_decoder_new(void) {
-  return calloc(1, sizeof(struct counters_decoder));
+struct counters_decoder *
+counters_decoder_new(struct counters_templates *templates) {
+  struct counters_decoder *d = calloc(1, sizeof(struct counters_decoder));
+  if (d != NULL)
+    d->templates = templates;
+  return d;
 }
 
 void counters_decoder_reset(struct counters_decoder *d) {
@@ -764,7 +1122,7 @@ void counters_decoder_reset(struct counters_decoder *d) {
     return;
   for (size_t i = 0; i < DECODER_WAYS; i++)
     free(d->e[i].map);
-  memset(d, 0, sizeof(*d));
+  memset(d->e, 0, sizeof(d->e));
 }
 
 void counters_decoder_free(struct counters_decoder *d) {
@@ -779,11 +1137,12 @@ static int entry_is(const struct decoder_entry *e,
 }
 
 /* Fills e for m: a plan if the field list has one, else a slot map. */
-static int entry_build(struct decoder_entry *e, const struct nettrace_meta *m,
-                       enum event_kind kind) {
+static int entry_build(struct counters_decoder *d, struct decoder_entry *e,
+                       const struct nettrace_meta *m, enum event_kind kind) {
   void *map = NULL;
   int nops = -1;
   uint32_t found = 0;
+  uint16_t plan = TMPL_NO_PLAN;
   if (kind != EV_OTHER) {
     if (!m->fields_ok || m->fields == NULL || m->nfields_total == 0 ||
         m->nfields_total > DECODER_MAX_FIELDS)
@@ -797,6 +1156,8 @@ static int entry_build(struct decoder_entry *e, const struct nettrace_meta *m,
       memcpy(map, ops, b.n * sizeof(struct op));
       nops = (int)b.n;
       found = b.found;
+      if (kind == EV_COUNTERS && d->templates != NULL)
+        plan = tmpl_plan(d->templates, ops, b.n);
     } else {
       uint8_t *slot_of = malloc(m->nfields_total);
       if (slot_of == NULL)
@@ -813,9 +1174,56 @@ static int entry_build(struct decoder_entry *e, const struct nettrace_meta *m,
                               .nfields_total = m->nfields_total,
                               .kind = (uint8_t)kind,
                               .nops = (int16_t)nops,
+                              .plan = plan,
                               .found = found,
                               .map = map};
   return 0;
+}
+
+/* By e's plan: from a template when one matches, else by running the plan
+ * (the payload then kept as a template when e's events have them). */
+static int decode_plan(struct counters_templates *st,
+                       const struct decoder_entry *e,
+                       const struct nettrace_event *ev,
+                       struct counters_sample *s, char *scratch,
+                       size_t scratch_cap) {
+  const struct op *ops = e->map;
+  int keep = e->plan != TMPL_NO_PLAN && ev->payload_len <= TMPL_MAX_LEN;
+  uint32_t home = 0;
+  if (keep) {
+    home = tmpl_home(e->plan, ev->payload, ev->payload_len);
+    for (uint32_t k = 0; k < TMPL_PROBE; k++) {
+      const struct tmpl *t = st->way[(home + k) % TMPL_WAYS];
+      if (t != NULL && tmpl_match(t, e->plan, ev->payload, ev->payload_len)) {
+        int r = tmpl_decode(t, ev, s, scratch, scratch_cap);
+        if (r == 2) {
+          keep = 0; /* the plan, with this scratch */
+          break;
+        }
+        st->hits++;
+        return r;
+      }
+    }
+  }
+  struct fields f;
+  fields_init(&f, ev, NULL, scratch, scratch_cap);
+  uint32_t at[DECODER_MAX_FIELDS + 1];
+  int r = plan_run(ops, (size_t)e->nops, f.w.c, f.v, keep ? at : NULL);
+  if (r < 0)
+    return r;
+  f.found = e->found;
+  r = to_sample(&f, ev, (enum event_kind)e->kind, s);
+  if (keep && r == 1) {
+    st->misses++;
+    /* a full store takes one in eight: a stream of more counters than it
+     * holds does not pay for a new template at every miss */
+    if (st->bytes + TMPL_ROOM <= TMPL_BUDGET || st->misses % 8 == 0) {
+      struct tmpl *t = tmpl_new(e->plan, ops, (uint32_t)e->nops, ev, at, &f, s);
+      if (t != NULL)
+        tmpl_keep(st, home, t);
+    }
+  }
+  return r;
 }
 
 int counters_decoder_decode(struct counters_decoder *d,
@@ -826,14 +1234,14 @@ int counters_decoder_decode(struct counters_decoder *d,
   struct decoder_entry *e = &d->e[m->id % DECODER_WAYS];
   if (!entry_is(e, m)) {
     enum event_kind kind = event_kind(m);
-    if (entry_build(e, m, kind) != 0) /* not cacheable: the slow way */
-      return decode(ev, kind, NULL, 0, 0, NULL, s, scratch, scratch_cap);
+    if (entry_build(d, e, m, kind) != 0) /* not cacheable: the slow way */
+      return decode(ev, kind, NULL, s, scratch, scratch_cap);
   }
+  if (e->kind == EV_OTHER)
+    return 0;
   if (e->nops >= 0)
-    return decode(ev, (enum event_kind)e->kind, e->map, e->nops, e->found,
-                  NULL, s, scratch, scratch_cap);
-  return decode(ev, (enum event_kind)e->kind, NULL, 0, 0, e->map, s, scratch,
-                scratch_cap);
+    return decode_plan(d->templates, e, ev, s, scratch, scratch_cap);
+  return decode(ev, (enum event_kind)e->kind, e->map, s, scratch, scratch_cap);
 }
 
 const char *counters_display_name(const struct counters_sample *s, char *out,

@@ -86,9 +86,32 @@ int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
  * once per event; strings converted only when used). Its cache is keyed by
  * the metadata of one reader: reset it (or use a new decoder) when the
  * stream's reader is replaced. Bounded: 32 metadata entries of at most 256
- * fields each (others are decoded as counters_decode does). */
+ * fields each (others are decoded as counters_decode does).
+ *
+ * With a template store (counters_templates), an EventCounters payload
+ * whose strings repeat one decoded before (a counter's next interval) is
+ * decoded from that template: its numbers read where they lie, its strings
+ * neither scanned nor converted. The result is the same in every case; the
+ * strings still go to the caller's scratch. Decoders may share one store
+ * (the sessions of one reader: one copy of each counter's strings), but
+ * then are used from one thread at a time; the store outlives them. */
+struct counters_templates;
+struct counters_templates *counters_templates_new(void); /* NULL on ENOMEM */
+void counters_templates_free(struct counters_templates *t); /* accepts NULL */
+
+struct counters_templates_stats {
+  uint64_t hits;   /* payloads decoded from a template */
+  uint64_t misses; /* by the plan (then kept, unless the store is full) */
+  size_t templates, bytes; /* kept now (bytes bounded: 64 KiB) */
+  size_t plans;            /* distinct plans seen (at most 16 have templates) */
+};
+void counters_templates_stats(const struct counters_templates *t,
+                              struct counters_templates_stats *out);
+
 struct counters_decoder;
-struct counters_decoder *counters_decoder_new(void); /* NULL on ENOMEM */
+/* templates: NULL for none */
+struct counters_decoder *
+counters_decoder_new(struct counters_templates *templates); /* NULL: ENOMEM */
 void counters_decoder_free(struct counters_decoder *d); /* accepts NULL */
 void counters_decoder_reset(struct counters_decoder *d);
 int counters_decoder_decode(struct counters_decoder *d,

@@ -109,7 +109,7 @@ struct session *session_new(const struct ipc_endpoint *ep,
   if (s->cfg.timeout_ms <= 0)
     s->cfg.timeout_ms = 3000;
   s->strings = dup_strings(&s->cfg);
-  s->decoder = counters_decoder_new();
+  s->decoder = counters_decoder_new(s->cfg.templates);
   if (s->strings == NULL || s->decoder == NULL) {
     free(s->strings);
     counters_decoder_free(s->decoder);

@@ -103,6 +103,9 @@ struct watch {
   struct ended ended[ENDED_MAX];
   size_t nended;
   struct watch_stats stats;
+  /* payload templates of the sessions' decoders: only the reader decodes
+   * (and the caller of watch_stop, once the threads are gone) */
+  struct counters_templates *templates;
 };
 
 static void wlog(const struct watch *w, int level, const char *fmt, ...)
@@ -159,13 +162,16 @@ struct watch *watch_new(const struct watch_config *cfg) {
   w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   w->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   w->epoll = epoll_create1(EPOLL_CLOEXEC);
+  w->templates = counters_templates_new();
   struct epoll_event wev = {.events = EPOLLIN, .data.ptr = NULL};
-  if (w->seen == NULL || w->rule_missing == NULL || w->cancel < 0 ||
+  if (w->seen == NULL || w->rule_missing == NULL || w->templates == NULL ||
+      w->cancel < 0 ||
       w->kick < 0 || w->epoll < 0 ||
       pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
       epoll_ctl(w->epoll, EPOLL_CTL_ADD, w->wake[0], &wev) != 0) {
     free(w->seen);
     free(w->rule_missing);
+    counters_templates_free(w->templates);
     if (w->wake[0] >= 0) {
       close(w->wake[0]);
       close(w->wake[1]);
@@ -547,6 +553,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   struct session_config cfg = *sc;
   cfg.interval_sec = w->cfg.interval_sec;
   cfg.timeout_ms = w->cfg.ipc_timeout_ms;
+  cfg.templates = w->templates;
   time_t now = time(NULL);
   if (live_count(w) >= w->cfg.max_targets) {
     if (!sn->complained)
@@ -1029,6 +1036,7 @@ void watch_free(struct watch *w) {
   pthread_mutex_destroy(&w->lock);
   free(w->seen);
   free(w->rule_missing);
+  counters_templates_free(w->templates); /* after every session's decoder */
   free(w);
 }
 

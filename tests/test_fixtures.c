@@ -158,6 +158,7 @@ struct run {
   int feed_rc, finish_rc;
   const struct nettrace_reader *reader;
   struct counters_decoder *dec; /* compared with counters_decode */
+  struct counters_templates *tmpl; /* dec's, kept across streams */
   uint64_t differ;              /* events where the two disagree */
   char scratch[8192], scratch2[8192];
 };
@@ -327,8 +328,11 @@ static struct run *run_new(int keep) {
   if (r == NULL)
     return NULL;
   r->keep = keep;
-  r->dec = counters_decoder_new();
-  if (r->dec == NULL) {
+  r->tmpl = counters_templates_new();
+  r->dec = counters_decoder_new(r->tmpl);
+  if (r->tmpl == NULL || r->dec == NULL) {
+    counters_decoder_free(r->dec);
+    counters_templates_free(r->tmpl);
     free(r);
     return NULL;
   }
@@ -336,6 +340,7 @@ static struct run *run_new(int keep) {
     r->samples = calloc(MAX_SAMPLES, sizeof(*r->samples));
     if (r->samples == NULL) {
       counters_decoder_free(r->dec);
+      counters_templates_free(r->tmpl);
       free(r);
       return NULL;
     }
@@ -347,6 +352,7 @@ static void run_free(struct run *r) {
   if (r == NULL)
     return;
   counters_decoder_free(r->dec);
+  counters_templates_free(r->tmpl);
   free(r->samples);
   free(r->prefix);
   free(r);
@@ -382,6 +388,15 @@ static int test_chunks_of(const struct fixture *fx) {
   EXPECT_EQ_U64(0, whole->differ); /* counters_decoder == counters_decode */
   CHECK(whole->events > 50);
   CHECK(whole->nsamples > 50);
+  /* and did so decoding most EventCounters from templates (the counters
+   * repeat every interval) */
+  struct counters_templates_stats ts;
+  counters_templates_stats(whole->tmpl, &ts);
+  printf("# %s: %" PRIu64 " samples from templates, %" PRIu64
+         " by the plan (%zu kept, %zu bytes)\n",
+         fx->name, ts.hits, ts.misses, ts.templates, ts.bytes);
+  CHECK(ts.hits > whole->nsamples / 2);
+  CHECK(ts.templates > 0 && ts.templates == ts.misses);
   printf("# %s: %zu bytes, %" PRIu64 " events, %" PRIu64
          " counter samples, checksum %016" PRIx64 "\n",
          fx->name, fx->len, whole->events, whole->nsamples, whole->checksum);

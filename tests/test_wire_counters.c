@@ -301,6 +301,55 @@ DEF_TEST(event_counter_mean) {
   return 0;
 }
 
+/* ---- templates: repeated payloads decoded from what was kept ---- */
+
+static void mean_payload(struct buf *b, const char *name, const char *type,
+                         const char *units, double mean, int count) {
+  b->n = 0;
+  put_wstr(b, name);
+  put_wstr(b, "Display");
+  put_f64(b, mean);
+  put_f64(b, 0.5);
+  put_u32(b, (uint32_t)count);
+  put_f64(b, mean - 1);
+  put_f64(b, mean + 1);
+  put_f32(b, 1.0f);
+  put_wstr(b, "Interval=1000");
+  put_wstr(b, type);
+  put_wstr(b, "");
+  put_wstr(b, units);
+}
+
+static int same_num(double a, double b) {
+  return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+/* counters_decoder_decode(d) == counters_decode, result and sample. */
+static int agrees(struct counters_decoder *d, const struct nettrace_event *ev,
+                  size_t cap) {
+  struct counters_sample a, b;
+  char sa[512], sb[512];
+  int ra = counters_decode(ev, &a, sa, cap);
+  int rb = counters_decoder_decode(d, ev, &b, sb, cap);
+  if (ra != rb)
+    return printf("# rc %d, decoder %d\n", ra, rb), 0;
+  if (ra != 1)
+    return 1;
+  int same = a.kind == b.kind && strcmp(a.provider, b.provider) == 0 &&
+             strcmp(a.name, b.name) == 0 && strcmp(a.units, b.units) == 0 &&
+             a.display_name_utf16 == b.display_name_utf16 &&
+             a.display_name_units == b.display_name_units &&
+             same_num(a.value, b.value) && same_num(a.min, b.min) &&
+             same_num(a.max, b.max) && same_num(a.stddev, b.stddev) &&
+             same_num(a.count, b.count) && same_num(a.total, b.total) &&
+             same_num(a.interval_sec, b.interval_sec) &&
+             a.series_ms == b.series_ms && a.timestamp == b.timestamp;
+  if (!same)
+    printf("# %s/%s %g vs %s/%s %g\n", a.name, a.units, a.value, b.name,
+           b.units, b.value);
+  return same;
+}
+
 static const struct nettrace_field sum_fields[] = {
     {"Payload", NETTRACE_TYPE_OBJECT, 9, 9},
     {"Name", NETTRACE_TYPE_STRING, 0, 0},
@@ -420,6 +469,124 @@ static struct nettrace_meta rate_meta(void) {
                                 .fields_ok = 1};
 }
 
+DEF_TEST(templates) {
+  struct counters_templates *t = counters_templates_new();
+  CHECK(t != NULL);
+  struct counters_templates_stats st;
+  /* two sessions' decoders, each with its own metadata object (another id,
+   * the same fields) */
+  struct nettrace_meta m1 = ec_meta(mean_fields, 13), m2 = m1;
+  m2.id = 7;
+  m2.provider = "Other";
+  struct counters_decoder *d1 = counters_decoder_new(t),
+                          *d2 = counters_decoder_new(t);
+  CHECK(d1 != NULL && d2 != NULL);
+  struct buf b;
+  struct nettrace_event e1 = {.meta = &m1, .payload = b.b, .timestamp = 5};
+  struct nettrace_event e2 = {.meta = &m2, .payload = b.b, .timestamp = 6};
+
+  mean_payload(&b, "gc-heap-size", "Mean", "MB", 20, 3);
+  e1.payload_len = e2.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d1, &e1, 512)); /* kept */
+  counters_templates_stats(t, &st);
+  EXPECT_EQ_U64(0, st.hits);
+  EXPECT_EQ_U64(1, st.misses);
+  /* the next interval, other numbers: from the template, in the other
+   * session too (its provider is its metadata's, not the template's) */
+  mean_payload(&b, "gc-heap-size", "Mean", "MB", 21.5, 4);
+  CHECK(agrees(d1, &e1, 512));
+  CHECK(agrees(d2, &e2, 512));
+  struct counters_sample s;
+  char scratch[512];
+  EXPECT_EQ_INT(1, counters_decoder_decode(d2, &e2, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_STR("Other", s.provider);
+  EXPECT_EQ_STR("gc-heap-size", s.name);
+  EXPECT_EQ_STR("MB", s.units);
+  EXPECT_EQ_DOUBLE(21.5, s.value, 0);
+  CHECK(s.name >= scratch && s.name < scratch + sizeof(scratch)); /* copied */
+  counters_templates_stats(t, &st);
+  EXPECT_EQ_U64(3, st.hits);
+  EXPECT_EQ_U64(1, st.misses);
+  EXPECT_EQ_U64(1, st.templates);
+  EXPECT_EQ_U64(1, st.plans);
+
+  /* one string byte differs, same length: not that template */
+  mean_payload(&b, "gc-heap-size", "Mean", "KB", 21.5, 4);
+  CHECK(agrees(d1, &e1, 512));
+  EXPECT_EQ_INT(1, counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_STR("KB", s.units);
+  mean_payload(&b, "gc-heap-sizf", "Mean", "MB", 21.5, 4);
+  CHECK(agrees(d1, &e1, 512));
+  EXPECT_EQ_INT(1, counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_STR("gc-heap-sizf", s.name);
+  /* "Sum" as the type: the kind follows the strings */
+  mean_payload(&b, "gc-heap-size", "Sum", "MB", 21.5, 4);
+  CHECK(agrees(d1, &e1, 512));
+  CHECK(agrees(d1, &e1, 512));
+  /* no type: the kind follows Mean/Increment as the plan decides it; a NaN
+   * mean is malformed both ways */
+  mean_payload(&b, "x", "", "", 3, 1);
+  e1.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d1, &e1, 512));
+  CHECK(agrees(d1, &e1, 512));
+  mean_payload(&b, "x", "", "", NAN, 1);
+  CHECK(agrees(d1, &e1, 512));
+  /* a scratch too small for name and units: as counters_decode (units
+   * cut to "" or the sample malformed) */
+  mean_payload(&b, "gc-heap-size", "Mean", "MB", 1, 1);
+  e1.payload_len = (uint32_t)b.n;
+  for (size_t cap = 1; cap < 20; cap++)
+    CHECK(agrees(d1, &e1, cap));
+  /* truncated payloads never match a template (their length differs) */
+  for (uint32_t cut = 0; cut < b.n; cut++) {
+    e1.payload_len = cut;
+    CHECK(agrees(d1, &e1, 512));
+  }
+
+  /* meters' events are not kept */
+  counters_templates_stats(t, &st);
+  uint64_t kept = st.misses;
+  struct nettrace_meta rm = rate_meta();
+  b.n = 0;
+  put_wstr(&b, "SHARED");
+  put_wstr(&b, "M");
+  put_wstr(&b, "");
+  put_wstr(&b, "i");
+  put_wstr(&b, "");
+  put_wstr(&b, "");
+  put_wstr(&b, "5");
+  put_wstr(&b, "1");
+  put_u32(&b, 7);
+  struct nettrace_event er = {.meta = &rm, .payload = b.b,
+                              .payload_len = (uint32_t)b.n};
+  CHECK(agrees(d1, &er, 512));
+  CHECK(agrees(d1, &er, 512));
+  counters_templates_stats(t, &st);
+  EXPECT_EQ_U64(kept, st.misses);
+
+  /* thousands of counters: all decoded right, the store within budget */
+  char name[32];
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < 3000; i++) {
+      snprintf(name, sizeof(name), "counter-%d", i);
+      mean_payload(&b, name, "Mean", "B", i + round, 1);
+      e1.payload_len = (uint32_t)b.n;
+      if (!agrees(d1, &e1, 512)) {
+        printf("# %s\n", name);
+        CHECK(0);
+      }
+    }
+  counters_templates_stats(t, &st);
+  printf("# templates: %zu kept, %zu bytes, %" PRIu64 " hits\n", st.templates,
+         st.bytes, st.hits);
+  CHECK(st.bytes <= 64 * 1024);
+  CHECK(st.templates > 0);
+  counters_decoder_free(d1);
+  counters_decoder_free(d2);
+  counters_templates_free(t);
+  return 0;
+}
+
 DEF_TEST(meters) {
   struct nettrace_meta m = rate_meta();
   struct buf b = {.n = 0};
@@ -502,7 +669,7 @@ DEF_TEST(meter_numbers) {
       "12.34.5", "-", ".", "+5", " 5", "5 ", "1,5", "NaN", "Infinity", "0x10",
       "-.5", "--5", "1.2.", "12345678901234567890123"};
   char text[64];
-  struct counters_decoder *d = counters_decoder_new();
+  struct counters_decoder *d = counters_decoder_new(NULL);
   CHECK(d != NULL);
   unsigned seed = 12345;
   for (int k = 0; k < 2000 + (int)(sizeof(fixed) / sizeof(fixed[0])); k++) {
@@ -756,6 +923,7 @@ int main(void) {
   RUN_TEST(event_counter_mean);
   RUN_TEST(event_counter_sum_and_table);
   RUN_TEST(meters);
+  RUN_TEST(templates);
   RUN_TEST(meter_numbers);
   RUN_TEST(hostile_metadata);
   RUN_TEST(naming);

@@ -88,6 +88,16 @@ static int same_sample(const struct counters_sample *a,
   return same;
 }
 
+/* Templates kept across inputs (bounded by the store's budget): a later
+ * input of the same plan is decoded from an earlier one's when its string
+ * bytes match, and must decode the same. */
+static struct counters_templates *shared_templates(void) {
+  static struct counters_templates *t;
+  if (t == NULL)
+    t = counters_templates_new();
+  return t;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 4)
     return 0;
@@ -152,17 +162,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char dn[64];
     (void)counters_display_name(&s, dn, sizeof(dn));
     /* the decoder (a plan or slot map cached for this metadata) agrees,
-     * the first time and from its cache */
-    struct counters_decoder *d = counters_decoder_new();
-    char *scratch2 = malloc(scratch_cap);
-    for (int pass = 0; d != NULL && scratch2 != NULL && pass < 2; pass++) {
-      struct counters_sample s2;
-      if (counters_decoder_decode(d, &e, &s2, scratch2, scratch_cap) != 1 ||
-          !same_sample(&s, &s2))
-        __builtin_trap();
+     * the first time and from its cache, and from the template the first
+     * pass left: with no templates, its own, and those of earlier inputs */
+    for (int k = 0; k < 3; k++) {
+      struct counters_templates *own = k == 1 ? counters_templates_new() : NULL;
+      struct counters_decoder *d =
+          counters_decoder_new(k == 0 ? NULL : k == 1 ? own : shared_templates());
+      char *scratch2 = malloc(scratch_cap);
+      for (int pass = 0; d != NULL && scratch2 != NULL && pass < 2; pass++) {
+        struct counters_sample s2;
+        if (counters_decoder_decode(d, &e, &s2, scratch2, scratch_cap) != 1 ||
+            !same_sample(&s, &s2))
+          __builtin_trap();
+      }
+      counters_decoder_free(d);
+      counters_templates_free(own);
+      free(scratch2);
     }
-    counters_decoder_free(d);
-    free(scratch2);
     struct counters_table t;
     counters_table_init(&t, 4);
     counters_table_update(&t, &s, 0);
@@ -171,15 +187,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else if (rc != 0 && rc != -EBADMSG) {
     __builtin_trap();
   } else {
-    struct counters_decoder *d = counters_decoder_new();
-    char *scratch2 = malloc(scratch_cap);
-    for (int pass = 0; d != NULL && scratch2 != NULL && pass < 2; pass++) {
-      struct counters_sample s2;
-      if (counters_decoder_decode(d, &e, &s2, scratch2, scratch_cap) != rc)
-        __builtin_trap();
+    for (int k = 0; k < 2; k++) {
+      struct counters_decoder *d =
+          counters_decoder_new(k == 0 ? NULL : shared_templates());
+      char *scratch2 = malloc(scratch_cap);
+      for (int pass = 0; d != NULL && scratch2 != NULL && pass < 2; pass++) {
+        struct counters_sample s2;
+        if (counters_decoder_decode(d, &e, &s2, scratch2, scratch_cap) != rc)
+          __builtin_trap();
+      }
+      counters_decoder_free(d);
+      free(scratch2);
     }
-    counters_decoder_free(d);
-    free(scratch2);
   }
   meta.fields_ok = 0; /* a field list the reader did not understand */
   if (counters_fields(&meta, payload, b.len, out, max, scratch, scratch_cap) !=
