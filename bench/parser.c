@@ -196,8 +196,7 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
                  size_t chunk, int runs) {
   double mbs[64], evs[64], sps[64], nspe[64];
   struct tally t = {0};
-  struct counters_templates *tmpl =
-      templates ? counters_templates_new() : NULL;
+  struct counters_templates *tmpl = templates ? counters_templates_new() : NULL;
   struct counters_decoder *dec = counters_decoder_new(tmpl);
   if (dec == NULL || (templates && tmpl == NULL))
     return 1;

@@ -799,20 +799,19 @@ int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
  * so that a template is only ever applied to payloads of the plan that
  * made it. */
 
-#define TMPL_WAYS 256          /* direct-mapped by plan, length, start */
-#define TMPL_PROBE 4           /* ways looked at from the home way on */
-#define TMPL_MAX_LEN 1024      /* longer payloads are not kept */
-#define TMPL_MAX_RUNS 8        /* runs of consecutive string leaves */
-#define TMPL_PLANS 16          /* distinct plans with templates */
+#define TMPL_WAYS 256           /* direct-mapped by plan, length, start */
+#define TMPL_PROBE 4            /* ways looked at from the home way on */
+#define TMPL_MAX_LEN 1024       /* longer payloads are not kept */
+#define TMPL_MAX_RUNS 8         /* runs of consecutive string leaves */
+#define TMPL_PLANS 16           /* distinct plans with templates */
 #define TMPL_BUDGET (64 * 1024) /* bytes of templates in a store */
-#define TMPL_ROOM 1024           /* less free than this: full */
+#define TMPL_ROOM 1024          /* less free than this: full */
 #define TMPL_NO_PLAN 0xffff
 #define TMPL_BY_INC 0xff /* kind: SUM when Increment is a number, else MEAN */
 
 /* The numbers decode_event_counters reads, in this order. */
-static const uint8_t tmpl_num_slots[] = {S_INCREMENT, S_MEAN,   S_MIN,
-                                         S_MAX,       S_STDDEV, S_EC_COUNT,
-                                         S_INTERVAL_SEC};
+static const uint8_t tmpl_num_slots[] = {
+    S_INCREMENT, S_MEAN, S_MIN, S_MAX, S_STDDEV, S_EC_COUNT, S_INTERVAL_SEC};
 enum { TN_INC, TN_MEAN, TN_MIN, TN_MAX, TN_STDDEV, TN_COUNT, TN_IV, TN_N };
 
 struct tmpl_num {
@@ -835,7 +834,7 @@ struct tmpl {
   uint32_t size; /* bytes allocated */
   struct tmpl_num num[TN_N];
   uint16_t runs[2 * TMPL_MAX_RUNS]; /* offset, length */
-  uint8_t data[]; /* the runs' bytes, then name and units */
+  uint8_t data[];                   /* the runs' bytes, then name and units */
 };
 
 struct counters_templates {
@@ -985,8 +984,8 @@ static int tmpl_decode(const struct tmpl *t, const struct nettrace_event *ev,
 
 /* A template of the payload the plan (ops, leaves at at[]) decoded into f
  * and s. NULL when it cannot be kept (too many runs, out of memory). */
-static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops,
-                             uint32_t nops, const struct nettrace_event *ev,
+static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops, uint32_t nops,
+                             const struct nettrace_event *ev,
                              const uint32_t *at, struct fields *f,
                              const struct counters_sample *s) {
   const uint8_t *p = ev->payload;
@@ -1097,11 +1096,11 @@ struct decoder_entry {
   const struct nettrace_field *fields;
   uint32_t id, nfields_total;
   uint8_t kind;
-  int16_t nops;    /* >= 0: ops is a plan; -1: slot_of is a slot map */
-  uint16_t plan;   /* the plan's id in the templates, or TMPL_NO_PLAN */
-  uint32_t found;  /* the slots the plan fills */
-  void *map;       /* struct op[nops] or uint8_t[nfields_total]; NULL for
-                      EV_OTHER */
+  int16_t nops;   /* >= 0: ops is a plan; -1: slot_of is a slot map */
+  uint16_t plan;  /* the plan's id in the templates, or TMPL_NO_PLAN */
+  uint32_t found; /* the slots the plan fills */
+  void *map;      /* struct op[nops] or uint8_t[nfields_total]; NULL for
+                     EV_OTHER */
 };
 
 struct counters_decoder {

@@ -96,7 +96,7 @@ int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
  * (the sessions of one reader: one copy of each counter's strings), but
  * then are used from one thread at a time; the store outlives them. */
 struct counters_templates;
-struct counters_templates *counters_templates_new(void); /* NULL on ENOMEM */
+struct counters_templates *counters_templates_new(void);    /* NULL on ENOMEM */
 void counters_templates_free(struct counters_templates *t); /* accepts NULL */
 
 struct counters_templates_stats {
@@ -112,7 +112,7 @@ struct counters_decoder;
 /* templates: NULL for none */
 struct counters_decoder *
 counters_decoder_new(struct counters_templates *templates); /* NULL: ENOMEM */
-void counters_decoder_free(struct counters_decoder *d); /* accepts NULL */
+void counters_decoder_free(struct counters_decoder *d);     /* accepts NULL */
 void counters_decoder_reset(struct counters_decoder *d);
 int counters_decoder_decode(struct counters_decoder *d,
                             const struct nettrace_event *ev,

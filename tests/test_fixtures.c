@@ -157,9 +157,9 @@ struct run {
   struct nettrace_stats stats;
   int feed_rc, finish_rc;
   const struct nettrace_reader *reader;
-  struct counters_decoder *dec; /* compared with counters_decode */
+  struct counters_decoder *dec;    /* compared with counters_decode */
   struct counters_templates *tmpl; /* dec's, kept across streams */
-  uint64_t differ;              /* events where the two disagree */
+  uint64_t differ;                 /* events where the two disagree */
   char scratch[8192], scratch2[8192];
 };
 

@@ -469,6 +469,23 @@ static struct nettrace_meta rate_meta(void) {
                                 .fields_ok = 1};
 }
 
+/* A CounterRateValuePublished payload (meter version "", instrument id 7). */
+static void rate_payload(struct buf *b, const char *meter,
+                         const char *instrument, const char *unit,
+                         const char *tags, const char *rate,
+                         const char *value) {
+  b->n = 0;
+  put_wstr(b, "SHARED");
+  put_wstr(b, meter);
+  put_wstr(b, "");
+  put_wstr(b, instrument);
+  put_wstr(b, unit);
+  put_wstr(b, tags);
+  put_wstr(b, rate);
+  put_wstr(b, value);
+  put_u32(b, 7);
+}
+
 DEF_TEST(templates) {
   struct counters_templates *t = counters_templates_new();
   CHECK(t != NULL);
@@ -498,7 +515,8 @@ DEF_TEST(templates) {
   CHECK(agrees(d2, &e2, 512));
   struct counters_sample s;
   char scratch[512];
-  EXPECT_EQ_INT(1, counters_decoder_decode(d2, &e2, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(1,
+                counters_decoder_decode(d2, &e2, &s, scratch, sizeof(scratch)));
   EXPECT_EQ_STR("Other", s.provider);
   EXPECT_EQ_STR("gc-heap-size", s.name);
   EXPECT_EQ_STR("MB", s.units);
@@ -513,11 +531,13 @@ DEF_TEST(templates) {
   /* one string byte differs, same length: not that template */
   mean_payload(&b, "gc-heap-size", "Mean", "KB", 21.5, 4);
   CHECK(agrees(d1, &e1, 512));
-  EXPECT_EQ_INT(1, counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(1,
+                counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
   EXPECT_EQ_STR("KB", s.units);
   mean_payload(&b, "gc-heap-sizf", "Mean", "MB", 21.5, 4);
   CHECK(agrees(d1, &e1, 512));
-  EXPECT_EQ_INT(1, counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(1,
+                counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
   EXPECT_EQ_STR("gc-heap-sizf", s.name);
   /* "Sum" as the type: the kind follows the strings */
   mean_payload(&b, "gc-heap-size", "Sum", "MB", 21.5, 4);
@@ -547,18 +567,9 @@ DEF_TEST(templates) {
   counters_templates_stats(t, &st);
   uint64_t kept = st.misses;
   struct nettrace_meta rm = rate_meta();
-  b.n = 0;
-  put_wstr(&b, "SHARED");
-  put_wstr(&b, "M");
-  put_wstr(&b, "");
-  put_wstr(&b, "i");
-  put_wstr(&b, "");
-  put_wstr(&b, "");
-  put_wstr(&b, "5");
-  put_wstr(&b, "1");
-  put_u32(&b, 7);
-  struct nettrace_event er = {.meta = &rm, .payload = b.b,
-                              .payload_len = (uint32_t)b.n};
+  rate_payload(&b, "M", "i", "", "", "5", "1");
+  struct nettrace_event er = {
+      .meta = &rm, .payload = b.b, .payload_len = (uint32_t)b.n};
   CHECK(agrees(d1, &er, 512));
   CHECK(agrees(d1, &er, 512));
   counters_templates_stats(t, &st);
@@ -590,15 +601,8 @@ DEF_TEST(templates) {
 DEF_TEST(meters) {
   struct nettrace_meta m = rate_meta();
   struct buf b = {.n = 0};
-  put_wstr(&b, "SHARED");
-  put_wstr(&b, "Contoso.Shop");
-  put_wstr(&b, "");
-  put_wstr(&b, "orders");
-  put_wstr(&b, "{order}");
-  put_wstr(&b, "region=eu");
-  put_wstr(&b, "50");
-  put_wstr(&b, "1234");
-  put_u32(&b, 7);
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "50",
+               "1234");
   struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
   struct counters_sample s;
   char scratch[512];
@@ -612,16 +616,7 @@ DEF_TEST(meters) {
   EXPECT_EQ_DOUBLE(1234, s.total, 0);
 
   /* a rate not known yet ("") is not a sample */
-  b.n = 0;
-  put_wstr(&b, "SHARED");
-  put_wstr(&b, "Contoso.Shop");
-  put_wstr(&b, "");
-  put_wstr(&b, "orders");
-  put_wstr(&b, "");
-  put_wstr(&b, "");
-  put_wstr(&b, "");
-  put_wstr(&b, "");
-  put_u32(&b, 7);
+  rate_payload(&b, "Contoso.Shop", "orders", "", "", "", "");
   ev.payload_len = (uint32_t)b.n;
   EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
 
@@ -691,15 +686,7 @@ DEF_TEST(meter_numbers) {
       text[o] = 0;
     }
     struct buf b = {.n = 0};
-    put_wstr(&b, "SHARED");
-    put_wstr(&b, "M");
-    put_wstr(&b, "");
-    put_wstr(&b, "i");
-    put_wstr(&b, "");
-    put_wstr(&b, "");
-    put_wstr(&b, text);
-    put_wstr(&b, "1");
-    put_u32(&b, 7);
+    rate_payload(&b, "M", "i", "", "", text, "1");
     struct nettrace_event ev = {
         .meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
     char *end;

@@ -166,8 +166,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * pass left: with no templates, its own, and those of earlier inputs */
     for (int k = 0; k < 3; k++) {
       struct counters_templates *own = k == 1 ? counters_templates_new() : NULL;
-      struct counters_decoder *d =
-          counters_decoder_new(k == 0 ? NULL : k == 1 ? own : shared_templates());
+      struct counters_templates *use[] = {NULL, own, shared_templates()};
+      struct counters_decoder *d = counters_decoder_new(use[k]);
       char *scratch2 = malloc(scratch_cap);
       for (int pass = 0; d != NULL && scratch2 != NULL && pass < 2; pass++) {
         struct counters_sample s2;
