@@ -608,9 +608,11 @@ int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep) {
 struct disc_sock {
   pid_t ns_pid;
   uint64_t key;
-  time_t mtime;
+  time_t mtime; /* DISC_MTIME_UNKNOWN until needed (disc_sock_mtime) */
   char name[DISC_NAME_MAX];
 };
+
+#define DISC_MTIME_UNKNOWN ((time_t)-1)
 
 struct disc_dir {
   char *path;
@@ -897,10 +899,18 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
     unsigned long long key = strtoull(p, &end, 10);
     if (errno != 0 || end == p || strcmp(end, "-socket") != 0)
       continue;
+    /* the type from the listing where the file system gives it: a /tmp
+     * with hundreds of stale sockets is listed again whenever it changed,
+     * and a stat of each cost more than the listing. Their times are
+     * wanted only to choose among several sockets of one pid. */
     struct stat sst;
-    if (fstatat(dirfd(dir), name, &sst, AT_SYMLINK_NOFOLLOW) != 0 ||
-        !S_ISSOCK(sst.st_mode))
-      continue;
+    time_t mtime = DISC_MTIME_UNKNOWN;
+    if (de->d_type == DT_UNKNOWN) {
+      if (fstatat(dirfd(dir), name, &sst, AT_SYMLINK_NOFOLLOW) != 0 ||
+          !S_ISSOCK(sst.st_mode))
+        continue;
+      mtime = sst.st_mtime;
+    }
     if (dd->nsocks == dd->cap) {
       size_t cap = dd->cap ? dd->cap * 2 : 16;
       struct disc_sock *ns = realloc(dd->socks, cap * sizeof(*ns));
@@ -912,7 +922,7 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
     struct disc_sock *s = &dd->socks[dd->nsocks++];
     s->ns_pid = (pid_t)ns_pid;
     s->key = key;
-    s->mtime = sst.st_mtime;
+    s->mtime = mtime;
     snprintf(s->name, sizeof(s->name), "%s", name);
   }
   closedir(dir);
@@ -955,6 +965,20 @@ static int disc_has_socket(struct ipc_discovery *d, const struct disc_proc *p) {
   return i < dd->nsocks && dd->socks[i].ns_pid == p->ns_pid;
 }
 
+/* A listed socket's modification time (0 when it cannot be had). */
+static time_t disc_sock_mtime(const struct disc_dir *dd, struct disc_sock *s) {
+  if (s->mtime == DISC_MTIME_UNKNOWN) {
+    char path[PATH_MAX];
+    struct stat st;
+    s->mtime = (size_t)snprintf(path, sizeof(path), "%s/%s", dd->path,
+                                s->name) < sizeof(path) &&
+                       lstat(path, &st) == 0
+                   ? st.st_mtime
+                   : 0;
+  }
+  return s->mtime;
+}
+
 /* The endpoint of a known process, from its directory's listing. */
 static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
                          struct ipc_endpoint *ep) {
@@ -962,15 +986,16 @@ static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
   disc_dir_refresh(d, dd);
   if (dd->err < 0)
     return dd->err;
-  const struct disc_sock *best = NULL;
+  struct disc_sock *best = NULL;
   for (size_t i = disc_first_sock(dd, p->ns_pid);
        i < dd->nsocks && dd->socks[i].ns_pid == p->ns_pid; i++) {
-    const struct disc_sock *s = &dd->socks[i];
+    struct disc_sock *s = &dd->socks[i];
     /* as ipc_endpoint_find: the exact key wins, then the newest */
     int exact = s->key == p->start_time;
     int best_exact = best && best->key == p->start_time;
     if (best == NULL || exact > best_exact ||
-        (exact == best_exact && s->mtime > best->mtime))
+        (exact == best_exact &&
+         disc_sock_mtime(dd, s) > disc_sock_mtime(dd, best)))
       best = s;
   }
   if (best == NULL)

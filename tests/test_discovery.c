@@ -25,8 +25,10 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static unsigned long long self_start_time(void) {
@@ -172,7 +174,8 @@ DEF_TEST(discovery_passes) {
   }
   unsigned nfull = ipc_discovery_full_passes(d) - full0;
   printf("# a process in a new directory was found after %d passes, %u of "
-         "them full\n", passes, nfull);
+         "them full\n",
+         passes, nfull);
   CHECK(f.hit[1]);
   CHECK(passes <= 10);
   CHECK(nfull < (unsigned)passes); /* some were quiet */
@@ -201,6 +204,68 @@ DEF_TEST(discovery_passes) {
   ipc_discovery_free(d);
   remove_dir(a);
   remove_dir(b);
+  return 0;
+}
+
+/* Among sockets of one pid none of which carries its start time, the
+ * newest is taken (times are read only for such a choice). */
+struct pick {
+  pid_t pid;
+  char path[256];
+};
+
+static int on_pick(void *ctx, const struct ipc_endpoint *ep) {
+  struct pick *k = ctx;
+  if (ep->pid == k->pid)
+    snprintf(k->path, sizeof(k->path), "%s", ep->path);
+  return 0;
+}
+
+static int set_age(const char *path, time_t age) {
+  struct timespec ts[2] = {{.tv_sec = time(NULL) - age},
+                           {.tv_sec = time(NULL) - age}};
+  return utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+DEF_TEST(discovery_newest_socket) {
+  char a[] = "/tmp/cdn-disc-n.XXXXXX";
+  if (mkdtemp(a) == NULL)
+    return -1;
+  pid_t pid = spawn(a);
+  CHECK(pid > 0);
+  /* its own socket renamed to another key, and a second one bound */
+  char own[300], k1[300], k2[300];
+  unsigned long long key = 0;
+  DIR *dd = opendir(a);
+  CHECK(dd != NULL);
+  struct dirent *de;
+  while (dd != NULL && (de = readdir(dd)) != NULL)
+    if (sscanf(de->d_name, "dotnet-diagnostic-%*d-%llu-socket", &key) == 1)
+      snprintf(own, sizeof(own), "%s/%s", a, de->d_name);
+  if (dd != NULL)
+    closedir(dd);
+  CHECK(key != 0);
+  snprintf(k1, sizeof(k1), "%s/dotnet-diagnostic-%d-%llu-socket", a, (int)pid,
+           key + 1);
+  snprintf(k2, sizeof(k2), "%s/dotnet-diagnostic-%d-%llu-socket", a, (int)pid,
+           key + 2);
+  CHECK(rename(own, k1) == 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", k2);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+  for (int round = 0; round < 2; round++) {
+    /* round 0: k2 the newer; round 1: k1 */
+    CHECK(set_age(k1, round == 0 ? 100 : 10) == 0);
+    CHECK(set_age(k2, round == 0 ? 10 : 100) == 0);
+    struct pick k = {.pid = pid};
+    CHECK(ipc_endpoint_list(on_pick, &k) == 0);
+    printf("# round %d: %s\n", round, k.path);
+    EXPECT_EQ_STR(round == 0 ? k2 : k1, k.path);
+  }
+  close(fd);
+  reap(pid);
+  remove_dir(a);
   return 0;
 }
 
@@ -286,5 +351,6 @@ int main(int argc, char **argv) {
     return serve(argv[2]);
   RUN_TEST(discovery_passes);
   RUN_TEST(discovery_notify);
+  RUN_TEST(discovery_newest_socket);
   END_TEST;
 }
