@@ -670,12 +670,6 @@ static int plan_build(struct plan_builder *b) {
 
 /* The number of a numeric leaf (op code) at p, its size checked. */
 static inline double op_num(uint8_t code, const uint8_t *p) {
-  if (code == OP_F64) { /* EventCounters' numbers: no jump table */
-    uint64_t u = wire_le64(p);
-    double d;
-    memcpy(&d, &u, sizeof(d));
-    return d;
-  }
   switch (code) {
   case OP_I8: return (int8_t)p[0];
   case OP_U8: return p[0];
