@@ -12,6 +12,8 @@
  *                                # entry assembly
  *     AlignSessions true         # false: start sessions at once, not on
  *                                # the next whole Interval (at most 1 s)
+ *     Gather 0.2                 # s to wait for the other streams once
+ *                                # one has come (0: none)
  *     MaxProcesses 256
  *     <Process "shop">           # "shop" is the plugin instance
  *       CommandLine "Shop\\.dll" # or: Pid 1234 | EntryAssembly "Shop"
@@ -62,6 +64,7 @@
 static double cfg_interval; /* 0: collectd's interval */
 static bool cfg_autodiscover;
 static bool cfg_align_sessions = true;
+static double cfg_gather = -1; /* < 0: the watch's default */
 static int cfg_max_processes = 256;
 static struct watch_rule rules[MAX_RULES];
 static size_t nrules;
@@ -328,6 +331,12 @@ static int dotnet_config(oconfig_item_t *ci) {
       status = cf_util_get_boolean(c, &cfg_autodiscover);
     } else if (strcasecmp("AlignSessions", c->key) == 0) {
       status = cf_util_get_boolean(c, &cfg_align_sessions);
+    } else if (strcasecmp("Gather", c->key) == 0) {
+      status = cf_util_get_double(c, &cfg_gather);
+      if (status == 0 && !(cfg_gather >= 0 && cfg_gather <= 900)) {
+        ERROR("dotnet plugin: Gather must be between 0 and 900 seconds.");
+        status = -1;
+      }
     } else if (strcasecmp("MaxProcesses", c->key) == 0) {
       status = cf_util_get_int(c, &cfg_max_processes);
       if (status == 0 && cfg_max_processes <= 0) {
@@ -346,8 +355,8 @@ static int dotnet_config(oconfig_item_t *ci) {
       status = config_dump(c);
     } else {
       ERROR("dotnet plugin: unknown option \"%s\" (known: Interval, "
-            "AutoDiscover, AlignSessions, MaxProcesses, Provider, Meter, "
-            "<Process>, <Dump>).",
+            "AutoDiscover, AlignSessions, Gather, MaxProcesses, Provider, "
+            "Meter, <Process>, <Dump>).",
             c->key);
       status = -1;
     }
@@ -691,6 +700,10 @@ static int dotnet_init(void) {
   struct watch_config wc = {.interval_sec = interval,
                             .autodiscover = cfg_autodiscover,
                             .start_at_once = !cfg_align_sessions,
+                            .gather_ms = cfg_gather < 0 ? 0
+                                         : cfg_gather == 0
+                                             ? -1
+                                             : (int)(cfg_gather * 1000 + 0.5),
                             .rules = rules,
                             .nrules = nrules,
                             .max_targets = (size_t)cfg_max_processes,
@@ -743,6 +756,12 @@ static int dotnet_shutdown(void) {
   dumper = NULL;
   if (watch) {
     watch_stop(watch, 500);
+    struct watch_stats st;
+    watch_get_stats(watch, &st);
+    INFO("dotnet plugin: stopped: %" PRIu64 " sessions, %" PRIu64
+         " samples, %" PRIu64 " stream reads in %" PRIu64
+         " wakeups of the reader.",
+         st.sessions_started, st.samples, st.reads, st.wakeups);
     watch_free(watch);
     watch = NULL;
   }

@@ -32,8 +32,8 @@
                             "matches no process" */
 #define RETRY_STR "10" /* RETRY_SEC, for messages */
 #define ENDED_MAX 64
-#define COALESCE_MS 50  /* the reader's pause after a wakeup for data ... */
-#define COALESCE_MIN 2  /* ... with at least this many sessions (see there) */
+#define GATHER_MS 200 /* the reader's default gathering pause ... */
+#define GATHER_MIN 2  /* ... with at least this many sessions (see there) */
 
 struct target {
   struct target *next;
@@ -94,6 +94,7 @@ struct watch {
   struct target *pending, *live;
   size_t nlive; /* targets in live (kept by the reader) */
   uint64_t reader_samples; /* the reader's; added to stats under the lock */
+  uint64_t reader_reads, reader_wakeups; /* likewise */
   struct seen *seen;
   size_t nseen;
   unsigned generation;
@@ -156,6 +157,13 @@ struct watch *watch_new(const struct watch_config *cfg) {
     w->cfg.max_counters = 1024;
   if (w->cfg.ipc_timeout_ms <= 0) /* a loaded runtime may take over 1 s */
     w->cfg.ipc_timeout_ms = 2000;
+  /* a pause of at most a quarter of the interval, so that a sample is
+   * never held near its successor */
+  int quarter = (int)(w->cfg.interval_sec * 250.0);
+  if (w->cfg.gather_ms == 0)
+    w->cfg.gather_ms = GATHER_MS;
+  if (w->cfg.gather_ms > quarter)
+    w->cfg.gather_ms = quarter;
   w->seen = calloc(SEEN_MAX, sizeof(*w->seen));
   w->rule_missing = calloc(cfg->nrules + 1, sizeof(*w->rule_missing));
   w->wake[0] = w->wake[1] = -1;
@@ -280,6 +288,15 @@ static int reader_arm(struct watch *w, struct target *t, int op) {
   return epoll_ctl(w->epoll, op, session_fd(t->session), &ev);
 }
 
+/* Whether the events of an epoll_wait include a stream (not only the wake
+ * pipe). */
+static int has_stream(const struct epoll_event *ev, int n) {
+  for (int i = 0; i < n; i++)
+    if (ev[i].data.ptr != NULL)
+      return 1;
+  return 0;
+}
+
 /* The reader: one thread for all sessions, woken by epoll for the streams
  * that have data (a wakeup costs the same with 1 or 500 sessions). */
 static void *reader_main(void *arg) {
@@ -290,7 +307,9 @@ static void *reader_main(void *arg) {
     struct target *adopted = NULL;
     pthread_mutex_lock(&w->lock);
     w->stats.samples += w->reader_samples;
-    w->reader_samples = 0;
+    w->stats.reads += w->reader_reads;
+    w->stats.wakeups += w->reader_wakeups;
+    w->reader_samples = w->reader_reads = w->reader_wakeups = 0;
     if (w->stopping) {
       pthread_mutex_unlock(&w->lock);
       break;
@@ -320,14 +339,37 @@ static void *reader_main(void *arg) {
     }
 
     /* no timeout: the wake pipe brings adoptions and stop */
-    int n = epoll_wait(w->epoll, ev, (int)(sizeof(ev) / sizeof(ev[0])), -1);
+    int cap = (int)(sizeof(ev) / sizeof(ev[0]));
+    int n = epoll_wait(w->epoll, ev, cap, -1);
     if (n < 0 && errno != EINTR) {
       wlog(w, WATCH_LOG_ERR, "epoll_wait failed: %s", strerror(errno));
       struct timespec ts = {0, 100000000};
       nanosleep(&ts, NULL);
       continue;
     }
-    int streams = 0;
+    /* Two sessions or more: gather. Sessions start on a common grid
+     * (wait_for_grid), so the runtimes sample together and their streams
+     * come within about the runtime's 100 ms flush of each other. The
+     * first to come starts a pause (gather_ms, 200 ms by default) in
+     * which the reader is not woken; then it reads every stream that has
+     * come. Each wakeup costs more than the read: a context switch in and
+     * out here, and a burst of wakeups of collectd's write threads for the
+     * values it dispatches. So one wakeup and one burst an interval at
+     * N = 10 instead of three, at most 1000 / gather_ms at any N, for at
+     * most gather_ms more delay of a sample. One session alone (the case
+     * of a spike on a host running one service) reads at once. Adoptions
+     * wait out the pause; a stop cuts it short (the streams already
+     * taken are still read: one-shot, they would not come again). */
+    int streams = n > 0 && has_stream(ev, n);
+    w->reader_wakeups += (uint64_t)streams;
+    if (streams && n < cap && nlive >= GATHER_MIN && w->cfg.gather_ms > 0) {
+      struct pollfd pfd = {.fd = w->cancel, .events = POLLIN};
+      if (poll(&pfd, 1, w->cfg.gather_ms) == 0) { /* not stopping */
+        int m = epoll_wait(w->epoll, ev + n, cap - n, 0);
+        if (m > 0) /* one-shot: no stream of the first wait comes again */
+          n += m;
+      }
+    }
     for (int i = 0; i < n; i++) {
       struct target *t = ev[i].data.ptr;
       if (t == NULL) { /* the wake pipe (level-triggered, not one-shot) */
@@ -337,6 +379,7 @@ static void *reader_main(void *arg) {
         continue;
       }
       int r = session_read(t->session);
+      w->reader_reads++;
       if (w->cfg.flush != NULL) {
         struct watch_target_view v = target_view(t);
         w->cfg.flush(w->cfg.publish_ctx, &v);
@@ -345,25 +388,6 @@ static void *reader_main(void *arg) {
         r = -errno;
       if (r != 0)
         reader_end(w, t, r);
-      else
-        streams++;
-    }
-    /* Two targets or more: let the streams that are about to send gather.
-     * Each sends a burst or two per interval; sessions start on a common
-     * grid (wait_for_grid), so most send within the runtime's 100 ms
-     * flush of each other. Waking for each costs more than reading it: a
-     * context switch in and out here, and another for collectd's write
-     * thread, which the first value of a batch wakes. So at most
-     * 1000 / COALESCE_MS wakeups a second for data, whatever the number of
-     * targets, for at most COALESCE_MS more delay of a sample (none for
-     * the first stream to send). Adoptions, ends and stop wait out the
-     * pause too (faults.sh: 500 restarts of fake targets one after the
-     * other, 9 -> 57 s). (Measured, bench/README.md: N = 10 at 1 s,
-     * collectd with one write thread: 265 -> 179 µs CPU a second per
-     * target.) */
-    if (streams > 0 && nlive >= COALESCE_MIN) {
-      struct timespec ts = {0, COALESCE_MS * 1000000L};
-      nanosleep(&ts, NULL);
     }
   }
   return NULL;

@@ -65,6 +65,9 @@ struct watch_config {
   int autodiscover;
   int start_at_once;          /* 1: sessions start at once, not on the
                                  common grid (see watch.c) */
+  int gather_ms;              /* the reader's pause to gather streams from
+                                 two sessions on (see watch.c); 0: 200 ms,
+                                 < 0: none; at most a quarter interval */
   struct session_config auto_session; /* for autodiscovered processes */
   struct watch_rule *rules;   /* borrowed until watch_free */
   size_t nrules;
@@ -110,6 +113,7 @@ int watch_lookup(struct watch *w, const char *instance, struct ipc_endpoint *ep)
 struct watch_stats {
   uint64_t sessions_started, sessions_ended, start_failures;
   uint64_t samples, bytes;
+  uint64_t reads, wakeups; /* stream reads; reader wakeups for them */
   size_t live;
 };
 void watch_get_stats(struct watch *w, struct watch_stats *st);

@@ -686,6 +686,17 @@ run_lifecycle() {
 			log_has "$D" "instance \"$i stopped" && nstop=$((nstop + 1))
 		done
 		((nstop == 3)) && pass "stop: the log shows the 3 sessions stopped" || fail "stop: log" "$nstop of 3 'session ... stopped' lines"
+		# Gather (default 0.2 s): the streams of sessions on the common grid
+		# come within ~0.1 s of each other and are read in one wakeup of the
+		# reader, 2 to 3 reads a wakeup here (b is stopped for half the run).
+		# With Gather 0: one read a wakeup (212 in 212, against 41 in 19).
+		line=$(grep -m1 -o 'dotnet plugin: stopped: .* wakeups of the reader' "$D/collectd.log")
+		read -r reads wakeups <<<"$(sed -n 's/.* \([0-9]*\) stream reads in \([0-9]*\) wakeups.*/\1 \2/p' <<<"$line")"
+		if [[ -n $wakeups ]] && ((wakeups > 0 && 2 * reads >= 3 * wakeups)); then
+			pass "gather: $reads stream reads in $wakeups wakeups of the reader (>= 1.5 a wakeup)"
+		else
+			fail "gather: stream reads a wakeup of the reader" "${line:-no 'stopped:' line} (want >= 1.5 reads a wakeup)"
+		fi
 		# a killed process stays a zombie until its parent reaps it, with
 		# /proc/<pid> and its stale diagnostic socket: no .NET process to watch
 		if log_has "$D" "cannot start a session with pid $pa:"; then
@@ -720,6 +731,7 @@ run_config() {
 		'two match options|  <Process "x">\n    Pid 1\n    EntryAssembly "Shop"\n  </Process>|dotnet plugin: <Process "x"> needs exactly one of Pid, CommandLine or EntryAssembly (it has 2)'
 		'no match option|  <Process "x">\n    Provider "System.Runtime"\n  </Process>|dotnet plugin: <Process "x"> needs exactly one of Pid, CommandLine or EntryAssembly (it has 0)'
 		'Interval out of range|  Interval 0|dotnet plugin: Interval must be between 0.1 and 3600 seconds'
+		'Gather out of range|  Gather -1|dotnet plugin: Gather must be between 0 and 900 seconds'
 		'Interval not a number|  Interval "fast"|The `Interval'"'"' option requires exactly one numeric argument'
 		'same <Process> twice|  <Process "x">\n    Pid 1\n  </Process>\n  <Process "x">\n    Pid 2\n  </Process>|dotnet plugin: <Process "x"> is defined twice'
 		'unknown option in <Dump>|  <Dump>\n    Directory "/tmp"\n    Kind "heap"\n  </Dump>|dotnet plugin: <Dump>: unknown option "Kind"'
