@@ -783,8 +783,12 @@ int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
  * string leaf has each leaf where the template has it (the plan's scans
  * would stop at the same terminators), and the same strings: decoding it
  * reads its numbers at the template's offsets, no scan, no conversion.
- * Meters' events carry their numbers as text, so they would rarely match:
- * they are decoded by their plan alone.
+ *
+ * Meters' events carry their numbers as text, whose lengths change: their
+ * templates keep the payload's prefix up to the first number (session,
+ * meter, version, instrument, unit and tags) and what its strings gave. A
+ * payload of the same plan that starts with those bytes is decoded from
+ * the template up to there, and by the rest of the plan after it.
  *
  * Templates live in a store shared by the decoders of one thread (all the
  * sessions of a reader): the processes of one runtime send the same
@@ -808,6 +812,11 @@ static const uint8_t tmpl_num_slots[] = {
     S_INCREMENT, S_MEAN, S_MIN, S_MAX, S_STDDEV, S_EC_COUNT, S_INTERVAL_SEC};
 enum { TN_INC, TN_MEAN, TN_MIN, TN_MAX, TN_STDDEV, TN_COUNT, TN_IV, TN_N };
 
+/* The strings decode_metrics takes, in the order it converts them. */
+static const uint8_t tmpl_meter_slots[] = {S_SESSION_ID, S_METER_NAME,
+                                           S_INSTRUMENT_NAME, S_UNIT, S_TAGS};
+enum { TM_N = sizeof(tmpl_meter_slots) };
+
 struct tmpl_num {
   uint8_t leaf; /* 1: an op's leaf at off; 0: the constant value */
   uint8_t code;
@@ -816,8 +825,9 @@ struct tmpl_num {
 };
 
 struct tmpl {
-  uint32_t len;  /* the payload's */
+  uint32_t len;  /* the payload's; a prefix template's: the prefix's */
   uint16_t plan; /* interned in the store */
+  uint8_t prefix; /* 1: a meters' prefix template (see tmpl_new_prefix) */
   uint16_t nruns;
   uint16_t strs;                /* name and units: at data + strs */
   uint16_t name_len, units_len; /* UTF-8 with the NUL */
@@ -826,6 +836,7 @@ struct tmpl {
   uint8_t kind; /* enum counters_kind, or TMPL_BY_INC */
   uint8_t has_dn;
   uint32_t size; /* bytes allocated */
+  uint16_t mlen[TM_N]; /* prefix: UTF-8 lengths with the NUL, 0: absent */
   struct tmpl_num num[TN_N];
   uint16_t runs[2 * TMPL_MAX_RUNS]; /* offset, length */
   uint8_t data[];                   /* the runs' bytes, then name and units */
@@ -899,22 +910,44 @@ static uint32_t tmpl_home(uint16_t plan, const uint8_t *p, uint32_t len) {
 }
 
 /* Whether n bytes at a and b are equal (short runs: memcmp's call and
- * dispatch cost more than the compare). */
+ * dispatch cost more than the compare). The last, partial step of a run
+ * compares the run's last 16 (or 8, 4) bytes, overlapping the step
+ * before. */
 static inline int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
+  uint64_t x, y;
 #if defined(__SSE2__)
-  for (; n >= 16; a += 16, b += 16, n -= 16) {
-    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)a);
-    __m128i y = _mm_loadu_si128((const __m128i *)(const void *)b);
-    if (_mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) != 0xffff)
-      return 0;
+  if (n >= 16) {
+    for (size_t i = 0;; i += 16) {
+      if (i + 16 > n)
+        i = n - 16;
+      __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
+      __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+      if (_mm_movemask_epi8(_mm_cmpeq_epi8(u, v)) != 0xffff)
+        return 0;
+      if (i + 16 == n)
+        return 1;
+    }
   }
 #endif
-  uint64_t x, y;
-  for (; n >= 8; a += 8, b += 8, n -= 8) {
-    memcpy(&x, a, 8);
-    memcpy(&y, b, 8);
-    if (x != y)
-      return 0;
+  if (n >= 8) {
+    for (size_t i = 0;; i += 8) {
+      if (i + 8 > n)
+        i = n - 8;
+      memcpy(&x, a + i, 8);
+      memcpy(&y, b + i, 8);
+      if (x != y)
+        return 0;
+      if (i + 8 == n)
+        return 1;
+    }
+  }
+  if (n >= 4) {
+    uint32_t u, v, w, z;
+    memcpy(&u, a, 4);
+    memcpy(&v, b, 4);
+    memcpy(&w, a + n - 4, 4);
+    memcpy(&z, b + n - 4, 4);
+    return u == v && w == z;
   }
   for (; n > 0; a++, b++, n--)
     if (*a != *b)
@@ -924,7 +957,7 @@ static inline int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
 
 static int tmpl_match(const struct tmpl *t, uint16_t plan, const uint8_t *p,
                       uint32_t len) {
-  if (t->len != len || t->plan != plan)
+  if (t->len != len || t->plan != plan || t->prefix)
     return 0;
   const uint8_t *b = t->data;
   for (uint32_t k = 0; k < t->nruns; k++) {
@@ -1080,6 +1113,135 @@ static void tmpl_keep(struct counters_templates *st, uint32_t home,
   st->bytes += t->size;
 }
 
+/* ---- prefix templates: meters' events ---- */
+
+/* Where a meters' plan can be cut: the number of its first ops that hold
+ * nothing but strings and skipped bytes, up to the first number (as text
+ * or not), when every string decode_metrics converts lies before the cut;
+ * else 0 (no prefix templates for the plan). */
+static uint16_t prefix_split(const struct op *ops, size_t nops) {
+  size_t k = 0;
+  while (k < nops && (ops[k].code == OP_STR || ops[k].code == OP_SKIP) &&
+         ops[k].slot != S_RATE && ops[k].slot != S_VALUE &&
+         ops[k].slot != S_LAST_VALUE && ops[k].slot != S_QUANTILES &&
+         ops[k].slot != S_COUNT && ops[k].slot != S_SUM)
+    k++;
+  if (k == 0 || k > UINT16_MAX)
+    return 0;
+  for (size_t i = k; i < nops; i++)
+    for (int j = 0; j < TM_N; j++)
+      if (ops[i].slot == tmpl_meter_slots[j])
+        return 0;
+  return (uint16_t)k;
+}
+
+/* The bytes a meters' plan ends with at a fixed place, in a field it does
+ * not use (the instrument id of .NET 9 and later: the same in every
+ * payload of an instrument): at most 8; 0 when it ends with a string or a
+ * number it uses (a histogram's sum, say: it changes). */
+static uint8_t prefix_tail(const struct op *ops, size_t nops) {
+  if (nops == 0 || ops[nops - 1].code != OP_SKIP)
+    return 0;
+  return (uint8_t)(ops[nops - 1].n < 8 ? ops[nops - 1].n : 8);
+}
+
+/* The home way of a meters' payload: by its plan, the bytes it ends with
+ * (the instrument id, where there is one: the prefix's length is not
+ * known before the match) and its first 32 bytes (the session, mostly). */
+static uint32_t prefix_home(uint16_t plan, const uint8_t *p, uint32_t len,
+                            uint8_t tail) {
+  uint64_t h = (0x5bd1e995u + ((uint64_t)plan << 32)) * 0x9E3779B97F4A7C15ULL;
+  if (tail > 0 && len >= tail) {
+    uint64_t x = 0;
+    memcpy(&x, p + len - tail, tail);
+    h ^= x * 0xD6E8FEB86659FD93ULL;
+  }
+  if (len >= 32)
+    h ^= (wire_le64(p) * 0xC2B2AE3D27D4EB4FULL ^
+          wire_le64(p + 8) * 0x165667B19E3779F9ULL) +
+         (wire_le64(p + 16) * 0x85EBCA77C2B2AE63ULL ^
+          wire_le64(p + 24) * 0x27D4EB2F165667C5ULL);
+  h ^= h >> 29;
+  return (uint32_t)(h * 0xBF58476D1CE4E5B9ULL >> 56) % TMPL_WAYS;
+}
+
+static int prefix_match(const struct tmpl *t, uint16_t plan, const uint8_t *p,
+                        uint32_t len) {
+  return t->prefix && t->plan == plan && len >= t->len &&
+         bytes_equal(p, t->data, t->len);
+}
+
+/* Decodes a payload that starts with t's prefix: its strings from t, the
+ * rest by the plan's ops from ops[split] on, as decode_plan would; 2 when
+ * the scratch is too small for t's strings (the plan decides then). */
+static int prefix_decode(const struct tmpl *t, const struct op *ops,
+                         size_t nops, uint16_t split, uint32_t found,
+                         enum event_kind kind, const struct nettrace_event *ev,
+                         struct counters_sample *s, char *scratch,
+                         size_t scratch_cap) {
+  size_t need = 0;
+  for (int i = 0; i < TM_N; i++)
+    need += t->mlen[i];
+  if (need > scratch_cap)
+    return 2;
+  struct fields f;
+  fields_init(&f, ev, NULL, scratch, scratch_cap);
+  f.found = found;
+  /* the strings, into the scratch where str_of would have put them */
+  const uint8_t *src = t->data + t->len;
+  for (int i = 0; i < TM_N; i++) {
+    if (t->mlen[i] == 0) {
+      f.found &= ~(1u << tmpl_meter_slots[i]);
+      continue;
+    }
+    char *dst = scratch + f.w.scratch_used;
+    memcpy(dst, src, t->mlen[i]);
+    f.v[tmpl_meter_slots[i]] = (struct slot_value){.utf8 = dst, .is_string = 1};
+    src += t->mlen[i];
+    f.w.scratch_used += t->mlen[i];
+  }
+  struct wire_cursor c =
+      wire_cursor(ev->payload + t->len, ev->payload_len - t->len);
+  int r = plan_run(ops + split, nops - split, c, f.v, NULL);
+  if (r < 0)
+    return r;
+  return to_sample(&f, ev, kind, s);
+}
+
+/* A prefix template of a meters' payload the plan decoded into f (leaves
+ * at at[]): its bytes up to ops[split], and the strings decode_metrics
+ * converts, converted in full. NULL when it cannot be kept. */
+static struct tmpl *tmpl_new_prefix(uint16_t plan, uint16_t split,
+                                    const struct nettrace_event *ev,
+                                    const uint32_t *at, struct fields *f) {
+  struct tmpl h = {.len = at[split], .plan = plan, .prefix = 1};
+  char utf8[TM_N][TMPL_MAX_LEN * 3 / 2 + 1];
+  size_t bytes = 0;
+  for (int i = 0; i < TM_N; i++) {
+    const struct slot_value *v = get(f, (enum slot)tmpl_meter_slots[i]);
+    if (v == NULL)
+      continue; /* str_of gives "" without the scratch */
+    utf8[i][0] = 0;
+    if (v->is_string &&
+        wire_utf16_to_utf8(v->utf16, v->units, utf8[i], sizeof(utf8[i])) < 0)
+      return NULL;
+    h.mlen[i] = (uint16_t)(strlen(utf8[i]) + 1);
+    bytes += h.mlen[i];
+  }
+  h.size = (uint32_t)(sizeof(h) + h.len + bytes);
+  struct tmpl *t = malloc(h.size);
+  if (t == NULL)
+    return NULL;
+  *t = h;
+  memcpy(t->data, ev->payload, h.len);
+  uint8_t *b = t->data + h.len;
+  for (int i = 0; i < TM_N; i++) {
+    memcpy(b, utf8[i], h.mlen[i]);
+    b += h.mlen[i];
+  }
+  return t;
+}
+
 /* ---- the decoder: plans cached per metadata ---- */
 
 #define DECODER_WAYS 32        /* direct-mapped by metadata id */
@@ -1092,6 +1254,8 @@ struct decoder_entry {
   uint8_t kind;
   int16_t nops;   /* >= 0: ops is a plan; -1: slot_of is a slot map */
   uint16_t plan;  /* the plan's id in the templates, or TMPL_NO_PLAN */
+  uint16_t split; /* meters: the ops of the prefix (prefix_split) */
+  uint8_t tail;   /* meters: prefix_tail */
   uint32_t found; /* the slots the plan fills */
   void *map;      /* struct op[nops] or uint8_t[nfields_total]; NULL for
                      EV_OTHER */
@@ -1135,7 +1299,8 @@ static int entry_build(struct counters_decoder *d, struct decoder_entry *e,
   void *map = NULL;
   int nops = -1;
   uint32_t found = 0;
-  uint16_t plan = TMPL_NO_PLAN;
+  uint16_t plan = TMPL_NO_PLAN, split = 0;
+  uint8_t tail = 0;
   if (kind != EV_OTHER) {
     if (!m->fields_ok || m->fields == NULL || m->nfields_total == 0 ||
         m->nfields_total > DECODER_MAX_FIELDS)
@@ -1149,7 +1314,11 @@ static int entry_build(struct counters_decoder *d, struct decoder_entry *e,
       memcpy(map, ops, b.n * sizeof(struct op));
       nops = (int)b.n;
       found = b.found;
-      if (kind == EV_COUNTERS && d->templates != NULL)
+      if (kind != EV_COUNTERS) {
+        split = prefix_split(ops, b.n);
+        tail = prefix_tail(ops, b.n);
+      }
+      if (d->templates != NULL && (kind == EV_COUNTERS || split > 0))
         plan = tmpl_plan(d->templates, ops, b.n);
     } else {
       uint8_t *slot_of = malloc(m->nfields_total);
@@ -1168,6 +1337,8 @@ static int entry_build(struct counters_decoder *d, struct decoder_entry *e,
                               .kind = (uint8_t)kind,
                               .nops = (int16_t)nops,
                               .plan = plan,
+                              .split = split,
+                              .tail = tail,
                               .found = found,
                               .map = map};
   return 0;
@@ -1184,11 +1355,22 @@ static int decode_plan(struct counters_templates *st,
   int keep = e->plan != TMPL_NO_PLAN && ev->payload_len <= TMPL_MAX_LEN;
   uint32_t home = 0;
   if (keep) {
-    home = tmpl_home(e->plan, ev->payload, ev->payload_len);
+    home = e->split
+               ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
+               : tmpl_home(e->plan, ev->payload, ev->payload_len);
     for (uint32_t k = 0; k < TMPL_PROBE; k++) {
       const struct tmpl *t = st->way[(home + k) % TMPL_WAYS];
-      if (t != NULL && tmpl_match(t, e->plan, ev->payload, ev->payload_len)) {
-        int r = tmpl_decode(t, ev, s, scratch, scratch_cap);
+      if (t == NULL)
+        continue;
+      int r = 3;
+      if (e->split == 0 && tmpl_match(t, e->plan, ev->payload, ev->payload_len))
+        r = tmpl_decode(t, ev, s, scratch, scratch_cap);
+      else if (e->split > 0 &&
+               prefix_match(t, e->plan, ev->payload, ev->payload_len))
+        r = prefix_decode(t, ops, (size_t)e->nops, e->split, e->found,
+                          (enum event_kind)e->kind, ev, s, scratch,
+                          scratch_cap);
+      if (r != 3) {
         if (r == 2) {
           keep = 0; /* the plan, with this scratch */
           break;
@@ -1211,7 +1393,9 @@ static int decode_plan(struct counters_templates *st,
     /* a full store takes one in eight: a stream of more counters than it
      * holds does not pay for a new template at every miss */
     if (st->bytes + TMPL_ROOM <= TMPL_BUDGET || st->misses % 8 == 0) {
-      struct tmpl *t = tmpl_new(e->plan, ops, (uint32_t)e->nops, ev, at, &f, s);
+      struct tmpl *t =
+          e->split ? tmpl_new_prefix(e->plan, e->split, ev, at, &f)
+                   : tmpl_new(e->plan, ops, (uint32_t)e->nops, ev, at, &f, s);
       if (t != NULL)
         tmpl_keep(st, home, t);
     }

@@ -337,13 +337,19 @@ static int agrees(struct counters_decoder *d, const struct nettrace_event *ev,
     return 1;
   int same = a.kind == b.kind && strcmp(a.provider, b.provider) == 0 &&
              strcmp(a.name, b.name) == 0 && strcmp(a.units, b.units) == 0 &&
+             strcmp(a.tags, b.tags) == 0 && strcmp(a.session, b.session) == 0 &&
              a.display_name_utf16 == b.display_name_utf16 &&
              a.display_name_units == b.display_name_units &&
              same_num(a.value, b.value) && same_num(a.min, b.min) &&
              same_num(a.max, b.max) && same_num(a.stddev, b.stddev) &&
              same_num(a.count, b.count) && same_num(a.total, b.total) &&
+             same_num(a.sum, b.sum) &&
              same_num(a.interval_sec, b.interval_sec) &&
-             a.series_ms == b.series_ms && a.timestamp == b.timestamp;
+             a.series_ms == b.series_ms && a.timestamp == b.timestamp &&
+             a.nquantiles == b.nquantiles;
+  for (uint32_t i = 0; same && i < a.nquantiles; i++)
+    same = same_num(a.quantile[i], b.quantile[i]) &&
+           same_num(a.quantile_value[i], b.quantile_value[i]);
   if (!same)
     printf("# %s/%s %g vs %s/%s %g\n", a.name, a.units, a.value, b.name,
            b.units, b.value);
@@ -563,18 +569,6 @@ DEF_TEST(templates) {
     CHECK(agrees(d1, &e1, 512));
   }
 
-  /* meters' events are not kept */
-  counters_templates_stats(t, &st);
-  uint64_t kept = st.misses;
-  struct nettrace_meta rm = rate_meta();
-  rate_payload(&b, "M", "i", "", "", "5", "1");
-  struct nettrace_event er = {
-      .meta = &rm, .payload = b.b, .payload_len = (uint32_t)b.n};
-  CHECK(agrees(d1, &er, 512));
-  CHECK(agrees(d1, &er, 512));
-  counters_templates_stats(t, &st);
-  EXPECT_EQ_U64(kept, st.misses);
-
   /* thousands of counters: all decoded right, the store within budget */
   char name[32];
   for (int round = 0; round < 2; round++)
@@ -594,6 +588,155 @@ DEF_TEST(templates) {
   CHECK(st.templates > 0);
   counters_decoder_free(d1);
   counters_decoder_free(d2);
+  counters_templates_free(t);
+  return 0;
+}
+
+/* Meters' events: a template of the strings up to the first number. */
+static int meter_hits(struct counters_templates *t, uint64_t *misses) {
+  struct counters_templates_stats st;
+  counters_templates_stats(t, &st);
+  if (misses != NULL)
+    *misses = st.misses;
+  return (int)st.hits;
+}
+
+static void hist_payload(struct buf *b, const char *instrument,
+                         const char *quantiles, uint32_t count, double sum) {
+  b->n = 0;
+  put_wstr(b, "SHARED");
+  put_wstr(b, "Contoso.Shop");
+  put_wstr(b, "1.0");
+  put_wstr(b, instrument);
+  put_wstr(b, "ms");
+  put_wstr(b, "");
+  put_wstr(b, quantiles);
+  put_u32(b, count);
+  put_f64(b, sum);
+}
+
+DEF_TEST(meter_templates) {
+  struct counters_templates *t = counters_templates_new();
+  struct counters_decoder *d = counters_decoder_new(t);
+  CHECK(t != NULL && d != NULL);
+  struct nettrace_meta rm = rate_meta();
+  struct buf b;
+  struct nettrace_event er = {.meta = &rm, .payload = b.b, .timestamp = 9};
+  struct counters_sample s;
+  char scratch[512];
+  uint64_t misses;
+
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "50",
+               "1234");
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512)); /* kept */
+  EXPECT_EQ_INT(0, meter_hits(t, &misses));
+  EXPECT_EQ_U64(1, misses);
+  /* the next interval: numbers of other lengths, from the template */
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "7.25",
+               "1241.25");
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512));
+  EXPECT_EQ_INT(1, meter_hits(t, NULL));
+  EXPECT_EQ_INT(1,
+                counters_decoder_decode(d, &er, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_STR("Contoso.Shop", s.provider);
+  EXPECT_EQ_STR("orders", s.name);
+  EXPECT_EQ_STR("{order}", s.units);
+  EXPECT_EQ_STR("region=eu", s.tags);
+  EXPECT_EQ_STR("SHARED", s.session);
+  EXPECT_EQ_DOUBLE(7.25, s.value, 0);
+  EXPECT_EQ_DOUBLE(1241.25, s.total, 0);
+  CHECK(s.name >= scratch && s.name < scratch + sizeof(scratch)); /* copied */
+  EXPECT_EQ_INT(2, meter_hits(t, NULL));
+  /* a rate not known yet: no sample, from the template too */
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "", "");
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512));
+  EXPECT_EQ_INT(3, meter_hits(t, NULL));
+  /* other tags, another instrument of the same length, one byte of the
+   * meter: not that template */
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=us", "1", "2");
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512));
+  rate_payload(&b, "Contoso.Shop", "orderz", "{order}", "region=eu", "1", "2");
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512));
+  rate_payload(&b, "Contoso.Shoq", "orders", "{order}", "region=eu", "1", "2");
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512));
+  EXPECT_EQ_INT(3, meter_hits(t, &misses));
+  EXPECT_EQ_U64(4, misses);
+  /* every scratch size and every truncation: as counters_decode */
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "3",
+               "1244");
+  er.payload_len = (uint32_t)b.n;
+  for (size_t cap = 1; cap < 64; cap++)
+    CHECK(agrees(d, &er, cap));
+  uint32_t whole = (uint32_t)b.n;
+  for (uint32_t cut = 0; cut < whole; cut++) {
+    er.payload_len = cut;
+    CHECK(agrees(d, &er, 512));
+  }
+  /* histograms: quantiles as text, count and sum as numbers */
+  rm.event_name = "HistogramValuePublished";
+  rm.fields = hist_fields;
+  rm.id = 2; /* another metadata */
+  hist_payload(&b, "latency", "0.5=50;0.95=100;0.99=100", 100, 5500);
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512));
+  int h0 = meter_hits(t, NULL);
+  hist_payload(&b, "latency", "0.5=5;0.95=7.5;0.99=1000", 7, 41.5);
+  er.payload_len = (uint32_t)b.n;
+  CHECK(agrees(d, &er, 512));
+  EXPECT_EQ_INT(h0 + 1, meter_hits(t, NULL));
+  EXPECT_EQ_INT(1,
+                counters_decoder_decode(d, &er, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(3, s.nquantiles);
+  EXPECT_EQ_DOUBLE(7.5, s.quantile_value[1], 0);
+  EXPECT_EQ_DOUBLE(7, s.count, 0);
+  EXPECT_EQ_DOUBLE(41.5, s.sum, 0);
+  EXPECT_EQ_STR("latency", s.name);
+  /* the quantiles' text in a scratch the strings nearly fill */
+  for (size_t cap = 1; cap < 80; cap++)
+    CHECK(agrees(d, &er, cap));
+  /* a plan without a fixed end (.NET 8: no instrument id) has templates
+   * too */
+  struct nettrace_meta m8 = rate_meta();
+  m8.id = 3;
+  m8.nfields_total = m8.nfields = 8;
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "50",
+               "1234");
+  er.meta = &m8;
+  er.payload_len = (uint32_t)b.n - 4;
+  CHECK(agrees(d, &er, 512));
+  h0 = meter_hits(t, NULL);
+  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "5",
+               "1239");
+  er.payload_len = (uint32_t)b.n - 4;
+  CHECK(agrees(d, &er, 512));
+  EXPECT_EQ_INT(h0 + 1, meter_hits(t, NULL));
+  /* many instruments, twice: all decoded right, within the budget */
+  char name[32], num[32];
+  er.meta = &rm;
+  rm.event_name = "CounterRateValuePublished";
+  rm.fields = rate_fields;
+  rm.id = 4;
+  for (int round = 0; round < 2; round++)
+    for (int i = 0; i < 1000; i++) {
+      snprintf(name, sizeof(name), "instrument-%d", i);
+      snprintf(num, sizeof(num), "%d.5", i * (round + 1));
+      rate_payload(&b, "Contoso.Shop", name, "", "", num, num);
+      er.payload_len = (uint32_t)b.n;
+      if (!agrees(d, &er, 512)) {
+        printf("# %s\n", name);
+        CHECK(0);
+      }
+    }
+  struct counters_templates_stats st;
+  counters_templates_stats(t, &st);
+  CHECK(st.bytes <= 64 * 1024);
+  counters_decoder_free(d);
   counters_templates_free(t);
   return 0;
 }
@@ -911,6 +1054,7 @@ int main(void) {
   RUN_TEST(event_counter_sum_and_table);
   RUN_TEST(meters);
   RUN_TEST(templates);
+  RUN_TEST(meter_templates);
   RUN_TEST(meter_numbers);
   RUN_TEST(hostile_metadata);
   RUN_TEST(naming);
