@@ -99,6 +99,15 @@ static inline int wire_f32(struct wire_cursor *c, float *out) {
 
 /* LEB128-style unsigned varints of the nettrace compressed headers. */
 static inline int wire_varu64(struct wire_cursor *c, uint64_t *out) {
+  /* one or two bytes (ids, small deltas, sizes): no loop */
+  if (c->len >= 2 && !(c->p[0] & 0x80 && c->p[1] & 0x80)) {
+    size_t n = c->p[0] & 0x80 ? 2 : 1;
+    *out =
+        n == 1 ? c->p[0] : (uint64_t)(c->p[0] & 0x7f) | (uint64_t)c->p[1] << 7;
+    c->p += n;
+    c->len -= n;
+    return 0;
+  }
   uint64_t v = 0;
   for (size_t i = 0; i < 10; i++) {
     if (i >= c->len)
