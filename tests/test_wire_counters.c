@@ -71,6 +71,32 @@ DEF_TEST(varint) {
   c = wire_cursor(v33, sizeof(v33));
   CHECK(wire_varu32(&c, &v32) == -1);
   EXPECT_EQ_INT(5, c.len);
+  /* every two leading bytes, alone, with a third and with a terminator:
+   * what the plain LEB128 definition gives (the short forms' fast path) */
+  for (unsigned x = 0; x < 65536; x++) {
+    uint8_t b[3] = {(uint8_t)(x & 0xff), (uint8_t)(x >> 8), 0x01};
+    for (size_t len = 1; len <= 3; len++) {
+      uint64_t want = 0;
+      size_t used = 0;
+      int ok = 0;
+      for (size_t i = 0; i < len; i++) {
+        want |= (uint64_t)(b[i] & 0x7f) << (7 * i);
+        if (!(b[i] & 0x80)) {
+          used = i + 1;
+          ok = 1;
+          break;
+        }
+      }
+      c = wire_cursor(b, len);
+      v = 12345;
+      int r = wire_varu64(&c, &v);
+      if (r != (ok ? 0 : -1) || (ok && (v != want || c.len != len - used)) ||
+          (!ok && c.len != len)) {
+        printf("# %02x %02x len %zu: %d %" PRIu64 "\n", b[0], b[1], len, r, v);
+        CHECK(0);
+      }
+    }
+  }
   return 0;
 }
 
