@@ -92,10 +92,11 @@ int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
  * whose strings repeat one decoded before (a counter's next interval) is
  * decoded from that template: its numbers read where they lie, its strings
  * neither scanned nor converted; a meters' payload whose strings up to its
- * first number repeat one decoded before, likewise up to there. The result is the same in every case; the
- * strings still go to the caller's scratch. Decoders may share one store
- * (the sessions of one reader: one copy of each counter's strings), but
- * then are used from one thread at a time; the store outlives them. */
+ * first number repeat one decoded before, likewise up to there. The result
+ * is the same in every case; the strings still go to the caller's scratch.
+ * Decoders may share one store (the sessions of one reader: one copy of
+ * each counter's strings), but then are used from one thread at a time;
+ * the store outlives them. */
 struct counters_templates;
 struct counters_templates *counters_templates_new(void);    /* NULL on ENOMEM */
 void counters_templates_free(struct counters_templates *t); /* accepts NULL */

@@ -689,6 +689,16 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
 
 /* ---- life cycle ---- */
 
+/* Gather for the watch: 0 its default, -1 none, else ms (at least 1). */
+static int gather_ms(void) {
+  if (cfg_gather < 0)
+    return 0;
+  if (cfg_gather == 0)
+    return -1;
+  int ms = (int)(cfg_gather * 1000 + 0.5);
+  return ms > 0 ? ms : 1;
+}
+
 static int dotnet_init(void) {
   if (watch != NULL)
     return 0;
@@ -700,10 +710,7 @@ static int dotnet_init(void) {
   struct watch_config wc = {.interval_sec = interval,
                             .autodiscover = cfg_autodiscover,
                             .start_at_once = !cfg_align_sessions,
-                            .gather_ms = cfg_gather < 0 ? 0
-                                         : cfg_gather == 0
-                                             ? -1
-                                             : (int)(cfg_gather * 1000 + 0.5),
+                            .gather_ms = gather_ms(),
                             .rules = rules,
                             .nrules = nrules,
                             .max_targets = (size_t)cfg_max_processes,
