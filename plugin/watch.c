@@ -50,6 +50,7 @@ struct target {
   int arm_errno; /* the reader could not add its stream to epoll */
   int quiet; /* earlier sessions with this process failed at once: log its
                 start and a quick end at debug level */
+  int read_once; /* the reader has read its stream (see has_stream) */
 };
 
 /* What the connector knows of a process it has looked at (only the
@@ -284,17 +285,26 @@ static void reader_end(struct watch *w, struct target *t, int r) {
  * left the session alive, so no event can come for a session that has
  * ended, even while a forked child still holds a copy of its fd. */
 static int reader_arm(struct watch *w, struct target *t, int op) {
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = t};
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT,
+                           .data.ptr = t};
   return epoll_ctl(w->epoll, op, session_fd(t->session), &ev);
 }
 
 /* Whether the events of an epoll_wait include a stream (not only the wake
- * pipe). */
+ * pipe): 1; 2 when one of them ended (its process exited or closed it) or
+ * sent for the first time (the start of a session: its header and
+ * metadata, and the first end of a session that fails at once). */
 static int has_stream(const struct epoll_event *ev, int n) {
-  for (int i = 0; i < n; i++)
-    if (ev[i].data.ptr != NULL)
-      return 1;
-  return 0;
+  int r = 0;
+  for (int i = 0; i < n; i++) {
+    const struct target *t = ev[i].data.ptr;
+    if (t == NULL)
+      continue;
+    if ((ev[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)) || !t->read_once)
+      return 2;
+    r = 1;
+  }
+  return r;
 }
 
 /* The reader: one thread for all sessions, woken by epoll for the streams
@@ -357,12 +367,16 @@ static void *reader_main(void *arg) {
      * values it dispatches. So one wakeup and one burst an interval at
      * N = 10 instead of three, at most 1000 / gather_ms at any N, for at
      * most gather_ms more delay of a sample. One session alone (the case
-     * of a spike on a host running one service) reads at once. Adoptions
-     * wait out the pause; a stop cuts it short (the streams already
-     * taken are still read: one-shot, they would not come again). */
-    int streams = n > 0 && has_stream(ev, n);
-    w->reader_wakeups += (uint64_t)streams;
-    if (streams && n < cap && nlive >= GATHER_MIN && w->cfg.gather_ms > 0) {
+     * of a spike on a host running one service) reads at once, and so
+     * does a wakeup for a stream that ended or sent for the first time:
+     * an end is posted at once, and the connector, kicked, finds a
+     * restarted process without waiting. Adoptions wait out the pause; a stop
+     * cuts it short (the streams already taken are still read: one-shot, they
+     * would not come again). */
+    int streams = n > 0 ? has_stream(ev, n) : 0;
+    w->reader_wakeups += streams != 0;
+    if (streams == 1 && n < cap && nlive >= GATHER_MIN &&
+        w->cfg.gather_ms > 0) {
       struct pollfd pfd = {.fd = w->cancel, .events = POLLIN};
       if (poll(&pfd, 1, w->cfg.gather_ms) == 0) { /* not stopping */
         int m = epoll_wait(w->epoll, ev + n, cap - n, 0);
@@ -380,6 +394,7 @@ static void *reader_main(void *arg) {
       }
       int r = session_read(t->session);
       w->reader_reads++;
+      t->read_once = 1;
       if (w->cfg.flush != NULL) {
         struct watch_target_view v = target_view(t);
         w->cfg.flush(w->cfg.publish_ctx, &v);
