@@ -895,11 +895,9 @@ static uint16_t tmpl_plan(struct counters_templates *t, const struct op *ops,
   return (uint16_t)t->nplans++;
 }
 
-/* The home way of a payload: by its plan, length and first 32 bytes (the
- * name, mostly: "threadpool-thread-count" and "threadpool-queue-length"
- * part after 11 characters). */
-static uint32_t tmpl_home(uint16_t plan, const uint8_t *p, uint32_t len) {
-  uint64_t h = (len + ((uint64_t)plan << 32)) * 0x9E3779B97F4A7C15ULL;
+/* A way from a seed and the first 32 bytes of a payload (all of them when
+ * it is that long). */
+static uint32_t home_way(uint64_t h, const uint8_t *p, uint32_t len) {
   if (len >= 32)
     h ^= (wire_le64(p) * 0xC2B2AE3D27D4EB4FULL ^
           wire_le64(p + 8) * 0x165667B19E3779F9ULL) +
@@ -907,6 +905,14 @@ static uint32_t tmpl_home(uint16_t plan, const uint8_t *p, uint32_t len) {
           wire_le64(p + 24) * 0x27D4EB2F165667C5ULL);
   h ^= h >> 29;
   return (uint32_t)(h * 0xBF58476D1CE4E5B9ULL >> 56) % TMPL_WAYS;
+}
+
+/* The home way of a payload: by its plan, length and first 32 bytes (the
+ * name, mostly: "threadpool-thread-count" and "threadpool-queue-length"
+ * part after 11 characters). */
+static uint32_t tmpl_home(uint16_t plan, const uint8_t *p, uint32_t len) {
+  return home_way((len + ((uint64_t)plan << 32)) * 0x9E3779B97F4A7C15ULL, p,
+                  len);
 }
 
 /* Whether n bytes at a and b are equal (short runs: memcmp's call and
@@ -1156,13 +1162,7 @@ static uint32_t prefix_home(uint16_t plan, const uint8_t *p, uint32_t len,
     memcpy(&x, p + len - tail, tail);
     h ^= x * 0xD6E8FEB86659FD93ULL;
   }
-  if (len >= 32)
-    h ^= (wire_le64(p) * 0xC2B2AE3D27D4EB4FULL ^
-          wire_le64(p + 8) * 0x165667B19E3779F9ULL) +
-         (wire_le64(p + 16) * 0x85EBCA77C2B2AE63ULL ^
-          wire_le64(p + 24) * 0x27D4EB2F165667C5ULL);
-  h ^= h >> 29;
-  return (uint32_t)(h * 0xBF58476D1CE4E5B9ULL >> 56) % TMPL_WAYS;
+  return home_way(h, p, len);
 }
 
 static int prefix_match(const struct tmpl *t, uint16_t plan, const uint8_t *p,
