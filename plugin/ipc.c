@@ -386,33 +386,46 @@ static long read_small_file(const char *path, char *buf, size_t cap) {
   return (long)off;
 }
 
-/* Field 22 of /proc/<pid>/stat, counted after the ")" that ends comm (comm
- * may hold spaces and parentheses). */
-static int proc_stat_read(pid_t pid, uint64_t *start, uint32_t *comm_hash) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-  long n = read_proc_line(path, buf, sizeof(buf));
-  if (n < 0)
-    return n == -ENOENT ? -ESRCH : (int)n;
-  char *p = strrchr(buf, ')');
+/* PF_EXITING (include/linux/sched.h), in the flags of /proc/<pid>/stat
+ * (field 9): set when the task enters do_exit, before its files (the
+ * listening diagnostic socket among them) are closed. */
+#define PROC_PF_EXITING 0x4u
+
+int ipc_proc_stat_parse(const char *line, uint64_t *start,
+                        uint32_t *comm_hash) {
+  const char *p = strrchr(line, ')');
   if (p == NULL)
     return -EINVAL;
   if (comm_hash) { /* FNV-1a of "(comm)": it changes on exec */
     uint32_t h = 2166136261u;
-    for (const char *c = strchr(buf, '('); c && c <= p; c++)
+    for (const char *c = strchr(line, '('); c && c <= p; c++)
       h = (h ^ (uint8_t)*c) * 16777619u;
     *comm_hash = h;
   }
   p++;
   /* A zombie (exited, not yet reaped) keeps /proc/<pid> and its stale
    * diagnostic socket, but nothing listens there any more. */
-  if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+  if (p[0] != ' ')
+    return -EINVAL;
+  if (p[1] == 'Z' || p[1] == 'X')
     return -ESRCH;
-  /* after ")": field 3 (state) is the first; starttime is field 22 */
+  /* after ")": field 3 (state) is the first; flags is field 9, starttime
+   * field 22 */
   for (int field = 3; field < 22; field++) {
     p = strchr(p + 1, ' ');
     if (p == NULL)
       return -EINVAL;
+    if (field + 1 == 9) { /* p is before field 9 */
+      char *end;
+      errno = 0;
+      unsigned long flags = strtoul(p + 1, &end, 10);
+      if (errno != 0 || end == p + 1 || *end != ' ')
+        return -EINVAL;
+      /* exiting: the socket closes, if it has not already; a connect gets
+       * ECONNREFUSED, and the process will not come back */
+      if (flags & PROC_PF_EXITING)
+        return -ESRCH;
+    }
   }
   char *end;
   errno = 0;
@@ -421,6 +434,17 @@ static int proc_stat_read(pid_t pid, uint64_t *start, uint32_t *comm_hash) {
     return -EINVAL;
   *start = v;
   return 0;
+}
+
+/* ipc_proc_stat_parse of /proc/<pid>/stat: -ESRCH when the process is gone,
+ * a zombie or exiting. */
+static int proc_stat_read(pid_t pid, uint64_t *start, uint32_t *comm_hash) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+  long n = read_proc_line(path, buf, sizeof(buf));
+  if (n < 0)
+    return n == -ENOENT ? -ESRCH : (int)n;
+  return ipc_proc_stat_parse(buf, start, comm_hash);
 }
 
 static int proc_start_time(pid_t pid, uint64_t *start) {
@@ -497,6 +521,14 @@ static int same_mnt_ns(pid_t pid) {
   if (na < 0 || nb < 0)
     return 1; /* cannot tell: assume ours */
   return na == nb && memcmp(a, b, (size_t)na) == 0;
+}
+
+int ipc_endpoint_alive(const struct ipc_endpoint *ep) {
+  uint64_t start;
+  int r = proc_start_time(ep->pid, &start);
+  if (r == -ESRCH || (r == 0 && start != ep->start_time))
+    return 0;
+  return 1; /* alive, or cannot tell (/proc unreadable): assume so */
 }
 
 int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep) {

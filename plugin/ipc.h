@@ -83,6 +83,18 @@ struct ipc_endpoint {
  * or diagnostics disabled); -EACCES: /proc or the directory not readable. */
 int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep);
 
+/* 0 when the process ep names has gone: exited, a zombie, exiting (its
+ * socket closed or closing), or its pid reused (another start time); else 1,
+ * also when /proc cannot tell. For a caller whose connect was refused or cut:
+ * a target that went away is not an error to report. */
+int ipc_endpoint_alive(const struct ipc_endpoint *ep);
+
+/* Parses one /proc/<pid>/stat line (NUL-terminated): the start time (field
+ * 22) into *start and, if comm_hash is given, a hash of "(comm)". -ESRCH
+ * for a zombie or an exiting process (state Z or X, or PF_EXITING in the
+ * flags), -EINVAL for a line it cannot read. Pure: no I/O. */
+int ipc_proc_stat_parse(const char *line, uint64_t *start, uint32_t *comm_hash);
+
 /* Calls cb for every .NET process whose socket is found; stops early when cb
  * returns non-zero (and returns that). */
 typedef int (*ipc_endpoint_cb)(void *ctx, const struct ipc_endpoint *ep);

@@ -346,11 +346,93 @@ DEF_TEST(discovery_notify) {
   return 0;
 }
 
+/* /proc/<pid>/stat lines: the start time after a comm with spaces and
+ * parentheses; zombies and exiting processes (PF_EXITING, 0x4, in field 9)
+ * are gone; lines that cannot be read are refused. */
+static const char *stat_line(char *buf, size_t cap, const char *head,
+                             const char *flags) {
+  snprintf(buf, cap,
+           "%s 1 1234 1234 0 -1 %s 100 0 0 0 5 3 0 0 20 0 7 0 987654 "
+           "12345678 100 18446744073709551615\n",
+           head, flags);
+  return buf;
+}
+
+DEF_TEST(proc_stat_lines) {
+  uint64_t st = 0;
+  uint32_t h1 = 0, h2 = 0;
+  char line[512];
+#define LINE(head, flags) stat_line(line, sizeof(line), head, flags)
+  EXPECT_EQ_INT(0, ipc_proc_stat_parse(LINE("1234 (my (odd) app) S", "4194560"),
+                                       &st, &h1));
+  CHECK(st == 987654);
+  EXPECT_EQ_INT(0, ipc_proc_stat_parse(LINE("1234 (my (odd) apq) R", "4194560"),
+                                       &st, &h2));
+  CHECK(h1 != h2); /* another comm: another hash */
+  /* exiting: PF_EXITING with other flags, whatever the state says */
+  EXPECT_EQ_INT(
+      -ESRCH, ipc_proc_stat_parse(LINE("1234 (app) R", "4194564"), &st, NULL));
+  EXPECT_EQ_INT(-ESRCH,
+                ipc_proc_stat_parse(LINE("1234 (app) D", "4"), &st, NULL));
+  /* zombie, dead */
+  EXPECT_EQ_INT(
+      -ESRCH, ipc_proc_stat_parse(LINE("1234 (app) Z", "4194560"), &st, NULL));
+  EXPECT_EQ_INT(
+      -ESRCH, ipc_proc_stat_parse(LINE("1234 (app) X", "4194560"), &st, NULL));
+  /* unreadable: no ")", flags not a number, cut before field 22 */
+  EXPECT_EQ_INT(-EINVAL, ipc_proc_stat_parse("1234 (app S 1 2 3", &st, NULL));
+  EXPECT_EQ_INT(-EINVAL,
+                ipc_proc_stat_parse(LINE("1234 (app) S", "x"), &st, NULL));
+  EXPECT_EQ_INT(-EINVAL, ipc_proc_stat_parse("1234 (app) S 1 1234 1234 0 -1 "
+                                             "4194560 100 0",
+                                             &st, NULL));
+  EXPECT_EQ_INT(-EINVAL, ipc_proc_stat_parse("1234 (app)S", &st, NULL));
+  /* this process's own line */
+  char own[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, own, sizeof(own) - 1) : -1;
+  if (fd >= 0)
+    close(fd);
+  CHECK(n > 0);
+  own[n > 0 ? n : 0] = 0;
+  EXPECT_EQ_INT(0, ipc_proc_stat_parse(own, &st, NULL));
+  CHECK(st == self_start_time());
+#undef LINE
+  return 0;
+}
+
+/* ipc_endpoint_alive on a real process: alive; another start time (its pid
+ * reused) is not; a zombie (killed, not reaped) is not; reaped is not. */
+DEF_TEST(endpoint_alive) {
+  char dir[] = "/tmp/test-alive-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  pid_t pid = spawn(dir);
+  CHECK(pid > 0);
+  if (pid <= 0)
+    return 1;
+  struct ipc_endpoint ep;
+  EXPECT_EQ_INT(0, ipc_endpoint_find(pid, &ep));
+  EXPECT_EQ_INT(1, ipc_endpoint_alive(&ep));
+  struct ipc_endpoint other = ep;
+  other.start_time++;
+  EXPECT_EQ_INT(0, ipc_endpoint_alive(&other));
+  kill(pid, SIGKILL);
+  siginfo_t si;
+  CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0); /* a zombie */
+  EXPECT_EQ_INT(0, ipc_endpoint_alive(&ep));
+  waitpid(pid, NULL, 0);
+  EXPECT_EQ_INT(0, ipc_endpoint_alive(&ep));
+  remove_dir(dir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--serve") == 0)
     return serve(argv[2]);
   RUN_TEST(discovery_passes);
   RUN_TEST(discovery_notify);
   RUN_TEST(discovery_newest_socket);
+  RUN_TEST(proc_stat_lines);
+  RUN_TEST(endpoint_alive);
   END_TEST;
 }
