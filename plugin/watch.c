@@ -28,6 +28,8 @@
 
 #define SEEN_MAX 4096
 #define RETRY_SEC 10
+#define REFUSED_GRACE_SEC 5  /* refused connects retried quietly ... */
+#define REFUSED_RETRY_MS 250 /* ... this often */
 #define MISS_INTERVALS 5 /* discovery intervals without a match before
                             "matches no process" */
 #define RETRY_STR "10" /* RETRY_SEC, for messages */
@@ -46,7 +48,7 @@ struct target {
   double interval;
   struct session *session;
   struct counters_table table;
-  time_t started;
+  int64_t started; /* monotonic ms */
   int arm_errno; /* the reader could not add its stream to epoll */
   int quiet; /* earlier sessions with this process failed at once: log its
                 start and a quick end at debug level */
@@ -62,7 +64,8 @@ struct seen {
   char entry[256];
   char version[64];
   char command_line[1024];
-  time_t retry_after; /* after a failed start */
+  int64_t retry_at;      /* after a failure: no attempt before (monotonic ms) */
+  int64_t refused_since; /* first refused connect of a run of them, or 0 */
   int complained;
   int rule_known; /* rule holds match_rule's answer (again once have_info) */
   int rule;
@@ -245,7 +248,7 @@ static void on_sample(void *ctx, const struct counters_sample *s,
 /* The stream of t ended (r: session_read's result): log it, tell the
  * connector, unlink and free t. */
 static void reader_end(struct watch *w, struct target *t, int r) {
-  time_t lived = time(NULL) - t->started;
+  time_t lived = (time_t)((ipc_now_ms() - t->started) / 1000);
   int failed = r != -EPIPE || lived < RETRY_SEC;
   wlog(w,
        t->quiet && lived < RETRY_SEC ? WATCH_LOG_DEBUG
@@ -411,7 +414,7 @@ static void *reader_main(void *arg) {
 /* ---- the connector ---- */
 
 /* Takes the session ends the reader posted into the seen table. */
-static void apply_ended(struct watch *w, time_t now) {
+static void apply_ended(struct watch *w, int64_t now_ms) {
   struct ended e[ENDED_MAX];
   pthread_mutex_lock(&w->lock);
   size_t n = w->nended;
@@ -427,7 +430,7 @@ static void apply_ended(struct watch *w, time_t now) {
         sn->stream_failures = 0;
       if (e[i].failed) {
         sn->stream_failures++;
-        sn->retry_after = now + RETRY_SEC;
+        sn->retry_at = now_ms + RETRY_SEC * 1000;
       }
     }
   }
@@ -593,14 +596,14 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   cfg.interval_sec = w->cfg.interval_sec;
   cfg.timeout_ms = w->cfg.ipc_timeout_ms;
   cfg.templates = w->templates;
-  time_t now = time(NULL);
+  int64_t now = ipc_now_ms();
   if (live_count(w) >= w->cfg.max_targets) {
     if (!sn->complained)
       wlog(w, WATCH_LOG_WARNING,
            "not watching pid %d: MaxProcesses (%zu) reached", (int)ep->pid,
            w->cfg.max_targets);
     sn->complained = 1;
-    sn->retry_after = now + RETRY_SEC;
+    sn->retry_at = now + RETRY_SEC * 1000;
     return;
   }
   struct target *t = calloc(1, sizeof(*t));
@@ -624,6 +627,13 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
     target_free(t);
     return;
   }
+  if (r < 0 && !ipc_endpoint_alive(ep)) { /* went away meanwhile */
+    wlog(w, WATCH_LOG_DEBUG, "pid %d went away before its session started: %s",
+         (int)ep->pid, err.message[0] ? err.message : strerror(-r));
+    sn->retry_at = now + RETRY_SEC * 1000;
+    target_free(t);
+    return;
+  }
   if (r < 0) {
     if (!sn->complained)
       wlog(w, WATCH_LOG_ERR,
@@ -632,7 +642,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
            t->instance, (int)ep->pid, err.message[0] ? err.message : strerror(-r),
            RETRY_SEC);
     sn->complained = 1;
-    sn->retry_after = now + RETRY_SEC;
+    sn->retry_at = now + RETRY_SEC * 1000;
     pthread_mutex_lock(&w->lock);
     w->stats.start_failures++;
     pthread_mutex_unlock(&w->lock);
@@ -661,7 +671,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
 
 struct pass {
   struct watch *w;
-  time_t now;
+  int64_t now_ms; /* monotonic, at the start of the pass */
   int *rule_hits;
 };
 
@@ -725,7 +735,7 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
       p->rule_hits[rule]++;
     return 0;
   }
-  if (p->now < sn->retry_after) {
+  if (p->now_ms < sn->retry_at) {
     /* waiting to retry: it still matches (no "matches no process" warning) */
     int rule = cached_rule(w, sn, ep);
     if (rule >= 0)
@@ -741,13 +751,36 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
       return 1; /* stopping */
     if (r == 0) {
       sn->have_info = 1;
+      sn->refused_since = 0;
       sn->rule_known = 0; /* match again, with the runtime's command line */
       snprintf(sn->entry, sizeof(sn->entry), "%s", info.entry_assembly);
       snprintf(sn->version, sizeof(sn->version), "%s", info.runtime_version);
       snprintf(sn->command_line, sizeof(sn->command_line), "%s",
                info.command_line);
+    } else if (!ipc_endpoint_alive(ep)) {
+      /* it went away (killed, exiting, its pid reused) between the
+       * listing and the connect: not a fault, and nothing to retry */
+      wlog(w, WATCH_LOG_DEBUG, "pid %d went away before it answered: %s",
+           (int)ep->pid, err.message);
+      sn->retry_at = p->now_ms + RETRY_SEC * 1000;
+      return 0;
+    } else if (r == -ECONNREFUSED &&
+               (sn->refused_since == 0 ||
+                p->now_ms - sn->refused_since < REFUSED_GRACE_SEC * 1000)) {
+      /* a runtime starting up binds its socket a moment before it listens
+       * (and the directory's inotify event brings us in that moment):
+       * quiet retries, four a second, for a while */
+      if (sn->refused_since == 0)
+        sn->refused_since = p->now_ms;
+      wlog(w, WATCH_LOG_DEBUG, "pid %d does not listen yet: %s; retrying",
+           (int)ep->pid, err.message);
+      sn->retry_at = p->now_ms + REFUSED_RETRY_MS;
+      int rule = cached_rule(w, sn, ep);
+      if (rule >= 0)
+        p->rule_hits[rule]++;
+      return 0;
     } else {
-      sn->retry_after = p->now + RETRY_SEC;
+      sn->retry_at = p->now_ms + RETRY_SEC * 1000;
       int rule = cached_rule(w, sn, ep);
       if (rule >= 0)
         p->rule_hits[rule]++;
@@ -776,11 +809,10 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
 static int64_t next_due(struct watch *w, int64_t now, int64_t last_full,
                         int64_t interval_ms) {
   int64_t due = last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms;
-  int64_t wall_ms = ipc_wall_ms();
   for (size_t i = 0; i < w->nseen; i++) {
-    int64_t at = (int64_t)w->seen[i].retry_after * 1000;
-    if (at > wall_ms && now + (at - wall_ms) < due)
-      due = now + (at - wall_ms);
+    int64_t at = w->seen[i].retry_at;
+    if (at > now && at < due)
+      due = at;
   }
   for (size_t i = 0; i < w->cfg.nrules; i++) {
     int64_t since = w->rule_missing[i];
@@ -887,8 +919,8 @@ static void *connector_main(void *arg) {
     unsigned full0 = ipc_discovery_full_passes(disc);
     w->generation++;
     memset(hits, 0, (w->cfg.nrules + 1) * sizeof(int));
-    struct pass p = {.w = w, .now = time(NULL), .rule_hits = hits};
-    apply_ended(w, p.now);
+    struct pass p = {.w = w, .now_ms = now, .rule_hits = hits};
+    apply_ended(w, now);
     int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
