@@ -52,6 +52,10 @@ ProcessInfo answered correctly, then CollectTracing:
                    then the connection is held open; StopTracing is answered OK
                    and ends the stream with the end-of-stream marker
   stop-hang        as normal, but StopTracing is never answered
+  late-listen      as normal, but the socket is bound (and READY reported)
+                   --delay seconds before it listens (connects are refused
+                   meanwhile), as a runtime starting up binds a moment before
+                   it listens
   stream-garbage   OK + id, then 4 KiB of random bytes, then held open
   stream-bad-magic OK + id, a stream starting "NotTrace", then held open
   stream-huge-block OK + id, header + Trace + a block claiming 0xFFFFFFF0 bytes
@@ -259,7 +263,7 @@ def send_stream(conn, sid, sc):
     data, units = fixture()
     end = units[-1]
     body = data[:end[0]] if end[2] == "end" else data
-    if sc in ("normal", "stop-hang", "cycle", "slow-collect") or sc.startswith("dump-"):
+    if sc in ("normal", "stop-hang", "cycle", "slow-collect", "late-listen") or sc.startswith("dump-"):
         with SESSIONS_LOCK:
             SESSIONS[sid] = conn
         conn.sendall(body)
@@ -488,7 +492,9 @@ def run_server(ready_fd=None):
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(path)
     os.chmod(path, 0o600)
-    srv.listen(0 if ARGS.scenario == "no-accept" else 255)
+    late = ARGS.scenario == "late-listen"
+    if not late:
+        srv.listen(0 if ARGS.scenario == "no-accept" else 255)
 
     def bye(sig, frame):
         try:
@@ -510,6 +516,10 @@ def run_server(ready_fd=None):
         sys.stdout.flush()
     if ready_fd is not None:
         os.write(ready_fd, b"R")
+    if late:
+        time.sleep(ARGS.delay)  # connects are refused meanwhile
+        log("listening")
+        srv.listen(255)
     if ARGS.scenario == "no-accept":
         while True:
             time.sleep(3600)

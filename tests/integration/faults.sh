@@ -233,6 +233,13 @@ run_hostile() {
 	wait_until 15 test -s "$IT/imp2/ready" || fail "hostile: impersonator as nobody" "did not start: $(head -3 "$FK/imp-nobody.out")"
 	read -r _ _ IMP2_SERVER _ <"$IT/imp2/ready"
 	IMP1_SERVER=$(awk '{ print $3 }' "$FK/imp-root.ready")
+	# a socket bound and never listened on, its process alive: refused for
+	# good (after 5 s of quiet retries: a runtime starting up)
+	FPID[refusing]=$(fake refusing late-listen --delay 900) || { fail "hostile: fake refusing" "did not start"; return 1; }
+	body+="  <Process \"refusing\">
+    Pid ${FPID[refusing]}
+  </Process>
+"
 	# steady's pid with another key: a live impostor and a stale file (a dead
 	# process that had steady's pid: pid reuse), both newer than the real one
 	local skey
@@ -334,6 +341,7 @@ LoadPlugin threshold
 		"lying-size|pid ${FPID[lying-size]} matches <Process \"lying-size\"> but does not answer: reading the reply failed: Connection timed out"
 		"tiny-size|pid ${FPID[tiny-size]} matches <Process \"tiny-size\"> but does not answer: the reply is not a Diagnostic IPC message"
 		"truncated-reply|pid ${FPID[truncated-reply]} matches <Process \"truncated-reply\"> but does not answer: reading the reply failed: truncated"
+		"refusing|pid ${FPID[refusing]} matches <Process \"refusing\"> but does not answer: cannot connect to [^ ]*: Connection refused \(retrying every 10 s; logged once\)"
 		"unknown-command|pid ${FPID[unknown-command]} matches <Process \"unknown-command\"> but does not answer: the runtime answered CORDIAGIPC_E_UNKNOWN_COMMAND \(0x80131385\)"
 		"error-reply|instance \"error-reply\": cannot start a session with pid ${FPID[error-reply]}: the runtime answered E_ACCESSDENIED \(0x80070005\) \(retrying every 10 s; logged once\)"
 		"collect-no-id|instance \"collect-no-id\": cannot start a session with pid ${FPID[collect-no-id]}: CollectTracing reply without a session id"
@@ -749,6 +757,9 @@ run_cycles() {
   <Process \"rc\">
     CommandLine \"CounterTarget --seconds ${MARK_RC//./\\\\.}\$\"
   </Process>
+  <Process \"late\">
+    CommandLine \"fake-diag-server\\\\.py .*--tag late-$$\"
+  </Process>
 </Plugin>"; then
 		fail "cycles: collectd starts" "see $D/collectd.log"
 		return 1
@@ -804,6 +815,20 @@ run_cycles() {
 	else
 		fail "cycles: RSS" "$summary (bound +$RSS_BOUND_KB kB)"
 	fi
+	# a runtime binds its socket a moment before it listens, and the
+	# socket's inotify event brings the plugin in at once: here its
+	# connects are refused for 3 s. Retried quietly, watched once it
+	# listens (a warning fails "no error or warning" below; a retry 10 s
+	# later fails this).
+	local late t_late
+	t_late=$(_now)
+	if late=$(fake late late-listen --delay 3) &&
+		wait_until 6 log_has "$D" "instance \"late\": watching pid $late "; then
+		pass "cycles: a runtime listening 3 s after its socket appeared is watched $(elapsed "$t_late") s after it appeared (< 6 s)"
+	else
+		fail "cycles: late listener" "$(log_line "$D" "pid ${late:-X}") (see $FK/late.log)"
+	fi
+	kill_fakes late
 	# steady meanwhile
 	read -r rows gap <<<"$(max_gap "$D" steady "$STEADY_VALUE" "$(awk -v a="$T_CYC" 'BEGIN { printf "%.3f", a + 3 }')" "$(_now)")"
 	awk -v g="$gap" -v m="$GAP_MAX" 'BEGIN { exit !(g < m) }' && pass "cycles: steady wrote $rows rows meanwhile, longest gap $gap s (< $GAP_MAX s)" ||
