@@ -817,11 +817,12 @@ static const uint8_t tmpl_meter_slots[] = {S_SESSION_ID, S_METER_NAME,
                                            S_INSTRUMENT_NAME, S_UNIT, S_TAGS};
 enum { TM_N = sizeof(tmpl_meter_slots) };
 
-struct tmpl_num {
-  uint8_t leaf; /* 1: an op's leaf at off; 0: the constant value */
-  uint8_t code;
+/* A number of the sample that is a leaf of the payload: TN_* index k, op
+ * code, offset. The others are constants (absent: NAN; a string's number:
+ * constant bytes). */
+struct tmpl_leaf {
+  uint8_t k, code;
   uint16_t off;
-  double value; /* NAN when absent; a string's number (constant bytes) */
 };
 
 struct tmpl {
@@ -837,7 +838,9 @@ struct tmpl {
   uint8_t has_dn;
   uint32_t size; /* bytes allocated */
   uint16_t mlen[TM_N]; /* prefix: UTF-8 lengths with the NUL, 0: absent */
-  struct tmpl_num num[TN_N];
+  uint8_t nleaves;
+  struct tmpl_leaf leaf[TN_N];
+  double num[TN_N]; /* the constants; the leaves' places are overwritten */
   uint16_t runs[2 * TMPL_MAX_RUNS]; /* offset, length */
   uint8_t data[];                   /* the runs' bytes, then name and units */
 };
@@ -982,14 +985,17 @@ static int tmpl_decode(const struct tmpl *t, const struct nettrace_event *ev,
   if ((size_t)t->name_len + t->units_len > scratch_cap)
     return 2;
   double n[TN_N];
-  for (int k = 0; k < TN_N; k++)
-    n[k] = t->num[k].leaf ? op_num(t->num[k].code, ev->payload + t->num[k].off)
-                          : t->num[k].value;
+  memcpy(n, t->num, sizeof(n));
+  for (uint32_t i = 0; i < t->nleaves; i++)
+    n[t->leaf[i].k] = op_num(t->leaf[i].code, ev->payload + t->leaf[i].off);
   sample_reset(s, ev->timestamp);
   s->provider = ev->meta->provider;
-  memcpy(scratch, t->data + t->strs, (size_t)t->name_len + t->units_len);
-  s->name = scratch;
-  s->units = scratch + t->name_len;
+  /* the strings the template holds, not a copy: valid until the next
+   * decode with this store (the scratch check above keeps the result the
+   * plan's whatever its size) */
+  (void)scratch;
+  s->name = (const char *)t->data + t->strs;
+  s->units = s->name + t->name_len;
   if (t->has_dn) {
     s->display_name_utf16 = ev->payload + t->dn_off;
     s->display_name_units = t->dn_units;
@@ -1069,14 +1075,14 @@ static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops, uint32_t nops,
     h.kind = TMPL_BY_INC;
   for (int k = 0; k < TN_N; k++) {
     uint8_t slot = tmpl_num_slots[k];
-    h.num[k] = (struct tmpl_num){.value = num_of(f, (enum slot)slot)};
+    h.num[k] = num_of(f, (enum slot)slot);
     v = get(f, (enum slot)slot);
     if (v == NULL || v->is_string)
       continue; /* absent, or text among the runs: constant */
     for (uint32_t i = 0; i < nops; i++)
       if (ops[i].slot == slot) {
-        h.num[k] = (struct tmpl_num){
-            .leaf = 1, .code = ops[i].code, .off = (uint16_t)at[i]};
+        h.leaf[h.nleaves++] = (struct tmpl_leaf){
+            .k = (uint8_t)k, .code = ops[i].code, .off = (uint16_t)at[i]};
         break;
       }
   }
@@ -1344,42 +1350,14 @@ static int entry_build(struct counters_decoder *d, struct decoder_entry *e,
   return 0;
 }
 
-/* By e's plan: from a template when one matches, else by running the plan
- * (the payload then kept as a template when e's events have them). */
-static int decode_plan(struct counters_templates *st,
-                       const struct decoder_entry *e,
-                       const struct nettrace_event *ev,
-                       struct counters_sample *s, char *scratch,
-                       size_t scratch_cap) {
+/* decode_plan's way without a template: runs the plan, and keeps a
+ * template of the payload when keep (out of line: the template hit, the
+ * common case, needs none of its stack). */
+static __attribute__((noinline)) int
+decode_plan_run(struct counters_templates *st, const struct decoder_entry *e,
+                const struct nettrace_event *ev, struct counters_sample *s,
+                char *scratch, size_t scratch_cap, int keep, uint32_t home) {
   const struct op *ops = e->map;
-  int keep = e->plan != TMPL_NO_PLAN && ev->payload_len <= TMPL_MAX_LEN;
-  uint32_t home = 0;
-  if (keep) {
-    home = e->split
-               ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
-               : tmpl_home(e->plan, ev->payload, ev->payload_len);
-    for (uint32_t k = 0; k < TMPL_PROBE; k++) {
-      const struct tmpl *t = st->way[(home + k) % TMPL_WAYS];
-      if (t == NULL)
-        continue;
-      int r = 3;
-      if (e->split == 0 && tmpl_match(t, e->plan, ev->payload, ev->payload_len))
-        r = tmpl_decode(t, ev, s, scratch, scratch_cap);
-      else if (e->split > 0 &&
-               prefix_match(t, e->plan, ev->payload, ev->payload_len))
-        r = prefix_decode(t, ops, (size_t)e->nops, e->split, e->found,
-                          (enum event_kind)e->kind, ev, s, scratch,
-                          scratch_cap);
-      if (r != 3) {
-        if (r == 2) {
-          keep = 0; /* the plan, with this scratch */
-          break;
-        }
-        st->hits++;
-        return r;
-      }
-    }
-  }
   struct fields f;
   fields_init(&f, ev, NULL, scratch, scratch_cap);
   uint32_t at[DECODER_MAX_FIELDS + 1];
@@ -1401,6 +1379,44 @@ static int decode_plan(struct counters_templates *st,
     }
   }
   return r;
+}
+
+/* By e's plan: from a template when one matches, else by running the plan
+ * (the payload then kept as a template when e's events have them). */
+static int decode_plan(struct counters_templates *st,
+                       const struct decoder_entry *e,
+                       const struct nettrace_event *ev,
+                       struct counters_sample *s, char *scratch,
+                       size_t scratch_cap) {
+  int keep = e->plan != TMPL_NO_PLAN && ev->payload_len <= TMPL_MAX_LEN;
+  uint32_t home = 0;
+  if (keep) {
+    home = e->split
+               ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
+               : tmpl_home(e->plan, ev->payload, ev->payload_len);
+    for (uint32_t k = 0; k < TMPL_PROBE; k++) {
+      const struct tmpl *t = st->way[(home + k) % TMPL_WAYS];
+      if (t == NULL)
+        continue;
+      int r = 3;
+      if (e->split == 0 && tmpl_match(t, e->plan, ev->payload, ev->payload_len))
+        r = tmpl_decode(t, ev, s, scratch, scratch_cap);
+      else if (e->split > 0 &&
+               prefix_match(t, e->plan, ev->payload, ev->payload_len))
+        r = prefix_decode(t, e->map, (size_t)e->nops, e->split, e->found,
+                          (enum event_kind)e->kind, ev, s, scratch,
+                          scratch_cap);
+      if (r != 3) {
+        if (r == 2) {
+          keep = 0; /* the plan, with this scratch */
+          break;
+        }
+        st->hits++;
+        return r;
+      }
+    }
+  }
+  return decode_plan_run(st, e, ev, s, scratch, scratch_cap, keep, home);
 }
 
 int counters_decoder_decode(struct counters_decoder *d,

@@ -46,8 +46,9 @@ enum counters_kind {
 
 #define COUNTERS_MAX_QUANTILES 8
 
-/* One sample. Strings point into the decoder's scratch buffer: valid until
- * the next decode with that buffer. */
+/* One sample. Strings point into the decoder's scratch buffer or, for a
+ * sample decoded from a template, into the template store: valid until the
+ * next decode with that buffer or store. */
 struct counters_sample {
   enum counters_kind kind;
   const char *provider;     /* EventSource or Meter name */
@@ -93,7 +94,8 @@ int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
  * decoded from that template: its numbers read where they lie, its strings
  * neither scanned nor converted; a meters' payload whose strings up to its
  * first number repeat one decoded before, likewise up to there. The result
- * is the same in every case; the strings still go to the caller's scratch.
+ * is the same in every case, but the strings of a sample decoded from a
+ * template stay in the store (no copy; see struct counters_sample).
  * Decoders may share one store (the sessions of one reader: one copy of
  * each counter's strings), but then are used from one thread at a time;
  * the store outlives them. */
