@@ -925,17 +925,16 @@ static uint32_t tmpl_home(uint16_t plan, const uint8_t *p, uint32_t len) {
 static inline int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   uint64_t x, y;
 #if defined(__SSE2__)
-  if (n >= 16) {
-    for (size_t i = 0;; i += 16) {
-      if (i + 16 > n)
-        i = n - 16;
+  if (n >= 16) { /* whole steps, then the last 16 bytes (overlapping) */
+    for (size_t i = 0; i + 16 < n; i += 16) {
       __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
       __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
       if (_mm_movemask_epi8(_mm_cmpeq_epi8(u, v)) != 0xffff)
         return 0;
-      if (i + 16 == n)
-        return 1;
     }
+    __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(a + n - 16));
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + n - 16));
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(u, v)) == 0xffff;
   }
 #endif
   if (n >= 8) {
