@@ -52,6 +52,9 @@
 #define NETTRACE_STREAM_HEADER_LEN 32 /* magic 8, int32 20, 20 chars */
 
 /* FastSerialization tags. */
+/* Metadata ids below this are found by index, the others by hash. */
+#define META_DIRECT 64
+
 #define TAG_NULL_REFERENCE 1
 #define TAG_BEGIN_PRIVATE_OBJECT 5
 #define TAG_END_OBJECT 6
@@ -117,16 +120,10 @@ struct object_frame {
 /* The header fields carried from one event to the next within a block
  * (compressed headers are deltas against the previous event). */
 struct event_header {
+  struct nettrace_event ev; /* what the callback gets, built in place */
   uint32_t metadata_id;
-  uint32_t sequence;
-  uint64_t capture_thread_id;
-  uint32_t processor;
-  uint64_t thread_id;
-  uint32_t stack_id;
-  uint64_t timestamp;
   uint8_t activity_id[16];
   uint8_t related_activity_id[16];
-  uint32_t payload_len;
 };
 
 /* A metadata field while its metadata is being parsed: names are offsets
@@ -175,7 +172,8 @@ struct nettrace_reader {
   uint32_t metas_cap;
   uint32_t *table;
   uint32_t table_cap; /* power of two */
-  const struct nettrace_meta *last_meta;
+  /* ids below META_DIRECT (a runtime numbers its metadata from 1) */
+  const struct nettrace_meta *direct[META_DIRECT];
   size_t meta_bytes;
 
   /* Scratch reused while parsing one metadata entry. */
@@ -239,8 +237,8 @@ static uint32_t meta_hash(uint32_t id, uint32_t cap) {
 
 static const struct nettrace_meta *meta_find(struct nettrace_reader *r,
                                              uint32_t id) {
-  if (r->last_meta != NULL && r->last_meta->id == id)
-    return r->last_meta;
+  if (id < META_DIRECT)
+    return r->direct[id];
   if (r->table_cap == 0)
     return NULL;
   for (uint32_t i = meta_hash(id, r->table_cap);;
@@ -248,10 +246,8 @@ static const struct nettrace_meta *meta_find(struct nettrace_reader *r,
     uint32_t slot = r->table[i];
     if (slot == 0)
       return NULL;
-    if (r->metas[slot - 1]->id == id) {
-      r->last_meta = r->metas[slot - 1];
-      return r->last_meta;
-    }
+    if (r->metas[slot - 1]->id == id)
+      return r->metas[slot - 1];
   }
 }
 
@@ -458,6 +454,8 @@ static int meta_store(struct nettrace_reader *r, const struct nettrace_meta *m,
     i = (i + 1) & (r->table_cap - 1);
   r->metas[r->nmetas++] = meta;
   r->table[i] = r->nmetas;
+  if (meta->id < META_DIRECT)
+    r->direct[meta->id] = meta;
   r->meta_bytes += total;
   r->stats.metas = r->nmetas;
   r->stats.metadata_bytes = r->meta_bytes;
@@ -579,8 +577,7 @@ nomem:
  *   payload, zero padding to a 4-byte stream offset
  */
 static int read_event(struct nettrace_reader *r, struct wire_cursor *c,
-                      int compressed, struct event_header *h,
-                      const uint8_t **payload) {
+                      int compressed, struct event_header *h) {
   const uint8_t *start = c->p;
   if (compressed) {
     uint8_t flags = 0;
@@ -592,20 +589,20 @@ static int read_event(struct nettrace_reader *r, struct wire_cursor *c,
       goto truncated;
     if (flags & CH_CAPTURE_THREAD_AND_SEQUENCE) {
       if (wire_varu32(c, &delta32) != 0 ||
-          wire_varu64(c, &h->capture_thread_id) != 0 ||
-          wire_varu32(c, &h->processor) != 0)
+          wire_varu64(c, &h->ev.capture_thread_id) != 0 ||
+          wire_varu32(c, &h->ev.processor) != 0)
         goto truncated;
-      h->sequence += delta32 + 1;
+      h->ev.sequence += delta32 + 1;
     } else if (h->metadata_id != 0) {
-      h->sequence++;
+      h->ev.sequence++;
     }
-    if ((flags & CH_THREAD_ID) && wire_varu64(c, &h->thread_id) != 0)
+    if ((flags & CH_THREAD_ID) && wire_varu64(c, &h->ev.thread_id) != 0)
       goto truncated;
-    if ((flags & CH_STACK_ID) && wire_varu32(c, &h->stack_id) != 0)
+    if ((flags & CH_STACK_ID) && wire_varu32(c, &h->ev.stack_id) != 0)
       goto truncated;
     if (wire_varu64(c, &delta64) != 0)
       goto truncated;
-    h->timestamp += delta64;
+    h->ev.timestamp += delta64;
     if ((flags & CH_ACTIVITY_ID) &&
         wire_take(c, h->activity_id, sizeof(h->activity_id)) != 0)
       goto truncated;
@@ -613,12 +610,12 @@ static int read_event(struct nettrace_reader *r, struct wire_cursor *c,
         wire_take(c, h->related_activity_id, sizeof(h->related_activity_id)) !=
             0)
       goto truncated;
-    if ((flags & CH_DATA_LENGTH) && wire_varu32(c, &h->payload_len) != 0)
+    if ((flags & CH_DATA_LENGTH) && wire_varu32(c, &h->ev.payload_len) != 0)
       goto truncated;
-    if (h->payload_len > c->len)
+    if (h->ev.payload_len > c->len)
       return bad(r, start, "event payload overruns its block");
-    *payload = c->p;
-    wire_skip(c, h->payload_len);
+    h->ev.payload = c->p;
+    wire_skip(c, h->ev.payload_len);
     return 0;
   }
 
@@ -629,20 +626,21 @@ static int read_event(struct nettrace_reader *r, struct wire_cursor *c,
     return bad(r, start, "event size smaller than its header");
   struct wire_cursor ec = wire_cursor(c->p, size);
   wire_skip(c, size);
-  if (wire_u32(&ec, &mid) != 0 || wire_u32(&ec, &h->sequence) != 0 ||
-      wire_u64(&ec, &h->thread_id) != 0 ||
-      wire_u64(&ec, &h->capture_thread_id) != 0 ||
-      wire_u32(&ec, &h->processor) != 0 || wire_u32(&ec, &h->stack_id) != 0 ||
-      wire_u64(&ec, &h->timestamp) != 0 ||
+  if (wire_u32(&ec, &mid) != 0 || wire_u32(&ec, &h->ev.sequence) != 0 ||
+      wire_u64(&ec, &h->ev.thread_id) != 0 ||
+      wire_u64(&ec, &h->ev.capture_thread_id) != 0 ||
+      wire_u32(&ec, &h->ev.processor) != 0 ||
+      wire_u32(&ec, &h->ev.stack_id) != 0 ||
+      wire_u64(&ec, &h->ev.timestamp) != 0 ||
       wire_take(&ec, h->activity_id, sizeof(h->activity_id)) != 0 ||
       wire_take(&ec, h->related_activity_id, sizeof(h->related_activity_id)) !=
           0 ||
-      wire_u32(&ec, &h->payload_len) != 0)
+      wire_u32(&ec, &h->ev.payload_len) != 0)
     goto truncated;
   h->metadata_id = mid & 0x7fffffffu;
-  if (h->payload_len > ec.len)
+  if (h->ev.payload_len > ec.len)
     return bad(r, start, "event payload overruns its event size");
-  *payload = ec.p;
+  h->ev.payload = ec.p;
   return 0;
 
 truncated:
@@ -661,39 +659,26 @@ static int parse_event_block(struct nettrace_reader *r, const uint8_t *p,
 
   int compressed = (flags & BLOCK_FLAG_HEADER_COMPRESSION) != 0;
   struct event_header h = {0}; /* compressed headers start from zeroes */
+  h.ev.activity_id = h.activity_id;
+  h.ev.related_activity_id = h.related_activity_id;
   while (c.len > 0) {
-    const uint8_t *payload = NULL;
-    int rc = read_event(r, &c, compressed, &h, &payload);
+    int rc = read_event(r, &c, compressed, &h);
     if (rc != 0)
       return rc;
     if (metadata) {
-      rc = parse_metadata(r, payload, h.payload_len);
+      rc = parse_metadata(r, h.ev.payload, h.ev.payload_len);
       if (rc != 0)
         return rc;
       continue;
     }
-    const struct nettrace_meta *meta = meta_find(r, h.metadata_id);
-    if (meta == NULL) {
+    h.ev.meta = meta_find(r, h.metadata_id);
+    if (h.ev.meta == NULL) {
       r->stats.dropped++;
       continue;
     }
     r->stats.events++;
-    if (r->cb != NULL) {
-      struct nettrace_event ev = {
-          .meta = meta,
-          .timestamp = h.timestamp,
-          .thread_id = h.thread_id,
-          .capture_thread_id = h.capture_thread_id,
-          .sequence = h.sequence,
-          .processor = h.processor,
-          .stack_id = h.stack_id,
-          .payload = payload,
-          .payload_len = h.payload_len,
-          .activity_id = h.activity_id,
-          .related_activity_id = h.related_activity_id,
-      };
-      r->cb(r->ctx, &ev);
-    }
+    if (r->cb != NULL)
+      r->cb(r->ctx, &h.ev);
   }
   return 0;
 }
