@@ -329,23 +329,28 @@ static int ascii_of(const struct slot_value *v, char *buf, size_t cap) {
 
 /* A plain decimal "[-]digits[.digits]" of at most 15 significant digits
  * and 22 decimals is m / 10^k with both exact doubles, so one division
- * rounds it correctly: the same double strtod gives. 0 when it is one. */
-static int fast_decimal(const char *p, double *out) {
+ * rounds it correctly: the same double strtod gives. Its n units are ASCII
+ * bytes (stride 1) or UTF-16LE (stride 2). 0 when it is one. */
+static inline int decimal_of(const uint8_t *p, size_t n, size_t stride,
+                             double *out) {
   static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
                                  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
                                  1e18, 1e19, 1e20, 1e21, 1e22};
-  int neg = *p == '-', digits = 0, significant = 0, decimals = -1;
+  int digits = 0, significant = 0, decimals = -1;
   uint64_t m = 0;
-  for (p += neg; *p; p++) {
-    if (*p == '.' && decimals < 0) {
+  size_t i = 0;
+  int neg = n > 0 && p[0] == '-' && (stride == 1 || p[1] == 0);
+  for (i = (size_t)neg; i < n; i++) {
+    unsigned u = stride == 1 ? p[i] : wire_le16(p + 2 * i);
+    if (u == '.' && decimals < 0) {
       decimals = 0;
       continue;
     }
-    if (*p < '0' || *p > '9')
+    if (u < '0' || u > '9')
       return -1;
     digits++;
-    m = m * 10 + (uint64_t)(*p - '0');
+    m = m * 10 + (u - '0');
     if (m != 0 && ++significant > 15)
       return -1;
     if (decimals >= 0 && ++decimals > 22)
@@ -368,10 +373,12 @@ static double num_of(const struct fields *f, enum slot k) {
     return v->num;
   char buf[128], *end;
   double d;
-  if (v->units == 0 || ascii_of(v, buf, sizeof(buf)) != 0)
+  if (v->units == 0 || v->units >= sizeof(buf))
     return NAN;
-  if (fast_decimal(buf, &d) == 0)
+  if (decimal_of(v->utf16, v->units, 2, &d) == 0)
     return d;
+  if (ascii_of(v, buf, sizeof(buf)) != 0)
+    return NAN;
   d = strtod(buf, &end);
   return *end == 0 ? d : NAN;
 }
@@ -407,22 +414,18 @@ static uint32_t series_ms(const struct fields *f) {
   return (uint32_t)ms;
 }
 
-/* strtod(s, end), by fast_decimal when s up to the first `stop` (or the
- * end) is a plain decimal: strtod would read exactly that far then. */
+/* strtod(s, end), by decimal_of when s up to the first `stop` (or the
+ * end) is a plain decimal of under 64 characters: strtod would read exactly
+ * that far then. */
 static double quick_strtod(const char *s, char stop, char **end) {
-  char buf[64];
   size_t n = 0;
-  while (n < sizeof(buf) - 1 && s[n] != 0 && s[n] != stop) {
-    buf[n] = s[n];
+  while (n < 63 && s[n] != 0 && s[n] != stop)
     n++;
-  }
   double d;
-  if (n > 0 && (s[n] == 0 || s[n] == stop)) {
-    buf[n] = 0;
-    if (fast_decimal(buf, &d) == 0) {
-      *end = (char *)(uintptr_t)(s + n);
-      return d;
-    }
+  if (n > 0 && (s[n] == 0 || s[n] == stop) &&
+      decimal_of((const uint8_t *)s, n, 1, &d) == 0) {
+    *end = (char *)(uintptr_t)(s + n);
+    return d;
   }
   return strtod(s, end);
 }
@@ -525,12 +528,18 @@ static enum event_kind event_kind(const struct nettrace_meta *m) {
   return EV_OTHER;
 }
 
+static enum counters_kind metrics_kind(enum event_kind kind) {
+  return kind == EV_RATE     ? COUNTERS_RATE
+         : kind == EV_UPDOWN ? COUNTERS_UPDOWN
+         : kind == EV_GAUGE  ? COUNTERS_GAUGE
+                             : COUNTERS_HISTOGRAM;
+}
+
+static int metrics_values(struct fields *f, struct counters_sample *s);
+
 static int decode_metrics(enum event_kind kind, struct fields *f,
                           struct counters_sample *s) {
-  s->kind = kind == EV_RATE     ? COUNTERS_RATE
-            : kind == EV_UPDOWN ? COUNTERS_UPDOWN
-            : kind == EV_GAUGE  ? COUNTERS_GAUGE
-                                : COUNTERS_HISTOGRAM;
+  s->kind = metrics_kind(kind);
   s->session = str_of(f, S_SESSION_ID);
   s->provider = str_of(f, S_METER_NAME);
   s->name = str_of(f, S_INSTRUMENT_NAME);
@@ -538,6 +547,11 @@ static int decode_metrics(enum event_kind kind, struct fields *f,
   s->tags = str_of(f, S_TAGS);
   if (s->provider[0] == 0 || s->name[0] == 0)
     return -EBADMSG;
+  return metrics_values(f, s);
+}
+
+/* The numbers of a Metrics sample of s->kind, its strings set. */
+static int metrics_values(struct fields *f, struct counters_sample *s) {
   switch (s->kind) {
   case COUNTERS_RATE:
     s->value = num_of(f, S_RATE);
@@ -816,6 +830,9 @@ enum { TN_INC, TN_MEAN, TN_MIN, TN_MAX, TN_STDDEV, TN_COUNT, TN_IV, TN_N };
 static const uint8_t tmpl_meter_slots[] = {S_SESSION_ID, S_METER_NAME,
                                            S_INSTRUMENT_NAME, S_UNIT, S_TAGS};
 enum { TM_N = sizeof(tmpl_meter_slots) };
+#define TM_SLOTS                                                               \
+  (1u << S_SESSION_ID | 1u << S_METER_NAME | 1u << S_INSTRUMENT_NAME |         \
+   1u << S_UNIT | 1u << S_TAGS)
 
 /* A number of the sample that is a leaf of the payload: TN_* index k, op
  * code, offset. The others are constants (absent: NAN; a string's number:
@@ -1176,41 +1193,46 @@ static int prefix_match(const struct tmpl *t, uint16_t plan, const uint8_t *p,
          bytes_equal(p, t->data, t->len);
 }
 
-/* Decodes a payload that starts with t's prefix: its strings from t, the
- * rest by the plan's ops from ops[split] on, as decode_plan would; 2 when
- * the scratch is too small for t's strings (the plan decides then). */
+/* Decodes a payload that starts with t's prefix: its strings from t (not
+ * copies: valid until the next decode with this store), the rest by the
+ * plan's ops from ops[split] on, as decode_plan would; 2 when the scratch
+ * is too small for t's strings (the plan decides then). */
 static int prefix_decode(const struct tmpl *t, const struct op *ops,
                          size_t nops, uint16_t split, uint32_t found,
                          enum event_kind kind, const struct nettrace_event *ev,
                          struct counters_sample *s, char *scratch,
                          size_t scratch_cap) {
+  const char *str[TM_N];
   size_t need = 0;
-  for (int i = 0; i < TM_N; i++)
+  const char *src = (const char *)t->data + t->len;
+  for (int i = 0; i < TM_N; i++) {
+    str[i] = t->mlen[i] != 0 ? src : ""; /* absent: as str_of gives */
+    src += t->mlen[i];
     need += t->mlen[i];
+  }
   if (need > scratch_cap)
     return 2;
+  sample_reset(s, ev->timestamp);
+  s->kind = metrics_kind(kind);
+  s->session = str[0]; /* in tmpl_meter_slots' order */
+  s->provider = str[1];
+  s->name = str[2];
+  s->units = str[3];
+  s->tags = str[4];
+  if (s->provider[0] == 0 || s->name[0] == 0)
+    return -EBADMSG;
   struct fields f;
   fields_init(&f, ev, NULL, scratch, scratch_cap);
-  f.found = found;
-  /* the strings, into the scratch where str_of would have put them */
-  const uint8_t *src = t->data + t->len;
-  for (int i = 0; i < TM_N; i++) {
-    if (t->mlen[i] == 0) {
-      f.found &= ~(1u << tmpl_meter_slots[i]);
-      continue;
-    }
-    char *dst = scratch + f.w.scratch_used;
-    memcpy(dst, src, t->mlen[i]);
-    f.v[tmpl_meter_slots[i]] = (struct slot_value){.utf8 = dst, .is_string = 1};
-    src += t->mlen[i];
-    f.w.scratch_used += t->mlen[i];
-  }
+  f.found = found & ~TM_SLOTS; /* those were in the prefix, and are set */
+  /* the room the plan's copies of them would take: the strings converted
+   * after them (quantiles) fit, or not, as they would in the plan */
+  f.w.scratch_used = need;
   struct wire_cursor c =
       wire_cursor(ev->payload + t->len, ev->payload_len - t->len);
   int r = plan_run(ops + split, nops - split, c, f.v, NULL);
   if (r < 0)
     return r;
-  return to_sample(&f, ev, kind, s);
+  return metrics_values(&f, s);
 }
 
 /* A prefix template of a meters' payload the plan decoded into f (leaves
