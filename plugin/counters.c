@@ -936,22 +936,25 @@ static uint32_t tmpl_home(uint16_t plan, const uint8_t *p, uint32_t len) {
 }
 
 /* Whether n bytes at a and b are equal (short runs: memcmp's call and
- * dispatch cost more than the compare). The last, partial step of a run
- * compares the run's last 16 (or 8, 4) bytes, overlapping the step
- * before. */
+ * dispatch cost more than the compare). Payloads that reach here match
+ * nearly always, so the differences are gathered without a branch per
+ * step and tested once; the last, partial step compares the run's last 16
+ * (or 8, 4) bytes, overlapping the step before. */
 static inline int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
   uint64_t x, y;
 #if defined(__SSE2__)
-  if (n >= 16) { /* whole steps, then the last 16 bytes (overlapping) */
-    for (size_t i = 0; i + 16 < n; i += 16) {
-      __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
-      __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-      if (_mm_movemask_epi8(_mm_cmpeq_epi8(u, v)) != 0xffff)
-        return 0;
-    }
-    __m128i u = _mm_loadu_si128((const __m128i *)(const void *)(a + n - 16));
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(b + n - 16));
-    return _mm_movemask_epi8(_mm_cmpeq_epi8(u, v)) == 0xffff;
+  if (n >= 16) {
+#define DIFF16(i)                                                              \
+  _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(a + (i))),     \
+                _mm_loadu_si128((const __m128i *)(const void *)(b + (i))))
+    __m128i d = DIFF16(n - 16);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+      d = _mm_or_si128(d, _mm_or_si128(DIFF16(i), DIFF16(i + 16)));
+    if (i + 16 < n)
+      d = _mm_or_si128(d, DIFF16(i));
+#undef DIFF16
+    return _mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) == 0xffff;
   }
 #endif
   if (n >= 8) {
