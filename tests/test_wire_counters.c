@@ -97,6 +97,49 @@ DEF_TEST(varint) {
       }
     }
   }
+  /* forms of every length 1..11 (continuation bytes with random groups,
+   * the high groups often zero or 0x7f), in buffers cut at every length
+   * up to 12 and with bytes after them: the plain definition again (the
+   * eight-byte path, and the loop past its reach) */
+  uint64_t seed = 0x9E3779B97F4A7C15ULL;
+  for (int round = 0; round < 20000; round++) {
+    uint8_t b[16];
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t rnd = seed;
+    size_t form = 1 + (size_t)(rnd >> 60) % 11;
+    for (size_t i = 0; i < sizeof(b); i++) {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      uint8_t g = (uint8_t)(seed >> 56) & 0x7f;
+      if ((seed >> 40 & 3) == 0)
+        g = (seed >> 42 & 1) ? 0x7f : 0;
+      b[i] = (uint8_t)(g | (i + 1 < form ? 0x80 : 0));
+    }
+    for (size_t len = 0; len <= 12; len++) {
+      uint64_t want = 0;
+      size_t used = 0;
+      int ok = 0;
+      for (size_t i = 0; i < len && i < 10; i++) {
+        if (i == 9 && b[i] > 1)
+          break;
+        want |= (uint64_t)(b[i] & 0x7f) << (7 * i);
+        if (!(b[i] & 0x80)) {
+          used = i + 1;
+          ok = 1;
+          break;
+        }
+      }
+      c = wire_cursor(b, len);
+      v = 12345;
+      int r = wire_varu64(&c, &v);
+      if (r != (ok ? 0 : -1) || (ok && (v != want || c.len != len - used)) ||
+          (!ok && c.len != len)) {
+        printf("# form %zu len %zu: %d %" PRIu64 " want %d %" PRIu64 "\n", form,
+               len, r, v, ok, want);
+        CHECK(0);
+        break;
+      }
+    }
+  }
   return 0;
 }
 
