@@ -235,10 +235,8 @@ static uint32_t meta_hash(uint32_t id, uint32_t cap) {
   return (id * 2654435761u) & (cap - 1);
 }
 
-static const struct nettrace_meta *meta_find(struct nettrace_reader *r,
-                                             uint32_t id) {
-  if (id < META_DIRECT)
-    return r->direct[id];
+static const struct nettrace_meta *meta_hashed(struct nettrace_reader *r,
+                                               uint32_t id) {
   if (r->table_cap == 0)
     return NULL;
   for (uint32_t i = meta_hash(id, r->table_cap);;
@@ -249,6 +247,11 @@ static const struct nettrace_meta *meta_find(struct nettrace_reader *r,
     if (r->metas[slot - 1]->id == id)
       return r->metas[slot - 1];
   }
+}
+
+static inline const struct nettrace_meta *meta_find(struct nettrace_reader *r,
+                                                    uint32_t id) {
+  return id < META_DIRECT ? r->direct[id] : meta_hashed(r, id);
 }
 
 /* Rebuilds the table with twice the room when it is half full. */
