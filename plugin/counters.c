@@ -856,6 +856,10 @@ struct tmpl {
   uint32_t size; /* bytes allocated */
   uint16_t mlen[TM_N]; /* prefix: UTF-8 lengths with the NUL, 0: absent */
   uint8_t nleaves;
+  uint16_t next; /* 1 + the way of the template a payload of the same
+                    metadata matched after this one's, last time: a guess
+                    (tmpl_match decides), as counters come in the same order
+                    every interval; 0: none */
   struct tmpl_leaf leaf[TN_N];
   double num[TN_N]; /* the constants; the leaves' places are overwritten */
   uint16_t runs[2 * TMPL_MAX_RUNS]; /* offset, length */
@@ -1286,6 +1290,8 @@ struct decoder_entry {
   uint16_t plan;  /* the plan's id in the templates, or TMPL_NO_PLAN */
   uint16_t split; /* meters: the ops of the prefix (prefix_split) */
   uint8_t tail;   /* meters: prefix_tail */
+  uint16_t last;  /* 1 + the way of the template the last payload matched;
+                     0: none */
   uint32_t found; /* the slots the plan fills */
   void *map;      /* struct op[nops] or uint8_t[nfields_total]; NULL for
                      EV_OTHER */
@@ -1405,42 +1411,67 @@ decode_plan_run(struct counters_templates *st, const struct decoder_entry *e,
   return r;
 }
 
-/* By e's plan: from a template when one matches, else by running the plan
- * (the payload then kept as a template when e's events have them). */
-static int decode_plan(struct counters_templates *st,
-                       const struct decoder_entry *e,
+/* The decode of a payload of e's plan by template t: 3 when it does not
+ * match, 2 when the scratch is too small, else as decode_plan. */
+static inline int tmpl_try(const struct tmpl *t, const struct decoder_entry *e,
+                           const struct nettrace_event *ev,
+                           struct counters_sample *s, char *scratch,
+                           size_t scratch_cap) {
+  if (e->split == 0)
+    return tmpl_match(t, e->plan, ev->payload, ev->payload_len)
+               ? tmpl_decode(t, ev, s, scratch, scratch_cap)
+               : 3;
+  return prefix_match(t, e->plan, ev->payload, ev->payload_len)
+             ? prefix_decode(t, e->map, (size_t)e->nops, e->split, e->found,
+                             (enum event_kind)e->kind, ev, s, scratch,
+                             scratch_cap)
+             : 3;
+}
+
+/* By e's plan: from a template when one matches (first the one that
+ * followed the last payload's template before, then those from the
+ * payload's home way on), else by running the plan (the payload then kept
+ * as a template when e's events have them). */
+static int decode_plan(struct counters_templates *st, struct decoder_entry *e,
                        const struct nettrace_event *ev,
                        struct counters_sample *s, char *scratch,
                        size_t scratch_cap) {
   int keep = e->plan != TMPL_NO_PLAN && ev->payload_len <= TMPL_MAX_LEN;
   uint32_t home = 0;
-  if (keep) {
-    home = e->split
-               ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
-               : tmpl_home(e->plan, ev->payload, ev->payload_len);
-    for (uint32_t k = 0; k < TMPL_PROBE; k++) {
-      const struct tmpl *t = st->way[(home + k) % TMPL_WAYS];
-      if (t == NULL)
-        continue;
-      int r = 3;
-      if (e->split == 0 && tmpl_match(t, e->plan, ev->payload, ev->payload_len))
-        r = tmpl_decode(t, ev, s, scratch, scratch_cap);
-      else if (e->split > 0 &&
-               prefix_match(t, e->plan, ev->payload, ev->payload_len))
-        r = prefix_decode(t, e->map, (size_t)e->nops, e->split, e->found,
-                          (enum event_kind)e->kind, ev, s, scratch,
-                          scratch_cap);
-      if (r != 3) {
-        if (r == 2) {
-          keep = 0; /* the plan, with this scratch */
-          break;
-        }
-        st->hits++;
-        return r;
-      }
+  if (!keep)
+    return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 0, 0);
+  struct tmpl *last = e->last ? st->way[e->last - 1] : NULL;
+  if (last != NULL && last->next != 0) {
+    const struct tmpl *t = st->way[last->next - 1];
+    int r = t != NULL ? tmpl_try(t, e, ev, s, scratch, scratch_cap) : 3;
+    if (r == 2)
+      return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 0, 0);
+    if (r != 3) {
+      e->last = last->next;
+      st->hits++;
+      return r;
     }
   }
-  return decode_plan_run(st, e, ev, s, scratch, scratch_cap, keep, home);
+  home = e->split ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
+                  : tmpl_home(e->plan, ev->payload, ev->payload_len);
+  for (uint32_t k = 0; k < TMPL_PROBE; k++) {
+    uint32_t w = (home + k) % TMPL_WAYS;
+    const struct tmpl *t = st->way[w];
+    if (t == NULL)
+      continue;
+    int r = tmpl_try(t, e, ev, s, scratch, scratch_cap);
+    if (r == 2)
+      return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 0, 0);
+    if (r != 3) {
+      if (last != NULL)
+        last->next = (uint16_t)(w + 1);
+      e->last = (uint16_t)(w + 1);
+      st->hits++;
+      return r;
+    }
+  }
+  e->last = 0;
+  return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 1, home);
 }
 
 int counters_decoder_decode(struct counters_decoder *d,

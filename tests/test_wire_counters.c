@@ -640,6 +640,30 @@ DEF_TEST(templates) {
     CHECK(agrees(d1, &e1, 512));
   }
 
+  /* counters in the order of every interval, then in others: each payload
+   * from its template whether the guess (the template that followed last
+   * time) is right, wrong, or of another length */
+  static const char *const order[] = {"cpu-usage", "working-set",
+                                      "gc-heap-size", "gen-0-gc-count",
+                                      "threadpool-queue-length"};
+  static const int seq[] = {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 4,
+                            3, 2, 1, 0, 2, 2, 0, 4, 1, 3, 0, 1, 2, 3, 4};
+  enum { NSEQ = sizeof(seq) / sizeof(seq[0]) };
+  counters_templates_stats(t, &st);
+  uint64_t hits0 = st.hits;
+  for (int i = 0; i < NSEQ; i++) {
+    mean_payload(&b, order[seq[i]], "Mean", "B", i, 1);
+    e1.payload_len = (uint32_t)b.n;
+    CHECK(agrees(d1, &e1, 512));
+    EXPECT_EQ_INT(
+        1, counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
+    EXPECT_EQ_STR(order[seq[i]], s.name);
+    EXPECT_EQ_DOUBLE(i, s.value, 0);
+  }
+  counters_templates_stats(t, &st);
+  /* the first five kept, then every decode a hit (two a payload) */
+  EXPECT_EQ_U64(hits0 + 5 + 2 * (NSEQ - 5), st.hits);
+
   /* thousands of counters: all decoded right, the store within budget */
   char name[32];
   for (int round = 0; round < 2; round++)
