@@ -15,11 +15,30 @@
 # (its runs are bimodal: the conservative figure). Needs the capture and
 # the plugin's sources (bench/parser.sh records the capture when missing)
 # and the .NET SDK.
+#
+#   bench/compare-parsers.sh --paired [PAIRS]   # default 40; ~1.5 s a pair
+#
+# Paired runs: the VM switches between a fast and a slow mode (~1.8x) every
+# few minutes, sometimes between the two halves of a round. Here both
+# parsers stay up (parser --serve, TraceEventBench --serve: warmed up, then
+# one timed run per request) and take turns run by run, C first in odd
+# pairs and TraceEvent first in even ones, so that the two runs of a pair
+# lie within a second of each other, in the same mode. Prints, per
+# workload, the ratio C/TraceEvent of each pair: median, min..max, and the
+# median over the pairs where C ran in the fast mode (at least 75 % of its
+# best run) and where it ran in the slow mode.
 set -eu
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-$REPO/build}
 OUT=$BUILD/bench
+paired=0
+if [[ ${1:-} == --paired ]]; then
+	paired=1
+	shift
+fi
 ROUNDS=${1:-5}
+[[ $paired == 0 ]] || ROUNDS=${1:-40}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "usage: compare-parsers.sh [--paired] [COUNT]" >&2; exit 2; }
 capture=$OUT/counters-net10-10s.nettrace
 stream=$OUT/stream-100mb.bin
 mkdir -p "$OUT"
@@ -36,6 +55,67 @@ te=$(find "$OUT/traceevent/bin" -name TraceEventBench.dll -path '*release*' | he
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
 log=$OUT/compare-parsers-$(date +%Y%m%d-%H%M%S).log
+
+if [[ $paired == 1 ]]; then
+	echo "# $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(${CC:-gcc} --version | head -1), $(dotnet --version) SDK"
+	echo "# C:          ${pin[*]} $OUT/parser $capture --serve"
+	echo "# TraceEvent: DOTNET_gcConcurrent=0 ${pin[*]} dotnet $te $stream $capture --serve"
+	echo "# $ROUNDS pairs per workload, taking turns run by run; raw output: $log"
+	tmp=$(mktemp -d)
+	mkfifo "$tmp/c.in" "$tmp/c.out" "$tmp/t.in" "$tmp/t.out"
+	exec {cin}<>"$tmp/c.in" {tin}<>"$tmp/t.in"
+	"${pin[@]}" "$OUT/parser" "$capture" --serve <"$tmp/c.in" >"$tmp/c.out" &
+	cpid=$!
+	DOTNET_gcConcurrent=0 "${pin[@]}" dotnet "$te" "$stream" "$capture" --serve <"$tmp/t.in" >"$tmp/t.out" &
+	tpid=$!
+	exec {cout}<"$tmp/c.out" {tout}<"$tmp/t.out"
+	trap 'kill $cpid $tpid 2>/dev/null; rm -rf "$tmp"' EXIT
+	# each prints what it is, then "ready" once warmed up
+	ready() {
+		local fd=$1 line
+		while IFS= read -r -t 300 -u "$fd" line; do
+			echo "$line" >>"$log"
+			[[ $line == ready ]] && return 0
+		done
+		echo "compare-parsers.sh: a parser did not get ready (see $log)" >&2
+		exit 1
+	}
+	ready "$cout"
+	ready "$tout"
+	# one timed run of workload $2 on side $1: "<side> <pair> <workload> <MB/s>"
+	run() {
+		local side=$1 w=$2 i=$3 name mbs in out
+		if [[ $side == C ]]; then in=$cin out=$cout; else in=$tin out=$tout; fi
+		echo "$w" >&"$in"
+		IFS=' ' read -r -t 300 -u "$out" name mbs ||
+			{ echo "compare-parsers.sh: no answer from $side" >&2; exit 1; }
+		[[ $name == "$w" ]] || { echo "compare-parsers.sh: $side answered \"$name $mbs\"" >&2; exit 1; }
+		echo "$side $i $w $mbs" >>"$log"
+	}
+	for ((i = 1; i <= ROUNDS; i++)); do
+		for w in stream fresh; do
+			if ((i % 2)); then run C "$w" "$i"; run TE "$w" "$i"; else run TE "$w" "$i"; run C "$w" "$i"; fi
+		done
+	done
+	awk '
+	function med(a, n,   i, j, t) { for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+		return n == 0 ? 0 : n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+	$1 == "C" || $1 == "TE" { v[$1, $3, $2] = $4 + 0; if ($2 > pairs) pairs = $2
+		if ($1 == "C" && $4 + 0 > best[$3]) best[$3] = $4 + 0 }
+	END {
+		printf "%-7s %-22s %-22s %-34s %-24s %s\n", "", "C MB/s median", "TraceEvent MB/s median", "C / TraceEvent per pair: median", "C fast: pairs, median", "C slow: pairs, median"
+		split("stream fresh", ws, " ")
+		for (k = 1; k <= 2; k++) { w = ws[k]; n = nf = ns = 0; lo = 1e18; hi = 0
+			for (i = 1; i <= pairs; i++) { if (v["TE", w, i] <= 0) continue
+				q = v["C", w, i] / v["TE", w, i]; c[++n] = v["C", w, i]; t[n] = v["TE", w, i]; r[n] = q
+				if (q < lo) lo = q; if (q > hi) hi = q
+				if (v["C", w, i] >= 0.75 * best[w]) f[++nf] = q; else s[++ns] = q }
+			printf "%-7s %-22.0f %-22.0f %-34s %-24s %s\n", w, med(c, n), med(t, n), sprintf("%.1fx (%.1f..%.1f), %d pairs", med(r, n), lo, hi, n),
+				sprintf("%d, %.1fx", nf, med(f, nf)), sprintf("%d, %.1fx", ns, med(s, ns))
+			delete c; delete t; delete r; delete f; delete s
+		} }' "$log"
+	exit 0
+fi
 echo "# $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(${CC:-gcc} --version | head -1), $(dotnet --version) SDK"
 echo "# C:          ${pin[*]} $OUT/parser $capture --runs 3"
 echo "# TraceEvent: DOTNET_gcConcurrent=0 ${pin[*]} dotnet $te $stream $capture 3"

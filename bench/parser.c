@@ -5,7 +5,7 @@
  * single thread, on a real capture of a counters session.
  *
  *   parser FILE.nettrace [--mb N] [--runs N] [--chunk BYTES] [--write OUT]
- *          [--no-decode] [--stateless]
+ *          [--no-decode] [--stateless] [--serve]
  *
  * Two workloads, both from the capture in memory (no I/O is timed):
  *
@@ -27,6 +27,12 @@
  * Decoding uses a counters_decoder per reader, as the plugin's sessions do;
  * --stateless uses counters_decode instead (field names looked up per
  * event).
+ *
+ * --serve: nothing timed at start; then each line "stream" or "fresh" on
+ * standard input times one run of that workload and prints
+ * "stream <MB/s>" (one decoder and template store per workload, kept from
+ * run to run, as --runs does). bench/compare-parsers.sh --paired drives
+ * this and bench/traceevent's --serve in turns, a run each.
  */
 #include "../plugin/counters.h"
 #include "../plugin/nettrace.h"
@@ -235,12 +241,60 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
   return 0;
 }
 
+/* --serve: one untimed run of each workload, then a timed run per line. */
+static int serve(const uint8_t *sp, size_t sn, const uint8_t *cp, size_t cn,
+                 size_t reps, size_t chunk) {
+  struct workload {
+    const char *name;
+    const uint8_t *d;
+    size_t n, reps;
+    struct counters_templates *tmpl;
+    struct tally t;
+  } w[2] = {{"stream", sp, sn, 1, NULL, {0}},
+            {"fresh", cp, cn, reps, NULL, {0}}};
+  int rc = 0;
+  for (int k = 0; k < 2 && rc == 0; k++) {
+    w[k].tmpl = templates ? counters_templates_new() : NULL;
+    w[k].t.dec = counters_decoder_new(w[k].tmpl);
+    if (w[k].t.dec == NULL || (templates && w[k].tmpl == NULL))
+      rc = 1;
+    for (size_t i = 0; i < w[k].reps && rc == 0; i++)
+      rc = feed_all(w[k].d, w[k].n, chunk, &w[k].t);
+  }
+  printf("ready\n");
+  fflush(stdout);
+  char line[64];
+  while (rc == 0 && fgets(line, sizeof(line), stdin) != NULL) {
+    line[strcspn(line, "\r\n")] = 0;
+    struct workload *x = strcmp(line, "stream") == 0  ? &w[0]
+                         : strcmp(line, "fresh") == 0 ? &w[1]
+                                                      : NULL;
+    if (x == NULL) {
+      fprintf(stderr, "parser: --serve: unknown workload \"%s\"\n", line);
+      rc = 2;
+      break;
+    }
+    double w0 = now(CLOCK_MONOTONIC);
+    for (size_t i = 0; i < x->reps && rc == 0; i++)
+      rc = feed_all(x->d, x->n, chunk, &x->t);
+    double sec = now(CLOCK_MONOTONIC) - w0;
+    printf("%s %.2f\n", x->name, (double)x->n * (double)x->reps / sec / 1e6);
+    fflush(stdout);
+  }
+  for (int k = 0; k < 2; k++) {
+    counters_decoder_free(w[k].t.dec);
+    counters_templates_free(w[k].tmpl);
+  }
+  return rc;
+}
+
 int main(int argc, char **argv) {
   const char *file = NULL;
   double mb = 100;
   int runs = 5;
   size_t chunk = 65536;
   const char *write = NULL;
+  int serving = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--mb") == 0 && i + 1 < argc)
       mb = atof(argv[++i]);
@@ -254,6 +308,8 @@ int main(int argc, char **argv) {
       templates = 0;
     else if (strcmp(argv[i], "--stateless") == 0)
       stateless = 1;
+    else if (strcmp(argv[i], "--serve") == 0)
+      serving = 1;
     else if (strcmp(argv[i], "--write") == 0 && i + 1 < argc)
       write = argv[++i];
     else if (argv[i][0] != '-' && file == NULL)
@@ -264,7 +320,7 @@ int main(int argc, char **argv) {
   if (file == NULL || runs < 1 || runs > 64 || chunk == 0 || mb <= 0) {
     fprintf(stderr, "usage: parser FILE.nettrace [--mb N] [--runs 1..64] "
                     "[--chunk BYTES] [--write OUT] [--no-decode] "
-                    "[--stateless]\n");
+                    "[--stateless] [--serve]\n");
     return 2;
   }
   FILE *f = fopen(file, "rb");
@@ -294,9 +350,14 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  int rc = bench("stream", stream.p, stream.len, 1, chunk, runs);
   size_t reps = (target + cap.len - 1) / cap.len;
-  rc |= bench("fresh", cap.p, cap.len, reps, chunk, runs);
+  int rc;
+  if (serving) {
+    rc = serve(stream.p, stream.len, cap.p, cap.len, reps, chunk);
+  } else {
+    rc = bench("stream", stream.p, stream.len, 1, chunk, runs);
+    rc |= bench("fresh", cap.p, cap.len, reps, chunk, runs);
+  }
   free(stream.p);
   free(cap.p);
   return rc;

@@ -3,10 +3,15 @@
 // "*ValuePublished" events decoded into name + value, on the very bytes
 // bench/parser reads (both workloads), from memory, single thread.
 //
-//   dotnet run -c Release --project bench/traceevent -- STREAM CAPTURE [RUNS]
+//   dotnet run -c Release --project bench/traceevent -- STREAM CAPTURE [RUNS |
+//   --serve]
 //
 // STREAM: the long stream `bench/parser --write` saved; CAPTURE: the capture
 // (fed into fresh sources until as many bytes as STREAM have been read).
+// With --serve instead of RUNS: after the warm-up, each line "stream" or
+// "fresh" on standard input times one run of that workload and prints
+// "stream <MB/s>" (bench/compare-parsers.sh --paired, in turns with
+// bench/parser --serve).
 using System.Diagnostics;
 using Microsoft.Diagnostics.Tracing;
 
@@ -85,10 +90,12 @@ static void Bench(string label, byte[] bytes, int reps, int runs)
 
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: TraceEventBench STREAM CAPTURE [RUNS]");
-    return 2;
+  Console.Error.WriteLine(
+      "usage: TraceEventBench STREAM CAPTURE [RUNS | --serve]");
+  return 2;
 }
-int runs = args.Length > 2 ? int.Parse(args[2]) : 5;
+bool serve = args.Length > 2 && args[2] == "--serve";
+int runs = args.Length > 2 && !serve ? int.Parse(args[2]) : 5;
 var stream = File.ReadAllBytes(args[0]);
 var capture = File.ReadAllBytes(args[1]);
 // warm-up (JIT tiers, OSR), untimed: ~13 MB of fresh sources, then the long
@@ -101,6 +108,29 @@ for (int i = 0; i < 200; i++)
 for (int i = 0; i < 2; i++)
     Parse(stream);
 Console.WriteLine($"TraceEvent {typeof(EventPipeEventSource).Assembly.GetName().Version}, .NET {Environment.Version}");
+int freshReps = (int)((stream.Length + capture.Length - 1) / capture.Length);
+if (serve) {
+  Console.WriteLine("ready");
+  string ? line;
+  while ((line = Console.In.ReadLine()) != null) {
+    var (bytes, reps) = line switch {
+      "stream" => (stream, 1),
+      "fresh" => (capture, freshReps),
+      _ => (null, 0),
+    };
+    if (bytes == null) {
+      Console.Error.WriteLine(
+          $"TraceEventBench: --serve: unknown workload \"{line}\"");
+      return 2;
+    }
+    var sw = Stopwatch.StartNew();
+    for (int i = 0; i < reps; i++)
+      Parse(bytes);
+    Console.WriteLine(
+        $"{line} {(double)bytes.Length * reps / sw.Elapsed.TotalSeconds / 1e6:F2}");
+  }
+  return 0;
+}
 Bench("stream", stream, 1, runs);
-Bench("fresh", capture, (int)((stream.Length + capture.Length - 1) / capture.Length), runs);
+Bench("fresh", capture, freshReps, runs);
 return 0;
