@@ -821,6 +821,17 @@ int counters_decode(const struct nettrace_event *ev, struct counters_sample *s,
 #define TMPL_NO_PLAN 0xffff
 #define TMPL_BY_INC 0xff /* kind: SUM when Increment is a number, else MEAN */
 
+/* How a template's numbers lie. The runtime's two payloads (CounterPayload
+ * and IncrementingCounterPayload in EventCounters) have their numbers in
+ * one block, the same in every version: read straight into the sample.
+ * Any other layout goes through the list of leaves. */
+enum {
+  TMPL_SHAPE_LEAVES,
+  TMPL_SHAPE_MEAN, /* kind MEAN: double Mean, StandardDeviation; int32
+                      Count; double Min, Max; float IntervalSec */
+  TMPL_SHAPE_SUM,  /* kind SUM: double Increment; float IntervalSec */
+};
+
 /* The numbers decode_event_counters reads, in this order. */
 static const uint8_t tmpl_num_slots[] = {
     S_INCREMENT, S_MEAN, S_MIN, S_MAX, S_STDDEV, S_EC_COUNT, S_INTERVAL_SEC};
@@ -853,6 +864,8 @@ struct tmpl {
   uint32_t series_ms;
   uint8_t kind; /* enum counters_kind, or TMPL_BY_INC */
   uint8_t has_dn;
+  uint8_t shape;      /* TMPL_SHAPE_*: how its numbers lie */
+  uint16_t shape_off; /* where a shape's numbers start */
   uint32_t size; /* bytes allocated */
   uint16_t mlen[TM_N]; /* prefix: UTF-8 lengths with the NUL, 0: absent */
   uint8_t nleaves;
@@ -1000,6 +1013,101 @@ static int tmpl_match(const struct tmpl *t, uint16_t plan, const uint8_t *p,
   return 1;
 }
 
+static inline double f64_at(const uint8_t *p) {
+  uint64_t u = wire_le64(p);
+  double d;
+  memcpy(&d, &u, sizeof(d));
+  return d;
+}
+
+static inline double f32_at(const uint8_t *p) {
+  uint32_t u = wire_le32(p);
+  float f;
+  memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+/* tmpl_decode of a template whose numbers have a shape. */
+static int tmpl_decode_shape(const struct tmpl *t,
+                             const struct nettrace_event *ev,
+                             struct counters_sample *s) {
+  const uint8_t *q = ev->payload + t->shape_off;
+  sample_reset(s, ev->timestamp);
+  s->provider = ev->meta->provider;
+  s->name = (const char *)t->data + t->strs; /* as tmpl_decode */
+  s->units = s->name + t->name_len;
+  if (t->has_dn) {
+    s->display_name_utf16 = ev->payload + t->dn_off;
+    s->display_name_units = t->dn_units;
+  }
+  double iv;
+  if (t->shape == TMPL_SHAPE_MEAN) {
+    s->kind = COUNTERS_MEAN;
+    s->value = f64_at(q);
+    s->stddev = f64_at(q + 8);
+    s->count = (int32_t)wire_le32(q + 16);
+    s->min = f64_at(q + 20);
+    s->max = f64_at(q + 28);
+    iv = f32_at(q + 36);
+  } else {
+    s->kind = COUNTERS_SUM;
+    s->value = f64_at(q);
+    iv = f32_at(q + 8);
+  }
+  if (isnan(s->value))
+    return -EBADMSG;
+  s->interval_sec = isnan(iv) ? 0 : iv;
+  s->series_ms = t->series_ms;
+  return 1;
+}
+
+/* The shape of a template's numbers (its kind and leaves set). */
+static void tmpl_shape(struct tmpl *t) {
+  static const struct {
+    uint8_t kind, shape, n;
+    struct tmpl_leaf leaf[6]; /* .off: from the first */
+  } shapes[] = {
+      {COUNTERS_MEAN,
+       TMPL_SHAPE_MEAN,
+       6,
+       {{TN_MEAN, OP_F64, 0},
+        {TN_STDDEV, OP_F64, 8},
+        {TN_COUNT, OP_I32, 16},
+        {TN_MIN, OP_F64, 20},
+        {TN_MAX, OP_F64, 28},
+        {TN_IV, OP_F32, 36}}},
+      {COUNTERS_SUM,
+       TMPL_SHAPE_SUM,
+       2,
+       {{TN_INC, OP_F64, 0}, {TN_IV, OP_F32, 8}}},
+  };
+  t->shape = TMPL_SHAPE_LEAVES;
+  for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+    if (t->kind != shapes[i].kind || t->nleaves != shapes[i].n)
+      continue;
+    uint32_t base = 0;
+    int all = 1;
+    for (uint32_t j = 0; all && j < shapes[i].n; j++) {
+      const struct tmpl_leaf *want = &shapes[i].leaf[j];
+      int found = 0;
+      for (uint32_t l = 0; l < t->nleaves; l++) {
+        const struct tmpl_leaf *have = &t->leaf[l];
+        if (have->k != want->k)
+          continue;
+        if (j == 0)
+          base = have->off;
+        found = have->code == want->code && have->off == base + want->off;
+      }
+      all = found;
+    }
+    if (all) {
+      t->shape = shapes[i].shape;
+      t->shape_off = (uint16_t)base;
+      return;
+    }
+  }
+}
+
 /* Decodes a payload that matches t, as decode_event_counters would; 2 when
  * the scratch is too small for the strings (the plan decides then). */
 static int tmpl_decode(const struct tmpl *t, const struct nettrace_event *ev,
@@ -1007,6 +1115,8 @@ static int tmpl_decode(const struct tmpl *t, const struct nettrace_event *ev,
                        size_t scratch_cap) {
   if ((size_t)t->name_len + t->units_len > scratch_cap)
     return 2;
+  if (t->shape != TMPL_SHAPE_LEAVES)
+    return tmpl_decode_shape(t, ev, s);
   double n[TN_N];
   memcpy(n, t->num, sizeof(n));
   for (uint32_t i = 0; i < t->nleaves; i++)
@@ -1109,6 +1219,7 @@ static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops, uint32_t nops,
         break;
       }
   }
+  tmpl_shape(&h);
   h.strs = (uint16_t)run_bytes;
   h.size = (uint32_t)(sizeof(h) + run_bytes + h.name_len + h.units_len);
   struct tmpl *t = malloc(h.size);

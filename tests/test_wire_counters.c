@@ -664,6 +664,41 @@ DEF_TEST(templates) {
   /* the first five kept, then every decode a hit (two a payload) */
   EXPECT_EQ_U64(hits0 + 5 + 2 * (NSEQ - 5), st.hits);
 
+  /* the incrementing counters' layout: increment and interval read
+   * straight from their block; a NaN increment is malformed, a NaN
+   * interval 0, both ways */
+  struct nettrace_meta m3 = ec_meta(sum_fields, 10);
+  m3.id = 21;
+  struct nettrace_event e3 = {.meta = &m3, .payload = b.b, .timestamp = 9};
+  static const double incs[] = {50, 7.5, 0, NAN, 1e300, 3};
+  static const float ivs[] = {1.0f, 1.0f, 0.5f, 1.0f, NAN, 2.0f};
+  counters_templates_stats(t, &st);
+  hits0 = st.hits;
+  for (int i = 0; i < 6; i++) {
+    b.n = 0;
+    put_wstr(&b, "requests");
+    put_wstr(&b, "Requests");
+    put_wstr(&b, "00:00:01");
+    put_f64(&b, incs[i]);
+    put_f32(&b, ivs[i]);
+    put_wstr(&b, "");
+    put_wstr(&b, "Interval=1000");
+    put_wstr(&b, "Sum");
+    put_wstr(&b, "");
+    e3.payload_len = (uint32_t)b.n;
+    CHECK(agrees(d1, &e3, 512));
+    int r = counters_decoder_decode(d1, &e3, &s, scratch, sizeof(scratch));
+    EXPECT_EQ_INT(isnan(incs[i]) ? -EBADMSG : 1, r);
+    if (r == 1) {
+      EXPECT_EQ_INT(COUNTERS_SUM, s.kind);
+      EXPECT_EQ_DOUBLE(incs[i], s.value, 0);
+      EXPECT_EQ_DOUBLE(isnan(ivs[i]) ? 0 : ivs[i], s.interval_sec, 0);
+      EXPECT_EQ_STR("requests", s.name);
+    }
+  }
+  counters_templates_stats(t, &st);
+  EXPECT_EQ_U64(hits0 + 1 + 2 * 5, st.hits);
+
   /* thousands of counters: all decoded right, the store within budget */
   char name[32];
   for (int round = 0; round < 2; round++)
