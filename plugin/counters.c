@@ -329,10 +329,11 @@ static int ascii_of(const struct slot_value *v, char *buf, size_t cap) {
 
 /* A plain decimal "[-]digits[.digits]" of at most 15 significant digits
  * and 22 decimals is m / 10^k with both exact doubles, so one division
- * rounds it correctly: the same double strtod gives. Its n units are ASCII
- * bytes (stride 1) or UTF-16LE (stride 2). 0 when it is one. */
+ * rounds it correctly: the same double strtod gives. Its units are ASCII
+ * bytes (stride 1: up to n, a NUL or `stop`, *used receiving how many)
+ * or n UTF-16LE units (stride 2). 0 when it is one. */
 static inline int decimal_of(const uint8_t *p, size_t n, size_t stride,
-                             double *out) {
+                             unsigned stop, size_t *used, double *out) {
   static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
                                  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
@@ -343,6 +344,8 @@ static inline int decimal_of(const uint8_t *p, size_t n, size_t stride,
   int neg = n > 0 && p[0] == '-' && (stride == 1 || p[1] == 0);
   for (i = (size_t)neg; i < n; i++) {
     unsigned u = stride == 1 ? p[i] : wire_le16(p + 2 * i);
+    if (stride == 1 && (u == 0 || u == stop))
+      break;
     if (u == '.' && decimals < 0) {
       decimals = 0;
       continue;
@@ -356,6 +359,7 @@ static inline int decimal_of(const uint8_t *p, size_t n, size_t stride,
     if (decimals >= 0 && ++decimals > 22)
       return -1;
   }
+  *used = i;
   if (digits == 0)
     return -1;
   double v = (double)m / pow10[decimals > 0 ? decimals : 0];
@@ -375,7 +379,8 @@ static double num_of(const struct fields *f, enum slot k) {
   double d;
   if (v->units == 0 || v->units >= sizeof(buf))
     return NAN;
-  if (decimal_of(v->utf16, v->units, 2, &d) == 0)
+  size_t n;
+  if (decimal_of(v->utf16, v->units, 2, 0, &n, &d) == 0)
     return d;
   if (ascii_of(v, buf, sizeof(buf)) != 0)
     return NAN;
@@ -415,15 +420,13 @@ static uint32_t series_ms(const struct fields *f) {
 }
 
 /* strtod(s, end), by decimal_of when s up to the first `stop` (or the
- * end) is a plain decimal of under 64 characters: strtod would read exactly
- * that far then. */
+ * end) is a plain decimal of under 64 characters: strtod would read
+ * exactly that far then. One pass: decimal_of stops at the terminator. */
 static double quick_strtod(const char *s, char stop, char **end) {
-  size_t n = 0;
-  while (n < 63 && s[n] != 0 && s[n] != stop)
-    n++;
   double d;
-  if (n > 0 && (s[n] == 0 || s[n] == stop) &&
-      decimal_of((const uint8_t *)s, n, 1, &d) == 0) {
+  size_t n;
+  if (decimal_of((const uint8_t *)s, 63, 1, (unsigned char)stop, &n, &d) == 0 &&
+      (s[n] == 0 || s[n] == stop)) {
     *end = (char *)(uintptr_t)(s + n);
     return d;
   }

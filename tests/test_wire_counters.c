@@ -928,6 +928,27 @@ DEF_TEST(meters) {
 
 /* The Metrics provider's numbers are text: whatever path parses them, the
  * value is the double strtod gives (NAN when strtod stops early). */
+/* parse_quantiles by plain strtod: "q=v;q=v", up to 4 pairs. */
+static uint32_t ref_quantiles(const char *s, double *q, double *v) {
+  uint32_t n = 0;
+  while (*s && n < 4) {
+    char *end;
+    q[n] = strtod(s, &end);
+    if (end == s || *end != '=')
+      return n;
+    s = end + 1;
+    v[n] = strtod(s, &end);
+    if (end == s)
+      return n;
+    n++;
+    s = end;
+    if (*s != ';')
+      return n;
+    s++;
+  }
+  return n;
+}
+
 DEF_TEST(meter_numbers) {
   struct nettrace_meta m = rate_meta();
   static const char *const fixed[] = {
@@ -941,6 +962,10 @@ DEF_TEST(meter_numbers) {
   char text[64];
   struct counters_decoder *d = counters_decoder_new(NULL);
   CHECK(d != NULL);
+  struct nettrace_meta hm = rate_meta();
+  hm.event_name = "HistogramValuePublished";
+  hm.fields = hist_fields;
+  hm.id = 2;
   unsigned seed = 12345;
   for (int k = 0; k < 2000 + (int)(sizeof(fixed) / sizeof(fixed[0])); k++) {
     if (k < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
@@ -959,6 +984,31 @@ DEF_TEST(meter_numbers) {
         text[o++] = (char)('0' + (seed >> 16) % 10);
       }
       text[o] = 0;
+    }
+    /* as a histogram's quantiles, twice: what strtod reads of them */
+    char qtext[160];
+    snprintf(qtext, sizeof(qtext), "0.5=%s;%s=0.25", text, text);
+    struct buf hb = {.n = 0};
+    hist_payload(&hb, "i", qtext, 1, 2);
+    struct nettrace_event hev = {
+        .meta = &hm, .payload = hb.b, .payload_len = (uint32_t)hb.n};
+    double rq[4], rv[4];
+    uint32_t rn = ref_quantiles(qtext, rq, rv);
+    for (int way = 0; way < 2; way++) {
+      struct counters_sample hs;
+      char hscratch[512];
+      int r = way ? counters_decoder_decode(d, &hev, &hs, hscratch,
+                                            sizeof(hscratch))
+                  : counters_decode(&hev, &hs, hscratch, sizeof(hscratch));
+      EXPECT_EQ_INT(1, r);
+      int same = hs.nquantiles == rn;
+      for (uint32_t i = 0; same && i < rn; i++)
+        same = memcmp(&hs.quantile[i], &rq[i], sizeof(double)) == 0 &&
+               memcmp(&hs.quantile_value[i], &rv[i], sizeof(double)) == 0;
+      if (!same) {
+        printf("# quantiles \"%s\": %u, strtod %u\n", qtext, hs.nquantiles, rn);
+        CHECK(0);
+      }
     }
     struct buf b = {.n = 0};
     rate_payload(&b, "M", "i", "", "", text, "1");
