@@ -579,9 +579,97 @@ nomem:
  *   GUID ActivityId; GUID RelatedActivityId; int32 PayloadSize
  *   payload, zero padding to a 4-byte stream offset
  */
+/* The longest compressed header: the flags, eight varints of at most ten
+ * bytes (metadata id, sequence delta, capture thread, processor, thread,
+ * stack, timestamp delta, payload size) and two GUIDs. */
+#define COMPRESSED_HEADER_MAX (1 + 8 * 10 + 2 * 16)
+
+/* A varint where ten bytes can be read: as wire_varu64 (NULL for more
+ * than 64 bits), without a bound test per byte. */
+static inline const uint8_t *varu64_at(const uint8_t *q, uint64_t *out) {
+  uint64_t v = q[0];
+  if (v < 0x80) {
+    *out = v;
+    return q + 1;
+  }
+  v &= 0x7f;
+  for (unsigned i = 1; i < 10; i++) {
+    uint64_t b = q[i];
+    if (i == 9 && b > 1)
+      return NULL;
+    v |= (b & 0x7f) << (7 * i);
+    if (b < 0x80) {
+      *out = v;
+      return q + i + 1;
+    }
+  }
+  return NULL;
+}
+
+static inline const uint8_t *varu32_at(const uint8_t *q, uint32_t *out) {
+  uint64_t v;
+  q = varu64_at(q, &v);
+  if (q == NULL || v > UINT32_MAX)
+    return NULL;
+  *out = (uint32_t)v;
+  return q;
+}
+
+/* A compressed header where COMPRESSED_HEADER_MAX bytes can be read (all
+ * but the last few events of a block): read_event's, without a bound test
+ * per field. The cursor is then at the payload; -1 for a varint read_event
+ * would refuse. */
+static inline int read_compressed(struct wire_cursor *c,
+                                  struct event_header *h) {
+  const uint8_t *q = c->p;
+  uint8_t flags = *q++;
+  uint32_t delta32;
+  uint64_t delta64;
+  if ((flags & CH_METADATA_ID) && (q = varu32_at(q, &h->metadata_id)) == NULL)
+    return -1;
+  if (flags & CH_CAPTURE_THREAD_AND_SEQUENCE) {
+    if ((q = varu32_at(q, &delta32)) == NULL ||
+        (q = varu64_at(q, &h->ev.capture_thread_id)) == NULL ||
+        (q = varu32_at(q, &h->ev.processor)) == NULL)
+      return -1;
+    h->ev.sequence += delta32 + 1;
+  } else if (h->metadata_id != 0) {
+    h->ev.sequence++;
+  }
+  if ((flags & CH_THREAD_ID) && (q = varu64_at(q, &h->ev.thread_id)) == NULL)
+    return -1;
+  if ((flags & CH_STACK_ID) && (q = varu32_at(q, &h->ev.stack_id)) == NULL)
+    return -1;
+  if ((q = varu64_at(q, &delta64)) == NULL)
+    return -1;
+  h->ev.timestamp += delta64;
+  if (flags & CH_ACTIVITY_ID) {
+    memcpy(h->activity_id, q, sizeof(h->activity_id));
+    q += sizeof(h->activity_id);
+  }
+  if (flags & CH_RELATED_ACTIVITY_ID) {
+    memcpy(h->related_activity_id, q, sizeof(h->related_activity_id));
+    q += sizeof(h->related_activity_id);
+  }
+  if ((flags & CH_DATA_LENGTH) &&
+      (q = varu32_at(q, &h->ev.payload_len)) == NULL)
+    return -1;
+  wire_skip(c, (size_t)(q - c->p));
+  return 0;
+}
+
 static int read_event(struct nettrace_reader *r, struct wire_cursor *c,
                       int compressed, struct event_header *h) {
   const uint8_t *start = c->p;
+  if (compressed && c->len >= COMPRESSED_HEADER_MAX) {
+    if (read_compressed(c, h) != 0)
+      goto truncated;
+    if (h->ev.payload_len > c->len)
+      return bad(r, start, "event payload overruns its block");
+    h->ev.payload = c->p;
+    wire_skip(c, h->ev.payload_len);
+    return 0;
+  }
   if (compressed) {
     uint8_t flags = 0;
     uint32_t delta32 = 0;

@@ -1262,6 +1262,191 @@ DEF_TEST(synthetic) {
   return 0;
 }
 
+/* v as a varint of exactly n bytes (n at least its shortest form; longer
+ * forms carry zero groups, which readers accept up to ten bytes). */
+static void put_var_n(struct buf *b, uint64_t v, int n) {
+  for (int i = 0; i < n; i++, v >>= 7)
+    put_u8(b, (uint8_t)((v & 0x7f) | (i + 1 < n ? 0x80 : 0)));
+}
+
+struct one_event {
+  int n, rc;
+  uint32_t id;
+  struct nettrace_event ev; /* its pointers are not kept */
+  uint8_t activity[16], related[16];
+  char error[128];
+};
+
+static void one_event_cb(void *ctx, const struct nettrace_event *ev) {
+  struct one_event *o = ctx;
+  if (o->n++ > 0)
+    return;
+  o->ev = *ev;
+  o->id = ev->meta->id;
+  memcpy(o->activity, ev->activity_id, 16);
+  memcpy(o->related, ev->related_activity_id, 16);
+}
+
+/* A stream whose one EventBlock holds the compressed event `e`, and after
+ * it, when filler, an event of 200 bytes: read, its first event kept. */
+static void read_one(const struct buf *e, int filler, struct one_event *o) {
+  struct buf b = {.len = 0}, c = {.len = 0}, m = {.len = 0};
+  put_stream_header(&b);
+  put_trace(&b);
+  put_block_header(&c, 0);
+  put_meta_header(&m, 2, "P", 1, "E");
+  put_uncompressed(&c, 0, 0, 0, 0, &m);
+  put_block(&b, "MetadataBlock", &c);
+  c.len = 0;
+  put_block_header(&c, 1);
+  put(&c, e->d, e->len);
+  if (filler) {
+    put_u8(&c, 0x01 | 0x80);
+    put_var(&c, 2);
+    put_var(&c, 1);
+    put_var(&c, 200);
+    for (int i = 0; i < 200; i++)
+      put_u8(&c, (uint8_t)i);
+  }
+  put_block(&b, "EventBlock", &c);
+  /* up to the EventBlock's end tag in a buffer of its size (a read past
+   * the block is one past the buffer: ASan's), then the end of stream */
+  *o = (struct one_event){.rc = -ENOMEM};
+  uint8_t *exact = malloc(b.len);
+  if (exact == NULL)
+    return;
+  memcpy(exact, b.d, b.len);
+  struct nettrace_reader *r = nettrace_reader_new(NULL, one_event_cb, o);
+  o->rc = nettrace_reader_feed(r, exact, b.len);
+  free(exact);
+  if (o->rc == 0)
+    o->rc = nettrace_reader_feed(r, "\x01", 1);
+  if (o->rc == 0)
+    o->rc = nettrace_reader_finish(r);
+  snprintf(o->error, sizeof(o->error), "%s", nettrace_reader_error(r));
+  nettrace_reader_free(r);
+}
+
+/* Compressed headers are read without a bound test per field where the
+ * longest header fits in what is left of the block, and with them near
+ * its end: the same event, or the same refusal, both ways (headers of
+ * up to 108 bytes near the end take the tested way; every header is read
+ * from a buffer that ends with its block). */
+DEF_TEST(compressed_header_paths) {
+  static const struct {
+    uint8_t flags;
+    uint64_t v[7]; /* id, seq delta, capture thread, proc, thread, stack,
+                      ts delta */
+    int w;         /* bytes of each varint (0: shortest) */
+    uint64_t len;  /* payload bytes */
+    int bad;       /* refused */
+  } cases[] = {
+      {0x01 | 0x80, {2, 0, 0, 0, 0, 0, 5}, 0, 1, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 0, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 9, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 10, 3, 0}, /* 113 bytes */
+      {0x7f, {2, 9, 200, 3, 201, 2, 7000}, 10, 0, 0}, /* ends the block */
+      {0xff,
+       {2, 0xffffffffu, 1ull << 63, 0xffffffffu, ~0ull, 77, ~0ull},
+       0,
+       2,
+       0},
+      {0x01 | 0x02 | 0x80, {2, 127, 128, 16383, 0, 0, 16384}, 0, 0, 0},
+      {0x01 | 0x08 | 0x80, {2, 0, 0, 0, 0, 0xffffffffu, 1ull << 34}, 5, 1, 0},
+      {0x01 | 0x08 | 0x80, {2, 0, 0, 0, 0, 1ull << 32, 1}, 0, 1, 1},
+      {0x01 | 0x80, {1ull << 32 | 2, 0, 0, 0, 0, 0, 1}, 0, 1, 1},
+      {0x01 | 0x80, {2, 0, 0, 0, 0, 0, 1}, 11, 1, 1},   /* 11-byte varints */
+      {0x01 | 0x80, {2, 0, 0, 0, 0, 0, 1}, 0, 1000, 1}, /* payload overruns */
+  };
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    struct buf e = {.len = 0};
+    uint8_t f = cases[k].flags;
+    const uint64_t *v = cases[k].v;
+    int w = cases[k].w;
+#define VAR(x) (w ? put_var_n(&e, (x), w) : put_var(&e, (x)))
+    put_u8(&e, f);
+    if (f & 0x01)
+      VAR(v[0]);
+    if (f & 0x02) {
+      VAR(v[1]);
+      VAR(v[2]);
+      VAR(v[3]);
+    }
+    if (f & 0x04)
+      VAR(v[4]);
+    if (f & 0x08)
+      VAR(v[5]);
+    VAR(v[6]);
+    if (f & 0x10)
+      for (int i = 0; i < 16; i++)
+        put_u8(&e, (uint8_t)(0xA0 + i));
+    if (f & 0x20)
+      for (int i = 0; i < 16; i++)
+        put_u8(&e, (uint8_t)(0xB0 + i));
+    if (f & 0x80)
+      VAR(cases[k].len);
+#undef VAR
+    for (uint64_t i = 0; i < cases[k].len && i < 64; i++)
+      put_u8(&e, (uint8_t)(0x40 + i));
+    struct one_event fast, near_end;
+    read_one(&e, 1, &fast);
+    read_one(&e, 0, &near_end);
+    printf("# case %zu: %d \"%s\" / %d \"%s\"\n", k, fast.rc, fast.error,
+           near_end.rc, near_end.error);
+    if (cases[k].bad) {
+      EXPECT_EQ_INT(-EBADMSG, fast.rc);
+      EXPECT_EQ_INT(-EBADMSG, near_end.rc);
+      EXPECT_EQ_STR(near_end.error, fast.error);
+      EXPECT_EQ_INT(0, fast.n);
+      continue;
+    }
+    EXPECT_EQ_INT(0, fast.rc);
+    EXPECT_EQ_INT(0, near_end.rc);
+    EXPECT_EQ_INT(2, fast.n);
+    EXPECT_EQ_INT(1, near_end.n);
+    const struct nettrace_event *a = &fast.ev, *b = &near_end.ev;
+    EXPECT_EQ_U64(b->timestamp, a->timestamp);
+    EXPECT_EQ_U64(v[6], a->timestamp);
+    EXPECT_EQ_U64(b->thread_id, a->thread_id);
+    EXPECT_EQ_U64(b->capture_thread_id, a->capture_thread_id);
+    EXPECT_EQ_INT(b->sequence, a->sequence);
+    EXPECT_EQ_INT(b->processor, a->processor);
+    EXPECT_EQ_INT(b->stack_id, a->stack_id);
+    EXPECT_EQ_INT(b->payload_len, a->payload_len);
+    EXPECT_EQ_INT(cases[k].len, a->payload_len);
+    EXPECT_EQ_INT(2, fast.id);
+    EXPECT_EQ_INT(2, near_end.id);
+    CHECK(memcmp(fast.activity, near_end.activity, 16) == 0);
+    CHECK(memcmp(fast.related, near_end.related, 16) == 0);
+    if (f & 0x04)
+      EXPECT_EQ_U64(v[4], a->thread_id);
+    if (f & 0x02) {
+      EXPECT_EQ_U64(v[2], a->capture_thread_id);
+      EXPECT_EQ_INT((uint32_t)(v[1] + 1), a->sequence);
+    }
+  }
+  /* the longest header cut at every length at the end of its block:
+   * refused, nothing read past the block */
+  struct buf whole = {.len = 0};
+  put_u8(&whole, 0xff);
+  for (int i = 0; i < 8; i++) {
+    put_var_n(&whole, 2, 10);
+    if (i == 6)
+      for (int j = 0; j < 32; j++)
+        put_u8(&whole, (uint8_t)j);
+  }
+  EXPECT_EQ_INT(113, whole.len);
+  for (size_t cut = 1; cut < whole.len; cut++) {
+    struct buf e = {.len = 0};
+    put(&e, whole.d, cut);
+    struct one_event o;
+    read_one(&e, 0, &o);
+    EXPECT_EQ_INT(-EBADMSG, o.rc);
+    EXPECT_EQ_STR("truncated event header", o.error);
+  }
+  return 0;
+}
+
 /* Malformed framing: each gives -EBADMSG with a reason. */
 DEF_TEST(bad_framing) {
   struct buf ok = {.len = 0};
@@ -1353,6 +1538,7 @@ int main(int argc, char **argv) {
 
   RUN_TEST(api);
   RUN_TEST(synthetic);
+  RUN_TEST(compressed_header_paths);
   RUN_TEST(bad_framing);
   RUN_TEST(fixtures_whole);
   RUN_TEST(trace_info);
