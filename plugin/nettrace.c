@@ -587,23 +587,33 @@ nomem:
 /* A varint where ten bytes can be read: as wire_varu64 (NULL for more
  * than 64 bits), without a bound test per byte. */
 static inline const uint8_t *varu64_at(const uint8_t *q, uint64_t *out) {
-  uint64_t v = q[0];
+  uint64_t b, v = q[0];
   if (v < 0x80) {
     *out = v;
     return q + 1;
   }
   v &= 0x7f;
-  for (unsigned i = 1; i < 10; i++) {
-    uint64_t b = q[i];
-    if (i == 9 && b > 1)
-      return NULL;
-    v |= (b & 0x7f) << (7 * i);
-    if (b < 0x80) {
-      *out = v;
-      return q + i + 1;
-    }
+#define VAR_STEP(i)                                                            \
+  b = q[i];                                                                    \
+  v |= (b & 0x7f) << (7 * (i));                                                \
+  if (b < 0x80) {                                                              \
+    *out = v;                                                                  \
+    return q + (i) + 1;                                                        \
   }
-  return NULL;
+  VAR_STEP(1)
+  VAR_STEP(2)
+  VAR_STEP(3)
+  VAR_STEP(4)
+  VAR_STEP(5)
+  VAR_STEP(6)
+  VAR_STEP(7)
+  VAR_STEP(8)
+#undef VAR_STEP
+  b = q[9];
+  if (b > 1)
+    return NULL; /* more than 64 bits, or more than ten bytes */
+  *out = v | b << 63;
+  return q + 10;
 }
 
 static inline const uint8_t *varu32_at(const uint8_t *q, uint32_t *out) {

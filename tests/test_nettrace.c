@@ -1331,7 +1331,7 @@ static void read_one(const struct buf *e, int filler, struct one_event *o) {
  * longest header fits in what is left of the block, and with them near
  * its end: the same event, or the same refusal, both ways (headers of
  * up to 108 bytes near the end take the tested way; every header is read
- * from a buffer that ends with its block). */
+ * from a buffer that ends with its block). Varints of every width. */
 DEF_TEST(compressed_header_paths) {
   static const struct {
     uint8_t flags;
@@ -1343,6 +1343,12 @@ DEF_TEST(compressed_header_paths) {
   } cases[] = {
       {0x01 | 0x80, {2, 0, 0, 0, 0, 0, 5}, 0, 1, 0},
       {0xff, {2, 9, 200, 3, 201, 2, 7000}, 0, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 2, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 3, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 4, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 6, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 7, 3, 0},
+      {0xff, {2, 9, 200, 3, 201, 2, 7000}, 8, 3, 0},
       {0xff, {2, 9, 200, 3, 201, 2, 7000}, 9, 3, 0},
       {0xff, {2, 9, 200, 3, 201, 2, 7000}, 10, 3, 0}, /* 113 bytes */
       {0x7f, {2, 9, 200, 3, 201, 2, 7000}, 10, 0, 0}, /* ends the block */
