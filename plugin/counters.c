@@ -21,6 +21,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,8 +331,8 @@ static int ascii_of(const struct slot_value *v, char *buf, size_t cap) {
 /* A plain decimal "[-]digits[.digits]" of at most 15 significant digits
  * and 22 decimals is m / 10^k with both exact doubles, so one division
  * rounds it correctly: the same double strtod gives. Its units are ASCII
- * bytes (stride 1: up to n, a NUL or `stop`, *used receiving how many)
- * or n UTF-16LE units (stride 2). 0 when it is one. */
+ * bytes (stride 1) or UTF-16LE (stride 2), up to n, `stop` or (ASCII) a
+ * NUL; *used receives how many. 0 when it is one. */
 static inline int decimal_of(const uint8_t *p, size_t n, size_t stride,
                              unsigned stop, size_t *used, double *out) {
   static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
@@ -344,7 +345,7 @@ static inline int decimal_of(const uint8_t *p, size_t n, size_t stride,
   int neg = n > 0 && p[0] == '-' && (stride == 1 || p[1] == 0);
   for (i = (size_t)neg; i < n; i++) {
     unsigned u = stride == 1 ? p[i] : wire_le16(p + 2 * i);
-    if (stride == 1 && (u == 0 || u == stop))
+    if (u == stop || (stride == 1 && u == 0))
       break;
     if (u == '.' && decimals < 0) {
       decimals = 0;
@@ -380,7 +381,7 @@ static double num_of(const struct fields *f, enum slot k) {
   if (v->units == 0 || v->units >= sizeof(buf))
     return NAN;
   size_t n;
-  if (decimal_of(v->utf16, v->units, 2, 0, &n, &d) == 0)
+  if (decimal_of(v->utf16, v->units, 2, UINT_MAX, &n, &d) == 0)
     return d;
   if (ascii_of(v, buf, sizeof(buf)) != 0)
     return NAN;
@@ -431,6 +432,33 @@ static double quick_strtod(const char *s, char stop, char **end) {
     return d;
   }
   return strtod(s, end);
+}
+
+/* parse_quantiles where the payload has it, when its numbers are plain
+ * decimals (then each ends where quick_strtod's would): 0, or -1 with
+ * anything else (parse_quantiles then reads it from its UTF-8). */
+static int parse_quantiles16(const struct slot_value *v,
+                             struct counters_sample *out) {
+  const uint8_t *p = v->utf16;
+  size_t n = v->units, i = 0, used;
+  out->nquantiles = 0;
+  while (i < n && out->nquantiles < COUNTERS_MAX_QUANTILES) {
+    double q, x;
+    if (decimal_of(p + 2 * i, n - i < 63 ? n - i : 63, 2, '=', &used, &q) !=
+            0 ||
+        i + used >= n || wire_le16(p + 2 * (i + used)) != '=')
+      return -1;
+    i += used + 1;
+    if (decimal_of(p + 2 * i, n - i < 63 ? n - i : 63, 2, ';', &used, &x) !=
+            0 ||
+        (i + used < n && wire_le16(p + 2 * (i + used)) != ';'))
+      return -1;
+    i += used + 1; /* past the ';', or past the end */
+    out->quantile[out->nquantiles] = q;
+    out->quantile_value[out->nquantiles] = x;
+    out->nquantiles++;
+  }
+  return 0;
 }
 
 /* "0.5=1.5;0.95=2;0.99=3" */
@@ -570,12 +598,17 @@ static int metrics_values(struct fields *f, struct counters_sample *s) {
   case COUNTERS_GAUGE:
     s->value = num_of(f, S_LAST_VALUE);
     break;
-  case COUNTERS_HISTOGRAM:
-    parse_quantiles(str_of(f, S_QUANTILES), s);
+  case COUNTERS_HISTOGRAM: {
+    const struct slot_value *q = get(f, S_QUANTILES);
+    if (q == NULL || !q->is_string)
+      s->nquantiles = 0;
+    else if (parse_quantiles16(q, s) != 0)
+      parse_quantiles(str_of(f, S_QUANTILES), s);
     s->count = num_of(f, S_COUNT);
     s->sum = num_of(f, S_SUM);
     s->value = s->nquantiles > 0 ? s->quantile_value[0] : NAN;
     return 1; /* an empty histogram is still a sample */
+  }
   default:
     break;
   }
