@@ -1575,10 +1575,9 @@ static inline int tmpl_try(const struct tmpl *t, const struct decoder_entry *e,
              : 3;
 }
 
-/* By e's plan: from a template when one matches (first the one that
- * followed the last payload's template before, then those from the
- * payload's home way on), else by running the plan (the payload then kept
- * as a template when e's events have them). */
+/* By e's plan: from a template when one matches (those from the payload's
+ * home way on, the guess having failed), else by running the plan (the
+ * payload then kept as a template when e's events have them). */
 static int decode_plan(struct counters_templates *st, struct decoder_entry *e,
                        const struct nettrace_event *ev,
                        struct counters_sample *s, char *scratch,
@@ -1587,18 +1586,8 @@ static int decode_plan(struct counters_templates *st, struct decoder_entry *e,
   uint32_t home = 0;
   if (!keep)
     return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 0, 0);
+  /* the guess (the template that followed the last one) was tried */
   struct tmpl *last = e->last ? st->way[e->last - 1] : NULL;
-  if (last != NULL && last->next != 0) {
-    const struct tmpl *t = st->way[last->next - 1];
-    int r = t != NULL ? tmpl_try(t, e, ev, s, scratch, scratch_cap) : 3;
-    if (r == 2)
-      return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 0, 0);
-    if (r != 3) {
-      e->last = last->next;
-      st->hits++;
-      return r;
-    }
-  }
   home = e->split ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
                   : tmpl_home(e->plan, ev->payload, ev->payload_len);
   for (uint32_t k = 0; k < TMPL_PROBE; k++) {
@@ -1621,12 +1610,13 @@ static int decode_plan(struct counters_templates *st, struct decoder_entry *e,
   return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 1, home);
 }
 
-int counters_decoder_decode(struct counters_decoder *d,
-                            const struct nettrace_event *ev,
-                            struct counters_sample *s, char *scratch,
-                            size_t scratch_cap) {
+/* counters_decoder_decode but its first guess (out of line: the common
+ * case needs none of its stack). */
+static __attribute__((noinline)) int
+decode_entry(struct counters_decoder *d, struct decoder_entry *e,
+             const struct nettrace_event *ev, struct counters_sample *s,
+             char *scratch, size_t scratch_cap) {
   const struct nettrace_meta *m = ev->meta;
-  struct decoder_entry *e = &d->e[m->id % DECODER_WAYS];
   if (!entry_is(e, m)) {
     enum event_kind kind = event_kind(m);
     if (entry_build(d, e, m, kind) != 0) /* not cacheable: the slow way */
@@ -1637,6 +1627,30 @@ int counters_decoder_decode(struct counters_decoder *d,
   if (e->nops >= 0)
     return decode_plan(d->templates, e, ev, s, scratch, scratch_cap);
   return decode(ev, (enum event_kind)e->kind, e->map, s, scratch, scratch_cap);
+}
+
+int counters_decoder_decode(struct counters_decoder *d,
+                            const struct nettrace_event *ev,
+                            struct counters_sample *s, char *scratch,
+                            size_t scratch_cap) {
+  struct decoder_entry *e = &d->e[ev->meta->id % DECODER_WAYS];
+  /* the guess: the template that followed the one this metadata's last
+   * payload matched (e->last is set only by a hit of e's plan, so the
+   * entry has templates) */
+  if (e->last != 0 && entry_is(e, ev->meta) &&
+      ev->payload_len <= TMPL_MAX_LEN) {
+    struct counters_templates *st = d->templates;
+    const struct tmpl *last = st->way[e->last - 1];
+    if (last != NULL && last->next != 0 && st->way[last->next - 1] != NULL) {
+      int r = tmpl_try(st->way[last->next - 1], e, ev, s, scratch, scratch_cap);
+      if (r != 3 && r != 2) {
+        e->last = last->next;
+        st->hits++;
+        return r;
+      }
+    }
+  }
+  return decode_entry(d, e, ev, s, scratch, scratch_cap);
 }
 
 const char *counters_display_name(const struct counters_sample *s, char *out,
