@@ -668,50 +668,50 @@ static inline int read_compressed(struct wire_cursor *c,
   return 0;
 }
 
+/* read_compressed near the end of a block, every field's bounds tested:
+ * -1 when the header is cut or a varint is refused. */
+static int read_compressed_checked(struct wire_cursor *c,
+                                   struct event_header *h) {
+  uint8_t flags = 0;
+  uint32_t delta32 = 0;
+  uint64_t delta64 = 0;
+  if (wire_u8(c, &flags) != 0)
+    return -1;
+  if ((flags & CH_METADATA_ID) && wire_varu32(c, &h->metadata_id) != 0)
+    return -1;
+  if (flags & CH_CAPTURE_THREAD_AND_SEQUENCE) {
+    if (wire_varu32(c, &delta32) != 0 ||
+        wire_varu64(c, &h->ev.capture_thread_id) != 0 ||
+        wire_varu32(c, &h->ev.processor) != 0)
+      return -1;
+    h->ev.sequence += delta32 + 1;
+  } else if (h->metadata_id != 0) {
+    h->ev.sequence++;
+  }
+  if ((flags & CH_THREAD_ID) && wire_varu64(c, &h->ev.thread_id) != 0)
+    return -1;
+  if ((flags & CH_STACK_ID) && wire_varu32(c, &h->ev.stack_id) != 0)
+    return -1;
+  if (wire_varu64(c, &delta64) != 0)
+    return -1;
+  h->ev.timestamp += delta64;
+  if ((flags & CH_ACTIVITY_ID) &&
+      wire_take(c, h->activity_id, sizeof(h->activity_id)) != 0)
+    return -1;
+  if ((flags & CH_RELATED_ACTIVITY_ID) &&
+      wire_take(c, h->related_activity_id, sizeof(h->related_activity_id)) != 0)
+    return -1;
+  if ((flags & CH_DATA_LENGTH) && wire_varu32(c, &h->ev.payload_len) != 0)
+    return -1;
+  return 0;
+}
+
 static int read_event(struct nettrace_reader *r, struct wire_cursor *c,
                       int compressed, struct event_header *h) {
   const uint8_t *start = c->p;
-  if (compressed && c->len >= COMPRESSED_HEADER_MAX) {
-    if (read_compressed(c, h) != 0)
-      goto truncated;
-    if (h->ev.payload_len > c->len)
-      return bad(r, start, "event payload overruns its block");
-    h->ev.payload = c->p;
-    wire_skip(c, h->ev.payload_len);
-    return 0;
-  }
   if (compressed) {
-    uint8_t flags = 0;
-    uint32_t delta32 = 0;
-    uint64_t delta64 = 0;
-    if (wire_u8(c, &flags) != 0)
-      goto truncated;
-    if ((flags & CH_METADATA_ID) && wire_varu32(c, &h->metadata_id) != 0)
-      goto truncated;
-    if (flags & CH_CAPTURE_THREAD_AND_SEQUENCE) {
-      if (wire_varu32(c, &delta32) != 0 ||
-          wire_varu64(c, &h->ev.capture_thread_id) != 0 ||
-          wire_varu32(c, &h->ev.processor) != 0)
-        goto truncated;
-      h->ev.sequence += delta32 + 1;
-    } else if (h->metadata_id != 0) {
-      h->ev.sequence++;
-    }
-    if ((flags & CH_THREAD_ID) && wire_varu64(c, &h->ev.thread_id) != 0)
-      goto truncated;
-    if ((flags & CH_STACK_ID) && wire_varu32(c, &h->ev.stack_id) != 0)
-      goto truncated;
-    if (wire_varu64(c, &delta64) != 0)
-      goto truncated;
-    h->ev.timestamp += delta64;
-    if ((flags & CH_ACTIVITY_ID) &&
-        wire_take(c, h->activity_id, sizeof(h->activity_id)) != 0)
-      goto truncated;
-    if ((flags & CH_RELATED_ACTIVITY_ID) &&
-        wire_take(c, h->related_activity_id, sizeof(h->related_activity_id)) !=
-            0)
-      goto truncated;
-    if ((flags & CH_DATA_LENGTH) && wire_varu32(c, &h->ev.payload_len) != 0)
+    if ((c->len >= COMPRESSED_HEADER_MAX ? read_compressed(c, h)
+                                         : read_compressed_checked(c, h)) != 0)
       goto truncated;
     if (h->ev.payload_len > c->len)
       return bad(r, start, "event payload overruns its block");
