@@ -51,10 +51,10 @@
 #define NETTRACE_FS_HEADER "!FastSerialization.1"
 #define NETTRACE_STREAM_HEADER_LEN 32 /* magic 8, int32 20, 20 chars */
 
-/* FastSerialization tags. */
 /* Metadata ids below this are found by index, the others by hash. */
 #define META_DIRECT 64
 
+/* FastSerialization tags. */
 #define TAG_NULL_REFERENCE 1
 #define TAG_BEGIN_PRIVATE_OBJECT 5
 #define TAG_END_OBJECT 6
@@ -579,6 +579,7 @@ nomem:
  *   GUID ActivityId; GUID RelatedActivityId; int32 PayloadSize
  *   payload, zero padding to a 4-byte stream offset
  */
+
 /* The longest compressed header: the flags, eight varints of at most ten
  * bytes (metadata id, sequence delta, capture thread, processor, thread,
  * stack, timestamp delta, payload size) and two GUIDs. */
