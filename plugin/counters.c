@@ -1063,38 +1063,29 @@ static inline double f32_at(const uint8_t *p) {
   return f;
 }
 
-/* tmpl_decode of a template whose numbers have a shape. */
-static int tmpl_decode_shape(const struct tmpl *t,
-                             const struct nettrace_event *ev,
-                             struct counters_sample *s) {
-  const uint8_t *q = ev->payload + t->shape_off;
-  sample_reset(s, ev->timestamp);
-  s->provider = ev->meta->provider;
-  s->name = (const char *)t->data + t->strs; /* as tmpl_decode */
-  s->units = s->name + t->name_len;
-  if (t->has_dn) {
-    s->display_name_utf16 = ev->payload + t->dn_off;
-    s->display_name_units = t->dn_units;
-  }
-  double iv;
-  if (t->shape == TMPL_SHAPE_MEAN) {
-    s->kind = COUNTERS_MEAN;
-    s->value = f64_at(q);
-    s->stddev = f64_at(q + 8);
-    s->count = (int32_t)wire_le32(q + 16);
-    s->min = f64_at(q + 20);
-    s->max = f64_at(q + 28);
-    iv = f32_at(q + 36);
-  } else {
+/* The numbers of a template without a shape, by its leaves: the sample's
+ * kind and values set; IntervalSec returned. */
+static double tmpl_leaves(const struct tmpl *t, const struct nettrace_event *ev,
+                          struct counters_sample *s) {
+  double n[TN_N];
+  memcpy(n, t->num, sizeof(n));
+  for (uint32_t i = 0; i < t->nleaves; i++)
+    n[t->leaf[i].k] = op_num(t->leaf[i].code, ev->payload + t->leaf[i].off);
+  uint8_t kind = t->kind;
+  if (kind == TMPL_BY_INC)
+    kind = isnan(n[TN_INC]) ? COUNTERS_MEAN : COUNTERS_SUM;
+  if (kind == COUNTERS_SUM) {
     s->kind = COUNTERS_SUM;
-    s->value = f64_at(q);
-    iv = f32_at(q + 8);
+    s->value = n[TN_INC];
+  } else {
+    s->kind = COUNTERS_MEAN;
+    s->value = n[TN_MEAN];
+    s->min = n[TN_MIN];
+    s->max = n[TN_MAX];
+    s->stddev = n[TN_STDDEV];
+    s->count = n[TN_COUNT];
   }
-  if (isnan(s->value))
-    return -EBADMSG;
-  s->interval_sec = isnan(iv) ? 0 : iv;
-  s->series_ms = t->series_ms;
-  return 1;
+  return n[TN_IV];
 }
 
 /* The shape of a template's numbers (its kind and leaves set). */
@@ -1117,28 +1108,24 @@ static void tmpl_shape(struct tmpl *t) {
        2,
        {{TN_INC, OP_F64, 0}, {TN_IV, OP_F32, 8}}},
   };
+  const struct tmpl_leaf *of[TN_N] = {0}; /* t's leaf of each number */
+  for (uint32_t l = 0; l < t->nleaves; l++)
+    of[t->leaf[l].k] = &t->leaf[l];
   t->shape = TMPL_SHAPE_LEAVES;
   for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
-    if (t->kind != shapes[i].kind || t->nleaves != shapes[i].n)
+    const struct tmpl_leaf *first = of[shapes[i].leaf[0].k];
+    if (t->kind != shapes[i].kind || t->nleaves != shapes[i].n || first == NULL)
       continue;
-    uint32_t base = 0;
-    int all = 1;
-    for (uint32_t j = 0; all && j < shapes[i].n; j++) {
-      const struct tmpl_leaf *want = &shapes[i].leaf[j];
-      int found = 0;
-      for (uint32_t l = 0; l < t->nleaves; l++) {
-        const struct tmpl_leaf *have = &t->leaf[l];
-        if (have->k != want->k)
-          continue;
-        if (j == 0)
-          base = have->off;
-        found = have->code == want->code && have->off == base + want->off;
-      }
-      all = found;
+    uint32_t j = 0;
+    for (; j < shapes[i].n; j++) {
+      const struct tmpl_leaf *want = &shapes[i].leaf[j], *have = of[want->k];
+      if (have == NULL || have->code != want->code ||
+          have->off != first->off + want->off)
+        break;
     }
-    if (all) {
+    if (j == shapes[i].n) {
       t->shape = shapes[i].shape;
-      t->shape_off = (uint16_t)base;
+      t->shape_off = first->off;
       return;
     }
   }
@@ -1151,12 +1138,6 @@ static int tmpl_decode(const struct tmpl *t, const struct nettrace_event *ev,
                        size_t scratch_cap) {
   if ((size_t)t->name_len + t->units_len > scratch_cap)
     return 2;
-  if (t->shape != TMPL_SHAPE_LEAVES)
-    return tmpl_decode_shape(t, ev, s);
-  double n[TN_N];
-  memcpy(n, t->num, sizeof(n));
-  for (uint32_t i = 0; i < t->nleaves; i++)
-    n[t->leaf[i].k] = op_num(t->leaf[i].code, ev->payload + t->leaf[i].off);
   sample_reset(s, ev->timestamp);
   s->provider = ev->meta->provider;
   /* the strings the template holds, not a copy: valid until the next
@@ -1169,23 +1150,26 @@ static int tmpl_decode(const struct tmpl *t, const struct nettrace_event *ev,
     s->display_name_utf16 = ev->payload + t->dn_off;
     s->display_name_units = t->dn_units;
   }
-  uint8_t kind = t->kind;
-  if (kind == TMPL_BY_INC)
-    kind = isnan(n[TN_INC]) ? COUNTERS_MEAN : COUNTERS_SUM;
-  if (kind == COUNTERS_SUM) {
-    s->kind = COUNTERS_SUM;
-    s->value = n[TN_INC];
-  } else {
+  const uint8_t *q = ev->payload + t->shape_off;
+  double iv;
+  if (t->shape == TMPL_SHAPE_MEAN) {
     s->kind = COUNTERS_MEAN;
-    s->value = n[TN_MEAN];
-    s->min = n[TN_MIN];
-    s->max = n[TN_MAX];
-    s->stddev = n[TN_STDDEV];
-    s->count = n[TN_COUNT];
+    s->value = f64_at(q);
+    s->stddev = f64_at(q + 8);
+    s->count = (int32_t)wire_le32(q + 16);
+    s->min = f64_at(q + 20);
+    s->max = f64_at(q + 28);
+    iv = f32_at(q + 36);
+  } else if (t->shape == TMPL_SHAPE_SUM) {
+    s->kind = COUNTERS_SUM;
+    s->value = f64_at(q);
+    iv = f32_at(q + 8);
+  } else {
+    iv = tmpl_leaves(t, ev, s);
   }
   if (isnan(s->value))
     return -EBADMSG;
-  s->interval_sec = isnan(n[TN_IV]) ? 0 : n[TN_IV];
+  s->interval_sec = isnan(iv) ? 0 : iv;
   s->series_ms = t->series_ms;
   return 1;
 }
@@ -1582,14 +1566,13 @@ static int decode_plan(struct counters_templates *st, struct decoder_entry *e,
                        const struct nettrace_event *ev,
                        struct counters_sample *s, char *scratch,
                        size_t scratch_cap) {
-  int keep = e->plan != TMPL_NO_PLAN && ev->payload_len <= TMPL_MAX_LEN;
-  uint32_t home = 0;
-  if (!keep)
+  if (e->plan == TMPL_NO_PLAN || ev->payload_len > TMPL_MAX_LEN)
     return decode_plan_run(st, e, ev, s, scratch, scratch_cap, 0, 0);
   /* the guess (the template that followed the last one) was tried */
   struct tmpl *last = e->last ? st->way[e->last - 1] : NULL;
-  home = e->split ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
-                  : tmpl_home(e->plan, ev->payload, ev->payload_len);
+  uint32_t home =
+      e->split ? prefix_home(e->plan, ev->payload, ev->payload_len, e->tail)
+               : tmpl_home(e->plan, ev->payload, ev->payload_len);
   for (uint32_t k = 0; k < TMPL_PROBE; k++) {
     uint32_t w = (home + k) % TMPL_WAYS;
     const struct tmpl *t = st->way[w];
