@@ -1,6 +1,6 @@
 # bench/table.awk -- bench/run's table, from the outputs of a run in dir:
 #   meta.txt           (the main input) key TAB value: date, machine, ...
-#   cost/runs.tsv      bench/cost.sh's runs (plugin, counters, baseline)
+#   cost/runs.tsv      bench/cost.sh's runs (plugin, tuned, counters, baseline)
 #   parsers-raw.txt    compare-parsers.sh --paired's raw lines: SIDE PAIR WORKLOAD MB/s
 #   parser-counts.txt  parser --runs 1: bytes and events of each workload
 #   breach.txt         bench/breach-to-dump.sh's report
@@ -137,7 +137,7 @@ function cost_rows(   f, line, x, n, mo, rep, k, i, j, c, m, nn, ns, raw, key, l
 	}
 }
 
-function parser_rows(   f, line, x, w, k, i, n, ev, mb, c, t, q, cmd, m, have) {
+function parser_rows(   f, f2, line, x, w, ws, k, i, n, ev, mb, v, pairs, c, t, q, cmd, m, fig) {
 	f = dir "/parsers-raw.txt"
 	cmd = sprintf("bench/compare-parsers.sh --paired %s", meta["pairs"])
 	if (!readable(f)) {
