@@ -274,31 +274,29 @@ bad:
   return -EBADMSG;
 }
 
-/* Sends one message and reads the reply's header and payload (at most
- * cap bytes; a larger reply is -EMSGSIZE). On a server error reply returns
- * -EPROTO with err filled. *reply_len is the payload length. */
-static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
-                    size_t cap, size_t *reply_len, int64_t deadline,
-                    struct ipc_error *err) {
-  int r = write_all(fd, msg, msg_len, deadline);
-  if (r < 0) {
-    set_error(err, 0, "sending the command failed: %s", strerror(-r));
-    return r;
+/* What a failed read of a reply says: before the header is complete
+ * (in_payload 0) or within the payload. Returns the error to report. */
+static int read_failed(struct ipc_error *err, int r, int in_payload) {
+  if (in_payload) {
+    set_error(err, 0, "reading the reply failed: %s",
+              r == -EPIPE ? "truncated" : strerror(-r));
+    return r == -EPIPE ? -EBADMSG : r;
   }
-  uint8_t hdr[IPC_HEADER_SIZE];
-  r = read_all(fd, hdr, sizeof(hdr), deadline);
-  if (r < 0) {
-    set_error(err, 0, "%s",
-              r == -EPIPE       ? "the runtime closed the connection "
-                                  "without an answer"
-              : r == -ETIMEDOUT ? "no answer from the runtime "
-                                  "in time"
-              : r == -ECANCELED ? "cancelled (shutting down)"
-                                : strerror(-r));
-    return r;
-  }
-  uint8_t set, id;
-  long plen = ipc_header_decode(hdr, &set, &id);
+  set_error(err, 0, "%s",
+            r == -EPIPE       ? "the runtime closed the connection "
+                                "without an answer"
+            : r == -ETIMEDOUT ? "no answer from the runtime "
+                                "in time"
+            : r == -ECANCELED ? "cancelled (shutting down)"
+                              : strerror(-r));
+  return r;
+}
+
+/* The payload length a reply's header announces (at most cap), or a
+ * negative errno with err filled. */
+static long reply_header(const uint8_t hdr[IPC_HEADER_SIZE], size_t cap,
+                         uint8_t *set, uint8_t *id, struct ipc_error *err) {
+  long plen = ipc_header_decode(hdr, set, id);
   if (plen < 0) {
     set_error(err, 0, "the reply is not a Diagnostic IPC message (bad magic "
                       "or size)");
@@ -308,19 +306,19 @@ static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
     set_error(err, 0, "the reply is too large (%ld bytes)", plen);
     return -EMSGSIZE;
   }
-  r = read_all(fd, reply, (size_t)plen, deadline);
-  if (r < 0) {
-    set_error(err, 0, "reading the reply failed: %s",
-              r == -EPIPE ? "truncated" : strerror(-r));
-    return r == -EPIPE ? -EBADMSG : r;
-  }
-  *reply_len = (size_t)plen;
+  return plen;
+}
+
+/* A complete reply: 0 for OK, -EPROTO with err filled for a server error
+ * reply (its HRESULT in err->hresult), -EBADMSG for anything else. */
+static int reply_check(uint8_t set, uint8_t id, const uint8_t *reply,
+                       size_t len, struct ipc_error *err) {
   if (set != IPC_SET_SERVER) {
     set_error(err, 0, "unexpected reply command set 0x%02x", set);
     return -EBADMSG;
   }
   if (id == IPC_SERVER_ERROR) {
-    struct wire_cursor c = wire_cursor(reply, *reply_len);
+    struct wire_cursor c = wire_cursor(reply, len);
     uint32_t hr = 0;
     if (wire_u32(&c, &hr) != 0) {
       set_error(err, 0, "error reply without an HRESULT");
@@ -339,6 +337,32 @@ static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
     return -EBADMSG;
   }
   return 0;
+}
+
+/* Sends one message and reads the reply's header and payload (at most
+ * cap bytes; a larger reply is -EMSGSIZE). On a server error reply returns
+ * -EPROTO with err filled. *reply_len is the payload length. */
+static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
+                    size_t cap, size_t *reply_len, int64_t deadline,
+                    struct ipc_error *err) {
+  int r = write_all(fd, msg, msg_len, deadline);
+  if (r < 0) {
+    set_error(err, 0, "sending the command failed: %s", strerror(-r));
+    return r;
+  }
+  uint8_t hdr[IPC_HEADER_SIZE];
+  r = read_all(fd, hdr, sizeof(hdr), deadline);
+  if (r < 0)
+    return read_failed(err, r, 0);
+  uint8_t set, id;
+  long plen = reply_header(hdr, cap, &set, &id, err);
+  if (plen < 0)
+    return (int)plen;
+  r = read_all(fd, reply, (size_t)plen, deadline);
+  if (r < 0)
+    return read_failed(err, r, 1);
+  *reply_len = (size_t)plen;
+  return reply_check(set, id, reply, *reply_len, err);
 }
 
 /* ---- discovery ---- */
@@ -1193,16 +1217,16 @@ int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx) {
 
 /* ---- connecting ---- */
 
-int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
-                struct ipc_error *err) {
-  int64_t deadline = ipc_now_ms() + timeout_ms;
+/* Starts a non-blocking connect to the endpoint. Returns 0 with *fdp
+ * connected, -EINPROGRESS with *fdp connecting (wait for POLLOUT, then
+ * connect_finish), or a negative errno with err filled. */
+static int connect_start(const struct ipc_endpoint *ep, int *fdp,
+                         struct ipc_error *err) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   int dirfd_ = -1;
   int fd = -1;
   int r;
-  if (err)
-    err->hresult = 0, err->message[0] = 0;
-
+  *fdp = -1;
   if (strlen(ep->path) < sizeof(sa.sun_path)) {
     memcpy(sa.sun_path, ep->path, strlen(ep->path) + 1);
   } else {
@@ -1211,47 +1235,62 @@ int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", ep->path);
     char *slash = strrchr(dir, '/');
-    if (slash == NULL)
-      return -ENAMETOOLONG;
+    if (slash == NULL) {
+      r = -ENAMETOOLONG;
+      goto fail;
+    }
     *slash = 0;
     dirfd_ = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd_ < 0)
-      return -errno;
+    if (dirfd_ < 0) {
+      r = -errno;
+      goto fail;
+    }
     if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s",
                          dirfd_, slash + 1) >= sizeof(sa.sun_path)) {
       r = -ENAMETOOLONG;
       goto fail;
     }
   }
-
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     r = -errno;
     goto fail;
   }
-  for (;;) {
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-      break;
-    if (errno == EINTR)
-      continue;
-    if (errno == EINPROGRESS || errno == EAGAIN) {
-      r = wait_fd(fd, POLLOUT, deadline);
-      if (r < 0)
-        goto fail;
-      int soerr = 0;
-      socklen_t sl = sizeof(soerr);
-      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
-        soerr = errno;
-      if (soerr != 0) {
-        r = -soerr;
-        goto fail;
-      }
-      break;
-    }
-    r = -errno;
+  do
+    r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
+  while (r == -EINTR);
+  if (r == -EAGAIN)
+    r = -EINPROGRESS;
+  if (r != 0 && r != -EINPROGRESS)
     goto fail;
-  }
+  if (dirfd_ >= 0)
+    close(dirfd_);
+  *fdp = fd;
+  return r;
 
+fail:
+  set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(-r));
+  if (fd >= 0)
+    close(fd);
+  if (dirfd_ >= 0)
+    close(dirfd_);
+  return r;
+}
+
+/* After connect_start: the connect's outcome (pending ones once fd is
+ * writable), then who serves the socket (SO_PEERCRED): its pid must be
+ * ep->pid, or, where the kernel cannot tell the pid, its uid must be
+ * ep->uid. 0, or a negative errno with err filled (fd stays open). */
+static int connect_finish(int fd, const struct ipc_endpoint *ep,
+                          struct ipc_error *err) {
+  int soerr = 0;
+  socklen_t sl = sizeof(soerr);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0)
+    soerr = errno;
+  if (soerr != 0) {
+    set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(soerr));
+    return -soerr;
+  }
   struct ucred cred;
   socklen_t cl = sizeof(cred);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
@@ -1260,30 +1299,39 @@ int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
                 "socket %s is served by pid %d, not by pid %d: refusing it "
                 "(another process may be impersonating the target)",
                 ep->path, (int)cred.pid, (int)ep->pid);
-      r = -EPERM;
-      goto fail;
+      return -EPERM;
     }
     if (cred.pid <= 0 && cred.uid != ep->uid) {
       set_error(err, 0,
                 "socket %s is served by uid %u, but pid %d runs as uid %u: "
                 "refusing it",
                 ep->path, (unsigned)cred.uid, (int)ep->pid, (unsigned)ep->uid);
-      r = -EPERM;
-      goto fail;
+      return -EPERM;
     }
   }
-  if (dirfd_ >= 0)
-    close(dirfd_);
-  return fd;
+  return 0;
+}
 
-fail:
-  if (err && err->message[0] == 0)
-    set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(-r));
-  if (fd >= 0)
-    close(fd);
-  if (dirfd_ >= 0)
-    close(dirfd_);
-  return r;
+int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
+                struct ipc_error *err) {
+  int64_t deadline = ipc_now_ms() + timeout_ms;
+  if (err)
+    err->hresult = 0, err->message[0] = 0;
+  int fd;
+  int r = connect_start(ep, &fd, err);
+  if (r == -EINPROGRESS) {
+    r = wait_fd(fd, POLLOUT, deadline);
+    if (r < 0)
+      set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(-r));
+  }
+  if (r == 0)
+    r = connect_finish(fd, ep, err);
+  if (r < 0) {
+    if (fd >= 0)
+      close(fd);
+    return r;
+  }
+  return fd;
 }
 
 /* Connects, sends one message, reads the reply. On success *fdp (if given)
@@ -1333,26 +1381,142 @@ static int is_unknown_command(int r, const struct ipc_error *e) {
   return r == -EPROTO && e->hresult == IPC_E_UNKNOWN_COMMAND;
 }
 
+/* Connects and sends ProcessInfo2 (or ProcessInfo once p->v2 is 0):
+ * -EINPROGRESS, or a negative errno with err filled. A connect that would
+ * wait (AF_UNIX: the runtime's backlog is full, it does not accept) is a
+ * failure here, retried later by the caller like any other. */
+static int probe_send(struct ipc_probe *p, struct ipc_error *err) {
+  p->deadline = ipc_now_ms() + p->timeout_ms;
+  p->got = 0;
+  p->plen = -1;
+  int r = connect_start(&p->ep, &p->fd, err);
+  if (r == -EINPROGRESS) {
+    r = -EAGAIN;
+    set_error(err, 0, "cannot connect to %s: %s", p->ep.path, strerror(-r));
+  }
+  if (r == 0)
+    r = connect_finish(p->fd, &p->ep, err);
+  if (r < 0)
+    return r;
+  uint8_t msg[IPC_HEADER_SIZE];
+  ipc_message_encode(msg, sizeof(msg), IPC_SET_PROCESS,
+                     p->v2 ? IPC_PROCESS_INFO2 : IPC_PROCESS_INFO, NULL, 0);
+  /* 20 bytes into a new connection's empty send buffer: all or nothing */
+  ssize_t n;
+  do
+    n = send(p->fd, msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)sizeof(msg)) {
+    r = n < 0 ? -errno : -EPIPE;
+    set_error(err, 0, "sending the command failed: %s", strerror(-r));
+    return r;
+  }
+  return -EINPROGRESS;
+}
+
+void ipc_probe_close(struct ipc_probe *p) {
+  if (p->fd >= 0)
+    close(p->fd);
+  p->fd = -1;
+  free(p->reply);
+  p->reply = NULL;
+}
+
+/* Ends the probe with r (its error already in err). */
+static int probe_end(struct ipc_probe *p, int r) {
+  ipc_probe_close(p);
+  return r;
+}
+
+int ipc_probe_start(struct ipc_probe *p, const struct ipc_endpoint *ep,
+                    int timeout_ms, struct ipc_error *err) {
+  memset(p, 0, sizeof(*p));
+  p->fd = -1;
+  p->ep = *ep;
+  p->timeout_ms = timeout_ms;
+  p->v2 = 1;
+  if (err)
+    err->hresult = 0, err->message[0] = 0;
+  int r = probe_send(p, err);
+  return r == -EINPROGRESS ? r : probe_end(p, r);
+}
+
+int ipc_probe_step(struct ipc_probe *p, struct ipc_process_info *info,
+                   struct ipc_error *err) {
+  if (p->fd < 0)
+    return -EBADF;
+  int late = ipc_now_ms() >= p->deadline;
+  for (;;) {
+    int in_payload = p->plen >= 0;
+    uint8_t *dst = in_payload ? p->reply + (p->got - IPC_HEADER_SIZE)
+                              : p->hdr + p->got;
+    size_t want = in_payload ? IPC_HEADER_SIZE + (size_t)p->plen - p->got
+                             : IPC_HEADER_SIZE - p->got;
+    if (want == 0)
+      break;
+    ssize_t n = recv(p->fd, dst, want, MSG_DONTWAIT);
+    if (n > 0) {
+      p->got += (size_t)n;
+      if (!in_payload && p->got == IPC_HEADER_SIZE) {
+        long plen = reply_header(p->hdr, IPC_MAX_MESSAGE - IPC_HEADER_SIZE,
+                                 &p->set, &p->id, err);
+        if (plen < 0)
+          return probe_end(p, (int)plen);
+        /* at most 64 KiB, the largest any header can announce */
+        p->reply = malloc(plen > 0 ? (size_t)plen : 1);
+        if (p->reply == NULL) {
+          set_error(err, 0, "out of memory");
+          return probe_end(p, -ENOMEM);
+        }
+        p->plen = plen;
+      }
+      continue;
+    }
+    int r = n == 0 ? -EPIPE : -errno;
+    if (r == -EINTR)
+      continue;
+    if (r == -EAGAIN || r == -EWOULDBLOCK) {
+      if (!late)
+        return -EINPROGRESS;
+      r = -ETIMEDOUT;
+    }
+    return probe_end(p, read_failed(err, r, in_payload));
+  }
+  int r = reply_check(p->set, p->id, p->reply, (size_t)p->plen, err);
+  if (r == -EPROTO && err != NULL && err->hresult == IPC_E_UNKNOWN_COMMAND &&
+      p->v2) {
+    /* a runtime before ProcessInfo2: ProcessInfo, on a new connection */
+    ipc_probe_close(p);
+    p->v2 = 0;
+    if (err)
+      err->hresult = 0, err->message[0] = 0;
+    r = probe_send(p, err);
+    return r == -EINPROGRESS ? r : probe_end(p, r);
+  }
+  if (r == 0) {
+    r = ipc_process_info_decode(p->reply, (size_t)p->plen, p->v2, info);
+    if (r < 0)
+      set_error(err, 0, "malformed ProcessInfo reply (%ld bytes)", p->plen);
+  }
+  return probe_end(p, r);
+}
+
 int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
                      struct ipc_process_info *info, struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
-  uint8_t reply[IPC_MAX_MESSAGE];
-  size_t rlen = 0;
+  struct ipc_probe p;
   memset(info, 0, sizeof(*info));
-  int v2 = 1;
-  int r = command(ep, IPC_SET_PROCESS, IPC_PROCESS_INFO2, NULL, 0, reply,
-                  sizeof(reply), &rlen, timeout_ms, NULL, e);
-  if (is_unknown_command(r, e)) {
-    v2 = 0;
-    r = command(ep, IPC_SET_PROCESS, IPC_PROCESS_INFO, NULL, 0, reply,
-                sizeof(reply), &rlen, timeout_ms, NULL, e);
+  int r = ipc_probe_start(&p, ep, timeout_ms, e);
+  while (r == -EINPROGRESS) {
+    r = wait_fd(p.fd, POLLIN, p.deadline);
+    if (r < 0 && r != -ETIMEDOUT) { /* cancelled, or poll failed */
+      int in_payload = p.plen >= 0;
+      ipc_probe_close(&p);
+      return read_failed(e, r, in_payload);
+    }
+    r = ipc_probe_step(&p, info, e); /* past the deadline: it says so */
   }
-  if (r < 0)
-    return r;
-  r = ipc_process_info_decode(reply, rlen, v2, info);
-  if (r < 0)
-    set_error(e, 0, "malformed ProcessInfo reply (%zu bytes)", rlen);
   return r;
 }
 

@@ -167,6 +167,34 @@ struct ipc_process_info {
 int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
                      struct ipc_process_info *info, struct ipc_error *err);
 
+/* ProcessInfo without waiting, for a caller that looks after many
+ * processes at once (the plugin's connector: one process that never answers
+ * must not hold up the others). ipc_probe_start connects and sends
+ * ProcessInfo2; then, whenever p->fd is readable or p->deadline (ipc_now_ms)
+ * has passed, ipc_probe_step reads what has come. Both return -EINPROGRESS
+ * while the answer is incomplete, 0 with *info filled, or a negative errno
+ * with err->message as ipc_process_info gives them; the probe is closed
+ * then (ipc_probe_close for one given up before). A runtime that does not
+ * know ProcessInfo2 is asked ProcessInfo on a new connection. Holds at most
+ * one reply (< 64 KiB) while in flight. */
+struct ipc_probe {
+  struct ipc_endpoint ep;
+  int fd;           /* poll for POLLIN; -1 once closed */
+  int64_t deadline; /* monotonic ms */
+  int timeout_ms;
+  int v2;
+  uint8_t set, id;
+  uint8_t hdr[IPC_HEADER_SIZE];
+  size_t got;     /* bytes of the reply read */
+  long plen;      /* the payload's length once the header is in, else -1 */
+  uint8_t *reply; /* plen bytes */
+};
+int ipc_probe_start(struct ipc_probe *p, const struct ipc_endpoint *ep,
+                    int timeout_ms, struct ipc_error *err);
+int ipc_probe_step(struct ipc_probe *p, struct ipc_process_info *info,
+                   struct ipc_error *err);
+void ipc_probe_close(struct ipc_probe *p);
+
 /* Decodes the payload p[n] of a ProcessInfo (v2 = 0) or ProcessInfo2
  * (v2 = 1) reply into *out (zeroed first; strings truncated to fit).
  * 0 or -EBADMSG. Pure: no I/O. */

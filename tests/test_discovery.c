@@ -426,6 +426,170 @@ DEF_TEST(endpoint_alive) {
   return 0;
 }
 
+/* ---- ipc_probe: ProcessInfo without waiting ---- */
+
+/* A listening socket in dir, served by this process (SO_PEERCRED says
+ * getpid()), and the endpoint naming it. */
+static int probe_server(const char *dir, struct ipc_endpoint *ep) {
+  memset(ep, 0, sizeof(*ep));
+  ep->pid = getpid();
+  ep->uid = getuid();
+  snprintf(ep->path, sizeof(ep->path), "%s/s", dir);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", ep->path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+      listen(fd, 4) != 0)
+    return -1;
+  return fd;
+}
+
+/* Accepts the probe's connection and reads its 20-byte request: the
+ * command id, or -1. */
+static int probe_accept(int srv, int *conn) {
+  *conn = accept4(srv, NULL, NULL, SOCK_CLOEXEC);
+  uint8_t req[IPC_HEADER_SIZE];
+  if (*conn < 0 || recv(*conn, req, sizeof(req), MSG_WAITALL) != sizeof(req))
+    return -1;
+  uint8_t set, id;
+  return ipc_header_decode(req, &set, &id) == 0 && set == IPC_SET_PROCESS
+             ? id
+             : -1;
+}
+
+/* A ProcessInfo(2) OK reply with the command line "app --x". */
+static size_t info_reply(uint8_t *buf, size_t cap, int v2) {
+  uint8_t pl[512];
+  size_t off = 0;
+  memset(pl, 0, 24); /* pid 0 (set below), cookie */
+  pl[0] = 42;
+  off = 24;
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "app --x");
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "Linux");
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "x64");
+  if (v2) {
+    off = (size_t)ipc_put_string(pl, sizeof(pl), off, "App");
+    off = (size_t)ipc_put_string(pl, sizeof(pl), off, "10.0.1");
+  }
+  return (size_t)ipc_message_encode(buf, cap, IPC_SET_SERVER, IPC_SERVER_OK,
+                                    pl, off);
+}
+
+/* Steps the probe until it ends or `ms` pass: its result. */
+static int probe_run(struct ipc_probe *p, int ms, struct ipc_process_info *info,
+                     struct ipc_error *err) {
+  int64_t end = ipc_now_ms() + ms;
+  int r = -EINPROGRESS;
+  while (r == -EINPROGRESS && ipc_now_ms() < end) {
+    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    poll(&pfd, 1, 20);
+    r = ipc_probe_step(p, info, err);
+  }
+  return r;
+}
+
+/* The answer comes in three pieces, each step taking what has come; a
+ * runtime without ProcessInfo2 is asked ProcessInfo on a new connection;
+ * silence ends at the deadline, a cut payload as truncated, a bad header
+ * at once; nothing is read before the probe asks. */
+DEF_TEST(probe) {
+  char dir[] = "/tmp/test-probe-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  struct ipc_endpoint ep;
+  int srv = probe_server(dir, &ep);
+  CHECK(srv >= 0);
+  if (srv < 0)
+    return 1;
+  struct ipc_probe p;
+  struct ipc_process_info info;
+  struct ipc_error err = {0};
+  uint8_t msg[1024];
+  int conn;
+
+  /* in pieces: header half, the rest of the header, the payload */
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_step(&p, &info, &err));
+  size_t n = info_reply(msg, sizeof(msg), 1);
+  size_t cuts[] = {0, 10, IPC_HEADER_SIZE, n};
+  for (int i = 0; i < 3; i++) {
+    CHECK(send(conn, msg + cuts[i], cuts[i + 1] - cuts[i], 0) ==
+          (ssize_t)(cuts[i + 1] - cuts[i]));
+    int r = probe_run(&p, i < 2 ? 50 : 2000, &info, &err);
+    EXPECT_EQ_INT(i < 2 ? -EINPROGRESS : 0, r);
+  }
+  CHECK(strcmp(info.command_line, "app --x") == 0);
+  CHECK(strcmp(info.entry_assembly, "App") == 0);
+  CHECK(strcmp(info.runtime_version, "10.0.1") == 0);
+  EXPECT_EQ_INT(42, info.pid);
+  EXPECT_EQ_INT(-1, p.fd);
+  close(conn);
+
+  /* UnknownCommand to ProcessInfo2: ProcessInfo on a second connection */
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  uint8_t hr[4] = {0x85, 0x13, 0x13, 0x80};
+  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                                 IPC_SERVER_ERROR, hr, 4);
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(-EINPROGRESS, probe_run(&p, 100, &info, &err));
+  close(conn);
+  EXPECT_EQ_INT(IPC_PROCESS_INFO, probe_accept(srv, &conn));
+  n = info_reply(msg, sizeof(msg), 0);
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(0, probe_run(&p, 2000, &info, &err));
+  CHECK(strcmp(info.command_line, "app --x") == 0);
+  CHECK(info.entry_assembly[0] == 0);
+  close(conn);
+
+  /* silence: -EINPROGRESS until the deadline, then "no answer" */
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 300, &err));
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  int64_t t0 = ipc_now_ms();
+  EXPECT_EQ_INT(-ETIMEDOUT, probe_run(&p, 3000, &info, &err));
+  int64_t took = ipc_now_ms() - t0;
+  CHECK(took >= 250 && took < 1500);
+  CHECK(strcmp(err.message, "no answer from the runtime in time") == 0);
+  close(conn);
+
+  /* a payload cut short by the end of the connection */
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  n = info_reply(msg, sizeof(msg), 1);
+  CHECK(send(conn, msg, n - 5, 0) == (ssize_t)(n - 5));
+  close(conn);
+  EXPECT_EQ_INT(-EBADMSG, probe_run(&p, 2000, &info, &err));
+  CHECK(strcmp(err.message, "reading the reply failed: truncated") == 0);
+
+  /* a header that is not the protocol's */
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  memset(msg, 'x', IPC_HEADER_SIZE);
+  CHECK(send(conn, msg, IPC_HEADER_SIZE, 0) == IPC_HEADER_SIZE);
+  EXPECT_EQ_INT(-EBADMSG, probe_run(&p, 2000, &info, &err));
+  CHECK(strstr(err.message, "not a Diagnostic IPC message") != NULL);
+  close(conn);
+
+  /* served by somebody else: refused before anything is sent */
+  struct ipc_endpoint other = ep;
+  other.pid = getppid();
+  EXPECT_EQ_INT(-EPERM, ipc_probe_start(&p, &other, 2000, &err));
+  CHECK(strstr(err.message, "not by pid") != NULL);
+  EXPECT_EQ_INT(-1, p.fd);
+  conn = accept4(srv, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (conn >= 0) { /* the refused connection: closed, nothing sent */
+    EXPECT_EQ_INT(0, recv(conn, msg, sizeof(msg), 0));
+    close(conn);
+  }
+
+  /* nobody listening: refused at once */
+  close(srv);
+  EXPECT_EQ_INT(-ECONNREFUSED, ipc_probe_start(&p, &ep, 2000, &err));
+  unlink(ep.path);
+  rmdir(dir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--serve") == 0)
     return serve(argv[2]);
@@ -434,5 +598,6 @@ int main(int argc, char **argv) {
   RUN_TEST(discovery_newest_socket);
   RUN_TEST(proc_stat_lines);
   RUN_TEST(endpoint_alive);
+  RUN_TEST(probe);
   END_TEST;
 }
