@@ -36,6 +36,7 @@
 #define ENDED_MAX 64
 #define GATHER_MS 200 /* the reader's default gathering pause ... */
 #define GATHER_MIN 2  /* ... with at least this many sessions (see there) */
+#define PROBES_MAX 16 /* ProcessInfo exchanges in flight at once */
 
 struct target {
   struct target *next;
@@ -107,6 +108,10 @@ struct watch {
                             match since (monotonic ms), -1 warned */
   struct ended ended[ENDED_MAX];
   size_t nended;
+  /* the connector's ProcessInfo exchanges in flight: a process that never
+   * answers holds up nobody else (only the connector touches these) */
+  struct ipc_probe probes[PROBES_MAX];
+  size_t nprobes;
   struct watch_stats stats;
   /* payload templates of the sessions' decoders: only the reader decodes
    * (and the caller of watch_stop, once the threads are gone) */
@@ -720,6 +725,92 @@ static int cached_rule(struct watch *w, struct seen *sn,
   return sn->rule;
 }
 
+/* A ProcessInfo of this process is in flight. */
+static int probing(const struct watch *w, const struct ipc_endpoint *ep) {
+  for (size_t i = 0; i < w->nprobes; i++)
+    if (w->probes[i].ep.pid == ep->pid &&
+        w->probes[i].ep.start_time == ep->start_time)
+      return 1;
+  return 0;
+}
+
+/* What the runtime said of itself: once per process. */
+static void info_ok(struct seen *sn, const struct ipc_process_info *info) {
+  sn->have_info = 1;
+  sn->refused_since = 0;
+  sn->rule_known = 0; /* match again, with the runtime's command line */
+  snprintf(sn->entry, sizeof(sn->entry), "%s", info->entry_assembly);
+  snprintf(sn->version, sizeof(sn->version), "%s", info->runtime_version);
+  snprintf(sn->command_line, sizeof(sn->command_line), "%s",
+           info->command_line);
+}
+
+/* A ProcessInfo that failed with r: when to try again, and what to say. */
+static void info_failed(struct watch *w, struct seen *sn,
+                        const struct ipc_endpoint *ep, int r,
+                        const struct ipc_error *err, int64_t now) {
+  if (!ipc_endpoint_alive(ep)) {
+    /* it went away (killed, exiting, its pid reused) between the listing
+     * and the connect: not a fault, and nothing to retry */
+    wlog(w, WATCH_LOG_DEBUG, "pid %d went away before it answered: %s",
+         (int)ep->pid, err->message);
+    sn->retry_at = now + RETRY_SEC * 1000;
+    return;
+  }
+  if (r == -ECONNREFUSED &&
+      (sn->refused_since == 0 ||
+       now - sn->refused_since < REFUSED_GRACE_SEC * 1000)) {
+    /* a runtime starting up binds its socket a moment before it listens
+     * (and the directory's inotify event brings us in that moment):
+     * quiet retries, four a second, for a while */
+    if (sn->refused_since == 0)
+      sn->refused_since = now;
+    wlog(w, WATCH_LOG_DEBUG, "pid %d does not listen yet: %s; retrying",
+         (int)ep->pid, err->message);
+    sn->retry_at = now + REFUSED_RETRY_MS;
+    return;
+  }
+  sn->retry_at = now + RETRY_SEC * 1000;
+  int rule = cached_rule(w, sn, ep);
+  if (rule >= 0 && !sn->complained)
+    wlog(w, WATCH_LOG_WARNING,
+         "pid %d matches <Process \"%s\"> but does not answer: %s "
+         "(retrying every %d s; logged once)",
+         (int)ep->pid, w->cfg.rules[rule].name, err->message, RETRY_SEC);
+  if (rule >= 0)
+    sn->complained = 1;
+}
+
+/* The seen entry of that very process, or NULL (forgotten meanwhile). */
+static struct seen *seen_find(struct watch *w, pid_t pid, uint64_t start) {
+  for (size_t i = 0; i < w->nseen; i++)
+    if (w->seen[i].pid == pid && w->seen[i].start_time == start)
+      return &w->seen[i];
+  return NULL;
+}
+
+/* Reads what came for the ProcessInfo exchanges in flight and ends those
+ * answered, failed or past their deadline (the pass that follows takes on
+ * what they said). */
+static void probes_step(struct watch *w) {
+  for (size_t i = 0; i < w->nprobes;) {
+    struct ipc_probe *pr = &w->probes[i];
+    struct ipc_process_info info;
+    struct ipc_error err = {0};
+    int r = ipc_probe_step(pr, &info, &err);
+    if (r == -EINPROGRESS) {
+      i++;
+      continue;
+    }
+    struct seen *sn = seen_find(w, pr->ep.pid, pr->ep.start_time);
+    if (sn != NULL && r == 0)
+      info_ok(sn, &info);
+    else if (sn != NULL)
+      info_failed(w, sn, &pr->ep, r, &err, ipc_now_ms());
+    w->probes[i] = w->probes[--w->nprobes]; /* pr is closed */
+  }
+}
+
 static int consider(void *ctx, const struct ipc_endpoint *ep) {
   struct pass *p = ctx;
   struct watch *w = p->w;
@@ -729,75 +820,28 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
   if (sn == NULL)
     return 0;
   sn->generation = w->generation;
-  if (target_exists(w, ep)) {
-    int rule = cached_rule(w, sn, ep);
-    if (rule >= 0)
-      p->rule_hits[rule]++;
-    return 0;
-  }
-  if (p->now_ms < sn->retry_at) {
-    /* waiting to retry: it still matches (no "matches no process" warning) */
-    int rule = cached_rule(w, sn, ep);
-    if (rule >= 0)
-      p->rule_hits[rule]++;
-    return 0;
-  }
-  if (!sn->have_info) {
-    /* once per process: who is it? */
-    struct ipc_process_info info;
-    struct ipc_error err = {0};
-    int r = ipc_process_info(ep, w->cfg.ipc_timeout_ms, &info, &err);
-    if (r == -ECANCELED)
-      return 1; /* stopping */
-    if (r == 0) {
-      sn->have_info = 1;
-      sn->refused_since = 0;
-      sn->rule_known = 0; /* match again, with the runtime's command line */
-      snprintf(sn->entry, sizeof(sn->entry), "%s", info.entry_assembly);
-      snprintf(sn->version, sizeof(sn->version), "%s", info.runtime_version);
-      snprintf(sn->command_line, sizeof(sn->command_line), "%s",
-               info.command_line);
-    } else if (!ipc_endpoint_alive(ep)) {
-      /* it went away (killed, exiting, its pid reused) between the
-       * listing and the connect: not a fault, and nothing to retry */
-      wlog(w, WATCH_LOG_DEBUG, "pid %d went away before it answered: %s",
-           (int)ep->pid, err.message);
-      sn->retry_at = p->now_ms + RETRY_SEC * 1000;
-      return 0;
-    } else if (r == -ECONNREFUSED &&
-               (sn->refused_since == 0 ||
-                p->now_ms - sn->refused_since < REFUSED_GRACE_SEC * 1000)) {
-      /* a runtime starting up binds its socket a moment before it listens
-       * (and the directory's inotify event brings us in that moment):
-       * quiet retries, four a second, for a while */
-      if (sn->refused_since == 0)
-        sn->refused_since = p->now_ms;
-      wlog(w, WATCH_LOG_DEBUG, "pid %d does not listen yet: %s; retrying",
-           (int)ep->pid, err.message);
-      sn->retry_at = p->now_ms + REFUSED_RETRY_MS;
-      int rule = cached_rule(w, sn, ep);
-      if (rule >= 0)
-        p->rule_hits[rule]++;
-      return 0;
-    } else {
-      sn->retry_at = p->now_ms + RETRY_SEC * 1000;
-      int rule = cached_rule(w, sn, ep);
-      if (rule >= 0)
-        p->rule_hits[rule]++;
-      if (rule >= 0 && !sn->complained)
-        wlog(w, WATCH_LOG_WARNING,
-             "pid %d matches <Process \"%s\"> but does not answer: %s "
-             "(retrying every %d s; logged once)",
-             (int)ep->pid, w->cfg.rules[rule].name, err.message, RETRY_SEC);
-      if (rule >= 0)
-        sn->complained = 1;
-      return 0;
+  /* watched already, waiting to retry or being asked who it is: it still
+   * matches (no "matches no process" warning) */
+  int waiting = target_exists(w, ep) || p->now_ms < sn->retry_at ||
+                probing(w, ep);
+  if (!waiting && !sn->have_info) {
+    /* once per process: who is it? Asked without waiting for the answer
+     * (probes_step takes it); with every slot busy, at a later pass */
+    waiting = 1;
+    if (w->nprobes < PROBES_MAX) {
+      struct ipc_error err = {0};
+      int r = ipc_probe_start(&w->probes[w->nprobes], ep,
+                              w->cfg.ipc_timeout_ms, &err);
+      if (r == -EINPROGRESS)
+        w->nprobes++;
+      else
+        info_failed(w, sn, ep, r, &err, p->now_ms);
     }
   }
   int rule = cached_rule(w, sn, ep);
   if (rule >= 0)
     p->rule_hits[rule]++;
-  if (rule < 0 && !w->cfg.autodiscover)
+  if (waiting || (rule < 0 && !w->cfg.autodiscover))
     return 0;
   start_target(w, sn, rule, ep);
   return 0;
@@ -809,6 +853,9 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
 static int64_t next_due(struct watch *w, int64_t now, int64_t last_full,
                         int64_t interval_ms) {
   int64_t due = last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms;
+  for (size_t i = 0; i < w->nprobes; i++)
+    if (w->probes[i].deadline < due)
+      due = w->probes[i].deadline;
   for (size_t i = 0; i < w->nseen; i++) {
     int64_t at = w->seen[i].retry_at;
     if (at > now && at < due)
@@ -837,10 +884,14 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
       due = last_pass + interval_ms;
     if (now >= due)
       return 0;
-    struct pollfd pfd[3] = {{.fd = w->cancel, .events = POLLIN},
-                            {.fd = w->kick, .events = POLLIN},
-                            {.fd = nfd, .events = POLLIN}};
-    int r = poll(pfd, nfd >= 0 ? 3 : 2, (int)(due - now + 1));
+    /* poll ignores the notify fd when it is -1 */
+    struct pollfd pfd[3 + PROBES_MAX] = {{.fd = w->cancel, .events = POLLIN},
+                                         {.fd = w->kick, .events = POLLIN},
+                                         {.fd = nfd, .events = POLLIN}};
+    nfds_t n = 3;
+    for (size_t i = 0; i < w->nprobes; i++)
+      pfd[n++] = (struct pollfd){.fd = w->probes[i].fd, .events = POLLIN};
+    int r = poll(pfd, n, (int)(due - now + 1));
     if (r < 0 && errno != EINTR) {
       struct timespec ts = {0, 100000000}; /* cannot happen; do not spin */
       nanosleep(&ts, NULL);
@@ -852,10 +903,13 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
       return 1; /* the cancel fd stays readable */
     if (pfd[1].revents) {
       uint64_t v;
-      ssize_t n = read(w->kick, &v, sizeof(v));
-      (void)n;
+      ssize_t got = read(w->kick, &v, sizeof(v));
+      (void)got;
       return 0;
     }
+    for (nfds_t i = 3; i < n; i++)
+      if (pfd[i].revents)
+        return 0; /* an answer (or its end): probes_step takes it */
     if (nfd < 0 || !pfd[2].revents)
       continue;
     /* Events are taken no more than once an interval, so that a busy
@@ -864,10 +918,10 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
      * comes meanwhile waits in the kernel's queue). */
     now = ipc_now_ms();
     if (now < last_pass + interval_ms) {
-      struct pollfd hold[2] = {pfd[0], pfd[1]};
-      r = poll(hold, 2, (int)(last_pass + interval_ms - now + 1));
+      pfd[2].fd = -1; /* answers are not held back */
+      r = poll(pfd, n, (int)(last_pass + interval_ms - now + 1));
       if (r > 0)
-        continue; /* a kick or stop: handled above */
+        continue; /* a kick, stop or answer: handled above */
     }
     if (ipc_discovery_notified(disc))
       return 0;
@@ -921,6 +975,7 @@ static void *connector_main(void *arg) {
     memset(hits, 0, (w->cfg.nrules + 1) * sizeof(int));
     struct pass p = {.w = w, .now_ms = now, .rule_hits = hits};
     apply_ended(w, now);
+    probes_step(w);
     int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
@@ -962,6 +1017,9 @@ static void *connector_main(void *arg) {
                        interval_ms))
       break;
   }
+  for (size_t i = 0; i < w->nprobes; i++)
+    ipc_probe_close(&w->probes[i]);
+  w->nprobes = 0;
   ipc_discovery_free(disc);
   free(hits);
   return NULL;

@@ -819,16 +819,21 @@ run_cycles() {
 	# socket's inotify event brings the plugin in at once: here its
 	# connects are refused for 3 s. Retried quietly, watched once it
 	# listens (a warning fails "no error or warning" below; a retry 10 s
-	# later fails this).
-	local late t_late
+	# later fails this). Meanwhile four other processes never answer
+	# ProcessInfo (the plugin matches no rule to them, so it asks them who
+	# they are): asked alongside, each up to its 2 s timeout, they hold up
+	# nobody (asked one after the other, they took the connector 8 s).
+	local late t_late m
+	for m in mute1 mute2 mute3; do fake "$m" hang >/dev/null; done
+	fake mute4 lying-size >/dev/null
 	t_late=$(_now)
 	if late=$(fake late late-listen --delay 3) &&
 		wait_until 6 log_has "$D" "instance \"late\": watching pid $late "; then
-		pass "cycles: a runtime listening 3 s after its socket appeared is watched $(elapsed "$t_late") s after it appeared (< 6 s)"
+		pass "cycles: a runtime listening 3 s after its socket appeared is watched $(elapsed "$t_late") s after it appeared (< 6 s), while 4 others never answer"
 	else
-		fail "cycles: late listener" "$(log_line "$D" "pid ${late:-X}") (see $FK/late.log)"
+		fail "cycles: late listener" "$(log_line "$D" "pid ${late:-X}"), $(elapsed "$t_late") s (see $FK/late.log)"
 	fi
-	kill_fakes late
+	kill_fakes late mute1 mute2 mute3 mute4
 	# steady meanwhile
 	read -r rows gap <<<"$(max_gap "$D" steady "$STEADY_VALUE" "$(awk -v a="$T_CYC" 'BEGIN { printf "%.3f", a + 3 }')" "$(_now)")"
 	awk -v g="$gap" -v m="$GAP_MAX" 'BEGIN { exit !(g < m) }' && pass "cycles: steady wrote $rows rows meanwhile, longest gap $gap s (< $GAP_MAX s)" ||
