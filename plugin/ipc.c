@@ -1435,8 +1435,10 @@ int ipc_probe_start(struct ipc_probe *p, const struct ipc_endpoint *ep,
   p->ep = *ep;
   p->timeout_ms = timeout_ms;
   p->v2 = 1;
-  if (err)
-    err->hresult = 0, err->message[0] = 0;
+  struct ipc_error local;
+  if (err == NULL)
+    err = &local;
+  err->hresult = 0, err->message[0] = 0;
   int r = probe_send(p, err);
   return r == -EINPROGRESS ? r : probe_end(p, r);
 }
@@ -1445,6 +1447,9 @@ int ipc_probe_step(struct ipc_probe *p, struct ipc_process_info *info,
                    struct ipc_error *err) {
   if (p->fd < 0)
     return -EBADF;
+  struct ipc_error local;
+  if (err == NULL) /* the fallback below reads the HRESULT from it */
+    err = &local;
   int late = ipc_now_ms() >= p->deadline;
   for (;;) {
     int in_payload = p->plen >= 0;
@@ -1483,13 +1488,11 @@ int ipc_probe_step(struct ipc_probe *p, struct ipc_process_info *info,
     return probe_end(p, read_failed(err, r, in_payload));
   }
   int r = reply_check(p->set, p->id, p->reply, (size_t)p->plen, err);
-  if (r == -EPROTO && err != NULL && err->hresult == IPC_E_UNKNOWN_COMMAND &&
-      p->v2) {
+  if (is_unknown_command(r, err) && p->v2) {
     /* a runtime before ProcessInfo2: ProcessInfo, on a new connection */
     ipc_probe_close(p);
     p->v2 = 0;
-    if (err)
-      err->hresult = 0, err->message[0] = 0;
+    err->hresult = 0, err->message[0] = 0;
     r = probe_send(p, err);
     return r == -EINPROGRESS ? r : probe_end(p, r);
   }

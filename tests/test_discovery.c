@@ -541,6 +541,19 @@ DEF_TEST(probe) {
   CHECK(strcmp(info.command_line, "app --x") == 0);
   CHECK(info.entry_assembly[0] == 0);
   close(conn);
+  /* the same without an error struct to fill */
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, NULL));
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                                 IPC_SERVER_ERROR, hr, 4);
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(-EINPROGRESS, probe_run(&p, 100, &info, NULL));
+  close(conn);
+  EXPECT_EQ_INT(IPC_PROCESS_INFO, probe_accept(srv, &conn));
+  n = info_reply(msg, sizeof(msg), 0);
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(0, probe_run(&p, 2000, &info, NULL));
+  close(conn);
 
   /* silence: -EINPROGRESS until the deadline, then "no answer" */
   EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 300, &err));
