@@ -1219,7 +1219,9 @@ int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx) {
 
 /* Starts a non-blocking connect to the endpoint. Returns 0 with *fdp
  * connected, -EINPROGRESS with *fdp connecting (wait for POLLOUT, then
- * connect_finish), or a negative errno with err filled. */
+ * connect_finish), or a negative errno with err filled: -EAGAIN when the
+ * runtime's listen queue is full (AF_UNIX: no connect is pending then; a
+ * later one may succeed). */
 static int connect_start(const struct ipc_endpoint *ep, int *fdp,
                          struct ipc_error *err) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -1259,8 +1261,14 @@ static int connect_start(const struct ipc_endpoint *ep, int *fdp,
   do
     r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
   while (r == -EINTR);
-  if (r == -EAGAIN)
-    r = -EINPROGRESS;
+  if (r == -EAGAIN || r == -EWOULDBLOCK) {
+    r = -EAGAIN;
+    set_error(err, 0,
+              "cannot connect to %s: the runtime does not accept connections "
+              "(its listen queue is full)",
+              ep->path);
+    goto fail;
+  }
   if (r != 0 && r != -EINPROGRESS)
     goto fail;
   if (dirfd_ >= 0)
@@ -1269,7 +1277,8 @@ static int connect_start(const struct ipc_endpoint *ep, int *fdp,
   return r;
 
 fail:
-  set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(-r));
+  if (err != NULL && err->message[0] == 0)
+    set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(-r));
   if (fd >= 0)
     close(fd);
   if (dirfd_ >= 0)
@@ -1318,7 +1327,21 @@ int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
   if (err)
     err->hresult = 0, err->message[0] = 0;
   int fd;
-  int r = connect_start(ep, &fd, err);
+  int r;
+  /* a full listen queue: as a blocking connect would, wait for room (in
+   * steps of 10 ms) until the deadline */
+  while ((r = connect_start(ep, &fd, err)) == -EAGAIN) {
+    int left = remaining_ms(deadline);
+    if (left == 0)
+      return r;
+    if (err != NULL)
+      err->message[0] = 0; /* the next attempt says what it met */
+    r = wait_fd(-1, 0, ipc_now_ms() + (left < 10 ? left : 10));
+    if (r == -ECANCELED) {
+      set_error(err, 0, "cancelled (shutting down)");
+      return r;
+    }
+  }
   if (r == -EINPROGRESS) {
     r = wait_fd(fd, POLLOUT, deadline);
     if (r < 0)
@@ -1382,15 +1405,15 @@ static int is_unknown_command(int r, const struct ipc_error *e) {
 }
 
 /* Connects and sends ProcessInfo2 (or ProcessInfo once p->v2 is 0):
- * -EINPROGRESS, or a negative errno with err filled. A connect that would
- * wait (AF_UNIX: the runtime's backlog is full, it does not accept) is a
- * failure here, retried later by the caller like any other. */
+ * -EINPROGRESS, or a negative errno with err filled. A full listen queue
+ * (the runtime does not accept) is a failure here, retried later by the
+ * caller like any other. */
 static int probe_send(struct ipc_probe *p, struct ipc_error *err) {
   p->deadline = ipc_now_ms() + p->timeout_ms;
   p->got = 0;
   p->plen = -1;
   int r = connect_start(&p->ep, &p->fd, err);
-  if (r == -EINPROGRESS) {
+  if (r == -EINPROGRESS) { /* not for AF_UNIX; never waited for here */
     r = -EAGAIN;
     set_error(err, 0, "cannot connect to %s: %s", p->ep.path, strerror(-r));
   }

@@ -494,6 +494,23 @@ run_cli() {
 			fail "cli: $name" "exit $rc (want 1), stderr: $(head -2 <<<"$out")"
 		fi
 	done
+	# a runtime that does not accept connections (its listen queue full):
+	# said so, after waiting for room until the timeout (was: the unconnected
+	# socket's SO_PEERCRED read as an impersonator, "served by uid 4294967295")
+	local full
+	if full=$(fake full no-accept); then
+		timeout 20 "$TRIGGERDUMP" monitor "$full" --duration 1 >/dev/null 2>&1 # queued, never accepted: the queue is full
+		out=$(timeout 20 "$TRIGGERDUMP" monitor "$full" --duration 1 2>&1 >/dev/null)
+		rc=$?
+		if ((rc == 1)) && grep -q "cannot connect to [^ ]*: the runtime does not accept connections (its listen queue is full)" <<<"$out"; then
+			pass "cli: full listen queue: exit 1, $(sed 's/^triggerdump: //' <<<"$out" | head -1)"
+		else
+			fail "cli: full listen queue" "exit $rc (want 1), stderr: $(head -2 <<<"$out")"
+		fi
+	else
+		fail "cli: full listen queue" "the no-accept fake did not start"
+	fi
+	kill_fakes full
 	# ps lists the fakes, not the impersonated sleepers nor the dead pid
 	out=$(timeout 60 "$TRIGGERDUMP" ps 2>&1)
 	if grep -qE "^ *${FPID[normal]} " <<<"$out" && ! grep -qE "^ *($SLEEP1|$SLEEP2|$DEAD) .*[0-9]+\.[0-9]" <<<"$out"; then
