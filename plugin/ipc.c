@@ -1357,11 +1357,10 @@ int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
   return fd;
 }
 
-/* Connects, sends one message, reads the reply. On success *fdp (if given)
- * keeps the connection open for a continuation. */
+/* Connects, sends one message, reads the reply, closes. */
 static int command(const struct ipc_endpoint *ep, uint8_t set, uint8_t id,
                    const uint8_t *payload, size_t plen, uint8_t *reply,
-                   size_t cap, size_t *rlen, int timeout_ms, int *fdp,
+                   size_t cap, size_t *rlen, int timeout_ms,
                    struct ipc_error *err) {
   uint8_t msg[IPC_MAX_MESSAGE];
   long mlen = ipc_message_encode(msg, sizeof(msg), set, id, payload, plen);
@@ -1374,10 +1373,6 @@ static int command(const struct ipc_endpoint *ep, uint8_t set, uint8_t id,
   if (fd < 0)
     return fd;
   int r = transact(fd, msg, (size_t)mlen, reply, cap, rlen, deadline, err);
-  if (r == 0 && fdp != NULL) {
-    *fdp = fd;
-    return 0;
-  }
   close(fd);
   return r;
 }
@@ -1404,32 +1399,32 @@ static int is_unknown_command(int r, const struct ipc_error *e) {
   return r == -EPROTO && e->hresult == IPC_E_UNKNOWN_COMMAND;
 }
 
-/* Connects and sends ProcessInfo2 (or ProcessInfo once p->v2 is 0):
- * -EINPROGRESS, or a negative errno with err filled. A full listen queue
- * (the runtime does not accept) is a failure here, retried later by the
- * caller like any other. */
-static int probe_send(struct ipc_probe *p, struct ipc_error *err) {
-  p->deadline = ipc_now_ms() + p->timeout_ms;
-  p->got = 0;
-  p->plen = -1;
-  int r = connect_start(&p->ep, &p->fd, err);
+/* Connects and sends the call's current request (the first, or the
+ * fallback once c->v2 is 0): -EINPROGRESS, or a negative errno with err
+ * filled. A full listen queue (the runtime does not accept) is a failure
+ * here, retried later by the caller like any other. */
+static int call_send(struct ipc_call *c, struct ipc_error *err) {
+  c->deadline = ipc_now_ms() + c->timeout_ms;
+  c->got = 0;
+  c->plen = -1;
+  int r = connect_start(&c->ep, &c->fd, err);
   if (r == -EINPROGRESS) { /* not for AF_UNIX; never waited for here */
     r = -EAGAIN;
-    set_error(err, 0, "cannot connect to %s: %s", p->ep.path, strerror(-r));
+    set_error(err, 0, "cannot connect to %s: %s", c->ep.path, strerror(-r));
   }
   if (r == 0)
-    r = connect_finish(p->fd, &p->ep, err);
+    r = connect_finish(c->fd, &c->ep, err);
   if (r < 0)
     return r;
-  uint8_t msg[IPC_HEADER_SIZE];
-  ipc_message_encode(msg, sizeof(msg), IPC_SET_PROCESS,
-                     p->v2 ? IPC_PROCESS_INFO2 : IPC_PROCESS_INFO, NULL, 0);
-  /* 20 bytes into a new connection's empty send buffer: all or nothing */
+  /* a new connection's empty send buffer takes a whole request (< 64 KiB;
+   * a unix socket's buffer is 208 KiB unless tuned down): all or nothing */
+  const uint8_t *msg = c->msg[c->v2];
+  size_t len = c->len[c->v2];
   ssize_t n;
   do
-    n = send(p->fd, msg, sizeof(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+    n = send(c->fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
-  if (n != (ssize_t)sizeof(msg)) {
+  if (n != (ssize_t)len) {
     r = n < 0 ? -errno : -EPIPE;
     set_error(err, 0, "sending the command failed: %s", strerror(-r));
     return r;
@@ -1437,66 +1432,87 @@ static int probe_send(struct ipc_probe *p, struct ipc_error *err) {
   return -EINPROGRESS;
 }
 
-void ipc_probe_close(struct ipc_probe *p) {
-  if (p->fd >= 0)
-    close(p->fd);
-  p->fd = -1;
-  free(p->reply);
-  p->reply = NULL;
+void ipc_call_close(struct ipc_call *c) {
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+  free(c->reply);
+  c->reply = NULL;
+  free(c->msg[0]);
+  free(c->msg[1]);
+  c->msg[0] = c->msg[1] = NULL;
 }
 
-/* Ends the probe with r (its error already in err). */
-static int probe_end(struct ipc_probe *p, int r) {
-  ipc_probe_close(p);
+/* Ends the call with r (its error already in err). */
+static int call_end(struct ipc_call *c, int r) {
+  ipc_call_close(c);
   return r;
 }
 
-int ipc_probe_start(struct ipc_probe *p, const struct ipc_endpoint *ep,
-                    int timeout_ms, struct ipc_error *err) {
-  memset(p, 0, sizeof(*p));
-  p->fd = -1;
-  p->ep = *ep;
-  p->timeout_ms = timeout_ms;
-  p->v2 = 1;
-  struct ipc_error local;
-  if (err == NULL)
-    err = &local;
+/* Starts a call: request set/id2 with payload2 first, and, when the
+ * runtime answers UnknownCommand, set/id1 with payload1 on a new
+ * connection (id1 < 0: no fallback). Replies of up to cap payload bytes.
+ * -EINPROGRESS, or a negative errno with err filled (closed then). */
+static int call_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
+                      int timeout_ms, uint8_t set, uint8_t id2,
+                      const uint8_t *payload2, size_t len2, int id1,
+                      const uint8_t *payload1, size_t len1, size_t cap,
+                      struct ipc_error *err) {
+  memset(c, 0, sizeof(*c));
+  c->fd = -1;
+  c->ep = *ep;
+  c->timeout_ms = timeout_ms;
+  c->cap = cap;
+  c->v2 = 1;
+  c->fallback = id1 >= 0;
   err->hresult = 0, err->message[0] = 0;
-  int r = probe_send(p, err);
-  return r == -EINPROGRESS ? r : probe_end(p, r);
+  for (int v = c->fallback ? 0 : 1; v < 2; v++) {
+    size_t plen = v ? len2 : len1;
+    c->msg[v] = malloc(IPC_HEADER_SIZE + plen);
+    long m = c->msg[v] == NULL
+                 ? -ENOMEM
+                 : ipc_message_encode(c->msg[v], IPC_HEADER_SIZE + plen, set,
+                                      v ? id2 : (uint8_t)id1,
+                                      v ? payload2 : payload1, plen);
+    if (m < 0) {
+      set_error(err, 0, "%s", m == -ENOMEM ? "out of memory"
+                                           : "command too large");
+      return call_end(c, (int)m);
+    }
+    c->len[v] = (size_t)m;
+  }
+  int r = call_send(c, err);
+  return r == -EINPROGRESS ? r : call_end(c, r);
 }
 
-int ipc_probe_step(struct ipc_probe *p, struct ipc_process_info *info,
-                   struct ipc_error *err) {
-  if (p->fd < 0)
+/* Reads what has come: 0 with an OK reply complete (c->reply, c->plen;
+ * the connection still open), -EINPROGRESS, or a negative errno with err
+ * filled (closed then). */
+static int call_step(struct ipc_call *c, struct ipc_error *err) {
+  if (c->fd < 0)
     return -EBADF;
-  struct ipc_error local;
-  if (err == NULL) /* the fallback below reads the HRESULT from it */
-    err = &local;
-  int late = ipc_now_ms() >= p->deadline;
+  int late = ipc_now_ms() >= c->deadline;
   for (;;) {
-    int in_payload = p->plen >= 0;
-    uint8_t *dst = in_payload ? p->reply + (p->got - IPC_HEADER_SIZE)
-                              : p->hdr + p->got;
-    size_t want = in_payload ? IPC_HEADER_SIZE + (size_t)p->plen - p->got
-                             : IPC_HEADER_SIZE - p->got;
+    int in_payload = c->plen >= 0;
+    uint8_t *dst = in_payload ? c->reply + (c->got - IPC_HEADER_SIZE)
+                              : c->hdr + c->got;
+    size_t want = in_payload ? IPC_HEADER_SIZE + (size_t)c->plen - c->got
+                             : IPC_HEADER_SIZE - c->got;
     if (want == 0)
       break;
-    ssize_t n = recv(p->fd, dst, want, MSG_DONTWAIT);
+    ssize_t n = recv(c->fd, dst, want, MSG_DONTWAIT);
     if (n > 0) {
-      p->got += (size_t)n;
-      if (!in_payload && p->got == IPC_HEADER_SIZE) {
-        long plen = reply_header(p->hdr, IPC_MAX_MESSAGE - IPC_HEADER_SIZE,
-                                 &p->set, &p->id, err);
+      c->got += (size_t)n;
+      if (!in_payload && c->got == IPC_HEADER_SIZE) {
+        long plen = reply_header(c->hdr, c->cap, &c->set, &c->id, err);
         if (plen < 0)
-          return probe_end(p, (int)plen);
-        /* at most 64 KiB, the largest any header can announce */
-        p->reply = malloc(plen > 0 ? (size_t)plen : 1);
-        if (p->reply == NULL) {
+          return call_end(c, (int)plen);
+        c->reply = malloc(plen > 0 ? (size_t)plen : 1); /* <= cap */
+        if (c->reply == NULL) {
           set_error(err, 0, "out of memory");
-          return probe_end(p, -ENOMEM);
+          return call_end(c, -ENOMEM);
         }
-        p->plen = plen;
+        c->plen = plen;
       }
       continue;
     }
@@ -1508,42 +1524,72 @@ int ipc_probe_step(struct ipc_probe *p, struct ipc_process_info *info,
         return -EINPROGRESS;
       r = -ETIMEDOUT;
     }
-    return probe_end(p, read_failed(err, r, in_payload));
+    return call_end(c, read_failed(err, r, in_payload));
   }
-  int r = reply_check(p->set, p->id, p->reply, (size_t)p->plen, err);
-  if (is_unknown_command(r, err) && p->v2) {
-    /* a runtime before ProcessInfo2: ProcessInfo, on a new connection */
-    ipc_probe_close(p);
-    p->v2 = 0;
+  int r = reply_check(c->set, c->id, c->reply, (size_t)c->plen, err);
+  if (is_unknown_command(r, err) && c->v2 && c->fallback) {
+    /* a runtime before this command: its older form, on a new connection */
+    close(c->fd);
+    c->fd = -1;
+    free(c->reply);
+    c->reply = NULL;
+    c->v2 = 0;
     err->hresult = 0, err->message[0] = 0;
-    r = probe_send(p, err);
-    return r == -EINPROGRESS ? r : probe_end(p, r);
+    r = call_send(c, err);
+    return r == -EINPROGRESS ? r : call_end(c, r);
   }
-  if (r == 0) {
-    r = ipc_process_info_decode(p->reply, (size_t)p->plen, p->v2, info);
-    if (r < 0)
-      set_error(err, 0, "malformed ProcessInfo reply (%ld bytes)", p->plen);
+  return r == 0 ? 0 : call_end(c, r);
+}
+
+int ipc_call_wait(struct ipc_call *c, struct ipc_error *err) {
+  int r = -EINPROGRESS;
+  while (r == -EINPROGRESS) {
+    r = wait_fd(c->fd, POLLIN, c->deadline);
+    if (r < 0 && r != -ETIMEDOUT) { /* cancelled, or poll failed */
+      int in_payload = c->plen >= 0;
+      ipc_call_close(c);
+      return read_failed(err, r, in_payload);
+    }
+    r = call_step(c, err); /* past the deadline: it says so */
   }
-  return probe_end(p, r);
+  return r;
+}
+
+int ipc_probe_start(struct ipc_call *p, const struct ipc_endpoint *ep,
+                    int timeout_ms, struct ipc_error *err) {
+  struct ipc_error local;
+  return call_begin(p, ep, timeout_ms, IPC_SET_PROCESS, IPC_PROCESS_INFO2,
+                    NULL, 0, IPC_PROCESS_INFO, NULL, 0,
+                    IPC_MAX_MESSAGE - IPC_HEADER_SIZE, err ? err : &local);
+}
+
+/* A complete ProcessInfo(2) reply into *info; ends the call. */
+static int probe_finish(struct ipc_call *p, struct ipc_process_info *info,
+                        struct ipc_error *err) {
+  int r = ipc_process_info_decode(p->reply, (size_t)p->plen, p->v2, info);
+  if (r < 0)
+    set_error(err, 0, "malformed ProcessInfo reply (%ld bytes)", p->plen);
+  return call_end(p, r);
+}
+
+int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
+                   struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  int r = call_step(p, e);
+  return r == 0 ? probe_finish(p, info, e) : r;
 }
 
 int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
                      struct ipc_process_info *info, struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
-  struct ipc_probe p;
+  struct ipc_call p;
   memset(info, 0, sizeof(*info));
   int r = ipc_probe_start(&p, ep, timeout_ms, e);
-  while (r == -EINPROGRESS) {
-    r = wait_fd(p.fd, POLLIN, p.deadline);
-    if (r < 0 && r != -ETIMEDOUT) { /* cancelled, or poll failed */
-      int in_payload = p.plen >= 0;
-      ipc_probe_close(&p);
-      return read_failed(e, r, in_payload);
-    }
-    r = ipc_probe_step(&p, info, e); /* past the deadline: it says so */
-  }
-  return r;
+  if (r == -EINPROGRESS)
+    r = ipc_call_wait(&p, e);
+  return r == 0 ? probe_finish(&p, info, e) : r;
 }
 
 /* Encodes the CollectTracing(2) payload. */
@@ -1583,40 +1629,75 @@ static long collect_payload(uint8_t *buf, size_t cap, int v2,
   return (long)off;
 }
 
+/* A complete CollectTracing(2) reply: the session id, and the connection
+ * the stream follows on (taken from the call, which ends). */
+static int collect_finish(struct ipc_call *c, int *fd, uint64_t *session_id,
+                          struct ipc_error *err) {
+  struct wire_cursor cur = wire_cursor(c->reply, (size_t)c->plen);
+  if (wire_u64(&cur, session_id) != 0) {
+    set_error(err, 0, "CollectTracing reply without a session id");
+    return call_end(c, -EBADMSG);
+  }
+  *fd = c->fd;
+  c->fd = -1;
+  ipc_call_close(c);
+  return 0;
+}
+
+int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
+                      const struct ipc_provider *providers, size_t n,
+                      uint32_t buffer_mb, int timeout_ms,
+                      struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  /* both forms now: the providers' strings need not outlive this call */
+  uint8_t *payload = malloc(2 * (IPC_MAX_MESSAGE - IPC_HEADER_SIZE));
+  if (payload == NULL) {
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    set_error(e, 0, "out of memory");
+    return -ENOMEM;
+  }
+  uint8_t *p1 = payload + (IPC_MAX_MESSAGE - IPC_HEADER_SIZE);
+  long len2 = collect_payload(payload, IPC_MAX_MESSAGE - IPC_HEADER_SIZE, 1,
+                              providers, n, buffer_mb);
+  long len1 = collect_payload(p1, IPC_MAX_MESSAGE - IPC_HEADER_SIZE, 0,
+                              providers, n, buffer_mb);
+  int r;
+  if (len2 < 0 || len1 < 0) {
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    set_error(e, 0, "provider list too large for one IPC message");
+    r = (int)(len2 < 0 ? len2 : len1);
+  } else {
+    r = call_begin(c, ep, timeout_ms, IPC_SET_EVENTPIPE, IPC_EP_COLLECT2,
+                   payload, (size_t)len2, IPC_EP_COLLECT, p1, (size_t)len1,
+                   64, e);
+  }
+  free(payload);
+  return r;
+}
+
+int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
+                     struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  int r = call_step(c, e);
+  return r == 0 ? collect_finish(c, fd, session_id, e) : r;
+}
+
 int ipc_collect_tracing(const struct ipc_endpoint *ep,
                         const struct ipc_provider *providers, size_t n,
                         uint32_t buffer_mb, int timeout_ms, int *fd,
                         uint64_t *session_id, struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
-  uint8_t payload[IPC_MAX_MESSAGE - IPC_HEADER_SIZE];
-  uint8_t reply[64];
-  size_t rlen = 0;
-  int r = -EINVAL;
+  struct ipc_call c;
   *fd = -1;
-  for (int v2 = 1; v2 >= 0; v2--) {
-    long plen = collect_payload(payload, sizeof(payload), v2, providers, n,
-                                buffer_mb);
-    if (plen < 0) {
-      set_error(e, 0, "provider list too large for one IPC message");
-      return (int)plen;
-    }
-    r = command(ep, IPC_SET_EVENTPIPE, v2 ? IPC_EP_COLLECT2 : IPC_EP_COLLECT,
-                payload, (size_t)plen, reply, sizeof(reply), &rlen,
-                timeout_ms, fd, e);
-    if (!is_unknown_command(r, e))
-      break;
-  }
-  if (r < 0)
-    return r;
-  struct wire_cursor c = wire_cursor(reply, rlen);
-  if (wire_u64(&c, session_id) != 0) {
-    close(*fd);
-    *fd = -1;
-    set_error(e, 0, "CollectTracing reply without a session id");
-    return -EBADMSG;
-  }
-  return 0;
+  int r = ipc_collect_begin(&c, ep, providers, n, buffer_mb, timeout_ms, e);
+  if (r == -EINPROGRESS)
+    r = ipc_call_wait(&c, e);
+  return r == 0 ? collect_finish(&c, fd, session_id, e) : r;
 }
 
 int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
@@ -1626,7 +1707,7 @@ int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
   for (int i = 0; i < 8; i++)
     payload[i] = (uint8_t)(session_id >> (8 * i));
   return command(ep, IPC_SET_EVENTPIPE, IPC_EP_STOP, payload, sizeof(payload),
-                 reply, sizeof(reply), &rlen, timeout_ms, NULL, err);
+                 reply, sizeof(reply), &rlen, timeout_ms, err);
 }
 
 int ipc_dump(const struct ipc_endpoint *ep, const char *path,
@@ -1652,7 +1733,7 @@ int ipc_dump(const struct ipc_endpoint *ep, const char *path,
   int r = -EINVAL;
   for (size_t i = 0; i < sizeof(ids); i++) {
     r = command(ep, IPC_SET_DUMP, ids[i], payload, plen, reply, sizeof(reply),
-                &rlen, timeout_ms, NULL, e);
+                &rlen, timeout_ms, e);
     if (!is_unknown_command(r, e))
       break;
   }

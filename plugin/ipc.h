@@ -167,33 +167,45 @@ struct ipc_process_info {
 int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
                      struct ipc_process_info *info, struct ipc_error *err);
 
-/* ProcessInfo without waiting, for a caller that looks after many
- * processes at once (the plugin's connector: one process that never answers
- * must not hold up the others). ipc_probe_start connects and sends
- * ProcessInfo2; then, whenever p->fd is readable or p->deadline (ipc_now_ms)
- * has passed, ipc_probe_step reads what has come. Both return -EINPROGRESS
- * while the answer is incomplete, 0 with *info filled, or a negative errno
- * with err->message as ipc_process_info gives them; the probe is closed
- * then (ipc_probe_close for one given up before). A runtime that does not
- * know ProcessInfo2 is asked ProcessInfo on a new connection. Holds at most
- * one reply (< 64 KiB) while in flight. */
-struct ipc_probe {
+/* A command in flight, driven by its caller's poll: for a caller that
+ * looks after many processes at once (the plugin's connector: one process
+ * that never answers must not hold up the others). Started by
+ * ipc_probe_start (ProcessInfo) or ipc_collect_begin (CollectTracing),
+ * which connect and send; then, whenever c->fd is readable or c->deadline
+ * (ipc_now_ms) has passed, the matching step reads what has come. Start and
+ * step return -EINPROGRESS while the answer is incomplete, 0 when it is in,
+ * or a negative errno with err->message as the waiting calls give them. The
+ * call is closed when it ends (ipc_call_close for one given up before). A
+ * runtime that does not know the newer command is asked the older one on a
+ * new connection. Holds its requests and at most one reply (each < 64 KiB)
+ * while in flight. */
+struct ipc_call {
   struct ipc_endpoint ep;
   int fd;           /* poll for POLLIN; -1 once closed */
   int64_t deadline; /* monotonic ms */
   int timeout_ms;
-  int v2;
+  int v2;       /* 1: the newer command is asked; 0: the older */
+  int fallback; /* the older one is there to ask */
+  uint8_t *msg[2]; /* [1] the newer request, [0] the older */
+  size_t len[2];
+  size_t cap; /* largest reply payload taken */
   uint8_t set, id;
   uint8_t hdr[IPC_HEADER_SIZE];
   size_t got;     /* bytes of the reply read */
   long plen;      /* the payload's length once the header is in, else -1 */
   uint8_t *reply; /* plen bytes */
 };
-int ipc_probe_start(struct ipc_probe *p, const struct ipc_endpoint *ep,
+void ipc_call_close(struct ipc_call *c);
+/* Waits until the call's reply is complete (0: the step then takes it) or
+ * it fails (closed); the thread's cancel fd (ipc_set_cancel_fd) ends the
+ * wait with -ECANCELED. */
+int ipc_call_wait(struct ipc_call *c, struct ipc_error *err);
+
+/* ProcessInfo2 (ProcessInfo for older runtimes): 0 with *info filled. */
+int ipc_probe_start(struct ipc_call *p, const struct ipc_endpoint *ep,
                     int timeout_ms, struct ipc_error *err);
-int ipc_probe_step(struct ipc_probe *p, struct ipc_process_info *info,
+int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
                    struct ipc_error *err);
-void ipc_probe_close(struct ipc_probe *p);
 
 /* Decodes the payload p[n] of a ProcessInfo (v2 = 0) or ProcessInfo2
  * (v2 = 1) reply into *out (zeroed first; strings truncated to fit).
@@ -216,6 +228,15 @@ int ipc_collect_tracing(const struct ipc_endpoint *ep,
                         const struct ipc_provider *providers, size_t n,
                         uint32_t buffer_mb, int timeout_ms, int *fd,
                         uint64_t *session_id, struct ipc_error *err);
+
+/* ipc_collect_tracing without waiting (see struct ipc_call): 0 with *fd
+ * the stream's connection (caller owns it) and *session_id. */
+int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
+                      const struct ipc_provider *providers, size_t n,
+                      uint32_t buffer_mb, int timeout_ms,
+                      struct ipc_error *err);
+int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
+                     struct ipc_error *err);
 
 /* StopTracing on a second connection. */
 int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,

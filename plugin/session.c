@@ -41,6 +41,7 @@ struct session {
   void *tap_ctx;
   int fd;
   uint64_t id;
+  struct ipc_call call; /* CollectTracing in flight (session_begin) */
   struct nettrace_reader *reader;
   struct counters_decoder *decoder; /* keyed by the reader's metadata */
   char meter_session[64];
@@ -119,6 +120,7 @@ struct session *session_new(const struct ipc_endpoint *ep,
   s->cb = cb;
   s->ctx = ctx;
   s->fd = -1;
+  s->call.fd = -1;
   if (s->cfg.nmeters > 0)
     snprintf(s->meter_session, sizeof(s->meter_session), "SHARED");
   return s;
@@ -129,6 +131,7 @@ void session_free(struct session *s) {
     return;
   if (s->fd >= 0)
     close(s->fd);
+  ipc_call_close(&s->call);
   nettrace_reader_free(s->reader);
   counters_decoder_free(s->decoder);
   free(s->strings);
@@ -164,74 +167,108 @@ static void client_id(char *out, size_t cap) {
            b[11], b[12], b[13], b[14], b[15]);
 }
 
-int session_start(struct session *s, struct ipc_error *err) {
+/* The providers a session enables (see the top of this file), with the
+ * filter strings they point at. */
+struct providers {
   struct ipc_provider prov[SESSION_MAX_PROVIDERS + 1];
-  char interval[32];
+  size_t n;
   char ec_filter[64];
   char meter_filter[2048];
-  size_t n = 0;
-  int r;
+};
 
+static int providers_of(struct session *s, struct providers *pv) {
+  char interval[32];
+  pv->n = 0;
+  snprintf(interval, sizeof(interval), "%g", s->cfg.interval_sec);
+  snprintf(pv->ec_filter, sizeof(pv->ec_filter), "EventCounterIntervalSec=%s",
+           interval);
+  if (s->cfg.nproviders == 0) {
+    pv->prov[pv->n++] = (struct ipc_provider){.name = "System.Runtime",
+                                              .keywords = 0,
+                                              .level = 4,
+                                              .filter = pv->ec_filter};
+  }
+  for (size_t i = 0; i < s->cfg.nproviders; i++)
+    pv->prov[pv->n++] = (struct ipc_provider){.name = s->cfg.providers[i],
+                                              .keywords = 0,
+                                              .level = 4,
+                                              .filter = pv->ec_filter};
+  if (s->cfg.nmeters > 0) {
+    char cid[40];
+    client_id(cid, sizeof(cid));
+    char *mf = pv->meter_filter;
+    size_t cap = sizeof(pv->meter_filter);
+    size_t off = (size_t)snprintf(mf, cap, "SessionId=%s;ClientId=%s;Metrics=",
+                                  s->meter_session, cid);
+    for (size_t i = 0; i < s->cfg.nmeters && off < cap; i++)
+      off += (size_t)snprintf(mf + off, cap - off, "%s%s", i ? "," : "",
+                              s->cfg.meters[i]);
+    if (off < cap)
+      off += (size_t)snprintf(mf + off, cap - off,
+                              ";RefreshInterval=%s;MaxTimeSeries=1000;"
+                              "MaxHistograms=20",
+                              interval);
+    if (off >= cap) {
+      snprintf(s->error, sizeof(s->error), "meter list too long");
+      return -E2BIG;
+    }
+    pv->prov[pv->n++] =
+        (struct ipc_provider){.name = "System.Diagnostics.Metrics",
+                              .keywords = 0x2,
+                              .level = 4,
+                              .filter = pv->meter_filter};
+  }
+  return 0;
+}
+
+int session_begin(struct session *s, struct ipc_error *err) {
   close_stream(s);
+  ipc_call_close(&s->call);
   s->error[0] = 0;
   nettrace_reader_free(s->reader);
   counters_decoder_reset(s->decoder); /* its cache was of the old reader */
   s->reader = nettrace_reader_new(&s->cfg.limits, on_event, s);
   if (s->reader == NULL)
     return -ENOMEM;
-
-  snprintf(interval, sizeof(interval), "%g", s->cfg.interval_sec);
-  snprintf(ec_filter, sizeof(ec_filter), "EventCounterIntervalSec=%s", interval);
-  if (s->cfg.nproviders == 0) {
-    prov[n++] = (struct ipc_provider){.name = "System.Runtime",
-                                      .keywords = 0,
-                                      .level = 4,
-                                      .filter = ec_filter};
-  }
-  for (size_t i = 0; i < s->cfg.nproviders; i++)
-    prov[n++] = (struct ipc_provider){.name = s->cfg.providers[i],
-                                      .keywords = 0,
-                                      .level = 4,
-                                      .filter = ec_filter};
-  if (s->cfg.nmeters > 0) {
-    char cid[40];
-    client_id(cid, sizeof(cid));
-    size_t off = (size_t)snprintf(meter_filter, sizeof(meter_filter),
-                                  "SessionId=%s;ClientId=%s;Metrics=",
-                                  s->meter_session, cid);
-    for (size_t i = 0; i < s->cfg.nmeters && off < sizeof(meter_filter); i++)
-      off += (size_t)snprintf(meter_filter + off, sizeof(meter_filter) - off,
-                              "%s%s", i ? "," : "", s->cfg.meters[i]);
-    if (off < sizeof(meter_filter))
-      off += (size_t)snprintf(meter_filter + off, sizeof(meter_filter) - off,
-                              ";RefreshInterval=%s;MaxTimeSeries=1000;"
-                              "MaxHistograms=20",
-                              interval);
-    if (off >= sizeof(meter_filter)) {
-      snprintf(s->error, sizeof(s->error), "meter list too long");
-      return -E2BIG;
-    }
-    prov[n++] = (struct ipc_provider){.name = "System.Diagnostics.Metrics",
-                                      .keywords = 0x2,
-                                      .level = 4,
-                                      .filter = meter_filter};
-  }
-
+  struct providers pv;
+  int r = providers_of(s, &pv);
+  if (r < 0)
+    return r;
   struct ipc_error local = {0};
   struct ipc_error *e = err ? err : &local;
-  r = ipc_collect_tracing(&s->ep, prov, n, s->cfg.buffer_mb, s->cfg.timeout_ms,
-                          &s->fd, &s->id, e);
-  if (r < 0) {
+  r = ipc_collect_begin(&s->call, &s->ep, pv.prov, pv.n, s->cfg.buffer_mb,
+                        s->cfg.timeout_ms, e);
+  if (r != -EINPROGRESS)
     snprintf(s->error, sizeof(s->error), "%s", e->message);
-    return r;
-  }
-  int fl = fcntl(s->fd, F_GETFL);
-  if (fl < 0 || fcntl(s->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-    r = -errno;
-    close_stream(s);
-    return r;
-  }
-  return 0;
+  return r;
+}
+
+int session_begin_fd(const struct session *s) { return s->call.fd; }
+
+int64_t session_begin_deadline(const struct session *s) {
+  return s->call.deadline;
+}
+
+int session_begin_step(struct session *s, struct ipc_error *err) {
+  struct ipc_error local = {0};
+  struct ipc_error *e = err ? err : &local;
+  int r = ipc_collect_step(&s->call, &s->fd, &s->id, e);
+  if (r < 0 && r != -EINPROGRESS)
+    snprintf(s->error, sizeof(s->error), "%s", e->message);
+  return r; /* the stream's fd is non-blocking (ipc_connect's) */
+}
+
+int session_start(struct session *s, struct ipc_error *err) {
+  struct ipc_error local = {0};
+  struct ipc_error *e = err ? err : &local;
+  int r = session_begin(s, e);
+  if (r == -EINPROGRESS)
+    r = ipc_call_wait(&s->call, e);
+  if (r == 0)
+    return session_begin_step(s, e); /* the reply is in: takes it */
+  if (r != -EINPROGRESS && s->error[0] == 0)
+    snprintf(s->error, sizeof(s->error), "%s", e->message);
+  return r;
 }
 
 int session_fd(const struct session *s) { return s->fd; }

@@ -50,6 +50,17 @@ void session_free(struct session *s); /* closes the fd; accepts NULL */
 /* Connects and starts tracing (blocking up to the IPC timeout). */
 int session_start(struct session *s, struct ipc_error *err);
 
+/* The same without waiting, for a caller that polls: session_begin sends
+ * CollectTracing; then, whenever session_begin_fd() is readable or
+ * session_begin_deadline() (ipc_now_ms) has passed, session_begin_step
+ * reads what has come. Both return -EINPROGRESS until the runtime's answer
+ * is in, then 0 (the stream is session_fd()) or a negative errno (error()
+ * and err say why). */
+int session_begin(struct session *s, struct ipc_error *err);
+int session_begin_fd(const struct session *s);
+int64_t session_begin_deadline(const struct session *s);
+int session_begin_step(struct session *s, struct ipc_error *err);
+
 /* The stream's fd (-1 when not started or ended). */
 int session_fd(const struct session *s);
 

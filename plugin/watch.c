@@ -37,6 +37,7 @@
 #define GATHER_MS 200 /* the reader's default gathering pause ... */
 #define GATHER_MIN 2  /* ... with at least this many sessions (see there) */
 #define PROBES_MAX 16 /* ProcessInfo exchanges in flight at once */
+#define STARTING_MAX 64 /* targets starting at once (CollectTracing) */
 
 struct target {
   struct target *next;
@@ -54,6 +55,10 @@ struct target {
   int quiet; /* earlier sessions with this process failed at once: log its
                 start and a quick end at debug level */
   int read_once; /* the reader has read its stream (see has_stream) */
+  /* while it starts (the connector's starting list): when to send
+   * CollectTracing (monotonic ms), and whether it is sent */
+  int64_t begin_at;
+  int begun;
 };
 
 /* What the connector knows of a process it has looked at (only the
@@ -110,8 +115,12 @@ struct watch {
   size_t nended;
   /* the connector's ProcessInfo exchanges in flight: a process that never
    * answers holds up nobody else (only the connector touches these) */
-  struct ipc_probe probes[PROBES_MAX];
+  struct ipc_call probes[PROBES_MAX];
   size_t nprobes;
+  /* targets whose CollectTracing is to be sent or is in flight (likewise
+   * the connector's only) */
+  struct target *starting;
+  size_t nstarting;
   struct watch_stats stats;
   /* payload templates of the sessions' decoders: only the reader decodes
    * (and the caller of watch_stop, once the threads are gone) */
@@ -366,7 +375,7 @@ static void *reader_main(void *arg) {
       continue;
     }
     /* Two sessions or more: gather. Sessions start on a common grid
-     * (wait_for_grid), so the runtimes sample together and their streams
+     * (grid_start), so the runtimes sample together and their streams
      * come within about the runtime's 100 ms flush of each other. The
      * first to come starts a pause (gather_ms, 200 ms by default) in
      * which the reader is not woken; then it reads every stream that has
@@ -441,6 +450,14 @@ static void apply_ended(struct watch *w, int64_t now_ms) {
   }
 }
 
+/* The seen entry of that very process, or NULL (forgotten meanwhile). */
+static struct seen *seen_find(struct watch *w, pid_t pid, uint64_t start) {
+  for (size_t i = 0; i < w->nseen; i++)
+    if (w->seen[i].pid == pid && w->seen[i].start_time == start)
+      return &w->seen[i];
+  return NULL;
+}
+
 static struct seen *seen_get(struct watch *w, const struct ipc_endpoint *ep) {
   for (size_t i = 0; i < w->nseen; i++)
     if (w->seen[i].pid == ep->pid && w->seen[i].start_time == ep->start_time)
@@ -486,6 +503,9 @@ static int instance_taken(struct watch *w, const char *name) {
   for (struct target *t = w->pending; t; t = t->next)
     if (strcmp(t->instance, name) == 0)
       return 1;
+  for (struct target *t = w->starting; t; t = t->next)
+    if (strcmp(t->instance, name) == 0)
+      return 1;
   return 0;
 }
 
@@ -521,8 +541,10 @@ static int in_list(const struct target *t, pid_t pid, uint64_t start_time) {
   return 0;
 }
 
-/* Whether a live or pending target is this process. */
+/* Whether a live, pending or starting target is this process. */
 static int target_exists(struct watch *w, const struct ipc_endpoint *ep) {
+  if (in_list(w->starting, ep->pid, ep->start_time))
+    return 1; /* the connector's own list: no lock */
   pthread_mutex_lock(&w->lock);
   int found = in_list(w->live, ep->pid, ep->start_time) ||
               in_list(w->pending, ep->pid, ep->start_time);
@@ -547,6 +569,8 @@ static size_t live_count(struct watch *w) {
   for (struct target *t = w->pending; t; t = t->next)
     n++;
   pthread_mutex_unlock(&w->lock);
+  for (struct target *t = w->starting; t; t = t->next)
+    n++;
   return n;
 }
 
@@ -564,35 +588,31 @@ static int is_stopping(struct watch *w) {
  * two an interval (and collectd's write thread with them) instead of one
  * each at its own phase. A start waits for the next grid point unless the
  * last one is less than START_SLACK_MS ago (a pass starting many targets
- * does not wait for each). Returns -ECANCELED when stopping. */
+ * does not wait for each). Returns when to begin (monotonic ms); nobody
+ * waits for it (starting_step sends then). */
 #define START_SLACK_MS 100
 
-static int wait_for_grid(struct watch *w) {
+static int64_t grid_start(struct watch *w) {
+  int64_t mono = ipc_now_ms();
   if (w->cfg.start_at_once)
-    return 0;
+    return mono;
   int64_t grid = (int64_t)(w->cfg.interval_sec * 1000.0 + 0.5);
   if (grid > 1000)
     grid = 1000;
   if (grid < 10)
-    return 0;
+    return mono;
   int64_t now = ipc_wall_ms();
   if (w->start_grid_ms != 0 && now >= w->start_grid_ms &&
       now - w->start_grid_ms < START_SLACK_MS)
-    return 0;
+    return mono;
   int64_t at = (now / grid + 1) * grid;
-  int64_t end = ipc_now_ms() + (at - now);
-  for (;;) {
-    int64_t left = end - ipc_now_ms();
-    if (left <= 0)
-      break;
-    struct pollfd pfd = {.fd = w->cancel, .events = POLLIN};
-    if (poll(&pfd, 1, (int)left) > 0)
-      return -ECANCELED;
-  }
   w->start_grid_ms = at;
-  return 0;
+  return mono + (at - now);
 }
 
+/* A target that matched a rule (or autodiscovery): its session starts at
+ * the next grid point (grid_start), without the connector waiting for the
+ * runtime's answer (starting_step). */
 static void start_target(struct watch *w, struct seen *sn, int rule,
                          const struct ipc_endpoint *ep) {
   const struct session_config *sc =
@@ -624,46 +644,56 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   pick_instance(w, rule >= 0 ? w->cfg.rules[rule].name : sn->entry, ep->pid,
                 t->instance, sizeof(t->instance));
   t->session = session_new(ep, &cfg, on_sample, t);
-  struct ipc_error err = {0};
-  int r = t->session == NULL ? -ENOMEM : wait_for_grid(w);
-  if (r == 0)
-    r = session_start(t->session, &err);
-  if (r == -ECANCELED) { /* stopping: nothing to report */
+  if (t->session == NULL) {
     target_free(t);
     return;
   }
-  if (r < 0 && !ipc_endpoint_alive(ep)) { /* went away meanwhile */
+  t->quiet = sn->stream_failures > 0;
+  t->begin_at = grid_start(w);
+  t->next = w->starting;
+  w->starting = t;
+  w->nstarting++;
+}
+
+/* The session of a starting target failed to start with r. */
+static void start_failed(struct watch *w, struct target *t, int r,
+                         const struct ipc_error *err) {
+  int64_t now = ipc_now_ms();
+  struct seen *sn = seen_find(w, t->ep.pid, t->ep.start_time);
+  const char *why = err->message[0] ? err->message : strerror(-r);
+  if (!ipc_endpoint_alive(&t->ep)) { /* went away meanwhile */
     wlog(w, WATCH_LOG_DEBUG, "pid %d went away before its session started: %s",
-         (int)ep->pid, err.message[0] ? err.message : strerror(-r));
-    sn->retry_at = now + RETRY_SEC * 1000;
-    target_free(t);
-    return;
-  }
-  if (r < 0) {
-    if (!sn->complained)
+         (int)t->ep.pid, why);
+  } else {
+    if (sn == NULL || !sn->complained)
       wlog(w, WATCH_LOG_ERR,
            "instance \"%s\": cannot start a session with pid %d: %s "
            "(retrying every %d s; logged once)",
-           t->instance, (int)ep->pid, err.message[0] ? err.message : strerror(-r),
-           RETRY_SEC);
-    sn->complained = 1;
-    sn->retry_at = now + RETRY_SEC * 1000;
+           t->instance, (int)t->ep.pid, why, RETRY_SEC);
+    if (sn != NULL)
+      sn->complained = 1;
     pthread_mutex_lock(&w->lock);
     w->stats.start_failures++;
     pthread_mutex_unlock(&w->lock);
-    target_free(t);
-    return;
   }
-  if (sn->complained)
+  if (sn != NULL)
+    sn->retry_at = now + RETRY_SEC * 1000;
+  target_free(t);
+}
+
+/* The session of a starting target runs: the reader takes it on. */
+static void start_done(struct watch *w, struct target *t) {
+  struct seen *sn = seen_find(w, t->ep.pid, t->ep.start_time);
+  if (sn != NULL && sn->complained)
     wlog(w, WATCH_LOG_NOTICE, "instance \"%s\": pid %d reachable again",
-         t->instance, (int)ep->pid);
-  sn->complained = 0;
-  t->started = now;
-  t->quiet = sn->stream_failures > 0;
+         t->instance, (int)t->ep.pid);
+  if (sn != NULL)
+    sn->complained = 0;
+  t->started = ipc_now_ms();
   wlog(w, t->quiet ? WATCH_LOG_DEBUG : WATCH_LOG_INFO,
        "instance \"%s\": watching pid %d (%s, .NET %s), session %llu, "
        "interval %g s",
-       t->instance, (int)ep->pid, t->entry[0] ? t->entry : "?",
+       t->instance, (int)t->ep.pid, t->entry[0] ? t->entry : "?",
        t->version[0] ? t->version : "?",
        (unsigned long long)session_id(t->session), t->interval);
   pthread_mutex_lock(&w->lock);
@@ -672,6 +702,39 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   w->stats.sessions_started++;
   pthread_mutex_unlock(&w->lock);
   wake_reader(w);
+}
+
+/* Sends the CollectTracing of starting targets whose time has come, reads
+ * the answers that came, and ends those answered, failed or past their
+ * deadline. */
+static void starting_step(struct watch *w) {
+  int64_t now = ipc_now_ms();
+  for (struct target **pp = &w->starting; *pp;) {
+    struct target *t = *pp;
+    struct ipc_error err = {0};
+    int r;
+    if (!t->begun) {
+      if (now < t->begin_at) {
+        pp = &t->next;
+        continue;
+      }
+      t->begun = 1;
+      r = session_begin(t->session, &err);
+    } else {
+      r = session_begin_step(t->session, &err);
+    }
+    if (r == -EINPROGRESS) {
+      pp = &t->next;
+      continue;
+    }
+    *pp = t->next; /* off the starting list */
+    t->next = NULL;
+    w->nstarting--;
+    if (r == 0)
+      start_done(w, t);
+    else
+      start_failed(w, t, r, &err);
+  }
 }
 
 struct pass {
@@ -781,20 +844,12 @@ static void info_failed(struct watch *w, struct seen *sn,
     sn->complained = 1;
 }
 
-/* The seen entry of that very process, or NULL (forgotten meanwhile). */
-static struct seen *seen_find(struct watch *w, pid_t pid, uint64_t start) {
-  for (size_t i = 0; i < w->nseen; i++)
-    if (w->seen[i].pid == pid && w->seen[i].start_time == start)
-      return &w->seen[i];
-  return NULL;
-}
-
 /* Reads what came for the ProcessInfo exchanges in flight and ends those
  * answered, failed or past their deadline (the pass that follows takes on
  * what they said). */
 static void probes_step(struct watch *w) {
   for (size_t i = 0; i < w->nprobes;) {
-    struct ipc_probe *pr = &w->probes[i];
+    struct ipc_call *pr = &w->probes[i];
     struct ipc_process_info info;
     struct ipc_error err = {0};
     int r = ipc_probe_step(pr, &info, &err);
@@ -841,7 +896,9 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
   int rule = cached_rule(w, sn, ep);
   if (rule >= 0)
     p->rule_hits[rule]++;
-  if (waiting || (rule < 0 && !w->cfg.autodiscover))
+  /* with STARTING_MAX starts in flight, at the pass after one ends */
+  if (waiting || (rule < 0 && !w->cfg.autodiscover) ||
+      w->nstarting >= STARTING_MAX)
     return 0;
   start_target(w, sn, rule, ep);
   return 0;
@@ -856,6 +913,11 @@ static int64_t next_due(struct watch *w, int64_t now, int64_t last_full,
   for (size_t i = 0; i < w->nprobes; i++)
     if (w->probes[i].deadline < due)
       due = w->probes[i].deadline;
+  for (const struct target *t = w->starting; t; t = t->next) {
+    int64_t at = t->begun ? session_begin_deadline(t->session) : t->begin_at;
+    if (at < due)
+      due = at;
+  }
   for (size_t i = 0; i < w->nseen; i++) {
     int64_t at = w->seen[i].retry_at;
     if (at > now && at < due)
@@ -885,12 +947,17 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
     if (now >= due)
       return 0;
     /* poll ignores the notify fd when it is -1 */
-    struct pollfd pfd[3 + PROBES_MAX] = {{.fd = w->cancel, .events = POLLIN},
-                                         {.fd = w->kick, .events = POLLIN},
-                                         {.fd = nfd, .events = POLLIN}};
+    struct pollfd pfd[3 + PROBES_MAX + STARTING_MAX] = {
+        {.fd = w->cancel, .events = POLLIN},
+        {.fd = w->kick, .events = POLLIN},
+        {.fd = nfd, .events = POLLIN}};
     nfds_t n = 3;
     for (size_t i = 0; i < w->nprobes; i++)
       pfd[n++] = (struct pollfd){.fd = w->probes[i].fd, .events = POLLIN};
+    for (const struct target *t = w->starting; t; t = t->next)
+      if (t->begun) /* -1 (ignored) if it ended */
+        pfd[n++] =
+            (struct pollfd){.fd = session_begin_fd(t->session), .events = POLLIN};
     int r = poll(pfd, n, (int)(due - now + 1));
     if (r < 0 && errno != EINTR) {
       struct timespec ts = {0, 100000000}; /* cannot happen; do not spin */
@@ -909,7 +976,7 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
     }
     for (nfds_t i = 3; i < n; i++)
       if (pfd[i].revents)
-        return 0; /* an answer (or its end): probes_step takes it */
+        return 0; /* an answer (or its end): probes_step or starting_step */
     if (nfd < 0 || !pfd[2].revents)
       continue;
     /* Events are taken no more than once an interval, so that a busy
@@ -976,6 +1043,7 @@ static void *connector_main(void *arg) {
     struct pass p = {.w = w, .now_ms = now, .rule_hits = hits};
     apply_ended(w, now);
     probes_step(w);
+    starting_step(w);
     int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
@@ -1018,8 +1086,14 @@ static void *connector_main(void *arg) {
       break;
   }
   for (size_t i = 0; i < w->nprobes; i++)
-    ipc_probe_close(&w->probes[i]);
+    ipc_call_close(&w->probes[i]);
   w->nprobes = 0;
+  while (w->starting) {
+    struct target *t = w->starting;
+    w->starting = t->next;
+    target_free(t);
+  }
+  w->nstarting = 0;
   ipc_discovery_free(disc);
   free(hits);
   return NULL;

@@ -476,7 +476,7 @@ static size_t info_reply(uint8_t *buf, size_t cap, int v2) {
 }
 
 /* Steps the probe until it ends or `ms` pass: its result. */
-static int probe_run(struct ipc_probe *p, int ms, struct ipc_process_info *info,
+static int probe_run(struct ipc_call *p, int ms, struct ipc_process_info *info,
                      struct ipc_error *err) {
   int64_t end = ipc_now_ms() + ms;
   int r = -EINPROGRESS;
@@ -500,7 +500,7 @@ DEF_TEST(probe) {
   CHECK(srv >= 0);
   if (srv < 0)
     return 1;
-  struct ipc_probe p;
+  struct ipc_call p;
   struct ipc_process_info info;
   struct ipc_error err = {0};
   uint8_t msg[1024];
@@ -603,6 +603,123 @@ DEF_TEST(probe) {
   return 0;
 }
 
+/* Accepts a connection and reads one whole request: its command id (set
+ * must be `set`), or -1. */
+static int accept_request(int srv, int *conn, uint8_t want_set) {
+  *conn = accept4(srv, NULL, NULL, SOCK_CLOEXEC);
+  uint8_t req[IPC_MAX_MESSAGE];
+  if (*conn < 0 ||
+      recv(*conn, req, IPC_HEADER_SIZE, MSG_WAITALL) != IPC_HEADER_SIZE)
+    return -1;
+  uint8_t set, id;
+  long plen = ipc_header_decode(req, &set, &id);
+  if (plen < 0 || set != want_set)
+    return -1;
+  if (plen > 0 && recv(*conn, req, (size_t)plen, MSG_WAITALL) != plen)
+    return -1;
+  return id;
+}
+
+/* Steps a CollectTracing until it ends or `ms` pass: its result. */
+static int collect_run(struct ipc_call *c, int ms, int *fd, uint64_t *sid,
+                       struct ipc_error *err) {
+  int64_t end = ipc_now_ms() + ms;
+  int r = -EINPROGRESS;
+  while (r == -EINPROGRESS && ipc_now_ms() < end) {
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+    poll(&pfd, 1, 20);
+    r = ipc_collect_step(c, fd, sid, err);
+  }
+  return r;
+}
+
+/* CollectTracing without waiting: the reply taken and not a byte of the
+ * stream behind it; CollectTracing for a runtime without CollectTracing2;
+ * an OK without the session id; a reply larger than a CollectTracing
+ * reply can be. */
+DEF_TEST(collect_begin) {
+  char dir[] = "/tmp/test-collect-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  struct ipc_endpoint ep;
+  int srv = probe_server(dir, &ep);
+  CHECK(srv >= 0);
+  if (srv < 0)
+    return 1;
+  struct ipc_provider prov = {.name = "System.Runtime", .level = 4,
+                              .filter = "EventCounterIntervalSec=1"};
+  struct ipc_call c;
+  struct ipc_error err = {0};
+  uint8_t msg[256];
+  uint8_t id8[8] = {7, 0, 0, 0, 0, 0, 0, 0};
+  int conn, fd = -1;
+  uint64_t sid = 0;
+
+  EXPECT_EQ_INT(-EINPROGRESS,
+                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
+  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE));
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_collect_step(&c, &fd, &sid, &err));
+  size_t n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                                        IPC_SERVER_OK, id8, 8);
+  memcpy(msg + n, "Nettrace", 8); /* the stream follows at once */
+  CHECK(send(conn, msg, n + 8, 0) == (ssize_t)(n + 8));
+  EXPECT_EQ_INT(0, collect_run(&c, 2000, &fd, &sid, &err));
+  EXPECT_EQ_U64(7, sid);
+  CHECK(fd >= 0);
+  char head[9] = "";
+  CHECK(recv(fd, head, 8, MSG_WAITALL) == 8);
+  CHECK(memcmp(head, "Nettrace", 8) == 0);
+  EXPECT_EQ_INT(-1, c.fd);
+  close(fd);
+  close(conn);
+
+  /* UnknownCommand to CollectTracing2: CollectTracing, a new connection */
+  EXPECT_EQ_INT(-EINPROGRESS,
+                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
+  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE));
+  uint8_t hr[4] = {0x85, 0x13, 0x13, 0x80};
+  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                                 IPC_SERVER_ERROR, hr, 4);
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(-EINPROGRESS, collect_run(&c, 100, &fd, &sid, &err));
+  close(conn);
+  EXPECT_EQ_INT(IPC_EP_COLLECT, accept_request(srv, &conn, IPC_SET_EVENTPIPE));
+  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                                 IPC_SERVER_OK, id8, 8);
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(0, collect_run(&c, 2000, &fd, &sid, &err));
+  close(fd);
+  close(conn);
+
+  /* OK without the session id */
+  EXPECT_EQ_INT(-EINPROGRESS,
+                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
+  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE));
+  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                                 IPC_SERVER_OK, NULL, 0);
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(-EBADMSG, collect_run(&c, 2000, &fd, &sid, &err));
+  CHECK(strcmp(err.message, "CollectTracing reply without a session id") == 0);
+  EXPECT_EQ_INT(-1, c.fd);
+  close(conn);
+
+  /* 100 bytes announced: more than any CollectTracing reply */
+  EXPECT_EQ_INT(-EINPROGRESS,
+                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
+  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE));
+  uint8_t big[100] = {0};
+  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                                 IPC_SERVER_OK, big, sizeof(big));
+  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(-EMSGSIZE, collect_run(&c, 2000, &fd, &sid, &err));
+  CHECK(strcmp(err.message, "the reply is too large (100 bytes)") == 0);
+  close(conn);
+
+  close(srv);
+  unlink(ep.path);
+  rmdir(dir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--serve") == 0)
     return serve(argv[2]);
@@ -612,5 +729,6 @@ int main(int argc, char **argv) {
   RUN_TEST(proc_stat_lines);
   RUN_TEST(endpoint_alive);
   RUN_TEST(probe);
+  RUN_TEST(collect_begin);
   END_TEST;
 }
