@@ -841,26 +841,26 @@ run_cycles() {
 	# listens (a warning fails "no error or warning" below; a retry 10 s
 	# later fails this). Meanwhile four other processes never answer
 	# ProcessInfo (the plugin matches no rule to them, so it asks them who
-	# they are) and three that match a rule never answer CollectTracing:
+	# they are) and five that match a rule never answer CollectTracing:
 	# asked alongside, each up to its 2 s timeout, they hold up nobody
-	# (asked one after the other, they took the connector 8 s and 6 s).
+	# (asked one after the other, they took the connector 8 s and 10 s).
 	local late t_late m
 	for m in mute1 mute2 mute3; do fake "$m" hang >/dev/null; done
 	fake mute4 lying-size >/dev/null
-	for m in mutec1 mutec2 mutec3; do fake "$m" slow-collect --delay 1000 >/dev/null; done
+	for m in mutec1 mutec2 mutec3 mutec4 mutec5; do fake "$m" slow-collect --delay 1000 >/dev/null; done
 	t_late=$(_now)
 	if late=$(fake late late-listen --delay 3) &&
 		wait_until 6 log_has "$D" "instance \"late\": watching pid $late "; then
-		pass "cycles: a runtime listening 3 s after its socket appeared is watched $(elapsed "$t_late") s after it appeared (< 6 s), while 4 others never answer ProcessInfo and 3 never answer CollectTracing"
+		pass "cycles: a runtime listening 3 s after its socket appeared is watched $(elapsed "$t_late") s after it appeared (< 6 s), while 4 others never answer ProcessInfo and 5 never answer CollectTracing"
 	else
 		fail "cycles: late listener" "$(log_line "$D" "pid ${late:-X}"), $(elapsed "$t_late") s (see $FK/late.log)"
 	fi
 	local nc re_c='instance "mutec[^"]*": cannot start a session with pid [0-9]+: no answer from the runtime in time \(retrying every 10 s; logged once\)'
-	wait_until 10 bash -c "(( \$(grep -cE '$re_c' '$D/collectd.log') >= 3 ))"
+	wait_until 10 bash -c "(( \$(grep -cE '$re_c' '$D/collectd.log') >= 5 ))"
 	nc=$(grep -cE "$re_c" "$D/collectd.log")
-	((nc == 3)) && pass "cycles: the 3 that never answer CollectTracing are reported, once each" ||
-		fail "cycles: CollectTracing never answered" "$nc of 3 'cannot start a session' lines"
-	kill_fakes late mute1 mute2 mute3 mute4 mutec1 mutec2 mutec3
+	((nc == 5)) && pass "cycles: the 5 that never answer CollectTracing are reported, once each" ||
+		fail "cycles: CollectTracing never answered" "$nc of 5 'cannot start a session' lines"
+	kill_fakes late mute1 mute2 mute3 mute4 mutec1 mutec2 mutec3 mutec4 mutec5
 	# steady meanwhile
 	read -r rows gap <<<"$(max_gap "$D" steady "$STEADY_VALUE" "$(awk -v a="$T_CYC" 'BEGIN { printf "%.3f", a + 3 }')" "$(_now)")"
 	awk -v g="$gap" -v m="$GAP_MAX" 'BEGIN { exit !(g < m) }' && pass "cycles: steady wrote $rows rows meanwhile, longest gap $gap s (< $GAP_MAX s)" ||
