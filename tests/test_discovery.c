@@ -428,9 +428,12 @@ DEF_TEST(endpoint_alive) {
 
 /* ---- ipc_probe: ProcessInfo without waiting ---- */
 
-/* A listening socket in dir, served by this process (SO_PEERCRED says
- * getpid()), and the endpoint naming it. */
-static int probe_server(const char *dir, struct ipc_endpoint *ep) {
+/* A listening socket in a new directory (dir, a mkdtemp template), served
+ * by this process (SO_PEERCRED says getpid()), and the endpoint naming
+ * it; -1 on failure. */
+static int probe_server(char *dir, struct ipc_endpoint *ep) {
+  if (mkdtemp(dir) == NULL)
+    return -1;
   memset(ep, 0, sizeof(*ep));
   ep->pid = getpid();
   ep->uid = getuid();
@@ -475,18 +478,21 @@ static size_t info_reply(uint8_t *buf, size_t cap, int v2) {
                                     pl, off);
 }
 
-/* Steps the probe until it ends or `ms` pass: its result. */
-static int probe_run(struct ipc_call *p, int ms, struct ipc_process_info *info,
-                     struct ipc_error *err) {
+/* Steps a call (ProcessInfo with info, else CollectTracing) until it ends
+ * or `ms` pass: its result. */
+static int call_run(struct ipc_call *c, int ms, struct ipc_process_info *info,
+                    int *fd, uint64_t *sid, struct ipc_error *err) {
   int64_t end = ipc_now_ms() + ms;
   int r = -EINPROGRESS;
   while (r == -EINPROGRESS && ipc_now_ms() < end) {
-    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
     poll(&pfd, 1, 20);
-    r = ipc_probe_step(p, info, err);
+    r = info ? ipc_probe_step(c, info, err) : ipc_collect_step(c, fd, sid, err);
   }
   return r;
 }
+#define probe_run(c, ms, info, err) call_run(c, ms, info, NULL, NULL, err)
+#define collect_run(c, ms, fd, sid, err) call_run(c, ms, NULL, fd, sid, err)
 
 /* The answer comes in three pieces, each step taking what has come; a
  * runtime without ProcessInfo2 is asked ProcessInfo on a new connection;
@@ -494,7 +500,6 @@ static int probe_run(struct ipc_call *p, int ms, struct ipc_process_info *info,
  * at once; nothing is read before the probe asks. */
 DEF_TEST(probe) {
   char dir[] = "/tmp/test-probe-XXXXXX";
-  CHECK(mkdtemp(dir) != NULL);
   struct ipc_endpoint ep;
   int srv = probe_server(dir, &ep);
   CHECK(srv >= 0);
@@ -620,26 +625,12 @@ static int accept_request(int srv, int *conn, uint8_t want_set) {
   return id;
 }
 
-/* Steps a CollectTracing until it ends or `ms` pass: its result. */
-static int collect_run(struct ipc_call *c, int ms, int *fd, uint64_t *sid,
-                       struct ipc_error *err) {
-  int64_t end = ipc_now_ms() + ms;
-  int r = -EINPROGRESS;
-  while (r == -EINPROGRESS && ipc_now_ms() < end) {
-    struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-    poll(&pfd, 1, 20);
-    r = ipc_collect_step(c, fd, sid, err);
-  }
-  return r;
-}
-
 /* CollectTracing without waiting: the reply taken and not a byte of the
  * stream behind it; CollectTracing for a runtime without CollectTracing2;
  * an OK without the session id; a reply larger than a CollectTracing
  * reply can be. */
 DEF_TEST(collect_begin) {
   char dir[] = "/tmp/test-collect-XXXXXX";
-  CHECK(mkdtemp(dir) != NULL);
   struct ipc_endpoint ep;
   int srv = probe_server(dir, &ep);
   CHECK(srv >= 0);
