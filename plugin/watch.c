@@ -900,6 +900,13 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
   if (waiting || (rule < 0 && !w->cfg.autodiscover) ||
       w->nstarting >= STARTING_MAX)
     return 0;
+  /* Its last session may have ended since the pass began: the reader
+   * unlinks a target and posts its end at once, at any time. Take those
+   * ends first, so that a session that failed at once waits for its retry
+   * (and its repeat is quiet) instead of starting again now. */
+  apply_ended(w, p->now_ms);
+  if (p->now_ms < sn->retry_at)
+    return 0;
   start_target(w, sn, rule, ep);
   return 0;
 }
