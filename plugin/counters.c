@@ -1685,6 +1685,7 @@ void counters_table_clear(struct counters_table *t) {
   for (size_t i = 0; i < t->n; i++)
     entry_free(&t->entries[i]);
   t->n = 0;
+  t->next = 0;
 }
 
 /* 32-bit FNV-1a over the three strings, each with its terminator. */
@@ -1704,11 +1705,16 @@ static uint32_t key_hash(const char *provider, const char *name,
 static struct counters_entry *table_find(struct counters_table *t,
                                          const struct counters_sample *s,
                                          uint32_t h) {
-  for (size_t i = 0; i < t->n; i++) {
+  size_t i = t->next < t->n ? t->next : 0;
+  for (size_t k = 0; k < t->n; k++) {
     struct counters_entry *e = &t->entries[i];
     if (e->hash == h && strcmp(e->name, s->name) == 0 &&
-        strcmp(e->provider, s->provider) == 0 && strcmp(e->tags, s->tags) == 0)
+        strcmp(e->provider, s->provider) == 0 && strcmp(e->tags, s->tags) == 0) {
+      t->next = i + 1;
       return e;
+    }
+    if (++i == t->n)
+      i = 0;
   }
   return NULL;
 }
@@ -1746,6 +1752,7 @@ static struct counters_entry *table_add(struct counters_table *t,
   memcpy(str + lp + 1, s->name, ln + 1);
   memcpy(str + lp + 1 + ln + 1, s->tags, lt + 1);
   struct counters_entry *e = &t->entries[t->n++];
+  t->next = t->n;
   *e = (struct counters_entry){.provider = str,
                                .name = str + lp + 1,
                                .tags = str + lp + 1 + ln + 1,

@@ -165,6 +165,9 @@ struct counters_entry {
 struct counters_table {
   struct counters_entry *entries;
   size_t n, cap, max; /* max: cap on entries (bounded memory) */
+  size_t next;        /* where a lookup starts: after the entry last found
+                         (a runtime sends its counters in the same order at
+                         every interval, so it is nearly always that one) */
   uint64_t overflow;  /* samples dropped because the table was full */
 };
 

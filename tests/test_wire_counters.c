@@ -501,6 +501,35 @@ DEF_TEST(event_counter_sum_and_table) {
   EXPECT_EQ_INT(3, t.n);
   counters_table_clear(&t);
   EXPECT_EQ_INT(0, t.n);
+
+  /* a lookup starts after the entry last found: every order of samples
+   * (the usual one, reversed, rotated, one key repeated) still finds each
+   * key's own entry, and a new key after a cleared table */
+  static const char *const keys[5] = {"k0", "k1", "k2", "k3", "k4"};
+  static const int orders[4][5] = {
+      {0, 1, 2, 3, 4}, {4, 3, 2, 1, 0}, {2, 3, 4, 0, 1}, {3, 3, 0, 3, 4}};
+  s.kind = COUNTERS_SUM;
+  s.tags = "";
+  s.value = 1;
+  for (int o = 0; o < 4; o++)
+    for (int k = 0; k < 5; k++) {
+      s.name = keys[orders[o][k]];
+      e = counters_table_update(&t, &s, 0);
+      CHECK(e != NULL && strcmp(e->name, s.name) == 0);
+      CHECK(e == &t.entries[orders[o][k]]); /* the first order made them */
+    }
+  EXPECT_EQ_INT(5, t.n);
+  static const double totals[5] = {4, 3, 3, 6, 4};
+  for (int k = 0; k < 5; k++)
+    EXPECT_EQ_DOUBLE(totals[k], t.entries[k].total, 0);
+  s.tags = "other"; /* same name, another key */
+  e = counters_table_update(&t, &s, 0);
+  CHECK(e != NULL && e == &t.entries[5] && strcmp(e->name, "k4") == 0);
+  EXPECT_EQ_INT(6, t.n);
+  counters_table_clear(&t);
+  s.tags = "";
+  e = counters_table_update(&t, &s, 0);
+  CHECK(e != NULL && e == &t.entries[0] && e->total == 1);
   counters_table_fini(&t);
   return 0;
 }
