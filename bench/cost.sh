@@ -18,6 +18,13 @@
 #             many values as the dotnet plugin does (-V per process per
 #             interval, N times): what any collectd plugin publishing these
 #             values costs at least; floor_tuned: the same with -g
+#   floor_loaded, floor_loaded_tuned
+#             the floor modes while every target streams its counters
+#             to a `triggerdump monitor` (one per target, output
+#             dropped; their CPU is not counted): the targets' runtimes
+#             do the EventPipe work they do for the plugin, so the
+#             floor's collectd shares the CPUs with the same load as the
+#             plugin's (the plain floor runs beside idle targets)
 # Each run: start, warm up (until every watcher has written output, then
 # WARMUP s more), then measure over SECONDS s:
 #   CPU  utime+stime deltas (/proc/<pid>/stat) of collectd / of every
@@ -110,6 +117,7 @@ cleanup() {
 	for p in "${COUNTERS_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${COUNTERS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	COUNTERS_PIDS=()
+	stop_monitors
 	[[ -n ${COLLECTD_PID:-} ]] && collectd_stop 5 >/dev/null
 	[[ -n ${SINK_PID:-} ]] && kill "$SINK_PID" 2>/dev/null
 	stop_all_targets >/dev/null 2>&1
@@ -206,6 +214,30 @@ while True:
 	SINK_PORT=$(cat "$f")
 }
 
+# the load of the floor_loaded modes: a counters session to every target,
+# one `triggerdump monitor` each (the plugin's providers and interval)
+MONITOR_PIDS=()
+start_monitors() {
+	local dir=$1 p deadline
+	MONITOR_PIDS=()
+	for p in "${TARGETS[@]}"; do
+		"$TRIGGERDUMP" monitor "$p" --interval 1 --format csv </dev/null >"$dir/monitor-$p.csv" 2>"$dir/monitor-$p.log" &
+		MONITOR_PIDS+=($!)
+	done
+	# every session streaming: each monitor has printed a sample
+	deadline=$((SECONDS + 120))
+	while (($(find "$dir" -name 'monitor-*.csv' -size +0 | wc -l) < ${#TARGETS[@]})); do
+		((SECONDS < deadline)) || { say "not every triggerdump monitor started in 120 s"; return 1; }
+		sleep 1
+	done
+}
+stop_monitors() {
+	local p
+	for p in "${MONITOR_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${MONITOR_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	MONITOR_PIDS=()
+}
+
 conf_writer() {
 	[[ $WRITER == network ]] || return 0
 	cat <<EOF
@@ -244,10 +276,11 @@ run_once() {
 		PLUGIN_SO=$so collectd_start "$dir" "$body" || return 1
 		pids=("$COLLECTD_PID")
 		;;
-	floor | floor_tuned)
+	floor | floor_tuned | floor_loaded | floor_loaded_tuned)
 		local body
+		if [[ $mode == floor_loaded* ]]; then start_monitors "$dir" || return 1; fi
 		body=$(conf_writer)
-		[[ $mode == floor_tuned ]] && body=$GLOBALS$body
+		[[ $mode == *tuned ]] && body=$GLOBALS$body
 		body+=$'\n'"LoadPlugin floor"$'\n'"<Plugin floor>"$'\n'"  Values $((n * VPT))"$'\n'"  PerInstance $VPT"$'\n'"</Plugin>"
 		COLLECTD_EXTRA_SO=$FLOOR_SO collectd_start "$dir" "$body" || return 1
 		pids=("$COLLECTD_PID")
@@ -274,7 +307,7 @@ run_once() {
 			fi
 			;;
 		counters) (($(find "$dir" -name 'counters-*.csv' -size +1k | wc -l) >= n)) && break ;;
-		baseline | floor | floor_tuned) break ;;
+		baseline | floor*) break ;;
 		esac
 		sleep 1
 	done
@@ -296,7 +329,10 @@ run_once() {
 		read -r inst missed < <(csv_missed "$dir" "$t0" "$t1")
 	fi
 	case $mode in
-	plugin | baseline | before | tuned | floor | floor_tuned) collectd_stop 10 >/dev/null ;;
+	plugin | baseline | before | tuned | floor*)
+		collectd_stop 10 >/dev/null
+		stop_monitors
+		;;
 	counters)
 		for p in "${COUNTERS_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 		for p in "${COUNTERS_PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -351,7 +387,7 @@ summarise() {
 	        ((mo == "plugin" || mo == "before" || mo == "tuned") && ins > 0 ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
 	      printf "          reproduce: %s -n %d -m %s\n", self, n, mo } }
 	  print ""
-	  printf "%-7s %4s  %-10s %-14s %-10s %-10s %-10s %-12s %-14s %s\n", "", "N", "CPU c/p", "CPU c/(p-b)", "c/floor", "PSS c/p", "RSS c/p", "net µs/s", "net PSS KiB", "µs/s w/o write threads"
+	  printf "%-7s %4s  %-10s %-14s %-10s %-10s %-10s %-12s %-14s %-24s %s\n", "", "N", "CPU c/p", "CPU c/(p-b)", "c/floor", "PSS c/p", "RSS c/p", "net µs/s", "net PSS KiB", "µs/s w/o write threads", "above loaded floor"
 	  for (x = 1; x <= nn; x++) { n = ns[x]
 	    for (y = 1; y <= 2; y++) { p = y == 1 ? "plugin" : "tuned"
 	      if (!((p, n, "us") in M)) continue
@@ -365,7 +401,9 @@ summarise() {
 	      nu = net >= 0 ? sprintf("%.1f", net) : "-"
 	      np = ("baseline", n, "pss") in M ? sprintf("%.0f", (M[p, n, "rawpss"] - M["baseline", n, "rawpss"]) / n) : "-"
 	      nw = sprintf("%.1f (%.1f..%.1f)", M[p, n, "nowr"], M[p, n, "nowr_lo"], M[p, n, "nowr_hi"])
-	      printf "%-7s %4d  %-10s %-14s %-10s %-10s %-10s %-12s %-14s %s\n", p, n, cr, cn, cf, pr, rr, nu, np, nw } } }' "$OUT/runs.tsv"
+	      fld = y == 1 ? "floor_loaded" : "floor_loaded_tuned"
+	      af = (fld, n, "us") in M ? sprintf("%.1f", M[p, n, "us"] - M[fld, n, "us"]) : "-"
+	      printf "%-7s %4d  %-10s %-14s %-10s %-10s %-10s %-12s %-14s %-24s %s\n", p, n, cr, cn, cf, pr, rr, nu, np, nw, af } } }' "$OUT/runs.tsv"
 }
 
 # scale: the largest N (of SCALE) whose plugin run at 1 s misses no interval
@@ -385,6 +423,8 @@ scale() {
 [[ -x $DOTNET_COUNTERS ]] || dotnet_tools_install || exit 1
 [[ -f $PLUGIN_SO ]] || { echo "cost.sh: no plugin at $PLUGIN_SO" >&2; exit 1; }
 FLOOR_SO=$WORK/floor.so
+TRIGGERDUMP=${TRIGGERDUMP:-$BUILD/c/triggerdump}
+[[ $MODES != *floor_loaded* || -x $TRIGGERDUMP ]] || { echo "cost.sh: no triggerdump at $TRIGGERDUMP (tests/run build)" >&2; exit 1; }
 if [[ $MODES == *floor* ]]; then
 	${CC:-gcc} -std=c11 -O2 -fPIC -shared -DHAVE_CONFIG_H -I/usr/include/collectd -I/usr/include/collectd/core \
 		-I/usr/include/collectd/core/daemon -Wall -Wextra -Werror -o "$FLOOR_SO" "$REPO/bench/floor.c" ||
