@@ -227,7 +227,7 @@ start_monitors() {
 	# every session streaming: each monitor has printed a sample
 	deadline=$((SECONDS + 120))
 	while (($(find "$dir" -name 'monitor-*.csv' -size +0 | wc -l) < ${#TARGETS[@]})); do
-		((SECONDS < deadline)) || { say "not every triggerdump monitor started in 120 s"; return 1; }
+		((SECONDS < deadline)) || { say "not every triggerdump monitor started in 120 s"; stop_monitors; return 1; }
 		sleep 1
 	done
 }
