@@ -577,6 +577,9 @@ static void dump_done(void *ctx, const char *instance,
                       const struct dump_result *res, const char *trigger) {
   (void)ctx;
   dump_count_add(instance, rc == 0);
+  if (res->note[0])
+    INFO("dotnet plugin: instance \"%s\": pid %d: %s", instance, (int)ep->pid,
+         res->note);
   notification_t n = {.severity = rc == 0 ? NOTIF_OKAY : NOTIF_FAILURE,
                       .time = cdtime()};
   sstrncpy(n.host, hostname_g, sizeof(n.host));

@@ -37,6 +37,8 @@ struct dump_result {
   uint64_t size;
   double seconds;
   char reason[512];    /* why it failed, on failure */
+  char note[256];      /* what the operator should know of how it was made
+                          (e.g. who ran createdump), "" when nothing */
 };
 
 /* 0 on success, negative errno with res->reason on failure. */
@@ -52,11 +54,5 @@ int dump_size_parse(const char *s, uint64_t *out);
 /* Creates dir (and parents) with mode 0700 if missing; refuses a path
  * whose last component is a symlink. 0 or negative errno. */
 int dump_mkdir(const char *dir);
-
-/* Finds the createdump next to the target's libcoreclr.so and checks that
- * it is owned by root or the target's uid and writable by nobody else.
- * 0 with path filled, or negative errno with why[] explaining. */
-int dump_find_createdump(const struct ipc_endpoint *ep, char *path,
-                         size_t cap, char *why, size_t why_cap);
 
 #endif /* DUMP_H */

@@ -768,6 +768,8 @@ static int do_dump(const struct ipc_endpoint *ep, const struct opts *o) {
   fprintf(stderr, "triggerdump: writing a %s dump of pid %d into %s ...\n",
           dump_type_name(req.type), (int)ep->pid, req.directory);
   int r = dump_take(&req, &res);
+  if (res.note[0])
+    fprintf(stderr, "triggerdump: %s\n", res.note);
   if (r < 0) {
     fprintf(stderr, "triggerdump: dump of pid %d failed: %s\n", (int)ep->pid,
             res.reason);

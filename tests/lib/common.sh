@@ -26,6 +26,10 @@
 #   csv_file DIR INSTANCE TYPE-TYPEINSTANCE   path of today's csv file
 #   csv_last DIR INSTANCE TYPE-TYPEINSTANCE   last value written
 #   csv_rows DIR INSTANCE TYPE-TYPEINSTANCE   number of data rows
+#   test_user [NAME]          make sure an unprivileged system user NAME
+#                             (default cdn-target) exists; echoes its name.
+#                             Set TARGET_USER to it and start_target runs
+#                             targets as that user (tests/lib/dotnet.sh)
 #
 # Variables: COLLECTD_WRAPPER (e.g. "valgrind --error-exitcode=99 ..."),
 # COLLECTD_PLUGINS (extra Debian plugins to copy, default "csv logfile
@@ -163,4 +167,16 @@ csv_rows() {
 	local f
 	f=$(csv_file "$@") || { echo 0; return 0; }
 	echo $(($(wc -l <"$f") - 1))
+}
+
+test_user() {
+	local u=${1:-cdn-target}
+	if ! id -u "$u" >/dev/null 2>&1; then
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin "$u" >/dev/null 2>&1 || id -u "$u" >/dev/null 2>&1 || {
+			echo "test_user: cannot create user $u" >&2
+			return 1
+		}
+	fi
+	printf '%s\n' "$u"
 }

@@ -28,6 +28,10 @@
 #   DOTNET_TARGET_LAUNCH  apphost (default) or muxer ("dotnet exec X.dll") for VER 10
 #   DOTNET_READY_TIMEOUT  seconds start_target waits for READY + socket (default 60)
 #   TARGET_RUN_DIR        where start_target puts logs (default $BUILD/run)
+#   TARGET_USER           run targets as this user (setpriv, its own uid, gid,
+#                         no supplementary groups, no new privileges), with
+#                         TMPDIR and HOME a fresh 0700 directory it owns:
+#                         target_tmpdir PID says which (test_user makes one)
 #   DOTNET_TOOLS_VERSION  dotnet-counters / dotnet-dump version (default 10.0.750501)
 # Set by this file: DOTNET_COUNTERS, DOTNET_DUMP (tool paths), TARGET_CMD.
 
@@ -269,10 +273,17 @@ target_runtime_version() {
 	fi
 }
 
+# target_tmpdir PID: the TMPDIR a started target was given (echo).
+target_tmpdir() {
+	local d
+	d=$(readlink "$TARGET_RUN_DIR/tmpdir-$1" 2>/dev/null) || d=${TMPDIR:-/tmp}
+	printf '%s\n' "$d"
+}
+
 # dotnet_diag_socket PID: path of the process's diagnostic IPC socket (fails if none).
 dotnet_diag_socket() {
 	local s
-	s=$(compgen -G "${TMPDIR:-/tmp}/dotnet-diagnostic-$1-*-socket" | head -n 1)
+	s=$(compgen -G "$(target_tmpdir "$1")/dotnet-diagnostic-$1-*-socket" | head -n 1)
 	[[ -n $s && -S $s ]] || return 1
 	printf '%s\n' "$s"
 }
@@ -314,11 +325,20 @@ start_target() {
 	mkdir -p "$TARGET_RUN_DIR" || return 1
 	local log pid deadline ready=
 	log=$(mktemp "$TARGET_RUN_DIR/$name-net$ver.XXXXXX") || return 1
+	local utmp=
+	if [[ -n ${TARGET_USER:-} ]]; then
+		# its own TMPDIR (the runtime's socket goes there) under /tmp, which
+		# the user can reach; setpriv execs, so $! stays the .NET process
+		utmp=$(mktemp -d /tmp/cdn-u.XXXXXX) && chown "$TARGET_USER:" "$utmp" || return 1
+		cmd=(setpriv --reuid="$TARGET_USER" --regid="$(id -g "$TARGET_USER")" --clear-groups
+			--no-new-privs env TMPDIR="$utmp" HOME="$utmp" "${cmd[@]}")
+	fi
 	# a simple command in the background: bash forks and execs it, so $! is
 	# the .NET process (apphost and "dotnet exec" host the runtime in-process)
 	"${cmd[@]}" "$@" </dev/null >"$log" 2>&1 &
 	pid=$!
 	ln -sfn "$(basename "$log")" "$TARGET_RUN_DIR/target-$pid.log"
+	if [[ -n $utmp ]]; then ln -sfn "$utmp" "$TARGET_RUN_DIR/tmpdir-$pid"; else rm -f "$TARGET_RUN_DIR/tmpdir-$pid"; fi
 	printf '%s %s %s\n' "$pid" "$(_dotnet_proc_start "$pid")" "$name-net$ver" >>"$TARGET_RUN_DIR/pids.$$"
 	deadline=$(awk -v n="$(_dotnet_now)" -v t="$DOTNET_READY_TIMEOUT" 'BEGIN { printf "%.3f", n + t }')
 	while :; do
@@ -383,10 +403,14 @@ stop_target() {
 	if ((rc)); then
 		# killed: the runtime had no chance to remove its socket
 		local sock
-		for sock in "${TMPDIR:-/tmp}"/dotnet-diagnostic-"$pid"-*-socket; do
+		for sock in "$(target_tmpdir "$pid")"/dotnet-diagnostic-"$pid"-*-socket; do
 			[[ -S $sock ]] && rm -f "$sock"
 		done
 	fi
+	local utmp
+	utmp=$(readlink "$TARGET_RUN_DIR/tmpdir-$pid" 2>/dev/null) &&
+		[[ $utmp == /tmp/cdn-u.* ]] && rm -rf "$utmp"
+	rm -f "$TARGET_RUN_DIR/tmpdir-$pid"
 	if [[ -f $TARGET_RUN_DIR/pids.$$ ]]; then
 		sed -i "/^$pid /d" "$TARGET_RUN_DIR/pids.$$"
 	fi
