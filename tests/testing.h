@@ -4,7 +4,9 @@
  * A minimal TAP-style harness in the manner of collectd's src/testing.h:
  * DEF_TEST(name) defines a test, RUN_TEST(name) runs it, CHECK/EXPECT_*
  * record failures, END_TEST prints the plan and returns the exit code.
- * A test binary exits 77 (automake's "skipped") via SKIP_ALL().
+ * A test binary exits 77 (automake's "skipped") via SKIP_ALL(); SKIP_TEST()
+ * reports one test as skipped ("ok N - name # SKIP reason") and runs none
+ * of it.
  */
 #ifndef TESTING_H
 #define TESTING_H
@@ -32,6 +34,13 @@ static int test_count__;
            test_count__, #func);                                               \
     if (status__ != 0 && fail_count__ == before__)                             \
       fail_count__++;                                                          \
+  } while (0)
+
+#define SKIP_TEST(func, reason)                                                \
+  do {                                                                         \
+    (void)test_##func;                                                         \
+    test_count__++;                                                            \
+    printf("ok %d - %s # SKIP %s\n", test_count__, #func, reason);            \
   } while (0)
 
 #define END_TEST                                                               \

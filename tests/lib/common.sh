@@ -6,6 +6,8 @@
 #
 #   pass NAME [DETAIL]        record a passed check
 #   fail NAME REASON          record a failed check (and print why)
+#   skip NAME REASON          record a check that cannot run here (data or a
+#                             tool this machine lacks); never for a failure
 #   check NAME CMD...         pass if CMD succeeds, fail otherwise
 #   wait_until SECONDS CMD... poll CMD every 0.1 s until it succeeds or the
 #                             deadline passes (returns 1 then); no bare sleeps
@@ -49,6 +51,10 @@ pass() {
 
 fail() {
 	printf 'FAIL %s: %s\n' "$1" "${2:-failed}" | tee -a "$RESULTS"
+}
+
+skip() {
+	printf 'SKIP %s: %s\n' "$1" "${2:-skipped}" | tee -a "$RESULTS"
 }
 
 check() {
