@@ -53,6 +53,7 @@ static struct fixture fixtures[] = {
     {"counters-net8", 8, NULL, 0, NULL},
     {"counters-net9", 9, NULL, 0, NULL},
     {"counters-net10", 10, NULL, 0, NULL},
+    {"counters-net11", 11, NULL, 0, NULL},
 };
 #define NFIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
 
@@ -777,6 +778,7 @@ static int test_values_of(const struct fixture *fx) {
 FIXTURE_TESTS(net8, 0)
 FIXTURE_TESTS(net9, 1)
 FIXTURE_TESTS(net10, 2)
+FIXTURE_TESTS(net11, 3)
 
 int main(int argc, char **argv) {
   if (!find_fixtures_dir(argc, argv))
@@ -795,6 +797,10 @@ int main(int argc, char **argv) {
   RUN_TEST(truncated_net10);
   RUN_TEST(summary_net10);
   RUN_TEST(values_net10);
+  RUN_TEST(chunks_net11);
+  RUN_TEST(truncated_net11);
+  RUN_TEST(summary_net11);
+  RUN_TEST(values_net11);
   free_fixtures();
   END_TEST;
 }

@@ -44,7 +44,7 @@ REPO=${REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 . "$REPO/tests/lib/dotnet.sh"
 
 WORK=$BUILD/cli
-read -r -a VERSIONS <<<"${CLI_VERSIONS:-8 9 10}" # e.g. CLI_VERSIONS=10
+read -r -a VERSIONS <<<"${CLI_VERSIONS:-8 9 10 11}" # e.g. CLI_VERSIONS=10
 HEAP_MB=64             # CounterTarget --heap-mb: gc-heap-size >= 67.1 MB
 MONITOR_S=6            # seconds of each monitor run: N intervals of 1 s
 MEDIAN_TOLERANCE_PCT=3 # see the comment at the comparison
@@ -629,7 +629,7 @@ done
 unit=$(dirname "$TRIGGERDUMP")/tests/test_fixtures
 if [[ ! -x $unit ]]; then
 	fail "cli: tests/test_fixtures on the fresh capture" "$unit is not built (Makefile.am)"
-elif ((ncaptured == 3)); then
+elif ((ncaptured == ${#VERSIONS[@]})); then
 	if "$unit" "$fx" >"$WORK/test_fixtures.log" 2>&1; then
 		pass "cli: tests/test_fixtures on the fresh capture" "$(grep -c '^ok' "$WORK/test_fixtures.log") tests ok"
 	else

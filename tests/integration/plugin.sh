@@ -206,7 +206,7 @@ log_has() { grep -qE -- "$2" "$1/collectd.log"; }
 # The 27 System.Runtime EventCounters (RuntimeEventSource) as TYPE-NAME, by
 # the rules of plugin/naming.h: MB -> bytes, B -> bytes, % -> percent,
 # increment counters -> derive / total_bytes (B) / total_time_in_ms (ms).
-# .NET 8 and .NET 10 publish the same set (the .NET 9+ runtime metrics are
+# .NET 8, 10 and 11 publish the same set (the .NET 9+ runtime metrics are
 # the separate "System.Runtime" Meter, not asked for here).
 RUNTIME_COUNTERS_NET8=(
 	percent-cpu-usage bytes-working-set bytes-gc-heap-size
@@ -221,6 +221,7 @@ RUNTIME_COUNTERS_NET8=(
 	gauge-methods-jitted-count total_time_in_ms-time-in-jit
 )
 RUNTIME_COUNTERS_NET10=("${RUNTIME_COUNTERS_NET8[@]}")
+RUNTIME_COUNTERS_NET11=("${RUNTIME_COUNTERS_NET8[@]}")
 
 # CounterTarget's own values (tests/targets/CounterTarget/Program.cs) under
 # naming.h's names: "<provider>:<name>", meters with ":<tag>" / ":p50" / ":count".
@@ -250,10 +251,11 @@ COUNTER_PROVIDERS='    Provider "System.Runtime"
 
 # ======================================================= 1, 2, 6: values
 run_values() {
-	echo "== plugin: values of .NET 10 and .NET 8 (checks 1, 2, 6)"
+	echo "== plugin: values of .NET 10, 8 and 11 (checks 1, 2, 6)"
 	HEAP_MB=20
 	p10=$(start_target CounterTarget 10 --seconds "$MARK" --heap-mb $HEAP_MB) || { fail "values: start CounterTarget 10" "see above"; return 1; }
 	p8=$(start_target CounterTarget 8 --seconds "$MARK" --heap-mb $HEAP_MB) || { fail "values: start CounterTarget 8" "see above"; return 1; }
+	p11=$(start_target CounterTarget 11 --seconds "$MARK" --heap-mb $HEAP_MB) || { fail "values: start CounterTarget 11" "see above"; return 1; }
 	D=$IT/values
 	if collectd_start "$D" "LoadPlugin dotnet
 <Plugin dotnet>
@@ -266,24 +268,29 @@ $COUNTER_PROVIDERS
     Pid $p8
 $COUNTER_PROVIDERS
   </Process>
+  <Process \"net11\">
+    Pid $p11
+$COUNTER_PROVIDERS
+  </Process>
 </Plugin>"; then
 		pass "values: collectd starts with the plugin"
 		# 10 rows of ticks: >= 9 s of values of every counter
-		for inst in net10 net8; do
+		for inst in net10 net8 net11; do
 			wait_until 30 has_rows 10 "$D" $inst derive-CollectdDotnet-Test:ticks ||
 				fail "values $inst: 10 rows of ticks within 30 s" "$(nrows "$D" $inst derive-CollectdDotnet-Test:ticks) rows"
 		done
 		# every System.Runtime counter, read after one more interval so that
 		# each has >= 10 rows too
 		t=$(_now)
-		for inst in net10 net8; do wait_until 5 has_rows 1 "$D" $inst percent-cpu-usage "$t"; done
+		for inst in net10 net8 net11; do wait_until 5 has_rows 1 "$D" $inst percent-cpu-usage "$t"; done
 
-		for inst in net10 net8; do
-			if [[ $inst == net10 ]]; then
-				want=("${RUNTIME_COUNTERS_NET10[@]}") ver=$(target_runtime_version CounterTarget 10)
-			else
-				want=("${RUNTIME_COUNTERS_NET8[@]}") ver=$(target_runtime_version CounterTarget 8)
-			fi
+		for inst in net10 net8 net11; do
+			case $inst in
+			net8) want=("${RUNTIME_COUNTERS_NET8[@]}") ;;
+			net10) want=("${RUNTIME_COUNTERS_NET10[@]}") ;;
+			net11) want=("${RUNTIME_COUNTERS_NET11[@]}") ;;
+			esac
+			ver=$(target_runtime_version CounterTarget "${inst#net}")
 			got=$(names_of "$D" $inst | grep -v ':')
 			missing=$(comm -23 <(printf '%s\n' "${want[@]}" | sort) <(printf '%s\n' "$got"))
 			extra=$(comm -13 <(printf '%s\n' "${want[@]}" | sort) <(printf '%s\n' "$got"))
@@ -335,15 +342,16 @@ $COUNTER_PROVIDERS
 			if ((app == 11)); then pass "app $inst: 11 values of CollectdDotnet-Test / CollectdDotnet.Test, no others"; else fail "app $inst: app values" "$app, want 11: $(names_of "$D" $inst | grep ':' | tr '\n' ' ')"; fi
 		done
 
-		# 6. stop with two live sessions
+		# 6. stop with three live sessions
 		stop_collectd 10
-		if awk -v s="$STOP_SECS" 'BEGIN { exit !(s < 2) }'; then pass "stop: collectd exits in $STOP_SECS s with 2 live sessions (< 2 s)"; else fail "stop: collectd exit time" "$STOP_SECS s (want < 2 s)"; fi
+		if awk -v s="$STOP_SECS" 'BEGIN { exit !(s < 2) }'; then pass "stop: collectd exits in $STOP_SECS s with 3 live sessions (< 2 s)"; else fail "stop: collectd exit time" "$STOP_SECS s (want < 2 s)"; fi
 		if ((COLLECTD_EXIT == 0)); then pass "stop: exit status 0"; else fail "stop: exit status" "$COLLECTD_EXIT"; fi
 		if log_has "$D" "instance \"net10\": session with pid $p10 stopped" &&
-			log_has "$D" "instance \"net8\": session with pid $p8 stopped"; then
-			pass "stop: the log shows both sessions stopped"
+			log_has "$D" "instance \"net8\": session with pid $p8 stopped" &&
+			log_has "$D" "instance \"net11\": session with pid $p11 stopped"; then
+			pass "stop: the log shows the three sessions stopped"
 		else
-			fail "stop: log" "no 'session with pid ... stopped' for both ($D/collectd.log)"
+			fail "stop: log" "no 'session with pid ... stopped' for all three ($D/collectd.log)"
 		fi
 		if grep -E '\[(error|warning)\]' "$D/collectd.log" | grep -q .; then
 			fail "values: no error or warning in the log" "$(grep -E '\[(error|warning)\]' "$D/collectd.log" | head -3)"
@@ -356,6 +364,7 @@ $COUNTER_PROVIDERS
 	fi
 	stop_target "$p10" >/dev/null
 	stop_target "$p8" >/dev/null
+	stop_target "$p11" >/dev/null
 }
 
 # ============================================ 9: another tool, shorter interval

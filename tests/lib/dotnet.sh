@@ -20,7 +20,9 @@
 #
 # NAME: CounterTarget, WebTarget (tests/targets/NAME) or SpikeApp (contrib/spike-app).
 # VER:  8, 9 (self-contained publishes: real .NET 8/9 runtimes that need not be
-#       installed) or 10 (framework-dependent, runs on the installed runtime).
+#       installed), 10 (framework-dependent, runs on the installed runtime) or
+#       11 (the net10.0 build published self-contained on the .NET 11.0.0
+#       runtime pack: RuntimeFrameworkVersion 11.0.0).
 #
 # Variables (set before sourcing or before calling, all optional):
 #   BUILD                 build root, default <repo>/build (set it before sourcing)
@@ -47,7 +49,7 @@ DOTNET_COUNTERS=$BUILD/tools/dotnet-counters
 # shellcheck disable=SC2034 # for the callers
 DOTNET_DUMP=$BUILD/tools/dotnet-dump
 DOTNET_TARGET_NAMES=(CounterTarget WebTarget SpikeApp)
-DOTNET_TARGET_VERSIONS=(8 9 10)
+DOTNET_TARGET_VERSIONS=(8 9 10 11)
 # shellcheck disable=SC2034 # target_cmd sets it through a nameref
 TARGET_CMD=()
 
@@ -90,7 +92,7 @@ _dotnet_project_dir() { # NAME -> directory holding NAME.csproj, relative to the
 
 _dotnet_check_ver() {
 	case $1 in
-	8 | 9 | 10) return 0 ;;
+	8 | 9 | 10 | 11) return 0 ;;
 	*) _dotnet_err "unknown .NET version '$1' (known: ${DOTNET_TARGET_VERSIONS[*]})"; return 1 ;;
 	esac
 }
@@ -187,11 +189,20 @@ _dotnet_build_project() {
 			continue
 		fi
 		tfm=net$ver.0
+		local artifacts=$BUILD/dotnet
+		local -a extra=()
+		if [[ $ver == 11 ]]; then
+			# the SDK here targets net10.0 at most: the net10.0 build on the
+			# 11.0.0 runtime pack, with intermediate files of its own
+			tfm=net10.0
+			artifacts=$BUILD/dotnet11
+			extra=(-p:RuntimeFrameworkVersion=11.0.0)
+		fi
 		log=$BUILD/dotnet/logs/$name-net$ver.log
 		# -p:TargetFrameworks=TFM: restore only what this TFM needs (no
 		# runtime packs for the project's other TFMs)
 		args=(publish "$proj" -c Release -f "$tfm" -p:TargetFrameworks="$tfm"
-			--artifacts-path "$BUILD/dotnet" -o "$out" -nologo -v:m -nodeReuse:false)
+			--artifacts-path "$artifacts" -o "$out" -nologo -v:m -nodeReuse:false "${extra[@]}")
 		if [[ $ver == 10 ]]; then
 			args+=(--no-self-contained)
 		else
@@ -215,7 +226,7 @@ _dotnet_build_project() {
 		fi
 		# the build output (bin/) is only a copy of the publish: for the
 		# self-contained ones that is ~80 MB of runtime each
-		[[ $ver == 10 ]] || rm -rf "$BUILD/dotnet/bin/$name/release_${tfm}_$rid"
+		[[ $ver == 10 ]] || rm -rf "$artifacts/bin/$name/release_${tfm}_$rid"
 		printf '%s\n' "$hash" >"$stamp"
 		awk -v a="$t0" -v b="$(_dotnet_now)" -v w="$name for .NET $ver" \
 			'BEGIN { printf "dotnet.sh: built %s (%.1f s)\n", w, b - a }' >&2
