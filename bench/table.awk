@@ -239,7 +239,7 @@ BEGIN { FS = "\t" }
 END {
 	printf "bench/run, %s, commit %s: %s; collectd %s; .NET %s\n", meta["date"], meta["commit"], meta["machine"], meta["collectd"], meta["dotnet"]
 	printf "(figures: median (min..max) over %s runs of %s s a mode, ratios run by run)\n\n", meta["reps"], meta["seconds"]
-	print "| what | figure | target (issue 6) | holds | reproduce |"
+	print "| what | figure | target | holds | reproduce |"
 	print "|---|---|---|---|---|"
 	cost_rows()
 	parser_rows()
