@@ -54,6 +54,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 
 #define MAX_RULES 64
 #define MAX_TRIGGERS 16
@@ -88,6 +89,9 @@ static int trigger_severity = NOTIF_WARNING;
 /* ---- runtime state ---- */
 
 static struct watch *watch;
+/* Set by dotnet_init and cleared by dotnet_shutdown under notify_lock, and
+ * used by dotnet_notify only under it (with watch, which outlives it). */
+static pthread_mutex_t notify_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dump_worker *dumper;
 static pthread_mutex_t refusal_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -605,8 +609,31 @@ static void dump_done(void *ctx, const char *instance,
   plugin_notification_meta_free(n.meta);
 }
 
-/* Logs a refusal once per instance and reason until a dump succeeds. */
+/* ---- notifications: which ones make a dump ----
+ *
+ * Only the threshold plugin of this collectd, judging a value of this host,
+ * makes a dump. What else can name plugin "dotnet":
+ *  - another host's collectd, through the network plugin: its notification
+ *    carries the sender's Host (which it chooses) and no meta at all; the
+ *    network plugin adds the boolean "network:received";
+ *  - unixsock's (and exec's) PUTNOTIF: any Host, and meta only as strings
+ *    ("s:key=value");
+ *  - the threshold plugin's "missing value" notification (FAILURE, "... has
+ *    not been updated for N seconds.", no meta): it comes while the runtime
+ *    is suspended writing a dump and when a target exits. No breach.
+ * The threshold plugin (collectd 5.12, ut_report_state) sends the host of
+ * the value and six meta: "DataSource" (string), "CurrentValue",
+ * "WarningMin", "WarningMax", "FailureMin", "FailureMax" (doubles). The
+ * plugin's own values carry collectd's Hostname (hostname_g). Neither
+ * PUTNOTIF nor the network plugin can make a double meta, so these six
+ * with their types are the threshold plugin's mark. */
+
+/* Logs a refusal once per instance and reason until a dump succeeds. The
+ * table is bounded: past its size, refusals of further instances are not
+ * logged (said once). */
 static void log_refusal(const char *instance, int reason, const char *why) {
+  static bool table_full_logged;
+  bool log = true, log_full = false;
   pthread_mutex_lock(&refusal_lock);
   for (size_t i = 0; i < nrefusals; i++) {
     if (refusals[i].reason == reason &&
@@ -619,10 +646,19 @@ static void log_refusal(const char *instance, int reason, const char *why) {
     sstrncpy(refusals[nrefusals].instance, instance, NAMING_MAX);
     refusals[nrefusals].reason = reason;
     nrefusals++;
+  } else {
+    log = false;
+    log_full = !table_full_logged;
+    table_full_logged = true;
   }
   pthread_mutex_unlock(&refusal_lock);
-  NOTICE("dotnet plugin: instance \"%s\": no dump: %s (logged once)", instance,
-         why);
+  if (log)
+    NOTICE("dotnet plugin: instance \"%s\": no dump: %s (logged once)",
+           instance, why);
+  else if (log_full)
+    NOTICE("dotnet plugin: refusals to dump logged for %zu instances: those "
+           "of further instances are not logged.",
+           sizeof(refusals) / sizeof(refusals[0]));
 }
 
 static void forget_refusals(const char *instance) {
@@ -635,21 +671,87 @@ static void forget_refusals(const char *instance) {
   pthread_mutex_unlock(&refusal_lock);
 }
 
-/* The threshold plugin's "value missing" notification (FAILURE, message "...
- * has not been updated for N seconds.", no CurrentValue meta) is no breach:
- * it comes while the runtime is suspended writing a dump (no samples for a
- * few seconds) and when a target exits. */
+/* The threshold plugin's "value missing" notification: no meta, and its
+ * message. */
 static bool is_missing_value(const notification_t *n) {
-  for (const notification_meta_t *m = n->meta; m != NULL; m = m->next)
-    if (strcmp(m->name, "CurrentValue") == 0)
-      return false;
-  return strstr(n->message, " has not been updated for ") != NULL;
+  return n->meta == NULL &&
+         strstr(n->message, " has not been updated for ") != NULL;
 }
 
+/* The meta called name, if it has that type; else NULL. */
+static const notification_meta_t *
+meta_find(const notification_t *n, const char *name,
+          enum notification_meta_type_e type) {
+  for (const notification_meta_t *m = n->meta; m != NULL; m = m->next)
+    if (strcmp(m->name, name) == 0)
+      return m->type == type ? m : NULL;
+  return NULL;
+}
+
+/* True if n has the threshold plugin's meta (see above) and was not
+ * received from the network. */
+static bool is_threshold_shaped(const notification_t *n) {
+  static const char *const doubles[] = {
+      "CurrentValue", "WarningMin", "WarningMax", "FailureMin", "FailureMax"};
+  for (const notification_meta_t *m = n->meta; m != NULL; m = m->next)
+    if (strcmp(m->name, "network:received") == 0)
+      return false;
+  if (meta_find(n, "DataSource", NM_TYPE_STRING) == NULL)
+    return false;
+  for (size_t i = 0; i < sizeof(doubles) / sizeof(doubles[0]); i++)
+    if (meta_find(n, doubles[i], NM_TYPE_DOUBLE) == NULL)
+      return false;
+  return true;
+}
+
+/* src for a log line: bytes below 0x20 and 0x7f as '?' (a Host or
+ * instance from the network or unixsock is anyone's text). */
+static void log_safe(char *dst, size_t cap, const char *src) {
+  size_t i = 0;
+  for (; i + 1 < cap && src[i] != '\0'; i++) {
+    unsigned char c = (unsigned char)src[i];
+    dst[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+  }
+  dst[i] = '\0';
+}
+
+enum foreign_kind { FOREIGN_HOST, FOREIGN_SHAPE, FOREIGN_KINDS };
+
+/* Logs once per kind, for the life of the plugin, that a notification
+ * which would have made a dump came from elsewhere: they can come in any
+ * number, from anyone who can reach the network plugin or unixsock. */
+static void log_foreign(const notification_t *n, enum foreign_kind kind) {
+  static atomic_bool logged[FOREIGN_KINDS];
+  if (atomic_exchange(&logged[kind], true))
+    return;
+  char host[DATA_MAX_NAME_LEN], inst[DATA_MAX_NAME_LEN];
+  char ti[DATA_MAX_NAME_LEN], me[DATA_MAX_NAME_LEN];
+  log_safe(host, sizeof(host), n->host);
+  log_safe(inst, sizeof(inst), n->plugin_instance);
+  log_safe(ti, sizeof(ti), n->type_instance);
+  log_safe(me, sizeof(me), hostname_g ? hostname_g : "");
+  if (kind == FOREIGN_HOST)
+    NOTICE("dotnet plugin: instance \"%s\": no dump: a notification for %s "
+           "names host \"%s\", not this host (\"%s\"): only notifications "
+           "for this host make dumps (logged once).",
+           inst, ti, host, me);
+  else
+    NOTICE("dotnet plugin: instance \"%s\": no dump: a notification for %s "
+           "(host \"%s\") is not the threshold plugin's (its meta "
+           "CurrentValue and thresholds are missing; the network plugin and "
+           "PUTNOTIF cannot make them): only the threshold plugin's "
+           "notifications make dumps (logged once).",
+           inst, ti, host);
+}
+
+/* Any thread of collectd (a write thread for the threshold plugin,
+ * unixsock's, the network plugin's, the dump worker's for dump_done) and
+ * possibly while dotnet_shutdown runs: dumper and watch are used only under
+ * notify_lock, which is held for one table lookup and one short lock of the
+ * dump worker, never across I/O. */
 static int dotnet_notify(const notification_t *n, user_data_t *ud) {
   (void)ud;
-  if (dumper == NULL || strcmp(n->plugin, "dotnet") != 0 ||
-      strcmp(n->type, "dump") == 0 || is_missing_value(n))
+  if (strcmp(n->plugin, "dotnet") != 0 || strcmp(n->type, "dump") == 0)
     return 0;
   /* NOTIF_FAILURE (1) is more severe than NOTIF_WARNING (2). */
   if (n->severity == NOTIF_OKAY || n->severity > trigger_severity)
@@ -658,18 +760,34 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
   for (i = 0; i < ntriggers; i++)
     if (strcmp(n->type_instance, triggers[i]) == 0)
       break;
-  if (i == ntriggers)
+  if (i == ntriggers || is_missing_value(n))
     return 0;
-  struct ipc_endpoint ep;
-  if (watch_lookup(watch, n->plugin_instance, &ep) != 0) {
-    log_refusal(n->plugin_instance, ENOENT,
-                "no live session for this instance (the process exited?)");
+  if (hostname_g == NULL || strcmp(n->host, hostname_g) != 0) {
+    log_foreign(n, FOREIGN_HOST);
     return 0;
   }
+  if (!is_threshold_shaped(n)) {
+    log_foreign(n, FOREIGN_SHAPE);
+    return 0;
+  }
+
+  struct ipc_endpoint ep;
   char why[256];
+  int r;
   cdtime_t now = cdtime();
-  int r = dump_worker_request(dumper, &ep, n->plugin_instance, n->type_instance,
-                              why, sizeof(why));
+  pthread_mutex_lock(&notify_lock);
+  if (dumper == NULL) { /* no <Dump>, or shut down */
+    pthread_mutex_unlock(&notify_lock);
+    return 0;
+  }
+  r = watch_lookup(watch, n->plugin_instance, &ep);
+  if (r == 0)
+    r = dump_worker_request(dumper, &ep, n->plugin_instance, n->type_instance,
+                            why, sizeof(why));
+  else
+    sstrncpy(why, "no live session for this instance (the process exited?)",
+             sizeof(why));
+  pthread_mutex_unlock(&notify_lock);
   if (r < 0) {
     log_refusal(n->plugin_instance, -r, why);
     return 0;
@@ -683,10 +801,11 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
     snprintf(lag, sizeof(lag), ", %.0f ms after the value",
              CDTIME_T_TO_DOUBLE(now - n->time) * 1000.0);
   INFO("dotnet plugin: instance \"%s\": %s notification for %s: dumping pid "
-       "%d (%s, method %s%s)",
+       "%d (%s, method %s, value %g%s)",
        n->plugin_instance, n->severity == NOTIF_FAILURE ? "FAILURE" : "WARNING",
        n->type_instance, (int)ep.pid, dump_type_name(dump_tmpl.type),
-       dump_tmpl.method == DUMP_METHOD_IPC ? "ipc" : "exec", lag);
+       dump_tmpl.method == DUMP_METHOD_IPC ? "ipc" : "exec",
+       meta_find(n, "CurrentValue", NM_TYPE_DOUBLE)->nm_value.nm_double, lag);
   return 0;
 }
 
@@ -742,12 +861,17 @@ static int dotnet_init(void) {
       WARNING("dotnet plugin: <Dump>: cannot create Directory \"%s\": %s; "
               "dumps will fail until it exists.",
               dump_tmpl.directory, STRERROR(-r));
-    dumper = dump_worker_new(&dump_tmpl, &dump_pol, dump_done, NULL);
-    if (dumper == NULL || dump_worker_start(dumper) != 0) {
+    struct dump_worker *d =
+        dump_worker_new(&dump_tmpl, &dump_pol, dump_done, NULL);
+    if (d == NULL || dump_worker_start(d) != 0) {
       ERROR("dotnet plugin: cannot start the dump worker.");
-      dump_worker_free(dumper);
-      dumper = NULL;
+      dump_worker_free(d);
+      d = NULL;
     }
+    /* From here, notifications can reach it (and watch). */
+    pthread_mutex_lock(&notify_lock);
+    dumper = d;
+    pthread_mutex_unlock(&notify_lock);
   }
   INFO("dotnet plugin: interval %g s, %zu <Process> block(s), AutoDiscover "
        "%s, dumps %s",
@@ -762,8 +886,15 @@ static int dotnet_init(void) {
 static int dotnet_shutdown(void) {
   free(collected.v); /* the read threads are gone */
   collected = (struct collect){0};
-  dump_worker_free(dumper);
+  /* Notifications can still come (from unixsock's or the network plugin's
+   * threads, whose shutdown may come after this one): once dumper is NULL
+   * under notify_lock, none uses the worker or the watch, and a callback
+   * already in there is waited for (one short lookup). */
+  pthread_mutex_lock(&notify_lock);
+  struct dump_worker *d = dumper;
   dumper = NULL;
+  pthread_mutex_unlock(&notify_lock);
+  dump_worker_free(d);
   if (watch) {
     watch_stop(watch, 500);
     struct watch_stats st;
