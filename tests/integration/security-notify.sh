@@ -32,6 +32,13 @@
 #             ASan-built dotnet.so (or SHUTDOWN_SO) is loaded into collectd
 #             with libasan preloaded. Each round: collectd exits 0, no sanitizer report,
 #             notifications were dispatched during the shutdown.
+#   race      the same without chance: a preload library (compiled here)
+#             holds the python thread's notification at the callback's first
+#             lock after it decided to go to the dump worker, collectd gets
+#             SIGTERM, the dotnet plugin shuts down (frees the worker and the
+#             watch), then the notification goes on. It must return without
+#             a dump, collectd exit 0, no ASan report (43eaee5: heap-use-
+#             after-free in watch_lookup). Needs the ASan build.
 #
 # NOTIFY_CASES="forged" runs only the cases named. Logs stay in
 # $BUILD/it/security-notify when a check failed (or NOTIFY_KEEP=1).
@@ -395,8 +402,184 @@ shutdown_case() {
 	fi
 }
 
+# ---- race: one notification held inside dotnet_notify across the shutdown ----
+
+# A preload library that holds the thread named "cdn-hold" at its first
+# pthread_mutex_lock called from dotnet.so (the first frame outside this
+# library and libasan), until $HOLD_DIR/release exists; $HOLD_DIR/held says
+# it is held. The held call is the callback's first lock after it decided
+# to go to the dump worker (43eaee5: the watch's, in watch_lookup; now
+# notify_lock).
+HOLD_C='
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <execinfo.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+static int (*real_lock)(pthread_mutex_t *);
+
+__attribute__((constructor)) static void hold_init(void) {
+  void *f[2];
+  backtrace(f, 2); /* loads the unwinder now, not under a lock */
+}
+
+static const char *file_of(void *addr) {
+  Dl_info di;
+  return dladdr(addr, &di) && di.dli_fname ? di.dli_fname : "";
+}
+
+static int ends_with(const char *s, const char *t) {
+  size_t a = strlen(s), b = strlen(t);
+  return a >= b && strcmp(s + a - b, t) == 0;
+}
+
+int pthread_mutex_lock(pthread_mutex_t *m) {
+  if (real_lock == NULL)
+    real_lock = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT, "pthread_mutex_lock");
+  char name[16] = "";
+  prctl(PR_GET_NAME, name, 0, 0, 0);
+  if (strcmp(name, "cdn-hold") != 0)
+    return real_lock(m);
+  void *f[16];
+  int n = backtrace(f, 16);
+  const char *self = file_of((void *)hold_init); /* this library */
+  for (int i = 0; i < n; i++) {
+    const char *file = file_of(f[i]);
+    if (strcmp(file, self) == 0 || strstr(file, "libasan") != NULL)
+      continue;
+    if (ends_with(file, "/dotnet.so")) {
+      const char *dir = getenv("HOLD_DIR");
+      char held[4096], release[4096];
+      snprintf(held, sizeof(held), "%s/held", dir);
+      snprintf(release, sizeof(release), "%s/release", dir);
+      prctl(PR_SET_NAME, "cdn-held", 0, 0, 0);
+      close(open(held, O_WRONLY | O_CREAT, 0600));
+      for (int k = 0; k < 3000 && access(release, F_OK) != 0; k++)
+        usleep(10000);
+    }
+    break;
+  }
+  return real_lock(m);
+}
+'
+
+HOLD_PY='
+import collectd, ctypes, os, threading, time
+
+cfg = {}
+worker = None
+libc = ctypes.CDLL(None)
+
+def config(c):
+    for ch in c.children:
+        cfg[ch.key.lower()] = ch.values[0]
+
+def run():
+    while not os.path.exists(cfg["go"]):
+        time.sleep(0.02)
+    libc.prctl(15, b"cdn-hold", 0, 0, 0)  # PR_SET_NAME: this thread
+    collectd.Notification(host="test", plugin="dotnet", plugin_instance=cfg["instance"],
+        type="bytes", type_instance="gc-heap-size", severity=collectd.NOTIF_FAILURE,
+        message="held", meta={"DataSource": "value", "CurrentValue": 9e8,
+        "WarningMin": float("nan"), "WarningMax": 5e8, "FailureMin": float("nan"),
+        "FailureMax": float("nan")}).dispatch()
+    libc.prctl(15, b"cdn-done", 0, 0, 0)
+    collectd.info("hold: dispatched")
+
+def init():
+    global worker
+    worker = threading.Thread(target=run)
+    worker.start()
+
+def shutdown():
+    collectd.info("hold: shutdown")
+    with open(cfg["go"], "w"):
+        pass
+    worker.join()
+
+collectd.register_config(config)
+collectd.register_init(init)
+collectd.register_shutdown(shutdown)
+'
+
+race_case() {
+	local P=security-notify/race R=$IT/race so=${SHUTDOWN_SO:-$BUILD/asan/.libs/dotnet.so} wpid libasan
+	if [[ ! -f $so ]]; then
+		fail "$P: setup" "no ASan build of dotnet.so at $so (tests/run unit makes it)"
+		return
+	fi
+	libasan=$(gcc -print-file-name=libasan.so)
+	mkdir -p "$R/py"
+	printf '%s' "$HOLD_C" >"$R/hold.c"
+	printf '%s' "$HOLD_PY" >"$R/py/hold.py"
+	if ! gcc -shared -fPIC -O1 -Wall -Werror -o "$R/hold.so" "$R/hold.c" -ldl 2>"$R/hold.log"; then
+		fail "$P: setup" "cannot build the hold library: $(head -3 "$R/hold.log")"
+		return
+	fi
+	if ! wpid=$(start_target CounterTarget 10 --seconds 900); then
+		fail "$P: setup" "CounterTarget did not start"
+		return
+	fi
+	PLUGIN_SO=$so COLLECTD_PLUGINS="csv logfile python" \
+		COLLECTD_WRAPPER="env HOLD_DIR=$R LD_PRELOAD=$libasan:$R/hold.so ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1" \
+		collectd_start "$R/c" "LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  <Process \"watched\">
+    Pid $wpid
+  </Process>
+  <Dump>
+    Directory \"$R/dumps\"
+    Type \"mini\"
+  </Dump>
+</Plugin>
+<LoadPlugin python>
+  Globals true
+</LoadPlugin>
+<Plugin python>
+  ModulePath \"$R/py\"
+  Import \"hold\"
+  <Module hold>
+    Go \"$R/go\"
+    Instance \"watched\"
+  </Module>
+</Plugin>" || {
+		fail "$P: setup" "collectd did not start"
+		return
+	}
+	local log=$R/c/collectd.log pid=$COLLECTD_PID held=no
+	wait_until 30 rows_ge "$R/c" watched bytes-gc-heap-size 1 ||
+		fail "$P: setup" "no value of \"watched\" within 30 s"
+	touch "$R/go"
+	wait_until 20 test -e "$R/held" && held=yes
+	# collectd stops while the notification is held: dotnet_shutdown, then
+	# the python plugin's shutdown, which waits for the held thread
+	kill -TERM "$pid"
+	wait_until 20 grep -q 'hold: shutdown' "$log"
+	touch "$R/release"
+	collectd_stop 20 >/dev/null
+	local report
+	report=$(grep -m1 -E 'ERROR: AddressSanitizer: [a-z-]+|runtime error:' "$R/c/stdout.log")
+	if [[ $held == yes && $COLLECTD_EXIT == 0 && -z $report ]] && grep -q 'dotnet plugin: stopped:' "$log" &&
+		grep -q 'hold: dispatched' "$log" && [[ -z $(find "$R/dumps" -name '*.dmp' 2>/dev/null) ]]; then
+		pass "$P: a notification held across dotnet_shutdown" \
+			"held in the callback's first lock while the plugin stopped; then it returned, no dump, collectd exit 0, no ASan report"
+	else
+		fail "$P: a notification held across dotnet_shutdown" \
+			"held $held, collectd exit $COLLECTD_EXIT, ${report:-no sanitizer report}$(grep -q 'hold: dispatched' "$log" || echo ', the callback never returned')"
+	fi
+	stop_target "$wpid" >/dev/null 2>&1
+}
+
 want_case() { [[ -z ${NOTIFY_CASES:-} || " $NOTIFY_CASES " == *" $1 "* ]]; }
 want_case forged && forged_case
 want_case shutdown && shutdown_case
+want_case race && race_case
 
 awk -v a="$T0" -v b="$(_now)" 'BEGIN { printf "security-notify.sh: %.0f s\n", b - a }'
