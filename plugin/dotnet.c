@@ -737,10 +737,10 @@ static void log_foreign(const notification_t *n, enum foreign_kind kind) {
            inst, ti, host, me);
   else
     NOTICE("dotnet plugin: instance \"%s\": no dump: a notification for %s "
-           "(host \"%s\") is not the threshold plugin's (its meta "
-           "CurrentValue and thresholds are missing; the network plugin and "
-           "PUTNOTIF cannot make them): only the threshold plugin's "
-           "notifications make dumps (logged once).",
+           "(host \"%s\") is not the threshold plugin's: it lacks its meta "
+           "(CurrentValue and the thresholds as numbers, which PUTNOTIF and "
+           "the network plugin cannot send) or came from the network; only "
+           "the threshold plugin's notifications make dumps (logged once).",
            inst, ti, host);
 }
 
