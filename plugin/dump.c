@@ -2,17 +2,20 @@
  * collectd-dotnet - plugin/dump.c
  *
  * See dump.h. The steps of one dump:
- *   1. checks: the directory exists or is created 0700; free space;
- *   2. a private staging directory beside the final file (same filesystem,
- *      so the final step is an atomic rename), owned by whoever writes the
- *      dump: the target's uid for IPC (the runtime's createdump runs as the
- *      target), ourselves for exec;
- *      for a target in another mount namespace (a container) the IPC dump
- *      is written in the target's own TMPDIR and copied out through
- *      /proc/<pid>/root;
+ *   1. the dump directory is opened level by level (dump_dir_open: created
+ *      0711 if missing, refused unless only root can change it); free space;
+ *   2. the writer (the target's uid for IPC, where the runtime's createdump
+ *      runs as the target; the plan's user for exec) gets a private staging
+ *      directory in the root-owned .staging area of that directory; for a
+ *      target in another mount namespace (a container) the IPC dump is
+ *      written in the target's own TMPDIR instead, reached inside its root;
  *   3. the dump is written;
- *   4. the file is checked (regular, not a symlink, not empty), chmod 0600,
- *      and renamed to its final name with RENAME_NOREPLACE.
+ *   4. what is at the staged name is checked through an fd (one regular
+ *      file of the writer), and exactly its size is cloned or copied into a
+ *      fresh 0600 inode of ours, bounded by free space, Timeout and the
+ *      thread's cancel fd, then linked under its final name (never over an
+ *      existing one);
+ *   5. the staging directory is emptied relative to its fd and removed.
  */
 #include "dump.h"
 #include "dump_exec.h"
@@ -20,15 +23,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/openat2.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,28 +151,182 @@ int dump_size_parse(const char *s, uint64_t *out) {
   return 0;
 }
 
-int dump_mkdir(const char *dir) {
-  char buf[PATH_MAX];
-  if (dir[0] == 0 || strlen(dir) >= sizeof(buf))
-    return -EINVAL;
-  snprintf(buf, sizeof(buf), "%s", dir);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/')
-      continue;
-    *p = 0;
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-      return -errno;
-    *p = '/';
+/* ---- the dump directory ----
+ *
+ * Nothing a watched process's user can write may sit on the way to the dump
+ * directory, or they could swap what root then writes or removes there. The
+ * rule, for every directory from / down: owned by root (or by the user we
+ * run as), not writable by group or others; a directory above may be
+ * writable by others only with the sticky bit (as /tmp), which stops them
+ * from renaming what root made in it. Each level is opened without following
+ * a symlink, so the directory fd we end with is the one the rule checked. */
+
+/* 0 when st (the directory sofar; last: the dump directory itself) follows
+ * the rule, else -EPERM with why[] saying what to do. */
+static int dir_trusted(const struct stat *st, const char *sofar, int last,
+                       char *why, size_t cap) {
+  uid_t me = geteuid();
+  if (st->st_uid != 0 && st->st_uid != me) {
+    char also[48] = "";
+    if (me != 0)
+      snprintf(also, sizeof(also), " (or to uid %u, ours)", (unsigned)me);
+    snprintf(why, cap,
+             "dump directory: %s belongs to uid %u; the dump directory and "
+             "every directory above it must belong to root%s: choose a "
+             "directory such as /var/lib/collectd/dotnet-dumps",
+             sofar, (unsigned)st->st_uid, also);
+    return -EPERM;
   }
-  if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-    return -errno;
+  if ((st->st_mode & (S_IWGRP | S_IWOTH)) &&
+      (last || !(st->st_mode & S_ISVTX))) {
+    snprintf(why, cap,
+             "dump directory: %s is writable by %s (mode %04o), so a "
+             "target's user could swap what is in it: chmod go-w it, or "
+             "choose a directory only root can write",
+             sofar, (st->st_mode & S_IWOTH) ? "others" : "its group",
+             (unsigned)(st->st_mode & 07777));
+    return -EPERM;
+  }
+  return 0;
+}
+
+#define DIR_DEPTH_MAX 64
+
+int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
+                  size_t canon_cap, char *why, size_t why_cap) {
+  char path[PATH_MAX], sofar[PATH_MAX] = "";
+  char *comp[DIR_DEPTH_MAX];
+  size_t n = 0;
+  int reach = 1;
+  if (dir == NULL || dir[0] == 0) {
+    snprintf(why, why_cap, "dump directory: no path given");
+    return -EINVAL;
+  }
+  if (dir[0] == '/') {
+    if (strlen(dir) >= sizeof(path))
+      goto too_long;
+    snprintf(path, sizeof(path), "%s", dir);
+  } else {
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+      int e = errno;
+      snprintf(why, why_cap, "dump directory %s: cannot tell the current "
+               "directory: %s", dir, strerror(e));
+      return -e;
+    }
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", cwd, dir) >= sizeof(path))
+      goto too_long;
+  }
+  /* split into components; "." is dropped, ".." refused (what it names
+   * depends on symlinks we do not follow) */
+  for (char *p = path; *p;) {
+    while (*p == '/')
+      *p++ = 0;
+    if (*p == 0)
+      break;
+    char *c = p;
+    while (*p && *p != '/')
+      p++;
+    if (*p)
+      *p++ = 0;
+    if (strcmp(c, ".") == 0)
+      continue;
+    if (strcmp(c, "..") == 0) {
+      snprintf(why, why_cap, "dump directory %s: give a path without \"..\"",
+               dir);
+      return -EINVAL;
+    }
+    if (n == DIR_DEPTH_MAX)
+      goto too_long;
+    comp[n++] = c;
+  }
+
+  int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   struct stat st;
-  if (lstat(buf, &st) != 0)
-    return -errno;
-  if (S_ISLNK(st.st_mode))
-    return -ELOOP;
-  if (!S_ISDIR(st.st_mode))
-    return -ENOTDIR;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    snprintf(why, why_cap, "dump directory: cannot open /: %s", strerror(e));
+    return -e;
+  }
+  int r = dir_trusted(&st, "/", n == 0, why, why_cap);
+  if (!(st.st_mode & S_IXOTH))
+    reach = 0;
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    size_t sl = strlen(sofar);
+    snprintf(sofar + sl, sizeof(sofar) - sl, "/%s", comp[i]);
+    int nfd = openat(fd, comp[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (nfd < 0 && errno == ENOENT && create) {
+      /* 0711: others may pass through (a target writing its own dump must
+       * reach its staging directory) but not list what is here */
+      if (mkdirat(fd, comp[i], 0711) == 0) {
+        int w = openat(fd, comp[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (w >= 0) {
+          if (fchmod(w, 0711) != 0) { /* umask: best effort, checked below */
+          }
+          close(w);
+        }
+      } else if (errno != EEXIST) {
+        r = -errno;
+        snprintf(why, why_cap, "dump directory: cannot create %s: %s", sofar,
+                 strerror(-r));
+        break;
+      }
+      nfd = openat(fd, comp[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (nfd < 0) {
+      r = -errno;
+      struct stat lst;
+      if ((r == -ELOOP || r == -ENOTDIR) &&
+          fstatat(fd, comp[i], &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(lst.st_mode)) {
+        r = -ELOOP;
+        snprintf(why, why_cap,
+                 "dump directory: %s is a symbolic link: refusing it (give "
+                 "the path it points to; no link is followed on the way)",
+                 sofar);
+      } else {
+        snprintf(why, why_cap, "dump directory: %s: %s", sofar,
+                 r == -ENOTDIR ? "not a directory" : strerror(-r));
+      }
+      break;
+    }
+    close(fd);
+    fd = nfd;
+    if (fstat(fd, &st) != 0) {
+      r = -errno;
+      snprintf(why, why_cap, "dump directory: %s: %s", sofar, strerror(-r));
+      break;
+    }
+    r = dir_trusted(&st, sofar, i + 1 == n, why, why_cap);
+    if (!(st.st_mode & S_IXOTH))
+      reach = 0;
+  }
+  if (r < 0) {
+    close(fd);
+    return r;
+  }
+  if (others_reach)
+    *others_reach = reach;
+  if (canon && (size_t)snprintf(canon, canon_cap, "%s", n ? sofar : "/") >=
+                   canon_cap) {
+    close(fd);
+    goto too_long;
+  }
+  return fd;
+
+too_long:
+  snprintf(why, why_cap, "dump directory %s: path too long", dir);
+  return -ENAMETOOLONG;
+}
+
+int dump_mkdir(const char *dir) {
+  char why[512];
+  int fd = dump_dir_open(dir, 1, NULL, NULL, 0, why, sizeof(why));
+  if (fd < 0)
+    return fd;
+  close(fd);
   return 0;
 }
 
@@ -194,261 +354,503 @@ static void safe_name(const char *in, char *out, size_t cap) {
     snprintf(out, cap, "dotnet");
 }
 
-/* Copies src (opened O_NOFOLLOW) to a new file dst (O_EXCL, 0600). */
-static int copy_out(const char *src, const char *dst, struct dump_result *res) {
-  /* O_NONBLOCK: a FIFO the target swapped in must not block us */
-  int in = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  struct stat ist;
-  if (in < 0 || fstat(in, &ist) != 0 || !S_ISREG(ist.st_mode)) {
-    int e = in < 0 ? errno : EPERM;
-    if (in >= 0)
-      close(in);
-    say(res, "cannot open the dump %s: %s", src,
-        e == EPERM ? "not a regular file" : strerror(e));
-    return -e;
+/* ---- the staging area ----
+ *
+ *   <Directory>/                 root, 0711 when we create it
+ *     .staging/                  root, 0711: others pass, nobody lists
+ *       <32 random hex digits>/  the writer's, 0700: one per dump
+ *         dump                   what the writer wrote
+ *     <instance>-<pid>-<stamp>.dmp   root, 0600: a fresh inode of ours
+ *
+ * The writer owns its own staging directory and nothing else: it cannot
+ * rename or replace that directory (it cannot write .staging), other users
+ * cannot enter it or learn its name. Everything in it is the writer's and is
+ * only ever named relative to the directory's fd, never followed, never
+ * recursed into. */
+
+int dump_stage_new(int dirfd, uid_t writer, int *area_fd, char *name,
+                   size_t name_cap, char *why, size_t why_cap) {
+  uint8_t rnd[16];
+  int afd = -1, sfd = -1, r;
+  struct stat st;
+  *area_fd = -1;
+  if (name_cap < 2 * sizeof(rnd) + 1) {
+    snprintf(why, why_cap, "staging: name buffer too small");
+    return -EINVAL;
   }
-  int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (out < 0) {
-    int e = errno;
-    close(in);
-    say(res, "cannot create %s: %s", dst, strerror(e));
-    return -e;
+  if (mkdirat(dirfd, DUMP_STAGING_AREA, 0711) != 0 && errno != EEXIST) {
+    r = -errno;
+    snprintf(why, why_cap, "cannot create the staging area " DUMP_STAGING_AREA
+             ": %s", strerror(-r));
+    return r;
   }
-  char buf[1 << 16];
+  afd = openat(dirfd, DUMP_STAGING_AREA,
+               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (afd < 0 || fstat(afd, &st) != 0) {
+    r = -errno;
+    snprintf(why, why_cap, "cannot open the staging area " DUMP_STAGING_AREA
+             ": %s", r == -ELOOP || r == -ENOTDIR ? "not a directory" :
+             strerror(-r));
+    goto fail;
+  }
+  r = dir_trusted(&st, DUMP_STAGING_AREA, 1, why, why_cap);
+  if (r < 0)
+    goto fail;
+  if ((st.st_mode & 07777) != 0711 && fchmod(afd, 0711) != 0) {
+    r = -errno;
+    snprintf(why, why_cap, "cannot chmod the staging area: %s", strerror(-r));
+    goto fail;
+  }
+  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    r = -EAGAIN;
+    snprintf(why, why_cap, "staging: no random bytes for a name");
+    goto fail;
+  }
+  for (size_t i = 0; i < sizeof(rnd); i++)
+    snprintf(name + 2 * i, 3, "%02x", rnd[i]);
+  if (mkdirat(afd, name, 0700) != 0) {
+    r = -errno;
+    snprintf(why, why_cap, "cannot create a staging directory: %s",
+             strerror(-r));
+    goto fail;
+  }
+  sfd = openat(afd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sfd < 0 || fchmod(sfd, 0700) != 0) {
+    r = -errno;
+    snprintf(why, why_cap, "cannot open the staging directory: %s",
+             strerror(-r));
+    goto fail_rm;
+  }
+  if (writer != geteuid() && fchown(sfd, writer, (gid_t)-1) != 0) {
+    r = -errno;
+    snprintf(why, why_cap,
+             "the dump's writer runs as uid %u and cannot write into a "
+             "directory of uid %u (%s): run collectd as root or as the "
+             "target's user",
+             (unsigned)writer, (unsigned)geteuid(), strerror(-r));
+    goto fail_rm;
+  }
+  *area_fd = afd;
+  return sfd;
+
+fail_rm:
+  if (sfd >= 0)
+    close(sfd);
+  sfd = -1;
+  unlinkat(afd, name, AT_REMOVEDIR);
+fail:
+  if (afd >= 0)
+    close(afd);
+  name[0] = 0;
+  return r;
+}
+
+/* Entries of one staging directory looked at, at most: a writer that keeps
+ * adding entries cannot keep us here. */
+#define STAGE_ENTRIES_MAX 4096
+
+int dump_stage_remove(int area_fd, const char *name, int stage_fd, char *left,
+                      size_t left_cap) {
+  size_t kept = 0;
+  char first[64] = "";
+  /* a fresh open of the directory: stage_fd's offset is left alone */
+  int lfd = openat(stage_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+  if (d == NULL && lfd >= 0)
+    close(lfd);
+  if (d) {
+    struct dirent *de;
+    unsigned seen = 0;
+    while (seen < STAGE_ENTRIES_MAX && (de = readdir(d)) != NULL) {
+      if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+        continue;
+      seen++;
+      /* unlinkat removes a symlink itself, never what it points to; a
+       * directory goes only when empty: its contents are the writer's
+       * business, and entering it would follow what the writer built */
+      if (unlinkat(stage_fd, de->d_name, 0) == 0)
+        continue;
+      if ((errno == EISDIR || errno == EPERM) &&
+          unlinkat(stage_fd, de->d_name, AT_REMOVEDIR) == 0)
+        continue;
+      if (kept++ == 0)
+        safe_name(de->d_name, first, sizeof(first));
+    }
+    closedir(d);
+  }
+  if (unlinkat(area_fd, name, AT_REMOVEDIR) == 0)
+    return 0;
+  int e = errno;
+  if (left && left_cap)
+    snprintf(left, left_cap,
+             "the dump's writer left %s in its staging directory "
+             DUMP_STAGING_AREA "/%s: left there, not entered",
+             kept ? first : "entries", name);
+  return -e;
+}
+
+/* ---- the final file ---- */
+
+/* Bytes copied per call: between two, the deadline and the cancel fd are
+ * looked at. */
+#define COPY_CHUNK (8u << 20)
+#define COPY_BUF (1u << 20)
+
+static int cancelled(int cancel_fd) {
+  if (cancel_fd < 0)
+    return 0;
+  struct pollfd p = {.fd = cancel_fd, .events = POLLIN};
+  return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/* Copies exactly size bytes of in to out (both at offset 0). */
+static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
+                      int cancel_fd, struct dump_result *res) {
+  off_t ioff = 0, ooff = 0;
+  int in_kernel = 1;
+  char *buf = NULL;
+  uint64_t done = 0;
   int r = 0;
-  for (;;) {
-    ssize_t n = read(in, buf, sizeof(buf));
+  while (done < size) {
+    if (deadline_ms > 0 && ipc_now_ms() >= deadline_ms) {
+      say(res, "Timeout reached while copying the dump (%llu of %llu MiB)",
+          (unsigned long long)(done >> 20), (unsigned long long)(size >> 20));
+      r = -ETIMEDOUT;
+      break;
+    }
+    if (cancelled(cancel_fd)) {
+      say(res, "cancelled (shutting down) while copying the dump");
+      r = -ECANCELED;
+      break;
+    }
+    size_t chunk = size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK;
+    ssize_t n;
+    if (in_kernel) {
+      n = copy_file_range(in, &ioff, out, &ooff, chunk, 0);
+      if (n < 0 && done == 0 &&
+          (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+           errno == EOPNOTSUPP)) {
+        in_kernel = 0; /* another filesystem: read and write */
+        continue;
+      }
+    } else {
+      if (buf == NULL && (buf = malloc(COPY_BUF)) == NULL) {
+        say(res, "copying the dump: out of memory");
+        r = -ENOMEM;
+        break;
+      }
+      if (chunk > COPY_BUF)
+        chunk = COPY_BUF;
+      n = pread(in, buf, chunk, ioff);
+      for (ssize_t o = 0; n > 0 && o < n;) {
+        ssize_t w = pwrite(out, buf + o, (size_t)(n - o), ooff + o);
+        if (w < 0 && errno == EINTR)
+          continue;
+        if (w <= 0) {
+          n = -1;
+          break;
+        }
+        o += w;
+      }
+      if (n > 0) {
+        ioff += n;
+        ooff += n;
+      }
+    }
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
       r = -errno;
+      say(res, "copying the dump failed: %s", strerror(-r));
       break;
     }
-    if (n == 0)
+    if (n == 0) {
+      say(res, "the dump shrank while it was copied: refusing it");
+      r = -EIO;
       break;
-    for (ssize_t o = 0; o < n;) {
-      ssize_t w = write(out, buf + o, (size_t)(n - o));
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w < 0) {
-        r = -errno;
-        break;
-      }
-      o += w;
     }
-    if (r < 0)
-      break;
+    done += (uint64_t)n;
   }
-  if (close(out) != 0 && r == 0)
-    r = -errno;
-  close(in);
-  if (r < 0) {
-    unlink(dst);
-    say(res, "copying the dump to %s failed: %s", dst, strerror(-r));
-  }
+  free(buf);
   return r;
 }
 
-/* Checks the staged file and moves it to its final name. */
-static int finish(const char *staged, const char *final_path, int copy,
-                  struct dump_result *res) {
+int dump_publish(int src_dirfd, const char *src_name, uid_t writer, int dirfd,
+                 const char *dir_path, const char *final_name,
+                 uint64_t min_free_bytes, int64_t deadline_ms, int cancel_fd,
+                 struct dump_result *res) {
+  char final_path[PATH_MAX], tmp_name[48] = "";
+  int in = -1, out = -1, r;
   struct stat st;
-  if (lstat(staged, &st) != 0) {
-    say(res, "the runtime reported success but wrote no dump at %s", staged);
-    return -ENOENT;
+  if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", dir_path,
+                       final_name) >= sizeof(final_path)) {
+    say(res, "dump path too long");
+    return -ENAMETOOLONG;
   }
-  if (!S_ISREG(st.st_mode)) {
-    say(res, "%s is not a regular file: refusing it", staged);
-    unlink(staged);
-    return -EPERM;
+  /* O_NONBLOCK: a FIFO put in the dump's place must not block us */
+  in = openat(src_dirfd, src_name,
+              O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (in < 0) {
+    r = -errno;
+    if (r == -ENOENT)
+      say(res, "the runtime reported success but wrote no dump");
+    else if (r == -ELOOP)
+      say(res, "the staged dump is a symbolic link: refusing it");
+    else
+      say(res, "cannot open the staged dump: %s", strerror(-r));
+    return r;
   }
-  if (st.st_size == 0) {
-    say(res, "the dump %s is empty", staged);
-    unlink(staged);
-    return -EIO;
+  if (fstat(in, &st) != 0) {
+    r = -errno;
+    say(res, "cannot stat the staged dump: %s", strerror(-r));
+    goto out;
   }
-  int r;
-  if (copy) {
-    r = copy_out(staged, final_path, res);
-    unlink(staged);
-    if (r < 0)
-      return r;
+  if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != writer) {
+    say(res, "the staged dump is not one regular file of its writer (%s): "
+        "refusing it",
+        S_ISDIR(st.st_mode) ? "a directory"
+        : !S_ISREG(st.st_mode) ? "not a regular file"
+        : st.st_nlink != 1 ? "it has other links"
+                           : "another owner");
+    r = -EPERM;
+    goto out;
+  }
+  if (st.st_size <= 0) {
+    say(res, "the dump is empty");
+    r = -EIO;
+    goto out;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  struct stat fst;
+  if (fstatat(dirfd, final_name, &fst, AT_SYMLINK_NOFOLLOW) == 0) {
+    say(res, "%s exists already: refusing to overwrite it", final_path);
+    r = -EEXIST;
+    goto out;
+  }
+
+  /* A fresh inode that only we hold: whatever the writer still does to its
+   * file (it may keep an fd and write on) no longer reaches the dump. */
+  out = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    uint8_t rnd[8];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+      say(res, "no random bytes for a temporary name");
+      r = -EAGAIN;
+      goto out;
+    }
+    size_t o = (size_t)snprintf(tmp_name, sizeof(tmp_name), ".tmp-");
+    for (size_t i = 0; i < sizeof(rnd); i++, o += 2)
+      snprintf(tmp_name + o, sizeof(tmp_name) - o, "%02x", rnd[i]);
+    out = openat(dirfd, tmp_name,
+                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }
+  if (out < 0) {
+    r = -errno;
+    say(res, "cannot create a file in %s: %s", dir_path, strerror(-r));
+    tmp_name[0] = 0;
+    goto out;
+  }
+  if (fchmod(out, 0600) != 0 || (geteuid() == 0 && fchown(out, 0, 0) != 0)) {
+    r = -errno;
+    say(res, "cannot secure the dump: %s", strerror(-r));
+    goto out;
+  }
+
+  /* A clone shares blocks (btrfs, xfs): no copy, no space. */
+  if (ioctl(out, FICLONE, in) == 0) {
+    if (fstat(out, &fst) != 0 || (uint64_t)fst.st_size < size) {
+      say(res, "the dump shrank while it was cloned: refusing it");
+      r = -EIO;
+      goto out;
+    }
+    if ((uint64_t)fst.st_size > size && ftruncate(out, (off_t)size) != 0) {
+      r = -errno;
+      say(res, "cannot truncate the dump: %s", strerror(-r));
+      goto out;
+    }
   } else {
-    /* The writer of an IPC dump (the target) owns the staging directory
-     * and may swap the file for a symlink or a hard link at any moment:
-     * secure it through a descriptor (never chmod/chown a path), and check
-     * that what the rename moved is that file. */
-    int fd = open(staged, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_nlink != 1) {
+    struct statvfs sv;
+    if (fstatvfs(dirfd, &sv) != 0) {
+      r = -errno;
+      say(res, "statvfs %s: %s", dir_path, strerror(-r));
+      goto out;
+    }
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (size > avail || avail - size < min_free_bytes) {
       say(res,
-          "%s is not a plain file (changed, linked or not a regular "
-          "file): refusing it",
-          staged);
-      if (fd >= 0)
-        close(fd);
-      unlink(staged);
-      return -EPERM;
+          "the dump is %llu MiB, and %s has %llu MiB free with MinFreeSpace "
+          "%llu MiB: refusing to copy it",
+          (unsigned long long)(size >> 20), dir_path,
+          (unsigned long long)(avail >> 20),
+          (unsigned long long)(min_free_bytes >> 20));
+      r = -ENOSPC;
+      goto out;
     }
-    if (fchmod(fd, 0600) != 0 || (geteuid() == 0 && fchown(fd, 0, 0) != 0)) {
-      r = -errno;
-      say(res, "cannot secure %s: %s", staged, strerror(-r));
-      close(fd);
-      unlink(staged);
-      return r;
-    }
-    if (renameat2(AT_FDCWD, staged, AT_FDCWD, final_path, RENAME_NOREPLACE) != 0) {
-      r = -errno;
-      say(res, "cannot move the dump to %s: %s", final_path, strerror(-r));
-      close(fd);
-      unlink(staged);
-      return r;
-    }
-    struct stat moved;
-    if (lstat(final_path, &moved) != 0 || moved.st_dev != st.st_dev ||
-        moved.st_ino != st.st_ino) {
-      say(res, "%s was replaced while it was being secured: refusing it",
-          staged);
-      close(fd);
-      unlink(final_path); /* whatever was moved there: the name is ours */
-      return -EPERM;
-    }
-    close(fd);
+    r = copy_exact(in, out, size, deadline_ms, cancel_fd, res);
+    if (r < 0)
+      goto out;
   }
-  res->size = (uint64_t)st.st_size;
+
+  /* The name last, never over an existing one (linkat fails with EEXIST). */
+  if (tmp_name[0]) {
+    r = linkat(dirfd, tmp_name, dirfd, final_name, 0) == 0 ? 0 : -errno;
+  } else {
+    r = linkat(out, "", dirfd, final_name, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+    if (r == -ENOENT || r == -EPERM) { /* no CAP_DAC_READ_SEARCH */
+      char self[64];
+      snprintf(self, sizeof(self), "/proc/self/fd/%d", out);
+      r = linkat(AT_FDCWD, self, dirfd, final_name, AT_SYMLINK_FOLLOW) == 0
+              ? 0
+              : -errno;
+    }
+  }
+  if (r < 0) {
+    say(res, "cannot move the dump to %s: %s", final_path, strerror(-r));
+    goto out;
+  }
+  res->size = size;
   snprintf(res->path, sizeof(res->path), "%s", final_path);
-  return 0;
+out:
+  if (tmp_name[0])
+    unlinkat(dirfd, tmp_name, 0);
+  if (out >= 0)
+    close(out);
+  close(in);
+  return r;
 }
+
+/* ---- one dump ---- */
 
 int dump_take(const struct dump_request *req, struct dump_result *res) {
   memset(res, 0, sizeof(*res));
   double t0 = mono_s();
   int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000;
-  char stage_dir[PATH_MAX] = "", staged[PATH_MAX] = "", final_path[PATH_MAX];
+  int64_t deadline = ipc_now_ms() + timeout_ms;
+  char dir[PATH_MAX], final_name[200], final_path[PATH_MAX];
+  char target_path[PATH_MAX], stage_name[40] = "", src_name[96] = "dump";
   char name[160], stamp[40];
+  int dfd = -1, afd = -1, sfd = -1, tfd = -1, src_dirfd = -1, reach = 1;
   int r;
+  struct dump_exec_plan plan = {.fd = -1};
 
-  r = dump_mkdir(req->directory);
-  if (r < 0) {
-    say(res, "dump directory %s: %s", req->directory,
-        r == -ELOOP ? "is a symbolic link: refusing it" : strerror(-r));
-    return r;
-  }
+  dfd = dump_dir_open(req->directory, 1, &reach, dir, sizeof(dir),
+                      res->reason, sizeof(res->reason));
+  if (dfd < 0)
+    return dfd;
   if (req->min_free_bytes > 0) {
     struct statvfs sv;
-    if (statvfs(req->directory, &sv) != 0) {
+    if (fstatvfs(dfd, &sv) != 0) {
       r = -errno;
-      say(res, "statvfs %s: %s", req->directory, strerror(-r));
-      return r;
+      say(res, "statvfs %s: %s", dir, strerror(-r));
+      goto out;
     }
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     if (avail < req->min_free_bytes) {
       say(res,
           "only %llu MiB free in %s, below MinFreeSpace (%llu MiB): no dump",
-          (unsigned long long)(avail >> 20), req->directory,
+          (unsigned long long)(avail >> 20), dir,
           (unsigned long long)(req->min_free_bytes >> 20));
-      return -ENOSPC;
+      r = -ENOSPC;
+      goto out;
     }
-  }
-  if (access(req->directory, W_OK) != 0) {
-    r = -errno;
-    say(res, "dump directory %s is not writable: %s", req->directory,
-        strerror(-r));
-    return r;
   }
 
   safe_name(req->instance[0] ? req->instance : "dotnet", name, sizeof(name));
   utc_stamp(stamp, sizeof(stamp));
-  if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s-%d-%s.dmp",
-                       req->directory, name, (int)req->ep.pid,
-                       stamp) >= sizeof(final_path)) {
+  snprintf(final_name, sizeof(final_name), "%s-%d-%s.dmp", name,
+           (int)req->ep.pid, stamp);
+  if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", dir,
+                       final_name) >= sizeof(final_path)) {
     say(res, "dump path too long");
-    return -ENAMETOOLONG;
+    r = -ENAMETOOLONG;
+    goto out;
   }
   struct stat st;
-  if (lstat(final_path, &st) == 0) {
+  if (fstatat(dfd, final_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
     say(res, "%s exists already: refusing to overwrite it", final_path);
-    return -EEXIST;
+    r = -EEXIST;
+    goto out;
   }
 
-  /* who writes into the staging directory: the target for IPC, the user
-   * the plan runs createdump as for exec */
-  struct dump_exec_plan plan = {.fd = -1};
+  /* who writes the dump: the target for IPC, the user the plan runs
+   * createdump as for exec */
   uid_t writer = req->ep.uid;
   if (req->method == DUMP_METHOD_EXEC) {
     char why[512];
     r = dump_exec_plan(&req->ep, &plan, why, sizeof(why));
     if (r < 0) {
       say(res, "%s", why);
-      return r;
+      goto out;
     }
     writer = plan.uid;
     snprintf(res->note, sizeof(res->note), "%s", plan.note);
   }
 
-  int copy = 0;
-  int foreign_ipc = req->method == DUMP_METHOD_IPC && req->ep.foreign_mnt_ns;
-  char target_path[PATH_MAX]; /* the path as the writer sees it */
-  if (foreign_ipc) {
-    /* The target resolves paths in its own mount namespace: let it write in
-     * the directory of its diagnostic socket (its TMPDIR), then copy out. */
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", req->ep.path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-      *slash = 0;
-    char prefix[64];
-    int pl = snprintf(prefix, sizeof(prefix), "/proc/%d/root", (int)req->ep.pid);
-    if (strncmp(dir, prefix, (size_t)pl) != 0) {
+  if (req->method == DUMP_METHOD_IPC && req->ep.foreign_mnt_ns) {
+    /* The target resolves paths in its own mount namespace: it writes in
+     * the directory of its diagnostic socket (its TMPDIR), which we reach
+     * inside its root only (an absolute symlink there means the container's
+     * path, not the host's), and the dump is copied out. */
+    char cdir[PATH_MAX], root[64];
+    int pl = snprintf(root, sizeof(root), "/proc/%d/root", (int)req->ep.pid);
+    snprintf(cdir, sizeof(cdir), "%s", req->ep.path);
+    char *slash = strrchr(cdir, '/');
+    if (strncmp(cdir, root, (size_t)pl) != 0 || slash == NULL ||
+        slash < cdir + pl) {
       say(res, "cannot tell the target's TMPDIR");
-      dump_exec_release(&plan);
-      return -EINVAL;
+      r = -EINVAL;
+      goto out;
+    }
+    *slash = 0;
+    const char *in_root = cdir[pl] ? cdir + pl : "/";
+    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) {
+      r = -errno;
+      say(res, "cannot open %s: %s", root, strerror(-r));
+      goto out;
+    }
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    tfd = (int)syscall(SYS_openat2, rootfd, in_root, &how, sizeof(how));
+    r = tfd < 0 ? -errno : 0;
+    close(rootfd);
+    if (r < 0) {
+      say(res, "cannot open the target's TMPDIR %s inside its root: %s",
+          in_root, strerror(-r));
+      goto out;
+    }
+    uint8_t rnd[8];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+      say(res, "no random bytes for a name");
+      r = -EAGAIN;
+      goto out;
+    }
+    snprintf(src_name, sizeof(src_name), "collectd-dotnet-%s-%02x%02x%02x%02x.dmp",
+             stamp, rnd[0], rnd[1], rnd[2], rnd[3]);
+    if ((size_t)snprintf(target_path, sizeof(target_path), "%s/%s",
+                         strcmp(in_root, "/") ? in_root : "", src_name) >=
+        sizeof(target_path)) {
+      say(res, "dump path too long");
+      r = -ENAMETOOLONG;
+      goto out;
+    }
+    src_dirfd = tfd;
+  } else {
+    sfd = dump_stage_new(dfd, writer, &afd, stage_name, sizeof(stage_name),
+                         res->reason, sizeof(res->reason));
+    if (sfd < 0) {
+      r = sfd;
+      goto out;
     }
     if ((size_t)snprintf(target_path, sizeof(target_path),
-                         "%s/collectd-dotnet-%s.dmp", dir + pl,
-                         stamp) >= sizeof(target_path) ||
-        (size_t)snprintf(staged, sizeof(staged), "%s/collectd-dotnet-%s.dmp",
-                         dir, stamp) >= sizeof(staged)) {
+                         "%s/" DUMP_STAGING_AREA "/%s/dump",
+                         strcmp(dir, "/") ? dir : "", stage_name) >=
+        sizeof(target_path)) {
       say(res, "dump path too long");
-      dump_exec_release(&plan);
-      return -ENAMETOOLONG;
+      r = -ENAMETOOLONG;
+      goto out;
     }
-    copy = 1;
-  } else {
-    if ((size_t)snprintf(stage_dir, sizeof(stage_dir), "%s/.staging-%d-%s",
-                         req->directory, (int)req->ep.pid, stamp) >=
-        sizeof(stage_dir)) {
-      say(res, "dump path too long");
-      dump_exec_release(&plan);
-      return -ENAMETOOLONG;
-    }
-    if (mkdir(stage_dir, 0700) != 0) {
-      r = -errno;
-      say(res, "cannot create %s: %s", stage_dir, strerror(-r));
-      dump_exec_release(&plan);
-      return r;
-    }
-    if (writer != geteuid()) {
-      if (chown(stage_dir, writer, (gid_t)-1) != 0) {
-        r = -errno;
-        say(res,
-            "the target runs as uid %u and cannot write into a directory of "
-            "uid %u (%s): run collectd as root or as the target's user, or "
-            "use Method exec",
-            (unsigned)writer, (unsigned)geteuid(), strerror(-r));
-        rmdir(stage_dir);
-        dump_exec_release(&plan);
-        return r;
-      }
-    }
-    if ((size_t)snprintf(staged, sizeof(staged), "%s/dump", stage_dir) >=
-        sizeof(staged)) {
-      say(res, "dump path too long");
-      rmdir(stage_dir);
-      dump_exec_release(&plan);
-      return -ENAMETOOLONG;
-    }
-    memcpy(target_path, staged, sizeof(target_path));
+    src_dirfd = sfd;
   }
 
   if (req->method == DUMP_METHOD_IPC) {
@@ -460,24 +862,40 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     r = dump_exec_run(&plan, &req->ep, target_path, req->type, timeout_ms,
                       res);
   }
-  dump_exec_release(&plan);
   if (r == 0)
-    r = finish(staged, final_path, copy, res);
-  else
-    unlink(staged);
-  if (stage_dir[0]) {
-    /* createdump may leave nothing else; remove what is left, best effort. */
-    DIR *d = opendir(stage_dir);
-    if (d) {
-      struct dirent *de;
-      while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-          unlinkat(dirfd(d), de->d_name, 0);
-      closedir(d);
-    }
-    rmdir(stage_dir);
+    r = dump_publish(src_dirfd, src_name, writer, dfd, dir, final_name,
+                     req->min_free_bytes, deadline, ipc_get_cancel_fd(), res);
+  else if (!reach && writer != geteuid() && sfd >= 0) {
+    size_t l = strlen(res->reason);
+    snprintf(res->reason + l, sizeof(res->reason) - l,
+             " (uid %u may not reach %s: the dump directory and every "
+             "directory above it need search permission for others, "
+             "chmod o+x)",
+             (unsigned)writer, dir);
   }
+
+out:
+  if (tfd >= 0) {
+    /* in the target's TMPDIR: a file, or an empty directory, of that name */
+    if (unlinkat(tfd, src_name, 0) != 0 && errno == EISDIR)
+      unlinkat(tfd, src_name, AT_REMOVEDIR);
+    close(tfd);
+  }
+  if (sfd >= 0) {
+    char left[256];
+    if (dump_stage_remove(afd, stage_name, sfd, left, sizeof(left)) < 0) {
+      size_t l = strlen(res->note);
+      snprintf(res->note + l, sizeof(res->note) - l, "%s%s", l ? "; " : "",
+               left);
+    }
+    close(sfd);
+  }
+  if (afd >= 0)
+    close(afd);
+  dump_exec_release(&plan);
+  close(dfd);
   res->seconds = mono_s() - t0;
   one_line(res->reason, sizeof(res->reason));
+  one_line(res->note, sizeof(res->note));
   return r;
 }

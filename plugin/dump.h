@@ -6,7 +6,11 @@
  * own user) or the createdump that ships next to the target's
  * libcoreclr.so (run by us, no shell). Either way the file ends up as
  *   <directory>/<instance>-<pid>-<UTC timestamp>.dmp
- * mode 0600, never written through a symlink, never replacing a file.
+ * mode 0600, a fresh inode of ours (a copy of exactly what was checked: the
+ * writer keeps no hold on it), never written through a symlink, never
+ * replacing a file. The directory and every one above it must belong to
+ * root (or to the user we run as) and not be writable by group or others
+ * (above it: unless sticky); see dump_dir_open().
  *
  * dump_take() is synchronous (seconds); the plugin calls it from its dump
  * worker thread (dump_worker_*), the CLI directly.
@@ -17,6 +21,7 @@
 #include "ipc.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -27,7 +32,7 @@ struct dump_request {
   char instance[128];       /* name part of the file; "" → "dotnet" */
   enum ipc_dump_type type;
   enum dump_method method;
-  char directory[PATH_MAX]; /* created 0700 if missing */
+  char directory[PATH_MAX]; /* created 0711 if missing (dump_dir_open) */
   uint64_t min_free_bytes;  /* refuse below this free space; 0: no check */
   int timeout_ms;           /* whole dump; 0: 120000 */
 };
@@ -51,8 +56,54 @@ const char *dump_type_name(enum ipc_dump_type t);
 /* Parses sizes like "2G", "500M", "1024" (bytes; K/M/G/T binary). */
 int dump_size_parse(const char *s, uint64_t *out);
 
-/* Creates dir (and parents) with mode 0700 if missing; refuses a path
- * whose last component is a symlink. 0 or negative errno. */
+/* dump_dir_open(dir, create = 1, ...), closed: 0 or negative errno. */
 int dump_mkdir(const char *dir);
+
+/* ---- building blocks, exposed for tests ---- */
+
+/* The staging area inside the dump directory: root's, 0711. */
+#define DUMP_STAGING_AREA ".staging"
+
+/* Opens the dump directory dir (absolute, or relative to the current
+ * directory), level by level from /, never following a symlink, creating
+ * missing levels 0711 when create is set (others may pass through, not
+ * list). Every level must belong to root or to our euid and not be writable
+ * by group or others; a level above the last may be writable by others when
+ * it is sticky (as /tmp). Returns an O_PATH directory fd (the caller closes
+ * it), with canon[] the absolute path walked (may be NULL) and *others_reach
+ * (may be NULL) 1 when every level lets others search it; or a negative
+ * errno with why[] saying what is wrong and what to do. */
+int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
+                  size_t canon_cap, char *why, size_t why_cap);
+
+/* Makes a private staging directory DUMP_STAGING_AREA/<32 random hex
+ * digits> in dirfd (the area made 0711 when missing, and checked as the
+ * dump directory is), mode 0700, owned by writer. Returns its fd (O_RDONLY
+ * directory), with *area_fd the area's fd and name[] (>= 33 bytes) its name;
+ * the caller closes both and calls dump_stage_remove. Negative errno with
+ * why[] on failure. */
+int dump_stage_new(int dirfd, uid_t writer, int *area_fd, char *name,
+                   size_t name_cap, char *why, size_t why_cap);
+
+/* Removes the staging directory name (fd stage_fd) from the area: each of
+ * its entries is unlinked relative to stage_fd (a symlink itself, never what
+ * it points to); a subdirectory goes only when empty and is never entered.
+ * 0 when all went; else a negative errno with left[] saying what stays. */
+int dump_stage_remove(int area_fd, const char *name, int stage_fd, char *left,
+                      size_t left_cap);
+
+/* Publishes the dump src_name of src_dirfd as final_name in dirfd (shown as
+ * dir_path): it must be one regular file (not a link, not a directory, no
+ * other hard link), owned by writer, not empty; exactly the size seen then
+ * is cloned or copied into a fresh 0600 inode of ours (O_TMPFILE), linked
+ * under final_name, never over an existing name. The copy is refused when
+ * it would leave less than min_free_bytes free (or does not fit), and gives
+ * up at deadline_ms (ipc_now_ms clock; 0: none) or when cancel_fd (-1: none)
+ * is readable. 0 with res->path and res->size, or negative errno with
+ * res->reason. src_name is left where it is. */
+int dump_publish(int src_dirfd, const char *src_name, uid_t writer, int dirfd,
+                 const char *dir_path, const char *final_name,
+                 uint64_t min_free_bytes, int64_t deadline_ms, int cancel_fd,
+                 struct dump_result *res);
 
 #endif /* DUMP_H */

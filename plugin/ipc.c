@@ -92,6 +92,8 @@ static _Thread_local int cancel_fd = -1;
 
 void ipc_set_cancel_fd(int fd) { cancel_fd = fd; }
 
+int ipc_get_cancel_fd(void) { return cancel_fd; }
+
 /* Waits until fd is ready for `events`, the deadline passes or the thread's
  * cancel fd becomes readable. 0, -ETIMEDOUT, -ECANCELED, or -errno. */
 static int wait_fd(int fd, short events, int64_t deadline) {

@@ -261,6 +261,9 @@ int ipc_dump(const struct ipc_endpoint *ep, const char *path,
  * owner writes to and never drains); -1: none (the default). Lets a thread
  * that talks to targets be stopped at once instead of after its timeouts. */
 void ipc_set_cancel_fd(int fd);
+/* The calling thread's cancel fd, or -1: for waits outside this module
+ * (the copy of a dump) that must end as promptly. */
+int ipc_get_cancel_fd(void);
 
 /* Building blocks, exposed for tests and the fault-injection server. */
 
