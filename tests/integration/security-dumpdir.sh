@@ -58,7 +58,7 @@ UG=$(id -g "$U")
 # The hostile runtime: fake-diag-server.py with its GenerateCoreDump answer
 # replaced by EVIL_MODE (the rest, ProcessInfo and counters, as "normal").
 cat >"$WORK/evil.py" <<'EOF'
-import importlib.util, os, struct, sys, time
+import ctypes, importlib.util, os, struct, sys, time
 spec = importlib.util.spec_from_file_location("fds", os.environ["EVIL_FAKE"])
 m = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(m)
@@ -120,22 +120,25 @@ def dump(conn, payload, sc):
         f.flush()
         m.log("kept writing: %d times, %d bytes now" % (n, os.fstat(f.fileno()).st_size))
     elif MODE == "dir-swap":
+        # the dump and a directory (with a file inside) exchange names,
+        # atomically (renameat2 RENAME_EXCHANGE), as fast as we can
         write(path, 65536)
-        answer(conn)
-        aside, dd = path + ".f", path + ".d"
+        dd = path + ".d"
         os.mkdir(dd)
         write(os.path.join(dd, "inside"), 10)
+        libc = ctypes.CDLL(None, use_errno=True)
+        a, b = path.encode(), dd.encode()
+        answer(conn)
         n = 0
         end = time.time() + 2
         while time.time() < end:
-            try:
-                os.rename(path, aside)
-                os.rename(dd, path)
-                os.rename(path, dd)
-                os.rename(aside, path)
+            for _ in range(100):
+                if libc.renameat2(-100, a, -100, b, 2) != 0:
+                    break
                 n += 1
-            except OSError:
-                break  # the staging directory is gone
+            else:
+                continue
+            break  # the staging directory is being emptied
         m.log("dir-swapped %d times" % n)
     elif MODE == "sparse":
         with open(path, "wb") as f:
