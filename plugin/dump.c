@@ -88,12 +88,9 @@ int dump_type_parse(const char *s, enum ipc_dump_type *out) {
   static const struct {
     const char *name;
     enum ipc_dump_type t;
-  } names[] = {{"mini", IPC_DUMP_MINI},
-               {"normal", IPC_DUMP_MINI},
-               {"heap", IPC_DUMP_HEAP},
-               {"withheap", IPC_DUMP_HEAP},
-               {"triage", IPC_DUMP_TRIAGE},
-               {"full", IPC_DUMP_FULL}};
+  } names[] = {{"mini", IPC_DUMP_MINI},     {"normal", IPC_DUMP_MINI},
+               {"heap", IPC_DUMP_HEAP},     {"withheap", IPC_DUMP_HEAP},
+               {"triage", IPC_DUMP_TRIAGE}, {"full", IPC_DUMP_FULL}};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcasecmp(s, names[i].name) == 0) {
       *out = names[i].t;
@@ -126,22 +123,27 @@ int dump_size_parse(const char *s, uint64_t *out) {
   switch (*end) {
   case 0:
     break;
-  case 'k': case 'K':
+  case 'k':
+  case 'K':
     mul = 1024.0;
     break;
-  case 'm': case 'M':
+  case 'm':
+  case 'M':
     mul = 1024.0 * 1024;
     break;
-  case 'g': case 'G':
+  case 'g':
+  case 'G':
     mul = 1024.0 * 1024 * 1024;
     break;
-  case 't': case 'T':
+  case 't':
+  case 'T':
     mul = 1024.0 * 1024 * 1024 * 1024;
     break;
   default:
     return -EINVAL;
   }
-  if (*end && end[1] != 0 && !((end[1] == 'B' || end[1] == 'b') && end[2] == 0) &&
+  if (*end && end[1] != 0 &&
+      !((end[1] == 'B' || end[1] == 'b') && end[2] == 0) &&
       !((end[1] == 'i') && (end[2] == 'B') && end[3] == 0))
     return -EINVAL;
   double b = v * mul;
@@ -210,8 +212,10 @@ int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof(cwd)) == NULL) {
       int e = errno;
-      snprintf(why, why_cap, "dump directory %s: cannot tell the current "
-               "directory: %s", dir, strerror(e));
+      snprintf(why, why_cap,
+               "dump directory %s: cannot tell the current "
+               "directory: %s",
+               dir, strerror(e));
       return -e;
     }
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", cwd, dir) >= sizeof(path))
@@ -256,12 +260,14 @@ int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
   for (size_t i = 0; r == 0 && i < n; i++) {
     size_t sl = strlen(sofar);
     snprintf(sofar + sl, sizeof(sofar) - sl, "/%s", comp[i]);
-    int nfd = openat(fd, comp[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int nfd =
+        openat(fd, comp[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (nfd < 0 && errno == ENOENT && create) {
       /* 0711: others may pass through (a target writing its own dump must
        * reach its staging directory) but not list what is here */
       if (mkdirat(fd, comp[i], 0711) == 0) {
-        int w = openat(fd, comp[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int w = openat(fd, comp[i],
+                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (w >= 0) {
           if (fchmod(w, 0711) != 0) { /* umask: best effort, checked below */
           }
@@ -309,8 +315,8 @@ int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
   }
   if (others_reach)
     *others_reach = reach;
-  if (canon && (size_t)snprintf(canon, canon_cap, "%s", n ? sofar : "/") >=
-                   canon_cap) {
+  if (canon &&
+      (size_t)snprintf(canon, canon_cap, "%s", n ? sofar : "/") >= canon_cap) {
     close(fd);
     goto too_long;
   }
@@ -371,26 +377,28 @@ static void safe_name(const char *in, char *out, size_t cap) {
 int dump_stage_new(int dirfd, uid_t writer, int *area_fd, char *name,
                    size_t name_cap, char *why, size_t why_cap) {
   uint8_t rnd[16];
-  int afd = -1, sfd = -1, r;
+  int afd = -1, sfd = -1, r, tries = 0;
   struct stat st;
   *area_fd = -1;
   if (name_cap < 2 * sizeof(rnd) + 1) {
     snprintf(why, why_cap, "staging: name buffer too small");
     return -EINVAL;
   }
+again:
   if (mkdirat(dirfd, DUMP_STAGING_AREA, 0711) != 0 && errno != EEXIST) {
     r = -errno;
-    snprintf(why, why_cap, "cannot create the staging area " DUMP_STAGING_AREA
-             ": %s", strerror(-r));
+    snprintf(why, why_cap,
+             "cannot create the staging area " DUMP_STAGING_AREA ": %s",
+             strerror(-r));
     return r;
   }
   afd = openat(dirfd, DUMP_STAGING_AREA,
                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (afd < 0 || fstat(afd, &st) != 0) {
     r = -errno;
-    snprintf(why, why_cap, "cannot open the staging area " DUMP_STAGING_AREA
-             ": %s", r == -ELOOP || r == -ENOTDIR ? "not a directory" :
-             strerror(-r));
+    snprintf(why, why_cap,
+             "cannot open the staging area " DUMP_STAGING_AREA ": %s",
+             r == -ELOOP || r == -ENOTDIR ? "not a directory" : strerror(-r));
     goto fail;
   }
   r = dir_trusted(&st, DUMP_STAGING_AREA, 1, why, why_cap);
@@ -410,6 +418,12 @@ int dump_stage_new(int dirfd, uid_t writer, int *area_fd, char *name,
     snprintf(name + 2 * i, 3, "%02x", rnd[i]);
   if (mkdirat(afd, name, 0700) != 0) {
     r = -errno;
+    if (r == -ENOENT && tries++ == 0) {
+      /* another dump that just ended removed the (then empty) area */
+      close(afd);
+      afd = -1;
+      goto again;
+    }
     snprintf(why, why_cap, "cannot create a staging directory: %s",
              strerror(-r));
     goto fail;
@@ -482,10 +496,11 @@ int dump_stage_remove(int area_fd, const char *name, int stage_fd, char *left,
     return 0;
   int e = errno;
   if (left && left_cap)
-    snprintf(left, left_cap,
-             "the dump's writer left %s in its staging directory "
-             DUMP_STAGING_AREA "/%s: left there, not entered",
-             kept ? first : "entries", name);
+    snprintf(
+        left, left_cap,
+        "the dump's writer left %s in its staging directory " DUMP_STAGING_AREA
+        "/%s: left there, not entered",
+        kept ? first : "entries", name);
   return -e;
 }
 
@@ -523,7 +538,8 @@ static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
       r = -ECANCELED;
       break;
     }
-    size_t chunk = size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK;
+    size_t chunk =
+        size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK;
     ssize_t n;
     if (in_kernel) {
       n = copy_file_range(in, &ioff, out, &ooff, chunk, 0);
@@ -575,10 +591,10 @@ static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
   return r;
 }
 
-int dump_publish(int src_dirfd, const char *src_name, uid_t writer, int dirfd,
-                 const char *dir_path, const char *final_name,
-                 uint64_t min_free_bytes, int64_t deadline_ms, int cancel_fd,
-                 struct dump_result *res) {
+int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
+                 uid_t writer, int dirfd, const char *dir_path,
+                 const char *final_name, uint64_t min_free_bytes,
+                 int64_t deadline_ms, int cancel_fd, struct dump_result *res) {
   char final_path[PATH_MAX], tmp_name[48] = "";
   int in = -1, out = -1, r;
   struct stat st;
@@ -593,30 +609,32 @@ int dump_publish(int src_dirfd, const char *src_name, uid_t writer, int dirfd,
   if (in < 0) {
     r = -errno;
     if (r == -ENOENT)
-      say(res, "the runtime reported success but wrote no dump");
+      say(res, "the runtime reported success but wrote no dump at %s",
+          src_shown);
     else if (r == -ELOOP)
-      say(res, "the staged dump is a symbolic link: refusing it");
+      say(res, "%s is not a regular file (a symbolic link): refusing it",
+          src_shown);
     else
-      say(res, "cannot open the staged dump: %s", strerror(-r));
+      say(res, "cannot open the dump %s: %s", src_shown, strerror(-r));
     return r;
   }
   if (fstat(in, &st) != 0) {
     r = -errno;
-    say(res, "cannot stat the staged dump: %s", strerror(-r));
+    say(res, "cannot stat the dump %s: %s", src_shown, strerror(-r));
     goto out;
   }
   if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != writer) {
-    say(res, "the staged dump is not one regular file of its writer (%s): "
-        "refusing it",
-        S_ISDIR(st.st_mode) ? "a directory"
+    say(res, "%s is not a plain file of its writer (%s): refusing it",
+        src_shown,
+        S_ISDIR(st.st_mode)    ? "a directory"
         : !S_ISREG(st.st_mode) ? "not a regular file"
-        : st.st_nlink != 1 ? "it has other links"
-                           : "another owner");
+        : st.st_nlink != 1     ? "it has other links"
+                               : "another owner");
     r = -EPERM;
     goto out;
   }
   if (st.st_size <= 0) {
-    say(res, "the dump is empty");
+    say(res, "the dump %s is empty", src_shown);
     r = -EIO;
     goto out;
   }
@@ -733,8 +751,8 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
   int r;
   struct dump_exec_plan plan = {.fd = -1};
 
-  dfd = dump_dir_open(req->directory, 1, &reach, dir, sizeof(dir),
-                      res->reason, sizeof(res->reason));
+  dfd = dump_dir_open(req->directory, 1, &reach, dir, sizeof(dir), res->reason,
+                      sizeof(res->reason));
   if (dfd < 0)
     return dfd;
   if (req->min_free_bytes > 0) {
@@ -825,11 +843,12 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
       r = -EAGAIN;
       goto out;
     }
-    snprintf(src_name, sizeof(src_name), "collectd-dotnet-%s-%02x%02x%02x%02x.dmp",
-             stamp, rnd[0], rnd[1], rnd[2], rnd[3]);
+    snprintf(src_name, sizeof(src_name),
+             "collectd-dotnet-%s-%02x%02x%02x%02x.dmp", stamp, rnd[0], rnd[1],
+             rnd[2], rnd[3]);
     if ((size_t)snprintf(target_path, sizeof(target_path), "%s/%s",
-                         strcmp(in_root, "/") ? in_root : "", src_name) >=
-        sizeof(target_path)) {
+                         strcmp(in_root, "/") ? in_root : "",
+                         src_name) >= sizeof(target_path)) {
       say(res, "dump path too long");
       r = -ENAMETOOLONG;
       goto out;
@@ -844,8 +863,8 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     }
     if ((size_t)snprintf(target_path, sizeof(target_path),
                          "%s/" DUMP_STAGING_AREA "/%s/dump",
-                         strcmp(dir, "/") ? dir : "", stage_name) >=
-        sizeof(target_path)) {
+                         strcmp(dir, "/") ? dir : "",
+                         stage_name) >= sizeof(target_path)) {
       say(res, "dump path too long");
       r = -ENAMETOOLONG;
       goto out;
@@ -859,12 +878,12 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     if (r < 0)
       say(res, "GenerateCoreDump failed: %s", err.message);
   } else {
-    r = dump_exec_run(&plan, &req->ep, target_path, req->type, timeout_ms,
-                      res);
+    r = dump_exec_run(&plan, &req->ep, target_path, req->type, timeout_ms, res);
   }
   if (r == 0)
-    r = dump_publish(src_dirfd, src_name, writer, dfd, dir, final_name,
-                     req->min_free_bytes, deadline, ipc_get_cancel_fd(), res);
+    r = dump_publish(src_dirfd, src_name, target_path, writer, dfd, dir,
+                     final_name, req->min_free_bytes, deadline,
+                     ipc_get_cancel_fd(), res);
   else if (!reach && writer != geteuid() && sfd >= 0) {
     size_t l = strlen(res->reason);
     snprintf(res->reason + l, sizeof(res->reason) - l,
@@ -883,7 +902,11 @@ out:
   }
   if (sfd >= 0) {
     char left[256];
-    if (dump_stage_remove(afd, stage_name, sfd, left, sizeof(left)) < 0) {
+    if (dump_stage_remove(afd, stage_name, sfd, left, sizeof(left)) == 0) {
+      /* the area too, when nothing else is in it (another dump's directory
+       * or a leftover keeps it): the Directory holds only dumps */
+      unlinkat(dfd, DUMP_STAGING_AREA, AT_REMOVEDIR);
+    } else {
       size_t l = strlen(res->note);
       snprintf(res->note + l, sizeof(res->note) - l, "%s%s", l ? "; " : "",
                left);

@@ -28,8 +28,8 @@
 enum dump_method { DUMP_METHOD_IPC, DUMP_METHOD_EXEC };
 
 struct dump_request {
-  struct ipc_endpoint ep;   /* the target */
-  char instance[128];       /* name part of the file; "" → "dotnet" */
+  struct ipc_endpoint ep; /* the target */
+  char instance[128];     /* name part of the file; "" → "dotnet" */
   enum ipc_dump_type type;
   enum dump_method method;
   char directory[PATH_MAX]; /* created 0711 if missing (dump_dir_open) */
@@ -41,9 +41,9 @@ struct dump_result {
   char path[PATH_MAX]; /* the dump, on success */
   uint64_t size;
   double seconds;
-  char reason[512];    /* why it failed, on failure */
-  char note[256];      /* what the operator should know of how it was made
-                          (e.g. who ran createdump), "" when nothing */
+  char reason[512]; /* why it failed, on failure */
+  char note[256];   /* what the operator should know of how it was made
+                       (e.g. who ran createdump), "" when nothing */
 };
 
 /* 0 on success, negative errno with res->reason on failure. */
@@ -92,18 +92,18 @@ int dump_stage_new(int dirfd, uid_t writer, int *area_fd, char *name,
 int dump_stage_remove(int area_fd, const char *name, int stage_fd, char *left,
                       size_t left_cap);
 
-/* Publishes the dump src_name of src_dirfd as final_name in dirfd (shown as
- * dir_path): it must be one regular file (not a link, not a directory, no
- * other hard link), owned by writer, not empty; exactly the size seen then
- * is cloned or copied into a fresh 0600 inode of ours (O_TMPFILE), linked
- * under final_name, never over an existing name. The copy is refused when
- * it would leave less than min_free_bytes free (or does not fit), and gives
- * up at deadline_ms (ipc_now_ms clock; 0: none) or when cancel_fd (-1: none)
- * is readable. 0 with res->path and res->size, or negative errno with
- * res->reason. src_name is left where it is. */
-int dump_publish(int src_dirfd, const char *src_name, uid_t writer, int dirfd,
-                 const char *dir_path, const char *final_name,
-                 uint64_t min_free_bytes, int64_t deadline_ms, int cancel_fd,
-                 struct dump_result *res);
+/* Publishes the dump src_name of src_dirfd (shown as src_shown) as
+ * final_name in dirfd (shown as dir_path): it must be one regular file (not a
+ * link, not a directory, no other hard link), owned by writer, not empty;
+ * exactly the size seen then is cloned or copied into a fresh 0600 inode of
+ * ours (O_TMPFILE), linked under final_name, never over an existing name. The
+ * copy is refused when it would leave less than min_free_bytes free (or does
+ * not fit), and gives up at deadline_ms (ipc_now_ms clock; 0: none) or when
+ * cancel_fd (-1: none) is readable. 0 with res->path and res->size, or negative
+ * errno with res->reason. src_name is left where it is. */
+int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
+                 uid_t writer, int dirfd, const char *dir_path,
+                 const char *final_name, uint64_t min_free_bytes,
+                 int64_t deadline_ms, int cancel_fd, struct dump_result *res);
 
 #endif /* DUMP_H */

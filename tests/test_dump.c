@@ -15,8 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <sys/statvfs.h>
 #include <sys/eventfd.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define OTHER_UID 65534
@@ -210,14 +210,14 @@ DEF_TEST(staging) {
   CHECK(symlink(canary, l) == 0);
   int d2 = open_dir("st2", 0, why);
   CHECK(d2 >= 0);
-  sfd = dump_stage_new(d2, OTHER_UID, &afd, name, sizeof(name), why,
-                       sizeof(why));
+  sfd =
+      dump_stage_new(d2, OTHER_UID, &afd, name, sizeof(name), why, sizeof(why));
   CHECK(sfd < 0 && afd == -1);
   EXPECT_EQ_INT(1, count_entries(canary));
   unlink(l);
   mk("st2/.staging", 0777);
-  sfd = dump_stage_new(d2, OTHER_UID, &afd, name, sizeof(name), why,
-                       sizeof(why));
+  sfd =
+      dump_stage_new(d2, OTHER_UID, &afd, name, sizeof(name), why, sizeof(why));
   EXPECT_EQ_INT(-EPERM, sfd);
   close(d2);
   close(dfd);
@@ -260,8 +260,8 @@ DEF_TEST(publish) {
   int keep = staged("src", "dump", 100000, OTHER_UID);
   CHECK(keep >= 0);
   memset(&res, 0, sizeof(res));
-  int r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "a.dmp", 0, 0, -1,
-                       &res);
+  int r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "a.dmp",
+                       0, 0, -1, &res);
   EXPECT_EQ_INT(0, r);
   EXPECT_EQ_U64(100000, res.size);
   path_of(p, "pub/a.dmp");
@@ -287,7 +287,8 @@ DEF_TEST(publish) {
   /* never over an existing name: a directory at the final path */
   mk("pub/b.dmp", 0700);
   keep = staged("src", "dump", 1000, OTHER_UID);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "b.dmp", 0, 0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "b.dmp", 0, 0,
+                   -1, &res);
   EXPECT_EQ_INT(-EEXIST, r);
   path_of(p, "pub/b.dmp");
   CHECK(lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
@@ -299,45 +300,55 @@ DEF_TEST(publish) {
   path_of(src, "src/dump");
   unlink(src);
   mk("src/dump", 0700);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0, 0,
+                   -1, &res);
   EXPECT_EQ_INT(-EPERM, r);
-  CHECK(strstr(res.reason, "a directory") != NULL);
+  CHECK(strstr(res.reason,
+               "src/dump is not a plain file of its writer (a directory)") !=
+        NULL);
   rmdir(src);
   path_of(p, "pub/a.dmp");
   CHECK(symlink(p, src) == 0);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0, 0,
+                   -1, &res);
   EXPECT_EQ_INT(-ELOOP, r);
   unlink(src);
   keep = staged("src", "dump", 1000, OTHER_UID);
   char hl[PATH_MAX];
   path_of(hl, "src/other-link");
   CHECK(link(src, hl) == 0);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0, 0,
+                   -1, &res);
   EXPECT_EQ_INT(-EPERM, r);
   CHECK(strstr(res.reason, "other links") != NULL);
   unlink(hl);
-  r = dump_publish(sdir, "dump", 12345, dfd, out, "c.dmp", 0, 0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", 12345, dfd, out, "c.dmp", 0, 0, -1,
+                   &res);
   EXPECT_EQ_INT(-EPERM, r);
   CHECK(strstr(res.reason, "another owner") != NULL);
   close(keep);
   unlink(src);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0, 0,
+                   -1, &res);
   EXPECT_EQ_INT(-ENOENT, r);
   keep = staged("src", "dump", 0, OTHER_UID);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0, 0,
+                   -1, &res);
   EXPECT_EQ_INT(-EIO, r);
   close(keep);
 
   /* bounds: free space, MinFreeSpace, deadline, cancel */
   keep = staged("src", "dump", 1000, OTHER_UID);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", UINT64_MAX / 2,
-                   0, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp",
+                   UINT64_MAX / 2, 0, -1, &res);
   EXPECT_EQ_INT(-ENOSPC, r);
   CHECK(strstr(res.reason, "refusing to copy it") != NULL);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 1, -1, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0, 1,
+                   -1, &res);
   EXPECT_EQ_INT(-ETIMEDOUT, r);
   int ev = eventfd(1, EFD_CLOEXEC);
-  r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 0, ev, &res);
+  r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0, 0,
+                   ev, &res);
   EXPECT_EQ_INT(-ECANCELED, r);
   close(ev);
   /* a sparse 1 TiB dump: refused for the space it would take */
@@ -345,8 +356,8 @@ DEF_TEST(publish) {
   CHECK(ftruncate(keep, (off_t)1 << 40) == 0);
   if (fstatvfs(dfd, &sv) == 0 &&
       (uint64_t)sv.f_bavail * sv.f_frsize < ((uint64_t)1 << 40)) {
-    r = dump_publish(sdir, "dump", OTHER_UID, dfd, out, "c.dmp", 0, 0, -1,
-                     &res);
+    r = dump_publish(sdir, "dump", "src/dump", OTHER_UID, dfd, out, "c.dmp", 0,
+                     0, -1, &res);
     EXPECT_EQ_INT(-ENOSPC, r);
     CHECK(strstr(res.reason, "the dump is 1048576 MiB") != NULL);
   }
