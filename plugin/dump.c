@@ -886,6 +886,9 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
                      ipc_get_cancel_fd(), res);
   else if (!reach && writer != geteuid() && sfd >= 0) {
     size_t l = strlen(res->reason);
+    while (l > 0 && (res->reason[l - 1] == '\n' || res->reason[l - 1] == ' ' ||
+                     res->reason[l - 1] == '\r'))
+      l--;
     snprintf(res->reason + l, sizeof(res->reason) - l,
              " (uid %u may not reach %s: the dump directory and every "
              "directory above it need search permission for others, "
