@@ -18,7 +18,7 @@
 #               at a final path, every dump a regular 0600 root file
 #   real        a real .NET 10 target run as the test user, Method ipc, into
 #               a Directory created by the dump (the default layout): a dump
-#               dotnet-dump opens, 0600 root
+#               dotnet-dump opens, 0600 root; the same through the plugin
 #   container   a target in its own mount and pid namespaces and chroot,
 #               whose TMPDIR is an absolute symlink to a host directory
 #               (shared into the container at the same path), answering
@@ -313,6 +313,45 @@ if [[ -n $RT ]]; then
 		pass "$T: another user can neither list the Directory or its staging area nor read the dump"
 	else
 		fail "$T: other users" "could list or read"
+	fi
+	# the same through the plugin: <Dump> Directory made by the plugin
+	if collectd_start "$WORK/cdu" "
+LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  <Process \"asuser\">
+    Pid $RT
+  </Process>
+  <Dump>
+    Directory \"$WORK/plugin/dumps\"
+    Method \"ipc\"
+    Type \"mini\"
+  </Dump>
+</Plugin>
+LoadPlugin threshold
+<Plugin threshold>
+  <Plugin \"dotnet\">
+    Instance \"asuser\"
+    <Type \"bytes\">
+      Instance \"gc-heap-size\"
+      WarningMax 1
+    </Type>
+  </Plugin>
+</Plugin>"; then
+		if wait_until 90 grep -qE "dump of pid $RT (written|failed)" "$WORK/cdu/collectd.log"; then
+			f=$(grep -m1 -oE "dump of pid $RT written: [^ ]+" "$WORK/cdu/collectd.log" | awk '{ print $NF }')
+			if [[ -n $f && -s $f && $(stat -c '%a %U %G' "$f") == "600 root root" &&
+				$(stat -c %a "$WORK/plugin" "$WORK/plugin/dumps" | paste -sd' ') == "711 711" ]]; then
+				pass "$T: the plugin dumps a real target run as $U with Method ipc into the Directory it made (0711): ${f##*/}, $(du -k "$f" | cut -f1) KiB, 0600 root"
+			else
+				fail "$T: plugin, real target as $U" "$(grep -m1 -E "dump of pid $RT" "$WORK/cdu/collectd.log" | cut -c1-300)"
+			fi
+		else
+			fail "$T: plugin, real target as $U" "no dump: $(grep dotnet "$WORK/cdu/collectd.log" | tail -3)"
+		fi
+		collectd_stop >/dev/null
+	else
+		fail "$T: plugin, real target as $U" "collectd did not start: $(tail -3 "$WORK/cdu/collectd.log")"
 	fi
 	stop_target "$RT" >/dev/null 2>&1
 fi
