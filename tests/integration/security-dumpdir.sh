@@ -31,12 +31,17 @@ set -u
 T=dumpdir
 WORK=$BUILD/it/security-dumpdir
 FAKE=$REPO/tests/fake-diag-server.py
-FAKES=()
 NSPID=
+# the fakes run in the background of $(...) subshells: their pids go to a file
+kill_fakes() {
+	local p
+	[[ -f $WORK/fakes.pids ]] || return 0
+	while read -r p; do kill -TERM "$p" 2>/dev/null; done <"$WORK/fakes.pids"
+	rm -f "$WORK/fakes.pids"
+}
 cleanup() {
 	collectd_stop >/dev/null 2>&1
-	local p
-	for p in "${FAKES[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	kill_fakes
 	[[ -n $NSPID ]] && kill -KILL "$NSPID" 2>/dev/null
 	stop_all_targets >/dev/null 2>&1
 	wait 2>/dev/null
@@ -166,7 +171,7 @@ evil() {
 		env TMPDIR="$utmp" EVIL_FAKE="$FAKE" EVIL_MODE="$mode" EVIL_CANARY="$WORK/canary" \
 		python3 "$WORK/evil.py" --scenario normal --log "$utmp/log" --ready "$utmp/ready" \
 		--entry "Evil$name" "$@" </dev/null >"$WORK/$name.out" 2>&1 &
-	FAKES+=($!)
+	echo $! >>"$WORK/fakes.pids"
 	wait_until 15 test -s "$utmp/ready" || { echo "evil $name did not start: $(tail -2 "$WORK/$name.out")" >&2; return 1; }
 	local named
 	read -r _ named _ _ <"$utmp/ready"
@@ -285,8 +290,7 @@ if ((dirs == 0 && bad == 0 && other == 0 && ok + refused == 20 && swaps > 0)); t
 else
 	fail "$T: dir-swap" "$dirs non-files and $bad not 0600 root among the dumps, $ok written, $refused refused, $other other, $swaps swaps"
 fi
-for p in "${FAKES[@]}"; do kill -TERM "$p" 2>/dev/null; done
-FAKES=()
+kill_fakes
 
 # ---- real: a real .NET target as the test user, Method ipc, default layout
 TARGET_USER=$U
