@@ -20,11 +20,12 @@
 #               a Directory created by the dump (the default layout): a dump
 #               dotnet-dump opens, 0600 root; the same through the plugin
 #   container   a target in its own mount and pid namespaces and chroot,
-#               whose TMPDIR is an absolute symlink to a host directory
-#               (shared into the container at the same path), answering
-#               with a sparse 1 TiB file: refused before any copy; then,
-#               under collectd, a sparse 3 GiB one: collectd stopped during
-#               the copy exits in < 2 s and leaves no file
+#               whose TMPDIR is an absolute symlink to a host directory,
+#               answering with a sparse 1 TiB file: the file is looked for
+#               inside the container's root (not in the host directory) and
+#               refused before any copy; then, under collectd, with the host
+#               directory shared into the container, a sparse 3 GiB one:
+#               collectd stopped during the copy exits in < 2 s, no file left
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$REPO/tests/lib/dotnet.sh"
@@ -372,19 +373,22 @@ for l in bin lib lib64 sbin; do [[ -L /$l ]] && ln -s "$(readlink "/$l")" "$R/$l
 cp "$FAKE" "$WORK/evil.py" "$R/opt/t/"
 cp "$REPO/tests/fixtures/counters-net10.nettrace" "$R/opt/t/fixtures/"
 printf 'precious\n' >"$HOSTD/precious"
-# the container's TMPDIR: an absolute symlink to the host directory, which
-# the container has at the same path (a shared volume)
+# the container's TMPDIR: an absolute symlink to a directory of the host
 ln -s "$HOSTD" "$R/ctmp"
 mkdir -p "$WORK/small"
 mount -t tmpfs -o size=64m,mode=0755 tmpfs "$WORK/small"
-start_box() { # SIZE: a boxed evil fake answering with a sparse file of SIZE
+# start_box SIZE SHARED: a boxed evil fake answering with a sparse file of
+# SIZE; SHARED 1: the host directory is shared into the container at the
+# same path (a volume), 0: the container has its own directory there
+start_box() {
 	rm -f "$R/opt/t/log" "$R/opt/t/ready"
 	unshare -m -p -f --propagation private bash -c '
 		R=$1 H=$2
-		mount --bind /usr "$R/usr" && mount --bind "$H" "$R$H" && mount -t proc proc "$R/proc" &&
+		{ [[ $4 == 0 ]] || mount --bind "$H" "$R$H"; } &&
+		mount --bind /usr "$R/usr" && mount -t proc proc "$R/proc" &&
 		exec chroot "$R" /usr/bin/env -i PATH=/usr/bin TMPDIR=/ctmp EVIL_FAKE=/opt/t/fake-diag-server.py \
 			EVIL_MODE=sparse EVIL_SIZE="$3" python3 /opt/t/evil.py --scenario normal \
-			--log /opt/t/log --ready /opt/t/ready --entry Boxed' _ "$R" "$HOSTD" "$1" \
+			--log /opt/t/log --ready /opt/t/ready --entry Boxed' _ "$R" "$HOSTD" "$1" "$2" \
 		</dev/null >"$WORK/box.out" 2>&1 &
 	NSPID=
 	wait_until 30 test -s "$R/opt/t/ready" || { echo "box: $(tail -3 "$WORK/box.out")" >&2; return 1; }
@@ -394,31 +398,38 @@ start_box() { # SIZE: a boxed evil fake answering with a sparse file of SIZE
 	done
 	[[ -n $NSPID ]]
 }
-if start_box $((1 << 40)); then
-	df0=$(df -B1 --output=avail "$WORK/small" | tail -1)
+# Its own directory: /proc/<pid>/root/ctmp followed from here leads to the
+# host's directory. Discovery reads the socket's path that way, so the
+# socket is linked there too (a discovery that resolves inside the root
+# finds it either way); the dump must be looked for inside the root.
+if start_box $((1 << 40)) 0; then
+	read -r _ _ _ sock <"$R/opt/t/ready"
+	ln "$R$HOSTD/${sock##*/}" "$HOSTD/${sock##*/}"
+	printf 'host file\n' >"$HOSTD/precious"
 	t0=$(_now)
 	OUT=$(timeout 120 "$TRIGGERDUMP" dump "$NSPID" -o "$WORK/small" 2>&1)
 	RC=$?
 	secs=$(awk -v a="$t0" -v b="$(_now)" 'BEGIN { printf "%.2f", b - a }')
-	used=$(( df0 - $(df -B1 --output=avail "$WORK/small" | tail -1) ))
 	if ((RC == 1)) && grep -q "the dump is 1048576 MiB, and $WORK/small has 64 MiB free with MinFreeSpace 0 MiB: refusing to copy it" <<<"$OUT" &&
 		grep -q "sparse dump at /ctmp/collectd-dotnet-" "$R/opt/t/log" && [[ -z $(ls -A "$WORK/small") ]]; then
-		pass "$T: container: TMPDIR an absolute symlink, a sparse 1 TiB dump: refused before any copy in $secs s, nothing written" "$(grep -o 'the dump is.*' <<<"$OUT")"
+		pass "$T: container: TMPDIR an absolute symlink, a sparse 1 TiB dump: found inside the container's root, refused before any copy in $secs s, nothing written" "$(grep -o 'the dump is.*' <<<"$OUT")"
 	else
-		fail "$T: container: sparse 1 TiB dump" "exit $RC in $secs s, $used bytes of the 64 MiB Directory used: $(tail -1 <<<"$OUT"); in it: $(ls -A "$WORK/small" | head -3 | paste -sd' ')"
+		fail "$T: container: sparse 1 TiB dump behind an absolute symlink" "exit $RC in $secs s: $(tail -1 <<<"$OUT"); in the Directory: $(ls -A "$WORK/small" | head -3 | paste -sd' ')"
 	fi
-	if [[ -z $(ls "$HOSTD" | grep -v '^precious$\|^dotnet-diagnostic-') && $(cat "$HOSTD/precious") == precious ]]; then
-		pass "$T: container: the sparse file removed from the target's TMPDIR, the host directory's own file untouched"
+	if [[ -z $(ls "$R$HOSTD" | grep -v '^dotnet-diagnostic-') && -z $(ls "$HOSTD" | grep -v '^precious$\|^dotnet-diagnostic-') &&
+		$(cat "$HOSTD/precious") == "host file" ]]; then
+		pass "$T: container: the sparse file removed from the container's TMPDIR, the host directory untouched"
 	else
-		fail "$T: container: the target's TMPDIR after" "$(ls "$HOSTD" | paste -sd' ')"
+		fail "$T: container: after" "container TMPDIR: $(ls "$R$HOSTD" | paste -sd' '); host directory: $(ls "$HOSTD" | paste -sd' ')"
 	fi
 	kill -KILL "$NSPID" 2>/dev/null
 	NSPID=
+	rm -f "$HOSTD/${sock##*/}"
 fi
 umount "$WORK/small"
 
 # ---- container under collectd: shutdown during the copy of a 3 GiB dump
-if start_box $((3 << 30)); then
+if start_box $((3 << 30)) 1; then
 	mkdir -p "$WORK/cd-dumps"
 	chmod 0755 "$WORK/cd-dumps"
 	if collectd_start "$WORK/cd" "
