@@ -12,7 +12,7 @@
 # and its own <Dump> block:
 #   heap-ipc   .NET 10, Method ipc, Type heap, MinInterval 600, over two
 #              spikes: exactly one dump, mode 0600, in a directory the plugin
-#              created 0700, an OKAY notification with its path, the
+#              created 0711, an OKAY notification with its path, the
 #              MinInterval refusal logged once; dotnet-dump shows a GC heap
 #              above 500 MB in it (the spike, not the baseline)
 #   heap-exec  the same with Method exec (createdump run by the plugin) on a
@@ -277,15 +277,15 @@ heap_case() {
 	path=$(grep -m1 -E "$(dump_ok_re)" "$CDIR/collectd.log" | sed -E 's/.* written: ([^ ]+) \(.*/\1/')
 	check "$P: the OKAY notification names the file" test "$path" = "$f"
 	check "$P: dump mode 0600" test "$(mode_of "$f")" = 600
-	if [[ $(mode_of "$dir") == 700 && $(mode_of "$WORK/$name/dumps") == 700 ]]; then
-		pass "$P: directories created 0700"
+	if [[ $(mode_of "$dir") == 711 && $(mode_of "$WORK/$name/dumps") == 711 ]]; then
+		pass "$P: directories created 0711"
 	else
-		fail "$P: directories created 0700" "$(stat -c '%n %a' "$WORK/$name/dumps" "$dir")"
+		fail "$P: directories created 0711" "$(stat -c '%n %a' "$WORK/$name/dumps" "$dir")"
 	fi
-	if [[ -z $(find "$dir" -name '.staging-*') ]]; then
+	if [[ -z $(find "$dir" -mindepth 1 -path '*/.staging*') ]]; then
 		pass "$P: no staging directory left"
 	else
-		fail "$P: no staging directory left" "$(find "$dir" -name '.staging-*')"
+		fail "$P: no staging directory left" "$(find "$dir" -mindepth 1 -path '*/.staging*')"
 	fi
 	# who ran createdump: the runtime (Method ipc) prints its output into the
 	# target's log; the plugin (Method exec) captures it
