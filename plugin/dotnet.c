@@ -856,17 +856,26 @@ static int dotnet_init(void) {
     return -1;
   }
   if (dump_enabled) {
-    r = dump_mkdir(dump_tmpl.directory);
-    if (r < 0)
-      WARNING("dotnet plugin: <Dump>: cannot create Directory \"%s\": %s; "
-              "dumps will fail until it exists.",
-              dump_tmpl.directory, STRERROR(-r));
+    char why[512];
+    int dfd = dump_dir_open(dump_tmpl.directory, 1, NULL, NULL, 0, why,
+                            sizeof(why));
+    if (dfd < 0)
+      WARNING("dotnet plugin: <Dump>: Directory \"%s\": %s; dumps fail "
+              "until this is fixed.",
+              dump_tmpl.directory, why);
+    else
+      close(dfd);
     struct dump_worker *d =
         dump_worker_new(&dump_tmpl, &dump_pol, dump_done, NULL);
-    if (d == NULL || dump_worker_start(d) != 0) {
-      ERROR("dotnet plugin: cannot start the dump worker.");
+    r = d == NULL ? -ENOMEM : dump_worker_start(d);
+    if (r < 0) {
+      ERROR("dotnet plugin: <Dump>: cannot start the dump worker thread: %s.",
+            STRERROR(-r));
       dump_worker_free(d);
-      d = NULL;
+      watch_stop(watch, 500);
+      watch_free(watch);
+      watch = NULL;
+      return -1;
     }
     /* From here, notifications can reach it (and watch). */
     pthread_mutex_lock(&notify_lock);
