@@ -1184,6 +1184,7 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
       map[i] = o;
       d->dirs[o++] = d->dirs[i];
     } else {
+      map[i] = SIZE_MAX;
       /* one inode seen through two paths shares a watch: keep it while
        * a directory kept uses it */
       int shared = 0;
@@ -1197,9 +1198,20 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
     }
   }
   d->ndirs = o;
-  for (size_t i = 0; i < d->nprocs; i++)
-    if (d->procs[i].known)
-      d->procs[i].dir = map[d->procs[i].dir];
+  /* A process seen in this pass whose stat could not be read (a zombie,
+   * or one that ended during the pass) on its DISC_RECHECK turn did not
+   * mark its directory used: that directory may be gone now. Such a
+   * process becomes unknown (a later pass looks it up again), never an
+   * index into the shrunk array. */
+  for (size_t i = 0; i < d->nprocs; i++) {
+    struct disc_proc *p = &d->procs[i];
+    if (!p->known)
+      continue;
+    if (map[p->dir] == SIZE_MAX)
+      p->known = 0;
+    else
+      p->dir = map[p->dir];
+  }
   free(map);
   return ret;
 }

@@ -207,6 +207,53 @@ DEF_TEST(discovery_passes) {
   return 0;
 }
 
+/* A process known in a directory of its own becomes a zombie (listed in
+ * /proc, its stat unreadable): on its recheck turn its directory is not
+ * used by anyone and is dropped, and the process must not keep an index
+ * into the shrunk list of directories (every later pass would read through
+ * it). Full passes, so that one of them is its recheck turn. */
+DEF_TEST(discovery_zombie) {
+  char a[] = "/tmp/cdn-disc-z.XXXXXX";
+  if (mkdtemp(a) == NULL)
+    return -1;
+  struct ipc_discovery *d = ipc_discovery_new();
+  CHECK(d != NULL);
+  struct found f;
+  memset(&f, 0, sizeof(f));
+  f.want[0] = spawn(a);
+  CHECK(f.want[0] > 0);
+  pass(d, &f);
+  CHECK(f.hit[0]);
+  kill(f.want[0], SIGKILL); /* not reaped: a zombie */
+  char path[64];
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int)f.want[0]);
+  int zombie = 0;
+  for (int i = 0; i < 500 && !zombie; i++) {
+    char buf[512];
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+    if (fp)
+      fclose(fp);
+    buf[n] = 0;
+    char *r = strrchr(buf, ')');
+    zombie = r != NULL && r[1] == ' ' && r[2] == 'Z';
+    if (!zombie)
+      usleep(10000);
+  }
+  CHECK(zombie);
+  for (int i = 0; i < 3 * 10; i++) {
+    ipc_discovery_want_full(d);
+    pass(d, &f);
+    CHECK(!f.hit[0]);
+  }
+  waitpid(f.want[0], NULL, 0);
+  pass(d, &f);
+  CHECK(!f.hit[0]);
+  ipc_discovery_free(d);
+  remove_dir(a);
+  return 0;
+}
+
 /* Among sockets of one pid none of which carries its start time, the
  * newest is taken (times are read only for such a choice). */
 struct pick {
@@ -717,6 +764,7 @@ int main(int argc, char **argv) {
   RUN_TEST(discovery_passes);
   RUN_TEST(discovery_notify);
   RUN_TEST(discovery_newest_socket);
+  RUN_TEST(discovery_zombie);
   RUN_TEST(proc_stat_lines);
   RUN_TEST(endpoint_alive);
   RUN_TEST(probe);
