@@ -106,14 +106,16 @@ struct walk {
   size_t scratch_cap, scratch_used;
 };
 
-/* UTF-8 copy of a string into the scratch; "" when it does not fit. */
+/* UTF-8 copy of a string into the scratch, made printable (names, units
+ * and tags reach type instances, logs and terminals); "" when it does not
+ * fit. */
 static const char *to_scratch(struct walk *w, const uint8_t *s, size_t units) {
   size_t room = w->scratch_cap - w->scratch_used;
   char *dst = w->scratch + w->scratch_used;
   long l = room > 0 ? wire_utf16_to_utf8(s, units, dst, room) : -1;
   if (l < 0)
     return "";
-  w->scratch_used += (size_t)l + 1;
+  w->scratch_used += wire_utf8_printable(dst) + 1;
   return dst;
 }
 
@@ -434,6 +436,24 @@ static double quick_strtod(const char *s, char stop, char **end) {
   return strtod(s, end);
 }
 
+/* The quantiles the runtime computes: AggregationManager's default
+ * histogram configuration (0.50, 0.95, 0.99), the same in every version.
+ * Any other quantile, or one repeated, is not the runtime's and is
+ * dropped: a peer cannot make a new series per sample by naming a new
+ * quantile. */
+static void quantile_add(struct counters_sample *out, double q, double v) {
+  if (q != 0.5 && q != 0.95 && q != 0.99)
+    return;
+  for (uint32_t i = 0; i < out->nquantiles; i++)
+    if (out->quantile[i] == q)
+      return;
+  if (out->nquantiles >= COUNTERS_MAX_QUANTILES)
+    return;
+  out->quantile[out->nquantiles] = q;
+  out->quantile_value[out->nquantiles] = v;
+  out->nquantiles++;
+}
+
 /* parse_quantiles where the payload has it, when its numbers are plain
  * decimals (then each ends where quick_strtod's would): 0, or -1 with
  * anything else (parse_quantiles then reads it from its UTF-8). */
@@ -442,7 +462,7 @@ static int parse_quantiles16(const struct slot_value *v,
   const uint8_t *p = v->utf16;
   size_t n = v->units, i = 0, used;
   out->nquantiles = 0;
-  while (i < n && out->nquantiles < COUNTERS_MAX_QUANTILES) {
+  while (i < n) {
     double q, x;
     if (decimal_of(p + 2 * i, n - i < 63 ? n - i : 63, 2, '=', &used, &q) !=
             0 ||
@@ -454,9 +474,7 @@ static int parse_quantiles16(const struct slot_value *v,
         (i + used < n && wire_le16(p + 2 * (i + used)) != ';'))
       return -1;
     i += used + 1; /* past the ';', or past the end */
-    out->quantile[out->nquantiles] = q;
-    out->quantile_value[out->nquantiles] = x;
-    out->nquantiles++;
+    quantile_add(out, q, x);
   }
   return 0;
 }
@@ -464,7 +482,7 @@ static int parse_quantiles16(const struct slot_value *v,
 /* "0.5=1.5;0.95=2;0.99=3" */
 static void parse_quantiles(const char *s, struct counters_sample *out) {
   out->nquantiles = 0;
-  while (*s && out->nquantiles < COUNTERS_MAX_QUANTILES) {
+  while (*s) {
     char *end;
     double q = quick_strtod(s, '=', &end);
     if (end == s || *end != '=')
@@ -473,9 +491,7 @@ static void parse_quantiles(const char *s, struct counters_sample *out) {
     double v = quick_strtod(s, ';', &end);
     if (end == s)
       return;
-    out->quantile[out->nquantiles] = q;
-    out->quantile_value[out->nquantiles] = v;
-    out->nquantiles++;
+    quantile_add(out, q, v);
     s = end;
     if (*s == ';')
       s++;
@@ -1210,8 +1226,8 @@ static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops, uint32_t nops,
   if (v != NULL && v->is_string &&
       wire_utf16_to_utf8(v->utf16, v->units, units, sizeof(units)) < 0)
     return NULL;
-  h.name_len = (uint16_t)(strlen(name) + 1);
-  h.units_len = (uint16_t)(strlen(units) + 1);
+  h.name_len = (uint16_t)(wire_utf8_printable(name) + 1); /* as to_scratch */
+  h.units_len = (uint16_t)(wire_utf8_printable(units) + 1);
   if (s->display_name_utf16 != NULL) {
     h.has_dn = 1;
     h.dn_off = (uint16_t)(s->display_name_utf16 - p);
@@ -1390,7 +1406,7 @@ static struct tmpl *tmpl_new_prefix(uint16_t plan, uint16_t split,
     if (v->is_string &&
         wire_utf16_to_utf8(v->utf16, v->units, utf8[i], sizeof(utf8[i])) < 0)
       return NULL;
-    h.mlen[i] = (uint16_t)(strlen(utf8[i]) + 1);
+    h.mlen[i] = (uint16_t)(wire_utf8_printable(utf8[i]) + 1); /* as to_scratch */
     bytes += h.mlen[i];
   }
   h.size = (uint32_t)(sizeof(h) + h.len + bytes);
@@ -1644,6 +1660,7 @@ const char *counters_display_name(const struct counters_sample *s, char *out,
       wire_utf16_to_utf8(s->display_name_utf16, s->display_name_units, out,
                          cap) < 0)
     out[0] = 0;
+  wire_utf8_printable(out);
   return out;
 }
 
@@ -1662,11 +1679,29 @@ int64_t counters_unix_ms(const struct nettrace_trace_info *ti, uint64_t qpc) {
 
 /* ---- table ----
  *
- * A few dozen entries per target, each ~130 bytes plus its strings: a
- * linear scan comparing 32-bit hashes first is as fast as anything here. */
+ * A few dozen entries per target, each ~140 bytes plus its strings: a
+ * linear scan comparing 32-bit hashes first is as fast as anything here.
+ *
+ * Bounded by what a process could make it hold: every entry holds series
+ * (the values published for it under names of their own: one, a histogram
+ * COUNTERS_HISTOGRAM_SERIES), and a new key is refused once the series
+ * would exceed max_series or the names (provider, name, tags) would exceed
+ * COUNTERS_NAME_BYTES per series; the entries already there go on. The
+ * kind is part of the key and the units are those of the first sample, so
+ * an entry's series never change (a peer cannot make more of one key by
+ * changing its kind or units from sample to sample). */
 
-void counters_table_init(struct counters_table *t, size_t max) {
-  *t = (struct counters_table){.max = max ? max : 1024};
+#define COUNTERS_NAME_BYTES 256
+#define NAME_BYTES_MIN 4096 /* room for one key of the longest names */
+
+void counters_table_init(struct counters_table *t, size_t max_series) {
+  if (max_series == 0)
+    max_series = COUNTERS_DEFAULT_MAX_SERIES;
+  if (max_series > COUNTERS_MAX_MAX_SERIES)
+    max_series = COUNTERS_MAX_MAX_SERIES;
+  *t = (struct counters_table){
+      .max_series = max_series,
+      .max_name_bytes = max_series * COUNTERS_NAME_BYTES + NAME_BYTES_MIN};
 }
 
 static void entry_free(struct counters_entry *e) {
@@ -1678,7 +1713,7 @@ static void entry_free(struct counters_entry *e) {
 void counters_table_fini(struct counters_table *t) {
   counters_table_clear(t);
   free(t->entries);
-  *t = (struct counters_table){.max = t->max};
+  counters_table_init(t, t->max_series);
 }
 
 void counters_table_clear(struct counters_table *t) {
@@ -1686,6 +1721,8 @@ void counters_table_clear(struct counters_table *t) {
     entry_free(&t->entries[i]);
   t->n = 0;
   t->next = 0;
+  t->series = 0;
+  t->name_bytes = 0;
 }
 
 /* 32-bit FNV-1a over the three strings, each with its terminator. */
@@ -1708,7 +1745,7 @@ static struct counters_entry *table_find(struct counters_table *t,
   size_t i = t->next < t->n ? t->next : 0;
   for (size_t k = 0; k < t->n; k++) {
     struct counters_entry *e = &t->entries[i];
-    if (e->hash == h && strcmp(e->name, s->name) == 0 &&
+    if (e->hash == h && e->kind == s->kind && strcmp(e->name, s->name) == 0 &&
         strcmp(e->provider, s->provider) == 0 && strcmp(e->tags, s->tags) == 0) {
       t->next = i + 1;
       return e;
@@ -1729,19 +1766,26 @@ static struct counters_entry *table_add(struct counters_table *t,
                                         const struct counters_sample *s,
                                         uint32_t h) {
   size_t lp = strlen(s->provider), ln = strlen(s->name), lt = strlen(s->tags);
-  if (t->n >= t->max || lp > MAX_PROVIDER || ln > MAX_NAME || lt > MAX_TAGS)
+  if (lp > MAX_PROVIDER || ln > MAX_NAME || lt > MAX_TAGS)
     return NULL;
+  size_t series = s->kind == COUNTERS_HISTOGRAM ? COUNTERS_HISTOGRAM_SERIES : 1;
+  size_t bytes = lp + ln + lt + 3;
+  if (series > t->max_series - t->series ||
+      bytes > t->max_name_bytes - t->name_bytes) {
+    t->refused++;
+    return NULL;
+  }
   if (t->n == t->cap) {
     size_t cap = t->cap ? t->cap + t->cap / 2 : 16;
-    if (cap > t->max)
-      cap = t->max;
+    if (cap > t->max_series)
+      cap = t->max_series;
     struct counters_entry *ne = realloc(t->entries, cap * sizeof(*ne));
     if (ne == NULL)
       return NULL;
     t->entries = ne;
     t->cap = cap;
   }
-  char *str = malloc(lp + ln + lt + 3);
+  char *str = malloc(bytes);
   struct counters_histogram *hist = NULL;
   if (str == NULL || (s->kind == COUNTERS_HISTOGRAM &&
                       (hist = calloc(1, sizeof(*hist))) == NULL)) {
@@ -1753,12 +1797,19 @@ static struct counters_entry *table_add(struct counters_table *t,
   memcpy(str + lp + 1 + ln + 1, s->tags, lt + 1);
   struct counters_entry *e = &t->entries[t->n++];
   t->next = t->n;
+  t->series += series;
+  t->name_bytes += bytes;
   *e = (struct counters_entry){.provider = str,
                                .name = str + lp + 1,
                                .tags = str + lp + 1 + ln + 1,
                                .hash = h,
                                .kind = s->kind,
                                .hist = hist};
+  /* the units of the first sample, for good (see above) */
+  size_t lu = strnlen(s->units, sizeof(e->units) - 1);
+  lu = wire_utf8_cut(s->units, lu);
+  memcpy(e->units, s->units, lu);
+  e->units[lu] = '\0';
   return e;
 }
 
@@ -1771,17 +1822,6 @@ struct counters_entry *counters_table_update(struct counters_table *t,
     t->overflow++;
     return NULL;
   }
-  if (s->kind == COUNTERS_HISTOGRAM && e->hist == NULL &&
-      (e->hist = calloc(1, sizeof(*e->hist))) == NULL) {
-    t->overflow++; /* an entry that changed kind; no memory for it */
-    return NULL;
-  }
-  if (strcmp(e->units, s->units) != 0) { /* the same at every sample */
-    size_t lu = strnlen(s->units, sizeof(e->units) - 1);
-    memcpy(e->units, s->units, lu);
-    e->units[lu] = '\0';
-  }
-  e->kind = s->kind;
   e->value = s->value;
   if (s->kind == COUNTERS_SUM || s->kind == COUNTERS_RATE) {
     if (!isnan(s->value) && s->value >= 0)
@@ -1789,10 +1829,13 @@ struct counters_entry *counters_table_update(struct counters_table *t,
   }
   if (s->kind == COUNTERS_HISTOGRAM) {
     struct counters_histogram *hg = e->hist;
-    hg->nquantiles = s->nquantiles;
-    memcpy(hg->quantile, s->quantile, s->nquantiles * sizeof(hg->quantile[0]));
+    uint32_t nq = s->nquantiles <= COUNTERS_MAX_QUANTILES
+                      ? s->nquantiles
+                      : COUNTERS_MAX_QUANTILES;
+    hg->nquantiles = nq;
+    memcpy(hg->quantile, s->quantile, nq * sizeof(hg->quantile[0]));
     memcpy(hg->quantile_value, s->quantile_value,
-           s->nquantiles * sizeof(hg->quantile_value[0]));
+           nq * sizeof(hg->quantile_value[0]));
     hg->count = s->count;
     hg->sum = s->sum;
     if (!isnan(s->count) && s->count >= 0)
@@ -1801,4 +1844,18 @@ struct counters_entry *counters_table_update(struct counters_table *t,
   e->time_ms = time_ms;
   e->updates++;
   return e;
+}
+
+size_t counters_table_worst_bytes(size_t max_series) {
+  if (max_series == 0)
+    max_series = COUNTERS_DEFAULT_MAX_SERIES;
+  if (max_series > COUNTERS_MAX_MAX_SERIES)
+    max_series = COUNTERS_MAX_MAX_SERIES;
+  /* entries (one series each at most), their names, a type instance each
+   * (naming's, at most 128 bytes), a histogram state per
+   * COUNTERS_HISTOGRAM_SERIES series, and malloc's 16 bytes a block */
+  return max_series * (sizeof(struct counters_entry) + 128 + 2 * 16) +
+         max_series * COUNTERS_NAME_BYTES + NAME_BYTES_MIN +
+         max_series / COUNTERS_HISTOGRAM_SERIES *
+             (sizeof(struct counters_histogram) + 16);
 }

@@ -44,7 +44,9 @@ enum counters_kind {
   COUNTERS_HISTOGRAM, /* Meter Histogram<T>: quantiles, count, sum */
 };
 
-#define COUNTERS_MAX_QUANTILES 8
+/* The quantiles the runtime computes, and the only ones decoded: 0.5, 0.95
+ * and 0.99 (any other quantile in a payload is dropped). */
+#define COUNTERS_MAX_QUANTILES 3
 
 /* One sample. Strings point into the decoder's scratch buffer or, for a
  * sample decoded from a template, into the template store: valid until the
@@ -69,7 +71,7 @@ struct counters_sample {
   double interval_sec; /* as reported; 0 when unknown */
   uint32_t series_ms;  /* EventCounters "Series" Interval=N; 0 when absent */
   uint32_t nquantiles;
-  double quantile[COUNTERS_MAX_QUANTILES]; /* 0.5, 0.95, 0.99 ... */
+  double quantile[COUNTERS_MAX_QUANTILES]; /* 0.5, 0.95, 0.99 */
   double quantile_value[COUNTERS_MAX_QUANTILES];
   uint64_t timestamp;  /* the event's QPC timestamp */
 };
@@ -142,19 +144,23 @@ struct counters_histogram {
   double count, sum;
 };
 
+/* An entry is one key: provider, name, tags and kind. */
 struct counters_entry {
   const char *provider; /* these three: one allocation the entry owns */
   const char *name;
   const char *tags;
   uint32_t hash;        /* of provider, name and tags */
   enum counters_kind kind;
-  char units[32];
+  char units[32];       /* the first sample's (cut on a UTF-8 boundary) */
   double value;       /* latest value (see counters_sample) */
   double total;       /* SUM/RATE: running total of increments since the
                          entry was created; HISTOGRAM: running total of
                          counts; others: unused */
-  int64_t published_ms; /* for the consumer: time_ms it last published */
-  int64_t due_ms;       /* for the consumer: when the next is due */
+  int64_t published_ms; /* for the consumer: the time of the value it last
+                           published (naming_stamp) */
+  int64_t due_ms;       /* for the consumer: when the next is due, on its
+                           own clock of arrival (naming_due) */
+  int due_known;        /* for the consumer: due_ms is set */
   char *type_instance;  /* for the consumer: its name for the entry, made
                            once (malloc'd; freed with the entry) */
   uint64_t updates;   /* samples merged into this entry */
@@ -162,22 +168,37 @@ struct counters_entry {
   struct counters_histogram *hist; /* HISTOGRAM entries; else NULL */
 };
 
+/* Series an entry holds: one, or for a histogram its quantiles and count. */
+#define COUNTERS_HISTOGRAM_SERIES (COUNTERS_MAX_QUANTILES + 1)
+#define COUNTERS_DEFAULT_MAX_SERIES 512
+#define COUNTERS_MAX_MAX_SERIES 65536
+
 struct counters_table {
   struct counters_entry *entries;
-  size_t n, cap, max; /* max: cap on entries (bounded memory) */
+  size_t n, cap;
+  size_t series, max_series;         /* series held, and the cap on them */
+  size_t name_bytes, max_name_bytes; /* bytes of keys' names, and the cap:
+                                        256 per series (and 4 KiB) */
   size_t next;        /* where a lookup starts: after the entry last found
                          (a runtime sends its counters in the same order at
                          every interval, so it is nearly always that one) */
-  uint64_t overflow;  /* samples dropped because the table was full */
+  uint64_t overflow;  /* samples dropped: a new key not taken */
+  uint64_t refused;   /* of those, new keys over max_series or the name
+                         bytes (the first: the moment to say so, once) */
 };
 
-/* max entries: 0 selects the default (1024). */
-void counters_table_init(struct counters_table *t, size_t max);
+/* max_series: cap on the series of all entries (see counters.c); 0 selects
+ * the default (512), at most 65536. */
+void counters_table_init(struct counters_table *t, size_t max_series);
 void counters_table_fini(struct counters_table *t);
 void counters_table_clear(struct counters_table *t);
-/* Merges a sample: returns the entry, or NULL when full / out of memory. */
+/* Merges a sample: returns the entry, or NULL when its key is new and not
+ * taken (a cap, names too long, out of memory: overflow counts it). */
 struct counters_entry *counters_table_update(struct counters_table *t,
                                              const struct counters_sample *s,
                                              int64_t time_ms);
+/* The most a table of max_series (0: the default) can take on the heap,
+ * its entries' type instances (naming_rows) included. */
+size_t counters_table_worst_bytes(size_t max_series);
 
 #endif /* COUNTERS_H */

@@ -15,6 +15,7 @@
  *     Gather 0.2                 # s to wait for the other streams once
  *                                # one has come (0: none)
  *     MaxProcesses 256
+ *     MaxSeries 512              # series (type instances) per process
  *     <Process "shop">           # "shop" is the plugin instance
  *       CommandLine "Shop\\.dll" # or: Pid 1234 | EntryAssembly "Shop"
  *       Provider "System.Runtime"      # repeatable (default System.Runtime)
@@ -55,6 +56,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #define MAX_RULES 64
 #define MAX_TRIGGERS 16
@@ -67,6 +69,7 @@ static bool cfg_autodiscover;
 static bool cfg_align_sessions = true;
 static double cfg_gather = -1; /* < 0: the watch's default */
 static int cfg_max_processes = 256;
+static int cfg_max_series = COUNTERS_DEFAULT_MAX_SERIES;
 static struct watch_rule rules[MAX_RULES];
 static size_t nrules;
 static char *owned_strings[MAX_PROVIDER_STRINGS];
@@ -347,6 +350,14 @@ static int dotnet_config(oconfig_item_t *ci) {
         ERROR("dotnet plugin: MaxProcesses must be at least 1.");
         status = -1;
       }
+    } else if (strcasecmp("MaxSeries", c->key) == 0) {
+      status = cf_util_get_int(c, &cfg_max_series);
+      if (status == 0 &&
+          !(cfg_max_series >= 1 && cfg_max_series <= COUNTERS_MAX_MAX_SERIES)) {
+        ERROR("dotnet plugin: MaxSeries must be between 1 and %d.",
+              COUNTERS_MAX_MAX_SERIES);
+        status = -1;
+      }
     } else if (strcasecmp("Provider", c->key) == 0) {
       status = add_name(c, "AutoDiscover", auto_providers, &nauto_providers,
                         SESSION_MAX_PROVIDERS);
@@ -359,8 +370,8 @@ static int dotnet_config(oconfig_item_t *ci) {
       status = config_dump(c);
     } else {
       ERROR("dotnet plugin: unknown option \"%s\" (known: Interval, "
-            "AutoDiscover, AlignSessions, Gather, MaxProcesses, Provider, "
-            "Meter, <Process>, <Dump>).",
+            "AutoDiscover, AlignSessions, Gather, MaxProcesses, MaxSeries, "
+            "Provider, Meter, <Process>, <Dump>).",
             c->key);
       status = -1;
     }
@@ -465,10 +476,14 @@ static void dispatch_row(value_list_t *vl, const struct naming_row *row,
  * once, not up to an Interval later at the next read. Each value carries
  * the time the runtime stamped on its sample.
  *
- * One value per counter and Interval on average (naming_due): another
- * tool's session with the same process at a shorter interval makes the
- * runtime send the counters to every session at that interval. Running
- * totals (DERIVE) lose nothing by a skipped sample. */
+ * One value per counter and Interval on average (naming_due), counted on
+ * this host's monotonic clock as the samples arrive, never by the times
+ * the process put on them: another tool's session with the same process
+ * at a shorter interval makes the runtime send the counters to every
+ * session at that interval, and a hostile process could send as fast as
+ * it likes with any times. Running totals (DERIVE) lose nothing by a
+ * skipped sample. The time a value carries is the sample's when it is
+ * plausible (naming_stamp), else the time it arrived. */
 
 /* The values of one read of one stream: the reader thread's alone. Kept
  * from read to read, given back when far bigger than a read needed. */
@@ -479,12 +494,15 @@ struct batch_row {
 static struct batch_row *batch;
 static size_t nbatch, batch_cap;
 
+static int64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void publish(void *ctx, const struct watch_target_view *t,
                     struct counters_entry *e) {
   (void)ctx;
-  int64_t ms = e->time_ms;
-  if (ms <= 0) /* the stream gave no clock: now */
-    ms = (int64_t)CDTIME_T_TO_MS(cdtime());
   if (nbatch + COUNTERS_MAX_QUANTILES + 1 > batch_cap) {
     size_t cap = batch_cap ? batch_cap * 2 : 64;
     struct batch_row *nb = realloc(batch, cap * sizeof(*nb));
@@ -493,8 +511,11 @@ static void publish(void *ctx, const struct watch_target_view *t,
     batch = nb;
     batch_cap = cap;
   }
-  if (!naming_due(e, ms, (int64_t)(t->interval_sec * 1000.0)))
+  int64_t iv_ms = (int64_t)(t->interval_sec * 1000.0);
+  if (!naming_due(e, monotonic_ms(), iv_ms))
     return;
+  int64_t ms =
+      naming_stamp(e, e->time_ms, (int64_t)CDTIME_T_TO_MS(cdtime()), iv_ms);
   struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
   size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
   cdtime_t time = MS_TO_CDTIME_T(ms);
@@ -836,6 +857,7 @@ static int dotnet_init(void) {
                             .rules = rules,
                             .nrules = nrules,
                             .max_targets = (size_t)cfg_max_processes,
+                            .max_series = (size_t)cfg_max_series,
                             .log = watch_log,
                             .publish = publish,
                             .flush = flush};

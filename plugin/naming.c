@@ -4,6 +4,7 @@
  * See naming.h for the rules.
  */
 #include "naming.h"
+#include "wire.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -24,21 +25,36 @@ static int tag_cmp(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-#define SUFFIX_ROOM 8 /* ":p99.99", ":count" */
+#define SUFFIX_ROOM 8 /* ":count", ":p50" */
 
 /* A '/' would split collectd's identifiers ("host/plugin-pi/type-ti": the
  * value cache, unixsock, thresholds) and make directories of csv and rrd
- * file names; tag values such as http.route=/orders carry them. */
-static void replace_slashes(char *s) {
-  for (; *s; s++)
-    if (*s == '/')
-      *s = '_';
+ * file names; tag values such as http.route=/orders carry them. A control
+ * character or an escape sequence would end a line of unixsock's LISTVAL
+ * or of NotificationExec's input, or drive a terminal that shows a log:
+ * none comes through (wire_utf8_printable). Returns the length. */
+static size_t clean_name(char *s) {
+  size_t n = wire_utf8_printable(s);
+  for (char *p = s; *p; p++)
+    if (*p == '/')
+      *p = '_';
+  return n;
+}
+
+/* s[0..n) into out[cap], cut on a UTF-8 boundary to fit. */
+static void copy_cut(char *out, size_t cap, const char *s, size_t n) {
+  if (n >= cap)
+    n = wire_utf8_cut(s, cap - 1);
+  memcpy(out, s, n);
+  out[n] = 0;
 }
 
 void naming_type_instance(const char *provider, const char *name,
                           const char *tags, const char *suffix, char *out,
                           size_t cap) {
-  char full[1024];
+  char full[2048]; /* the longest key a table keeps (255 + 255 + 1023) */
+  if (cap == 0)
+    return;
   if (strcmp(provider, "System.Runtime") == 0 && (tags == NULL || !*tags) &&
       strchr(name, '.') == NULL)
     snprintf(full, sizeof(full), "%s", name);
@@ -47,7 +63,7 @@ void naming_type_instance(const char *provider, const char *name,
   size_t o = strlen(full);
   if (tags && *tags) {
     /* "k=v,k2=v2" sorted by key, each appended as ":k=v" */
-    char copy[512];
+    char copy[1024];
     const char *parts[32];
     size_t n = 0;
     snprintf(copy, sizeof(copy), "%s", tags);
@@ -65,19 +81,27 @@ void naming_type_instance(const char *provider, const char *name,
    * so that all rows of a histogram share one cut name and hash. */
   size_t slen = suffix ? strlen(suffix) + 1 : 0;
   size_t room = suffix ? (slen > SUFFIX_ROOM ? slen : SUFFIX_ROOM) : 0;
+  uint32_t h = fnv1a(full); /* of the name as it came */
+  o = clean_name(full);
   if (o + room < cap || cap < 10 + room + 1) {
-    snprintf(out, cap, "%s%s%s", full, suffix ? ":" : "", suffix ? suffix : "");
-    replace_slashes(out);
+    char whole[sizeof(full) + 32];
+    int n = snprintf(whole, sizeof(whole), "%s%s%s", full, suffix ? ":" : "",
+                     suffix ? suffix : "");
+    copy_cut(out, cap, whole, n < 0 ? 0 : (size_t)n);
+    clean_name(out);
     return;
   }
-  /* cut and fingerprint the name without the suffix: 9 bytes of
-   * "~xxxxxxxx", then ":suffix" and the terminator */
-  uint32_t h = fnv1a(full);
-  size_t keep = cap - 10 - room;
+  /* cut (on a character boundary) and fingerprint the name without the
+   * suffix: 9 bytes of "~xxxxxxxx", then ":suffix" and the terminator */
+  size_t keep = wire_utf8_cut(full, cap - 10 - room);
   memcpy(out, full, keep);
   snprintf(out + keep, cap - keep, "~%08x%s%s", h, suffix ? ":" : "",
            suffix ? suffix : "");
-  replace_slashes(out);
+  clean_name(out + keep); /* the suffix: the caller's */
+}
+
+const char *naming_quantile_suffix(double q) {
+  return q == 0.5 ? "p50" : q == 0.95 ? "p95" : q == 0.99 ? "p99" : NULL;
 }
 
 static int is_bytes(const char *u) { return !strcmp(u, "B") || !strcmp(u, "By"); }
@@ -139,12 +163,14 @@ size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
                                         : "derive";
     return 1;
   case COUNTERS_HISTOGRAM:
-    for (uint32_t i = 0; e->hist != NULL && i < e->hist->nquantiles && n < max;
+    for (uint32_t i = 0; e->hist != NULL && i < e->hist->nquantiles &&
+                         i < COUNTERS_MAX_QUANTILES && n < max;
          i++) {
+      const char *suffix = naming_quantile_suffix(e->hist->quantile[i]);
+      if (suffix == NULL)
+        continue; /* not the runtime's (the decoder drops them) */
       r = &rows[n++];
       memset(r, 0, sizeof(*r));
-      char suffix[16];
-      snprintf(suffix, sizeof(suffix), "p%g", e->hist->quantile[i] * 100);
       naming_type_instance(e->provider, e->name, e->tags, suffix,
                            r->type_instance, sizeof(r->type_instance));
       r->type = is_bytes(e->units) ? "bytes" : "gauge";
@@ -164,15 +190,26 @@ size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
   return 0;
 }
 
-int naming_due(struct counters_entry *e, int64_t ms, int64_t iv_ms) {
+int naming_due(struct counters_entry *e, int64_t now_ms, int64_t iv_ms) {
   int64_t iv = iv_ms < 4 ? 4 : iv_ms;
-  if (e->published_ms != 0 &&
-      (ms <= e->published_ms || ms < e->due_ms - iv / 4))
+  if (e->due_known && now_ms < e->due_ms - iv / 4)
     return 0;
-  if (e->published_ms == 0)
-    e->due_ms = ms + iv;
+  if (!e->due_known)
+    e->due_ms = now_ms + iv;
   else
-    e->due_ms = e->due_ms + iv > ms + iv / 4 ? e->due_ms + iv : ms + iv / 4;
-  e->published_ms = ms;
+    e->due_ms =
+        e->due_ms + iv > now_ms + iv / 4 ? e->due_ms + iv : now_ms + iv / 4;
+  e->due_known = 1;
   return 1;
+}
+
+int64_t naming_stamp(struct counters_entry *e, int64_t sample_ms,
+                     int64_t now_ms, int64_t iv_ms) {
+  int64_t iv = iv_ms < 4 ? 4 : iv_ms;
+  int64_t t = sample_ms;
+  if (!(t > e->published_ms && t <= now_ms + NAMING_STAMP_AHEAD_MS &&
+        t >= now_ms - 2 * iv - NAMING_STAMP_BEHIND_MS))
+    t = now_ms > e->published_ms ? now_ms : e->published_ms + 1;
+  e->published_ms = t;
+  return t;
 }

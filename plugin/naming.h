@@ -11,13 +11,19 @@
  *     meters                          "<meter>:<instrument>" then ":<k>=<v>"
  *                                     per tag, tags sorted by key;
  *                                     histograms add ":p50" etc. / ":count"
- *     longer than collectd allows     cut, then "~" and 8 hex digits of a
+ *     quantiles                       ":p50", ":p95", ":p99": the runtime's;
+ *                                     no other is published
+ *     longer than collectd allows     cut on a UTF-8 character boundary,
+ *                                     then "~" and 8 hex digits of a
  *                                     hash of the whole name (stable, unique);
  *                                     a histogram suffix stays after the hash
  *                                     ("...~1a2b3c4d:p50"), all rows of one
  *                                     histogram sharing the cut name
  *     '/' anywhere                    becomes '_' ('/' separates the parts of
  *                                     collectd's identifiers)
+ *     control characters, DEL, C1     each becomes '_' (wire_utf8_printable:
+ *     controls, bidi overrides        no newline, escape sequence or the
+ *                                     like in any name)
  *   type and value
  *     mean, unit MB                   bytes      value x 1,000,000
  *     mean, unit B / By               bytes
@@ -58,16 +64,32 @@ struct naming_row {
 size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
                    size_t max);
 
-/* Whether a sample at ms (unix ms) of entry e is to be published, given
- * the consumer's interval iv_ms; when it is, e's published_ms and due_ms
- * are moved on. One value per Interval on average whatever interval the
- * runtime sends at (another tool's session at a shorter interval makes it
- * send to every session at that one): a value is due one Interval after
- * the last was due; a sample up to a quarter Interval early is taken; a
- * late one (a busy runtime) moves the due time to no earlier than a quarter
- * Interval after it, so that the runtime's next sample, back on its grid,
- * is taken too. Never two values with the same or a decreasing time. */
-int naming_due(struct counters_entry *e, int64_t ms, int64_t iv_ms);
+/* Whether a sample of entry e that arrived at now_ms (the consumer's own
+ * monotonic clock, never the peer's timestamps) is to be published, given
+ * the consumer's interval iv_ms; when it is, e's due_ms is moved on. One
+ * value per Interval on average whatever interval the runtime sends at
+ * (another tool's session at a shorter interval makes it send to every
+ * session at that one) and whatever times its samples carry: a value is
+ * due one Interval after the last was due; a sample arriving up to a
+ * quarter Interval early is taken; a late one (a busy runtime, a loaded
+ * reader) moves the due time to no earlier than a quarter Interval after
+ * it, so that the runtime's next sample, back on its grid, is taken too. */
+int naming_due(struct counters_entry *e, int64_t now_ms, int64_t iv_ms);
+
+/* The time (unix ms) to give a value of e about to be published:
+ * sample_ms, the time the runtime stamped on its sample, when it is later
+ * than the last value's and lies between 2 Intervals + 5 s before now_ms
+ * (the consumer's wall clock) and 1 s after it; else now_ms (or just after
+ * the last value's time). Values of a series never go back in time nor
+ * repeat one, whatever the peer's clock says. Sets e->published_ms. */
+#define NAMING_STAMP_AHEAD_MS 1000
+#define NAMING_STAMP_BEHIND_MS 5000
+int64_t naming_stamp(struct counters_entry *e, int64_t sample_ms,
+                     int64_t now_ms, int64_t iv_ms);
+
+/* The suffix of a quantile's type instance ("p50", "p95", "p99"), or NULL
+ * for a quantile the runtime does not send. */
+const char *naming_quantile_suffix(double q);
 
 /* The type instance for a counter (see above); suffix may be NULL. */
 void naming_type_instance(const char *provider, const char *name,

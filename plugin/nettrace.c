@@ -43,9 +43,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NETTRACE_DEFAULT_MAX_OBJECT ((size_t)1 << 20)
-#define NETTRACE_DEFAULT_MAX_METADATA ((size_t)2 << 20)
-#define NETTRACE_DEFAULT_MAX_METAS 8192u
+/* A runtime writes its events, metadata and stacks in blocks of at most
+ * 100 KiB (ep-file.c: ep_event_block_alloc (100 * 1024, ...)): no object
+ * of a real stream is larger than max_object. A counters session's
+ * metadata is a few dozen entries of a few hundred bytes. */
+#define NETTRACE_DEFAULT_MAX_OBJECT ((size_t)128 << 10)
+#define NETTRACE_DEFAULT_MAX_METADATA ((size_t)256 << 10)
+#define NETTRACE_DEFAULT_MAX_METAS 1024u
 
 #define NETTRACE_MAGIC "Nettrace"
 #define NETTRACE_FS_HEADER "!FastSerialization.1"
@@ -64,6 +68,12 @@
 /* tag, 0x05 0x01, version, min_version, name length: bytes before the name */
 #define TYPE_FIXED_LEN 15
 #define TRACE_PAYLOAD_LEN 48
+/* A unit's bytes beyond its block's content: the type object, the size,
+ * up to 3 bytes of padding and the EndObject tag. */
+#define UNIT_FRAMING (TYPE_FIXED_LEN + TYPE_NAME_MAX + 1 + 4 + 3 + 1)
+/* Metadata scratch kept between metadata events (a larger one, grown for
+ * a large metadata event, is given back after it). */
+#define SCRATCH_KEEP 4096
 
 /* Uncompressed (V4) event header after its int32 EventSize:
  * MetadataId 4, Sequence 4, ThreadId 8, CaptureThreadId 8, Processor 4,
@@ -208,17 +218,22 @@ static int bad(struct nettrace_reader *r, const uint8_t *p, const char *what) {
   return reader_fail(r, -EBADMSG, unit_offset(r, p), "%s", what);
 }
 
-/* Grows *buf (elements of `size` bytes) to hold `want` elements. */
+/* Grows *buf (elements of `size` bytes) to hold `want` elements, by
+ * doubling but never beyond `max` elements: -E2BIG when want is more. */
 static int grow(void **buf, size_t *cap, size_t want, size_t size,
-                size_t first) {
+                size_t first, size_t max) {
   if (want <= *cap)
     return 0;
+  if (want > max)
+    return -E2BIG;
   size_t n = *cap ? *cap : first;
   while (n < want) {
     if (n > SIZE_MAX / 2)
       return -ENOMEM;
     n *= 2;
   }
+  if (n > max)
+    n = max;
   if (n > SIZE_MAX / size)
     return -ENOMEM;
   void *p = realloc(*buf, n * size);
@@ -277,20 +292,29 @@ static int meta_table_grow(struct nettrace_reader *r) {
 /* ---- metadata parsing ---- */
 
 /* Appends `units` UTF-16LE code units to the string scratch as NUL-terminated
- * UTF-8; *off receives where. */
+ * UTF-8, made printable (provider and event names reach logs and type
+ * instances); *off receives where. The scratch holds at most max_metadata
+ * bytes (what a stored metadata could hold): -E2BIG beyond. */
 static int scratch_string(struct nettrace_reader *r, const uint8_t *s,
                           size_t units, uint32_t *off) {
-  /* A code unit becomes at most 3 UTF-8 bytes (a surrogate pair: 4 for 2). */
-  size_t room = units * 3 + 1;
+  size_t max = r->limits.max_metadata;
+  if (r->strings_len >= max)
+    return -E2BIG;
+  /* A code unit becomes at most 3 UTF-8 bytes (a surrogate pair: 4 for 2);
+   * what the scratch has left is the most it may take. */
+  size_t room = units < (max - r->strings_len) / 3 ? units * 3 + 1
+                                                    : max - r->strings_len;
   size_t cap = r->strings_cap;
   void *buf = r->strings;
-  if (grow(&buf, &cap, r->strings_len + room, 1, 256) != 0)
-    return -ENOMEM;
+  int rc = grow(&buf, &cap, r->strings_len + room, 1, 256, max);
+  if (rc != 0)
+    return rc;
   r->strings = buf;
   r->strings_cap = cap;
   long n = wire_utf16_to_utf8(s, units, r->strings + r->strings_len, room);
   if (n < 0)
-    return -ENOMEM; /* cannot happen: room is an upper bound */
+    return -E2BIG; /* more than the scratch's room */
+  n = (long)wire_utf8_printable(r->strings + r->strings_len);
   *off = (uint32_t)r->strings_len;
   r->strings_len += (size_t)n + 1;
   return 0;
@@ -300,8 +324,10 @@ static int scratch_field(struct nettrace_reader *r, uint32_t type,
                          uint32_t name_off, uint32_t *index) {
   size_t cap = r->fields_cap;
   void *buf = r->fields;
-  if (grow(&buf, &cap, (size_t)r->nfields + 1, sizeof(*r->fields), 16) != 0)
-    return -ENOMEM;
+  int rc = grow(&buf, &cap, (size_t)r->nfields + 1, sizeof(*r->fields), 16,
+                r->limits.max_metadata / sizeof(*r->fields));
+  if (rc != 0)
+    return rc;
   if (cap > UINT32_MAX)
     cap = UINT32_MAX;
   r->fields = buf;
@@ -424,7 +450,8 @@ static int meta_store(struct nettrace_reader *r, const struct nettrace_meta *m,
 
   size_t cap = r->metas_cap;
   void *buf = r->metas;
-  if (grow(&buf, &cap, (size_t)r->nmetas + 1, sizeof(*r->metas), 64) != 0 ||
+  if (grow(&buf, &cap, (size_t)r->nmetas + 1, sizeof(*r->metas), 64,
+           r->limits.max_metas) != 0 ||
       meta_table_grow(r) != 0)
     return reader_fail(r, -ENOMEM, unit_offset(r, at), "out of memory");
   r->metas = buf;
@@ -472,8 +499,8 @@ static int meta_store(struct nettrace_reader *r, const struct nettrace_meta *m,
  *   then, in V5, tags: int32 TagPayloadBytes; uint8 TagKind; payload
  *     kind 1 OpCode: uint8 opcode
  *     kind 2 V2Params: a V2 field list, which replaces the (empty) V1 one */
-static int parse_metadata(struct nettrace_reader *r, const uint8_t *p,
-                          size_t len) {
+static int parse_metadata_scratch(struct nettrace_reader *r, const uint8_t *p,
+                                  size_t len) {
   struct wire_cursor c = wire_cursor(p, len);
   struct nettrace_meta m = {0};
   const uint8_t *s = NULL;
@@ -542,7 +569,32 @@ static int parse_metadata(struct nettrace_reader *r, const uint8_t *p,
   return meta_store(r, &m, provider_off, event_name_off, p);
 
 nomem:
+  if (rc == -E2BIG)
+    return reader_fail(r, -E2BIG, unit_offset(r, p),
+                       "metadata exceeds %zu bytes (max_metadata)",
+                       r->limits.max_metadata);
   return reader_fail(r, -ENOMEM, unit_offset(r, p), "out of memory");
+}
+
+/* Parses one metadata event through the scratch, and gives the scratch
+ * back when that event made it large: no session keeps what its largest
+ * metadata needed. */
+static int parse_metadata(struct nettrace_reader *r, const uint8_t *p,
+                          size_t len) {
+  int rc = parse_metadata_scratch(r, p, len);
+  if (r->strings_cap > SCRATCH_KEEP) {
+    free(r->strings);
+    r->strings = NULL;
+    r->strings_cap = 0;
+  }
+  if ((size_t)r->fields_cap * sizeof(*r->fields) > SCRATCH_KEEP) {
+    free(r->fields);
+    r->fields = NULL;
+    r->fields_cap = 0;
+  }
+  r->strings_len = 0;
+  r->nfields = 0;
+  return rc;
 }
 
 /* ---- event and metadata blocks ---- */
@@ -1049,10 +1101,13 @@ static int process_unit(struct nettrace_reader *r, const uint8_t *p, size_t len,
   return rc;
 }
 
+/* Holds the bytes of an incomplete unit: never more than the largest unit
+ * (a block of max_object and its framing). */
 static int hold(struct nettrace_reader *r, const uint8_t *p, size_t n) {
   size_t cap = r->held_cap;
   void *buf = r->held;
-  if (grow(&buf, &cap, r->held_len + n, 1, 4096) != 0)
+  if (grow(&buf, &cap, r->held_len + n, 1, 4096,
+           r->limits.max_object + UNIT_FRAMING) != 0)
     return reader_fail(r, -ENOMEM, r->offset + r->held_len, "out of memory");
   r->held = buf;
   r->held_cap = cap;
@@ -1187,4 +1242,29 @@ nettrace_reader_trace_info(const struct nettrace_reader *r) {
 const struct nettrace_stats *
 nettrace_reader_stats(const struct nettrace_reader *r) {
   return &r->stats;
+}
+
+size_t nettrace_reader_memory(const struct nettrace_reader *r) {
+  return sizeof(*r) + r->held_cap + r->strings_cap +
+         (size_t)r->fields_cap * sizeof(*r->fields) +
+         (size_t)r->metas_cap * sizeof(*r->metas) +
+         (size_t)r->table_cap * sizeof(*r->table) + r->meta_bytes;
+}
+
+static size_t limit_or(size_t v, size_t dflt) { return v ? v : dflt; }
+
+size_t nettrace_reader_worst_bytes(const struct nettrace_limits *limits) {
+  struct nettrace_limits l = limits ? *limits : (struct nettrace_limits){0};
+  size_t obj = limit_or(l.max_object, NETTRACE_DEFAULT_MAX_OBJECT);
+  size_t meta = limit_or(l.max_metadata, NETTRACE_DEFAULT_MAX_METADATA);
+  size_t metas = limit_or(l.max_metas, NETTRACE_DEFAULT_MAX_METAS);
+  size_t table = 64;
+  while (table < 2 * (metas + 1))
+    table *= 2;
+  /* the reader; a held unit; the metadata kept, its index and table; the
+   * scratch of one metadata event (strings and fields, each capped at
+   * max_metadata, given back after it); malloc's 16 bytes a block */
+  return sizeof(struct nettrace_reader) + obj + UNIT_FRAMING + meta +
+         metas * sizeof(struct nettrace_meta *) + table * sizeof(uint32_t) +
+         2 * meta + 16 * (metas + 6);
 }

@@ -102,11 +102,15 @@ struct nettrace_trace_info {
   uint32_t sampling_rate;
 };
 
-/* Caps; 0 selects the default. */
+/* Caps; 0 selects the default. Together they bound the reader's memory
+ * (nettrace_reader_worst_bytes): about 0.9 MiB with the defaults. */
 struct nettrace_limits {
-  size_t max_object;   /* largest block/object accepted (default 1 MiB) */
-  size_t max_metadata; /* bytes of decoded metadata kept (default 2 MiB) */
-  uint32_t max_metas;  /* metadata entries kept (default 8192) */
+  size_t max_object;   /* largest block/object accepted (default 128 KiB:
+                          a runtime's blocks are at most 100 KiB) */
+  size_t max_metadata; /* bytes of decoded metadata kept, and of the
+                          scratch one metadata event may take (default
+                          256 KiB) */
+  uint32_t max_metas;  /* metadata entries kept (default 1024) */
 };
 
 struct nettrace_stats {
@@ -159,5 +163,11 @@ const struct nettrace_trace_info *
 nettrace_reader_trace_info(const struct nettrace_reader *r);
 const struct nettrace_stats *
 nettrace_reader_stats(const struct nettrace_reader *r);
+
+/* Bytes the reader holds on the heap now (malloc's own overhead aside). */
+size_t nettrace_reader_memory(const struct nettrace_reader *r);
+/* The most a reader with these limits (NULL: the defaults) ever holds on
+ * the heap, malloc's overhead included. */
+size_t nettrace_reader_worst_bytes(const struct nettrace_limits *limits);
 
 #endif /* NETTRACE_H */

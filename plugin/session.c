@@ -59,8 +59,9 @@ static void on_event(void *ctx, const struct nettrace_event *ev) {
                                   sizeof(scratch));
   if (r <= 0)
     return; /* not a counter, or malformed: skip this event only */
-  if (smp.session[0] != 0 && strcmp(smp.session, s->meter_session) != 0)
-    return; /* another tool's Metrics session */
+  if (smp.kind != COUNTERS_MEAN && smp.kind != COUNTERS_SUM &&
+      (s->cfg.nmeters == 0 || strcmp(smp.session, s->meter_session) != 0))
+    return; /* a meter's sample: not asked for, or another tool's session */
   if (s->cb)
     s->cb(s->ctx, &smp,
           counters_unix_ms(nettrace_reader_trace_info(s->reader), smp.timestamp));

@@ -171,8 +171,8 @@ struct watch *watch_new(const struct watch_config *cfg) {
     w->cfg.discover_sec = w->cfg.interval_sec;
   if (w->cfg.max_targets == 0)
     w->cfg.max_targets = 256;
-  if (w->cfg.max_counters == 0)
-    w->cfg.max_counters = 1024;
+  if (w->cfg.max_series == 0)
+    w->cfg.max_series = COUNTERS_DEFAULT_MAX_SERIES;
   if (w->cfg.ipc_timeout_ms <= 0) /* a loaded runtime may take over 1 s */
     w->cfg.ipc_timeout_ms = 2000;
   /* a pause of at most a quarter of the interval, so that a sample is
@@ -253,6 +253,16 @@ static void on_sample(void *ctx, const struct counters_sample *s,
   struct watch *w = t->w;
   w->reader_samples++;
   struct counters_entry *e = counters_table_update(&t->table, s, time_ms);
+  if (e == NULL && t->table.refused == 1) { /* the first refusal */
+    t->table.refused++; /* said once */
+    wlog(w, WATCH_LOG_WARNING,
+         "instance \"%s\": pid %d has more counters than MaxSeries allows "
+         "(%zu series, %zu bytes of names): new ones (first: \"%.64s\" of "
+         "\"%.64s\") are not published, those already known are (logged "
+         "once)",
+         t->instance, (int)t->ep.pid, t->table.max_series,
+         t->table.max_name_bytes, s->name, s->provider);
+  }
   if (e != NULL && w->cfg.publish != NULL) {
     struct watch_target_view v = target_view(t);
     w->cfg.publish(w->cfg.publish_ctx, &v, e);
@@ -640,7 +650,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   t->interval = w->cfg.interval_sec;
   snprintf(t->entry, sizeof(t->entry), "%s", sn->entry);
   snprintf(t->version, sizeof(t->version), "%s", sn->version);
-  counters_table_init(&t->table, w->cfg.max_counters);
+  counters_table_init(&t->table, w->cfg.max_series);
   pick_instance(w, rule >= 0 ? w->cfg.rules[rule].name : sn->entry, ep->pid,
                 t->instance, sizeof(t->instance));
   t->session = session_new(ep, &cfg, on_sample, t);

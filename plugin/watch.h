@@ -72,7 +72,8 @@ struct watch_config {
   struct watch_rule *rules;   /* borrowed until watch_free */
   size_t nrules;
   size_t max_targets;         /* 0: 256 */
-  size_t max_counters;        /* per target; 0: 1024 */
+  size_t max_series;          /* per target: series (type instances) its
+                                 counters table takes; 0: 512 */
   int ipc_timeout_ms;         /* 0: 2000 */
   watch_log_cb log;
   watch_publish_cb publish;   /* NULL: values are only counted */

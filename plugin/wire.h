@@ -226,4 +226,49 @@ static inline long wire_utf16_to_utf8(const uint8_t *s, size_t units,
   return (long)o;
 }
 
+/* Makes a NUL-terminated UTF-8 string (as wire_utf16_to_utf8 writes it)
+ * safe to print and to use in a name, in place: what a terminal, a log
+ * reader or a line-based protocol (collectd's unixsock, NotificationExec)
+ * would take for something other than text becomes one '_' each: the C0
+ * controls (newline, ESC, ...), DEL, the C1 controls U+0080..U+009F (CSI
+ * among them), the line and paragraph separators U+2028, U+2029 and the
+ * bidirectional embeddings, overrides and isolates U+202A..U+202E,
+ * U+2066..U+2069. Returns the new length. */
+static inline size_t wire_utf8_printable(char *s) {
+  unsigned char *p = (unsigned char *)s, *o = p;
+  /* the common case: printable ASCII up to the end, nothing moved */
+  while (*p >= 0x20 && *p < 0x7f)
+    p++;
+  if (*p == 0)
+    return (size_t)(p - (unsigned char *)s);
+  o = p;
+  while (*p != 0) {
+    unsigned c = *p;
+    if (c < 0x20 || c == 0x7f) {
+      *o++ = '_';
+      p++;
+    } else if (c == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+      *o++ = '_';
+      p += 2;
+    } else if (c == 0xE2 && ((p[1] == 0x80 && p[2] >= 0xA8 && p[2] <= 0xAE) ||
+                             (p[1] == 0x81 && p[2] >= 0xA6 && p[2] <= 0xA9))) {
+      *o++ = '_';
+      p += 3;
+    } else {
+      *o++ = *p++;
+    }
+  }
+  *o = 0;
+  return (size_t)(o - (unsigned char *)s);
+}
+
+/* The longest prefix of s of at most n bytes that ends on a character
+ * boundary (s holds at least n bytes before its terminator): a cut there
+ * never leaves a partial UTF-8 sequence. */
+static inline size_t wire_utf8_cut(const char *s, size_t n) {
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--;
+  return n;
+}
+
 #endif /* WIRE_H */

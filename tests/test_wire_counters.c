@@ -496,9 +496,11 @@ DEF_TEST(event_counter_sum_and_table) {
   s.kind = COUNTERS_SUM;
   CHECK(counters_table_update(&t, &s, 0) != NULL);
   s.kind = COUNTERS_HISTOGRAM;
-  e = counters_table_update(&t, &s, 0); /* same key, now a histogram */
+  e = counters_table_update(&t, &s, 0); /* same name, another kind: a key
+                                           of its own, with its quantiles */
   CHECK(e != NULL && e->hist != NULL && e->hist->count == 3);
-  EXPECT_EQ_INT(3, t.n);
+  EXPECT_EQ_INT(4, t.n);
+  EXPECT_EQ_INT(1 + 1 + 4 + 4, t.series);
   counters_table_clear(&t);
   EXPECT_EQ_INT(0, t.n);
 
@@ -953,7 +955,8 @@ DEF_TEST(meters) {
 
 /* The Metrics provider's numbers are text: whatever path parses them, the
  * value is the double strtod gives (NAN when strtod stops early). */
-/* parse_quantiles by plain strtod: "q=v;q=v", up to 4 pairs. */
+/* parse_quantiles by plain strtod: "q=v;q=v", up to 4 pairs; only the
+ * runtime's quantiles (0.5, 0.95, 0.99), each once, are kept. */
 static uint32_t ref_quantiles(const char *s, double *q, double *v) {
   uint32_t n = 0;
   while (*s && n < 4) {
@@ -965,7 +968,10 @@ static uint32_t ref_quantiles(const char *s, double *q, double *v) {
     v[n] = strtod(s, &end);
     if (end == s)
       return n;
-    n++;
+    int keep = q[n] == 0.5 || q[n] == 0.95 || q[n] == 0.99;
+    for (uint32_t i = 0; keep && i < n; i++)
+      keep = q[i] != q[n];
+    n += keep;
     s = end;
     if (*s != ';')
       return n;

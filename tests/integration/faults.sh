@@ -347,7 +347,7 @@ LoadPlugin threshold
 		"collect-no-id|instance \"collect-no-id\": cannot start a session with pid ${FPID[collect-no-id]}: CollectTracing reply without a session id"
 		"stream-garbage|instance \"stream-garbage\": session with pid ${FPID[stream-garbage]} ended: bad nettrace stream: not a nettrace stream \(bad magic\) at byte 0 \(retrying every 10 s"
 		"stream-bad-magic|instance \"stream-bad-magic\": session with pid ${FPID[stream-bad-magic]} ended: bad nettrace stream: not a nettrace stream \(bad magic\) at byte 0"
-		"stream-huge-block|instance \"stream-huge-block\": session with pid ${FPID[stream-huge-block]} ended: bad nettrace stream: block of 4294967280 bytes exceeds max_object \(1048576\) at byte [0-9]+"
+		"stream-huge-block|instance \"stream-huge-block\": session with pid ${FPID[stream-huge-block]} ended: bad nettrace stream: block of 4294967280 bytes exceeds max_object \([0-9]+\) at byte [0-9]+"
 		"stream-zeros|instance \"stream-zeros\": session with pid ${FPID[stream-zeros]} ended: bad nettrace stream: bad object tag 0x00 at byte [0-9]+"
 		"stream-truncated|instance \"stream-truncated\": session with pid ${FPID[stream-truncated]} ended: the stream ended early \(process exited\?\) at byte [0-9]+: stream truncated inside an object \([0-9]+ bytes held\)"
 		"imp-root|pid $SLEEP1 matches <Process \"imp-root\"> but does not answer: socket [^ ]* is served by pid $IMP1_SERVER, not by pid $SLEEP1: refusing it"
