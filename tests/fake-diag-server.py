@@ -73,6 +73,20 @@ GenerateCoreDump (ProcessInfo, CollectTracing as "normal"):
   dump-swap          writes a regular file, answers OK, then for 2 s keeps
                      swapping it with a symlink to --victim (a hostile runtime
                      racing the checks of the staged file)
+A hostile stream of counters (ProcessInfo, CollectTracing as "normal"):
+  series-flood     OK + id, then a stream of its own making, --flood-rate
+                   samples a second (default 10) until the peer closes:
+                   every sample carries a time 2 s after the last one's
+                   (the peer's clock runs 2 s a sample); each brings
+                     - EventCounters "steady" (System.Runtime), value = n
+                     - EventCounters "c-<n>": a new counter every sample
+                     - EventCounters "evil\\nname\\x1b[31mred" (a newline
+                       and an ANSI escape in its name)
+                     - HistogramValuePublished Flood.Meter/lat, session
+                       SHARED, quantiles 0.5, 0.95, 0.99 and a new one
+                       (0.5 + n/10^6) every sample
+                     - GaugeValuePublished Flood.Meter/orphan with an empty
+                       session id (no session asked for it)
 Restart cycles:
   cycle            the parent forks a "normal" server, waits until it is traced
                    (CollectTracing), starts the next one, SIGKILLs the previous
@@ -270,6 +284,9 @@ def send_stream(conn, sid, sc):
         log("streamed %d bytes" % len(body))
         hold(conn)
         return
+    if sc == "series-flood":
+        series_flood(conn, data, units)
+        return
     if sc == "stream-garbage":
         conn.sendall(os.urandom(4096))
         hold(conn)
@@ -302,6 +319,123 @@ def send_stream(conn, sid, sc):
     elif sc == "stream-stall":
         conn.sendall(body[:mid_block_cut(units)])
         hold(conn)
+
+
+# ---- series-flood: a nettrace stream of our own ----
+
+def utf16z(s):
+    return s.encode("utf-16-le") + b"\0\0"
+
+
+def nt_object(name, content, offset):
+    """A block object at stream offset `offset`: type, size, padding to a
+    4-byte stream offset, content, EndObject."""
+    n = name.encode()
+    head = b"\x05\x05\x01" + struct.pack("<iii", 2, 2, len(n)) + n + b"\x06"
+    head += struct.pack("<I", len(content))
+    pad = (4 - (offset + len(head)) % 4) % 4
+    return head + bytes(pad) + content + b"\x06"
+
+
+def nt_event(meta_id, seq, ts, payload):
+    """An uncompressed event: int32 size (what follows, padding included),
+    the header, the payload, zeros up to a multiple of 4 bytes."""
+    body = struct.pack("<IIQQIIQ", meta_id | 0x80000000, seq, 1, 1, 0, 0, ts)
+    body += bytes(32) + struct.pack("<I", len(payload)) + payload
+    body += bytes((4 - len(body) % 4) % 4)
+    return struct.pack("<I", len(body)) + body
+
+
+def nt_block(events, ts):
+    return struct.pack("<HHQQ", 20, 0, ts, ts) + b"".join(events)
+
+
+def nt_fields_v1(fields):
+    """A V1 field list: int32 count; per field int32 type, [object: its own
+    list], UTF-16z name."""
+    out = struct.pack("<i", len(fields))
+    for name, typ in fields:
+        if isinstance(typ, list):
+            out += struct.pack("<i", 1) + nt_fields_v1(typ)
+        else:
+            out += struct.pack("<i", typ)
+        out += utf16z(name)
+    return out
+
+
+def nt_metadata(meta_id, provider, event_id, event_name, fields):
+    return (struct.pack("<i", meta_id) + utf16z(provider) +
+            struct.pack("<i", event_id) + utf16z(event_name) +
+            struct.pack("<qii", 0, 0, 4) + nt_fields_v1(fields))
+
+
+STR, I32, F32, F64 = 18, 9, 13, 14
+EC_FIELDS = [("Payload", [("Name", STR), ("DisplayName", STR), ("Mean", F64),
+                          ("StandardDeviation", F64), ("Count", I32),
+                          ("Min", F64), ("Max", F64), ("IntervalSec", F32),
+                          ("Series", STR), ("CounterType", STR),
+                          ("Metadata", STR), ("DisplayUnits", STR)])]
+HIST_FIELDS = [("sessionId", STR), ("meterName", STR), ("meterVersion", STR),
+               ("instrumentName", STR), ("unit", STR), ("tags", STR),
+               ("quantiles", STR), ("count", I32), ("sum", F64)]
+GAUGE_FIELDS = [("sessionId", STR), ("meterName", STR), ("meterVersion", STR),
+                ("instrumentName", STR), ("unit", STR), ("tags", STR),
+                ("lastValue", STR)]
+
+
+def ec_payload(name, value):
+    return (utf16z(name) + utf16z(name) + struct.pack("<ddiddf", value, 0, 1,
+                                                      value, value, 1.0) +
+            utf16z("Interval=1000") + utf16z("Mean") + utf16z("") + utf16z(""))
+
+
+def series_flood(conn, data, units):
+    pre = stream_prefix(data, units)
+    toff, _, _ = units[1]
+    (name_len,) = struct.unpack_from("<I", data, toff + 11)
+    st = toff + 15 + name_len + 1
+    sync_qpc, freq = struct.unpack_from("<qq", data, st + 16)
+    out = bytearray(pre)
+    metas = [nt_event(0, 0, sync_qpc, nt_metadata(1, "System.Runtime", 0,
+                                                  "EventCounters", EC_FIELDS)),
+             nt_event(0, 0, sync_qpc, nt_metadata(
+                 2, "System.Diagnostics.Metrics", 6, "HistogramValuePublished",
+                 HIST_FIELDS)),
+             nt_event(0, 0, sync_qpc, nt_metadata(
+                 3, "System.Diagnostics.Metrics", 5, "GaugeValuePublished",
+                 GAUGE_FIELDS))]
+    out += nt_object("MetadataBlock", nt_block(metas, sync_qpc), len(out))
+    conn.sendall(bytes(out))
+    offset = len(out)
+    rate = ARGS.flood_rate
+    n = 0
+    t0 = time.time()
+    try:
+        while True:
+            ts = sync_qpc + 2 * n * freq  # 2 s of the peer's clock a sample
+            evs = [nt_event(1, 5 * n + 1, ts, ec_payload("steady", float(n))),
+                   nt_event(1, 5 * n + 2, ts, ec_payload("c-%d" % n, 1.0)),
+                   nt_event(1, 5 * n + 3, ts,
+                            ec_payload("evil\nname\x1b[31mred", 7.0)),
+                   nt_event(2, 5 * n + 4, ts, utf16z("SHARED") +
+                            utf16z("Flood.Meter") + utf16z("") + utf16z("lat") +
+                            utf16z("ms") + utf16z("") +
+                            utf16z("0.5=1;0.95=2;0.99=3;%r=4" %
+                                   (0.5 + (n + 1) / 1e6)) +
+                            struct.pack("<id", 10, 20.0)),
+                   nt_event(3, 5 * n + 5, ts, utf16z("") +
+                            utf16z("Flood.Meter") + utf16z("") +
+                            utf16z("orphan") + utf16z("") + utf16z("") +
+                            utf16z("5"))]
+            blk = nt_object("EventBlock", nt_block(evs, ts), offset)
+            conn.sendall(blk)
+            offset += len(blk)
+            n += 1
+            delay = t0 + n / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+    except OSError as e:
+        log("series-flood: %d samples, then %s" % (n, e))
 
 
 REPLY_FAULTS = ("hang", "garbage-reply", "bad-magic", "lying-size", "tiny-size",
@@ -623,6 +757,7 @@ def main():
     ap.add_argument("--victim", default="/etc/hostname")
     ap.add_argument("--cycle", type=int, default=0)
     ap.add_argument("--delay", type=float, default=1.5)
+    ap.add_argument("--flood-rate", type=float, default=10.0)
     ARGS = ap.parse_args()
     ARGS.dir = (ARGS.dir or os.environ.get("TMPDIR") or "/tmp").rstrip("/") or "/"
     if ARGS.as_pid is None and self_environ_tmpdir() != ARGS.dir:
