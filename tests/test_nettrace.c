@@ -20,6 +20,8 @@
 #include "testing.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -1539,6 +1541,134 @@ DEF_TEST(api) {
   return 0;
 }
 
+
+/* ---- memory: what a stream can make a reader hold ---- */
+
+struct bigbuf {
+  uint8_t *d;
+  size_t len, cap;
+};
+
+static void big_put(struct bigbuf *b, const void *p, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t cap = (b->len + n) * 2;
+    uint8_t *d = realloc(b->d, cap);
+    if (d == NULL)
+      abort();
+    b->d = d;
+    b->cap = cap;
+  }
+  memcpy(b->d + b->len, p, n);
+  b->len += n;
+}
+
+static void big_u32(struct bigbuf *b, uint32_t v) {
+  uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
+                  (uint8_t)(v >> 24)};
+  big_put(b, x, 4);
+}
+
+/* A block object of `size` content bytes (content: NULL for zeros, only
+ * the first `give` bytes of the unit written) at the end of b. */
+static void big_block(struct bigbuf *b, const char *name, const uint8_t *content,
+                      size_t size, size_t give) {
+  struct buf t = {.len = 0};
+  put_type(&t, name, 2, 2);
+  put_u32(&t, (uint32_t)size);
+  while ((b->len + t.len) % 4 != 0)
+    put_u8(&t, 0);
+  big_put(b, t.d, t.len);
+  size_t n = give < size ? give : size;
+  for (size_t i = 0; i < n; i++)
+    big_put(b, content ? content + i : (const uint8_t *)"", 1);
+  if (give > size)
+    big_put(b, "\x06", 1);
+}
+
+/* A metadata event of k fields with names of 60 characters (about
+ * 126 * k bytes): the most the runtime's 100 KiB blocks could hold, kept
+ * in the reader's metadata at the size of its fields and names only. */
+static void big_metadata_block(struct bigbuf *b, uint32_t k) {
+  struct bigbuf p = {0}, c = {0};
+  uint8_t hdr[] = {1, 0, 0, 0, 'P', 0, 0, 0, 1, 0, 0, 0, 'E', 0, 0, 0};
+  big_put(&p, hdr, sizeof(hdr));
+  uint8_t kw[16] = {0}; /* keywords, version, level */
+  big_put(&p, kw, sizeof(kw));
+  big_u32(&p, k);
+  for (uint32_t i = 0; i < k; i++) {
+    big_u32(&p, NETTRACE_TYPE_INT32);
+    char name[64];
+    snprintf(name, sizeof(name), "%060u", i);
+    for (int j = 0; j < 60; j++) {
+      uint8_t u[2] = {(uint8_t)name[j], 0};
+      big_put(&p, u, 2);
+    }
+    big_put(&p, "\0\0", 2);
+  }
+  uint8_t bh[20] = {20, 0, 0, 0};
+  big_put(&c, bh, sizeof(bh));
+  uint32_t size = 76 + (uint32_t)p.len;
+  size = (size + 3) & ~3u;
+  big_u32(&c, size);
+  big_u32(&c, 0);
+  uint8_t zero[68] = {0};
+  big_put(&c, zero, 4 + 8 + 8 + 4 + 4 + 8 + 32);
+  big_u32(&c, (uint32_t)p.len);
+  big_put(&c, p.d, p.len);
+  while ((c.len - 20) % 4 != 0)
+    big_put(&c, "", 1);
+  big_block(b, "MetadataBlock", c.d, c.len, c.len + 1);
+  free(p.d);
+  free(c.d);
+}
+
+DEF_TEST(memory_bound) {
+  size_t worst = nettrace_reader_worst_bytes(NULL);
+  printf("# reader, default limits: at most %zu bytes\n", worst);
+  CHECK(worst <= (size_t)1 << 20);
+
+  /* a metadata event as large as a block can be: what its parse needed is
+   * given back; only what is kept stays */
+  struct buf head = {.len = 0};
+  put_stream_header(&head);
+  put_trace(&head);
+  struct bigbuf s = {0};
+  big_put(&s, head.d, head.len);
+  big_metadata_block(&s, 800);
+  printf("# metadata block: %zu bytes\n", s.len - head.len);
+  struct mallinfo2 m0 = mallinfo2();
+  struct nettrace_reader *r = nettrace_reader_new(NULL, NULL, NULL);
+  EXPECT_EQ_INT(0, nettrace_reader_feed(r, s.d, s.len));
+  const struct nettrace_stats *st = nettrace_reader_stats(r);
+  EXPECT_EQ_U64(1, st->metas);
+  struct mallinfo2 m1 = mallinfo2();
+  size_t held = m1.uordblks - m0.uordblks;
+  printf("# after it: %zu bytes on the heap, %" PRIu64 " of metadata kept\n",
+         held, st->metadata_bytes);
+  CHECK(held <= st->metadata_bytes + 24 * 1024);
+  nettrace_reader_free(r);
+
+  /* an incomplete block of max_object: held, within the bound; one
+   * larger than a runtime writes (200 KiB): refused at its size */
+  s.len = head.len;
+  big_block(&s, "EventBlock", NULL, 128 * 1024, 128 * 1024 - 1);
+  m0 = mallinfo2();
+  r = nettrace_reader_new(NULL, NULL, NULL);
+  EXPECT_EQ_INT(0, nettrace_reader_feed(r, s.d, s.len));
+  m1 = mallinfo2();
+  held = m1.uordblks - m0.uordblks;
+  printf("# an incomplete block of 128 KiB: %zu bytes on the heap\n", held);
+  CHECK(held > 128 * 1024 && held <= worst);
+  nettrace_reader_free(r);
+  s.len = head.len;
+  big_block(&s, "EventBlock", NULL, 200 * 1024, 100);
+  r = nettrace_reader_new(NULL, NULL, NULL);
+  EXPECT_EQ_INT(-E2BIG, nettrace_reader_feed(r, s.d, s.len));
+  nettrace_reader_free(r);
+  free(s.d);
+  return 0;
+}
+
 /* A test that reads the real nettrace files: skipped without them. */
 #define RUN_FIXTURE_TEST(func)                                                 \
   do {                                                                         \
@@ -1570,6 +1700,7 @@ int main(int argc, char **argv) {
   RUN_FIXTURE_TEST(random_flips);
   RUN_FIXTURE_TEST(trailing_bytes);
   RUN_FIXTURE_TEST(limits);
+  RUN_TEST(memory_bound);
 
   free_fixtures();
   END_TEST;

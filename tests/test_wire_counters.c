@@ -14,6 +14,8 @@
 #include "testing.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <malloc.h>
 
 /* ---- a small payload builder ---- */
 
@@ -1257,6 +1259,299 @@ DEF_TEST(naming) {
   return 0;
 }
 
+
+/* ---- what a hostile process sends (issue 18) ---- */
+
+/* Whether s is valid UTF-8 without control characters (C0, DEL, C1). */
+static int clean_utf8(const char *s) {
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p) {
+    unsigned c = *p, n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2
+                                   : (c & 0xF0) == 0xE0   ? 3
+                                   : (c & 0xF8) == 0xF0   ? 4
+                                                          : 0;
+    if (n == 0 || c < 0x20 || c == 0x7f || (c == 0xC2 && p[1] < 0xA0))
+      return 0;
+    for (unsigned i = 1; i < n; i++)
+      if ((p[i] & 0xC0) != 0x80)
+        return 0;
+    p += n;
+  }
+  return 1;
+}
+
+/* Only the runtime's quantiles (0.5, 0.95, 0.99), each once, whatever
+ * else a payload names, by every decoding path (the plan, the fallback
+ * by strtod, a template), and never more than COUNTERS_MAX_QUANTILES. */
+DEF_TEST(hostile_quantiles) {
+  static const char *const texts[] = {
+      "0.5=1;0.75=9;0.95=2;0.999=9;0.5=8;0.99=3;0.5000001=9",
+      "0.1=9;0.2=9;0.3=9;0.4=9;0.5=1;0.6=9;0.7=9;0.8=9;0.9=9;0.95=2;0.99=3",
+      "0.5=1E+00;0.25=9;0.95=2;0.99=3", /* an exponent: the strtod way */
+  };
+  struct nettrace_meta hm = rate_meta();
+  hm.event_name = "HistogramValuePublished";
+  hm.fields = hist_fields;
+  struct counters_templates *t = counters_templates_new();
+  struct counters_decoder *d = counters_decoder_new(t);
+  CHECK(t != NULL && d != NULL);
+  for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+    struct buf b;
+    hist_payload(&b, "lat", texts[k], 3, 6);
+    struct nettrace_event ev = {
+        .meta = &hm, .payload = b.b, .payload_len = (uint32_t)b.n};
+    for (int way = 0; way < 4; way++) {
+      struct counters_sample s;
+      char scratch[512];
+      int r = way ? counters_decoder_decode(d, &ev, &s, scratch, sizeof(scratch))
+                  : counters_decode(&ev, &s, scratch, sizeof(scratch));
+      EXPECT_EQ_INT(1, r);
+      EXPECT_EQ_INT(3, s.nquantiles);
+      EXPECT_EQ_DOUBLE(0.5, s.quantile[0], 0);
+      EXPECT_EQ_DOUBLE(1, s.quantile_value[0], 0);
+      EXPECT_EQ_DOUBLE(0.95, s.quantile[1], 0);
+      EXPECT_EQ_DOUBLE(2, s.quantile_value[1], 0);
+      EXPECT_EQ_DOUBLE(0.99, s.quantile[2], 0);
+      EXPECT_EQ_DOUBLE(3, s.quantile_value[2], 0);
+    }
+  }
+  counters_decoder_free(d);
+  counters_templates_free(t);
+  return 0;
+}
+
+/* A name with a newline, an ANSI escape, DEL, a C1 CSI and a bidi override
+ * (as a process can name its counter) decodes, by every path, to a name
+ * without any of them. */
+DEF_TEST(hostile_names) {
+  struct nettrace_meta m = ec_meta(sum_fields, 10);
+  struct buf b = {.n = 0};
+  put_wstr(&b, "evil\nname\x1b[31mred\x7f\x9b" "2J");
+  put_wstr(&b, "D\x1b]0;x\x07");
+  put_wstr(&b, "00:00:01");
+  put_f64(&b, 1);
+  put_f32(&b, 1.0f);
+  put_wstr(&b, "");
+  put_wstr(&b, "Interval=1000");
+  put_wstr(&b, "Sum");
+  put_wstr(&b, "u\r\n");
+  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+  struct counters_templates *t = counters_templates_new();
+  struct counters_decoder *d = counters_decoder_new(t);
+  CHECK(t != NULL && d != NULL);
+  for (int way = 0; way < 4; way++) {
+    struct counters_sample s;
+    char scratch[512], dn[64];
+    int r = way ? counters_decoder_decode(d, &ev, &s, scratch, sizeof(scratch))
+                : counters_decode(&ev, &s, scratch, sizeof(scratch));
+    EXPECT_EQ_INT(1, r);
+    EXPECT_EQ_STR("evil_name_[31mred__2J", s.name);
+    EXPECT_EQ_STR("u__", s.units);
+    CHECK(clean_utf8(counters_display_name(&s, dn, sizeof(dn))));
+    char ti[NAMING_MAX];
+    naming_type_instance(s.provider, s.name, s.tags, NULL, ti, sizeof(ti));
+    CHECK(clean_utf8(ti));
+  }
+  counters_decoder_free(d);
+  counters_templates_free(t);
+  /* and so do names given straight to naming */
+  char ti[NAMING_MAX];
+  naming_type_instance("P\n", "a\x1b[2Jb", "k=v\r\n,z=\x7f", "p50", ti,
+                       sizeof(ti));
+  CHECK(clean_utf8(ti));
+  EXPECT_EQ_STR("P_:a_[2Jb:k=v__:z=_:p50", ti);
+  return 0;
+}
+
+/* The cut of an over-long name never splits a UTF-8 character: names of
+ * 2-, 3- and 4-byte characters, at every length around the cut, with and
+ * without a suffix, stay valid UTF-8 of less than NAMING_MAX bytes. */
+DEF_TEST(naming_cut_utf8) {
+  static const char *const chars[] = {"\xc3\xa9", "\xe6\x97\xa5",
+                                      "\xf0\x9f\x98\x80", "a\xc3\xa9"};
+  for (size_t c = 0; c < 4; c++)
+    for (int n = 30; n < 80; n++) {
+      char name[400] = "";
+      for (int i = 0; i < n && strlen(name) + 8 < sizeof(name); i++)
+        strcat(name, chars[c]);
+      const char *suffixes[] = {NULL, "p50", "count"};
+      for (int k = 0; k < 3; k++) {
+        char ti[NAMING_MAX];
+        naming_type_instance("Meter", name, "", suffixes[k], ti, sizeof(ti));
+        if (!clean_utf8(ti) || strlen(ti) >= NAMING_MAX) {
+          printf("# char %zu n %d suffix %s: \"%s\"\n", c, n,
+                 suffixes[k] ? suffixes[k] : "-", ti);
+          CHECK(0);
+        }
+      }
+    }
+  return 0;
+}
+
+/* The cap on series: an entry holds one, a histogram four; new keys over
+ * the cap are refused (counted), keys already there go on; the kind is
+ * part of the key; the names of the keys are capped too. */
+DEF_TEST(series_cap) {
+  struct counters_sample s;
+  memset(&s, 0, sizeof(s));
+  s.provider = "P";
+  s.tags = "";
+  s.units = "";
+  s.session = "";
+  s.kind = COUNTERS_SUM;
+  s.value = 1;
+  struct counters_table t;
+  counters_table_init(&t, 10);
+  char name[32];
+  for (int i = 0; i < 6; i++) {
+    snprintf(name, sizeof(name), "c-%d", i);
+    s.name = name;
+    CHECK(counters_table_update(&t, &s, 0) != NULL);
+  }
+  s.kind = COUNTERS_HISTOGRAM;
+  s.name = "lat";
+  CHECK(counters_table_update(&t, &s, 0) != NULL); /* 6 + 4 = 10 */
+  s.name = "lat2";
+  CHECK(counters_table_update(&t, &s, 0) == NULL); /* 14 > 10 */
+  s.kind = COUNTERS_SUM;
+  for (int i = 6; i < 100; i++) {
+    snprintf(name, sizeof(name), "c-%d", i);
+    s.name = name;
+    CHECK(counters_table_update(&t, &s, 0) == NULL);
+  }
+  EXPECT_EQ_INT(7, t.n);
+  EXPECT_EQ_INT(10, t.series);
+  EXPECT_EQ_U64(95, t.refused);
+  EXPECT_EQ_U64(95, t.overflow);
+  s.name = "c-3"; /* known keys go on */
+  struct counters_entry *e = counters_table_update(&t, &s, 0);
+  CHECK(e != NULL && e->updates == 2);
+  s.kind = COUNTERS_MEAN; /* the same name as another kind: a new key */
+  CHECK(counters_table_update(&t, &s, 0) == NULL);
+  counters_table_fini(&t);
+
+  /* the units are the first sample's: the type of the values never
+   * changes */
+  counters_table_init(&t, 0);
+  EXPECT_EQ_INT(COUNTERS_DEFAULT_MAX_SERIES, t.max_series);
+  s.kind = COUNTERS_MEAN;
+  s.units = "MB";
+  e = counters_table_update(&t, &s, 0);
+  CHECK(e != NULL);
+  s.units = "%";
+  CHECK(counters_table_update(&t, &s, 0) == e);
+  EXPECT_EQ_STR("MB", e->units);
+  counters_table_fini(&t);
+
+  /* names: 256 bytes a series (and 4 KiB): 8 series take 4 keys of the
+   * longest names, not 5 */
+  counters_table_init(&t, 8);
+  static char lp[256], ln[256], lt[1024];
+  memset(lp, 'p', 255);
+  memset(ln, 'n', 255);
+  memset(lt, 't', 1023);
+  s.provider = lp;
+  s.tags = lt;
+  s.name = ln;
+  for (int i = 0; i < 5; i++) {
+    ln[0] = (char)('a' + i);
+    e = counters_table_update(&t, &s, 0);
+    CHECK((e != NULL) == (i < 4));
+  }
+  EXPECT_EQ_U64(1, t.refused);
+  CHECK(t.name_bytes <= t.max_name_bytes);
+  counters_table_fini(&t);
+  return 0;
+}
+
+/* Rate by arrival: a peer that stamps its samples 2 s apart while it sends
+ * them 100 ms apart (and one that goes back in time) gets one value a
+ * second published, each stamped no later than 1 s after it arrived and
+ * later than the one before; a plausible time (the runtime's own, a few
+ * ms before arrival) is kept. */
+DEF_TEST(naming_due_arrival) {
+  const int64_t wall0 = 1795700000000, mono0 = 5000000;
+  static const int64_t steps[] = {2000, -2000, 0, 37};
+  for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+    struct counters_entry e;
+    memset(&e, 0, sizeof(e));
+    int published = 0;
+    int64_t last = 0;
+    for (int i = 0; i < 100; i++) { /* 10 s */
+      int64_t mono = mono0 + i * 100, wall = wall0 + i * 100;
+      int64_t peer = wall0 + i * steps[k];
+      if (!naming_due(&e, mono, 1000))
+        continue;
+      int64_t t = naming_stamp(&e, peer, wall, 1000);
+      CHECK(t > last);
+      CHECK(t <= wall + NAMING_STAMP_AHEAD_MS);
+      last = t;
+      published++;
+    }
+    if (published < 10 || published > 11) {
+      printf("# step %" PRId64 ": %d values in 10 s\n", steps[k], published);
+      CHECK(0);
+    }
+  }
+  /* the runtime's own time, 30 ms before arrival: kept */
+  struct counters_entry e;
+  memset(&e, 0, sizeof(e));
+  CHECK(naming_due(&e, mono0, 1000));
+  EXPECT_EQ_INT(wall0 - 30, naming_stamp(&e, wall0 - 30, wall0, 1000));
+  CHECK(!naming_due(&e, mono0 + 100, 1000));
+  CHECK(naming_due(&e, mono0 + 1000, 1000));
+  EXPECT_EQ_INT(wall0 + 970, naming_stamp(&e, wall0 + 970, wall0 + 1000, 1000));
+  /* no clock in the stream (0): the arrival time */
+  CHECK(naming_due(&e, mono0 + 2000, 1000));
+  EXPECT_EQ_INT(wall0 + 2000, naming_stamp(&e, 0, wall0 + 2000, 1000));
+  return 0;
+}
+
+/* The most a table holds: filled to its caps with the longest names and
+ * every entry's type instance made, it takes no more than
+ * counters_table_worst_bytes says (malloc's own count). */
+DEF_TEST(table_memory_bound) {
+  struct mallinfo2 before = mallinfo2();
+  struct counters_table t;
+  counters_table_init(&t, 0);
+  struct counters_sample s;
+  memset(&s, 0, sizeof(s));
+  static char lp[256], ln[256], lt[1024];
+  memset(lp, 'p', 255);
+  memset(ln, 'n', 255);
+  memset(lt, 't', 1023);
+  s.provider = lp;
+  s.name = ln;
+  s.tags = lt;
+  s.units = "";
+  s.session = "";
+  s.nquantiles = 3;
+  s.quantile[0] = 0.5, s.quantile[1] = 0.95, s.quantile[2] = 0.99;
+  struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
+  for (int i = 0; i < 4 * COUNTERS_DEFAULT_MAX_SERIES; i++) {
+    /* the longest names for half the name bytes, then short ones up to
+     * the cap on series, then long ones up to the cap on names */
+    int lng = i < 44 || i >= 2 * COUNTERS_DEFAULT_MAX_SERIES;
+    snprintf(ln, sizeof(ln), lng ? "%0250d" : "n%d", i);
+    s.provider = lng ? lp : "P";
+    s.tags = lng ? lt : "";
+    s.kind = i % 16 == 0 ? COUNTERS_HISTOGRAM : COUNTERS_MEAN;
+    struct counters_entry *e = counters_table_update(&t, &s, 0);
+    if (e != NULL)
+      naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
+  }
+  struct mallinfo2 after = mallinfo2();
+  size_t used = after.uordblks - before.uordblks;
+  size_t worst = counters_table_worst_bytes(0);
+  printf("# table full: %zu entries, %zu series, %zu name bytes: %zu bytes "
+         "on the heap (worst case %zu)\n",
+         t.n, t.series, t.name_bytes, used, worst);
+  CHECK(t.series > COUNTERS_DEFAULT_MAX_SERIES - COUNTERS_HISTOGRAM_SERIES);
+  CHECK(used <= worst);
+  counters_table_fini(&t);
+  return 0;
+}
+
 int main(void) {
   RUN_TEST(varint);
   RUN_TEST(utf16);
@@ -1272,5 +1567,11 @@ int main(void) {
   RUN_TEST(hostile_metadata);
   RUN_TEST(naming);
   RUN_TEST(naming_due);
+  RUN_TEST(hostile_quantiles);
+  RUN_TEST(hostile_names);
+  RUN_TEST(naming_cut_utf8);
+  RUN_TEST(series_cap);
+  RUN_TEST(naming_due_arrival);
+  RUN_TEST(table_memory_bound);
   END_TEST;
 }
