@@ -1547,7 +1547,7 @@ DEF_TEST(table_memory_bound) {
          "on the heap (worst case %zu)\n",
          t.n, t.series, t.name_bytes, used, worst);
   CHECK(t.series > COUNTERS_DEFAULT_MAX_SERIES - COUNTERS_HISTOGRAM_SERIES);
-  CHECK(used <= worst);
+  CHECK(used <= worst); /* 0 under ASan, whose allocator has no mallinfo2 */
   counters_table_fini(&t);
   return 0;
 }

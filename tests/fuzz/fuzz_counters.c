@@ -161,6 +161,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       __builtin_trap(); /* DisplayName is a view into the payload */
     char dn[64];
     (void)counters_display_name(&s, dn, sizeof(dn));
+    /* nothing from the peer keeps a control character; only the
+     * runtime's quantiles, each once */
+    const char *strs[] = {s.provider, s.name, s.units, s.tags, s.session, dn};
+    for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
+      for (const unsigned char *p = (const unsigned char *)strs[k]; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xC2 && p[1] < 0xA0))
+          __builtin_trap();
+    for (uint32_t k = 0; k < s.nquantiles; k++) {
+      if (s.quantile[k] != 0.5 && s.quantile[k] != 0.95 &&
+          s.quantile[k] != 0.99)
+        __builtin_trap();
+      for (uint32_t j = 0; j < k; j++)
+        if (s.quantile[j] == s.quantile[k])
+          __builtin_trap();
+    }
     /* the decoder (a plan or slot map cached for this metadata) agrees,
      * the first time and from its cache, and from the template the first
      * pass left: with no templates, its own, and those of earlier inputs */
