@@ -26,8 +26,11 @@
  * beside this source. Exits 77 (skipped) when the fixtures are missing.
  */
 #include "counters.h"
+#include "naming.h"
 #include "nettrace.h"
 #include "testing.h"
+
+#include <malloc.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -773,7 +776,56 @@ static int test_values_of(const struct fixture *fx) {
   DEF_TEST(chunks_##n) { return test_chunks_of(&fixtures[i]); }                \
   DEF_TEST(truncated_##n) { return test_truncated_of(&fixtures[i]); }          \
   DEF_TEST(summary_##n) { return test_summary_of(&fixtures[i]); }              \
-  DEF_TEST(values_##n) { return test_values_of(&fixtures[i]); }
+  DEF_TEST(values_##n) { return test_values_of(&fixtures[i]); }                \
+  DEF_TEST(memory_##n) { return test_memory_of(&fixtures[i]); }
+
+
+/* ---- memory of a session on a real stream ---- */
+
+struct mem_run {
+  struct counters_decoder *d;
+  struct counters_table t;
+  char scratch[8192];
+};
+
+static void mem_cb(void *ctx, const struct nettrace_event *ev) {
+  struct mem_run *m = ctx;
+  struct counters_sample s;
+  if (counters_decoder_decode(m->d, ev, &s, m->scratch, sizeof(m->scratch)) !=
+      1)
+    return;
+  struct counters_entry *e = counters_table_update(&m->t, &s, 0);
+  struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
+  if (e != NULL)
+    naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
+}
+
+/* What a session's reader, decoder and table hold on the heap after a
+ * real stream (malloc's count; 0 under ASan), against the worst case. */
+static int test_memory_of(const struct fixture *fx) {
+  struct mallinfo2 m0 = mallinfo2();
+  struct mem_run *m = calloc(1, sizeof(*m));
+  CHECK(m != NULL);
+  m->d = counters_decoder_new(NULL);
+  counters_table_init(&m->t, 0);
+  struct nettrace_reader *r = nettrace_reader_new(NULL, mem_cb, m);
+  CHECK(r != NULL && m->d != NULL);
+  EXPECT_EQ_INT(0, nettrace_reader_feed(r, fx->data, fx->len));
+  struct mallinfo2 m1 = mallinfo2();
+  size_t used = m1.uordblks - m0.uordblks - sizeof(*m);
+  size_t worst = nettrace_reader_worst_bytes(NULL) +
+                 counters_table_worst_bytes(0) + 64 * 1024;
+  printf("# %s: reader %zu bytes by its count, %zu entries / %zu series; "
+         "reader + decoder + table: %zu bytes on the heap (worst %zu)\n",
+         fx->name, nettrace_reader_memory(r), m->t.n, m->t.series, used,
+         worst);
+  CHECK(used <= worst);
+  nettrace_reader_free(r);
+  counters_decoder_free(m->d);
+  counters_table_fini(&m->t);
+  free(m);
+  return 0;
+}
 
 FIXTURE_TESTS(net8, 0)
 FIXTURE_TESTS(net9, 1)
@@ -789,18 +841,22 @@ int main(int argc, char **argv) {
   RUN_TEST(truncated_net8);
   RUN_TEST(summary_net8);
   RUN_TEST(values_net8);
+  RUN_TEST(memory_net8);
   RUN_TEST(chunks_net9);
   RUN_TEST(truncated_net9);
   RUN_TEST(summary_net9);
   RUN_TEST(values_net9);
+  RUN_TEST(memory_net9);
   RUN_TEST(chunks_net10);
   RUN_TEST(truncated_net10);
   RUN_TEST(summary_net10);
   RUN_TEST(values_net10);
+  RUN_TEST(memory_net10);
   RUN_TEST(chunks_net11);
   RUN_TEST(truncated_net11);
   RUN_TEST(summary_net11);
   RUN_TEST(values_net11);
+  RUN_TEST(memory_net11);
   free_fixtures();
   END_TEST;
 }
