@@ -220,8 +220,8 @@ static int bad(struct nettrace_reader *r, const uint8_t *p, const char *what) {
 
 /* Grows *buf (elements of `size` bytes) to hold `want` elements, by
  * doubling but never beyond `max` elements: -E2BIG when want is more. */
-static int grow(void **buf, size_t *cap, size_t want, size_t size,
-                size_t first, size_t max) {
+static int grow(void **buf, size_t *cap, size_t want, size_t size, size_t first,
+                size_t max) {
   if (want <= *cap)
     return 0;
   if (want > max)
@@ -302,8 +302,8 @@ static int scratch_string(struct nettrace_reader *r, const uint8_t *s,
     return -E2BIG;
   /* A code unit becomes at most 3 UTF-8 bytes (a surrogate pair: 4 for 2);
    * what the scratch has left is the most it may take. */
-  size_t room = units < (max - r->strings_len) / 3 ? units * 3 + 1
-                                                    : max - r->strings_len;
+  size_t room =
+      units < (max - r->strings_len) / 3 ? units * 3 + 1 : max - r->strings_len;
   size_t cap = r->strings_cap;
   void *buf = r->strings;
   int rc = grow(&buf, &cap, r->strings_len + room, 1, 256, max);
