@@ -292,9 +292,8 @@ static int meta_table_grow(struct nettrace_reader *r) {
 /* ---- metadata parsing ---- */
 
 /* Appends `units` UTF-16LE code units to the string scratch as NUL-terminated
- * UTF-8, made printable (provider and event names reach logs and type
- * instances); *off receives where. The scratch holds at most max_metadata
- * bytes (what a stored metadata could hold): -E2BIG beyond. */
+ * UTF-8; *off receives where. The scratch holds at most max_metadata bytes
+ * (what a stored metadata could hold): -E2BIG beyond. */
 static int scratch_string(struct nettrace_reader *r, const uint8_t *s,
                           size_t units, uint32_t *off) {
   size_t max = r->limits.max_metadata;
@@ -314,7 +313,6 @@ static int scratch_string(struct nettrace_reader *r, const uint8_t *s,
   long n = wire_utf16_to_utf8(s, units, r->strings + r->strings_len, room);
   if (n < 0)
     return -E2BIG; /* more than the scratch's room */
-  n = (long)wire_utf8_printable(r->strings + r->strings_len);
   *off = (uint32_t)r->strings_len;
   r->strings_len += (size_t)n + 1;
   return 0;
@@ -518,6 +516,11 @@ static int parse_metadata_scratch(struct nettrace_reader *r, const uint8_t *p,
     return bad(r, p, "truncated metadata header");
   if ((rc = scratch_string(r, s, units, &event_name_off)) != 0)
     goto nomem;
+  /* the provider and event names reach logs, terminals and (a provider)
+   * type instances: made printable, in place (field names are only
+   * compared) */
+  wire_utf8_printable(r->strings + provider_off);
+  wire_utf8_printable(r->strings + event_name_off);
   if (wire_u64(&c, &m.keywords) != 0 || wire_u32(&c, &m.version) != 0 ||
       wire_u32(&c, &m.level) != 0)
     return bad(r, p, "truncated metadata header");
