@@ -301,8 +301,9 @@ static int scratch_string(struct nettrace_reader *r, const uint8_t *s,
     return -E2BIG;
   /* A code unit becomes at most 3 UTF-8 bytes (a surrogate pair: 4 for 2);
    * what the scratch has left is the most it may take. */
-  size_t room =
-      units < (max - r->strings_len) / 3 ? units * 3 + 1 : max - r->strings_len;
+  size_t room = units * 3 + 1; /* units < 2^31: no overflow */
+  if (room > max - r->strings_len)
+    room = max - r->strings_len;
   size_t cap = r->strings_cap;
   void *buf = r->strings;
   int rc = grow(&buf, &cap, r->strings_len + room, 1, 256, max);
