@@ -7,18 +7,25 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
+/* What createdump gets as its environment: nothing of collectd's (no LD_*,
+ * no DOTNET_*), a fixed PATH. */
+static char *const clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                                  "HOME=/", NULL};
 
 static void say(struct dump_result *res, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -35,80 +42,618 @@ static double mono_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int find_createdump(const struct ipc_endpoint *ep, char *path,
-                           size_t cap, char *why, size_t why_cap) {
-  char maps[64];
-  snprintf(maps, sizeof(maps), "/proc/%d/maps", (int)ep->pid);
-  FILE *f = fopen(maps, "re");
-  if (f == NULL) {
-    int e = errno;
-    snprintf(why, why_cap, "cannot read %s: %s", maps, strerror(e));
-    return -e;
+int dump_exec_stat_start(const char *line, uint64_t *start) {
+  /* "pid (comm) S ppid ..."; comm may hold ")" and spaces: the last ")"
+   * ends it. Field 3 (state) follows it, field 22 is the start time. */
+  const char *p = NULL;
+  for (const char *c = line; *c; c++)
+    if (*c == ')')
+      p = c;
+  if (p == NULL)
+    return -EINVAL;
+  p++;
+  for (int field = 3; field <= 22; field++) {
+    if (*p != ' ')
+      return -EINVAL;
+    p++;
+    if (field == 22)
+      break;
+    while (*p && *p != ' ')
+      p++;
   }
-  char line[4096];
-  char lib[PATH_MAX] = "";
-  while (fgets(line, sizeof(line), f)) {
-    char *p = strchr(line, '/');
-    if (p == NULL)
+  uint64_t v = 0;
+  int digits = 0;
+  for (; *p >= '0' && *p <= '9'; p++, digits++) {
+    if (v > (UINT64_MAX - 9) / 10)
+      return -EINVAL;
+    v = v * 10 + (uint64_t)(*p - '0');
+  }
+  if (digits == 0 || (*p != ' ' && *p != '\n' && *p != 0))
+    return -EINVAL;
+  *start = v;
+  return 0;
+}
+
+/* Reads the file `name` under dirfd (not following a symlink) into buf,
+ * NUL-terminated; what does not fit is left out. Bytes read, or negative
+ * errno. Only system calls: also used between fork and exec. */
+static ssize_t read_at(int dirfd, const char *name, char *buf, size_t cap) {
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return -errno;
+  size_t len = 0;
+  while (len + 1 < cap) {
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR)
       continue;
-    p[strcspn(p, "\n")] = 0;
-    size_t l = strlen(p);
-    if (l >= 14 && strcmp(p + l - 14, "/libcoreclr.so") == 0) {
-      snprintf(lib, sizeof(lib), "%s", p);
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return -e;
+    }
+    if (n == 0)
+      break;
+    len += (size_t)n;
+  }
+  buf[len] = 0;
+  close(fd);
+  return (ssize_t)len;
+}
+
+/* 0 while the process behind proc_fd (/proc/<pid>) has the start time
+ * `start`; -ESRCH when it has gone or its pid now names another process. */
+static int proc_same(int proc_fd, uint64_t start) {
+  char buf[1024];
+  uint64_t now;
+  if (read_at(proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
+      dump_exec_stat_start(buf, &now) != 0 || now != start)
+    return -ESRCH;
+  return 0;
+}
+
+/* One line of /proc/<pid>/maps, without its newline:
+ *   "start-end perms offset dev inode      path"
+ * The path is what follows the fifth field and the spaces after it. */
+static const char *maps_line_path(const char *line) {
+  const char *p = line;
+  for (int field = 0; field < 5; field++) {
+    while (*p && *p != ' ')
+      p++;
+    if (*p == 0)
+      return NULL;
+    p++;
+  }
+  while (*p == ' ')
+    p++;
+  return *p == '/' ? p : NULL;
+}
+
+#define MAPS_LINE_CAP (PATH_MAX + 128)
+#define DELETED_MARK " (deleted)"
+#define CORECLR_NAME "/libcoreclr.so"
+
+int dump_exec_maps_find(int fd, char *lib, size_t cap) {
+  char *line = malloc(MAPS_LINE_CAP + 1);
+  if (line == NULL)
+    return -ENOMEM;
+  char chunk[4096];
+  size_t len = 0;
+  int skipping = 0, skipped = 0, r = -ENOENT;
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      r = -errno;
+      break;
+    }
+    /* at EOF a last line without its newline still counts */
+    const char *c = chunk, *end = chunk + n;
+    int eof = n == 0;
+    while (c < end || (eof && (len > 0 || skipping))) {
+      const char *nl = eof ? NULL : memchr(c, '\n', (size_t)(end - c));
+      size_t take = nl ? (size_t)(nl - c) : (size_t)(end - c);
+      if (!skipping) {
+        if (len + take > MAPS_LINE_CAP) {
+          skipping = 1; /* too long for any path we could use */
+          skipped = 1;
+        } else {
+          memcpy(line + len, c, take);
+          len += take;
+        }
+      }
+      c += take;
+      if (nl == NULL && !eof)
+        break; /* the line goes on in the next chunk */
+      if (nl)
+        c++;
+      if (!skipping) {
+        line[len] = 0;
+        const char *path = maps_line_path(line);
+        size_t pl = path ? strlen(path) : 0;
+        int deleted = 0;
+        size_t dl = sizeof(DELETED_MARK) - 1, cl = sizeof(CORECLR_NAME) - 1;
+        if (pl > dl && strcmp(path + pl - dl, DELETED_MARK) == 0) {
+          deleted = 1;
+          pl -= dl;
+        }
+        if (path && pl >= cl && memcmp(path + pl - cl, CORECLR_NAME, cl) == 0) {
+          if (pl >= cap) {
+            r = -ENAMETOOLONG;
+            goto out;
+          }
+          memcpy(lib, path, pl);
+          lib[pl] = 0;
+          r = deleted ? -ESTALE : 0;
+          goto out;
+        }
+      }
+      len = 0;
+      skipping = 0;
+      if (eof)
+        break;
+    }
+    if (eof) {
+      if (skipped)
+        r = -ENAMETOOLONG;
       break;
     }
   }
-  fclose(f);
-  if (lib[0] == 0) {
-    snprintf(why, why_cap, "pid %d has no libcoreclr.so mapped: not a .NET "
-                           "(CoreCLR) process",
-             (int)ep->pid);
-    return -ENOENT;
-  }
-  *strrchr(lib, '/') = 0;
-  int n = ep->foreign_mnt_ns
-              ? snprintf(path, cap, "/proc/%d/root%s/createdump", (int)ep->pid, lib)
-              : snprintf(path, cap, "%s/createdump", lib);
-  if (n < 0 || (size_t)n >= cap) {
-    snprintf(why, why_cap, "createdump path too long");
-    return -ENAMETOOLONG;
-  }
+out:
+  free(line);
+  return r;
+}
+
+static int trusted_node(int fd, const char *shown, int want_dir, char *why,
+                        size_t why_cap) {
   struct stat st;
-  if (lstat(path, &st) != 0) {
+  if (fstat(fd, &st) != 0) {
     int e = errno;
-    snprintf(why, why_cap, "no createdump at %s: %s", path, strerror(e));
+    snprintf(why, why_cap, "cannot stat %s: %s", shown, strerror(e));
     return -e;
   }
-  if (!S_ISREG(st.st_mode)) {
-    snprintf(why, why_cap, "%s is not a regular file: refusing to run it", path);
+  if (S_ISLNK(st.st_mode)) {
+    snprintf(why, why_cap, "%s is a symbolic link", shown);
     return -EPERM;
   }
-  if (st.st_uid != 0 && st.st_uid != ep->uid) {
-    snprintf(why, why_cap,
-             "%s is owned by uid %u, neither root nor the target's uid %u: "
-             "refusing to run it",
-             path, (unsigned)st.st_uid, (unsigned)ep->uid);
+  if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    snprintf(why, why_cap, "%s is not a %s", shown,
+             want_dir ? "directory" : "regular file");
+    return -EPERM;
+  }
+  if (st.st_uid != 0) {
+    snprintf(why, why_cap, "%s is owned by uid %u, not root", shown,
+             (unsigned)st.st_uid);
     return -EPERM;
   }
   if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-    snprintf(why, why_cap,
-             "%s is writable by group or others (mode %04o): refusing to run "
-             "it",
-             path, (unsigned)(st.st_mode & 07777));
+    snprintf(why, why_cap, "%s is writable by group or others (mode %04o)",
+             shown, (unsigned)(st.st_mode & 07777));
+    return -EPERM;
+  }
+  if (!want_dir && !(st.st_mode & S_IXUSR)) {
+    snprintf(why, why_cap, "%s is not executable (mode %04o)", shown,
+             (unsigned)(st.st_mode & 07777));
     return -EPERM;
   }
   return 0;
 }
 
-/* The helper process of run_wait(): restores SIGCHLD, runs argv with stdin
- * /dev/null and stdout+stderr into `out`, waits for it and reports on `st`
+int dump_exec_open_trusted(int root_fd, const char *path, int *fd_out,
+                           char *why, size_t why_cap) {
+  *fd_out = -1;
+  if (path[0] != '/') {
+    snprintf(why, why_cap, "%s is not an absolute path", path);
+    return -EINVAL;
+  }
+  size_t plen = strlen(path);
+  if (plen >= PATH_MAX) {
+    snprintf(why, why_cap, "path too long");
+    return -ENAMETOOLONG;
+  }
+  char shown[PATH_MAX] = "/"; /* the path walked so far, for messages */
+  int dir = root_fd == AT_FDCWD
+                ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)
+                : openat(root_fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    int e = errno;
+    snprintf(why, why_cap, "cannot open /: %s", strerror(e));
+    return -e;
+  }
+  int r = trusted_node(dir, "/", 1, why, why_cap);
+  const char *p = path;
+  while (r == 0) {
+    while (*p == '/')
+      p++;
+    size_t n = strcspn(p, "/");
+    if (n == 0) {
+      snprintf(why, why_cap, "%s names a directory", path);
+      r = -EISDIR;
+      break;
+    }
+    char comp[NAME_MAX + 1];
+    if (n > NAME_MAX) {
+      snprintf(why, why_cap, "a name in %s is too long", path);
+      r = -ENAMETOOLONG;
+      break;
+    }
+    memcpy(comp, p, n);
+    comp[n] = 0;
+    p += n;
+    int last = strspn(p, "/") == strlen(p);
+    size_t sl = strlen(shown);
+    snprintf(shown + sl, sizeof(shown) - sl, "%s%s", sl > 1 ? "/" : "", comp);
+    if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+      snprintf(why, why_cap, "%s holds \"%s\"", path, comp);
+      r = -EPERM;
+      break;
+    }
+    int next = openat(dir, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) {
+      r = -errno;
+      snprintf(why, why_cap, "cannot open %s: %s", shown, strerror(-r));
+      break;
+    }
+    close(dir);
+    dir = next;
+    r = trusted_node(dir, shown, !last, why, why_cap);
+    if (r == 0 && last) {
+      *fd_out = dir;
+      return 0;
+    }
+  }
+  close(dir);
+  return r;
+}
+
+/* The ids and capabilities of a process, from /proc/<pid>/status. */
+struct proc_ids {
+  uid_t uid[3]; /* real, effective, saved */
+  gid_t gid[3];
+  uint64_t cap_eff;
+};
+
+static int parse_ids(const char *status, struct proc_ids *ids) {
+  int got = 0;
+  for (const char *l = status; *l; l += strcspn(l, "\n"), l += *l == '\n') {
+    unsigned long a, b, c;
+    unsigned long long cap;
+    if (sscanf(l, "Uid: %lu %lu %lu", &a, &b, &c) == 3) {
+      ids->uid[0] = (uid_t)a, ids->uid[1] = (uid_t)b, ids->uid[2] = (uid_t)c;
+      got |= 1;
+    } else if (sscanf(l, "Gid: %lu %lu %lu", &a, &b, &c) == 3) {
+      ids->gid[0] = (gid_t)a, ids->gid[1] = (gid_t)b, ids->gid[2] = (gid_t)c;
+      got |= 2;
+    } else if (sscanf(l, "CapEff: %llx", &cap) == 1) {
+      ids->cap_eff = cap;
+      got |= 4;
+    }
+  }
+  return got == 7 ? 0 : -EINVAL;
+}
+
+static int read_ids(int dirfd, struct proc_ids *ids) {
+  char buf[4096];
+  ssize_t n = read_at(dirfd, "status", buf, sizeof(buf));
+  if (n < 0)
+    return (int)n;
+  return parse_ids(buf, ids);
+}
+
+/* 1 when the process behind proc_fd is in our user namespace. */
+static int same_user_ns(int proc_fd) {
+  struct stat a, b;
+  if (fstatat(proc_fd, "ns/user", &a, 0) != 0 ||
+      stat("/proc/self/ns/user", &b) != 0)
+    return 0;
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/* kernel.yama.ptrace_scope, 0 when Yama is not there. */
+static int yama_scope(void) {
+  char buf[16];
+  if (read_at(AT_FDCWD, "/proc/sys/kernel/yama/ptrace_scope", buf,
+              sizeof(buf)) <= 0)
+    return 0;
+  return atoi(buf);
+}
+
+/* Where createdump is and who runs it; see dump_exec.h. */
+static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
+                   struct dump_exec_plan *plan, char *why, size_t why_cap) {
+  int pid = (int)ep->pid;
+  if (proc_same(proc_fd, ep->start_time) != 0) {
+    snprintf(why, why_cap,
+             "pid %d has ended, or is another process now (its start time "
+             "changed): no dump",
+             pid);
+    return -ESRCH;
+  }
+  struct proc_ids ids, self;
+  char self_status[4096];
+  if (read_ids(proc_fd, &ids) != 0 ||
+      read_at(AT_FDCWD, "/proc/self/status", self_status,
+              sizeof(self_status)) <= 0 ||
+      parse_ids(self_status, &self) != 0) {
+    snprintf(why, why_cap, "cannot read the ids of pid %d or of this process",
+             pid);
+    return -EIO;
+  }
+  struct stat pst;
+  if (fstat(proc_fd, &pst) != 0) {
+    int e = errno;
+    snprintf(why, why_cap, "cannot stat /proc/%d: %s", pid, strerror(e));
+    return -e;
+  }
+
+  int maps = openat(proc_fd, "maps", O_RDONLY | O_CLOEXEC);
+  if (maps < 0) {
+    int e = errno;
+    snprintf(why, why_cap, "cannot read /proc/%d/maps: %s", pid, strerror(e));
+    return -e;
+  }
+  char lib[PATH_MAX];
+  int r = dump_exec_maps_find(maps, lib, sizeof(lib));
+  close(maps);
+  /* the maps read were those of the process planned for */
+  if (proc_same(proc_fd, ep->start_time) != 0) {
+    snprintf(why, why_cap, "pid %d ended while its maps were read: no dump",
+             pid);
+    return -ESRCH;
+  }
+  if (r == -ESTALE) {
+    snprintf(why, why_cap,
+             "the libcoreclr.so pid %d runs (%s) has been deleted or "
+             "replaced since it was loaded: the createdump beside it may "
+             "not match; use Method ipc",
+             pid, lib);
+    return -ESTALE;
+  }
+  if (r == -ENOENT || r == -ENAMETOOLONG) {
+    snprintf(why, why_cap,
+             "pid %d has no libcoreclr.so mapped%s: not a .NET (CoreCLR) "
+             "process, or a single-file one; use Method ipc",
+             pid, r == -ENAMETOOLONG ? " at a path of usable length" : "");
+    return -ENOENT;
+  }
+  if (r < 0) {
+    snprintf(why, why_cap, "cannot read /proc/%d/maps: %s", pid, strerror(-r));
+    return r;
+  }
+  *strrchr(lib, '/') = 0;
+  /* inroot: the path in the target's root; plan->path: the same as seen
+   * from here, for messages */
+  char inroot[PATH_MAX], prefix[32] = "";
+  if (ep->foreign_mnt_ns)
+    snprintf(prefix, sizeof(prefix), "/proc/%d/root", pid);
+  if ((size_t)snprintf(inroot, sizeof(inroot), "%s/createdump", lib) >=
+          sizeof(inroot) ||
+      (size_t)snprintf(plan->path, sizeof(plan->path), "%s%s", prefix,
+                       inroot) >= sizeof(plan->path)) {
+    snprintf(why, why_cap, "createdump path too long");
+    return -ENAMETOOLONG;
+  }
+
+  int uid_same = ids.uid[0] == ids.uid[1] && ids.uid[1] == ids.uid[2];
+  int gid_same = ids.gid[0] == ids.gid[1] && ids.gid[1] == ids.gid[2];
+  int root = geteuid() == 0;
+
+  /* A target as privileged as we are: running its runtime's createdump as
+   * root gives it nothing it does not have. */
+  if (root && uid_same && ids.uid[0] == 0 &&
+      (ids.cap_eff & self.cap_eff) == self.cap_eff && same_user_ns(proc_fd)) {
+    int root_fd = AT_FDCWD;
+    if (ep->foreign_mnt_ns) {
+      /* resolved inside the target's root, never following a link out */
+      root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (root_fd < 0) {
+        int e = errno;
+        snprintf(why, why_cap, "cannot open /proc/%d/root: %s", pid,
+                 strerror(e));
+        return -e;
+      }
+    }
+    char bad[384];
+    int fd;
+    r = dump_exec_open_trusted(root_fd, inroot, &fd, bad, sizeof(bad));
+    if (r == 0) {
+      /* createdump loads the DAC from the same directory */
+      char dac[PATH_MAX];
+      int dfd;
+      snprintf(dac, sizeof(dac), "%s/libmscordaccore.so", lib);
+      int d = dump_exec_open_trusted(root_fd, dac, &dfd, bad, sizeof(bad));
+      if (d == 0)
+        close(dfd);
+      else if (d != -ENOENT) {
+        close(fd);
+        r = d;
+      }
+    }
+    if (root_fd != AT_FDCWD)
+      close(root_fd);
+    if (r < 0) {
+      snprintf(why, why_cap,
+               "pid %d runs as root, and %s: refusing to run its createdump "
+               "as root (a user could have changed it); keep the runtime in "
+               "root-owned directories that only root can write, or use "
+               "Method ipc",
+               pid, bad);
+      return -EPERM;
+    }
+    plan->fd = fd;
+    plan->uid = 0;
+    plan->gid = 0;
+    plan->drop = 0;
+    return 0;
+  }
+
+  if (!root && ids.uid[0] != geteuid()) {
+    snprintf(why, why_cap,
+             "pid %d runs as uid %u, this process as uid %u: createdump "
+             "cannot attach to it; run as root, or use Method ipc",
+             pid, (unsigned)ids.uid[0], (unsigned)geteuid());
+    return -EPERM;
+  }
+  if (ep->foreign_mnt_ns) {
+    snprintf(why, why_cap,
+             "pid %d runs in another mount namespace (a container) as uid "
+             "%u: Method exec would run a program from inside it outside "
+             "the container; use Method ipc",
+             pid, (unsigned)ids.uid[0]);
+    return -EPERM;
+  }
+  if (uid_same && ids.uid[0] == 0) {
+    snprintf(why, why_cap,
+             "pid %d runs as root but with fewer capabilities than collectd "
+             "or in another user namespace: its createdump would run with "
+             "more; use Method ipc",
+             pid);
+    return -EPERM;
+  }
+  if (!uid_same || !gid_same) {
+    snprintf(why, why_cap,
+             "pid %d has differing real, effective and saved ids (uid %u/%u/"
+             "%u, gid %u/%u/%u): createdump run as its user cannot attach to "
+             "it; use Method ipc",
+             pid, (unsigned)ids.uid[0], (unsigned)ids.uid[1],
+             (unsigned)ids.uid[2], (unsigned)ids.gid[0], (unsigned)ids.gid[1],
+             (unsigned)ids.gid[2]);
+    return -EPERM;
+  }
+  if (pst.st_uid != ids.uid[0]) {
+    /* the kernel gives /proc/<pid> to root when the process is not
+     * dumpable (PR_SET_DUMPABLE 0, or it changed its ids) */
+    snprintf(why, why_cap,
+             "pid %d is not dumpable (its /proc entry belongs to uid %u, "
+             "not to its uid %u): createdump run as its user cannot attach "
+             "to it; use Method ipc",
+             pid, (unsigned)pst.st_uid, (unsigned)ids.uid[0]);
+    return -EPERM;
+  }
+  int scope = yama_scope();
+  if (scope >= 1) {
+    snprintf(why, why_cap,
+             "kernel.yama.ptrace_scope is %d: createdump run as pid %d's uid "
+             "%u (not its parent) may not attach to it, and run as root it "
+             "would load a library the target names; use Method ipc",
+             scope, pid, (unsigned)ids.uid[0]);
+    return -EPERM;
+  }
+  plan->fd = -1;
+  plan->uid = ids.uid[0];
+  plan->gid = ids.gid[0];
+  plan->drop = root;
+  snprintf(plan->note, sizeof(plan->note),
+           "createdump (%.*s) runs as uid %u gid %u, the target's user, with "
+           "no new privileges: not as root",
+           120, plan->path, (unsigned)plan->uid, (unsigned)plan->gid);
+  return 0;
+}
+
+/* What the helper process starts, and as whom. */
+struct spawn {
+  char *const *argv; /* argv[0] names it in messages */
+  const char *path;  /* executed by path when exec_fd < 0 */
+  int exec_fd;       /* an O_PATH descriptor to execute, or -1 */
+  int drop;          /* switch to uid/gid, no groups, before exec */
+  uid_t uid;
+  gid_t gid;
+  int proc_fd;    /* /proc/<pid> of the target */
+  uint64_t start; /* its start time */
+};
+
+/* Writes "error: <what>: errno N\n" to fd and ends the process: between
+ * fork and exec, with async-signal-safe calls only. */
+static void __attribute__((noreturn))
+child_fail(int fd, const char *what, int e) {
+  char num[16];
+  int i = (int)sizeof(num);
+  unsigned v = (unsigned)(e < 0 ? -e : e);
+  do
+    num[--i] = (char)('0' + v % 10);
+  while ((v /= 10) != 0 && i > 0);
+  if (write(fd, "error: ", 7) < 0 || write(fd, what, strlen(what)) < 0 ||
+      (e != 0 && (write(fd, ": errno ", 8) < 0 ||
+                  write(fd, num + i, sizeof(num) - (size_t)i) < 0)) ||
+      write(fd, "\n", 1) < 0)
+    _exit(126);
+  _exit(126);
+}
+
+/* Closes every descriptor from `from` up. */
+static void close_from(int from) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)from, ~0U, 0) == 0)
+    return;
+#endif
+  struct rlimit rl;
+  long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY
+                 ? (long)rl.rlim_max
+                 : 65536;
+  for (long fd = from; fd < max; fd++)
+    close((int)fd);
+}
+
+/* The child that becomes createdump: checks that the target is still the
+ * process planned for, takes stdin, stdout and stderr, keeps no other
+ * descriptor (but the one it executes, as 3) and works in /, gives up root
+ * when the plan says so, and executes with the clean environment. */
+static void __attribute__((noreturn))
+run_child(const struct spawn *sp, int in, int out) {
+  char buf[1024];
+  uint64_t now;
+  if (read_at(sp->proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
+      dump_exec_stat_start(buf, &now) != 0 || now != sp->start)
+    child_fail(out,
+               "the target has ended or its pid is another process "
+               "now: not run",
+               0);
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+    _exit(127);
+  int keep = 2;
+  if (sp->exec_fd >= 0) {
+    /* without close-on-exec: a script's interpreter opens /dev/fd/3 */
+    if (sp->exec_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sp->exec_fd, 3) < 0)
+      child_fail(2, "dup2", errno);
+    keep = 3;
+  }
+  close_from(keep + 1);
+  /* the working directory is a handle too: collectd's may be root's only */
+  if (chdir("/") != 0)
+    child_fail(2, "chdir /", errno);
+  if (sp->drop) {
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+    if (setgroups(0, NULL) != 0)
+      child_fail(2, "setgroups", errno);
+    if (setresgid(sp->gid, sp->gid, sp->gid) != 0)
+      child_fail(2, "setresgid", errno);
+    if (setresuid(sp->uid, sp->uid, sp->uid) != 0)
+      child_fail(2, "setresuid", errno);
+    if (getresuid(&r, &e, &s) != 0 || getresgid(&gr, &ge, &gs) != 0 ||
+        r != sp->uid || e != sp->uid || s != sp->uid || gr != sp->gid ||
+        ge != sp->gid || gs != sp->gid)
+      child_fail(2, "the ids did not change", 0);
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    child_fail(2, "PR_SET_NO_NEW_PRIVS", errno);
+  if (sp->exec_fd >= 0)
+    syscall(SYS_execveat, 3, "", sp->argv, clean_env, AT_EMPTY_PATH);
+  else
+    execve(sp->path, sp->argv, clean_env);
+  child_fail(2, "cannot execute createdump", errno);
+}
+
+/* The helper process of run_wait(): restores SIGCHLD, runs the child
+ * (run_child) with stdin /dev/null and stdout+stderr into `out`, waits for
+ * it and reports on `st`
  *   pid_t pid     at once (negative errno if fork failed)
  *   int waited    1 if waitpid succeeded
  *   int status    its wait status
  * (native layout, each write well under PIPE_BUF). Only async-signal-safe
  * calls: it runs between fork and exit in a threaded process. */
 static void __attribute__((noreturn))
-run_helper(char *const argv[], int in, int out, int st) {
+run_helper(const struct spawn *sp, int in, int out, int st) {
   struct sigaction sa;
   memset(&sa, 0, sizeof(sa));
   sa.sa_handler = SIG_DFL;
@@ -118,12 +663,8 @@ run_helper(char *const argv[], int in, int out, int st) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   pid_t child = fork();
-  if (child == 0) {
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
-      _exit(127);
-    execve(argv[0], argv, environ);
-    _exit(127);
-  }
+  if (child == 0)
+    run_child(sp, in, out);
   pid_t msg = child < 0 ? -errno : child;
   if (write(st, &msg, sizeof(msg)) != (ssize_t)sizeof(msg) || child < 0)
     _exit(1);
@@ -195,7 +736,9 @@ static void telling_line(const char *text, char *out, size_t cap) {
  * Through a helper process (run_helper): collectd 5 sets SIGCHLD to SIG_IGN,
  * so the kernel reaps its children at once and their exit status is lost
  * (waitpid fails with ECHILD). The helper's own child is not ours. */
-static int run_wait(char *const argv[], int timeout_ms, struct dump_result *res) {
+static int run_wait(const struct spawn *sp, int timeout_ms,
+                    struct dump_result *res) {
+  char *const *argv = sp->argv;
   int st[2] = {-1, -1}, out[2] = {-1, -1}, devnull = -1;
   int r = 0;
   pid_t helper = -1;
@@ -212,7 +755,7 @@ static int run_wait(char *const argv[], int timeout_ms, struct dump_result *res)
     goto out;
   }
   if (helper == 0)
-    run_helper(argv, devnull, out[1], st[1]);
+    run_helper(sp, devnull, out[1], st[1]);
   close(st[1]);
   close(out[1]);
   st[1] = out[1] = -1;
@@ -313,7 +856,21 @@ int dump_exec_plan(const struct ipc_endpoint *ep, struct dump_exec_plan *plan,
   plan->fd = -1;
   plan->uid = geteuid();
   plan->gid = getegid();
-  return find_createdump(ep, plan->path, sizeof(plan->path), why, why_cap);
+  char dir[32];
+  snprintf(dir, sizeof(dir), "/proc/%d", (int)ep->pid);
+  int proc_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc_fd < 0) {
+    int e = errno;
+    snprintf(why, why_cap, "cannot open %s: %s", dir, strerror(e));
+    return e == ENOENT ? -ESRCH : -e;
+  }
+  int r = plan_at(proc_fd, ep, plan, why, why_cap);
+  close(proc_fd);
+  if (r < 0 && plan->fd >= 0) {
+    close(plan->fd);
+    plan->fd = -1;
+  }
+  return r;
 }
 
 int dump_exec_run(const struct dump_exec_plan *plan,
@@ -326,9 +883,29 @@ int dump_exec_run(const struct dump_exec_plan *plan,
                           : type == IPC_DUMP_TRIAGE ? "--triage"
                           : type == IPC_DUMP_FULL   ? "--full"
                                                     : "--withheap";
-  char *argv[] = {(char *)plan->path, "-f", (char *)out_path,
-                  (char *)type_flag, pidbuf, NULL};
-  return run_wait(argv, timeout_ms, res);
+  char *argv[] = {(char *)plan->path, "-f",   (char *)out_path,
+                  (char *)type_flag,  pidbuf, NULL};
+  char dir[32];
+  snprintf(dir, sizeof(dir), "/proc/%d", (int)ep->pid);
+  int proc_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc_fd < 0 || proc_same(proc_fd, ep->start_time) != 0) {
+    say(res, "pid %d has ended, or is another process now: no dump",
+        (int)ep->pid);
+    if (proc_fd >= 0)
+      close(proc_fd);
+    return -ESRCH;
+  }
+  struct spawn sp = {.argv = argv,
+                     .path = plan->path,
+                     .exec_fd = plan->fd,
+                     .drop = plan->drop,
+                     .uid = plan->uid,
+                     .gid = plan->gid,
+                     .proc_fd = proc_fd,
+                     .start = ep->start_time};
+  int r = run_wait(&sp, timeout_ms, res);
+  close(proc_fd);
+  return r;
 }
 
 void dump_exec_release(struct dump_exec_plan *plan) {
