@@ -555,6 +555,7 @@ struct spawn {
   char *const *argv; /* argv[0] names it in messages */
   const char *path;  /* executed by path when exec_fd < 0 */
   int exec_fd;       /* an O_PATH descriptor to execute, or -1 */
+  int out_fd;        /* the dump file, given to the child, or -1 */
   int drop;          /* switch to uid/gid, no groups, before exec */
   uid_t uid;
   gid_t gid;
@@ -608,15 +609,20 @@ run_child(const struct spawn *sp, int in, int out) {
                "the target has ended or its pid is another process "
                "now: not run",
                0);
+  /* out of the way of 0-4 first, then into place, without close-on-exec:
+   * the file to execute as 3 (a script's interpreter opens /dev/fd/3), the
+   * dump file next (createdump opens /proc/self/fd/N) */
+  int xfd = sp->exec_fd >= 0 ? fcntl(sp->exec_fd, F_DUPFD, 10) : -1;
+  int ofd = sp->out_fd >= 0 ? fcntl(sp->out_fd, F_DUPFD, 10) : -1;
+  if ((sp->exec_fd >= 0 && xfd < 0) || (sp->out_fd >= 0 && ofd < 0))
+    child_fail(out, "F_DUPFD", errno);
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
     _exit(127);
   int keep = 2;
-  if (sp->exec_fd >= 0) {
-    /* without close-on-exec: a script's interpreter opens /dev/fd/3 */
-    if (sp->exec_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sp->exec_fd, 3) < 0)
-      child_fail(2, "dup2", errno);
-    keep = 3;
-  }
+  if (xfd >= 0 && dup2(xfd, ++keep) < 0)
+    child_fail(2, "dup2", errno);
+  if (ofd >= 0 && dup2(ofd, ++keep) < 0)
+    child_fail(2, "dup2", errno);
   close_from(keep + 1);
   /* the working directory is a handle too: collectd's may be root's only */
   if (chdir("/") != 0)
@@ -873,6 +879,63 @@ int dump_exec_plan(const struct ipc_endpoint *ep, struct dump_exec_plan *plan,
   return r;
 }
 
+/* For a child that runs as the plan's user: creates out_path (a new file
+ * in a directory that user owns, the staging directory) and gives it to
+ * that user, so that createdump can write it through the descriptor
+ * without reaching the directory by path (the dump directory above it
+ * may be root's only). An O_WRONLY descriptor, or negative errno with
+ * res->reason filled. */
+static int open_out_for(const struct dump_exec_plan *plan, const char *out_path,
+                        struct dump_result *res) {
+  char dir[PATH_MAX];
+  if ((size_t)snprintf(dir, sizeof(dir), "%s", out_path) >= sizeof(dir)) {
+    say(res, "dump path too long");
+    return -ENAMETOOLONG;
+  }
+  char *slash = strrchr(dir, '/');
+  if (slash == NULL || slash[1] == 0) {
+    say(res, "%s is no file path", out_path);
+    return -EINVAL;
+  }
+  *slash = 0;
+  const char *base = slash + 1;
+  int dfd =
+      open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (dfd < 0 || fstat(dfd, &st) != 0) {
+    int e = errno;
+    say(res, "cannot open %s: %s", dir, strerror(e));
+    if (dfd >= 0)
+      close(dfd);
+    return -e;
+  }
+  if (st.st_uid != plan->uid) {
+    say(res, "%s belongs to uid %u, not to uid %u who runs createdump", dir,
+        (unsigned)st.st_uid, (unsigned)plan->uid);
+    close(dfd);
+    return -EPERM;
+  }
+  /* a new file, never one the user put there (nor a link) */
+  int fd = openat(dfd, base,
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int e = errno;
+  if (fd >= 0 && fchown(fd, plan->uid, plan->gid) != 0) {
+    e = errno;
+    close(fd);
+    unlinkat(dfd, base, 0);
+    say(res, "cannot give %s to uid %u: %s", out_path, (unsigned)plan->uid,
+        strerror(e));
+    close(dfd);
+    return -e;
+  }
+  close(dfd);
+  if (fd < 0) {
+    say(res, "cannot create %s: %s", out_path, strerror(e));
+    return -e;
+  }
+  return fd;
+}
+
 int dump_exec_run(const struct dump_exec_plan *plan,
                   const struct ipc_endpoint *ep, const char *out_path,
                   enum ipc_dump_type type, int timeout_ms,
@@ -883,8 +946,6 @@ int dump_exec_run(const struct dump_exec_plan *plan,
                           : type == IPC_DUMP_TRIAGE ? "--triage"
                           : type == IPC_DUMP_FULL   ? "--full"
                                                     : "--withheap";
-  char *argv[] = {(char *)plan->path, "-f",   (char *)out_path,
-                  (char *)type_flag,  pidbuf, NULL};
   char dir[32];
   snprintf(dir, sizeof(dir), "/proc/%d", (int)ep->pid);
   int proc_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -895,15 +956,34 @@ int dump_exec_run(const struct dump_exec_plan *plan,
       close(proc_fd);
     return -ESRCH;
   }
+  int out_fd = -1;
+  char out_arg[32];
+  const char *out = out_path;
+  if (plan->drop) {
+    out_fd = open_out_for(plan, out_path, res);
+    if (out_fd < 0) {
+      close(proc_fd);
+      return out_fd;
+    }
+    /* the child's descriptor: 3, or 4 after the file it executes */
+    snprintf(out_arg, sizeof(out_arg), "/proc/self/fd/%d",
+             plan->fd >= 0 ? 4 : 3);
+    out = out_arg;
+  }
+  char *argv[] = {(char *)plan->path, "-f",   (char *)out,
+                  (char *)type_flag,  pidbuf, NULL};
   struct spawn sp = {.argv = argv,
                      .path = plan->path,
                      .exec_fd = plan->fd,
+                     .out_fd = out_fd,
                      .drop = plan->drop,
                      .uid = plan->uid,
                      .gid = plan->gid,
                      .proc_fd = proc_fd,
                      .start = ep->start_time};
   int r = run_wait(&sp, timeout_ms, res);
+  if (out_fd >= 0)
+    close(out_fd);
   close(proc_fd);
   return r;
 }

@@ -264,7 +264,8 @@ DEF_TEST(child_as_user) {
       script, sizeof(script),
       "#!/bin/sh\nd=%s/out\nid -u >$d/uid\nid -g >$d/gid\nid -G >$d/groups\n"
       "env >$d/env\nls /proc/self/fd >$d/fds\n"
-      "grep NoNewPrivs /proc/$$/status >$d/nnp\npwd >$d/cwd\n",
+      "grep NoNewPrivs /proc/$$/status >$d/nnp\npwd >$d/cwd\n"
+      "echo \"$@\" >$d/args\necho written >\"$2\"\n",
       base);
   put("ok/who", script, 0755, 0);
   pid_t child = fork();
@@ -278,7 +279,12 @@ DEF_TEST(child_as_user) {
   struct dump_result res = {0};
   setenv("LD_PRELOAD_TEST_MARK", "1", 1);
   int leak = open("/dev/null", O_RDONLY); /* no close-on-exec */
-  int r = dump_exec_run(&plan, &ep, "/dev/null", IPC_DUMP_MINI, 5000, &res);
+  /* the staging directory is the user's; the one above it root's only */
+  dir("private", 0700, 0);
+  dir("private/stage", 0700, 4242);
+  char staged[128];
+  snprintf(staged, sizeof(staged), "%s/private/stage/dump", base);
+  int r = dump_exec_run(&plan, &ep, staged, IPC_DUMP_MINI, 5000, &res);
   close(leak);
   printf("# run as 4242: %d %s\n", r, res.reason);
   EXPECT_EQ_INT(0, r);
@@ -306,9 +312,27 @@ DEF_TEST(child_as_user) {
   printf("# env: %s", buf);
   CHECK(strstr(buf, "LD_PRELOAD_TEST_MARK") == NULL);
   CHECK(strstr(buf, "PATH=/usr/sbin:/usr/bin:/sbin:/bin") != NULL);
-  READ("fds"); /* 0 1 2, and 3: the directory ls reads */
+  READ("fds"); /* 0 1 2, the dump file, and the directory ls reads */
   printf("# fds: %s", buf);
-  CHECK(strcmp(buf, "0\n1\n2\n") == 0 || strcmp(buf, "0\n1\n2\n3\n") == 0);
+  CHECK(strcmp(buf, "0\n1\n2\n3\n4\n") == 0);
+  READ("args");
+  printf("# args: %s", buf);
+  CHECK(strncmp(buf, "-f /proc/self/fd/3 --normal ", 28) == 0);
+  /* it wrote the staged file, which is the user's */
+  struct stat st;
+  CHECK(stat(staged, &st) == 0 && st.st_uid == 4242 && st.st_gid == 4343 &&
+        (st.st_mode & 07777) == 0600 && st.st_size == 8);
+  /* a file already there (the user's, or a link) is never opened */
+  res = (struct dump_result){0};
+  r = dump_exec_run(&plan, &ep, staged, IPC_DUMP_MINI, 5000, &res);
+  printf("# again: %d %s\n", r, res.reason);
+  EXPECT_EQ_INT(-EEXIST, r);
+  /* nor a directory that is not the user's */
+  snprintf(staged, sizeof(staged), "%s/private/dump", base);
+  res = (struct dump_result){0};
+  r = dump_exec_run(&plan, &ep, staged, IPC_DUMP_MINI, 5000, &res);
+  printf("# root's directory: %d %s\n", r, res.reason);
+  EXPECT_EQ_INT(-EPERM, r);
 #undef READ
   kill(child, SIGKILL);
   waitpid(child, NULL, 0);
