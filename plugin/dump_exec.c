@@ -473,11 +473,11 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
       close(root_fd);
     if (r < 0) {
       snprintf(why, why_cap,
-               "pid %d runs as root, and %s: refusing to run its createdump "
-               "as root (a user could have changed it); keep the runtime in "
-               "root-owned directories that only root can write, or use "
+               "%s: refusing to run it as root (the createdump of pid %d, "
+               "which runs as root: someone else could have changed it); keep "
+               "the runtime in directories only root can write, or use "
                "Method ipc",
-               pid, bad);
+               bad, pid);
       return -EPERM;
     }
     plan->fd = fd;

@@ -208,7 +208,7 @@ if launch root "$APP2" "$APP2"; then
 	else
 		fail "$T/root-userdir: createdump in a user's directory not run as root" "it ran as uid $ran"
 	fi
-	if ((rc != 0)) && grep -q "is owned by uid $UID_U, not root: refusing to run its createdump as root" "$WORK/rootdir.err" &&
+	if ((rc != 0)) && grep -q "is owned by uid $UID_U, not root: refusing to run it as root" "$WORK/rootdir.err" &&
 		grep -q "Method ipc" "$WORK/rootdir.err"; then
 		pass "$T/root-userdir: refused with the reason" "$(grep -m1 refusing "$WORK/rootdir.err" | sed 's/^triggerdump: //')"
 	else
