@@ -17,6 +17,14 @@
 #                  user, its createdump a root-owned script there (which the
 #                  user could swap before it runs): refused, with the reason
 #                  and Method ipc named; the script did not run
+#   user-dac       the user runs a root-owned copy of CounterTarget net8
+#                  (0755 in root's 0755 directories, so createdump and its
+#                  directories pass every check) with LD_PRELOAD of a fake libcoreclr.so from its
+#                  own directory, where a libmscordaccore.so records who
+#                  loads it: createdump loads "the DAC" from the first
+#                  module named libcoreclr.so in the target's link map, so
+#                  run as root it would run the user's code as root. It is
+#                  loaded by createdump (non-vacuous), never as uid 0
 #   root-installed CounterTarget net8 as built (root-owned directory chain)
 #                  run by root: --method exec still makes a real heap dump
 #                  (an ELF core; size and seconds reported)
@@ -84,14 +92,16 @@ EOF
 	chmod 0755 "$dir/createdump"
 }
 
-# launch USER DIR STATE: starts DIR/CounterTarget as USER (setpriv, no
-# groups, no new privileges) with its own TMPDIR STATE.tmp and log
-# STATE.log, waits for its diagnostic socket; sets TPID
+# launch USER DIR STATE [ENV...]: starts DIR/CounterTarget as USER
+# (setpriv, no groups, no new privileges) with its own TMPDIR STATE.tmp,
+# log STATE.log and the ENV given, waits for its diagnostic socket; sets
+# TPID
 launch() {
 	local user=$1 dir=$2 tmp=$3.tmp log=$3.log
+	shift 3
 	mkdir -p "$tmp" && chown "$user:" "$tmp" && chmod 0700 "$tmp"
 	setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups --no-new-privs \
-		env TMPDIR="$tmp" HOME="$tmp" "$dir/CounterTarget" --seconds 300 --heap-mb 16 \
+		env TMPDIR="$tmp" HOME="$tmp" "$@" "$dir/CounterTarget" --seconds 300 --heap-mb 16 \
 		</dev/null >"$log" 2>&1 &
 	TPID=$!
 	PIDS+=("$TPID")
@@ -219,6 +229,53 @@ if launch root "$APP2" "$APP2"; then
 	wait "$TPID" 2>/dev/null
 else
 	fail "$T/root-userdir: setup" "the app did not start: $(tail -3 "$APP2.log")"
+fi
+
+# ---- user-dac: the target names the library createdump loads ----
+EV=$UDIR/evil
+mkdir -p "$EV"
+cat >"$EV/evil.c" <<EOF
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+__attribute__((constructor)) static void record(void) {
+  char comm[32] = "";
+  FILE *c = fopen("/proc/self/comm", "r");
+  if (c) { if (!fgets(comm, sizeof(comm), c)) comm[0] = 0; fclose(c); }
+  comm[strcspn(comm, "\\n")] = 0;
+  FILE *f = fopen("$EV.loaded", "a");
+  if (f) { fprintf(f, "%d %s\\n", (int)geteuid(), comm); fclose(f); }
+}
+EOF
+if gcc -shared -fPIC -o "$EV/libcoreclr.so" "$EV/evil.c" 2>"$WORK/gcc.err"; then
+	cp "$EV/libcoreclr.so" "$EV/libmscordaccore.so"
+	: >"$EV.loaded"
+	chmod 0666 "$EV.loaded"
+	chown -R "$U:" "$EV"
+	# the runtime as a package would install it: root's, 0755, in root's
+	# directories (the build leaves createdump 0744: not the user's to run)
+	INST=$WORK/installed-app
+	cp -a "$SRC" "$INST" && chown -R root:root "$INST" && chmod -R go-w,a+rX "$INST" &&
+		chmod 0755 "$INST/createdump" "$INST/CounterTarget" "$WORK"
+	if launch "$U" "$INST" "$UDIR/dac" LD_PRELOAD="$EV/libcoreclr.so"; then
+		OUT=$WORK/dac-dumps
+		mkdir -m 0700 "$OUT"
+		f=$("$TRIGGERDUMP" dump "$TPID" -o "$OUT" --type mini --method exec 2>"$WORK/dac.err")
+		rc=$?
+		by_cd=$(awk '$2 == "createdump" { print $1 }' "$EV.loaded" | sort -u | tr '\n' ' ' | sed 's/ $//')
+		if [[ $by_cd == "$UID_U" ]]; then
+			pass "$T/user-dac: the library the target named was loaded by createdump as the user only" "uid $by_cd; triggerdump exit $rc: $(tail -1 "$WORK/dac.err" | sed 's/^triggerdump: //' | cut -c1-160)"
+		else
+			fail "$T/user-dac: the library the target named was loaded by createdump as the user only" "loaded by createdump as uid '${by_cd:-nobody}' (want $UID_U); $(tail -1 "$WORK/dac.err")"
+		fi
+		[[ -n $f ]] && rm -f "$f"
+		kill -TERM "$TPID" 2>/dev/null
+		wait "$TPID" 2>/dev/null
+	else
+		fail "$T/user-dac: setup" "CounterTarget net8 did not start as $U with the preload: $(tail -3 "$UDIR/dac.log")"
+	fi
+else
+	fail "$T/user-dac: setup" "cannot build the probe library: $(head -3 "$WORK/gcc.err")"
 fi
 
 # ---- root-installed: the untouched case still dumps ----
