@@ -306,11 +306,13 @@ int dump_exec_open_trusted(int root_fd, const char *path, int *fd_out,
   return r;
 }
 
-/* The ids and capabilities of a process, from /proc/<pid>/status. */
+/* The ids, capabilities and seccomp mode of a process, from
+ * /proc/<pid>/status. */
 struct proc_ids {
   uid_t uid[3]; /* real, effective, saved */
   gid_t gid[3];
   uint64_t cap_eff;
+  int seccomp; /* 0 none, 1 strict, 2 filter; 0 when the kernel omits it */
 };
 
 static int parse_ids(const char *status, struct proc_ids *ids) {
@@ -327,17 +329,39 @@ static int parse_ids(const char *status, struct proc_ids *ids) {
     } else if (sscanf(l, "CapEff: %llx", &cap) == 1) {
       ids->cap_eff = cap;
       got |= 4;
+    } else if (sscanf(l, "Seccomp: %lu", &a) == 1) {
+      ids->seccomp = (int)a;
     }
   }
   return got == 7 ? 0 : -EINVAL;
 }
 
-static int read_ids(int dirfd, struct proc_ids *ids) {
-  char buf[4096];
-  ssize_t n = read_at(dirfd, "status", buf, sizeof(buf));
-  if (n < 0)
-    return (int)n;
-  return parse_ids(buf, ids);
+/* The status is ~1.5 KiB, more with many supplementary groups (their line
+ * comes before CapEff): read up to 64 KiB; beyond, the ids are not known
+ * and the plan is refused. */
+#define STATUS_CAP 65536
+
+static int read_ids(int dirfd, const char *name, struct proc_ids *ids) {
+  char *buf = malloc(STATUS_CAP);
+  if (buf == NULL)
+    return -ENOMEM;
+  memset(ids, 0, sizeof(*ids));
+  ssize_t n = read_at(dirfd, name, buf, STATUS_CAP);
+  int r = n < 0 ? (int)n : parse_ids(buf, ids);
+  free(buf);
+  return r;
+}
+
+/* 1 when the LSM label (AppArmor profile, SELinux context) of the process
+ * behind dirfd is ours, or when there is no LSM to label them. */
+static int same_lsm_label(int dirfd) {
+  char a[256], b[256];
+  ssize_t na = read_at(dirfd, "attr/current", a, sizeof(a));
+  ssize_t nb = read_at(AT_FDCWD, "/proc/self/attr/current", b, sizeof(b));
+  if (na < 0 && nb < 0 && (na == -EINVAL || na == -ENOENT) &&
+      (nb == -EINVAL || nb == -ENOENT))
+    return 1;
+  return na >= 0 && nb >= 0 && strcmp(a, b) == 0;
 }
 
 /* 1 when the process behind proc_fd is in our user namespace. */
@@ -370,11 +394,8 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
     return -ESRCH;
   }
   struct proc_ids ids, self;
-  char self_status[4096];
-  if (read_ids(proc_fd, &ids) != 0 ||
-      read_at(AT_FDCWD, "/proc/self/status", self_status,
-              sizeof(self_status)) <= 0 ||
-      parse_ids(self_status, &self) != 0) {
+  if (read_ids(proc_fd, "status", &ids) != 0 ||
+      read_ids(AT_FDCWD, "/proc/self/status", &self) != 0) {
     snprintf(why, why_cap, "cannot read the ids of pid %d or of this process",
              pid);
     return -EIO;
@@ -438,10 +459,13 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
   int gid_same = ids.gid[0] == ids.gid[1] && ids.gid[1] == ids.gid[2];
   int root = geteuid() == 0;
 
-  /* A target as privileged as we are: running its runtime's createdump as
-   * root gives it nothing it does not have. */
+  /* A target as privileged as we are (root, every capability we have, in
+   * our user namespace, no seccomp filter we do not have, our LSM label):
+   * running its runtime's createdump as root gives it nothing it does not
+   * have. */
   if (root && uid_same && ids.uid[0] == 0 &&
-      (ids.cap_eff & self.cap_eff) == self.cap_eff && same_user_ns(proc_fd)) {
+      (ids.cap_eff & self.cap_eff) == self.cap_eff && same_user_ns(proc_fd) &&
+      ids.seccomp <= self.seccomp && same_lsm_label(proc_fd)) {
     int root_fd = AT_FDCWD;
     if (ep->foreign_mnt_ns) {
       /* resolved inside the target's root, never following a link out */
@@ -504,9 +528,9 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
   }
   if (uid_same && ids.uid[0] == 0) {
     snprintf(why, why_cap,
-             "pid %d runs as root but with fewer capabilities than collectd "
-             "or in another user namespace: its createdump would run with "
-             "more; use Method ipc",
+             "pid %d runs as root but confined (fewer capabilities than "
+             "collectd, another user namespace, a seccomp filter or another "
+             "LSM label): its createdump would run with more; use Method ipc",
              pid);
     return -EPERM;
   }

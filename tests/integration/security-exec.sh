@@ -25,6 +25,9 @@
 #                  module named libcoreclr.so in the target's link map, so
 #                  run as root it would run the user's code as root. It is
 #                  loaded by createdump (non-vacuous), never as uid 0
+#   root-confined  CounterTarget net8 as built run by root without
+#                  CAP_SYS_ADMIN in its bounding set: refused (its createdump
+#                  would run with more than it has), nothing written
 #   root-installed CounterTarget net8 as built (root-owned directory chain)
 #                  run by root: --method exec still makes a real heap dump
 #                  (an ELF core; size and seconds reported)
@@ -93,15 +96,16 @@ EOF
 }
 
 # launch USER DIR STATE [ENV...]: starts DIR/CounterTarget as USER
-# (setpriv, no groups, no new privileges) with its own TMPDIR STATE.tmp,
-# log STATE.log and the ENV given, waits for its diagnostic socket; sets
-# TPID
+# (setpriv, no groups, no new privileges, and LAUNCH_SETPRIV's options)
+# with its own TMPDIR STATE.tmp, log STATE.log and the ENV given, waits for
+# its diagnostic socket; sets TPID
 launch() {
 	local user=$1 dir=$2 tmp=$3.tmp log=$3.log
 	shift 3
 	mkdir -p "$tmp" && chown "$user:" "$tmp" && chmod 0700 "$tmp"
+	# shellcheck disable=SC2086 # options, split on purpose
 	setpriv --reuid="$user" --regid="$(id -g "$user")" --clear-groups --no-new-privs \
-		env TMPDIR="$tmp" HOME="$tmp" "$@" "$dir/CounterTarget" --seconds 300 --heap-mb 16 \
+		${LAUNCH_SETPRIV:-} env TMPDIR="$tmp" HOME="$tmp" "$@" "$dir/CounterTarget" --seconds 300 --heap-mb 16 \
 		</dev/null >"$log" 2>&1 &
 	TPID=$!
 	PIDS+=("$TPID")
@@ -276,6 +280,26 @@ if gcc -shared -fPIC -o "$EV/libcoreclr.so" "$EV/evil.c" 2>"$WORK/gcc.err"; then
 	fi
 else
 	fail "$T/user-dac: setup" "cannot build the probe library: $(head -3 "$WORK/gcc.err")"
+fi
+
+# ---- root-confined: root, but with less than collectd's capabilities ----
+if LAUNCH_SETPRIV="--bounding-set=-sys_admin" launch root "$SRC" "$WORK/confined"; then
+	caps=$(awk '/^CapEff:/ { print $2 }' "/proc/$TPID/status")
+	OUT=$WORK/confined-dumps
+	mkdir -m 0700 "$OUT"
+	f=$("$TRIGGERDUMP" dump "$TPID" -o "$OUT" --type mini --method exec 2>"$WORK/confined.err")
+	rc=$?
+	if ((rc != 0)) && [[ -z $(find "$OUT" -name '*.dmp') ]] &&
+		grep -q "pid $TPID runs as root but confined .*: its createdump would run with more; use Method ipc" "$WORK/confined.err"; then
+		pass "$T/root-confined: a root target without CAP_SYS_ADMIN is refused" "CapEff $caps: $(grep -m1 "runs as root but confined" "$WORK/confined.err" | sed "s/.*failed: //" | cut -c1-140)"
+	else
+		fail "$T/root-confined: a root target without CAP_SYS_ADMIN is refused" "CapEff $caps, exit $rc: $(tail -1 "$WORK/confined.err")"
+	fi
+	[[ -n $f ]] && rm -f "$f"
+	kill -TERM "$TPID" 2>/dev/null
+	wait "$TPID" 2>/dev/null
+else
+	fail "$T/root-confined: setup" "CounterTarget net8 did not start: $(tail -3 "$WORK/confined.log")"
 fi
 
 # ---- root-installed: the untouched case still dumps ----
