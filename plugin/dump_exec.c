@@ -621,8 +621,9 @@ static void close_from(int from) {
 
 /* The child that becomes createdump: checks that the target is still the
  * process planned for, takes stdin, stdout and stderr, keeps no other
- * descriptor (but the one it executes, as 3) and works in /, gives up root
- * when the plan says so, and executes with the clean environment. */
+ * descriptor (but the file it executes and the dump file, as 3 and 4 or
+ * either as 3) and works in /, gives up root when the plan says so, and
+ * executes with the clean environment. */
 static void __attribute__((noreturn))
 run_child(const struct spawn *sp, int in, int out) {
   char buf[1024];
@@ -758,6 +759,11 @@ static void telling_line(const char *text, char *out, size_t cap) {
     picklen -= 13;
   }
   snprintf(out, cap, "%.*s", pick ? (int)picklen : 0, pick ? pick : "");
+  /* the output is the target user's to choose: no terminal escapes or
+   * other control characters into the log */
+  for (char *c = out; *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f)
+      *c = '?';
 }
 
 /* Runs argv without a shell; waits up to timeout_ms, then kills it. On

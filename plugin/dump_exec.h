@@ -14,22 +14,26 @@
  *
  * Who runs createdump. createdump reads the target's memory and its maps,
  * and loads the runtime's DAC (libmscordaccore.so) from the directory of
- * the first module named libcoreclr.so it finds there: a directory the
- * target chooses. So createdump runs as root only for a target that is
- * root already, with at least collectd's capabilities, in collectd's user
- * namespace, and only when createdump and every directory from / down to
- * it are root-owned and not group/other-writable (opened one component at
- * a time with O_NOFOLLOW and executed from that very file descriptor, so
- * nothing can be swapped in between). Any other target's createdump runs
- * as the target's uid and gid, without supplementary groups and with
- * no_new_privs; where that cannot attach (Yama ptrace_scope >= 1, a
- * non-dumpable or set-id target, a root target with fewer capabilities, a
- * target in another mount namespace that is not fully root) the plan is
- * refused and the message says to use Method ipc. Either way the child
- * gets no inherited file descriptors, stdin /dev/null, and an environment
- * of a fixed PATH only; the target's start time is checked while the plan
- * is made and again right before createdump is executed, so a reused pid
- * is refused.
+ * the first module named libcoreclr.so in the target's link map: a
+ * directory the target chooses. So createdump runs as root only for a
+ * target that is root already and no less than collectd (every capability
+ * collectd has, collectd's user namespace, no seccomp filter collectd does
+ * not have, collectd's LSM label), and only when createdump, the DAC
+ * beside it and every directory from / (the target's root, for a target
+ * in another mount namespace) down to them are root-owned and not
+ * group/other-writable: opened one component at a time with O_NOFOLLOW,
+ * and createdump executed from that very file descriptor, so nothing can
+ * be swapped in between. Any other target's createdump runs as the
+ * target's uid and gid, without supplementary groups and with
+ * no_new_privs, and writes the dump through a descriptor of a file made
+ * for it; where that cannot attach (Yama ptrace_scope >= 1, a non-dumpable
+ * or set-id target, a confined root target, a non-root target in another
+ * mount namespace, whose program would run outside its container) the
+ * plan is refused and the message says to use Method ipc. Either way the
+ * child inherits no other file descriptor, works in /, reads /dev/null,
+ * gets an environment of a fixed PATH only, and the target's start time
+ * is checked while the plan is made and again right before createdump is
+ * executed, so a reused pid is refused.
  */
 #ifndef DUMP_EXEC_H
 #define DUMP_EXEC_H
@@ -59,8 +63,12 @@ struct dump_exec_plan {
 int dump_exec_plan(const struct ipc_endpoint *ep, struct dump_exec_plan *plan,
                    char *why, size_t why_cap);
 
-/* Runs the plan's createdump on ep, writing out_path. 0, or negative errno
- * with res->reason filled. */
+/* Runs the plan's createdump on ep, writing out_path. When the plan drops
+ * to a user (plan->drop), out_path must not exist and its directory must
+ * belong to plan->uid (the staging directory): it is created here (O_EXCL,
+ * O_NOFOLLOW), given to the user and handed to createdump as a descriptor,
+ * so that the directories above it may stay root's only. 0, or negative
+ * errno with res->reason filled. */
 int dump_exec_run(const struct dump_exec_plan *plan,
                   const struct ipc_endpoint *ep, const char *out_path,
                   enum ipc_dump_type type, int timeout_ms,

@@ -3,8 +3,10 @@
  *
  * Method exec without root's rights for what the target's user controls:
  * the directory chain check, the maps reader (lines of any length,
- * " (deleted)"), the start-time check against a reused pid, and the child
- * that createdump becomes (uid, gid, environment, descriptors).
+ * " (deleted)"), the start-time check against a reused pid, the child
+ * that createdump becomes (uid, gid, groups, no_new_privs, environment,
+ * descriptors, working directory, the dump file made for it) and what of
+ * its output reaches the log.
  * The ownership cases need root (chown); run as another user they skip.
  */
 #include "dump_exec.h"
@@ -339,6 +341,31 @@ DEF_TEST(child_as_user) {
   return 0;
 }
 
+/* What createdump prints is the target user's to choose when it runs as
+ * that user: a failure's reason carries no control characters. */
+DEF_TEST(output_escaped) {
+  put("ok/noisy",
+      "#!/bin/sh\nprintf 'error: \\033[31mred\\033[0m\\rgone\\n'\nexit 3\n",
+      0755, 0);
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  struct ipc_endpoint ep = {.pid = child, .start_time = start_of(child)};
+  struct dump_exec_plan plan = {.fd = -1, .uid = getuid(), .gid = getgid()};
+  snprintf(plan.path, sizeof(plan.path), "%s/ok/noisy", base);
+  struct dump_result res = {0};
+  int r = dump_exec_run(&plan, &ep, "/dev/null", IPC_DUMP_MINI, 5000, &res);
+  printf("# %d %s\n", r, res.reason);
+  EXPECT_EQ_INT(-EIO, r);
+  CHECK(strstr(res.reason, "exited with status 3: error: ?[31mred?[0m?gone") !=
+        NULL);
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  return 0;
+}
+
 int main(void) {
   if (geteuid() != 0)
     SKIP_ALL("needs root (it chowns files to other users)");
@@ -374,6 +401,7 @@ int main(void) {
   RUN_TEST(stat_start);
   RUN_TEST(pid_reuse);
   RUN_TEST(child_as_user);
+  RUN_TEST(output_escaped);
 
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
