@@ -442,15 +442,8 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
     return r;
   }
   *strrchr(lib, '/') = 0;
-  /* inroot: the path in the target's root; plan->path: the same as seen
-   * from here, for messages */
-  char inroot[PATH_MAX], prefix[32] = "";
-  if (ep->foreign_mnt_ns)
-    snprintf(prefix, sizeof(prefix), "/proc/%d/root", pid);
-  if ((size_t)snprintf(inroot, sizeof(inroot), "%s/createdump", lib) >=
-          sizeof(inroot) ||
-      (size_t)snprintf(plan->path, sizeof(plan->path), "%s%s", prefix,
-                       inroot) >= sizeof(plan->path)) {
+  if ((size_t)snprintf(plan->path, sizeof(plan->path), "%s/createdump",
+                       lib) >= sizeof(plan->path)) {
     snprintf(why, why_cap, "createdump path too long");
     return -ENAMETOOLONG;
   }
@@ -459,6 +452,18 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
   int gid_same = ids.gid[0] == ids.gid[1] && ids.gid[1] == ids.gid[2];
   int root = geteuid() == 0;
 
+  /* A container's files are its own: nothing resolved through its root
+   * runs here, as root or as its user (that would be its program outside
+   * its namespaces). The runtime inside can write the dump itself. */
+  if (ep->foreign_mnt_ns) {
+    snprintf(why, why_cap,
+             "pid %d runs in another mount namespace (a container): Method "
+             "exec would run a program from inside it outside the "
+             "container; use Method ipc",
+             pid);
+    return -EPERM;
+  }
+
   /* A target as privileged as we are (root, every capability we have, in
    * our user namespace, no seccomp filter we do not have, our LSM label):
    * running its runtime's createdump as root gives it nothing it does not
@@ -466,26 +471,15 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
   if (root && uid_same && ids.uid[0] == 0 &&
       (ids.cap_eff & self.cap_eff) == self.cap_eff && same_user_ns(proc_fd) &&
       ids.seccomp <= self.seccomp && same_lsm_label(proc_fd)) {
-    int root_fd = AT_FDCWD;
-    if (ep->foreign_mnt_ns) {
-      /* resolved inside the target's root, never following a link out */
-      root_fd = openat(proc_fd, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (root_fd < 0) {
-        int e = errno;
-        snprintf(why, why_cap, "cannot open /proc/%d/root: %s", pid,
-                 strerror(e));
-        return -e;
-      }
-    }
     char bad[384];
     int fd;
-    r = dump_exec_open_trusted(root_fd, inroot, &fd, bad, sizeof(bad));
+    r = dump_exec_open_trusted(AT_FDCWD, plan->path, &fd, bad, sizeof(bad));
     if (r == 0) {
       /* createdump loads the DAC from the same directory */
       char dac[PATH_MAX];
       int dfd;
       snprintf(dac, sizeof(dac), "%s/libmscordaccore.so", lib);
-      int d = dump_exec_open_trusted(root_fd, dac, &dfd, bad, sizeof(bad));
+      int d = dump_exec_open_trusted(AT_FDCWD, dac, &dfd, bad, sizeof(bad));
       if (d == 0)
         close(dfd);
       else if (d != -ENOENT) {
@@ -493,8 +487,6 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
         r = d;
       }
     }
-    if (root_fd != AT_FDCWD)
-      close(root_fd);
     if (r < 0) {
       snprintf(why, why_cap,
                "%s: refusing to run it as root (the createdump of pid %d, "
@@ -516,14 +508,6 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
              "pid %d runs as uid %u, this process as uid %u: createdump "
              "cannot attach to it; run as root, or use Method ipc",
              pid, (unsigned)ids.uid[0], (unsigned)geteuid());
-    return -EPERM;
-  }
-  if (ep->foreign_mnt_ns) {
-    snprintf(why, why_cap,
-             "pid %d runs in another mount namespace (a container) as uid "
-             "%u: Method exec would run a program from inside it outside "
-             "the container; use Method ipc",
-             pid, (unsigned)ids.uid[0]);
     return -EPERM;
   }
   if (uid_same && ids.uid[0] == 0) {

@@ -5,8 +5,9 @@
 # empty), reachable from here only through /proc/<pid>/root, and it sees
 # itself as pid 1 (the socket is named dotnet-diagnostic-1-...). The tmpfs
 # is not mounted over /tmp itself: the build tree may live under /tmp.
-# Discovery, counters (CLI and collectd) and dumps (ipc, with the copy out
-# of the target's TMPDIR, and exec) must work through that.
+# Discovery, counters (CLI and collectd) and Method ipc dumps (copied out of
+# the target's TMPDIR) work through that; Method exec is refused (it would
+# run the container's createdump outside the container).
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$REPO/tests/lib/dotnet.sh"
@@ -68,7 +69,20 @@ fi
 n=$(grep -c ",System.Runtime,gc-heap-size," "$WORK/monitor.csv")
 if ((n >= 2)); then pass "$T: monitor through /proc/<pid>/root" "$n gc-heap-size samples"; else fail "$T: monitor through /proc/<pid>/root" "$n samples; $(tail -2 "$WORK/monitor.err")"; fi
 
-for method in ipc exec; do
+# Method exec would run the container's createdump outside the container:
+# refused, nothing written
+mkdir -p "$WORK/dumps"
+if "$TRIGGERDUMP" dump "$NSPID" -o "$WORK/dumps" --type mini --method exec >/dev/null 2>"$WORK/dump-exec.err"; then
+	fail "$T: dump --method exec refused" "it wrote $(ls "$WORK/dumps")"
+elif grep -q "another mount namespace (a container).*use Method ipc" "$WORK/dump-exec.err" &&
+	[[ -z $(ls -A "$WORK/dumps") ]]; then
+	pass "$T: dump --method exec refused" "$(grep -o 'another mount namespace.*' "$WORK/dump-exec.err")"
+else
+	fail "$T: dump --method exec refused" "$(tail -2 "$WORK/dump-exec.err"); in the directory: $(ls -A "$WORK/dumps")"
+fi
+rm -rf "$WORK/dumps"
+
+for method in ipc; do
 	mkdir -p "$WORK/dumps"
 	if f=$("$TRIGGERDUMP" dump "$NSPID" -o "$WORK/dumps" --type mini --method "$method" 2>"$WORK/dump-$method.err") &&
 		[[ -s $f && $(stat -c %a "$f") == 600 ]] &&
