@@ -157,10 +157,22 @@ size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
   case COUNTERS_RATE:
     plain_type_instance(e, r);
     r->is_derive = 1;
-    r->derive = to_derive(e->total);
-    r->type = is_bytes(e->units)         ? "total_bytes"
-              : !strcmp(e->units, "ms") ? "total_time_in_ms"
-                                        : "derive";
+    if (is_bytes(e->units)) {
+      r->type = "total_bytes";
+      r->derive = to_derive(e->total);
+    } else if (!strcmp(e->units, "ms")) {
+      r->type = "total_time_in_ms";
+      r->derive = to_derive(e->total);
+    } else if (!strcmp(e->units, "s")) {
+      /* a DERIVE is whole: seconds (the meters' CPU and GC pause times)
+       * would lose all below a second, their rate 0 or 1; in ms they keep
+       * it */
+      r->type = "total_time_in_ms";
+      r->derive = to_derive(e->total * 1000.0);
+    } else {
+      r->type = "derive";
+      r->derive = to_derive(e->total);
+    }
     return 1;
   case COUNTERS_HISTOGRAM:
     for (uint32_t i = 0; e->hist != NULL && i < e->hist->nquantiles &&

@@ -31,6 +31,7 @@
  *     mean, other                     gauge
  *     increment, unit B / By          total_bytes  running total (DERIVE)
  *     increment, unit ms              total_time_in_ms  running total
+ *     increment, unit s               total_time_in_ms  running total x 1000
  *     increment, other                derive     running total
  *     meter counter                   as increment, from the reported deltas
  *     meter up-down counter, gauge    as mean

@@ -1235,6 +1235,18 @@ DEF_TEST(naming) {
   EXPECT_EQ_STR("total_bytes", rows[0].type);
   EXPECT_EQ_INT(1, rows[0].is_derive);
   EXPECT_EQ_INT(12345, rows[0].derive);
+  /* seconds (dotnet.process.cpu.time, dotnet.gc.pause.time) as ms: the
+   * whole DERIVE keeps what is below a second */
+  e.total = 0.2345;
+  snprintf(e.units, sizeof(e.units), "s");
+  EXPECT_EQ_INT(1, naming_rows(&e, rows, 4));
+  EXPECT_EQ_STR("total_time_in_ms", rows[0].type);
+  EXPECT_EQ_INT(234, rows[0].derive);
+  e.total = 12.0015;
+  snprintf(e.units, sizeof(e.units), "ms");
+  naming_rows(&e, rows, 4);
+  EXPECT_EQ_STR("total_time_in_ms", rows[0].type);
+  EXPECT_EQ_INT(12, rows[0].derive);
   e.kind = COUNTERS_MEAN;
   snprintf(e.units, sizeof(e.units), "%%");
   naming_rows(&e, rows, 4);
