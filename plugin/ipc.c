@@ -53,6 +53,39 @@ const char *ipc_hresult_name(int32_t hr) {
   return NULL;
 }
 
+void ipc_sanitize(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    unsigned c = *p;
+    if (c < 0x20 || c == 0x7f) {
+      *p++ = '?';
+      continue;
+    }
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
+    /* the length of a valid UTF-8 sequence starting here, or 0 */
+    size_t k = (c >> 5) == 0x6 && c >= 0xC2 ? 2 : (c >> 4) == 0xE ? 3
+               : (c >> 3) == 0x1E && c <= 0xF4 ? 4 : 0;
+    for (size_t j = 1; j < k; j++)
+      if ((p[j] & 0xC0) != 0x80)
+        k = 0; /* also stops at the terminator: 0 is no continuation */
+    /* overlong 3- and 4-byte forms, surrogates, beyond U+10FFFF */
+    if ((k == 3 && ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))) ||
+        (k == 4 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))))
+      k = 0;
+    if (k == 0) {
+      *p++ = '?';
+      continue;
+    }
+    if (k == 2 && c == 0xC2 && p[1] < 0xA0) { /* C1: U+0080..U+009F */
+      p[0] = p[1] = '?';
+    }
+    p += k;
+  }
+}
+
 static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
                       ...) __attribute__((format(printf, 3, 4)));
 static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
@@ -64,6 +97,8 @@ static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
   va_start(ap, fmt);
   vsnprintf(err->message, sizeof(err->message), fmt, ap);
   va_end(ap);
+  /* the runtime's text and paths from /proc go into it */
+  ipc_sanitize(err->message);
 }
 
 /* ---- time ---- */
@@ -498,7 +533,53 @@ static pid_t proc_ns_pid(pid_t pid) {
   return v > 0 ? (pid_t)v : pid;
 }
 
-/* TMPDIR from /proc/<pid>/environ (bounded read), else /tmp. */
+/* One "NAME=value" variable (NUL-terminated) for ipc_environ_tmpdir: 1
+ * when it is TMPDIR (out filled: the directory, or "/tmp"), else 0. */
+static int tmpdir_var(const char *var, char *out, size_t cap, int *r) {
+  if (strncmp(var, "TMPDIR=", 7) != 0)
+    return 0;
+  const char *v = var + 7;
+  size_t l = strlen(v);
+  while (l > 1 && v[l - 1] == '/')
+    l--;
+  *r = 0;
+  /* as the runtime: an empty TMPDIR is /tmp; a relative one names a
+   * directory we cannot know (the runtime's working directory then), and
+   * nothing is looked for there */
+  if (v[0] != '/' || l >= cap) {
+    *r = v[0] == '/' ? -ENAMETOOLONG : 0;
+    snprintf(out, cap, "/tmp");
+    return 1;
+  }
+  memcpy(out, v, l);
+  out[l] = 0;
+  return 1;
+}
+
+int ipc_environ_tmpdir(const char *env, size_t len, char *out, size_t cap) {
+  snprintf(out, cap, "/tmp");
+  int r = 0;
+  size_t start = 0;
+  char var[8192];
+  for (size_t i = 0; i <= len; i++) {
+    if (i < len && env[i] != 0)
+      continue;
+    size_t n = i - start;
+    if (n >= 7 && n < sizeof(var)) {
+      memcpy(var, env + start, n);
+      var[n] = 0;
+      if (tmpdir_var(var, out, cap, &r))
+        return r; /* the first one: glibc's getenv takes it */
+    } else if (n >= sizeof(var) && strncmp(env + start, "TMPDIR=", 7) == 0) {
+      return -ENAMETOOLONG; /* "/tmp" */
+    }
+    start = i + 1;
+  }
+  return 0;
+}
+
+/* TMPDIR from /proc/<pid>/environ (bounded reads, see ipc_environ_tmpdir),
+ * else /tmp. */
 static void proc_tmpdir(pid_t pid, char *out, size_t cap) {
   char path[64];
   snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
@@ -507,9 +588,11 @@ static void proc_tmpdir(pid_t pid, char *out, size_t cap) {
   if (fd < 0)
     return;
   /* The environment may be large; scan it in chunks, keeping a carry of
-   * one variable's worth so a TMPDIR split over two reads is found. */
+   * one variable's worth so a TMPDIR split over two reads is found. The
+   * first TMPDIR ends the scan. */
   char buf[8192 + 1];
   size_t have = 0;
+  int skipping = 0; /* within a variable longer than the buffer */
   for (;;) {
     ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
     if (n < 0 && errno == EINTR)
@@ -522,17 +605,22 @@ static void proc_tmpdir(pid_t pid, char *out, size_t cap) {
     for (size_t i = 0; i < have; i++) {
       if (buf[i] != 0)
         continue;
-      const char *var = buf + start;
-      if (strncmp(var, "TMPDIR=", 7) == 0 && var[7] == '/') {
-        snprintf(out, cap, "%s", var + 7);
-        size_t l = strlen(out);
-        while (l > 1 && out[l - 1] == '/')
-          out[--l] = 0;
+      int r;
+      if (!skipping && tmpdir_var(buf + start, out, cap, &r)) {
+        close(fd);
+        return;
       }
+      skipping = 0;
       start = i + 1;
     }
-    if (start == 0 && have == sizeof(buf) - 1)
-      start = have; /* one variable longer than the buffer: drop it */
+    if (start == 0 && have == sizeof(buf) - 1) {
+      /* one variable longer than the buffer: a TMPDIR that long is no
+       * directory a runtime could bind a socket in ("/tmp" then) */
+      if (!skipping && strncmp(buf, "TMPDIR=", 7) == 0)
+        break;
+      skipping = 1;
+      start = have;
+    }
     memmove(buf, buf + start, have - start);
     have -= start;
   }
@@ -680,6 +768,8 @@ struct disc_dir {
   uint64_t sig;          /* of the listing's (pid, key) pairs */
   uint64_t full_sig;     /* sig at the last full pass */
   int err;               /* negative errno of the last look, or 0 */
+  int overflow;          /* the listing held more than SOCKS_MAX names:
+                            socks has the first ones (see ipc.h) */
   int wd;                /* inotify watch, or <= 0 (none) */
   int unwatchable;       /* no watch, and not for want of the directory */
   unsigned checked;      /* pass that last looked at it */
@@ -712,7 +802,38 @@ struct ipc_discovery {
   int notify_fd; /* inotify, or -1 */
   ipc_connected_fn connected;
   void *connected_ctx;
+  ipc_discovery_log_fn log;
+  void *log_ctx;
+  unsigned logged; /* DISC_CAP_* said once */
 };
+
+enum { DISC_CAP_PROCS = 1, DISC_CAP_DIRS = 2, DISC_CAP_SOCKS = 4 };
+
+void ipc_discovery_set_log(struct ipc_discovery *d, ipc_discovery_log_fn fn,
+                           void *ctx) {
+  d->log = fn;
+  d->log_ctx = ctx;
+}
+
+/* Says once per scanner that the cap `which` was reached. */
+static void disc_cap_log(struct ipc_discovery *d, unsigned which,
+                         const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void disc_cap_log(struct ipc_discovery *d, unsigned which,
+                         const char *fmt, ...) {
+  if (d->logged & which)
+    return;
+  d->logged |= which;
+  if (d->log == NULL)
+    return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  ipc_sanitize(msg); /* a directory name is the process's TMPDIR */
+  d->log(d->log_ctx, msg);
+}
 
 void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
                                  void *ctx) {
@@ -831,6 +952,13 @@ static struct disc_proc *disc_proc_get(struct ipc_discovery *d, pid_t pid) {
   }
   if (lo < d->nprocs && d->procs[lo].pid == pid)
     return &d->procs[lo];
+  if (d->nprocs >= IPC_DISCOVERY_PROCS_MAX) {
+    disc_cap_log(d, DISC_CAP_PROCS,
+                 "more than %d processes: the ones beyond are not looked at "
+                 "(logged once)",
+                 IPC_DISCOVERY_PROCS_MAX);
+    return NULL;
+  }
   if (d->nprocs == d->pcap) {
     size_t cap = d->pcap ? d->pcap * 2 : 256;
     struct disc_proc *np = realloc(d->procs, cap * sizeof(*np));
@@ -846,11 +974,21 @@ static struct disc_proc *disc_proc_get(struct ipc_discovery *d, pid_t pid) {
   return &d->procs[lo];
 }
 
-/* Index of the directory entry for path (added when missing), or -1. */
+/* Index of the directory entry for path (added when missing), -1 on
+ * ENOMEM, -2 when IPC_DISCOVERY_DIRS_MAX directories are held. */
 static long disc_dir_index(struct ipc_discovery *d, const char *path) {
   for (size_t i = 0; i < d->ndirs; i++)
     if (strcmp(d->dirs[i].path, path) == 0)
       return (long)i;
+  if (d->ndirs >= IPC_DISCOVERY_DIRS_MAX) {
+    disc_cap_log(d, DISC_CAP_DIRS,
+                 "processes use more than %d distinct TMPDIRs: those beyond "
+                 "(the first: %s) are not listed nor watched; their "
+                 "processes' sockets are looked up by name at every full "
+                 "pass (logged once)",
+                 IPC_DISCOVERY_DIRS_MAX, path);
+    return -2;
+  }
   if (d->ndirs == d->dcap) {
     size_t cap = d->dcap ? d->dcap * 2 : 8;
     struct disc_dir *nd = realloc(d->dirs, cap * sizeof(*nd));
@@ -876,8 +1014,10 @@ static int disc_same_mnt_ns(struct ipc_discovery *d, pid_t pid) {
   return na == d->self_mnt_len && memcmp(a, d->self_mnt, (size_t)na) == 0;
 }
 
-/* Fills what does not change while the process lives. */
-static int disc_proc_fill(struct ipc_discovery *d, struct disc_proc *p) {
+/* Fills what does not change while the process lives. -ENOSPC when its
+ * directory found no room (dir[cap] holds it then; p stays unknown). */
+static int disc_proc_fill(struct ipc_discovery *d, struct disc_proc *p,
+                          char *dir, size_t dcap) {
   char path[64];
   snprintf(path, sizeof(path), "/proc/%d", (int)p->pid);
   struct stat st;
@@ -886,15 +1026,15 @@ static int disc_proc_fill(struct ipc_discovery *d, struct disc_proc *p) {
   p->uid = st.st_uid;
   p->ns_pid = proc_ns_pid(p->pid);
   p->foreign_mnt_ns = !disc_same_mnt_ns(d, p->pid);
-  char tmpdir[2048], dir[3072];
+  char tmpdir[2048];
   proc_tmpdir(p->pid, tmpdir, sizeof(tmpdir));
   if (p->foreign_mnt_ns)
-    snprintf(dir, sizeof(dir), "/proc/%d/root%s", (int)p->pid, tmpdir);
+    snprintf(dir, dcap, "/proc/%d/root%s", (int)p->pid, tmpdir);
   else
-    snprintf(dir, sizeof(dir), "%s", tmpdir);
+    snprintf(dir, dcap, "%s", tmpdir);
   long i = disc_dir_index(d, dir); /* may move d->dirs, not d->procs */
   if (i < 0)
-    return -ENOMEM;
+    return i == -2 ? -ENOSPC : -ENOMEM;
   p->dir = (size_t)i;
   p->known = 1;
   return 0;
@@ -937,6 +1077,11 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
   }
   dd->nsocks = 0;
   dd->err = 0;
+  dd->overflow = 0;
+  /* the signature covers every name listed, kept or not (a sum: the order
+   * of the listing does not matter), so that a socket coming or going
+   * beyond the cap still makes a full pass */
+  uint64_t h = 0, count = 0;
   static const char prefix[] = "dotnet-diagnostic-";
   struct dirent *de;
   while ((de = readdir(dir)) != NULL) {
@@ -969,6 +1114,22 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
         continue;
       mtime = sst.st_mtime;
     }
+    uint64_t v[2] = {(uint64_t)ns_pid, key}, eh = 1469598103934665603ULL;
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t k = 0; k < sizeof(v); k++) /* FNV-1a of the pair */
+      eh = (eh ^ b[k]) * 1099511628211ULL;
+    h += eh;
+    count++;
+    if (dd->nsocks >= IPC_DISCOVERY_SOCKS_MAX) {
+      if (!dd->overflow)
+        disc_cap_log(d, DISC_CAP_SOCKS,
+                     "more than %d diagnostic socket names in %s: beyond "
+                     "them each process's socket is looked up by its own "
+                     "name (logged once)",
+                     IPC_DISCOVERY_SOCKS_MAX, dd->path);
+      dd->overflow = 1;
+      continue;
+    }
     if (dd->nsocks == dd->cap) {
       size_t cap = dd->cap ? dd->cap * 2 : 16;
       struct disc_sock *ns = realloc(dd->socks, cap * sizeof(*ns));
@@ -986,14 +1147,7 @@ static void disc_dir_refresh(struct ipc_discovery *d, struct disc_dir *dd) {
   closedir(dir);
   if (dd->nsocks > 1) /* socks is NULL while nothing was ever listed */
     qsort(dd->socks, dd->nsocks, sizeof(dd->socks[0]), sock_cmp);
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a over the sorted pairs */
-  for (size_t i = 0; i < dd->nsocks; i++) {
-    uint64_t v[2] = {(uint64_t)dd->socks[i].ns_pid, dd->socks[i].key};
-    const unsigned char *b = (const unsigned char *)v;
-    for (size_t k = 0; k < sizeof(v); k++)
-      h = (h ^ b[k]) * 1099511628211ULL;
-  }
-  dd->sig = h ^ dd->nsocks;
+  dd->sig = h ^ (count * 0x9E3779B97F4A7C15ULL);
   dd->mtime = st.st_mtim;
   dd->listed_ns = ts_ns(now);
   dd->valid = de == NULL; /* a listing cut short is taken again next pass */
@@ -1014,13 +1168,33 @@ static size_t disc_first_sock(const struct disc_dir *dd, pid_t ns_pid) {
   return lo;
 }
 
+/* Whether dir holds a socket named as the runtime of ns_pid started at
+ * start_time names its own (name[cap] filled then): one lstat, not a
+ * listing. */
+static int disc_exact_sock(const char *dir, pid_t ns_pid, uint64_t start_time,
+                           char *name, size_t cap) {
+  char path[PATH_MAX];
+  struct stat st;
+  if ((size_t)snprintf(name, cap, "dotnet-diagnostic-%d-%llu-socket",
+                       (int)ns_pid, (unsigned long long)start_time) >= cap ||
+      (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+          sizeof(path))
+    return 0;
+  return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 /* Whether p's directory holds a socket named for it (marks the directory
  * used in this pass). */
 static int disc_has_socket(struct ipc_discovery *d, const struct disc_proc *p) {
   struct disc_dir *dd = &d->dirs[p->dir];
   disc_dir_refresh(d, dd);
   size_t i = disc_first_sock(dd, p->ns_pid);
-  return i < dd->nsocks && dd->socks[i].ns_pid == p->ns_pid;
+  if (i < dd->nsocks && dd->socks[i].ns_pid == p->ns_pid)
+    return 1;
+  char name[DISC_NAME_MAX];
+  return dd->overflow &&
+         disc_exact_sock(dd->path, p->ns_pid, p->start_time, name,
+                         sizeof(name));
 }
 
 /* A listed socket's modification time (0 when it cannot be had). */
@@ -1056,6 +1230,12 @@ static int disc_endpoint(struct ipc_discovery *d, const struct disc_proc *p,
          disc_sock_mtime(dd, s) > disc_sock_mtime(dd, best)))
       best = s;
   }
+  /* a listing cut at the cap may lack the process's own socket */
+  struct disc_sock own = {.ns_pid = p->ns_pid, .key = p->start_time};
+  if ((best == NULL || best->key != p->start_time) && dd->overflow &&
+      disc_exact_sock(dd->path, p->ns_pid, p->start_time, own.name,
+                      sizeof(own.name)))
+    best = &own;
   if (best == NULL)
     return -ENOENT;
   memset(ep, 0, sizeof(*ep));
@@ -1144,16 +1324,38 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
     }
     /* an exec keeps pid and start time but may bring another TMPDIR or
      * mount namespace: a new comm says so, and we look again */
+    struct ipc_endpoint ep;
     if (!p->known || p->start_time != start || p->comm_hash != comm) {
       p->known = 0;
       p->start_time = start;
       p->comm_hash = comm;
-      if (disc_proc_fill(d, p) != 0) {
+      char pdir[3072];
+      int fr = disc_proc_fill(d, p, pdir, sizeof(pdir));
+      if (fr == -ENOSPC) {
+        /* no room for its directory: its own socket name, looked up
+         * again at every full pass */
+        p->known = 0;
+        char name[DISC_NAME_MAX];
+        if (!disc_exact_sock(pdir, p->ns_pid, start, name, sizeof(name)))
+          continue;
+        ep = (struct ipc_endpoint){.pid = p->pid,
+                                   .ns_pid = p->ns_pid,
+                                   .start_time = start,
+                                   .uid = p->uid,
+                                   .foreign_mnt_ns = p->foreign_mnt_ns};
+        if ((size_t)snprintf(ep.path, sizeof(ep.path), "%s/%s", pdir, name) >=
+            sizeof(ep.path))
+          continue;
+        ret = cb(ctx, &ep);
+        if (ret != 0)
+          break;
+        continue;
+      }
+      if (fr != 0) {
         p->known = 0;
         continue;
       }
     }
-    struct ipc_endpoint ep;
     if (disc_endpoint(d, p, &ep) != 0)
       continue;
     ret = cb(ctx, &ep);
@@ -1314,23 +1516,36 @@ static int connect_finish(int fd, const struct ipc_endpoint *ep,
     set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(soerr));
     return -soerr;
   }
+  return ipc_peer_verify(fd, ep, err);
+}
+
+int ipc_peer_verify(int fd, const struct ipc_endpoint *ep,
+                    struct ipc_error *err) {
   struct ucred cred;
   socklen_t cl = sizeof(cred);
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) {
-    if (cred.pid > 0 && cred.pid != ep->pid) {
-      set_error(err, 0,
-                "socket %s is served by pid %d, not by pid %d: refusing it "
-                "(another process may be impersonating the target)",
-                ep->path, (int)cred.pid, (int)ep->pid);
-      return -EPERM;
-    }
-    if (cred.pid <= 0 && cred.uid != ep->uid) {
-      set_error(err, 0,
-                "socket %s is served by uid %u, but pid %d runs as uid %u: "
-                "refusing it",
-                ep->path, (unsigned)cred.uid, (int)ep->pid, (unsigned)ep->uid);
-      return -EPERM;
-    }
+  /* a peer that cannot be told is not the target */
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+      cl != sizeof(cred)) {
+    int e = cl != sizeof(cred) ? EPROTO : errno;
+    set_error(err, 0,
+              "cannot tell who serves socket %s (SO_PEERCRED: %s): refusing "
+              "it",
+              ep->path, strerror(e));
+    return -EPERM;
+  }
+  if (cred.pid > 0 && cred.pid != ep->pid) {
+    set_error(err, 0,
+              "socket %s is served by pid %d, not by pid %d: refusing it "
+              "(another process may be impersonating the target)",
+              ep->path, (int)cred.pid, (int)ep->pid);
+    return -EPERM;
+  }
+  if (cred.pid <= 0 && cred.uid != ep->uid) {
+    set_error(err, 0,
+              "socket %s is served by uid %u, but pid %d runs as uid %u: "
+              "refusing it",
+              ep->path, (unsigned)cred.uid, (int)ep->pid, (unsigned)ep->uid);
+    return -EPERM;
   }
   return 0;
 }
@@ -1406,6 +1621,13 @@ int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
               ipc_take_string(&c, out->runtime_version,
                               sizeof(out->runtime_version)))))
     return -EBADMSG;
+  /* the process says what it likes: nothing of it reaches a log or a
+   * terminal raw */
+  ipc_sanitize(out->command_line);
+  ipc_sanitize(out->os);
+  ipc_sanitize(out->arch);
+  ipc_sanitize(out->entry_assembly);
+  ipc_sanitize(out->runtime_version);
   return 0;
 }
 

@@ -145,11 +145,32 @@ typedef int (*ipc_connected_fn)(void *ctx, pid_t pid, uint64_t start_time);
 void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
                                  void *ctx);
 
+/* Optional: where the scanner says, once each, that one of its caps was
+ * reached (see IPC_DISCOVERY_* below); fn gets a sentence without the
+ * plugin's prefix. Called from ipc_discovery_scan. */
+typedef void (*ipc_discovery_log_fn)(void *ctx, const char *msg);
+void ipc_discovery_set_log(struct ipc_discovery *d, ipc_discovery_log_fn fn,
+                           void *ctx);
+/* The scanner's caps: what one local user can make it hold is bounded.
+ *   PROCS: processes remembered (/proc entries); more are not looked at.
+ *   DIRS:  socket directories (distinct TMPDIRs) listed and watched; a
+ *          process whose TMPDIR finds no room is looked up by its own
+ *          socket name (below) at every full pass instead.
+ *   SOCKS: diagnostic socket names kept per directory listing; beyond it
+ *          (a directory filled with socket files, made by mknod or bind)
+ *          each process's socket is looked up by the name its runtime
+ *          gives it, dotnet-diagnostic-<pid>-<start time>-socket: one
+ *          fstatat, so a runtime among the spam is still found. */
+#define IPC_DISCOVERY_PROCS_MAX 131072
+#define IPC_DISCOVERY_DIRS_MAX 256
+#define IPC_DISCOVERY_SOCKS_MAX 1024
+
 /* Connects to the endpoint (non-blocking connect bounded by timeout_ms),
  * then verifies the peer with SO_PEERCRED: its pid must be ep->pid, or, where
  * the kernel cannot tell the pid, its uid must be ep->uid. Returns a
  * blocking CLOEXEC socket fd (caller closes), or a negative errno:
- * -EPERM with err->message when the peer is somebody else. */
+ * -EPERM with err->message when the peer is somebody else or cannot be
+ * told (SO_PEERCRED failed). */
 int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
                 struct ipc_error *err);
 
@@ -266,6 +287,30 @@ void ipc_set_cancel_fd(int fd);
 int ipc_get_cancel_fd(void);
 
 /* Building blocks, exposed for tests and the fault-injection server. */
+
+/* Who serves the connected socket fd (SO_PEERCRED): 0 when it is ep's
+ * process (its pid, or where the kernel cannot tell the pid, its uid);
+ * -EPERM with err->message when it is somebody else or when SO_PEERCRED
+ * fails (an fd that is not a unix socket): a peer not verified is
+ * refused. */
+int ipc_peer_verify(int fd, const struct ipc_endpoint *ep,
+                    struct ipc_error *err);
+
+/* Makes s (NUL-terminated, modified in place) safe to print on a terminal
+ * or in a log line: every control character (C0, DEL, and C1 as UTF-8)
+ * and every byte that is not part of valid UTF-8 becomes '?'. The length
+ * does not change. Everything here that comes from a peer or /proc
+ * (ProcessInfo strings, the runtime's error text, paths in messages) goes
+ * through it before anyone sees it. */
+void ipc_sanitize(char *s);
+
+/* The directory the runtime of a process with this environment puts its
+ * socket in, as glibc's getenv and the runtime read it: the first TMPDIR
+ * (a later one is ignored), "/tmp" when there is none, it is empty or not
+ * an absolute path; trailing slashes dropped. env is /proc/<pid>/environ:
+ * NUL-separated "NAME=value" strings, len bytes. 0, or -ENAMETOOLONG when
+ * the first TMPDIR does not fit out[cap] (out is "/tmp" then). Pure. */
+int ipc_environ_tmpdir(const char *env, size_t len, char *out, size_t cap);
 
 /* Encodes a message into buf[cap]; returns its size or -EMSGSIZE. */
 long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,

@@ -182,15 +182,29 @@ static int find_target(pid_t pid, struct ipc_endpoint *ep) {
 
 /* ---- ps ---- */
 
+/* Everything ps and monitor print of a process or its runtime goes
+ * through ipc_sanitize (the IPC layer already cleans what it parses; this
+ * keeps the terminal safe whatever the source): no control character or
+ * broken UTF-8 reaches it. */
+static const char *term_safe(const char *s, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s", s);
+  ipc_sanitize(buf);
+  return buf;
+}
+
 static int ps_one(void *ctx, const struct ipc_endpoint *ep) {
   (void)ctx;
   struct ipc_process_info info;
   struct ipc_error err = {0};
   if (ipc_process_info(ep, 1000, &info, &err) != 0) {
+    ipc_sanitize(err.message);
     printf("%8d  %-12s  %-24s  (no answer: %s)\n", (int)ep->pid, "?", "?",
            err.message);
     return 0;
   }
+  ipc_sanitize(info.runtime_version);
+  ipc_sanitize(info.entry_assembly);
+  ipc_sanitize(info.command_line);
   printf("%8d  %-12s  %-24s  %s\n", (int)ep->pid,
          info.runtime_version[0] ? info.runtime_version : "?",
          info.entry_assembly[0] ? info.entry_assembly : "?", info.command_line);
@@ -276,11 +290,15 @@ static void json_num(FILE *f, const char *key, double v) {
  * carry the interval's "min", "max" and "count"; histogram rows "count" and
  * "sum" (null where the runtime did not say). */
 static void print_row(const struct printer *p, const char *when,
-                      const struct counters_sample *s, const char *counter,
+                      const struct counters_sample *s, const char *counter_,
                       double value) {
-  const char *provider = s->provider, *unit = s->units;
   if (strcmp(p->format, "none") == 0)
     return;
+  /* names and units are the runtime's (or the process's) to choose */
+  char pbuf[512], cbuf[1024], ubuf[256];
+  const char *provider = term_safe(s->provider, pbuf, sizeof(pbuf));
+  const char *counter = term_safe(counter_, cbuf, sizeof(cbuf));
+  const char *unit = term_safe(s->units, ubuf, sizeof(ubuf));
   if (strcmp(p->format, "csv") == 0) {
     printf("%s,%d,", when, (int)p->pid);
     csv_str(stdout, provider);
@@ -428,6 +446,7 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
             (int)pid, p->threshold_mb);
   else if (strcmp(p->format, "csv") == 0)
     printf("time,pid,provider,counter,value,unit\n");
+  char ebuf[512]; /* a session error, made safe to print */
   double end = o->duration > 0 ? mono_now() + o->duration : 0;
   int rc = 0;
   while (!stop_requested && !p->breached) {
@@ -450,12 +469,14 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
       continue;
     r = session_read(s);
     if (r == -EPIPE) {
-      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid, session_error(s));
+      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid,
+              term_safe(session_error(s), ebuf, sizeof(ebuf)));
       rc = 1;
       break;
     }
     if (r < 0) {
-      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid, session_error(s));
+      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid,
+              term_safe(session_error(s), ebuf, sizeof(ebuf)));
       rc = 1;
       break;
     }
@@ -464,7 +485,7 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     r = session_stop(s, IPC_TIMEOUT_MS);
     if (r < 0 && r != -ESRCH)
       fprintf(stderr, "triggerdump: stopping the session in pid %d: %s\n",
-              (int)pid, session_error(s));
+              (int)pid, term_safe(session_error(s), ebuf, sizeof(ebuf)));
     else if (r == 0)
       fprintf(stderr,
               "triggerdump: stopped trace session %" PRIu64 " in pid %d "

@@ -36,8 +36,27 @@
 #define ENDED_MAX 64
 #define GATHER_MS 200 /* the reader's default gathering pause ... */
 #define GATHER_MIN 2  /* ... with at least this many sessions (see there) */
-#define PROBES_MAX 16 /* ProcessInfo exchanges in flight at once */
+/* ProcessInfo exchanges in flight at once, and how they are shared so
+ * that sockets that never answer (each holds its slot until the IPC
+ * timeout) cannot keep a new runtime waiting: a process asked for the
+ * first time goes before one asked again, the newest first; the first
+ * asks of one uid hold at most PROBES_PER_UID slots, and asks again (of
+ * processes that did not answer) at most PROBES_RETRY_MAX. A process that
+ * matches no rule and does not answer is asked again after RETRY_SEC, then
+ * after twice as long each time, up to PROBE_BACKOFF_MAX_SEC. */
+#define PROBES_MAX 64
+#define PROBES_PER_UID 16
+#define PROBES_RETRY_MAX 16
+#define PROBE_BACKOFF_MAX_SEC 60
 #define STARTING_MAX 64 /* targets starting at once (CollectTracing) */
+/* Processes with a diagnostic socket remembered (the seen table), in all
+ * and per uid other than root: one user's sockets cannot take all of it. */
+#define SEEN_PER_UID (SEEN_MAX / 4)
+/* Distinct plugin instance names handed out over the watch's life (every
+ * name is series, files and cache entries downstream): 0 in the config
+ * means INSTANCES_PER_TARGET times MaxProcesses. */
+#define INSTANCES_PER_TARGET 4
+#define INSTANCE_LEN 128
 
 struct target {
   struct target *next;
@@ -77,6 +96,10 @@ struct seen {
   int rule;
   unsigned stream_failures; /* sessions that failed or ended at once */
   unsigned generation;      /* last discovery pass that saw it */
+  uid_t uid;                /* of the process (its /proc entry) */
+  uint64_t order;           /* when it was first seen (a sequence number) */
+  unsigned probe_failures;  /* ProcessInfo asks in a row without answer */
+  int name_warned;          /* its rule's name was held by another */
 };
 
 /* A session end, passed from the reader to the connector (which owns the
@@ -88,6 +111,13 @@ struct ended {
   uint64_t start_time;
   int failed;
   time_t lived;
+};
+
+/* A process a pass wants to ask who it is (see PROBES_MAX). */
+struct probe_cand {
+  int again;    /* asked before without an answer */
+  int64_t key;  /* the order among its class: smaller first */
+  struct ipc_endpoint ep;
 };
 
 struct watch {
@@ -107,7 +137,13 @@ struct watch {
   uint64_t reader_reads, reader_wakeups; /* likewise */
   struct seen *seen;
   size_t nseen;
+  uint64_t seen_order; /* the next seen entry's order */
+  unsigned caps_logged; /* CAP_* said once */
   unsigned generation;
+  /* every instance name handed out (the connector's only; the lists of
+   * targets are what is in use) */
+  char (*names)[INSTANCE_LEN];
+  size_t nnames;
   int64_t start_grid_ms; /* wall ms of the grid point of the last start */
   int64_t *rule_missing; /* per rule: 0 matched at the last pass, > 0 no
                             match since (monotonic ms), -1 warned */
@@ -116,7 +152,11 @@ struct watch {
   /* the connector's ProcessInfo exchanges in flight: a process that never
    * answers holds up nobody else (only the connector touches these) */
   struct ipc_call probes[PROBES_MAX];
+  unsigned char probe_again[PROBES_MAX]; /* the probe is an ask again */
   size_t nprobes;
+  /* the processes a pass wants asked (probes_schedule; SEEN_MAX) */
+  struct probe_cand *cand;
+  size_t ncand;
   /* targets whose CollectTracing is to be sent or is in flight (likewise
    * the connector's only) */
   struct target *starting;
@@ -137,7 +177,27 @@ static void wlog(const struct watch *w, int level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
+  /* names, paths and error text of a process or its runtime are in it:
+   * no control character reaches the log */
+  ipc_sanitize(msg);
   w->cfg.log(level, msg);
+}
+
+enum { CAP_SEEN = 1, CAP_SEEN_UID = 2, CAP_NAMES = 4, CAP_AUTO = 8 };
+
+/* Logs once per watch that the cap `which` was reached. */
+static void cap_log(struct watch *w, unsigned which, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void cap_log(struct watch *w, unsigned which, const char *fmt, ...) {
+  if (w->caps_logged & which)
+    return;
+  w->caps_logged |= which;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  wlog(w, WATCH_LOG_WARNING, "%s (logged once)", msg);
 }
 
 int watch_rule_compile(struct watch_rule *r, char *err, size_t cap) {
@@ -173,6 +233,10 @@ struct watch *watch_new(const struct watch_config *cfg) {
     w->cfg.max_targets = 256;
   if (w->cfg.max_series == 0)
     w->cfg.max_series = COUNTERS_DEFAULT_MAX_SERIES;
+  if (w->cfg.max_instances == 0)
+    w->cfg.max_instances = INSTANCES_PER_TARGET * w->cfg.max_targets;
+  if (w->cfg.max_instances < cfg->nrules + 1)
+    w->cfg.max_instances = cfg->nrules + 1;
   if (w->cfg.ipc_timeout_ms <= 0) /* a loaded runtime may take over 1 s */
     w->cfg.ipc_timeout_ms = 2000;
   /* a pause of at most a quarter of the interval, so that a sample is
@@ -183,6 +247,8 @@ struct watch *watch_new(const struct watch_config *cfg) {
   if (w->cfg.gather_ms > quarter)
     w->cfg.gather_ms = quarter;
   w->seen = calloc(SEEN_MAX, sizeof(*w->seen));
+  w->names = calloc(w->cfg.max_instances, sizeof(*w->names));
+  w->cand = calloc(SEEN_MAX, sizeof(*w->cand));
   w->rule_missing = calloc(cfg->nrules + 1, sizeof(*w->rule_missing));
   w->wake[0] = w->wake[1] = -1;
   w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -190,12 +256,16 @@ struct watch *watch_new(const struct watch_config *cfg) {
   w->epoll = epoll_create1(EPOLL_CLOEXEC);
   w->templates = counters_templates_new();
   struct epoll_event wev = {.events = EPOLLIN, .data.ptr = NULL};
-  if (w->seen == NULL || w->rule_missing == NULL || w->templates == NULL ||
+  if (w->seen == NULL || w->names == NULL || w->cand == NULL ||
+      w->rule_missing == NULL ||
+      w->templates == NULL ||
       w->cancel < 0 ||
       w->kick < 0 || w->epoll < 0 ||
       pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
       epoll_ctl(w->epoll, EPOLL_CTL_ADD, w->wake[0], &wev) != 0) {
     free(w->seen);
+    free(w->names);
+    free(w->cand);
     free(w->rule_missing);
     counters_templates_free(w->templates);
     if (w->wake[0] >= 0) {
@@ -478,12 +548,32 @@ static struct seen *seen_get(struct watch *w, const struct ipc_endpoint *ep) {
     if (w->seen[i].generation + 2 >= w->generation)
       w->seen[o++] = w->seen[i];
   w->nseen = o;
-  if (w->nseen >= SEEN_MAX)
+  if (w->nseen >= SEEN_MAX) {
+    cap_log(w, CAP_SEEN,
+            "more than %d processes with a diagnostic socket: pid %d and "
+            "other new ones are not looked at until some are gone",
+            SEEN_MAX, (int)ep->pid);
     return NULL;
+  }
+  if (ep->uid != 0) {
+    size_t mine = 0;
+    for (size_t i = 0; i < w->nseen; i++)
+      mine += w->seen[i].uid == ep->uid;
+    if (mine >= SEEN_PER_UID) {
+      cap_log(w, CAP_SEEN_UID,
+              "uid %u has more than %d processes with a diagnostic socket: "
+              "pid %d and its other new ones are not looked at until some "
+              "are gone",
+              (unsigned)ep->uid, SEEN_PER_UID, (int)ep->pid);
+      return NULL;
+    }
+  }
   struct seen *s = &w->seen[w->nseen++];
   memset(s, 0, sizeof(*s));
   s->pid = ep->pid;
   s->start_time = ep->start_time;
+  s->uid = ep->uid;
+  s->order = w->seen_order++;
   return s;
 }
 
@@ -506,40 +596,96 @@ static int read_cmdline(pid_t pid, char *out, size_t cap) {
   return 0;
 }
 
-static int instance_taken(struct watch *w, const char *name) {
-  for (struct target *t = w->live; t; t = t->next)
-    if (strcmp(t->instance, name) == 0)
-      return 1;
-  for (struct target *t = w->pending; t; t = t->next)
-    if (strcmp(t->instance, name) == 0)
-      return 1;
-  for (struct target *t = w->starting; t; t = t->next)
-    if (strcmp(t->instance, name) == 0)
-      return 1;
-  return 0;
+/* The target that holds the instance name, or NULL; under w->lock (the
+ * starting list is the connector's own). */
+static const struct target *instance_holder(struct watch *w, const char *name) {
+  const struct target *lists[3] = {w->live, w->pending, w->starting};
+  for (int l = 0; l < 3; l++)
+    for (const struct target *t = lists[l]; t; t = t->next)
+      if (strcmp(t->instance, name) == 0)
+        return t;
+  return NULL;
 }
 
-/* Instance names: the rule's (or the entry assembly's) name for the first
- * process; "<name>-<pid>" for others matching at the same time. */
-static void pick_instance(struct watch *w, const char *base, pid_t pid,
-                          char *out, size_t cap) {
-  char clean[100];
+/* A name as a plugin instance may be: letters, digits, '.', '_', '-';
+ * anything else becomes '_'; "dotnet" for an empty one. */
+static void clean_name(const char *base, char *out, size_t cap) {
   size_t o = 0;
-  for (const char *p = base; *p && o + 1 < sizeof(clean); p++) {
+  for (const char *p = base; *p && o + 1 < cap; p++) {
     char c = *p;
     int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    clean[o++] = ok ? c : '_';
+    out[o++] = ok ? c : '_';
   }
-  clean[o] = 0;
+  out[o] = 0;
   if (o == 0)
-    snprintf(clean, sizeof(clean), "dotnet");
+    snprintf(out, cap, "dotnet");
+}
+
+/* Whether the name may be used: handed out before, or added now while
+ * fewer than max_instances names have been (see watch.h). */
+static int name_admit(struct watch *w, const char *name) {
+  for (size_t i = 0; i < w->nnames; i++)
+    if (strcmp(w->names[i], name) == 0)
+      return 1;
+  if (w->nnames >= w->cfg.max_instances)
+    return 0;
+  snprintf(w->names[w->nnames++], INSTANCE_LEN, "%s", name);
+  return 1;
+}
+
+/* Instance names: the rule's (or the entry assembly's) name for the first
+ * process; "<name>-<n>" (the lowest free n from 2) for others matching at
+ * the same time, so that the names one rule or assembly can have are as
+ * many as its processes at once, not one per pid over time. A rule's
+ * process that does not get the rule's own name is logged with the pid and
+ * uid of the one that has it (rules match what a process says about
+ * itself: see watch.h). 0, or -ENOSPC when the name would be a new one
+ * past max_instances. */
+static int pick_instance(struct watch *w, const char *base, int rule,
+                         struct seen *sn, const struct ipc_endpoint *ep,
+                         char *out, size_t cap) {
+  char clean[100];
+  clean_name(base, clean, sizeof(clean));
+  char name[INSTANCE_LEN];
+  pid_t holder_pid = 0;
+  uid_t holder_uid = 0;
+  int found = 0;
   pthread_mutex_lock(&w->lock);
-  if (!instance_taken(w, clean))
-    snprintf(out, cap, "%s", clean);
-  else
-    snprintf(out, cap, "%s-%d", clean, (int)pid);
+  for (size_t n = 1; n <= w->cfg.max_targets + 1 && !found; n++) {
+    if (n == 1)
+      snprintf(name, sizeof(name), "%s", clean);
+    else
+      snprintf(name, sizeof(name), "%s-%zu", clean, n);
+    const struct target *h = instance_holder(w, name);
+    if (n == 1 && h != NULL) {
+      holder_pid = h->ep.pid;
+      holder_uid = h->ep.uid;
+    }
+    found = h == NULL;
+  }
   pthread_mutex_unlock(&w->lock);
+  if (!found || !name_admit(w, name)) {
+    cap_log(w, CAP_NAMES,
+            "%zu distinct instance names handed out: pid %d, which would be "
+            "\"%s\", is not watched, nor any other process that needs a new "
+            "name (a process chooses its entry assembly and command line; "
+            "restart collectd to start afresh)",
+            w->nnames, (int)ep->pid, name);
+    return -ENOSPC;
+  }
+  if (rule >= 0 && holder_pid != 0 && !sn->name_warned) {
+    sn->name_warned = 1;
+    wlog(w, WATCH_LOG_WARNING,
+         "<Process \"%s\"> also matches pid %d (uid %u), while pid %d "
+         "(uid %u) holds the name \"%s\": pid %d is \"%s\". A rule matches "
+         "what a process says about itself; if one of them is not the process "
+         "meant, pin the rule with Pid or a tighter CommandLine",
+         w->cfg.rules[rule].name, (int)ep->pid, (unsigned)ep->uid,
+         (int)holder_pid, (unsigned)holder_uid, clean, (int)ep->pid, name);
+  }
+  snprintf(out, cap, "%s", name);
+  return 0;
 }
 
 /* Whether a target of the list is this process (pid + start time); under
@@ -571,16 +717,19 @@ static int streaming_from(void *ctx, pid_t pid, uint64_t start_time) {
   return found;
 }
 
-static size_t live_count(struct watch *w) {
-  size_t n = 0;
+/* Targets live, pending and starting; *autos: how many of them are
+ * autodiscovered. */
+static size_t live_count(struct watch *w, size_t *autos) {
+  size_t n = 0, a = 0;
   pthread_mutex_lock(&w->lock);
-  for (struct target *t = w->live; t; t = t->next)
-    n++;
-  for (struct target *t = w->pending; t; t = t->next)
-    n++;
+  const struct target *lists[3] = {w->live, w->pending, w->starting};
+  for (int l = 0; l < 3; l++)
+    for (const struct target *t = lists[l]; t; t = t->next) {
+      n++;
+      a += t->rule < 0;
+    }
   pthread_mutex_unlock(&w->lock);
-  for (struct target *t = w->starting; t; t = t->next)
-    n++;
+  *autos = a;
   return n;
 }
 
@@ -632,12 +781,28 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   cfg.timeout_ms = w->cfg.ipc_timeout_ms;
   cfg.templates = w->templates;
   int64_t now = ipc_now_ms();
-  if (live_count(w) >= w->cfg.max_targets) {
+  size_t autos = 0;
+  size_t n = live_count(w, &autos);
+  /* autodiscovered processes leave a slot to each rule (at most half of
+   * MaxProcesses): processes that anyone can start do not crowd out the
+   * ones configured */
+  size_t keep = w->cfg.nrules < w->cfg.max_targets / 2 ? w->cfg.nrules
+                                                        : w->cfg.max_targets / 2;
+  if (n >= w->cfg.max_targets) {
     if (!sn->complained)
       wlog(w, WATCH_LOG_WARNING,
            "not watching pid %d: MaxProcesses (%zu) reached", (int)ep->pid,
            w->cfg.max_targets);
     sn->complained = 1;
+    sn->retry_at = now + RETRY_SEC * 1000;
+    return;
+  }
+  if (rule < 0 && autos >= w->cfg.max_targets - keep) {
+    cap_log(w, CAP_AUTO,
+            "not watching pid %d nor other autodiscovered processes beyond "
+            "%zu: the other %zu of MaxProcesses (%zu) are kept for the "
+            "<Process> blocks",
+            (int)ep->pid, w->cfg.max_targets - keep, keep, w->cfg.max_targets);
     sn->retry_at = now + RETRY_SEC * 1000;
     return;
   }
@@ -651,8 +816,12 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   snprintf(t->entry, sizeof(t->entry), "%s", sn->entry);
   snprintf(t->version, sizeof(t->version), "%s", sn->version);
   counters_table_init(&t->table, w->cfg.max_series);
-  pick_instance(w, rule >= 0 ? w->cfg.rules[rule].name : sn->entry, ep->pid,
-                t->instance, sizeof(t->instance));
+  if (pick_instance(w, rule >= 0 ? w->cfg.rules[rule].name : sn->entry, rule,
+                    sn, ep, t->instance, sizeof(t->instance)) != 0) {
+    sn->retry_at = now + RETRY_SEC * 1000;
+    target_free(t);
+    return;
+  }
   t->session = session_new(ep, &cfg, on_sample, t);
   if (t->session == NULL) {
     target_free(t);
@@ -811,6 +980,7 @@ static int probing(const struct watch *w, const struct ipc_endpoint *ep) {
 static void info_ok(struct seen *sn, const struct ipc_process_info *info) {
   sn->have_info = 1;
   sn->refused_since = 0;
+  sn->probe_failures = 0;
   sn->rule_known = 0; /* match again, with the runtime's command line */
   snprintf(sn->entry, sizeof(sn->entry), "%s", info->entry_assembly);
   snprintf(sn->version, sizeof(sn->version), "%s", info->runtime_version);
@@ -844,7 +1014,20 @@ static void info_failed(struct watch *w, struct seen *sn,
     return;
   }
   sn->retry_at = now + RETRY_SEC * 1000;
+  if (sn->probe_failures < 1000)
+    sn->probe_failures++;
   int rule = cached_rule(w, sn, ep);
+  if (rule < 0) {
+    /* a socket nobody asked for that does not answer: asked again less
+     * and less often (a rule's process keeps RETRY_SEC) */
+    int64_t pause = RETRY_SEC;
+    for (unsigned i = 1; i < sn->probe_failures && pause < PROBE_BACKOFF_MAX_SEC;
+         i++)
+      pause *= 2;
+    if (pause > PROBE_BACKOFF_MAX_SEC)
+      pause = PROBE_BACKOFF_MAX_SEC;
+    sn->retry_at = now + pause * 1000;
+  }
   if (rule >= 0 && !sn->complained)
     wlog(w, WATCH_LOG_WARNING,
          "pid %d matches <Process \"%s\"> but does not answer: %s "
@@ -872,8 +1055,49 @@ static void probes_step(struct watch *w) {
       info_ok(sn, &info);
     else if (sn != NULL)
       info_failed(w, sn, &pr->ep, r, &err, ipc_now_ms());
-    w->probes[i] = w->probes[--w->nprobes]; /* pr is closed */
+    --w->nprobes; /* pr is closed */
+    w->probes[i] = w->probes[w->nprobes];
+    w->probe_again[i] = w->probe_again[w->nprobes];
   }
+}
+
+static int cand_cmp(const void *a, const void *b) {
+  const struct probe_cand *x = a, *y = b;
+  if (x->again != y->again)
+    return x->again - y->again;
+  return (x->key > y->key) - (x->key < y->key);
+}
+
+/* Asks the processes the pass wanted asked, as slots allow, in the order
+ * and shares PROBES_MAX describes: first asks before asks again, the
+ * newest process first; asks again the longest due first. Those left wait
+ * for a later pass (one comes when a slot frees). */
+static void probes_schedule(struct watch *w, int64_t now) {
+  if (w->ncand == 0)
+    return;
+  qsort(w->cand, w->ncand, sizeof(w->cand[0]), cand_cmp);
+  for (size_t c = 0; c < w->ncand && w->nprobes < PROBES_MAX; c++) {
+    struct probe_cand *pc = &w->cand[c];
+    size_t agains = 0, same = 0;
+    for (size_t i = 0; i < w->nprobes; i++) {
+      agains += w->probe_again[i];
+      same += !w->probe_again[i] && w->probes[i].ep.uid == pc->ep.uid;
+    }
+    if (pc->again ? agains >= PROBES_RETRY_MAX : same >= PROBES_PER_UID)
+      continue;
+    /* (the seen table may have been compacted since the pass) */
+    struct seen *sn = seen_find(w, pc->ep.pid, pc->ep.start_time);
+    if (sn == NULL)
+      continue;
+    struct ipc_error err = {0};
+    int r = ipc_probe_start(&w->probes[w->nprobes], &pc->ep,
+                            w->cfg.ipc_timeout_ms, &err);
+    if (r == -EINPROGRESS)
+      w->probe_again[w->nprobes++] = (unsigned char)pc->again;
+    else
+      info_failed(w, sn, &pc->ep, r, &err, now);
+  }
+  w->ncand = 0;
 }
 
 static int consider(void *ctx, const struct ipc_endpoint *ep) {
@@ -890,18 +1114,15 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
   int waiting = target_exists(w, ep) || p->now_ms < sn->retry_at ||
                 probing(w, ep);
   if (!waiting && !sn->have_info) {
-    /* once per process: who is it? Asked without waiting for the answer
-     * (probes_step takes it); with every slot busy, at a later pass */
+    /* once per process: who is it? Asked after the pass, in the order of
+     * probes_schedule, without waiting for the answer (probes_step takes
+     * it); with no slot for it, at a later pass */
     waiting = 1;
-    if (w->nprobes < PROBES_MAX) {
-      struct ipc_error err = {0};
-      int r = ipc_probe_start(&w->probes[w->nprobes], ep,
-                              w->cfg.ipc_timeout_ms, &err);
-      if (r == -EINPROGRESS)
-        w->nprobes++;
-      else
-        info_failed(w, sn, ep, r, &err, p->now_ms);
-    }
+    if (w->ncand < SEEN_MAX) /* one per seen entry: always room */
+      w->cand[w->ncand++] = (struct probe_cand){
+          .again = sn->probe_failures > 0,
+          .key = sn->probe_failures > 0 ? sn->retry_at : -(int64_t)sn->order,
+          .ep = *ep};
   }
   int rule = cached_rule(w, sn, ep);
   if (rule >= 0)
@@ -1013,6 +1234,11 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
   }
 }
 
+/* The discovery scanner's word that one of its caps was reached. */
+static void discovery_log(void *ctx, const char *msg) {
+  wlog(ctx, WATCH_LOG_WARNING, "%s", msg);
+}
+
 /* The connector passes over the processes (ipc_discovery_scan) when a
  * session ended, when a diagnostic socket came or went in a directory a
  * known process uses (inotify, looked at once an interval at most), when a
@@ -1035,6 +1261,13 @@ static void *connector_main(void *arg) {
     return NULL;
   }
   ipc_discovery_set_connected(disc, streaming_from, w);
+  ipc_discovery_set_log(disc, discovery_log, w);
+  /* the rules' own names are always there to be had */
+  for (size_t i = 0; i < w->cfg.nrules; i++) {
+    char clean[100];
+    clean_name(w->cfg.rules[i].name, clean, sizeof(clean));
+    (void)name_admit(w, clean);
+  }
   int nr = ipc_discovery_enable_notify(disc);
   if (nr < 0)
     wlog(w, WATCH_LOG_INFO,
@@ -1061,9 +1294,11 @@ static void *connector_main(void *arg) {
     apply_ended(w, now);
     probes_step(w);
     starting_step(w);
+    w->ncand = 0;
     int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
+    probes_schedule(w, ipc_now_ms());
     if (ipc_discovery_full_passes(disc) != full0)
       last_full = now;
     /* A rule that has matched nothing for MISS_INTERVALS intervals: say
@@ -1255,6 +1490,8 @@ void watch_free(struct watch *w) {
   close(w->kick);
   pthread_mutex_destroy(&w->lock);
   free(w->seen);
+  free(w->names);
+  free(w->cand);
   free(w->rule_missing);
   counters_templates_free(w->templates); /* after every session's decoder */
   free(w);

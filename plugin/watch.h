@@ -30,6 +30,12 @@
 
 enum watch_match { WATCH_MATCH_PID, WATCH_MATCH_COMMAND_LINE, WATCH_MATCH_ENTRY };
 
+/* A rule matches what a process says about itself (its command line,
+ * its entry assembly) or its pid: any local user can start a process that
+ * matches a CommandLine or EntryAssembly rule. The first process matched
+ * gets the rule's name; another matched while that one runs gets
+ * "<name>-<n>" (n = 2, 3, ...: the lowest free) and a warning naming both
+ * pids and uids, so a name is never taken over silently. */
 struct watch_rule {
   char name[64];              /* the plugin instance */
   enum watch_match match;
@@ -74,6 +80,11 @@ struct watch_config {
   size_t max_targets;         /* 0: 256 */
   size_t max_series;          /* per target: series (type instances) its
                                  counters table takes; 0: 512 */
+  size_t max_instances;       /* distinct plugin instance names handed out
+                                 over the watch's life (each is series and
+                                 files downstream); once reached, a process
+                                 that would need a new name is not watched
+                                 (logged once); 0: 4 * max_targets */
   int ipc_timeout_ms;         /* 0: 2000 */
   watch_log_cb log;
   watch_publish_cb publish;   /* NULL: values are only counted */

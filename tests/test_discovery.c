@@ -64,9 +64,9 @@ static int serve(const char *dir) {
     pause();
 }
 
-/* Starts "--serve dir" with TMPDIR=dir; returns its pid once its socket
- * exists, or -1. */
-static pid_t spawn(const char *dir) {
+/* Starts "--serve dir" with the environment envp (NULL: TMPDIR=dir);
+ * returns its pid once its socket exists, or -1. */
+static pid_t spawn_env(const char *dir, char *const *envp_) {
   int p[2];
   if (pipe(p) != 0)
     return -1;
@@ -83,7 +83,7 @@ static pid_t spawn(const char *dir) {
     snprintf(env, sizeof(env), "TMPDIR=%s", dir);
     char *argv[] = {"test_discovery", "--serve", (char *)dir, NULL};
     char *envp[] = {env, NULL};
-    execve("/proc/self/exe", argv, envp);
+    execve("/proc/self/exe", argv, envp_ ? envp_ : envp);
     _exit(127);
   }
   close(p[1]);
@@ -99,6 +99,8 @@ static pid_t spawn(const char *dir) {
   }
   return pid;
 }
+
+static pid_t spawn(const char *dir) { return spawn_env(dir, NULL); }
 
 static void reap(pid_t pid) {
   kill(pid, SIGKILL);
@@ -758,6 +760,167 @@ DEF_TEST(collect_begin) {
   return 0;
 }
 
+/* The peer check refuses what it cannot verify: an fd on which
+ * SO_PEERCRED fails (a pipe) is no target; a socketpair's peer is this
+ * process: accepted for our pid, refused for another. */
+DEF_TEST(peer_verify) {
+  struct ipc_endpoint ep = {.pid = getpid(), .uid = getuid()};
+  snprintf(ep.path, sizeof(ep.path), "/tmp/x");
+  struct ipc_error err = {0};
+  int p[2];
+  CHECK(pipe(p) == 0);
+  EXPECT_EQ_INT(-EPERM, ipc_peer_verify(p[0], &ep, &err));
+  CHECK(strstr(err.message, "SO_PEERCRED") != NULL);
+  close(p[0]);
+  close(p[1]);
+  int sp[2];
+  CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
+  memset(&err, 0, sizeof(err));
+  EXPECT_EQ_INT(0, ipc_peer_verify(sp[0], &ep, &err));
+  ep.pid = getpid() + 1;
+  EXPECT_EQ_INT(-EPERM, ipc_peer_verify(sp[0], &ep, &err));
+  close(sp[0]);
+  close(sp[1]);
+  return 0;
+}
+
+/* As glibc's getenv and the runtime: the first TMPDIR counts. Pure, then
+ * a real process whose environment has two, its socket in the first. */
+DEF_TEST(first_tmpdir) {
+  char out[64];
+  static const char env1[] = "A=1\0TMPDIR=/first/\0TMPDIR=/second\0";
+  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
+  CHECK(strcmp(out, "/first") == 0);
+  static const char env2[] = "TMPDIR=\0TMPDIR=/second\0";
+  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
+  CHECK(strcmp(out, "/tmp") == 0); /* empty: /tmp, as the runtime */
+  static const char env3[] = "TMPDIR=rel\0TMPDIR=/second\0";
+  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
+  CHECK(strcmp(out, "/tmp") == 0);
+  static const char env4[] = "HOME=/h\0TMPDIR=/last"; /* no final NUL */
+  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
+  CHECK(strcmp(out, "/last") == 0);
+  static const char env5[] = "TMPDIR=/a-directory-name-longer-than-the-output-buffer-"
+                             "of-sixty-four-bytes\0";
+  EXPECT_EQ_INT(-ENAMETOOLONG,
+                ipc_environ_tmpdir(env5, sizeof(env5) - 1, out, sizeof(out)));
+  CHECK(strcmp(out, "/tmp") == 0);
+
+  char first[] = "/tmp/test-tmpdir1-XXXXXX", second[] = "/tmp/test-tmpdir2-XXXXXX";
+  CHECK(mkdtemp(first) != NULL && mkdtemp(second) != NULL);
+  char e1[64], e2[64];
+  snprintf(e1, sizeof(e1), "TMPDIR=%s", first);
+  snprintf(e2, sizeof(e2), "TMPDIR=%s", second);
+  char *envp[] = {e1, e2, NULL};
+  pid_t pid = spawn_env(first, envp);
+  CHECK(pid > 0);
+  struct ipc_endpoint ep;
+  int r = pid > 0 ? ipc_endpoint_find(pid, &ep) : -1;
+  EXPECT_EQ_INT(0, r);
+  CHECK(r == 0 && strncmp(ep.path, first, strlen(first)) == 0);
+  if (pid > 0)
+    reap(pid);
+  remove_dir(first);
+  remove_dir(second);
+  return 0;
+}
+
+/* Control characters, C1 controls and broken UTF-8 become '?', valid
+ * UTF-8 stays; ProcessInfo strings and the runtime's error text come out
+ * clean. */
+DEF_TEST(sanitize) {
+  char s1[] = "a\x1b[31mb\nc\rd\x7f" "e\xc2\x9b" "f\xc3\xa9g\xe2\x82\xac\xff\xc3";
+  ipc_sanitize(s1);
+  CHECK(strcmp(s1, "a?[31mb?c?d?e??f\xc3\xa9g\xe2\x82\xac??") == 0);
+  char s2[] = "\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80"; /* overlong, surrogate, > U+10FFFF */
+  ipc_sanitize(s2);
+  for (char *c = s2; *c; c++)
+    CHECK(*c == '?');
+
+  uint8_t pl[512];
+  memset(pl, 0, 24);
+  size_t off = 24;
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "app \x1b[31mX\nY");
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "Linux\x07");
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "x64");
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "App\x1b]0;t\x07");
+  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "10.0.1\r");
+  struct ipc_process_info info;
+  EXPECT_EQ_INT(0, ipc_process_info_decode(pl, off, 1, &info));
+  CHECK(strcmp(info.command_line, "app ?[31mX?Y") == 0);
+  CHECK(strcmp(info.os, "Linux?") == 0);
+  CHECK(strcmp(info.entry_assembly, "App?]0;t?") == 0);
+  CHECK(strcmp(info.runtime_version, "10.0.1?") == 0);
+
+  /* an error reply whose text carries escapes: the message is clean */
+  char dir[] = "/tmp/test-sanitize-XXXXXX";
+  struct ipc_endpoint ep;
+  int srv = probe_server(dir, &ep);
+  CHECK(srv >= 0);
+  if (srv < 0)
+    return 1;
+  struct ipc_call p;
+  struct ipc_error err = {0};
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
+  int conn;
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  uint8_t epl[256] = {0x05, 0x40, 0x00, 0x80}; /* E_FAIL */
+  long eoff = ipc_put_string(epl, sizeof(epl), 4, "bad\x1b[2J\nnews");
+  uint8_t msg[512];
+  long n = ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
+                              IPC_SERVER_ERROR, epl, (size_t)eoff);
+  CHECK(n > 0 && send(conn, msg, (size_t)n, MSG_NOSIGNAL) == n);
+  EXPECT_EQ_INT(-EPROTO, probe_run(&p, 2000, &info, &err));
+  CHECK(strstr(err.message, "bad?[2J?news") != NULL);
+  for (const char *c = err.message; *c; c++)
+    CHECK((unsigned char)*c >= 0x20 && *c != 0x7f);
+  close(conn);
+  close(srv);
+  remove_dir(dir);
+  return 0;
+}
+
+static void count_log(void *ctx, const char *msg) {
+  (void)msg;
+  ++*(int *)ctx;
+}
+
+/* A directory flooded with socket files (made with mknod, nothing
+ * listening): the scanner keeps IPC_DISCOVERY_SOCKS_MAX names, says so
+ * once, and still finds a real process there by its own socket name. */
+DEF_TEST(discovery_socket_flood) {
+  char dir[] = "/tmp/test-flood-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  /* names that sort before any real pid, more than the cap */
+  for (int i = 0; i < 8 * IPC_DISCOVERY_SOCKS_MAX; i++) {
+    char path[128];
+    snprintf(path, sizeof(path), "%s/dotnet-diagnostic-1-%d-socket", dir, i);
+    if (mknod(path, S_IFSOCK | 0600, 0) != 0) {
+      CHECK(0);
+      break;
+    }
+  }
+  pid_t a = spawn(dir);
+  CHECK(a > 0);
+  struct ipc_discovery *d = ipc_discovery_new();
+  int logs = 0;
+  ipc_discovery_set_log(d, count_log, &logs);
+  struct found f = {.want = {a}};
+  pass(d, &f);
+  CHECK(f.hit[0]);
+  pass(d, &f); /* a quiet pass: from the listing held, and the name */
+  CHECK(f.hit[0]);
+  ipc_discovery_want_full(d);
+  pass(d, &f);
+  CHECK(f.hit[0]);
+  EXPECT_EQ_INT(1, logs);
+  ipc_discovery_free(d);
+  if (a > 0)
+    reap(a);
+  remove_dir(dir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--serve") == 0)
     return serve(argv[2]);
@@ -769,5 +932,9 @@ int main(int argc, char **argv) {
   RUN_TEST(endpoint_alive);
   RUN_TEST(probe);
   RUN_TEST(collect_begin);
+  RUN_TEST(peer_verify);
+  RUN_TEST(first_tmpdir);
+  RUN_TEST(sanitize);
+  RUN_TEST(discovery_socket_flood);
   END_TEST;
 }
