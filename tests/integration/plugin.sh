@@ -570,12 +570,12 @@ run_lifecycle() {
     CommandLine \"CounterTarget --seconds ${MARK//./\\\\.} --heap-mb 12\$\"
   </Process>
 </Plugin>"; then
-		# c's instance: its entry assembly, "WebTarget" ("WebTarget-<pid>" if
+		# c's instance: its entry assembly, "WebTarget" ("WebTarget-<n>" if
 		# another WebTarget on this machine took the name first)
 		inst_c() { sed -n "s/.*instance \"\([^\"]*\)\": watching pid $pc .*/\1/p" "$D/collectd.log" | tail -1; }
 		wait_until 20 bash -c "grep -q 'watching pid $pc ' '$D/collectd.log'"
 		C=$(inst_c)
-		if [[ $C == WebTarget || $C == "WebTarget-$pc" ]]; then
+		if [[ $C == WebTarget || $C =~ ^WebTarget-[0-9]+$ ]]; then
 			pass "several: AutoDiscover names pid $pc by its entry assembly: \"$C\""
 		else
 			fail "several: AutoDiscover instance of WebTarget pid $pc" "\"$C\""
