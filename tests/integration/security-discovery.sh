@@ -10,7 +10,7 @@
 #  silent  200 diagnostic sockets that accept and never answer (fake
 #          servers, scenario hang: 120 run as root, 80 as an unprivileged
 #          user), every one asked once; then a real .NET 8 runtime starts
-#          beside them: collectd (plugin Interval 2) watches it within two
+#          beside them: collectd (plugin Interval 3) watches it within two
 #          intervals of its socket's creation.
 #  ansi    the unprivileged user runs a real .NET 8 runtime through a link
 #          named ESC[31mX, with TMPDIR ".../tESC[31mQ<newline>R", and a fake
@@ -22,7 +22,13 @@
 #          (mknod S_IFSOCK, nothing listening): collectd's memory grows by
 #          less than MKNOD_RSS_KB, the cap is logged once, and a real
 #          runtime started there afterwards is still watched.
-# About 2 minutes on 2 CPUs.
+#  names   a <Process> rule by command line: the unprivileged user's fake
+#          runtime takes the rule's name first; a root one matching too is
+#          watched under "<name>-2" with a warning naming both pids and
+#          uids; 8 more processes started and ended one after another
+#          while the first holds the name all get "<name>-2": two plugin
+#          instances in all, not one per pid.
+# About 3 minutes on 2 CPUs.
 # shellcheck source-path=SCRIPTDIR
 set -u
 REPO=${REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -44,7 +50,7 @@ U=$(test_user) || exit 1
 G=$(id -g "$U")
 SILENT_ROOT=${SILENT_ROOT:-120}
 SILENT_USER=${SILENT_USER:-80}
-PLUGIN_INTERVAL=2
+PLUGIN_INTERVAL=3
 MKNOD_FILES=${MKNOD_FILES:-50000}
 MKNOD_RSS_KB=${MKNOD_RSS_KB:-3072}
 # CounterTarget --seconds (at most 4294967: its CancelAfter): long enough,
@@ -62,7 +68,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-part() { [[ " ${SECDISC_PARTS:-silent ansi mknod} " == *" $1 "* ]]; }
+part() { [[ " ${SECDISC_PARTS:-silent ansi mknod names} " == *" $1 "* ]]; }
 log_has() { grep -qE -- "$2" "$1/collectd.log"; }
 # "${AS_USER[@]}" CMD...: runs CMD as the unprivileged user, as start_target
 # does (an array, not a function: in the background $! is then CMD itself)
@@ -331,4 +337,74 @@ for i in range(n):
 	else
 		fail "mknod: collectd start" "see $D/collectd.log"
 	fi
+fi
+
+# ---- names: a rule's name taken first, and processes that come and go ----
+if part names; then
+	D=$WORK/names
+	mkdir -p "$D"
+	chmod 1777 "$D"
+	ND=$(mktemp -d /tmp/cdn-nm.XXXXXX)
+	TMP_DIRS+=("$ND")
+	chmod 1777 "$ND"
+	TAG=svc-$$
+	# fakefor NAME [AS-USER...]: a "normal" fake runtime tagged $TAG; sets
+	# FAKE_PID to the pid its socket is named after
+	fakefor() {
+		local name=$1
+		shift
+		rm -f "$D/$name.ready"
+		"$@" "$PY_USER" "$FAKE" --scenario normal --dir "$ND" --ready "$D/$name.ready" \
+			--tag "$TAG" </dev/null >>"$D/$name.out" 2>&1 &
+		OTHER_PIDS+=($!)
+		FAKE_SERVER=$!
+		wait_until 15 test -s "$D/$name.ready" || return 1
+		read -r _ FAKE_PID _ <"$D/$name.ready"
+	}
+	if fakefor imposter "${AS_USER[@]}"; then
+		IMP=$FAKE_PID
+	else
+		fail "names: setup" "the user's fake did not start"
+	fi
+	if [[ -n ${IMP:-} ]] && collectd_start "$D" "LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  <Process \"svc\">
+    CommandLine \"--tag $TAG\"
+  </Process>
+</Plugin>"; then
+		if wait_until 20 log_has "$D" "instance \"svc\": watching pid $IMP "; then
+			pass "names: the user's process (pid $IMP) matches first and is \"svc\""
+		else
+			fail "names: setup" "pid $IMP not watched as \"svc\""
+		fi
+		fakefor real
+		R=$FAKE_PID
+		if wait_until 15 log_has "$D" "watching pid $R " &&
+			log_has "$D" "<Process \"svc\"> also matches pid $R \\(uid 0\\), while pid $IMP \\(uid $(id -u "$U")\\) holds the name \"svc\""; then
+			pass "names: root's pid $R matching too is logged with both pids and uids: $(grep -o "also matches pid $R .*holds the name \"svc\": pid $R is \"[^\"]*\"" "$D/collectd.log")"
+		else
+			fail "names: taken name logged" "no warning naming pid $R and pid $IMP: $(grep -E "pid $R" "$D/collectd.log" | head -2)"
+		fi
+		# processes that come and go while the first holds the name
+		kill -TERM "$FAKE_SERVER"
+		wait_until 10 log_has "$D" "session with pid $R ended"
+		for i in 1 2 3 4 5 6 7 8; do
+			fakefor "churn$i" || break
+			wait_until 15 log_has "$D" "watching pid $FAKE_PID " || break
+			kill -TERM "$FAKE_SERVER"
+			wait_until 10 log_has "$D" "session with pid $FAKE_PID ended" || break
+		done
+		names=$(sed -n 's/.*instance "\([^"]*\)": watching pid .*/\1/p' "$D/collectd.log" | sort -u | tr '\n' ' ')
+		started=$(grep -c ': watching pid ' "$D/collectd.log")
+		if ((started >= 10)) && [[ $names == "svc svc-2 " ]]; then
+			pass "names: $started processes in turn under 2 instance names ($names)"
+		else
+			fail "names: bounded instance names" "$started processes watched under: $names"
+		fi
+		collectd_stop 10 >/dev/null
+	else
+		fail "names: collectd start" "see $D/collectd.log"
+	fi
+	stop_others
 fi
