@@ -6,12 +6,16 @@
 #   REPO=. BUILD=build TRIGGERDUMP=build/c/triggerdump \
 #     PLUGIN_SO=build/c/.libs/dotnet.so RESULTS=/tmp/r.txt \
 #     bash tests/integration/security-discovery.sh
-# Parts (SECDISC_PARTS, default "silent ansi mknod"):
+# Parts (SECDISC_PARTS, default "silent ansi mknod names"):
 #  silent  200 diagnostic sockets that accept and never answer (fake
 #          servers, scenario hang: 120 run as root, 80 as an unprivileged
 #          user), every one asked once; then a real .NET 8 runtime starts
-#          beside them: collectd (plugin Interval 3) watches it within two
-#          intervals of its socket's creation.
+#          beside them, with a pid above theirs (a connector that asks in
+#          /proc order reaches it last): collectd (plugin Interval 5)
+#          watches it within two intervals of its socket's creation. (A new
+#          process costs up to an interval to be noticed, events being taken
+#          once an interval, plus up to 1 s to the start grid, plus the
+#          runtime's own start: Interval 5 leaves room for a loaded host.)
 #  ansi    the unprivileged user runs a real .NET 8 runtime through a link
 #          named ESC[31mX, with TMPDIR ".../tESC[31mQ<newline>R", and a fake
 #          runtime there whose error replies carry ESC and a newline; then
@@ -50,7 +54,7 @@ U=$(test_user) || exit 1
 G=$(id -g "$U")
 SILENT_ROOT=${SILENT_ROOT:-120}
 SILENT_USER=${SILENT_USER:-80}
-PLUGIN_INTERVAL=3
+PLUGIN_INTERVAL=5
 MKNOD_FILES=${MKNOD_FILES:-50000}
 MKNOD_RSS_KB=${MKNOD_RSS_KB:-3072}
 # CounterTarget --seconds (at most 4294967: its CancelAfter): long enough,
@@ -148,8 +152,16 @@ if part silent; then
 		else
 			fail "silent: asked" "$(asked) of $total silent sockets asked after 120 s"
 		fi
+		# the runtime's pid above every silent one's, as on a host whose
+		# pids have not wrapped since they started: a connector that asks in
+		# /proc order reaches the runtime last (after a wrap it would reach
+		# it first, and the test would not show what it is for)
+		max=$(awk '{ print $2 }' "$D/root.ready" "$D/user.ready" | sort -n | tail -1)
+		burnt=0
+		while (($(sh -c 'echo $$') <= max && burnt < 70000)); do burnt=$((burnt + 1)); done
 		export TMPDIR=$SD
 		if P=$(start_target CounterTarget 8 --seconds "$MARK"); then
+			echo "   the runtime is pid $P; the silent ones' highest $max ($burnt pids passed over)"
 			sock=$(dotnet_diag_socket "$P")
 			t_sock=$(mtime "$sock")
 			limit=$((2 * PLUGIN_INTERVAL))
