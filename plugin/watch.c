@@ -639,8 +639,8 @@ static int name_admit(struct watch *w, const char *name) {
  * the same time, so that the names one rule or assembly can have are as
  * many as its processes at once, not one per pid over time. A rule's
  * process that does not get the rule's own name is logged with the pid and
- * uid of the one that has it (rules match what a process says about
- * itself: see watch.h). 0, or -ENOSPC when the name would be a new one
+ * uid of the one that has it, as a warning when the two run as different
+ * users (rules match what a process says about itself: see watch.h). 0, or -ENOSPC when the name would be a new one
  * past max_instances. */
 static int pick_instance(struct watch *w, const char *base, int rule,
                          struct seen *sn, const struct ipc_endpoint *ep,
@@ -675,8 +675,11 @@ static int pick_instance(struct watch *w, const char *base, int rule,
     return -ENOSPC;
   }
   if (rule >= 0 && holder_pid != 0 && !sn->name_warned) {
+    /* another user's process holding the name is what an imitation
+     * looks like; the same user's is a restart overlapping its
+     * predecessor, or several workers */
     sn->name_warned = 1;
-    wlog(w, WATCH_LOG_WARNING,
+    wlog(w, holder_uid != ep->uid ? WATCH_LOG_WARNING : WATCH_LOG_DEBUG,
          "<Process \"%s\"> also matches pid %d (uid %u), while pid %d "
          "(uid %u) holds the name \"%s\": pid %d is \"%s\". A rule matches "
          "what a process says about itself; if one of them is not the process "

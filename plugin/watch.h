@@ -34,8 +34,9 @@ enum watch_match { WATCH_MATCH_PID, WATCH_MATCH_COMMAND_LINE, WATCH_MATCH_ENTRY 
  * its entry assembly) or its pid: any local user can start a process that
  * matches a CommandLine or EntryAssembly rule. The first process matched
  * gets the rule's name; another matched while that one runs gets
- * "<name>-<n>" (n = 2, 3, ...: the lowest free) and a warning naming both
- * pids and uids, so a name is never taken over silently. */
+ * "<name>-<n>" (n = 2, 3, ...: the lowest free), and when the two run as
+ * different users a warning naming both pids and uids, so a name is never
+ * taken over silently by another user. */
 struct watch_rule {
   char name[64];              /* the plugin instance */
   enum watch_match match;
