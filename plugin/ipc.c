@@ -66,13 +66,16 @@ void ipc_sanitize(char *s) {
       continue;
     }
     /* the length of a valid UTF-8 sequence starting here, or 0 */
-    size_t k = (c >> 5) == 0x6 && c >= 0xC2 ? 2 : (c >> 4) == 0xE ? 3
-               : (c >> 3) == 0x1E && c <= 0xF4 ? 4 : 0;
+    size_t k = (c >> 5) == 0x6 && c >= 0xC2    ? 2
+               : (c >> 4) == 0xE               ? 3
+               : (c >> 3) == 0x1E && c <= 0xF4 ? 4
+                                               : 0;
     for (size_t j = 1; j < k; j++)
       if ((p[j] & 0xC0) != 0x80)
         k = 0; /* also stops at the terminator: 0 is no continuation */
     /* overlong 3- and 4-byte forms, surrogates, beyond U+10FFFF */
-    if ((k == 3 && ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))) ||
+    if ((k == 3 &&
+         ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))) ||
         (k == 4 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))))
       k = 0;
     if (k == 0) {
@@ -1177,8 +1180,7 @@ static int disc_exact_sock(const char *dir, pid_t ns_pid, uint64_t start_time,
   struct stat st;
   if ((size_t)snprintf(name, cap, "dotnet-diagnostic-%d-%llu-socket",
                        (int)ns_pid, (unsigned long long)start_time) >= cap ||
-      (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
-          sizeof(path))
+      (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
     return 0;
   return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
 }
@@ -1192,9 +1194,8 @@ static int disc_has_socket(struct ipc_discovery *d, const struct disc_proc *p) {
   if (i < dd->nsocks && dd->socks[i].ns_pid == p->ns_pid)
     return 1;
   char name[DISC_NAME_MAX];
-  return dd->overflow &&
-         disc_exact_sock(dd->path, p->ns_pid, p->start_time, name,
-                         sizeof(name));
+  return dd->overflow && disc_exact_sock(dd->path, p->ns_pid, p->start_time,
+                                         name, sizeof(name));
 }
 
 /* A listed socket's modification time (0 when it cannot be had). */

@@ -115,8 +115,8 @@ struct ended {
 
 /* A process a pass wants to ask who it is (see PROBES_MAX). */
 struct probe_cand {
-  int again;    /* asked before without an answer */
-  int64_t key;  /* the order among its class: smaller first */
+  int again;   /* asked before without an answer */
+  int64_t key; /* the order among its class: smaller first */
   struct ipc_endpoint ep;
 };
 
@@ -137,7 +137,7 @@ struct watch {
   uint64_t reader_reads, reader_wakeups; /* likewise */
   struct seen *seen;
   size_t nseen;
-  uint64_t seen_order; /* the next seen entry's order */
+  uint64_t seen_order;  /* the next seen entry's order */
   unsigned caps_logged; /* CAP_* said once */
   unsigned generation;
   /* every instance name handed out (the connector's only; the lists of
@@ -257,9 +257,7 @@ struct watch *watch_new(const struct watch_config *cfg) {
   w->templates = counters_templates_new();
   struct epoll_event wev = {.events = EPOLLIN, .data.ptr = NULL};
   if (w->seen == NULL || w->names == NULL || w->cand == NULL ||
-      w->rule_missing == NULL ||
-      w->templates == NULL ||
-      w->cancel < 0 ||
+      w->rule_missing == NULL || w->templates == NULL || w->cancel < 0 ||
       w->kick < 0 || w->epoll < 0 ||
       pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
       epoll_ctl(w->epoll, EPOLL_CTL_ADD, w->wake[0], &wev) != 0) {
@@ -640,8 +638,8 @@ static int name_admit(struct watch *w, const char *name) {
  * many as its processes at once, not one per pid over time. A rule's
  * process that does not get the rule's own name is logged with the pid and
  * uid of the one that has it, as a warning when the two run as different
- * users (rules match what a process says about itself: see watch.h). 0, or -ENOSPC when the name would be a new one
- * past max_instances. */
+ * users (rules match what a process says about itself: see watch.h). 0, or
+ * -ENOSPC when the name would be a new one past max_instances. */
 static int pick_instance(struct watch *w, const char *base, int rule,
                          struct seen *sn, const struct ipc_endpoint *ep,
                          char *out, size_t cap) {
@@ -790,7 +788,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
    * MaxProcesses): processes that anyone can start do not crowd out the
    * ones configured */
   size_t keep = w->cfg.nrules < w->cfg.max_targets / 2 ? w->cfg.nrules
-                                                        : w->cfg.max_targets / 2;
+                                                       : w->cfg.max_targets / 2;
   if (n >= w->cfg.max_targets) {
     if (!sn->complained)
       wlog(w, WATCH_LOG_WARNING,
@@ -1024,8 +1022,8 @@ static void info_failed(struct watch *w, struct seen *sn,
     /* a socket nobody asked for that does not answer: asked again less
      * and less often (a rule's process keeps RETRY_SEC) */
     int64_t pause = RETRY_SEC;
-    for (unsigned i = 1; i < sn->probe_failures && pause < PROBE_BACKOFF_MAX_SEC;
-         i++)
+    for (unsigned i = 1;
+         i < sn->probe_failures && pause < PROBE_BACKOFF_MAX_SEC; i++)
       pause *= 2;
     if (pause > PROBE_BACKOFF_MAX_SEC)
       pause = PROBE_BACKOFF_MAX_SEC;

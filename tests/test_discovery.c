@@ -789,24 +789,30 @@ DEF_TEST(peer_verify) {
 DEF_TEST(first_tmpdir) {
   char out[64];
   static const char env1[] = "A=1\0TMPDIR=/first/\0TMPDIR=/second\0";
-  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(0,
+                ipc_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/first") == 0);
   static const char env2[] = "TMPDIR=\0TMPDIR=/second\0";
-  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(0,
+                ipc_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0); /* empty: /tmp, as the runtime */
   static const char env3[] = "TMPDIR=rel\0TMPDIR=/second\0";
-  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(0,
+                ipc_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
   static const char env4[] = "HOME=/h\0TMPDIR=/last"; /* no final NUL */
-  EXPECT_EQ_INT(0, ipc_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(0,
+                ipc_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/last") == 0);
-  static const char env5[] = "TMPDIR=/a-directory-name-longer-than-the-output-buffer-"
-                             "of-sixty-four-bytes\0";
+  static const char env5[] =
+      "TMPDIR=/a-directory-name-longer-than-the-output-buffer-"
+      "of-sixty-four-bytes\0";
   EXPECT_EQ_INT(-ENAMETOOLONG,
                 ipc_environ_tmpdir(env5, sizeof(env5) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
 
-  char first[] = "/tmp/test-tmpdir1-XXXXXX", second[] = "/tmp/test-tmpdir2-XXXXXX";
+  char first[] = "/tmp/test-tmpdir1-XXXXXX",
+       second[] = "/tmp/test-tmpdir2-XXXXXX";
   CHECK(mkdtemp(first) != NULL && mkdtemp(second) != NULL);
   char e1[64], e2[64];
   snprintf(e1, sizeof(e1), "TMPDIR=%s", first);
@@ -829,10 +835,14 @@ DEF_TEST(first_tmpdir) {
  * UTF-8 stays; ProcessInfo strings and the runtime's error text come out
  * clean. */
 DEF_TEST(sanitize) {
-  char s1[] = "a\x1b[31mb\nc\rd\x7f" "e\xc2\x9b" "f\xc3\xa9g\xe2\x82\xac\xff\xc3";
+  char s1[] = "a\x1b[31mb\nc\rd\x7f"
+              "e\xc2\x9b"
+              "f\xc3\xa9g\xe2\x82\xac\xff\xc3";
   ipc_sanitize(s1);
   CHECK(strcmp(s1, "a?[31mb?c?d?e??f\xc3\xa9g\xe2\x82\xac??") == 0);
-  char s2[] = "\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80"; /* overlong, surrogate, > U+10FFFF */
+  char s2[] =
+      "\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80"; /* overlong, surrogate, >
+                                                     U+10FFFF */
   ipc_sanitize(s2);
   for (char *c = s2; *c; c++)
     CHECK(*c == '?');
