@@ -6,7 +6,7 @@
 #   REPO=. BUILD=build TRIGGERDUMP=build/c/triggerdump \
 #     PLUGIN_SO=build/c/.libs/dotnet.so RESULTS=/tmp/r.txt \
 #     bash tests/integration/security-discovery.sh
-# Parts (SECDISC_PARTS, default "silent ansi mknod names"):
+# Parts (SECDISC_PARTS, default "silent ansi mknod names maxproc"):
 #  silent  200 diagnostic sockets that accept and never answer (fake
 #          servers, scenario hang: 120 run as root, 80 as an unprivileged
 #          user), every one asked once; then a real .NET 8 runtime starts
@@ -32,6 +32,11 @@
 #          uids; 8 more processes started and ended one after another
 #          while the first holds the name all get "<name>-2": two plugin
 #          instances in all, not one per pid.
+#  maxproc MaxProcesses 2, AutoDiscover, one <Process> rule: three fake
+#          runtimes anyone could start are found first; the rule's process
+#          that comes after them is still watched (autodiscovered ones leave
+#          a slot to each rule, at most half of MaxProcesses), and the cap
+#          is logged once.
 # About 3 minutes on 2 CPUs.
 # shellcheck source-path=SCRIPTDIR
 set -u
@@ -72,7 +77,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-part() { [[ " ${SECDISC_PARTS:-silent ansi mknod names} " == *" $1 "* ]]; }
+part() { [[ " ${SECDISC_PARTS:-silent ansi mknod names maxproc} " == *" $1 "* ]]; }
 log_has() { grep -qE -- "$2" "$1/collectd.log"; }
 # "${AS_USER[@]}" CMD...: runs CMD as the unprivileged user, as start_target
 # does (an array, not a function: in the background $! is then CMD itself)
@@ -417,6 +422,56 @@ if part names; then
 		collectd_stop 10 >/dev/null
 	else
 		fail "names: collectd start" "see $D/collectd.log"
+	fi
+	stop_others
+fi
+
+# ---- maxproc: processes anyone can start do not crowd out a rule's ----
+if part maxproc; then
+	D=$WORK/maxproc
+	mkdir -p "$D"
+	XD=$(mktemp -d /tmp/cdn-mp.XXXXXX)
+	TMP_DIRS+=("$XD")
+	autos=()
+	for i in 1 2 3; do
+		rm -f "$D/auto$i.ready"
+		"$PY" "$FAKE" --scenario normal --dir "$XD" --ready "$D/auto$i.ready" \
+			--tag "auto-$$" </dev/null >>"$D/auto$i.out" 2>&1 &
+		OTHER_PIDS+=($!)
+		wait_until 15 test -s "$D/auto$i.ready" && read -r _ a _ <"$D/auto$i.ready" && autos+=("$a")
+	done
+	if collectd_start "$D" "LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  AutoDiscover true
+  MaxProcesses 2
+  <Process \"ruled\">
+    CommandLine \"--tag ruled-$$\"
+  </Process>
+</Plugin>"; then
+		# the autodiscovered ones (ours, and any other .NET process here)
+		# take what they may
+		wait_until 20 bash -c "grep -qE 'watching pid (${autos[0]}|${autos[1]}|${autos[2]}) ' '$D/collectd.log'"
+		sleep 2
+		rm -f "$D/ruled.ready"
+		"$PY" "$FAKE" --scenario normal --dir "$XD" --ready "$D/ruled.ready" \
+			--tag "ruled-$$" </dev/null >>"$D/ruled.out" 2>&1 &
+		OTHER_PIDS+=($!)
+		wait_until 15 test -s "$D/ruled.ready" && read -r _ R _ <"$D/ruled.ready"
+		if wait_until 20 log_has "$D" "instance \"ruled\": watching pid ${R:-X} "; then
+			pass "maxproc: the rule's process (pid $R) is watched beside $(($(grep -c ': watching pid ' "$D/collectd.log") - 1)) autodiscovered one (MaxProcesses 2)"
+		else
+			fail "maxproc: rule's process watched" "pid ${R:-?} not watched: $(grep -E 'MaxProcesses|pid '"${R:-X}" "$D/collectd.log" | head -2)"
+		fi
+		n=$(grep -c "kept for the <Process> blocks" "$D/collectd.log")
+		if ((n == 1)); then
+			pass "maxproc: the autodiscovery cap is logged once: $(grep -o 'not watching pid .*blocks' "$D/collectd.log")"
+		else
+			fail "maxproc: cap logged once" "$n lines say so"
+		fi
+		collectd_stop 10 >/dev/null
+	else
+		fail "maxproc: collectd start" "see $D/collectd.log"
 	fi
 	stop_others
 fi
