@@ -189,6 +189,9 @@ if part silent; then
 	else
 		fail "silent: collectd start" "see $D/collectd.log"
 	fi
+	# every forked server by its pid too (READY <named> <server> <path>),
+	# should a parent go before it has passed the signal on
+	while read -r _ _ p _; do OTHER_PIDS+=("$p"); done < <(cat "$D/root.ready" "$D/user.ready" 2>/dev/null)
 	stop_others
 fi
 
