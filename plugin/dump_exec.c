@@ -784,8 +784,11 @@ static int run_wait(const struct spawn *sp, int timeout_ms,
   size_t msglen = 0;
   char text[2049] = ""; /* the tail of its output */
   size_t textlen = 0;
-  struct pollfd pfd[2] = {{.fd = st[0], .events = POLLIN},
-                          {.fd = out[0], .events = POLLIN}};
+  /* the third: the thread's cancel fd (the dump worker's, written at
+   * shutdown), never read here so that it stays readable for the rest */
+  struct pollfd pfd[3] = {{.fd = st[0], .events = POLLIN},
+                          {.fd = out[0], .events = POLLIN},
+                          {.fd = ipc_get_cancel_fd(), .events = POLLIN}};
   double deadline = mono_s() + timeout_ms / 1000.0;
   int timed_out = 0;
   while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
@@ -794,13 +797,19 @@ static int run_wait(const struct spawn *sp, int timeout_ms,
       timed_out = 1;
       break;
     }
-    int n = poll(pfd, 2, (int)(left * 1000) + 1);
+    int n = poll(pfd, 3, (int)(left * 1000) + 1);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
       r = -errno;
       say(res, "poll: %s", strerror(-r));
       timed_out = 1; /* kill it: we cannot watch it any more */
+      break;
+    }
+    if (pfd[2].fd >= 0 && pfd[2].revents != 0) {
+      r = -ECANCELED;
+      say(res, "cancelled (shutting down): %s killed", argv[0]);
+      timed_out = 1;
       break;
     }
     for (int i = 0; i < 2; i++) {

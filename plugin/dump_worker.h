@@ -34,11 +34,11 @@ struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
                                     const struct dump_policy *policy,
                                     dump_done_cb done, void *ctx);
 int dump_worker_start(struct dump_worker *w);
-/* Stops the thread and drops queued requests. A dump in progress with
- * Method ipc is abandoned at once (the wait for the runtime's answer ends
- * with -ECANCELED), and so is the copy of any dump into its final file
- * (between two 8 MiB chunks); createdump run by Method exec runs to its end
- * or Timeout. Accepts NULL. */
+/* Stops the thread and drops queued requests. A dump in progress is
+ * abandoned at once: with Method ipc the wait for the runtime's answer ends
+ * with -ECANCELED, with Method exec createdump is killed, and the copy of
+ * any dump into its final file stops between two 8 MiB chunks. Accepts
+ * NULL. */
 void dump_worker_free(struct dump_worker *w);
 
 /* Queues a dump. 0: queued. Refusals, with why[] filled:

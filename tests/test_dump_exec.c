@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -366,6 +368,39 @@ DEF_TEST(output_escaped) {
   return 0;
 }
 
+/* Shutdown cancels a createdump that runs: the worker's cancel fd (here
+ * readable before the run) ends the wait at once, the program killed,
+ * instead of after Timeout. */
+DEF_TEST(cancelled) {
+  put("ok/slow", "#!/bin/sh\nsleep 30\n", 0755, 0);
+  pid_t child = fork();
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+  CHECK(efd >= 0);
+  ipc_set_cancel_fd(efd);
+  struct ipc_endpoint ep = {.pid = child, .start_time = start_of(child)};
+  struct dump_exec_plan plan = {.fd = -1, .uid = getuid(), .gid = getgid()};
+  snprintf(plan.path, sizeof(plan.path), "%s/ok/slow", base);
+  struct dump_result res = {0};
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int r = dump_exec_run(&plan, &ep, "/dev/null", IPC_DUMP_MINI, 20000, &res);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double took = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  printf("# %d %s (%.2f s)\n", r, res.reason, took);
+  EXPECT_EQ_INT(-ECANCELED, r);
+  CHECK(strstr(res.reason, "cancelled (shutting down)") != NULL);
+  CHECK(took < 2.0);
+  ipc_set_cancel_fd(-1);
+  close(efd);
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  return 0;
+}
+
 int main(void) {
   if (geteuid() != 0)
     SKIP_ALL("needs root (it chowns files to other users)");
@@ -402,6 +437,7 @@ int main(void) {
   RUN_TEST(pid_reuse);
   RUN_TEST(child_as_user);
   RUN_TEST(output_escaped);
+  RUN_TEST(cancelled);
 
   char cmd[128];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
