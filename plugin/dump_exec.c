@@ -74,38 +74,13 @@ int dump_exec_stat_start(const char *line, uint64_t *start) {
   return 0;
 }
 
-/* Reads the file `name` under dirfd (not following a symlink) into buf,
- * NUL-terminated; what does not fit is left out. Bytes read, or negative
- * errno. Only system calls: also used between fork and exec. */
-static ssize_t read_at(int dirfd, const char *name, char *buf, size_t cap) {
-  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
-    return -errno;
-  size_t len = 0;
-  while (len + 1 < cap) {
-    ssize_t n = read(fd, buf + len, cap - 1 - len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      return -e;
-    }
-    if (n == 0)
-      break;
-    len += (size_t)n;
-  }
-  buf[len] = 0;
-  close(fd);
-  return (ssize_t)len;
-}
 
 /* 0 while the process behind proc_fd (/proc/<pid>) has the start time
  * `start`; -ESRCH when it has gone or its pid now names another process. */
 static int proc_same(int proc_fd, uint64_t start) {
   char buf[1024];
   uint64_t now;
-  if (read_at(proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
+  if (ipc_read_at(proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
       dump_exec_stat_start(buf, &now) != 0 || now != start)
     return -ESRCH;
   return 0;
@@ -346,7 +321,7 @@ static int read_ids(int dirfd, const char *name, struct proc_ids *ids) {
   if (buf == NULL)
     return -ENOMEM;
   memset(ids, 0, sizeof(*ids));
-  ssize_t n = read_at(dirfd, name, buf, STATUS_CAP);
+  ssize_t n = ipc_read_at(dirfd, name, buf, STATUS_CAP);
   int r = n < 0 ? (int)n : parse_ids(buf, ids);
   free(buf);
   return r;
@@ -356,8 +331,8 @@ static int read_ids(int dirfd, const char *name, struct proc_ids *ids) {
  * behind dirfd is ours, or when there is no LSM to label them. */
 static int same_lsm_label(int dirfd) {
   char a[256], b[256];
-  ssize_t na = read_at(dirfd, "attr/current", a, sizeof(a));
-  ssize_t nb = read_at(AT_FDCWD, "/proc/self/attr/current", b, sizeof(b));
+  ssize_t na = ipc_read_at(dirfd, "attr/current", a, sizeof(a));
+  ssize_t nb = ipc_read_at(AT_FDCWD, "/proc/self/attr/current", b, sizeof(b));
   if (na < 0 && nb < 0 && (na == -EINVAL || na == -ENOENT) &&
       (nb == -EINVAL || nb == -ENOENT))
     return 1;
@@ -376,7 +351,7 @@ static int same_user_ns(int proc_fd) {
 /* kernel.yama.ptrace_scope, 0 when Yama is not there. */
 static int yama_scope(void) {
   char buf[16];
-  if (read_at(AT_FDCWD, "/proc/sys/kernel/yama/ptrace_scope", buf,
+  if (ipc_read_at(AT_FDCWD, "/proc/sys/kernel/yama/ptrace_scope", buf,
               sizeof(buf)) <= 0)
     return 0;
   return atoi(buf);
@@ -612,7 +587,7 @@ static void __attribute__((noreturn))
 run_child(const struct spawn *sp, int in, int out) {
   char buf[1024];
   uint64_t now;
-  if (read_at(sp->proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
+  if (ipc_read_at(sp->proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
       dump_exec_stat_start(buf, &now) != 0 || now != sp->start)
     child_fail(out,
                "the target has ended or its pid is another process "

@@ -425,10 +425,8 @@ static long read_proc_line(const char *path, char *buf, size_t cap) {
   return (long)n;
 }
 
-/* Reads up to cap-1 bytes of a /proc file; NUL-terminates. Bytes read or
- * negative errno. */
-static long read_small_file(const char *path, char *buf, size_t cap) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+ssize_t ipc_read_at(int dirfd, const char *name, char *buf, size_t cap) {
+  int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return -errno;
   size_t off = 0;
@@ -447,7 +445,7 @@ static long read_small_file(const char *path, char *buf, size_t cap) {
   }
   close(fd);
   buf[off] = 0;
-  return (long)off;
+  return (ssize_t)off;
 }
 
 /* PF_EXITING (include/linux/sched.h), in the flags of /proc/<pid>/stat
@@ -520,7 +518,7 @@ static int proc_start_time(pid_t pid, uint64_t *start) {
 static pid_t proc_ns_pid(pid_t pid) {
   char path[64], buf[4096];
   snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-  if (read_small_file(path, buf, sizeof(buf)) < 0)
+  if (ipc_read_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
     return pid;
   char *line = strstr(buf, "\nNSpid:");
   if (line == NULL)

@@ -286,6 +286,12 @@ void ipc_set_cancel_fd(int fd);
  * (the copy of a dump) that must end as promptly. */
 int ipc_get_cancel_fd(void);
 
+/* Reads up to cap-1 bytes of the file `name` under dirfd (AT_FDCWD: a
+ * path), not following a symlink at its last component; NUL-terminates.
+ * Bytes read or negative errno. Only system calls: safe between fork and
+ * exec. */
+ssize_t ipc_read_at(int dirfd, const char *name, char *buf, size_t cap);
+
 /* Building blocks, exposed for tests and the fault-injection server. */
 
 /* Who serves the connected socket fd (SO_PEERCRED): 0 when it is ep's
