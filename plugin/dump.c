@@ -38,9 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void say(struct dump_result *res, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void say(struct dump_result *res, const char *fmt, ...) {
+void dump_say(struct dump_result *res, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
@@ -528,13 +526,13 @@ static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
   int r = 0;
   while (done < size) {
     if (deadline_ms > 0 && ipc_now_ms() >= deadline_ms) {
-      say(res, "Timeout reached while copying the dump (%llu of %llu MiB)",
+      dump_say(res, "Timeout reached while copying the dump (%llu of %llu MiB)",
           (unsigned long long)(done >> 20), (unsigned long long)(size >> 20));
       r = -ETIMEDOUT;
       break;
     }
     if (cancelled(cancel_fd)) {
-      say(res, "cancelled (shutting down) while copying the dump");
+      dump_say(res, "cancelled (shutting down) while copying the dump");
       r = -ECANCELED;
       break;
     }
@@ -551,7 +549,7 @@ static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
       }
     } else {
       if (buf == NULL && (buf = malloc(COPY_BUF)) == NULL) {
-        say(res, "copying the dump: out of memory");
+        dump_say(res, "copying the dump: out of memory");
         r = -ENOMEM;
         break;
       }
@@ -577,11 +575,11 @@ static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
       continue;
     if (n < 0) {
       r = -errno;
-      say(res, "copying the dump failed: %s", strerror(-r));
+      dump_say(res, "copying the dump failed: %s", strerror(-r));
       break;
     }
     if (n == 0) {
-      say(res, "the dump shrank while it was copied: refusing it");
+      dump_say(res, "the dump shrank while it was copied: refusing it");
       r = -EIO;
       break;
     }
@@ -600,7 +598,7 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
   struct stat st;
   if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", dir_path,
                        final_name) >= sizeof(final_path)) {
-    say(res, "dump path too long");
+    dump_say(res, "dump path too long");
     return -ENAMETOOLONG;
   }
   /* O_NONBLOCK: a FIFO put in the dump's place must not block us */
@@ -609,22 +607,22 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
   if (in < 0) {
     r = -errno;
     if (r == -ENOENT)
-      say(res, "the runtime reported success but wrote no dump at %s",
+      dump_say(res, "the runtime reported success but wrote no dump at %s",
           src_shown);
     else if (r == -ELOOP)
-      say(res, "%s is not a regular file (a symbolic link): refusing it",
+      dump_say(res, "%s is not a regular file (a symbolic link): refusing it",
           src_shown);
     else
-      say(res, "cannot open the dump %s: %s", src_shown, strerror(-r));
+      dump_say(res, "cannot open the dump %s: %s", src_shown, strerror(-r));
     return r;
   }
   if (fstat(in, &st) != 0) {
     r = -errno;
-    say(res, "cannot stat the dump %s: %s", src_shown, strerror(-r));
+    dump_say(res, "cannot stat the dump %s: %s", src_shown, strerror(-r));
     goto out;
   }
   if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != writer) {
-    say(res, "%s is not a plain file of its writer (%s): refusing it",
+    dump_say(res, "%s is not a plain file of its writer (%s): refusing it",
         src_shown,
         S_ISDIR(st.st_mode)    ? "a directory"
         : !S_ISREG(st.st_mode) ? "not a regular file"
@@ -634,14 +632,14 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
     goto out;
   }
   if (st.st_size <= 0) {
-    say(res, "the dump %s is empty", src_shown);
+    dump_say(res, "the dump %s is empty", src_shown);
     r = -EIO;
     goto out;
   }
   uint64_t size = (uint64_t)st.st_size;
   struct stat fst;
   if (fstatat(dirfd, final_name, &fst, AT_SYMLINK_NOFOLLOW) == 0) {
-    say(res, "%s exists already: refusing to overwrite it", final_path);
+    dump_say(res, "%s exists already: refusing to overwrite it", final_path);
     r = -EEXIST;
     goto out;
   }
@@ -652,7 +650,7 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
   if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
     uint8_t rnd[8];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-      say(res, "no random bytes for a temporary name");
+      dump_say(res, "no random bytes for a temporary name");
       r = -EAGAIN;
       goto out;
     }
@@ -664,38 +662,38 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
   }
   if (out < 0) {
     r = -errno;
-    say(res, "cannot create a file in %s: %s", dir_path, strerror(-r));
+    dump_say(res, "cannot create a file in %s: %s", dir_path, strerror(-r));
     tmp_name[0] = 0;
     goto out;
   }
   if (fchmod(out, 0600) != 0 || (geteuid() == 0 && fchown(out, 0, 0) != 0)) {
     r = -errno;
-    say(res, "cannot secure the dump: %s", strerror(-r));
+    dump_say(res, "cannot secure the dump: %s", strerror(-r));
     goto out;
   }
 
   /* A clone shares blocks (btrfs, xfs): no copy, no space. */
   if (ioctl(out, FICLONE, in) == 0) {
     if (fstat(out, &fst) != 0 || (uint64_t)fst.st_size < size) {
-      say(res, "the dump shrank while it was cloned: refusing it");
+      dump_say(res, "the dump shrank while it was cloned: refusing it");
       r = -EIO;
       goto out;
     }
     if ((uint64_t)fst.st_size > size && ftruncate(out, (off_t)size) != 0) {
       r = -errno;
-      say(res, "cannot truncate the dump: %s", strerror(-r));
+      dump_say(res, "cannot truncate the dump: %s", strerror(-r));
       goto out;
     }
   } else {
     struct statvfs sv;
     if (fstatvfs(dirfd, &sv) != 0) {
       r = -errno;
-      say(res, "statvfs %s: %s", dir_path, strerror(-r));
+      dump_say(res, "statvfs %s: %s", dir_path, strerror(-r));
       goto out;
     }
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     if (size > avail || avail - size < min_free_bytes) {
-      say(res,
+      dump_say(res,
           "the dump is %llu MiB, and %s has %llu MiB free with MinFreeSpace "
           "%llu MiB: refusing to copy it",
           (unsigned long long)(size >> 20), dir_path,
@@ -723,7 +721,7 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
     }
   }
   if (r < 0) {
-    say(res, "cannot move the dump to %s: %s", final_path, strerror(-r));
+    dump_say(res, "cannot move the dump to %s: %s", final_path, strerror(-r));
     goto out;
   }
   res->size = size;
@@ -759,12 +757,12 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     struct statvfs sv;
     if (fstatvfs(dfd, &sv) != 0) {
       r = -errno;
-      say(res, "statvfs %s: %s", dir, strerror(-r));
+      dump_say(res, "statvfs %s: %s", dir, strerror(-r));
       goto out;
     }
     uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     if (avail < req->min_free_bytes) {
-      say(res,
+      dump_say(res,
           "only %llu MiB free in %s, below MinFreeSpace (%llu MiB): no dump",
           (unsigned long long)(avail >> 20), dir,
           (unsigned long long)(req->min_free_bytes >> 20));
@@ -779,13 +777,13 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
            (int)req->ep.pid, stamp);
   if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", dir,
                        final_name) >= sizeof(final_path)) {
-    say(res, "dump path too long");
+    dump_say(res, "dump path too long");
     r = -ENAMETOOLONG;
     goto out;
   }
   struct stat st;
   if (fstatat(dfd, final_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-    say(res, "%s exists already: refusing to overwrite it", final_path);
+    dump_say(res, "%s exists already: refusing to overwrite it", final_path);
     r = -EEXIST;
     goto out;
   }
@@ -797,7 +795,7 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     char why[512];
     r = dump_exec_plan(&req->ep, &plan, why, sizeof(why));
     if (r < 0) {
-      say(res, "%s", why);
+      dump_say(res, "%s", why);
       goto out;
     }
     writer = plan.uid;
@@ -815,7 +813,7 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     char *slash = strrchr(cdir, '/');
     if (strncmp(cdir, root, (size_t)pl) != 0 || slash == NULL ||
         slash < cdir + pl) {
-      say(res, "cannot tell the target's TMPDIR");
+      dump_say(res, "cannot tell the target's TMPDIR");
       r = -EINVAL;
       goto out;
     }
@@ -824,7 +822,7 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) {
       r = -errno;
-      say(res, "cannot open %s: %s", root, strerror(-r));
+      dump_say(res, "cannot open %s: %s", root, strerror(-r));
       goto out;
     }
     struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
@@ -833,13 +831,13 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     r = tfd < 0 ? -errno : 0;
     close(rootfd);
     if (r < 0) {
-      say(res, "cannot open the target's TMPDIR %s inside its root: %s",
+      dump_say(res, "cannot open the target's TMPDIR %s inside its root: %s",
           in_root, strerror(-r));
       goto out;
     }
     uint8_t rnd[8];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-      say(res, "no random bytes for a name");
+      dump_say(res, "no random bytes for a name");
       r = -EAGAIN;
       goto out;
     }
@@ -849,7 +847,7 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     if ((size_t)snprintf(target_path, sizeof(target_path), "%s/%s",
                          strcmp(in_root, "/") ? in_root : "",
                          src_name) >= sizeof(target_path)) {
-      say(res, "dump path too long");
+      dump_say(res, "dump path too long");
       r = -ENAMETOOLONG;
       goto out;
     }
@@ -865,7 +863,7 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
                          "%s/" DUMP_STAGING_AREA "/%s/dump",
                          strcmp(dir, "/") ? dir : "",
                          stage_name) >= sizeof(target_path)) {
-      say(res, "dump path too long");
+      dump_say(res, "dump path too long");
       r = -ENAMETOOLONG;
       goto out;
     }
@@ -876,7 +874,7 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
     struct ipc_error err = {0};
     r = ipc_dump(&req->ep, target_path, req->type, timeout_ms, &err);
     if (r < 0)
-      say(res, "GenerateCoreDump failed: %s", err.message);
+      dump_say(res, "GenerateCoreDump failed: %s", err.message);
   } else {
     r = dump_exec_run(&plan, &req->ep, target_path, req->type, timeout_ms, res);
   }

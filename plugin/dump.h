@@ -46,6 +46,10 @@ struct dump_result {
                        (e.g. who ran createdump), "" when nothing */
 };
 
+/* Writes res->reason (cut to fit). */
+void dump_say(struct dump_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* 0 on success, negative errno with res->reason on failure. */
 int dump_take(const struct dump_request *req, struct dump_result *res);
 

@@ -27,14 +27,6 @@
 static char *const clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                                   "HOME=/", NULL};
 
-static void say(struct dump_result *res, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void say(struct dump_result *res, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(res->reason, sizeof(res->reason), fmt, ap);
-  va_end(ap);
-}
 
 static double mono_s(void) {
   struct timespec ts;
@@ -740,13 +732,13 @@ static int run_wait(const struct spawn *sp, int timeout_ms,
   if (pipe2(st, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
       (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
     r = -errno;
-    say(res, "cannot run %s: %s", argv[0], strerror(-r));
+    dump_say(res, "cannot run %s: %s", argv[0], strerror(-r));
     goto out;
   }
   helper = fork();
   if (helper < 0) {
     r = -errno;
-    say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
+    dump_say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
     goto out;
   }
   if (helper == 0)
@@ -777,13 +769,13 @@ static int run_wait(const struct spawn *sp, int timeout_ms,
       continue;
     if (n < 0) {
       r = -errno;
-      say(res, "poll: %s", strerror(-r));
+      dump_say(res, "poll: %s", strerror(-r));
       timed_out = 1; /* kill it: we cannot watch it any more */
       break;
     }
     if (pfd[2].fd >= 0 && pfd[2].revents != 0) {
       r = -ECANCELED;
-      say(res, "cancelled (shutting down): %s killed", argv[0]);
+      dump_say(res, "cancelled (shutting down): %s killed", argv[0]);
       timed_out = 1;
       break;
     }
@@ -812,7 +804,7 @@ static int run_wait(const struct spawn *sp, int timeout_ms,
     kill(helper, SIGKILL);
     if (r == 0) {
       r = -ETIMEDOUT;
-      say(res, "%s took longer than %d ms: killed", argv[0], timeout_ms);
+      dump_say(res, "%s took longer than %d ms: killed", argv[0], timeout_ms);
     }
     goto out;
   }
@@ -821,24 +813,24 @@ static int run_wait(const struct spawn *sp, int timeout_ms,
   memcpy(&status, msg + sizeof(pid_t) + sizeof(int), sizeof(int));
   if (msglen >= sizeof(child) && child < 0) {
     r = child;
-    say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
+    dump_say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
   } else if (msglen < sizeof(msg) || !waited) {
     r = -ECHILD;
-    say(res, "lost track of %s (its helper process ended early)", argv[0]);
+    dump_say(res, "lost track of %s (its helper process ended early)", argv[0]);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     r = 0;
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && textlen == 0) {
     r = -ENOEXEC;
-    say(res, "cannot run %s", argv[0]);
+    dump_say(res, "cannot run %s", argv[0]);
   } else {
     r = -EIO;
     char line[256];
     telling_line(text, line, sizeof(line));
     if (WIFEXITED(status))
-      say(res, "%s exited with status %d%s%s", argv[0], WEXITSTATUS(status),
+      dump_say(res, "%s exited with status %d%s%s", argv[0], WEXITSTATUS(status),
           line[0] ? ": " : "", line);
     else
-      say(res, "%s was killed by signal %d%s%s", argv[0],
+      dump_say(res, "%s was killed by signal %d%s%s", argv[0],
           WIFSIGNALED(status) ? WTERMSIG(status) : 0, line[0] ? ": " : "",
           line);
   }
@@ -887,12 +879,12 @@ static int open_out_for(const struct dump_exec_plan *plan, const char *out_path,
                         struct dump_result *res) {
   char dir[PATH_MAX];
   if ((size_t)snprintf(dir, sizeof(dir), "%s", out_path) >= sizeof(dir)) {
-    say(res, "dump path too long");
+    dump_say(res, "dump path too long");
     return -ENAMETOOLONG;
   }
   char *slash = strrchr(dir, '/');
   if (slash == NULL || slash[1] == 0) {
-    say(res, "%s is no file path", out_path);
+    dump_say(res, "%s is no file path", out_path);
     return -EINVAL;
   }
   *slash = 0;
@@ -902,13 +894,13 @@ static int open_out_for(const struct dump_exec_plan *plan, const char *out_path,
   struct stat st;
   if (dfd < 0 || fstat(dfd, &st) != 0) {
     int e = errno;
-    say(res, "cannot open %s: %s", dir, strerror(e));
+    dump_say(res, "cannot open %s: %s", dir, strerror(e));
     if (dfd >= 0)
       close(dfd);
     return -e;
   }
   if (st.st_uid != plan->uid) {
-    say(res, "%s belongs to uid %u, not to uid %u who runs createdump", dir,
+    dump_say(res, "%s belongs to uid %u, not to uid %u who runs createdump", dir,
         (unsigned)st.st_uid, (unsigned)plan->uid);
     close(dfd);
     return -EPERM;
@@ -921,14 +913,14 @@ static int open_out_for(const struct dump_exec_plan *plan, const char *out_path,
     e = errno;
     close(fd);
     unlinkat(dfd, base, 0);
-    say(res, "cannot give %s to uid %u: %s", out_path, (unsigned)plan->uid,
+    dump_say(res, "cannot give %s to uid %u: %s", out_path, (unsigned)plan->uid,
         strerror(e));
     close(dfd);
     return -e;
   }
   close(dfd);
   if (fd < 0) {
-    say(res, "cannot create %s: %s", out_path, strerror(e));
+    dump_say(res, "cannot create %s: %s", out_path, strerror(e));
     return -e;
   }
   return fd;
@@ -948,7 +940,7 @@ int dump_exec_run(const struct dump_exec_plan *plan,
   snprintf(dir, sizeof(dir), "/proc/%d", (int)ep->pid);
   int proc_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (proc_fd < 0 || proc_same(proc_fd, ep->start_time) != 0) {
-    say(res, "pid %d has ended, or is another process now: no dump",
+    dump_say(res, "pid %d has ended, or is another process now: no dump",
         (int)ep->pid);
     if (proc_fd >= 0)
       close(proc_fd);
