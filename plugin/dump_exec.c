@@ -171,8 +171,8 @@ out:
   return r;
 }
 
-static int trusted_node(int fd, const char *shown, int want_dir, char *why,
-                        size_t why_cap) {
+static int trusted_node(int fd, const char *shown, int want_dir,
+                        int *sticky_writable, char *why, size_t why_cap) {
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int e = errno;
@@ -193,7 +193,13 @@ static int trusted_node(int fd, const char *shown, int want_dir, char *why,
              (unsigned)st.st_uid);
     return -EPERM;
   }
-  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+  /* A sticky directory of root's (/tmp) lets others add names, never
+   * rename or remove root's: fine above the runtime's directory, which
+   * the caller checks (an absent DAC could be added beside createdump). */
+  *sticky_writable = 0;
+  if (want_dir && (st.st_mode & S_ISVTX) && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    *sticky_writable = 1;
+  } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
     snprintf(why, why_cap, "%s is writable by group or others (mode %04o)",
              shown, (unsigned)(st.st_mode & 07777));
     return -EPERM;
@@ -227,7 +233,9 @@ int dump_exec_open_trusted(int root_fd, const char *path, int *fd_out,
     snprintf(why, why_cap, "cannot open /: %s", strerror(e));
     return -e;
   }
-  int r = trusted_node(dir, "/", 1, why, why_cap);
+  int sticky = 0; /* the directory walked last is sticky and writable */
+  char parent[PATH_MAX] = "/";
+  int r = trusted_node(dir, "/", 1, &sticky, why, why_cap);
   const char *p = path;
   while (r == 0) {
     while (*p == '/')
@@ -255,6 +263,14 @@ int dump_exec_open_trusted(int root_fd, const char *path, int *fd_out,
       r = -EPERM;
       break;
     }
+    if (last && sticky) {
+      snprintf(why, why_cap,
+               "%s is writable by group or others (a sticky directory): "
+               "others may add files beside %s",
+               parent, comp);
+      r = -EPERM;
+      break;
+    }
     int next = openat(dir, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) {
       r = -errno;
@@ -263,11 +279,12 @@ int dump_exec_open_trusted(int root_fd, const char *path, int *fd_out,
     }
     close(dir);
     dir = next;
-    r = trusted_node(dir, shown, !last, why, why_cap);
+    r = trusted_node(dir, shown, !last, &sticky, why, why_cap);
     if (r == 0 && last) {
       *fd_out = dir;
       return 0;
     }
+    snprintf(parent, sizeof(parent), "%s", shown);
   }
   close(dir);
   return r;
