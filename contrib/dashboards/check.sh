@@ -5,7 +5,7 @@
 #   check.sh [--whisper DIR] [--prometheus-url URL] [--expect INSTANCE]...
 #            [--var NAME=VALUE]... [--from EPOCH] [--until EPOCH]
 #            [--rate-interval 15s] [--report FILE]
-#            [--graphite-dashboard FILE] [--prometheus-dashboard FILE]
+#            [--graphite-dashboard FILE] [--prometheus-dashboard FILE] [--meter]
 #
 # dotnet-graphite.json (with --whisper, carbon's LOCAL_DATA_DIR): every template
 #   variable query is expanded against the whisper tree (Graphite globs: * ? [..]
@@ -30,6 +30,12 @@
 # the runtime panels must show (REQUIRED below) must all come back; every
 # panel uses the ${datasource} variable and the instance variable; there is a
 # dump annotation and a text panel on dumps.
+# --meter checks the System.Runtime meter's dashboards instead
+# (dotnet-meter-graphite.json, dotnet-meter-prometheus.json) and the
+# instruments they must show (REQUIRED_METER); counter names are compared
+# with every . : and / as _ (Debian's write_graphite writes
+# System_Runtime_dotnet_gc_pause_time), and an entry also covers its tagged
+# series (NAME:tag=value).
 # --var NAME=VALUE overrides a variable (e.g. dump_threshold, the dashed
 # line). --report writes every result as JSON.
 # Prints one line per check ("ok ..." / "FAIL ..."), then
@@ -65,9 +71,30 @@ REQUIRED = [
     "methods-jitted-count", "time-in-jit",
 ]
 
+# The System.Runtime meter's instruments (.NET 9 and later) the meter
+# dashboards must show, as type instances; per data source, as the Graphite
+# dashboard cannot show the thread pool's levels (see its panel)
+REQUIRED_METER = [
+    "System.Runtime:dotnet.gc.last_collection.heap.size:gc.heap.generation=" + g
+    for g in ("gen0", "gen1", "gen2", "loh", "poh")
+] + [
+    "System.Runtime:dotnet.gc.collections:gc.heap.generation=" + g for g in ("gen0", "gen1", "gen2")
+] + [
+    "System.Runtime:dotnet.process.cpu.time:cpu.mode=" + m for m in ("user", "system")
+] + [
+    "System.Runtime:dotnet." + n for n in (
+        "gc.heap.total_allocated", "gc.pause.time", "process.memory.working_set",
+        "thread_pool.work_item.count", "exceptions", "monitor.lock_contentions",
+        "jit.compiled_methods", "jit.compilation.time")
+]
+REQUIRED_METER_PROMETHEUS = [
+    "System.Runtime:dotnet.thread_pool.thread.count", "System.Runtime:dotnet.thread_pool.queue.length",
+]
+
 ap = argparse.ArgumentParser(prog="check.sh")
-ap.add_argument("--graphite-dashboard", default=os.path.join(os.environ["DASH_DIR"], "dotnet-graphite.json"))
-ap.add_argument("--prometheus-dashboard", default=os.path.join(os.environ["DASH_DIR"], "dotnet-prometheus.json"))
+ap.add_argument("--graphite-dashboard")
+ap.add_argument("--prometheus-dashboard")
+ap.add_argument("--meter", action="store_true")
 ap.add_argument("--whisper", metavar="DIR")
 ap.add_argument("--prometheus-url", metavar="URL")
 ap.add_argument("--expect", action="append", default=[], metavar="INSTANCE")
@@ -77,6 +104,9 @@ ap.add_argument("--until", dest="t_until", type=float)
 ap.add_argument("--rate-interval", default="15s")
 ap.add_argument("--report", metavar="FILE")
 args = ap.parse_args()
+_stem = "dotnet-meter-" if args.meter else "dotnet-"
+args.graphite_dashboard = args.graphite_dashboard or os.path.join(os.environ["DASH_DIR"], _stem + "graphite.json")
+args.prometheus_dashboard = args.prometheus_dashboard or os.path.join(os.environ["DASH_DIR"], _stem + "prometheus.json")
 if not args.whisper and not args.prometheus_url:
     ap.error("give --whisper DIR and/or --prometheus-url URL")
 UNTIL = args.t_until or time.time()
@@ -461,7 +491,37 @@ def _derive(sl, per_second):
     return sl
 
 
+def f_groupByNode(a):
+    # groupByNode(seriesList, nodeNum, "sumSeries"): one series per value of
+    # that node (a negative one counts from the end), the sum of the values
+    # at each time that are not None (None where all are), as graphite-web
+    sl, n = _series(a[0], "groupByNode"), int(_num(a[1], "groupByNode"))
+    cb = _str(a[2], "groupByNode") if len(a) > 2 else "average"
+    if cb not in ("sum", "sumSeries"):
+        raise CheckError("groupByNode: callback %r is not evaluated by check.sh" % cb)
+    groups = {}
+    for s in sl:
+        parts = s.name.split(".")
+        if not -len(parts) <= n < len(parts):
+            raise CheckError("groupByNode: %s has no node %d" % (s.name, n))
+        groups.setdefault(parts[n], []).append(s)
+    out = []
+    for key, members in sorted(groups.items()):
+        acc = {}
+        for s in members:
+            for t, v in s.points:
+                if v is not None:
+                    acc[t] = acc.get(t, 0.0) + v
+                else:
+                    acc.setdefault(t, None)
+        g = Series(key, sorted(acc.items()))
+        g.paths = [p for s in members for p in s.paths]
+        out.append(g)
+    return out
+
+
 GRAPHITE_FUNCS = {
+    "groupByNode": f_groupByNode,
     "alias": f_alias,
     "aliasSub": f_aliasSub,
     "aliasByNode": f_aliasByNode,
@@ -476,7 +536,10 @@ GRAPHITE_FUNCS = {
 def geval(node, covered):
     k = node[0]
     if k == "path":
-        sl = fetch_path(node[1], covered)
+        if re.search(r"(?<!\\)=", node[1]):
+            raise CheckError("path %s has an unescaped '=': graphite-web's grammar reads a keyword argument "
+                             "there; match it with ? or write \\=" % node[1])
+        sl = fetch_path(node[1].replace("\\=", "="), covered)
         if not sl:
             raise CheckError("path %s matches no whisper file" % node[1])
         return sl
@@ -728,12 +791,22 @@ def check_structure(dash, kind):
             name, len(ids), sorted(specs), [a.get("name") for a in annos]))
 
 
+def norm_name(n):
+    return re.sub(r"[./:]", "_", n)
+
+
 def check_covered(kind, covered):
-    missing = [c for c in REQUIRED if c not in covered]
+    if args.meter:
+        want = REQUIRED_METER + (REQUIRED_METER_PROMETHEUS if kind == "prometheus" else [])
+    else:
+        want = REQUIRED
+    got = {norm_name(c) for c in covered}
+    missing = [c for c in want
+               if not any(g == norm_name(c) or g.startswith(norm_name(c) + "_") for g in got)]
     if missing:
         bad("%s dashboard: counters with no series: %s" % (kind, missing))
     else:
-        ok("%s dashboard: all %d required counters come back" % (kind, len(REQUIRED)))
+        ok("%s dashboard: all %d required counters come back" % (kind, len(want)))
 
 
 if args.whisper:
