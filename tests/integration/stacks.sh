@@ -12,6 +12,16 @@
 #   spike  SpikeApp on a self-contained .NET 8: GC heap ~40 MB, one spike to
 #          ~160 MB for 5 s; a threshold rule (WarningMax 100 MB on
 #          gc-heap-size) makes the plugin write one mini dump during it
+#   meter  WebTarget on .NET 10 with the System.Runtime meter and no
+#          System.Runtime EventCounters (Provider
+#          "Microsoft.AspNetCore.Hosting", Meter "System.Runtime"): the
+#          meter-only user; a few malformed requests make Kestrel throw (the
+#          meter's dotnet.exceptions appears at the first exception)
+#   mspike SpikeApp on .NET 10, meter-only likewise, the same spike 2 s
+#          later; the threshold rule for a meter-only user (WarningMax 100 MB
+#          on the LOH size at the last GC,
+#          System.Runtime:dotnet.gc.last_collection.heap.size:gc.heap.generation=loh,
+#          also a <Dump> Counter) makes the plugin dump it during its spike
 # and the checks are
 #   graphite    carbon-cache (Debian's graphite-carbon, in the foreground on
 #               127.0.0.1, storage under $BUILD/it/stacks) holds a whisper file
@@ -34,12 +44,22 @@
 #               live prometheus (every variable, panel and annotation query
 #               returns series, with instance=All and each instance alone);
 #               seven broken copies of the dashboards must fail it
+#   meter       the meter instance is meter-only (no gc-heap-size, every
+#               meter series the meter dashboards use in whisper);
+#               check.sh --meter runs dotnet-meter-*.json against the same
+#               carbon and prometheus (instance=All, and meter alone: mspike
+#               never throws, so its exceptions panel is rightly empty);
+#               three broken copies of them must fail it
+#   dumps       spike dumped by its gc-heap-size rule, mspike by its LOH rule,
+#               each during its spike
 #   counters    the plugin's dump counters in /metrics: derive-dumps and
 #               derive-dump-failures for both instances, spike's dumps = 1
 #               (its one dump), everything else 0
 #   annotation  the dashboards' dump annotation (the derive-dumps series):
-#               marks spike and not ctr, in Graphite and Prometheus, at the
-#               time of the dump (the OKAY line in collectd's log): Graphite
+#               marks spike and mspike (the meter dashboards and the
+#               Graphite EventCounters one, whose instance variable lists
+#               every instance) or spike alone (the Prometheus EventCounters
+#               one), in Graphite and Prometheus, each at the time of its dump (the OKAY line in collectd's log): Graphite
 #               one point 0..3 s after it, Prometheus one region starting
 #               0..step+3 s after it
 #
@@ -48,7 +68,7 @@
 # Needs the Debian packages graphite-carbon python3-whisper prometheus
 # libprotobuf-c1 libmicrohttpd12 (the last two for write_prometheus.so) curl,
 # and the targets CounterTarget:10 and SpikeApp:8 built; a missing one is a
-# FAIL naming it. Every server listens on 127.0.0.1 on free ports. Logs, the
+# FAIL naming it; likewise WebTarget:10. Every server listens on 127.0.0.1 on free ports. Logs, the
 # collectd.conf, carbon's and prometheus' configs and data stay in
 # $BUILD/it/stacks; the dump is deleted. About 30 s.
 set -u
@@ -65,6 +85,9 @@ mkdir -p "$IT"
 TARGET_RUN_DIR=$IT/targets
 T_BEGIN=$(_now)
 THRESHOLD=100000000           # bytes: spike's baseline ~40 MB, its spike ~160 MB
+# the meter-only threshold: the large object heap at the last GC (SpikeApp's
+# 1 MB arrays live there)
+LOH=System.Runtime:dotnet.gc.last_collection.heap.size:gc.heap.generation=loh
 ALLOC_RATE=16777216           # CounterTarget's default 16 MiB/s
 CTR_HEAP_MIN=67108864         # --heap-mb 64: 64 MiB of live arrays
 MARK=900.$$                   # CounterTarget --seconds: ends by itself
@@ -136,9 +159,10 @@ if ((${#missing[@]})); then
 	exit 0
 fi
 # shellcheck disable=SC2034 # set through target_cmd's nameref
-CTR_CMD=() SPIKE_CMD=()
-if ! target_cmd -v CTR_CMD CounterTarget 10 || ! target_cmd -v SPIKE_CMD SpikeApp 8; then
-	fail "stacks: needs" "CounterTarget for .NET 10 and SpikeApp for .NET 8 are not built (dotnet_build_targets)"
+CTR_CMD=() SPIKE_CMD=() WEB_CMD=()
+if ! target_cmd -v CTR_CMD CounterTarget 10 || ! target_cmd -v SPIKE_CMD SpikeApp 8 ||
+	! target_cmd -v WEB_CMD WebTarget 10; then
+	fail "stacks: needs" "CounterTarget and WebTarget for .NET 10 and SpikeApp for .NET 8 are not built (dotnet_build_targets)"
 	exit 0
 fi
 
@@ -198,7 +222,12 @@ CTR=$(start_target CounterTarget 10 --seconds "$MARK" --heap-mb 64) || { fail "s
 SPIKE=$(start_target SpikeApp 8 --baseline-mb 40 --spike-mb 160 --spike-seconds 5 \
 	--delay-seconds 12 --spikes 1 --period-seconds 600) || { fail "stacks: targets" "SpikeApp did not start"; exit 0; }
 SPIKE_LOG=$(target_log "$SPIKE")
-log "targets: ctr = CounterTarget .NET 10 pid $CTR, spike = SpikeApp .NET 8 pid $SPIKE"
+METER=$(start_target WebTarget 10) || { fail "stacks: targets" "WebTarget did not start"; exit 0; }
+MSPIKE=$(start_target SpikeApp 10 --baseline-mb 40 --spike-mb 160 --spike-seconds 5 \
+	--delay-seconds 14 --spikes 1 --period-seconds 600) || { fail "stacks: targets" "SpikeApp 10 did not start"; exit 0; }
+MSPIKE_LOG=$(target_log "$MSPIKE")
+METER_URL=$(sed -n 's/^LISTENING \(http:\/\/127\.0\.0\.1:[0-9]*\)$/\1/p' "$(target_log "$METER")" | head -1)
+log "targets: ctr = CounterTarget .NET 10 pid $CTR, spike = SpikeApp .NET 8 pid $SPIKE, meter = WebTarget .NET 10 pid $METER ($METER_URL), mspike = SpikeApp .NET 10 pid $MSPIKE"
 
 CD=$IT/collectd
 mkdir -p "$IT/dumps"
@@ -216,10 +245,21 @@ LoadPlugin dotnet
   <Process \"spike\">
     Pid $SPIKE
   </Process>
+  <Process \"meter\">
+    Pid $METER
+    Provider \"Microsoft.AspNetCore.Hosting\"
+    Meter \"System.Runtime\"
+  </Process>
+  <Process \"mspike\">
+    Pid $MSPIKE
+    Provider \"Microsoft.AspNetCore.Hosting\"
+    Meter \"System.Runtime\"
+  </Process>
   <Dump>
     Directory \"$IT/dumps\"
     Type \"mini\"
     Counter \"gc-heap-size\"
+    Counter \"$LOH\"
     MinInterval 600
     MaxDumps 1
     MinFreeSpace \"100M\"
@@ -230,6 +270,11 @@ LoadPlugin threshold
   <Plugin \"dotnet\">
     <Type \"bytes\">
       Instance \"gc-heap-size\"
+      WarningMax $THRESHOLD
+      Persist true
+    </Type>
+    <Type \"bytes\">
+      Instance \"$LOH\"
       WarningMax $THRESHOLD
       Persist true
     </Type>
@@ -284,18 +329,43 @@ fi
 
 # ---------------------------------------------------------------- collect
 
+# the meter instance: once its session is up (its first meter value), some
+# requests, and malformed ones: Kestrel throws on a bad request line, and the
+# meter's dotnet.exceptions is published from the first exception on
+METER_WS="bytes-System.Runtime:dotnet.process.memory.working_set"
+meter_up() { csv_of meter "$METER_WS" >/dev/null; }
+if [[ -n $METER_URL ]] && wait_until 30 meter_up; then
+	for _ in 1 2 3; do curl -fsS -m 5 -o /dev/null "$METER_URL/work" 2>/dev/null; done
+	for _ in 1 2 3; do
+		"$PY" - "${METER_URL##*:}" <<'EOF' 2>/dev/null
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.sendall(b"NOT A REQUEST LINE\r\n\r\n")
+s.settimeout(5)
+try:
+    s.recv(4096)
+except OSError:
+    pass
+s.close()
+EOF
+	done
+else
+	log "meter: no $METER_WS for the meter instance after 30 s (${METER_URL:-no LISTENING line})"
+fi
+
 # until the spike is over and 8 s of baseline follow it, and the dump is written
-spike_over() {
+spike_over() { # LOG
 	local end
-	end=$(sed -n 's/^SPIKE end \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
+	end=$(sed -n 's/^SPIKE end \([^ ]*\).*/\1/p' "$1" | head -1)
 	[[ -n $end ]] && (($(date +%s) >= $(date -d "$end" +%s) + 8))
 }
-dump_written() { grep -q 'instance "spike": dump of pid [0-9]* written' "$CD/collectd.log"; }
+dump_written() { grep -q "instance \"$1\": dump of pid [0-9]* written" "$CD/collectd.log"; }
 t0=$(_now)
-if wait_until 150 spike_over && wait_until 60 dump_written; then
+if wait_until 150 spike_over "$SPIKE_LOG" && wait_until 60 spike_over "$MSPIKE_LOG" &&
+	wait_until 60 dump_written spike && wait_until 60 dump_written mspike; then
 	log "collected for $(elapsed "$t0") s (spike over, dump written)"
 else
-	log "spike or dump not seen after $(elapsed "$t0") s: $(tail -2 "$SPIKE_LOG" | tr '\n' ' ')"
+	log "spike or dump not seen after $(elapsed "$t0") s: $(tail -2 "$SPIKE_LOG" "$MSPIKE_LOG" | tr '\n' ' ')"
 fi
 # until the values of this second reached carbon's whisper file and prometheus
 T_STOP=$(date +%s)
@@ -545,6 +615,56 @@ for kind in graphite prometheus; do
 done
 log "check.sh took $(elapsed "$t0") s; its output: $IT/dashboards.log"
 
+# the meter-only instance: no System.Runtime EventCounter, and in whisper
+# every meter series the meter dashboards use (Debian's write_graphite
+# writes . and : as _)
+METER_SERIES=(
+	"bytes-System.Runtime:dotnet.gc.last_collection.heap.size:gc.heap.generation="{gen0,gen1,gen2,loh,poh}
+	"derive-System.Runtime:dotnet.gc.collections:gc.heap.generation="{gen0,gen1,gen2}
+	"total_time_in_ms-System.Runtime:dotnet.process.cpu.time:cpu.mode="{user,system}
+	total_bytes-System.Runtime:dotnet.gc.heap.total_allocated
+	total_time_in_ms-System.Runtime:dotnet.gc.pause.time
+	"$METER_WS"
+	derive-System.Runtime:dotnet.thread_pool.{work_item.count,thread.count,queue.length}
+	derive-System.Runtime:dotnet.monitor.lock_contentions
+	derive-System.Runtime:dotnet.jit.compiled_methods
+	total_time_in_ms-System.Runtime:dotnet.jit.compilation.time
+)
+for inst in meter mspike; do
+	miss=()
+	for c in "${METER_SERIES[@]}"; do
+		[[ -s $HOSTDIR/dotnet-$inst/${c//[.:]/_}.wsp ]] || miss+=("$c")
+	done
+	exc=$(find "$HOSTDIR/dotnet-$inst" -name 'derive-System_Runtime_dotnet_exceptions_error_type=*.wsp' -printf '%f ' 2>/dev/null)
+	ec=$(find "$HOSTDIR/dotnet-$inst" -name '*gc-heap-size*' -printf '%f ' 2>/dev/null)
+	n=$(find "$HOSTDIR/dotnet-$inst" -name '*.wsp' 2>/dev/null | wc -l)
+	# only meter throws (Kestrel's bad requests)
+	if ((${#miss[@]} == 0)) && [[ -z $ec ]] && [[ $inst == mspike || -n $exc ]]; then
+		pass "stacks: meter-only instance ($inst)" "$n whisper files under collectd.test.dotnet-$inst: the ${#METER_SERIES[@]} meter series${exc:+, exceptions ${exc% }}, no gc-heap-size"
+	else
+		fail "stacks: meter-only instance ($inst)" "missing ${miss[*]:-none}; exceptions: ${exc:-none}; EventCounters: ${ec:-none} ($n files)"
+	fi
+done
+
+t0=$(_now)
+bash "$REPO/contrib/dashboards/check.sh" --meter --whisper "$WSP" --prometheus-url "$PROM" \
+	--expect meter --var "dump_threshold=$THRESHOLD" \
+	--from "$((T_DATA - 5))" --until "$T_END" --rate-interval 10s \
+	--report "$IT/dashboards-meter.json" >"$IT/dashboards-meter.log" 2>&1
+rc=$?
+for kind in graphite prometheus; do
+	n=$(grep -c "^[a-zA-Z]* *$kind " "$IT/dashboards-meter.log")
+	nbad=$(grep -c "^FAIL $kind " "$IT/dashboards-meter.log")
+	nq=$(grep -c "^ok   $kind \(panel\|annotation\)" "$IT/dashboards-meter.log")
+	nr=$(sed -n "s/^ok   $kind dashboard: all \([0-9]*\) required counters.*/\1/p" "$IT/dashboards-meter.log")
+	if ((n > 0 && nbad == 0 && rc == 0)); then
+		pass "stacks: dashboard dotnet-meter-$kind.json" "$n checks: the instance variable offers meter, $nq panel/annotation queries return series (instance=All and meter alone), all $nr required meter series"
+	else
+		fail "stacks: dashboard dotnet-meter-$kind.json" "$nbad of $n checks failed (exit $rc): $(grep -m3 -E "^FAIL $kind|^check.sh|Traceback|Error" "$IT/dashboards-meter.log" | tr '\n' ' ')"
+	fi
+done
+log "check.sh --meter took $(elapsed "$t0") s; its output: $IT/dashboards-meter.log"
+
 # check.sh itself: broken copies of the dashboards must fail, naming the query
 # KIND|TEXT IN THE JSON|REPLACEMENT|WHAT check.sh MUST SAY
 # shellcheck disable=SC2016 # Grafana variables, not shell ones
@@ -556,6 +676,9 @@ BROKEN=(
 	'prometheus|type=\"time-in-jit\"|type=\"jit-time\"|no finite value'
 	'prometheus|"legendFormat": "{{dotnet}} {{type}}"|"legendFormat": "{{dotnet}} {{counter}}"|legend names labels'
 	'prometheus|type=\"dumps\"}[1m]|type=\"dump\"}[1m]|annotation .*no finite value'
+	'meter-graphite|gc_heap_generation?{gen0,gen1,gen2}|gc_heap_generation={gen0,gen1,gen2}|unescaped'
+	'meter-graphite|dotnet_process_memory_working_set|dotnet.process.memory.working_set|matches no whisper file'
+	'meter-prometheus|type=\"System.Runtime:dotnet.gc.pause.time\"|type=\"System.Runtime:dotnet.gc.pause_time\"|no finite value'
 )
 caught=0 notes=()
 mkdir -p "$IT/broken"
@@ -574,12 +697,13 @@ EOF
 		notes+=("#$i: '$old' not in dotnet-$kind.json")
 		continue
 	fi
-	if [[ $kind == graphite ]]; then
-		a=(--whisper "$WSP" --graphite-dashboard "$copy")
-	else
-		a=(--prometheus-url "$PROM" --prometheus-dashboard "$copy")
-	fi
-	bash "$REPO/contrib/dashboards/check.sh" "${a[@]}" --expect ctr --expect spike \
+	case $kind in
+	graphite) a=(--whisper "$WSP" --graphite-dashboard "$copy" --expect ctr --expect spike) ;;
+	prometheus) a=(--prometheus-url "$PROM" --prometheus-dashboard "$copy" --expect ctr --expect spike) ;;
+	meter-graphite) a=(--meter --whisper "$WSP" --graphite-dashboard "$copy" --expect meter) ;;
+	meter-prometheus) a=(--meter --prometheus-url "$PROM" --prometheus-dashboard "$copy" --expect meter) ;;
+	esac
+	bash "$REPO/contrib/dashboards/check.sh" "${a[@]}" \
 		--var "dump_threshold=$THRESHOLD" --from "$((T_DATA - 5))" --until "$T_END" \
 		--rate-interval 10s >"$copy.log" 2>&1
 	rc=$?
@@ -590,42 +714,51 @@ EOF
 	fi
 done
 if ((caught == ${#BROKEN[@]})); then
-	pass "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]} broken copies fail (wrong counter name, unknown function, bad variable query, wrong metric family, wrong type label, legend label, wrong dump series)"
+	pass "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]} broken copies fail (wrong counter name, unknown function, bad variable query, wrong metric family, wrong type label, legend label, wrong dump series; meter: unescaped =, unescaped dots, wrong instrument)"
 else
 	fail "stacks: check.sh catches broken dashboards" "$caught of ${#BROKEN[@]}: ${notes[*]}"
 fi
 
 # ---------------------------------------------------------------- the dump annotation
 
-DUMP_LINE=$(grep -m1 'instance "spike": dump of pid [0-9]* written' "$CD/collectd.log")
-spike_start=$(sed -n 's/^SPIKE start \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
-spike_end=$(sed -n 's/^SPIKE end \([^ ]*\).*/\1/p' "$SPIKE_LOG" | head -1)
-dump_t=''
-if [[ -n $DUMP_LINE ]]; then
-	# "[2026-11-26 11:05:07] [info] dotnet plugin: ... (12.3 MB, 0.41 s)":
-	# written at dump_t (whole seconds), started dump_s earlier, inside the
-	# spike
-	dump_t=$(date -d "$(sed -n 's/^\[\([^]]*\)\].*/\1/p' <<<"$DUMP_LINE")" +%s)
-	dump_s=$(sed -n 's/.*, \([0-9.]*\) s)$/\1/p' <<<"$DUMP_LINE")
-	if awk -v t="$dump_t" -v d="${dump_s:-0}" -v a="$(date -d "${spike_start:-@0}" +%s.%N)" \
-		-v b="$(date -d "${spike_end:-@0}" +%s.%N)" 'BEGIN { exit !(t - d >= a - 1 && t - d <= b + 1) }'; then
-		pass "stacks: dump during the spike" "${DUMP_LINE#*dotnet plugin: }; spike $spike_start..$spike_end"
-	else
-		fail "stacks: dump during the spike" "${DUMP_LINE#*dotnet plugin: }; not inside the spike $spike_start..$spike_end"
+# dump_check INSTANCE SPIKE-LOG RULE: the instance's one dump was written
+# during its spike; sets DUMP_T[INSTANCE] (the OKAY line's whole second)
+declare -A DUMP_T=()
+dump_check() {
+	local inst=$1 slog=$2 rule=$3 line start end t d
+	line=$(grep -m1 "instance \"$inst\": dump of pid [0-9]* written" "$CD/collectd.log")
+	start=$(sed -n 's/^SPIKE start \([^ ]*\).*/\1/p' "$slog" | head -1)
+	end=$(sed -n 's/^SPIKE end \([^ ]*\).*/\1/p' "$slog" | head -1)
+	if [[ -z $line ]]; then
+		fail "stacks: dump during the spike ($inst)" "no 'dump of pid ... written' for $inst in $CD/collectd.log: $(grep -m2 "\"$inst\".*dump" "$CD/collectd.log" | tr '\n' ' ')"
+		return
 	fi
-	ls "$IT"/dumps/*.dmp >/dev/null 2>&1 && rm -f "$IT"/dumps/*.dmp
-else
-	fail "stacks: dump during the spike" "no 'dump of pid ... written' for spike in $CD/collectd.log: $(grep -m2 'dump' "$CD/collectd.log" | tr '\n' ' ')"
-fi
+	# "[2026-11-26 11:05:07] [info] dotnet plugin: ... (12.3 MB, 0.41 s)":
+	# written at t (whole seconds), started d earlier, inside the spike
+	t=$(date -d "$(sed -n 's/^\[\([^]]*\)\].*/\1/p' <<<"$line")" +%s)
+	d=$(sed -n 's/.*, \([0-9.]*\) s)$/\1/p' <<<"$line")
+	DUMP_T[$inst]=$t
+	if awk -v t="$t" -v d="${d:-0}" -v a="$(date -d "${start:-@0}" +%s.%N)" \
+		-v b="$(date -d "${end:-@0}" +%s.%N)" 'BEGIN { exit !(t - d >= a - 1 && t - d <= b + 1) }' &&
+		grep -q "instance \"$inst\": WARNING notification for $rule: dumping" "$CD/collectd.log"; then
+		pass "stacks: dump during the spike ($inst)" "by the rule on $rule: ${line#*dotnet plugin: }; spike $start..$end"
+	else
+		fail "stacks: dump during the spike ($inst)" "${line#*dotnet plugin: }; spike $start..$end, rule $rule: $(grep -m1 "\"$inst\": WARNING notification" "$CD/collectd.log")"
+	fi
+}
+dump_check spike "$SPIKE_LOG" gc-heap-size
+dump_check mspike "$MSPIKE_LOG" "$LOH"
+rm -f "$IT"/dumps/*.dmp
 
 # the plugin's dump counters, as write_prometheus exported them at the end
-# (DERIVE: collectd_dotnet_derive_total): spike wrote one dump, nothing failed
+# (DERIVE: collectd_dotnet_derive_total): spike and mspike wrote one dump
+# each, nothing failed
 curl -fsS -m 10 "http://127.0.0.1:$WP_PORT/metrics" >"$IT/metrics-end.txt" 2>/dev/null || true
 counters=() bad=()
-for inst in ctr spike; do
+for inst in ctr spike meter mspike; do
 	for c in dumps dump-failures; do
 		want=0
-		[[ $inst == spike && $c == dumps ]] && want=1
+		[[ ($inst == spike || $inst == mspike) && $c == dumps ]] && want=1
 		v=$(awk -v k="collectd_dotnet_derive_total{dotnet=\"$inst\",type=\"$c\",instance=\"test\"}" '$1 == k { print $2 }' "$IT/metrics-end.txt")
 		counters+=("$inst/$c=${v:-none}")
 		[[ $v == "$want" ]] || bad+=("$inst/$c=${v:-none} (want $want)")
@@ -637,50 +770,58 @@ else
 	fail "stacks: dump counters" "${bad[*]}"
 fi
 
-for kind in graphite prometheus; do
-	if out=$("$PY" - "$IT/dashboards.json" "$kind" "${dump_t:-0}" <<'EOF'
+# REPORT KIND EXPECTED-INSTANCES (comma-separated)
+for a in "dashboards graphite spike,mspike" "dashboards prometheus spike" \
+	"dashboards-meter graphite spike,mspike" "dashboards-meter prometheus mspike"; do
+	read -r rep kind want <<<"$a"
+	name=dotnet-$kind.json
+	[[ $rep == dashboards-meter ]] && name=dotnet-meter-$kind.json
+	if out=$("$PY" - "$IT/$rep.json" "$kind" "$want" "spike=${DUMP_T[spike]:-0}" "mspike=${DUMP_T[mspike]:-0}" <<'EOF'
 import json, sys, time
 rep, kind = json.load(open(sys.argv[1])), sys.argv[2]
-dump_t = int(sys.argv[3])  # the OKAY line's time, whole seconds
+want = set(sys.argv[3].split(","))
+dump_t = {k: int(v) for k, v in (x.split("=") for x in sys.argv[4:])}  # OKAY lines, whole seconds
 a = [r for r in rep if r["dashboard"] == kind and r["kind"] == "annotation" and r["selection"] == "All"]
 if not a:
     print("no annotation result from check.sh"); sys.exit(1)
-if not dump_t:
-    print("no dump in collectd's log"); sys.exit(1)
+if not all(dump_t[w] for w in want):
+    print("no dump in collectd's log for %s" % sorted(w for w in want if not dump_t[w])); sys.exit(1)
 times = {}
 for s in a[0]["series"]:
     who = s.get("labels", {}).get("dotnet") if kind == "prometheus" else s["name"].split(":")[0]
     times.setdefault(who, []).extend(s.get("times", []))
 hm = lambda t: time.strftime("%H:%M:%S", time.localtime(t))
-if set(k for k, v in times.items() if v) != {"spike"}:
-    print("marks %s, expected spike alone" % sorted(k for k, v in times.items() if v)); sys.exit(1)
-t = sorted(times["spike"])
-if kind == "graphite":
-    # one point per whisper second with a non-zero rate: the read after the
-    # dump (<= 1 s later), rounded to the second by write_graphite
-    msg = "%d point(s) at %s; dump written at %s" % (len(t), ", ".join(hm(x) for x in t), hm(dump_t))
-    ok = 1 <= len(t) <= 2 and all(dump_t <= x <= dump_t + 3 for x in t)
-else:
-    # Grafana groups Prometheus steps <= step apart into one region; it must
-    # start at the first step after the dump (the step is 10 s; +1 s for
-    # the read, +1 s for the scrape, +1 s for the log's whole seconds)
-    step = 10
-    regions = []
-    for x in t:
-        if regions and x - regions[-1][1] <= step:
-            regions[-1][1] = x
-        else:
-            regions.append([x, x])
-    msg = "%d region(s), %s..%s (%d steps); dump written at %s" % (
-        len(regions), hm(t[0]), hm(t[-1]), len(t), hm(dump_t))
-    ok = len(regions) == 1 and dump_t <= t[0] <= dump_t + step + 3
-print(msg)
-sys.exit(0 if ok else 1)
+if set(k for k, v in times.items() if v) != want:
+    print("marks %s, expected %s" % (sorted(k for k, v in times.items() if v), sorted(want))); sys.exit(1)
+msgs, good = [], True
+for who in sorted(want):
+    t, dt = sorted(times[who]), dump_t[who]
+    if kind == "graphite":
+        # one point per whisper second with a non-zero rate: the read after
+        # the dump (<= 1 s later), rounded to the second by write_graphite
+        msgs.append("%s: %d point(s) at %s; dump written at %s" % (who, len(t), ", ".join(hm(x) for x in t), hm(dt)))
+        good = good and 1 <= len(t) <= 2 and all(dt <= x <= dt + 3 for x in t)
+    else:
+        # Grafana groups Prometheus steps <= step apart into one region; it
+        # must start at the first step after the dump (the step is 10 s; +1 s
+        # for the read, +1 s for the scrape, +1 s for the log's whole seconds)
+        step = 10
+        regions = []
+        for x in t:
+            if regions and x - regions[-1][1] <= step:
+                regions[-1][1] = x
+            else:
+                regions.append([x, x])
+        msgs.append("%s: %d region(s), %s..%s (%d steps); dump written at %s" % (
+            who, len(regions), hm(t[0]), hm(t[-1]), len(t), hm(dt)))
+        good = good and len(regions) == 1 and dt <= t[0] <= dt + step + 3
+print("; ".join(msgs))
+sys.exit(0 if good else 1)
 EOF
 	); then
-		pass "stacks: dump annotation ($kind)" "$out"
+		pass "stacks: dump annotation ($name)" "$out"
 	else
-		fail "stacks: dump annotation ($kind)" "$out"
+		fail "stacks: dump annotation ($name)" "$out"
 	fi
 done
 
