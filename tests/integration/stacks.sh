@@ -330,13 +330,17 @@ fi
 # ---------------------------------------------------------------- collect
 
 # the meter instance: once its session is up (its first meter value), some
-# requests, and malformed ones: Kestrel throws on a bad request line, and the
-# meter's dotnet.exceptions is published from the first exception on
+# requests, and malformed ones: Kestrel throws on a bad request line. The
+# meter's dotnet.exceptions series starts at the first exception, with the
+# count so far (no rate yet); a second batch once it exists must show as a
+# rate in the Exceptions panels
 METER_WS="bytes-System.Runtime:dotnet.process.memory.working_set"
+METER_EXC="derive-System.Runtime:dotnet.exceptions:error.type=BadHttpRequestException"
 meter_up() { csv_of meter "$METER_WS" >/dev/null; }
-if [[ -n $METER_URL ]] && wait_until 30 meter_up; then
-	for _ in 1 2 3; do curl -fsS -m 5 -o /dev/null "$METER_URL/work" 2>/dev/null; done
-	for _ in 1 2 3; do
+meter_threw() { csv_of meter "$METER_EXC" >/dev/null; }
+bad_requests() { # N
+	local i
+	for ((i = 0; i < $1; i++)); do
 		"$PY" - "${METER_URL##*:}" <<'EOF' 2>/dev/null
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
@@ -349,6 +353,13 @@ except OSError:
 s.close()
 EOF
 	done
+}
+if [[ -n $METER_URL ]] && wait_until 30 meter_up; then
+	for _ in 1 2 3; do curl -fsS -m 5 -o /dev/null "$METER_URL/work" 2>/dev/null; done
+	bad_requests 3
+	wait_until 15 meter_threw || log "meter: no $METER_EXC after 15 s"
+	sleep 1
+	bad_requests 5
 else
 	log "meter: no $METER_WS for the meter instance after 30 s (${METER_URL:-no LISTENING line})"
 fi
@@ -664,6 +675,33 @@ for kind in graphite prometheus; do
 	fi
 done
 log "check.sh --meter took $(elapsed "$t0") s; its output: $IT/dashboards-meter.log"
+# the second batch of bad requests as a rate: in the Graphite Exceptions
+# panel (check.sh's report), and in Prometheus through the panel's rate() at
+# every second of the run (check.sh asks only for the last)
+if out=$("$PY" - "$IT/dashboards-meter.json" <<'EOF'
+import json, sys
+rep = json.load(open(sys.argv[1]))
+s = [x for r in rep if r["dashboard"] == "graphite" and r["kind"] == "panel"
+     and r["where"].startswith('panel "Exceptions"') and r["selection"] == "All" for x in r["series"]]
+peak = max((x.get("max", 0) for x in s), default=0)
+print("%s, peak %.2f/s" % (", ".join(x["name"] for x in s) or "no series", peak))
+sys.exit(0 if s and peak > 0 else 1)
+EOF
+); then
+	pass "stacks: meter exceptions panel (graphite)" "$out"
+else
+	fail "stacks: meter exceptions panel (graphite)" "$out"
+fi
+if out=$(promq /api/v1/query "query=max_over_time(rate(collectd_dotnet_derive_total{dotnet=\"meter\", type=~\"System.Runtime:dotnet.exceptions:.*\"}[10s])[$((T_END - T_DATA + 5))s:1s])" "time=$T_END" |
+	"$PY" -c '
+import json, sys
+r = json.load(sys.stdin)["data"]["result"]
+print(", ".join("%s peak %.2f/s" % (x["metric"]["type"], float(x["value"][1])) for x in r) or "no series")
+sys.exit(0 if r and max(float(x["value"][1]) for x in r) > 0 else 1)'); then
+	pass "stacks: meter exceptions panel (prometheus)" "$out"
+else
+	fail "stacks: meter exceptions panel (prometheus)" "${out:-no answer}"
+fi
 
 # check.sh itself: broken copies of the dashboards must fail, naming the query
 # KIND|TEXT IN THE JSON|REPLACEMENT|WHAT check.sh MUST SAY
