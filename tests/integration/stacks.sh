@@ -338,6 +338,10 @@ METER_WS="bytes-System.Runtime:dotnet.process.memory.working_set"
 METER_EXC="derive-System.Runtime:dotnet.exceptions:error.type=BadHttpRequestException"
 meter_up() { csv_of meter "$METER_WS" >/dev/null; }
 meter_threw() { csv_of meter "$METER_EXC" >/dev/null; }
+prom_has_exc() {
+	curl -fsS -m 5 -G --data-urlencode 'query=collectd_dotnet_derive_total{dotnet="meter",type=~"System.Runtime:dotnet.exceptions:.*"}' \
+		"$PROM/api/v1/query" 2>/dev/null | "$PY" -c 'import json, sys; sys.exit(0 if json.load(sys.stdin)["data"]["result"] else 1)'
+}
 bad_requests() { # N
 	local i
 	for ((i = 0; i < $1; i++)); do
@@ -357,7 +361,10 @@ EOF
 if [[ -n $METER_URL ]] && wait_until 30 meter_up; then
 	for _ in 1 2 3; do curl -fsS -m 5 -o /dev/null "$METER_URL/work" 2>/dev/null; done
 	bad_requests 3
+	# the series in the csv and in prometheus (scraped) before the second
+	# batch, so that both see it rise
 	wait_until 15 meter_threw || log "meter: no $METER_EXC after 15 s"
+	wait_until 15 prom_has_exc || log "meter: prometheus has no dotnet.exceptions sample after 15 s"
 	sleep 1
 	bad_requests 5
 else
