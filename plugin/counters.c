@@ -1652,6 +1652,29 @@ int counters_decoder_decode(struct counters_decoder *d,
   return decode_entry(d, e, ev, s, scratch, scratch_cap);
 }
 
+/* Instruments of the System.Runtime meter that .NET 9 and 10 declare as
+ * (monotonic) observable counters though they report a level that goes
+ * down as well (dotnet/runtime issues 112077 and 126167): as RATE their
+ * drops would be lost and their DERIVE would only grow. */
+static const char *const level_counters[] = {
+    "dotnet.thread_pool.thread.count",
+    "dotnet.thread_pool.queue.length",
+};
+
+void counters_fix_kind(struct counters_sample *s) {
+  if (s->kind != COUNTERS_RATE || isnan(s->total) ||
+      strcmp(s->provider, "System.Runtime") != 0)
+    return;
+  for (size_t i = 0; i < sizeof(level_counters) / sizeof(level_counters[0]);
+       i++)
+    if (strcmp(s->name, level_counters[i]) == 0) {
+      s->kind = COUNTERS_UPDOWN; /* the level, as the runtime fixed it */
+      s->value = s->total;
+      s->total = NAN;
+      return;
+    }
+}
+
 const char *counters_display_name(const struct counters_sample *s, char *out,
                                   size_t cap) {
   if (cap == 0)

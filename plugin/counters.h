@@ -76,6 +76,11 @@ struct counters_sample {
   uint64_t timestamp;  /* the event's QPC timestamp */
 };
 
+/* Corrects the kind of a sample of an instrument its runtime declares
+ * wrongly (a level published as a monotonic counter), so that it is
+ * published as the level it is. */
+void counters_fix_kind(struct counters_sample *s);
+
 /* Decodes one event. Returns 1 and fills *s when it is a counter sample,
  * 0 when it is some other event (ignored: e.g. AppContextSwitch,
  * instrument publication), -EBADMSG when it claims to be a counter event

@@ -59,6 +59,7 @@ static void on_event(void *ctx, const struct nettrace_event *ev) {
                                   sizeof(scratch));
   if (r <= 0)
     return; /* not a counter, or malformed: skip this event only */
+  counters_fix_kind(&smp);
   if (smp.kind != COUNTERS_MEAN && smp.kind != COUNTERS_SUM &&
       (s->cfg.nmeters == 0 || strcmp(smp.session, s->meter_session) != 0))
     return; /* a meter's sample: not asked for, or another tool's session */

@@ -1564,6 +1564,44 @@ DEF_TEST(table_memory_bound) {
   return 0;
 }
 
+/* .NET 9 and 10 declare two System.Runtime levels as monotonic counters:
+ * they are published as the levels they are. */
+DEF_TEST(fix_kind) {
+  struct counters_sample s = {.kind = COUNTERS_RATE,
+                              .provider = "System.Runtime",
+                              .name = "dotnet.thread_pool.thread.count",
+                              .value = -3,
+                              .total = 7};
+  counters_fix_kind(&s);
+  EXPECT_EQ_INT(COUNTERS_UPDOWN, s.kind);
+  EXPECT_EQ_DOUBLE(7, s.value, 0);
+  s = (struct counters_sample){.kind = COUNTERS_RATE,
+                               .provider = "System.Runtime",
+                               .name = "dotnet.thread_pool.queue.length",
+                               .value = 2,
+                               .total = 5};
+  counters_fix_kind(&s);
+  EXPECT_EQ_INT(COUNTERS_UPDOWN, s.kind);
+  EXPECT_EQ_DOUBLE(5, s.value, 0);
+  /* a real counter, another meter's instrument, no level reported: kept */
+  s = (struct counters_sample){.kind = COUNTERS_RATE,
+                               .provider = "System.Runtime",
+                               .name = "dotnet.thread_pool.work_item.count",
+                               .value = 2,
+                               .total = 5};
+  counters_fix_kind(&s);
+  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
+  s.name = "dotnet.thread_pool.thread.count";
+  s.provider = "Contoso";
+  counters_fix_kind(&s);
+  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
+  s.provider = "System.Runtime";
+  s.total = NAN;
+  counters_fix_kind(&s);
+  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
+  return 0;
+}
+
 int main(void) {
   RUN_TEST(varint);
   RUN_TEST(utf16);
@@ -1585,5 +1623,6 @@ int main(void) {
   RUN_TEST(series_cap);
   RUN_TEST(naming_due_arrival);
   RUN_TEST(table_memory_bound);
+  RUN_TEST(fix_kind);
   END_TEST;
 }

@@ -72,8 +72,8 @@ REQUIRED = [
 ]
 
 # The System.Runtime meter's instruments (.NET 9 and later) the meter
-# dashboards must show, as type instances; per data source, as the Graphite
-# dashboard cannot show the thread pool's levels (see its panel)
+# dashboards must show, as type instances (REQUIRED_METER_PROMETHEUS: those
+# only the Prometheus one shows, none now)
 REQUIRED_METER = [
     "System.Runtime:dotnet.gc.last_collection.heap.size:gc.heap.generation=" + g
     for g in ("gen0", "gen1", "gen2", "loh", "poh")
@@ -84,12 +84,11 @@ REQUIRED_METER = [
 ] + [
     "System.Runtime:dotnet." + n for n in (
         "gc.heap.total_allocated", "gc.pause.time", "process.memory.working_set",
-        "thread_pool.work_item.count", "exceptions", "monitor.lock_contentions",
+        "thread_pool.work_item.count", "thread_pool.thread.count",
+        "thread_pool.queue.length", "exceptions", "monitor.lock_contentions",
         "jit.compiled_methods", "jit.compilation.time")
 ]
-REQUIRED_METER_PROMETHEUS = [
-    "System.Runtime:dotnet.thread_pool.thread.count", "System.Runtime:dotnet.thread_pool.queue.length",
-]
+REQUIRED_METER_PROMETHEUS = []
 
 ap = argparse.ArgumentParser(prog="check.sh")
 ap.add_argument("--graphite-dashboard")

@@ -8,6 +8,8 @@
 #              the process's own CPU time from /proc/<pid>/stat over the same
 #              seconds (a DERIVE in whole seconds had a rate of 0 or 1)
 #   gc pause   dotnet.gc.pause.time (unit s) likewise, and never decreases
+#   levels     dotnet.thread_pool.thread.count and .queue.length, declared
+#              counters by the runtime, are published as gauges
 #   heap       the EventCounter gc-heap-size (the threshold's usual counter)
 #              and the meter's dotnet.gc.last_collection.heap.size per
 #              generation come from one session: with both asked for, a
@@ -108,6 +110,15 @@ for ver in 10 11; do
 		pass "$T: gc-heap-size beside the meter's heap size per generation" "gc-heap-size $heap, $gen2 generations"
 	else
 		fail "$T: gc-heap-size beside the meter" "gc-heap-size '${heap}', $gen2 generation series"
+	fi
+	# thread.count and queue.length are levels (the runtime declares them
+	# counters): gauges, never DERIVE
+	lv=$(ls "$D"/csv/*/dotnet-m"$ver"/ | grep -E 'dotnet.thread_pool.(thread.count|queue.length)-' | sed 's/-[0-9-]*$//' | sort | tr '\n' ' ')
+	if [[ $lv == "gauge-System.Runtime:dotnet.thread_pool.queue.length gauge-System.Runtime:dotnet.thread_pool.thread.count " ]]; then
+		tc=$(csv_last "$D" "m$ver" gauge-System.Runtime:dotnet.thread_pool.thread.count)
+		pass "$T: thread pool thread count and queue length are gauges" "thread.count $tc"
+	else
+		fail "$T: thread pool levels" "published as: $lv"
 	fi
 	if grep -E '\[(error|warning)\]' "$D/collectd.log" | grep -q .; then
 		fail "$T: no error or warning in the log" "$(grep -E '\[(error|warning)\]' "$D/collectd.log" | head -3)"

@@ -643,7 +643,8 @@ METER_SERIES=(
 	total_bytes-System.Runtime:dotnet.gc.heap.total_allocated
 	total_time_in_ms-System.Runtime:dotnet.gc.pause.time
 	"$METER_WS"
-	derive-System.Runtime:dotnet.thread_pool.{work_item.count,thread.count,queue.length}
+	derive-System.Runtime:dotnet.thread_pool.work_item.count
+	gauge-System.Runtime:dotnet.thread_pool.{thread.count,queue.length}
 	derive-System.Runtime:dotnet.monitor.lock_contentions
 	derive-System.Runtime:dotnet.jit.compiled_methods
 	total_time_in_ms-System.Runtime:dotnet.jit.compilation.time
