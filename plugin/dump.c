@@ -742,7 +742,7 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
   double t0 = mono_s();
   int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000;
   int64_t deadline = ipc_now_ms() + timeout_ms;
-  char dir[PATH_MAX], final_name[200], final_path[PATH_MAX];
+  char dir[PATH_MAX], final_name[NAME_MAX + 1], final_path[PATH_MAX];
   char target_path[PATH_MAX], stage_name[40] = "", src_name[96] = "dump";
   char name[160], stamp[40];
   int dfd = -1, afd = -1, sfd = -1, tfd = -1, src_dirfd = -1, reach = 1;
@@ -773,8 +773,22 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
 
   safe_name(req->instance[0] ? req->instance : "dotnet", name, sizeof(name));
   utc_stamp(stamp, sizeof(stamp));
-  snprintf(final_name, sizeof(final_name), "%s-%d-%s.dmp", name,
-           (int)req->ep.pid, stamp);
+  if (req->file_name[0]) {
+    /* the caller's name: one component of the directory just opened, so
+     * the directory's checks cover it; publishing never follows a symlink
+     * there nor replaces what is there */
+    const char *f = req->file_name;
+    if (strchr(f, '/') || !strcmp(f, ".") || !strcmp(f, "..") ||
+        !strcmp(f, DUMP_STAGING_AREA) || strlen(f) >= sizeof(final_name)) {
+      dump_say(res, "'%s' cannot be a dump's file name", f);
+      r = -EINVAL;
+      goto out;
+    }
+    memcpy(final_name, f, strlen(f) + 1);
+  } else {
+    snprintf(final_name, sizeof(final_name), "%s-%d-%s.dmp", name,
+             (int)req->ep.pid, stamp);
+  }
   if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", dir,
                        final_name) >= sizeof(final_path)) {
     dump_say(res, "dump path too long");

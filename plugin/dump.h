@@ -5,7 +5,7 @@
  * GenerateCoreDump IPC command (the target writes the dump itself, as its
  * own user) or the createdump that ships next to the target's
  * libcoreclr.so (run by us, no shell). Either way the file ends up as
- *   <directory>/<instance>-<pid>-<UTC timestamp>.dmp
+ *   <directory>/<instance>-<pid>-<UTC timestamp>.dmp (or the caller's name)
  * mode 0600, a fresh inode of ours (a copy of exactly what was checked: the
  * writer keeps no hold on it), never written through a symlink, never
  * replacing a file. The directory and every one above it must belong to
@@ -35,6 +35,9 @@ struct dump_request {
   char directory[PATH_MAX]; /* created 0711 if missing (dump_dir_open) */
   uint64_t min_free_bytes;  /* refuse below this free space; 0: no check */
   int timeout_ms;           /* whole dump; 0: 120000 */
+  /* the dump's name in directory (one component, never replaced);
+   * "" → <instance>-<pid>-<UTC timestamp>.dmp */
+  char file_name[NAME_MAX + 1];
 };
 
 struct dump_result {

@@ -1,32 +1,47 @@
 /**
  * collectd-dotnet - plugin/triggerdump.c
  *
- * The command line face of the library:
+ * The command line face of the library, with dotnet-counters' habits
+ * (getopt_long: --opt=value or --opt value, "--" ends the options; -p/-n
+ * pick the process; --help per command; exit 2 for a usage error):
  *   triggerdump ps
- *   triggerdump monitor <pid> [--interval SEC] [--providers A,B] [--meters M,N]
- *                             [--format text|csv|json] [--duration SEC]
- *   triggerdump record <pid> -o FILE [--duration SEC] [...monitor options]
+ *   triggerdump monitor [<pid> | -p PID | -n NAME] [--interval SEC]
+ *                       [--providers A,B] [--meters M,N]
+ *                       [--counters Provider[a,b],Other]
+ *                       [--format text|csv|json] [--collectd-names]
+ *                       [--duration SEC] [-o FILE]
+ *   triggerdump record [<pid> | -p PID | -n NAME] -o FILE [--duration SEC]
+ *                      [--interval SEC] [--providers A,B] [--meters M,N]
  *   triggerdump stats FILE.nettrace   (events per provider, samples per
  *                                      counter; non-zero if truncated)
- *   triggerdump dump <pid> [-o DIR] [--type heap] [--method ipc|exec]
- *   triggerdump <pid> <threshold-MB> [-o DIR] [--type heap] [--method ipc|exec]
- *                                   [--interval SEC]
+ *   triggerdump dump [<pid> | -p PID | -n NAME] [-o FILE|DIR]
+ *                    [--type heap] [--method ipc|exec]
+ *   triggerdump <pid> <threshold-MB> [-o FILE|DIR] [--type heap]
+ *                    [--method ipc|exec] [--interval SEC] [--providers A,B]
+ *   triggerdump help [COMMAND], triggerdump --version
  */
+#include "dotnet_config.h"
+
 #include "counters.h"
 #include "dump.h"
 #include "ipc.h"
+#include "naming.h"
 #include "nettrace.h"
 #include "session.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,39 +54,216 @@ static void on_signal(int sig) {
   stop_requested = 1;
 }
 
+/* ---- options ---- */
+
+/* Every option of every command; each command takes the ones in its mask
+ * (struct command) and refuses the others by name. */
+enum opt_id {
+  OPT_HELP,
+  OPT_VERSION,
+  OPT_PID,
+  OPT_NAME,
+  OPT_OUTPUT,
+  OPT_INTERVAL,
+  OPT_PROVIDERS,
+  OPT_METERS,
+  OPT_COUNTERS,
+  OPT_FORMAT,
+  OPT_COLLECTD_NAMES,
+  OPT_DURATION,
+  OPT_TYPE,
+  OPT_METHOD,
+  OPT_COUNT
+};
+#define BIT(o) (1u << (o))
+#define OPT_LONG_BASE 1000 /* getopt_long's val for OPT_x: base + x */
+
+/* How an option is named in messages (the short form after a slash). */
+static const char *const opt_names[OPT_COUNT] = {
+    [OPT_HELP] = "--help/-h",
+    [OPT_VERSION] = "--version",
+    [OPT_PID] = "--process-id/-p",
+    [OPT_NAME] = "--name/-n",
+    [OPT_OUTPUT] = "--output/-o",
+    [OPT_INTERVAL] = "--interval",
+    [OPT_PROVIDERS] = "--providers",
+    [OPT_METERS] = "--meters",
+    [OPT_COUNTERS] = "--counters",
+    [OPT_FORMAT] = "--format",
+    [OPT_COLLECTD_NAMES] = "--collectd-names",
+    [OPT_DURATION] = "--duration",
+    [OPT_TYPE] = "--type",
+    [OPT_METHOD] = "--method",
+};
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, OPT_LONG_BASE + OPT_VERSION},
+    {"process-id", required_argument, NULL, 'p'},
+    {"name", required_argument, NULL, 'n'},
+    {"output", required_argument, NULL, 'o'},
+    {"interval", required_argument, NULL, OPT_LONG_BASE + OPT_INTERVAL},
+    {"refresh-interval", required_argument, NULL, OPT_LONG_BASE + OPT_INTERVAL},
+    {"providers", required_argument, NULL, OPT_LONG_BASE + OPT_PROVIDERS},
+    {"meters", required_argument, NULL, OPT_LONG_BASE + OPT_METERS},
+    {"counters", required_argument, NULL, OPT_LONG_BASE + OPT_COUNTERS},
+    {"format", required_argument, NULL, OPT_LONG_BASE + OPT_FORMAT},
+    {"collectd-names", no_argument, NULL, OPT_LONG_BASE + OPT_COLLECTD_NAMES},
+    {"duration", required_argument, NULL, OPT_LONG_BASE + OPT_DURATION},
+    {"type", required_argument, NULL, OPT_LONG_BASE + OPT_TYPE},
+    {"method", required_argument, NULL, OPT_LONG_BASE + OPT_METHOD},
+    {NULL, 0, NULL, 0},
+};
+static const char short_opts[] = ":hp:n:o:";
+
+#define COMMON_OPTS (BIT(OPT_HELP) | BIT(OPT_VERSION))
+#define PICK_OPTS (BIT(OPT_PID) | BIT(OPT_NAME))
+#define SESSION_OPTS (BIT(OPT_INTERVAL) | BIT(OPT_PROVIDERS) | BIT(OPT_METERS))
+
+struct command {
+  const char *name;
+  unsigned opts;
+  const char *help;
+};
+
+static const struct command commands[] = {
+    {"ps", COMMON_OPTS,
+     "Usage: triggerdump ps\n"
+     "List the .NET processes on this host: pid, runtime version, entry\n"
+     "assembly, command line.\n"},
+    {"monitor",
+     COMMON_OPTS | PICK_OPTS | SESSION_OPTS | BIT(OPT_COUNTERS) |
+         BIT(OPT_FORMAT) | BIT(OPT_COLLECTD_NAMES) | BIT(OPT_DURATION) |
+         BIT(OPT_OUTPUT),
+     "Usage: triggerdump monitor [<pid> | -p PID | -n NAME] [options]\n"
+     "Print counters as they arrive, until interrupted or --duration ends.\n"
+     "  -p, --process-id PID     the process (or give <pid> alone)\n"
+     "  -n, --name NAME          the one .NET process whose entry assembly or\n"
+     "                           process name is NAME\n"
+     "      --interval SEC       counter interval (default 1); also\n"
+     "      --refresh-interval SEC\n"
+     "      --providers A,B      EventCounters providers (default\n"
+     "                           System.Runtime)\n"
+     "      --meters M,N         System.Diagnostics.Metrics meters\n"
+     "      --counters P[a,b],Q  show only these counters: provider P's a and\n"
+     "                           b, all of Q (adds P and Q to --providers\n"
+     "                           unless they are --meters)\n"
+     "      --format text|csv|json   (default text)\n"
+     "      --collectd-names     add the collectd type and type instance the\n"
+     "                           dotnet plugin publishes each value under\n"
+     "      --duration SEC       stop after SEC seconds\n"
+     "  -o, --output FILE        write to FILE instead of stdout (- : "
+     "stdout)\n"},
+    {"record",
+     COMMON_OPTS | PICK_OPTS | SESSION_OPTS | BIT(OPT_DURATION) |
+         BIT(OPT_OUTPUT),
+     "Usage: triggerdump record [<pid> | -p PID | -n NAME] -o FILE [options]\n"
+     "Save the raw nettrace stream of a counters session to FILE.\n"
+     "  -o, --output FILE        the file (required)\n"
+     "  -p, --process-id PID, -n, --name NAME   as for monitor\n"
+     "      --interval SEC, --refresh-interval SEC   (default 1)\n"
+     "      --providers A,B, --meters M,N   as for monitor\n"
+     "      --duration SEC       stop after SEC seconds\n"},
+    {"stats", COMMON_OPTS,
+     "Usage: triggerdump stats FILE.nettrace\n"
+     "Read a nettrace file; print events per provider and event, and\n"
+     "samples per counter. Exit 1 when the file is truncated or malformed.\n"},
+    {"dump",
+     COMMON_OPTS | PICK_OPTS | BIT(OPT_OUTPUT) | BIT(OPT_TYPE) |
+         BIT(OPT_METHOD),
+     "Usage: triggerdump dump [<pid> | -p PID | -n NAME] [options]\n"
+     "Write a core dump now; print its path.\n"
+     "  -p, --process-id PID, -n, --name NAME   as for monitor\n"
+     "  -o, --output FILE|DIR    the dump file (never replaced), or an\n"
+     "                           existing directory or one ending in /\n"
+     "                           (default .) to write\n"
+     "                           <entry-assembly>-<pid>-<UTC time>.dmp in\n"
+     "      --type mini|heap|triage|full   (default heap)\n"
+     "      --method ipc|exec    the runtime writes it (default), or\n"
+     "                           createdump is run\n"},
+    {"threshold",
+     COMMON_OPTS | BIT(OPT_OUTPUT) | BIT(OPT_TYPE) | BIT(OPT_METHOD) |
+         BIT(OPT_INTERVAL) | BIT(OPT_PROVIDERS),
+     "Usage: triggerdump <pid> <threshold-MB> [options]\n"
+     "Wait until the GC heap of <pid> (System.Runtime gc-heap-size) exceeds\n"
+     "<threshold-MB> MB, write a core dump, print its path and exit 0 (1 when\n"
+     "interrupted first).\n"
+     "  -o, --output FILE|DIR    as for dump (default .)\n"
+     "      --type mini|heap|triage|full   (default heap)\n"
+     "      --method ipc|exec    (default ipc)\n"
+     "      --interval SEC, --refresh-interval SEC   (default 1)\n"
+     "      --providers A,B      must include System.Runtime\n"},
+};
+
 static const char usage_text[] =
     "Usage:\n"
-    "  triggerdump <pid> <threshold-MB> [-o DIR]\n"
+    "  triggerdump <pid> <threshold-MB> [-o FILE|DIR]\n"
     "              [--type mini|heap|triage|full] [--method ipc|exec]\n"
-    "              [--interval SEC]\n"
+    "              [--interval SEC] [--providers A,B]\n"
     "      Wait until the GC heap of <pid> exceeds <threshold-MB> MB, write a\n"
-    "      core dump into DIR (default: .) and exit 0 (1 when interrupted).\n"
+    "      core dump (default: into .) and exit 0 (1 when interrupted).\n"
     "  triggerdump ps\n"
     "      List the .NET processes on this host.\n"
-    "  triggerdump monitor <pid> [--interval SEC] [--providers A,B]\n"
-    "              [--meters M,N] [--format text|csv|json] [--duration SEC]\n"
+    "  triggerdump monitor [<pid> | -p PID | -n NAME] [--interval SEC]\n"
+    "              [--providers A,B] [--meters M,N] [--counters P[a,b],Q]\n"
+    "              [--format text|csv|json] [--collectd-names]\n"
+    "              [--duration SEC] [-o FILE]\n"
     "      Print counters as they arrive, until interrupted.\n"
-    "  triggerdump record <pid> -o FILE [--duration SEC] [monitor options]\n"
+    "  triggerdump record [<pid> | -p PID | -n NAME] -o FILE\n"
+    "              [--duration SEC] [--interval SEC] [--providers A,B]\n"
+    "              [--meters M,N]\n"
     "      Save the raw nettrace stream of a counters session to FILE.\n"
     "  triggerdump stats FILE.nettrace\n"
     "      Read a nettrace file; print events per provider and event, and\n"
     "      samples per counter.\n"
-    "  triggerdump dump <pid> [-o DIR] [--type mini|heap|triage|full]\n"
-    "              [--method ipc|exec]\n"
+    "  triggerdump dump [<pid> | -p PID | -n NAME] [-o FILE|DIR]\n"
+    "              [--type mini|heap|triage|full] [--method ipc|exec]\n"
     "      Write a core dump now (default type: heap).\n"
-    "Each command takes --help.\n";
+    "  triggerdump help [COMMAND], triggerdump --version\n"
+    "Options take --opt=value or --opt value; -- ends the options.\n"
+    "Each command takes --help (triggerdump help threshold: the first form).\n";
 
 static void usage(FILE *out) { fputs(usage_text, out); }
 
+static const struct command *command_find(const char *name) {
+  for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static void version(void) {
+  printf("triggerdump (" PACKAGE_NAME ") " PACKAGE_VERSION "\n");
+}
+
+/* The counters --counters lets through: providers, each with the counter
+ * names it shows (none: all of the provider's). */
+#define FILTER_MAX_NAMES 64
+struct filter_provider {
+  const char *name;
+  const char *counters[FILTER_MAX_NAMES];
+  size_t ncounters;
+};
+struct filter {
+  char buf[4096]; /* the option's text, cut into the names */
+  struct filter_provider providers[SESSION_MAX_PROVIDERS];
+  size_t nproviders;
+};
+
 struct opts {
+  pid_t pid; /* -p, or the positional pid; 0: none */
+  const char *name;
   double interval;
   const char *providers;
   const char *meters;
+  const char *counters;
   const char *format;
+  int collectd_names;
   double duration;
   const char *output;
   enum ipc_dump_type type;
   enum dump_method method;
+  struct filter filter;
 };
 
 static int parse_pid(const char *s, pid_t *pid) {
@@ -84,58 +276,227 @@ static int parse_pid(const char *s, pid_t *pid) {
   return 0;
 }
 
-/* Parses options from argv[i..]; returns the index of the first
- * non-option, or -1 after printing an error. */
-static int parse_opts(int argc, char **argv, int i, struct opts *o) {
-  for (; i < argc; i++) {
-    const char *a = argv[i];
-    if (a[0] != '-' || strcmp(a, "-") == 0)
-      return i;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      usage(stdout);
-      exit(0);
+/* Parses dotnet-counters' --counters syntax into f:
+ *   Provider[counter,counter],Provider,...
+ * commas inside brackets separate counters, outside them providers.
+ * 0, or -1 after printing why. */
+static int filter_parse(const char *s, struct filter *f) {
+  if ((size_t)snprintf(f->buf, sizeof(f->buf), "%s", s) >= sizeof(f->buf)) {
+    fprintf(stderr, "triggerdump: --counters is too long\n");
+    return -1;
+  }
+  char *p = f->buf;
+  while (*p) {
+    if (*p == ',') {
+      p++;
+      continue;
     }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "triggerdump: %s needs a value\n", a);
+    if (f->nproviders == SESSION_MAX_PROVIDERS) {
+      fprintf(stderr, "triggerdump: --counters names more than %d providers\n",
+              SESSION_MAX_PROVIDERS);
       return -1;
     }
-    const char *v = argv[++i];
+    struct filter_provider *fp = &f->providers[f->nproviders++];
+    fp->name = p;
+    p += strcspn(p, ",[]");
+    if (*p == ']' || p == fp->name) {
+      fprintf(stderr,
+              "triggerdump: --counters is Provider[counter,...],Provider,... "
+              "not '%s'\n",
+              s);
+      return -1;
+    }
+    if (*p == ',') {
+      *p++ = 0;
+      continue;
+    }
+    if (*p == 0)
+      break;
+    *p++ = 0; /* '[' */
+    for (;;) {
+      char *c = p;
+      p += strcspn(p, ",[]");
+      if (*p == 0 || *p == '[') {
+        fprintf(stderr,
+                "triggerdump: --counters: no ']' after the counters of '%s'\n",
+                fp->name);
+        return -1;
+      }
+      char end = *p;
+      *p++ = 0;
+      if (*c) {
+        if (fp->ncounters == FILTER_MAX_NAMES) {
+          fprintf(stderr,
+                  "triggerdump: --counters names more than %d counters of "
+                  "'%s'\n",
+                  FILTER_MAX_NAMES, fp->name);
+          return -1;
+        }
+        fp->counters[fp->ncounters++] = c;
+      }
+      if (end == ']')
+        break;
+    }
+    if (*p != 0 && *p != ',') {
+      fprintf(stderr,
+              "triggerdump: --counters: ',' expected after ']' of '%s'\n",
+              fp->name);
+      return -1;
+    }
+  }
+  if (f->nproviders == 0) {
+    fprintf(stderr, "triggerdump: --counters names no provider\n");
+    return -1;
+  }
+  return 0;
+}
+
+/* Whether --counters (when given) lets this sample through. */
+static int filter_match(const struct filter *f, const char *provider,
+                        const char *name) {
+  if (f->nproviders == 0)
+    return 1;
+  for (size_t i = 0; i < f->nproviders; i++) {
+    const struct filter_provider *fp = &f->providers[i];
+    if (strcasecmp(fp->name, provider) != 0)
+      continue;
+    if (fp->ncounters == 0)
+      return 1;
+    for (size_t j = 0; j < fp->ncounters; j++)
+      if (strcmp(fp->counters[j], name) == 0)
+        return 1;
+  }
+  return 0;
+}
+
+/* Parses argv[0..argc) (argv[0]: the command, or the program for the
+ * threshold form) for command c; the operands are left in argv[*first..).
+ * Returns 0, -1 for a usage error (said), or 1 when --help or --version
+ * was answered. */
+static int parse_opts(const struct command *c, int argc, char **argv,
+                      struct opts *o, int *first) {
+  opterr = 0;
+  optind = 1;
+  for (;;) {
+    int ch = getopt_long(argc, argv, short_opts, long_opts, NULL);
+    if (ch == -1)
+      break;
+    if (ch == '?') {
+      /* glibc: optopt is 0 for an unknown long option, the option's val for
+       * one given a value it does not take, the letter for a short one */
+      if (optopt == 0) {
+        const char *a = argv[optind - 1];
+        fprintf(stderr, "triggerdump %s: unknown option %.*s", c->name,
+                (int)strcspn(a, "="), a);
+      } else if (optopt >= OPT_LONG_BASE && optopt < OPT_LONG_BASE + OPT_COUNT)
+        fprintf(stderr, "triggerdump %s: %s takes no value", c->name,
+                opt_names[optopt - OPT_LONG_BASE]);
+      else if (optopt == 'h')
+        fprintf(stderr, "triggerdump %s: --help takes no value", c->name);
+      else
+        fprintf(stderr, "triggerdump %s: unknown option -%c", c->name, optopt);
+      fprintf(stderr, " (see triggerdump %s --help)\n", c->name);
+      return -1;
+    }
+    if (ch == ':') {
+      const char *a = argv[optind - 1];
+      if (optopt && optopt < OPT_LONG_BASE && a[0] == '-' && a[1] != '-')
+        fprintf(stderr, "triggerdump: -%c needs a value\n", optopt);
+      else
+        fprintf(stderr, "triggerdump: %s needs a value\n", a);
+      return -1;
+    }
+    int id = ch == 'h'   ? OPT_HELP
+             : ch == 'p' ? OPT_PID
+             : ch == 'n' ? OPT_NAME
+             : ch == 'o' ? OPT_OUTPUT
+                         : ch - OPT_LONG_BASE;
+    if (id < 0 || id >= OPT_COUNT)
+      return -1; /* not in the tables: cannot happen */
+    if (!(c->opts & BIT(id))) {
+      fprintf(stderr,
+              "triggerdump %s: %s is not an option of this command (see "
+              "triggerdump %s --help)\n",
+              c->name, opt_names[id], c->name);
+      return -1;
+    }
+    const char *v = optarg;
     char *end;
-    if (strcmp(a, "--interval") == 0) {
+    switch (id) {
+    case OPT_HELP:
+      fputs(c->help, stdout);
+      return 1;
+    case OPT_VERSION:
+      version();
+      return 1;
+    case OPT_PID:
+      if (parse_pid(v, &o->pid) != 0) {
+        fprintf(stderr, "triggerdump: -p takes a pid, not '%s'\n", v);
+        return -1;
+      }
+      break;
+    case OPT_NAME:
+      if (!*v) {
+        fprintf(stderr, "triggerdump: -n takes a process name\n");
+        return -1;
+      }
+      o->name = v;
+      break;
+    case OPT_OUTPUT:
+      if (!*v) {
+        fprintf(stderr, "triggerdump: -o takes a file name\n");
+        return -1;
+      }
+      o->output = v;
+      break;
+    case OPT_INTERVAL:
       o->interval = strtod(v, &end);
       if (*end || !(o->interval > 0 && o->interval <= 86400)) {
         fprintf(stderr,
                 "triggerdump: --interval takes seconds (> 0), not '%s'\n", v);
         return -1;
       }
-    } else if (strcmp(a, "--duration") == 0) {
+      break;
+    case OPT_DURATION:
       o->duration = strtod(v, &end);
       if (*end || !(o->duration > 0)) {
         fprintf(stderr,
                 "triggerdump: --duration takes seconds (> 0), not '%s'\n", v);
         return -1;
       }
-    } else if (strcmp(a, "--providers") == 0) {
+      break;
+    case OPT_PROVIDERS:
       o->providers = v;
-    } else if (strcmp(a, "--meters") == 0) {
+      break;
+    case OPT_METERS:
       o->meters = v;
-    } else if (strcmp(a, "--format") == 0) {
+      break;
+    case OPT_COUNTERS:
+      o->counters = v;
+      memset(&o->filter, 0, sizeof(o->filter));
+      if (filter_parse(v, &o->filter) != 0)
+        return -1;
+      break;
+    case OPT_FORMAT:
       if (strcmp(v, "text") && strcmp(v, "csv") && strcmp(v, "json")) {
         fprintf(stderr,
                 "triggerdump: --format is text, csv or json, not '%s'\n", v);
         return -1;
       }
       o->format = v;
-    } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-      o->output = v;
-    } else if (strcmp(a, "--type") == 0) {
+      break;
+    case OPT_COLLECTD_NAMES:
+      o->collectd_names = 1;
+      break;
+    case OPT_TYPE:
       if (dump_type_parse(v, &o->type) != 0) {
         fprintf(stderr,
                 "triggerdump: --type is mini, heap, triage or full, not '%s'\n",
                 v);
         return -1;
       }
-    } else if (strcmp(a, "--method") == 0) {
+      break;
+    case OPT_METHOD:
       if (strcmp(v, "ipc") == 0)
         o->method = DUMP_METHOD_IPC;
       else if (strcmp(v, "exec") == 0)
@@ -144,12 +505,11 @@ static int parse_opts(int argc, char **argv, int i, struct opts *o) {
         fprintf(stderr, "triggerdump: --method is ipc or exec, not '%s'\n", v);
         return -1;
       }
-    } else {
-      fprintf(stderr, "triggerdump: unknown option %s (see --help)\n", a);
-      return -1;
+      break;
     }
   }
-  return i;
+  *first = optind;
+  return 0;
 }
 
 /* Splits a comma list into list[max] (modifies s). */
@@ -213,16 +573,17 @@ static int ps_one(void *ctx, const struct ipc_endpoint *ep) {
 
 static int cmd_ps(int argc, char **argv) {
   struct opts o = {0};
-  int i = parse_opts(argc, argv, 2, &o);
-  if (i < 0)
-    return 2;
+  int i;
+  int r = parse_opts(command_find("ps"), argc, argv, &o, &i);
+  if (r != 0)
+    return r > 0 ? 0 : 2;
   if (i != argc) {
     fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i]);
     return 2;
   }
   printf("%8s  %-12s  %-24s  %s\n", "PID", "RUNTIME", "ENTRY ASSEMBLY",
          "COMMAND");
-  int r = ipc_endpoint_list(ps_one, NULL);
+  r = ipc_endpoint_list(ps_one, NULL);
   if (r < 0) {
     fprintf(stderr, "triggerdump: cannot list processes: %s\n", strerror(-r));
     return 1;
@@ -230,11 +591,122 @@ static int cmd_ps(int argc, char **argv) {
   return 0;
 }
 
+/* ---- -n NAME: the one .NET process of that name ---- */
+
+#define NAME_MAX_SHOWN 8
+struct name_match {
+  const char *name;
+  pid_t pids[NAME_MAX_SHOWN];
+  size_t n;
+};
+
+/* Whether the process of ep is called name, as dotnet-counters' -n sees a
+ * process: its process name (/proc/<pid>/comm, which the kernel cuts to 15
+ * bytes, or the file name of its executable) or its entry assembly. */
+static int name_one(void *ctx, const struct ipc_endpoint *ep) {
+  struct name_match *m = ctx;
+  char path[64], buf[PATH_MAX];
+  int hit = 0;
+  snprintf(path, sizeof(path), "/proc/%d/comm", (int)ep->pid);
+  FILE *f = fopen(path, "re");
+  if (f != NULL) {
+    if (fgets(buf, sizeof(buf), f) != NULL) {
+      buf[strcspn(buf, "\n")] = 0;
+      hit = strcmp(buf, m->name) == 0;
+    }
+    fclose(f);
+  }
+  if (!hit) {
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)ep->pid);
+    ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+    if (n > 0) {
+      buf[n] = 0;
+      const char *base = strrchr(buf, '/');
+      hit = strcmp(base ? base + 1 : buf, m->name) == 0;
+    }
+  }
+  if (!hit) {
+    struct ipc_process_info info;
+    hit = ipc_process_info(ep, 1000, &info, NULL) == 0 &&
+          strcmp(info.entry_assembly, m->name) == 0;
+  }
+  if (hit) {
+    if (m->n < NAME_MAX_SHOWN)
+      m->pids[m->n] = ep->pid;
+    m->n++;
+  }
+  return 0;
+}
+
+/* The pid the options name (-p, -n or the operand); 0, or 2 for a usage
+ * error, 1 for no such process (both said). */
+static int pick_process(const char *cmd, struct opts *o, int argc, char **argv,
+                        int i) {
+  if (i < argc) {
+    pid_t pid;
+    if (parse_pid(argv[i], &pid) != 0) {
+      fprintf(stderr, "triggerdump: '%s' is not a pid\n", argv[i]);
+      return 2;
+    }
+    if (o->pid || o->name) {
+      fprintf(stderr, "triggerdump: give the process once: a pid, -p or -n\n");
+      return 2;
+    }
+    o->pid = pid;
+    i++;
+  }
+  if (i < argc) {
+    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i]);
+    return 2;
+  }
+  if (o->pid && o->name) {
+    fprintf(stderr, "triggerdump: give the process once: a pid, -p or -n\n");
+    return 2;
+  }
+  if (o->pid)
+    return 0;
+  if (o->name == NULL) {
+    fprintf(stderr,
+            "triggerdump: %s needs a pid, -p PID or -n NAME (see triggerdump "
+            "ps)\n",
+            cmd);
+    return 2;
+  }
+  struct name_match m = {.name = o->name};
+  int r = ipc_endpoint_list(name_one, &m);
+  if (r < 0) {
+    fprintf(stderr, "triggerdump: cannot list processes: %s\n", strerror(-r));
+    return 1;
+  }
+  if (m.n == 1) {
+    o->pid = m.pids[0];
+    return 0;
+  }
+  if (m.n == 0) {
+    fprintf(stderr,
+            "triggerdump: no .NET process is named '%s' (see triggerdump "
+            "ps)\n",
+            o->name);
+    return 1;
+  }
+  fprintf(stderr, "triggerdump: %zu .NET processes are named '%s' (pids", m.n,
+          o->name);
+  for (size_t k = 0; k < m.n && k < NAME_MAX_SHOWN; k++)
+    fprintf(stderr, "%s %d", k ? "," : "", (int)m.pids[k]);
+  fprintf(stderr, "%s): give one with -p PID\n",
+          m.n > NAME_MAX_SHOWN ? ", ..." : "");
+  return 1;
+}
+
 /* ---- monitor / threshold ---- */
 
 struct printer {
   const char *format;
   pid_t pid;
+  FILE *out;                   /* stdout, or -o FILE */
+  const struct filter *filter; /* --counters; NULL: all */
+  int collectd_names;          /* --collectd-names: */
+  struct counters_table table; /* the plugin's table, for its names */
   /* threshold mode */
   double threshold_mb;
   int breached;
@@ -286,46 +758,69 @@ static void json_num(FILE *f, const char *key, double v) {
     fprintf(f, ",\"%s\":null", key);
 }
 
+/* The collectd type and type instance the plugin publishes a printed row
+ * under, made by the plugin's own table and naming (naming_rows): row q of
+ * a histogram is the quantile row with that suffix; "-" where the plugin
+ * publishes none (a quantile it does not publish, a table full). */
+struct collectd_name {
+  const char *type;
+  char type_instance[NAMING_MAX];
+};
+
 /* One row. JSON rows of mean counters (EventCounter, PollingCounter) also
  * carry the interval's "min", "max" and "count"; histogram rows "count" and
  * "sum" (null where the runtime did not say). */
 static void print_row(const struct printer *p, const char *when,
                       const struct counters_sample *s, const char *counter_,
-                      double value) {
-  if (strcmp(p->format, "none") == 0)
-    return;
+                      double value, const struct collectd_name *cn) {
+  FILE *f = p->out;
   /* names and units are the runtime's (or the process's) to choose */
-  char pbuf[512], cbuf[1024], ubuf[256];
+  char pbuf[512], cbuf[1024], ubuf[256], tbuf[NAMING_MAX];
   const char *provider = term_safe(s->provider, pbuf, sizeof(pbuf));
   const char *counter = term_safe(counter_, cbuf, sizeof(cbuf));
   const char *unit = term_safe(s->units, ubuf, sizeof(ubuf));
+  const char *ti = cn ? term_safe(cn->type_instance, tbuf, sizeof(tbuf)) : "";
   if (strcmp(p->format, "csv") == 0) {
-    printf("%s,%d,", when, (int)p->pid);
-    csv_str(stdout, provider);
-    putchar(',');
-    csv_str(stdout, counter);
-    printf(",%.17g,", value);
-    csv_str(stdout, unit);
-    putchar('\n');
-  } else if (strcmp(p->format, "json") == 0) {
-    printf("{\"time\":\"%s\",\"pid\":%d,\"provider\":", when, (int)p->pid);
-    json_str(stdout, provider);
-    printf(",\"counter\":");
-    json_str(stdout, counter);
-    json_num(stdout, "value", value);
-    printf(",\"unit\":");
-    json_str(stdout, unit);
-    if (s->kind == COUNTERS_MEAN) {
-      json_num(stdout, "min", s->min);
-      json_num(stdout, "max", s->max);
-      json_num(stdout, "count", s->count);
-    } else if (s->kind == COUNTERS_HISTOGRAM) {
-      json_num(stdout, "count", s->count);
-      json_num(stdout, "sum", s->sum);
+    fprintf(f, "%s,%d,", when, (int)p->pid);
+    csv_str(f, provider);
+    fputc(',', f);
+    csv_str(f, counter);
+    fprintf(f, ",%.17g,", value);
+    csv_str(f, unit);
+    if (cn) {
+      fprintf(f, ",%s,", cn->type);
+      csv_str(f, ti);
     }
-    printf("}\n");
+    fputc('\n', f);
+  } else if (strcmp(p->format, "json") == 0) {
+    fprintf(f, "{\"time\":\"%s\",\"pid\":%d,\"provider\":", when, (int)p->pid);
+    json_str(f, provider);
+    fprintf(f, ",\"counter\":");
+    json_str(f, counter);
+    json_num(f, "value", value);
+    fprintf(f, ",\"unit\":");
+    json_str(f, unit);
+    if (s->kind == COUNTERS_MEAN) {
+      json_num(f, "min", s->min);
+      json_num(f, "max", s->max);
+      json_num(f, "count", s->count);
+    } else if (s->kind == COUNTERS_HISTOGRAM) {
+      json_num(f, "count", s->count);
+      json_num(f, "sum", s->sum);
+    }
+    if (cn) {
+      fprintf(f, ",\"collectd_type\":");
+      json_str(f, cn->type);
+      fprintf(f, ",\"collectd_type_instance\":");
+      json_str(f, ti);
+    }
+    fprintf(f, "}\n");
+  } else if (cn) {
+    fprintf(f, "%s  %-28s %-40s %16.6g %-8s %-12s %s\n", when, provider,
+            counter, value, unit, cn->type, ti);
   } else {
-    printf("%s  %-28s %-40s %16.6g %s\n", when, provider, counter, value, unit);
+    fprintf(f, "%s  %-28s %-40s %16.6g %s\n", when, provider, counter, value,
+            unit);
   }
 }
 
@@ -341,6 +836,33 @@ static void counter_label(const struct counters_sample *s, int q, char *out,
     snprintf(out, cap, "%s[%s]", s->name, tags);
   else
     snprintf(out, cap, "%s", s->name);
+}
+
+/* cn for row q (-1: the one row of a counter that is not a histogram) of
+ * the sample whose table entry is e (NULL: not in the table). */
+static void collectd_name_of(struct counters_entry *e,
+                             const struct naming_row *rows, size_t nrows,
+                             const struct counters_sample *s, int q,
+                             struct collectd_name *cn) {
+  cn->type = "-";
+  snprintf(cn->type_instance, sizeof(cn->type_instance), "-");
+  if (e == NULL)
+    return;
+  const char *suffix = q >= 0 ? naming_quantile_suffix(s->quantile[q]) : NULL;
+  if (q >= 0 && suffix == NULL)
+    return;
+  for (size_t i = 0; i < nrows; i++) {
+    if (suffix) {
+      size_t tl = strlen(rows[i].type_instance), sl = strlen(suffix);
+      if (tl <= sl || rows[i].type_instance[tl - sl - 1] != ':' ||
+          strcmp(rows[i].type_instance + tl - sl, suffix) != 0)
+        continue;
+    }
+    cn->type = rows[i].type;
+    snprintf(cn->type_instance, sizeof(cn->type_instance), "%s",
+             rows[i].type_instance);
+    return;
+  }
 }
 
 static void on_sample(void *ctx, const struct counters_sample *s,
@@ -365,17 +887,35 @@ static void on_sample(void *ctx, const struct counters_sample *s,
   }
   if (strcmp(p->format, "none") == 0)
     return;
+  if (p->filter && !filter_match(p->filter, s->provider, s->name))
+    return;
+  /* the plugin's names: the sample merged into a table as the plugin's
+   * reader does, then named as the plugin publishes it */
+  struct counters_entry *e = NULL;
+  struct naming_row rows[COUNTERS_MAX_QUANTILES + 1];
+  size_t nrows = 0;
+  struct collectd_name cn;
+  if (p->collectd_names) {
+    e = counters_table_update(&p->table, s, time_ms);
+    if (e != NULL)
+      nrows = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
+  }
   char when[40], counter[512];
   iso_time(time_ms, when, sizeof(when));
   if (s->kind == COUNTERS_HISTOGRAM) {
     for (uint32_t i = 0; i < s->nquantiles; i++) {
       counter_label(s, (int)i, counter, sizeof(counter));
-      print_row(p, when, s, counter, s->quantile_value[i]);
+      if (p->collectd_names)
+        collectd_name_of(e, rows, nrows, s, (int)i, &cn);
+      print_row(p, when, s, counter, s->quantile_value[i],
+                p->collectd_names ? &cn : NULL);
     }
     return;
   }
   counter_label(s, -1, counter, sizeof(counter));
-  print_row(p, when, s, counter, s->value);
+  if (p->collectd_names)
+    collectd_name_of(e, rows, nrows, s, -1, &cn);
+  print_row(p, when, s, counter, s->value, p->collectd_names ? &cn : NULL);
 }
 
 struct recorder {
@@ -425,6 +965,18 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     snprintf(meterbuf, sizeof(meterbuf), "%s", o->meters);
     cfg.nmeters = split_list(meterbuf, cfg.meters, SESSION_MAX_METERS);
   }
+  /* --counters: its providers are EventCounters providers too, unless
+   * they are meters */
+  for (size_t i = 0; i < o->filter.nproviders; i++) {
+    const char *name = o->filter.providers[i].name;
+    int known = 0;
+    for (size_t k = 0; k < cfg.nproviders; k++)
+      known |= strcasecmp(cfg.providers[k], name) == 0;
+    for (size_t k = 0; k < cfg.nmeters; k++)
+      known |= strcasecmp(cfg.meters[k], name) == 0;
+    if (!known && cfg.nproviders < SESSION_MAX_PROVIDERS)
+      cfg.providers[cfg.nproviders++] = name;
+  }
   struct session *s = session_new(&ep, &cfg, on_sample, p);
   if (s == NULL) {
     fprintf(stderr, "triggerdump: out of memory\n");
@@ -445,7 +997,8 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
             "triggerdump: watching pid %d until its GC heap exceeds %g MB\n",
             (int)pid, p->threshold_mb);
   else if (strcmp(p->format, "csv") == 0)
-    printf("time,pid,provider,counter,value,unit\n");
+    fprintf(p->out, "time,pid,provider,counter,value,unit%s\n",
+            p->collectd_names ? ",collectd_type,collectd_type_instance" : "");
   char ebuf[512]; /* a session error, made safe to print */
   double end = o->duration > 0 ? mono_now() + o->duration : 0;
   int rc = 0;
@@ -505,60 +1058,87 @@ static void install_signals(void) {
   signal(SIGPIPE, SIG_IGN);
 }
 
+/* A file for -o: created, or truncated when it is there, never through a
+ * symlink at its name. An fd, or -1 after saying why. */
+static int output_open(const char *path) {
+  int fd = open(
+      path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+      0644);
+  if (fd < 0)
+    fprintf(stderr, "triggerdump: cannot create %s: %s\n", path,
+            strerror(errno));
+  return fd;
+}
+
 static int cmd_monitor(int argc, char **argv) {
+  const struct command *c = command_find("monitor");
   struct opts o = {.format = "text"};
-  pid_t pid;
-  int i = parse_opts(argc, argv, 2, &o);
-  if (i < 0)
-    return 2;
-  if (i >= argc || parse_pid(argv[i], &pid) != 0) {
-    fprintf(stderr, "triggerdump: monitor needs a pid (see triggerdump ps)\n");
-    return 2;
+  int i;
+  int r = parse_opts(c, argc, argv, &o, &i);
+  if (r != 0)
+    return r > 0 ? 0 : 2;
+  r = pick_process(c->name, &o, argc, argv, i);
+  if (r != 0)
+    return r;
+  struct printer p = {.format = o.format,
+                      .pid = o.pid,
+                      .out = stdout,
+                      .filter = o.counters ? &o.filter : NULL,
+                      .collectd_names = o.collectd_names};
+  if (o.output && strcmp(o.output, "-") != 0) {
+    int fd = output_open(o.output);
+    if (fd < 0)
+      return 1;
+    p.out = fdopen(fd, "w");
+    if (p.out == NULL) {
+      fprintf(stderr, "triggerdump: %s: %s\n", o.output, strerror(errno));
+      close(fd);
+      return 1;
+    }
+    setvbuf(p.out, NULL, _IOLBF, 0);
   }
-  int j = parse_opts(argc, argv, i + 1, &o);
-  if (j < 0)
-    return 2;
-  if (j != argc) {
-    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[j]);
-    return 2;
-  }
-  struct printer p = {.format = o.format, .pid = pid};
+  if (o.collectd_names)
+    counters_table_init(&p.table, 0);
   install_signals();
-  return run_session(pid, &o, &p, NULL, NULL);
+  int rc = run_session(o.pid, &o, &p, NULL, NULL);
+  if (p.out != stdout) {
+    int failed = fflush(p.out) != 0 || ferror(p.out);
+    int err = errno;
+    if (fclose(p.out) != 0 && !failed) {
+      failed = 1;
+      err = errno;
+    }
+    if (failed) {
+      fprintf(stderr, "triggerdump: writing %s failed: %s\n", o.output,
+              strerror(err));
+      rc = 1;
+    }
+  }
+  if (o.collectd_names)
+    counters_table_fini(&p.table);
+  return rc;
 }
 
 static int cmd_record(int argc, char **argv) {
-  struct opts o = {.format = "text"};
-  pid_t pid;
-  int i = parse_opts(argc, argv, 2, &o);
-  if (i < 0)
-    return 2;
-  if (i >= argc || parse_pid(argv[i], &pid) != 0) {
-    fprintf(stderr, "triggerdump: record needs a pid\n");
-    return 2;
-  }
-  int j = parse_opts(argc, argv, i + 1, &o);
-  if (j < 0)
-    return 2;
-  if (j != argc) {
-    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[j]);
-    return 2;
-  }
+  const struct command *c = command_find("record");
+  struct opts o = {0};
+  int i;
+  int r = parse_opts(c, argc, argv, &o, &i);
+  if (r != 0)
+    return r > 0 ? 0 : 2;
   if (o.output == NULL) {
     fprintf(stderr, "triggerdump: record needs -o FILE\n");
     return 2;
   }
-  struct recorder rec = {
-      .fd = open(o.output,
-                 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644)};
-  if (rec.fd < 0) {
-    fprintf(stderr, "triggerdump: cannot create %s: %s\n", o.output,
-            strerror(errno));
+  r = pick_process(c->name, &o, argc, argv, i);
+  if (r != 0)
+    return r;
+  struct recorder rec = {.fd = output_open(o.output)};
+  if (rec.fd < 0)
     return 1;
-  }
-  struct printer p = {.format = "none", .pid = pid};
+  struct printer p = {.format = "none", .pid = o.pid, .out = stdout};
   install_signals();
-  int rc = run_session(pid, &o, &p, &rec, NULL);
+  int rc = run_session(o.pid, &o, &p, &rec, NULL);
   if (close(rec.fd) != 0 || rec.failed) {
     fprintf(stderr, "triggerdump: writing %s failed: %s\n", o.output,
             strerror(rec.failed ? rec.failed : errno));
@@ -686,18 +1266,19 @@ static int row_cmp(const void *a, const void *b) {
 }
 
 static int cmd_stats(int argc, char **argv) {
-  if (argc != 3 || argv[2][0] == '-') {
-    if (argc == 3 && strcmp(argv[2], "--help") == 0) {
-      usage(stdout);
-      return 0;
-    }
+  struct opts o = {0};
+  int first;
+  int r0 = parse_opts(command_find("stats"), argc, argv, &o, &first);
+  if (r0 != 0)
+    return r0 > 0 ? 0 : 2;
+  if (argc - first != 1) {
     fprintf(stderr, "triggerdump: stats takes one nettrace file\n");
     return 2;
   }
-  int fd = open(argv[2], O_RDONLY | O_CLOEXEC);
+  const char *path = argv[first];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    fprintf(stderr, "triggerdump: cannot open %s: %s\n", argv[2],
-            strerror(errno));
+    fprintf(stderr, "triggerdump: cannot open %s: %s\n", path, strerror(errno));
     return 1;
   }
   struct stats_ctx *c = calloc(1, sizeof(*c));
@@ -716,8 +1297,7 @@ static int cmd_stats(int argc, char **argv) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0) {
-      fprintf(stderr, "triggerdump: reading %s: %s\n", argv[2],
-              strerror(errno));
+      fprintf(stderr, "triggerdump: reading %s: %s\n", path, strerror(errno));
       rc = 1;
       break;
     }
@@ -760,7 +1340,7 @@ static int cmd_stats(int argc, char **argv) {
          st->events, st->dropped, c->counter_samples, c->bad_samples,
          st->bytes);
   if (fr < 0) {
-    fprintf(stderr, "triggerdump: %s: %s at byte %" PRIu64 "\n", argv[2],
+    fprintf(stderr, "triggerdump: %s: %s at byte %" PRIu64 "\n", path,
             fr == -ENODATA ? "truncated stream" : nettrace_reader_error(r),
             nettrace_reader_error_offset(r));
     rc = 1;
@@ -774,20 +1354,55 @@ static int cmd_stats(int argc, char **argv) {
 
 /* ---- dumps ---- */
 
+/* Where -o puts a dump: into a directory (an existing one, or a path
+ * ending in '/'; default ".") under the generated name, or else as the file
+ * it names, in the directory above it. The directory is checked, and
+ * created when missing, by dump_dir_open; the file is never replaced. */
+static int dump_output(const char *output, struct dump_request *req) {
+  const char *o = output ? output : ".";
+  size_t len = strlen(o);
+  struct stat st;
+  char dir[PATH_MAX];
+  if (len >= sizeof(dir)) {
+    fprintf(stderr, "triggerdump: -o %s: too long\n", o);
+    return -1;
+  }
+  if (o[len - 1] == '/' || (stat(o, &st) == 0 && S_ISDIR(st.st_mode))) {
+    snprintf(dir, sizeof(dir), "%s", o);
+  } else {
+    const char *slash = strrchr(o, '/');
+    const char *file = slash ? slash + 1 : o;
+    if (strlen(file) >= sizeof(req->file_name) || !strcmp(file, "..") ||
+        !strcmp(file, ".")) {
+      fprintf(stderr, "triggerdump: -o %s: not a file name\n", o);
+      return -1;
+    }
+    snprintf(req->file_name, sizeof(req->file_name), "%s", file);
+    if (slash == NULL)
+      snprintf(dir, sizeof(dir), ".");
+    else
+      snprintf(dir, sizeof(dir), "%.*s", slash == o ? 1 : (int)(slash - o), o);
+  }
+  if (realpath(dir, req->directory) == NULL)
+    snprintf(req->directory, sizeof(req->directory), "%s", dir);
+  return 0;
+}
+
 static int do_dump(const struct ipc_endpoint *ep, const struct opts *o) {
   struct dump_request req = {.ep = *ep,
                              .type = o->type ? o->type : IPC_DUMP_HEAP,
                              .method = o->method};
+  if (dump_output(o->output, &req) != 0)
+    return 2;
   struct ipc_process_info info;
   if (ipc_process_info(ep, IPC_TIMEOUT_MS, &info, NULL) == 0 &&
       info.entry_assembly[0])
     snprintf(req.instance, sizeof(req.instance), "%s", info.entry_assembly);
-  const char *dir = o->output ? o->output : ".";
-  if (realpath(dir, req.directory) == NULL)
-    snprintf(req.directory, sizeof(req.directory), "%s", dir);
   struct dump_result res;
-  fprintf(stderr, "triggerdump: writing a %s dump of pid %d into %s ...\n",
-          dump_type_name(req.type), (int)ep->pid, req.directory);
+  fprintf(stderr, "triggerdump: writing a %s dump of pid %d %s %s%s%s ...\n",
+          dump_type_name(req.type), (int)ep->pid,
+          req.file_name[0] ? "to" : "into", req.directory,
+          req.file_name[0] ? "/" : "", req.file_name);
   int r = dump_take(&req, &res);
   if (res.note[0])
     fprintf(stderr, "triggerdump: %s\n", res.note);
@@ -803,49 +1418,83 @@ static int do_dump(const struct ipc_endpoint *ep, const struct opts *o) {
 }
 
 static int cmd_dump(int argc, char **argv) {
+  const struct command *c = command_find("dump");
   struct opts o = {0};
-  pid_t pid;
-  int i = parse_opts(argc, argv, 2, &o);
-  if (i < 0)
+  int i;
+  int r = parse_opts(c, argc, argv, &o, &i);
+  if (r != 0)
+    return r > 0 ? 0 : 2;
+  struct dump_request probe = {0};
+  if (dump_output(o.output, &probe) != 0)
     return 2;
-  if (i >= argc || parse_pid(argv[i], &pid) != 0) {
-    fprintf(stderr, "triggerdump: dump needs a pid\n");
-    return 2;
-  }
-  int j = parse_opts(argc, argv, i + 1, &o);
-  if (j < 0)
-    return 2;
-  if (j != argc) {
-    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[j]);
-    return 2;
-  }
+  r = pick_process(c->name, &o, argc, argv, i);
+  if (r != 0)
+    return r;
   struct ipc_endpoint ep;
-  if (find_target(pid, &ep) < 0)
+  if (find_target(o.pid, &ep) < 0)
     return 1;
   return do_dump(&ep, &o);
 }
 
+/* Whether an EventCounters provider list names System.Runtime (provider
+ * names are matched without case, as the runtime does). */
+static int has_system_runtime(const char *list) {
+  char buf[4096];
+  const char *names[SESSION_MAX_PROVIDERS];
+  snprintf(buf, sizeof(buf), "%s", list);
+  size_t n = split_list(buf, names, SESSION_MAX_PROVIDERS);
+  for (size_t i = 0; i < n; i++)
+    if (strcasecmp(names[i], "System.Runtime") == 0)
+      return 1;
+  return 0;
+}
+
 static int cmd_threshold(int argc, char **argv) {
+  const struct command *c = command_find("threshold");
   struct opts o = {0};
   pid_t pid;
-  if (parse_pid(argv[1], &pid) != 0) {
-    fprintf(stderr, "triggerdump: '%s' is not a pid\n", argv[1]);
+  int i;
+  int r = parse_opts(c, argc, argv, &o, &i);
+  if (r != 0)
+    return r > 0 ? 0 : 2;
+  if (i >= argc || parse_pid(argv[i], &pid) != 0) {
+    fprintf(stderr, "triggerdump: '%s' is not a pid\n",
+            i < argc ? argv[i] : "");
     return 2;
   }
   char *end;
-  double mb = argc > 2 ? strtod(argv[2], &end) : 0;
-  if (argc < 3 || *end || !(mb > 0)) {
+  double mb = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+  if (i + 1 >= argc || *end || !(mb > 0)) {
     fprintf(stderr, "triggerdump: the threshold must be a size in MB (> 0)\n");
     return 2;
   }
-  int i = parse_opts(argc, argv, 3, &o);
-  if (i < 0)
-    return 2;
-  if (i != argc) {
-    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i]);
+  if (i + 2 < argc) {
+    fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i + 2]);
     return 2;
   }
-  struct printer p = {.format = "none", .pid = pid, .threshold_mb = mb};
+  /* the threshold reads System.Runtime's gc-heap-size: a session without
+   * that provider would never see it */
+  if (o.providers && !has_system_runtime(o.providers)) {
+    fprintf(stderr,
+            "triggerdump: --providers %s lacks System.Runtime, whose "
+            "gc-heap-size the threshold reads\n",
+            o.providers);
+    return 2;
+  }
+  /* a dump file that cannot be written is said now, not after the wait */
+  struct dump_request probe = {0};
+  if (dump_output(o.output, &probe) != 0)
+    return 2;
+  struct stat st;
+  char at[PATH_MAX + NAME_MAX + 2];
+  snprintf(at, sizeof(at), "%s/%s", probe.directory, probe.file_name);
+  if (probe.file_name[0] && lstat(at, &st) == 0) {
+    fprintf(stderr,
+            "triggerdump: %s exists already: refusing to overwrite it\n", at);
+    return 1;
+  }
+  struct printer p = {
+      .format = "none", .pid = pid, .out = stdout, .threshold_mb = mb};
   install_signals();
   struct ipc_endpoint ep;
   int rc = run_session(pid, &o, &p, NULL, &ep);
@@ -866,21 +1515,39 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *c = argv[1];
-  if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0 ||
-      strcmp(c, "help") == 0) {
+  if (strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0) {
     usage(stdout);
     return 0;
   }
+  if (strcmp(c, "--version") == 0) {
+    version();
+    return 0;
+  }
+  if (strcmp(c, "help") == 0) {
+    if (argc == 2) {
+      usage(stdout);
+      return 0;
+    }
+    const struct command *h = command_find(argv[2]);
+    if (argc > 3 || h == NULL) {
+      fprintf(stderr, "triggerdump: help takes one of ps, monitor, record, "
+                      "stats, dump, threshold\n");
+      return 2;
+    }
+    fputs(h->help, stdout);
+    return 0;
+  }
+  /* a command sees its own name as argv[0] */
   if (strcmp(c, "ps") == 0)
-    return cmd_ps(argc, argv);
+    return cmd_ps(argc - 1, argv + 1);
   if (strcmp(c, "monitor") == 0)
-    return cmd_monitor(argc, argv);
+    return cmd_monitor(argc - 1, argv + 1);
   if (strcmp(c, "record") == 0)
-    return cmd_record(argc, argv);
+    return cmd_record(argc - 1, argv + 1);
   if (strcmp(c, "stats") == 0)
-    return cmd_stats(argc, argv);
+    return cmd_stats(argc - 1, argv + 1);
   if (strcmp(c, "dump") == 0)
-    return cmd_dump(argc, argv);
+    return cmd_dump(argc - 1, argv + 1);
   if (c[0] >= '0' && c[0] <= '9')
     return cmd_threshold(argc, argv);
   fprintf(stderr, "triggerdump: unknown command '%s'\n", c);
