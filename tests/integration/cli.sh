@@ -32,9 +32,25 @@
 #     session and exits (status 1: no dump) within 2 s.
 #  8. SIGINT and SIGTERM stop monitor within STOP_LIMIT_S; the target keeps
 #     running and serves a new session.
+#  3b. monitor -p PID --counters 'System.Runtime[gc-heap-size,cpu-usage]'
+#     --format=csv --refresh-interval=1 -o FILE: those two counters alone, in
+#     every interval, into FILE (nothing on stdout).
 # Once: 7. errors (missing pid, a non-.NET pid, bad options: exit 2 with a
 # message; stats on a truncated or corrupted fixture); monitor ends, status
-# 1, when its target exits. About 70 s on 2 CPUs.
+# 1, when its target exits.
+#  9. the conventions: --version (configure's PACKAGE_VERSION); each
+#     command's --help, the same as `help CMD`; an option a command does not
+#     take refused by name (exit 2); "--" ends the options; -n NAME finds a
+#     target by its process name (an apphost behind a symlink of a name of
+#     ours), several of one name are an error with their pids (exit 1);
+#     --collectd-names shows, per runtime, exactly the type-type_instance
+#     names of the csv files the plugin (real collectd) writes for the same
+#     process (histograms' :count aside); dump -o FILE writes exactly FILE
+#     (0600 ELF, alone), never over an existing file nor through a symlink,
+#     not in a directory others may write; -o NEWDIR/ creates it 0711; the
+#     threshold form refuses --providers without System.Runtime (exit 2),
+#     takes it among others, writes -o FILE, and refuses an existing FILE
+#     before it waits. About 90 s on 2 CPUs.
 # shellcheck source-path=SCRIPTDIR
 set -u
 REPO=${REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -337,6 +353,63 @@ def meter_json(path, pid, t0, t1, n):
            f'temperature 21.5, latency p50 60 p95 100 p99 100 in '
            f'{len(series(rows, M, "latency[p50]"))} intervals; {len(rows)} JSON lines')
 
+def only_counters(path, pid, t0, t1, n, names):
+    """--counters: exactly the named counters, each in most intervals."""
+    t0, t1, n, names = float(t0), float(t1), int(n), names.split(',')
+    with open(path, newline='') as f:
+        lines = f.read().splitlines()
+    if not lines or lines[0] != 'time,pid,provider,counter,value,unit':
+        err(f'header is {lines[0] if lines else None!r}')
+    counts = {}
+    for i, row in enumerate(csv.reader(lines[1:]), 2):
+        if len(row) != 6:
+            err(f'line {i}: {len(row)} fields')
+            continue
+        check_time(row[0], t0, t1, f'line {i}')
+        if row[1] != pid or row[2] != 'System.Runtime':
+            err(f'line {i}: pid {row[1]}, provider {row[2]}')
+        counts[row[3]] = counts.get(row[3], 0) + 1
+    if sorted(counts) != sorted(names):
+        err(f'counters {sorted(counts)}, expected {sorted(names)}')
+    rare = [f'{c} {k}x' for c, k in counts.items() if k < n - 1]
+    if rare:
+        err(f'in fewer than {n - 1} intervals: {", ".join(rare)}')
+    finish(', '.join(f'{c} {k}x' for c, k in sorted(counts.items())) + ', nothing else')
+
+def collectd_names(json_path, csv_dir, pid):
+    """--collectd-names: the names monitor shows are the files the plugin's
+    csv writer made for the same process (type-type_instance), but for the
+    histograms' :count series, which monitor does not print."""
+    shown = set()
+    with open(json_path) as f:
+        for i, line in enumerate(f, 1):
+            try:
+                o = json.loads(line)
+            except ValueError:
+                err(f'line {i} is not JSON: {line[:80]!r}')
+                continue
+            if str(o.get('pid')) != pid:
+                err(f'line {i}: pid {o.get("pid")}')
+            t, ti = o.get('collectd_type'), o.get('collectd_type_instance')
+            if not isinstance(t, str) or not isinstance(ti, str) or t == '-':
+                err(f'line {i}: collectd_type {t!r}, collectd_type_instance {ti!r}')
+                continue
+            shown.add(f'{t}-{ti}')
+    import os
+    published = set()
+    for name in os.listdir(csv_dir):
+        m = re.match(r'^(.*)-\d{4}-\d\d-\d\d$', name)
+        if m and not m.group(1).endswith(':count'):
+            published.add(m.group(1))
+    if not shown:
+        err('monitor showed no names')
+    if shown - published:
+        err(f'shown, not published: {sorted(shown - published)[:6]}')
+    if published - shown:
+        err(f'published, not shown: {sorted(published - shown)[:6]}')
+    ex = [x for x in sorted(shown) if 'gc-heap-size' in x or 'latency' in x or 'orders' in x]
+    finish(f'{len(shown)} names, the same as the plugin\'s, e.g. {", ".join(ex[:5])}')
+
 globals()[sys.argv[1].replace('-', '_')](*sys.argv[2:])
 PY
 
@@ -412,7 +485,13 @@ for v in "${VERSIONS[@]}"; do
 	spawn "$d/meter.json" "$d/meter.err" "$TRIGGERDUMP" monitor "$pid" --format json --interval 1 \
 		--meters CollectdDotnet.Test --duration "$MONITOR_S"
 	meter_bg=$BG
+	# dotnet-counters' spellings, --opt=value, -o FILE: only the two counters
+	# named, into the file, nothing on stdout
+	spawn "$d/counters.out" "$d/counters.err" "$TRIGGERDUMP" monitor --format=csv --refresh-interval=1 \
+		--counters 'System.Runtime[gc-heap-size,cpu-usage]' --duration="$MONITOR_S" -o "$d/counters.csv" -p "$pid"
+	counters_bg=$BG
 	await "$rt_bg" $((MONITOR_S + 15)); rt_rc=$RC
+	await "$counters_bg" 15; counters_rc=$RC
 	await "$test_bg" 15; test_rc=$RC
 	await "$meter_bg" 15; meter_rc=$RC
 	await "$ref_bg" 60; ref_rc=$RC
@@ -450,6 +529,13 @@ for v in "${VERSIONS[@]}"; do
 			meter-json "$d/meter.json" "$pid" "$t0" "$t1" "$MONITOR_S"
 	else
 		fail "$T: monitor --meters CollectdDotnet.Test" "exit status $meter_rc: $(head -3 "$d/meter.err")"
+	fi
+
+	if ((counters_rc == 0)) && [[ ! -s $d/counters.out ]]; then
+		check_py "$T: monitor -p PID --counters 'System.Runtime[gc-heap-size,cpu-usage]' --format=csv -o FILE: only those two, into FILE" \
+			only-counters "$d/counters.csv" "$pid" "$t0" "$t1" "$MONITOR_S" gc-heap-size,cpu-usage
+	else
+		fail "$T: monitor --counters ... -o FILE" "exit status $counters_rc, $(wc -c <"$d/counters.out") bytes on stdout: $(head -3 "$d/counters.err")"
 	fi
 
 	# -- 8. SIGINT / SIGTERM stop monitor promptly; the target lives on
@@ -637,7 +723,7 @@ elif ((ncaptured == ${#VERSIONS[@]})); then
 	fi
 fi
 
-# ---- 7. errors ----
+# ---- 9. the conventions of dotnet-counters users ----
 # expect_error NAME STATUS PATTERN CMD...: CMD exits STATUS ("nonzero" for
 # any but 0) and says PATTERN (grep -E) on stderr
 expect_error() {
@@ -653,6 +739,185 @@ expect_error() {
 		fail "cli: $name" "exit $rc (want $want), stderr: $(head -3 "$WORK/err.txt" | tr '\n' ' ')"
 	fi
 }
+# expect_ok NAME PATTERN CMD...: CMD exits 0 and prints PATTERN (grep -E)
+# on stdout
+expect_ok() {
+	local name=$1 pat=$2 rc=0
+	shift 2
+	timeout 20 "$@" >"$WORK/ok.out" 2>"$WORK/ok.err" </dev/null || rc=$?
+	if ((rc == 0)) && grep -qE -- "$pat" "$WORK/ok.out"; then
+		pass "cli: $name" "$(head -1 "$WORK/ok.out")"
+	else
+		fail "cli: $name" "exit $rc, stdout: $(head -2 "$WORK/ok.out" | tr '\n' ' ') stderr: $(head -2 "$WORK/ok.err" | tr '\n' ' ')"
+	fi
+}
+conv=$WORK/conv
+mkdir -p "$conv"
+any=${PID[${VERSIONS[-1]}]:-$$}
+version=$(sed -n 's/^#define PACKAGE_VERSION "\(.*\)"$/\1/p' "$(dirname "$TRIGGERDUMP")/dotnet_config.h")
+expect_ok "--version prints the package version" "^triggerdump \(collectd-dotnet\) ${version//./\\.}$" "$TRIGGERDUMP" --version
+for cmd in ps monitor record stats dump threshold; do
+	if [[ $cmd == threshold ]]; then args=("$any" 10 --help); else args=("$cmd" --help); fi
+	rc=0
+	"$TRIGGERDUMP" "${args[@]}" >"$conv/help-$cmd.out" 2>&1 || rc=$?
+	"$TRIGGERDUMP" help "$cmd" >"$conv/help2-$cmd.out" 2>&1
+	if ((rc == 0)) && grep -q "^Usage: triggerdump ${cmd/threshold/<pid> <threshold-MB>}" "$conv/help-$cmd.out" &&
+		cmp -s "$conv/help-$cmd.out" "$conv/help2-$cmd.out"; then
+		pass "cli: ${args[*]}: the command's own help, as 'help $cmd'" "$(head -1 "$conv/help-$cmd.out"), $(wc -l <"$conv/help-$cmd.out") lines"
+	else
+		fail "cli: ${args[*]}: the command's own help" "exit $rc: $(head -2 "$conv/help-$cmd.out" | tr '\n' ' ')"
+	fi
+done
+missing=
+for o in --process-id --name --refresh-interval --counters --collectd-names --output --format --duration --meters --providers; do
+	grep -q -- "$o" "$conv/help-monitor.out" || missing+=" $o"
+done
+[[ -z $missing ]] && pass "cli: monitor --help lists its options" ||
+	fail "cli: monitor --help lists its options" "missing:$missing"
+# an option the command does not use: refused by name, exit 2
+expect_error "ps refuses --format" 2 "ps: --format is not an option of this command" "$TRIGGERDUMP" ps --format csv
+expect_error "monitor refuses --type" 2 "monitor: --type is not an option" "$TRIGGERDUMP" monitor "$any" --type mini
+expect_error "record refuses --format" 2 "record: --format is not an option" "$TRIGGERDUMP" record "$any" -o "$conv/x" --format csv
+expect_error "record refuses --counters" 2 "record: --counters is not an option" "$TRIGGERDUMP" record "$any" -o "$conv/x" --counters System.Runtime
+expect_error "dump refuses --interval" 2 "dump: --interval is not an option" "$TRIGGERDUMP" dump "$any" --interval=1
+expect_error "stats refuses --duration" 2 "stats: --duration is not an option" "$TRIGGERDUMP" stats --duration 1 "$conv/x"
+expect_error "threshold refuses --meters" 2 "threshold: --meters is not an option" "$TRIGGERDUMP" "$any" 10 --meters X
+expect_error "threshold refuses --duration" 2 "threshold: --duration is not an option" "$TRIGGERDUMP" "$any" 10 --duration 5
+expect_error "a flag given a value" 2 "--collectd-names takes no value" "$TRIGGERDUMP" monitor "$any" --collectd-names=1
+expect_error "-p and a pid" 2 "give the process once" "$TRIGGERDUMP" monitor "$any" -p "$any"
+expect_error "-p not a pid" 2 "-p takes a pid, not 'x'" "$TRIGGERDUMP" dump -p x
+expect_error "--counters without its ']'" 2 "no '\]' after the counters of 'System.Runtime'" \
+	"$TRIGGERDUMP" monitor "$any" --counters 'System.Runtime[gc-heap-size'
+expect_error "help of an unknown command" 2 "help takes one of" "$TRIGGERDUMP" help frobnicate
+[[ -e $conv/x ]] && fail "cli: refused commands created no file" "$conv/x exists"
+# threshold mode reads System.Runtime's gc-heap-size: a list without it is refused
+expect_error "threshold --providers without System.Runtime" 2 "--providers CollectdDotnet-Test lacks System.Runtime" \
+	"$TRIGGERDUMP" "$any" 10 --providers CollectdDotnet-Test
+# "--" ends the options: a file whose name starts with '-'
+src=$REPO/tests/fixtures/counters-net${VERSIONS[0]}.nettrace
+cp "$src" "$conv/-dash.nettrace"
+(cd "$conv" && expect_ok "stats -- -dash.nettrace: -- ends the options" "^events [0-9]+," "$TRIGGERDUMP" stats -- -dash.nettrace)
+(cd "$conv" && expect_error "stats -dash.nettrace without --: an unknown option" 2 "unknown option -d" "$TRIGGERDUMP" stats -dash.nettrace)
+expect_ok "monitor --duration=2 --format=csv -- PID" "^time,pid,provider,counter,value,unit$" \
+	"$TRIGGERDUMP" monitor --duration=2 --format=csv -- "$any"
+
+# -n NAME: a target whose process name is ours alone (its apphost behind a
+# symlink of that name: /proc/PID/comm), and the name of all of them
+vn=${VERSIONS[-1]}
+named_name=cdncli-$$
+ln -sfn "$(target_path CounterTarget "$vn")" "$conv/$named_name"
+"$conv/$named_name" --seconds 300 </dev/null >"$conv/named.log" 2>&1 &
+named=$!
+BG_PIDS+=("$named")
+if wait_until 30 dotnet_diag_socket "$named" >/dev/null; then
+	rc=0
+	"$TRIGGERDUMP" monitor -n "$named_name" --format csv --duration 2.5 >"$conv/named.csv" 2>"$conv/named.err" || rc=$?
+	rows=$(awk -F, -v p="$named" 'NR > 1 && $2 == p' "$conv/named.csv" | wc -l)
+	others=$(awk -F, -v p="$named" 'NR > 1 && $2 != p' "$conv/named.csv" | wc -l)
+	if ((rc == 0 && rows > 0 && others == 0)); then
+		pass "cli: monitor -n $named_name finds pid $named by its process name" "$rows rows of pid $named"
+	else
+		fail "cli: monitor -n $named_name" "exit $rc, $rows rows of pid $named, $others of others: $(head -2 "$conv/named.err" | tr '\n' ' ')"
+	fi
+	expect_error "-n CounterTarget: several processes, their pids" 1 "[0-9]+ \.NET processes are named 'CounterTarget' \(pids .*[0-9]+\): give one with -p PID" \
+		"$TRIGGERDUMP" monitor -n CounterTarget --duration 1
+	our_child "$named" && kill -TERM "$named" 2>/dev/null
+	await "$named" 10
+else
+	fail "cli: monitor -n NAME" "the target behind $conv/$named_name did not start: $(tail -3 "$conv/named.log" | tr '\n' ' ')"
+fi
+expect_error "-n of no process" 1 "no \.NET process is named 'nosuch-$$'" "$TRIGGERDUMP" dump -n "nosuch-$$"
+
+# --collectd-names: the names of the plugin's csv files for the same process
+if [[ -x ${PLUGIN_SO:-} ]] && command -v collectd >/dev/null; then
+	D=$conv/collectd
+	body="LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1"
+	for v in "${VERSIONS[@]}"; do
+		[[ -n ${PID[$v]} ]] && body+="
+  <Process \"net$v\">
+    Pid ${PID[$v]}
+    Provider \"System.Runtime\"
+    Provider \"CollectdDotnet-Test\"
+    Meter \"CollectdDotnet.Test\"
+  </Process>"
+	done
+	body+="
+</Plugin>"
+	if COLLECTD_PLUGINS="csv logfile" collectd_start "$D" "$body"; then
+		declare -A NAMES_BG
+		for v in "${VERSIONS[@]}"; do
+			[[ -n ${PID[$v]} ]] || continue
+			spawn "$conv/names-net$v.json" "$conv/names-net$v.err" "$TRIGGERDUMP" monitor "${PID[$v]}" \
+				--collectd-names --format json --providers System.Runtime,CollectdDotnet-Test \
+				--meters CollectdDotnet.Test --duration "$MONITOR_S"
+			NAMES_BG[$v]=$BG
+		done
+		for v in "${!NAMES_BG[@]}"; do await "${NAMES_BG[$v]}" 20; done
+		sleep 1
+		collectd_stop 10 >/dev/null
+		for v in "${!NAMES_BG[@]}"; do
+			check_py "cli net$v: monitor --collectd-names shows the names the plugin publishes" \
+				collectd-names "$conv/names-net$v.json" "$(compgen -G "$D/csv/*/dotnet-net$v" | head -1)" "${PID[$v]}"
+		done
+	else
+		fail "cli: --collectd-names against the plugin" "collectd did not start: $(tail -3 "$D/collectd.log" | tr '\n' ' ')"
+	fi
+else
+	skip "cli: --collectd-names against the plugin" "no PLUGIN_SO or collectd"
+fi
+
+# dump -o FILE: exactly that file, under dump.c's rules
+dd=$conv/dumps
+mkdir -p "$dd"
+chmod 0755 "$dd"
+f=$dd/core.dmp
+rc=0
+out=$("$TRIGGERDUMP" dump -p "$any" --type mini -o "$f" 2>"$conv/dump-file.err") || rc=$?
+if ((rc == 0)) && [[ $out == "$f" && -f $f && ! -L $f && $(stat -c %a "$f") == 600 && $(head -c 4 "$f" | od -An -c | tr -d ' ') == '177ELF' ]] &&
+	[[ $(find "$dd" -mindepth 1 | wc -l) == 1 ]]; then
+	pass "cli: dump -o FILE writes exactly FILE" "$out, 0600 ELF, $(($(stat -c %s "$f") / 1024)) KiB, nothing else in the directory"
+else
+	fail "cli: dump -o FILE writes exactly FILE" "exit $rc, stdout '$out', in $dd: $(ls -A "$dd" | tr '\n' ' ') $(tail -2 "$conv/dump-file.err" | tr '\n' ' ')"
+fi
+before=$(stat -c '%i %s %Y' "$f" 2>/dev/null)
+expect_error "dump -o FILE never replaces FILE" 1 "$f exists already: refusing to overwrite it" \
+	"$TRIGGERDUMP" dump "$any" --type mini -o "$f"
+[[ $(stat -c '%i %s %Y' "$f" 2>/dev/null) == "$before" ]] || fail "cli: dump -o FILE left FILE alone" "was '$before', now '$(stat -c '%i %s %Y' "$f")'"
+printf 'precious\n' >"$conv/victim"
+ln -sfn "$conv/victim" "$dd/link.dmp"
+expect_error "dump -o LINK: never through a symlink" 1 "$dd/link.dmp exists already" \
+	"$TRIGGERDUMP" dump "$any" --type mini -o "$dd/link.dmp"
+[[ -L $dd/link.dmp && $(cat "$conv/victim") == precious ]] || fail "cli: dump -o LINK left the link and its target alone" "$(ls -l "$dd/link.dmp") $(head -c 20 "$conv/victim" | od -c | head -1)"
+mkdir -p "$conv/open"
+chmod 0777 "$conv/open"
+expect_error "dump -o FILE in a directory others may write: refused" 1 "$conv/open is writable by others" \
+	"$TRIGGERDUMP" dump "$any" --type mini -o "$conv/open/core.dmp"
+[[ -z $(ls -A "$conv/open") ]] || fail "cli: nothing written into the open directory" "$(ls -A "$conv/open")"
+rc=0
+out=$("$TRIGGERDUMP" dump "$any" --type mini -o "$conv/newdir/" 2>"$conv/dump-dir.err") || rc=$?
+if ((rc == 0)) && [[ $out == "$conv/newdir/CounterTarget-$any-"*.dmp && -f $out && $(stat -c %a "$conv/newdir") == 711 ]]; then
+	pass "cli: dump -o NEWDIR/ creates the directory, the generated name inside" "${out#"$conv/"}"
+else
+	fail "cli: dump -o NEWDIR/" "exit $rc, '$out': $(tail -2 "$conv/dump-dir.err" | tr '\n' ' ')"
+fi
+# the threshold form: System.Runtime among others, -o FILE
+f=$dd/threshold.dmp
+rc=0
+out=$(timeout 30 "$TRIGGERDUMP" "$any" 10 --providers CollectdDotnet-Test,System.Runtime --interval 1 --type mini -o "$f" 2>"$conv/thr.err") || rc=$?
+if ((rc == 0)) && [[ $out == "$f" && -f $f && $(stat -c %a "$f") == 600 ]]; then
+	pass "cli: threshold --providers CollectdDotnet-Test,System.Runtime -o FILE writes FILE" "$(grep -m1 -o 'gc-heap-size [0-9.]* MB' "$conv/thr.err")"
+else
+	fail "cli: threshold --providers ...,System.Runtime -o FILE" "exit $rc, '$out': $(tail -2 "$conv/thr.err" | tr '\n' ' ')"
+fi
+t0=$(_now)
+expect_error "threshold -o FILE that exists: said before waiting" 1 "$f exists already: refusing to overwrite it" \
+	"$TRIGGERDUMP" "$any" 100000 -o "$f"
+le "$(awk -v a="$t0" -v b="$(_now)" 'BEGIN { print b - a }')" 5 || fail "cli: threshold -o FILE that exists" "took more than 5 s"
+rm -f "$dd"/*.dmp "$conv/newdir"/*.dmp
+
+# ---- 7. errors ----
 nopid=$(($(cat /proc/sys/kernel/pid_max) - 1))
 while [[ -e /proc/$nopid ]]; do nopid=$((nopid - 1)); done
 any=${PID[${VERSIONS[0]}]:-$$}

@@ -579,7 +579,7 @@ run_dumps() {
 	[[ $RC == 0 && ${f##*/} == dotnet-"$FPD"-*.dmp ]] && pass "dumps: entry assembly \"..\" becomes ${f##*/}" || fail "dumps: entry \"..\"" "exit $RC: $OUT"
 	# a new directory: created 0711 (each level: a target of another user
 	# reaches its own staging directory, lists nothing), the dump 0600
-	OUT=$(timeout 20 "$TRIGGERDUMP" dump "$FPD" -o "$DD/new/sub" 2>&1)
+	OUT=$(timeout 20 "$TRIGGERDUMP" dump "$FPD" -o "$DD/new/sub/" 2>&1)
 	f=$(grep -o "wrote [^ ]*" <<<"$OUT" | cut -d' ' -f2)
 	if [[ $(stat -c %a "$DD/new" "$DD/new/sub" 2>/dev/null | paste -sd' ') == "711 711" && $(stat -c %a "$f" 2>/dev/null) == 600 ]]; then
 		pass "dumps: a new dump directory is created 0711 (each level), the dump is 0600"
