@@ -819,7 +819,7 @@ if wait_until 30 dotnet_diag_socket "$named" >/dev/null; then
 	else
 		fail "cli: monitor -n $named_name" "exit $rc, $rows rows of pid $named, $others of others: $(head -2 "$conv/named.err" | tr '\n' ' ')"
 	fi
-	expect_error "-n CounterTarget: several processes, their pids" 1 "[0-9]+ \.NET processes are named 'CounterTarget' \(pids .*[0-9]+\): give one with -p PID" \
+	expect_error "-n CounterTarget: several processes, their pids" 1 "[0-9]+ \.NET processes are named 'CounterTarget' \(pids [0-9]+(, [0-9]+)+(, \.\.\.)?\): give one with -p PID" \
 		"$TRIGGERDUMP" monitor -n CounterTarget --duration 1
 	our_child "$named" && kill -TERM "$named" 2>/dev/null
 	await "$named" 10
