@@ -551,7 +551,7 @@ run_dumps() {
 	FPD=$(fake dump-swap dump-swap --victim "$victim")
 	local i ok=0 refused=0 other=0
 	for i in $(seq 40); do
-		OUT=$(timeout 20 "$TRIGGERDUMP" dump "$FPD" -o "$DD/swap" 2>&1)
+		OUT=$(timeout 20 "$TRIGGERDUMP" dump "$FPD" -o "$DD/swap/" 2>&1)
 		if grep -q '^triggerdump: wrote ' <<<"$OUT"; then ok=$((ok + 1))
 		elif grep -qE 'refusing it' <<<"$OUT"; then refused=$((refused + 1))
 		else other=$((other + 1)); log "swap: $OUT"; fi
@@ -594,19 +594,19 @@ run_dumps() {
 	local cd=$IT/ct8/createdump
 	chmod 0755 "$cd"
 	chmod o+w "$cd"
-	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec" 2>&1)
+	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec/" 2>&1)
 	RC=$?
 	((RC == 1)) && grep -q "$cd is writable by group or others (mode 0757): refusing to run it" <<<"$OUT" &&
 		pass "dumps: createdump writable by others: $(grep -o "createdump is writable.*" <<<"$OUT")" ||
 		fail "dumps: createdump o+w" "exit $RC: $OUT"
 	chmod 0775 "$cd"
-	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec" 2>&1)
+	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec/" 2>&1)
 	RC=$?
 	((RC == 1)) && grep -q "is writable by group or others (mode 0775)" <<<"$OUT" &&
 		pass "dumps: createdump writable by its group: refused (mode 0775)" || fail "dumps: createdump g+w" "exit $RC: $OUT"
 	chmod 0755 "$cd"
 	chown nobody "$cd"
-	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec" 2>&1)
+	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec/" 2>&1)
 	RC=$?
 	((RC == 1)) && grep -q "$cd is owned by uid $(id -u nobody), not root: refusing to run it as root" <<<"$OUT" &&
 		pass "dumps: createdump owned by another uid: $(grep -o "createdump is owned.*" <<<"$OUT")" ||
@@ -614,7 +614,7 @@ run_dumps() {
 	chown root "$cd"
 	mv "$cd" "$cd.real"
 	ln -s /bin/true "$cd"
-	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec" 2>&1)
+	OUT=$(timeout 30 "$TRIGGERDUMP" dump "$CT8" --method exec -o "$DD/exec/" 2>&1)
 	RC=$?
 	((RC == 1)) && grep -q "$cd is a symbolic link: refusing to run it as root" <<<"$OUT" &&
 		pass "dumps: createdump a symlink: refused" || fail "dumps: createdump symlink" "exit $RC: $OUT"
