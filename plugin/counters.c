@@ -1214,8 +1214,8 @@ static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops, uint32_t nops,
     }
     run_bytes += at[i + 1] - at[i];
   }
-  /* name and units as the plan converted them (in full: the scratch the
-   * plan had may have been too small for the units) */
+  /* name and units converted in full, to compare with what the plan
+   * gave */
   char name[TMPL_MAX_LEN * 3 / 2 + 1], units[TMPL_MAX_LEN * 3 / 2 + 1];
   const struct slot_value *v = get(f, S_NAME);
   if (v == NULL || !v->is_string ||
@@ -1228,6 +1228,10 @@ static struct tmpl *tmpl_new(uint16_t plan, const struct op *ops, uint32_t nops,
     return NULL;
   h.name_len = (uint16_t)(wire_utf8_printable(name) + 1); /* as to_scratch */
   h.units_len = (uint16_t)(wire_utf8_printable(units) + 1);
+  /* a template gives what the plan gave: not when the plan's scratch was
+   * too small for a string (it gave "" there) */
+  if (strcmp(name, s->name) != 0 || strcmp(units, s->units) != 0)
+    return NULL;
   if (s->display_name_utf16 != NULL) {
     h.has_dn = 1;
     h.dn_off = (uint16_t)(s->display_name_utf16 - p);
