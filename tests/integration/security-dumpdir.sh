@@ -298,7 +298,7 @@ TARGET_USER=$U
 RT=$(start_target CounterTarget 10 --seconds 300) || { fail "$T: real target" "did not start"; RT=; }
 unset TARGET_USER
 if [[ -n $RT ]]; then
-	OUT=$(timeout 120 "$TRIGGERDUMP" dump "$RT" -o "$WORK/fresh/dumps" --type mini --method ipc 2>&1)
+	OUT=$(timeout 120 "$TRIGGERDUMP" dump "$RT" -o "$WORK/fresh/dumps/" --type mini --method ipc 2>&1)
 	RC=$?
 	f=$(grep -o "wrote [^ ]*" <<<"$OUT" | cut -d' ' -f2)
 	if ((RC == 0)) && [[ $(stat -c '%U' "/proc/$RT") == "$U" && -s $f && $(stat -c '%a %U %G' "$f") == "600 root root" &&
