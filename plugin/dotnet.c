@@ -44,6 +44,7 @@
  * and "derive-dump-failures": dumps written and failed since the plugin
  * started, counted by instance name.
  */
+#include "clock.h"
 #include "collectd.h"
 #include "plugin.h"
 #include "utils/common/common.h"
@@ -494,12 +495,6 @@ struct batch_row {
 static struct batch_row *batch;
 static size_t nbatch, batch_cap;
 
-static int64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void publish(void *ctx, const struct watch_target_view *t,
                     struct counters_entry *e) {
   (void)ctx;
@@ -512,7 +507,7 @@ static void publish(void *ctx, const struct watch_target_view *t,
     batch_cap = cap;
   }
   int64_t iv_ms = (int64_t)(t->interval_sec * 1000.0);
-  if (!naming_due(e, monotonic_ms(), iv_ms))
+  if (!naming_due(e, clock_mono_ms(), iv_ms))
     return;
   int64_t ms =
       naming_stamp(e, e->time_ms, (int64_t)CDTIME_T_TO_MS(cdtime()), iv_ms);

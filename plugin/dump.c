@@ -17,6 +17,7 @@
  *      existing one);
  *   5. the staging directory is emptied relative to its fd and removed.
  */
+#include "clock.h"
 #include "dump.h"
 #include "dump_exec.h"
 
@@ -74,12 +75,6 @@ static void one_line(char *s, size_t cap) {
     o--;
   out[o] = 0;
   memcpy(s, out, o + 1);
-}
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int dump_type_parse(const char *s, enum ipc_dump_type *out) {
@@ -525,7 +520,7 @@ static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
   uint64_t done = 0;
   int r = 0;
   while (done < size) {
-    if (deadline_ms > 0 && ipc_now_ms() >= deadline_ms) {
+    if (deadline_ms > 0 && clock_mono_ms() >= deadline_ms) {
       dump_say(res, "Timeout reached while copying the dump (%llu of %llu MiB)",
           (unsigned long long)(done >> 20), (unsigned long long)(size >> 20));
       r = -ETIMEDOUT;
@@ -739,9 +734,9 @@ out:
 
 int dump_take(const struct dump_request *req, struct dump_result *res) {
   memset(res, 0, sizeof(*res));
-  double t0 = mono_s();
+  double t0 = clock_mono_s();
   int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000;
-  int64_t deadline = ipc_now_ms() + timeout_ms;
+  int64_t deadline = clock_mono_ms() + timeout_ms;
   char dir[PATH_MAX], final_name[NAME_MAX + 1], final_path[PATH_MAX];
   char target_path[PATH_MAX], stage_name[40] = "", src_name[96] = "dump";
   char name[160], stamp[40];
@@ -932,7 +927,7 @@ out:
     close(afd);
   dump_exec_release(&plan);
   close(dfd);
-  res->seconds = mono_s() - t0;
+  res->seconds = clock_mono_s() - t0;
   one_line(res->reason, sizeof(res->reason));
   one_line(res->note, sizeof(res->note));
   return r;

@@ -105,7 +105,7 @@ int dump_stage_remove(int area_fd, const char *name, int stage_fd, char *left,
  * exactly the size seen then is cloned or copied into a fresh 0600 inode of
  * ours (O_TMPFILE), linked under final_name, never over an existing name. The
  * copy is refused when it would leave less than min_free_bytes free (or does
- * not fit), and gives up at deadline_ms (ipc_now_ms clock; 0: none) or when
+ * not fit), and gives up at deadline_ms (clock_mono_ms clock; 0: none) or when
  * cancel_fd (-1: none) is readable. 0 with res->path and res->size, or negative
  * errno with res->reason. src_name is left where it is. */
 int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,

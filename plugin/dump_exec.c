@@ -3,6 +3,7 @@
  *
  * See dump_exec.h.
  */
+#include "clock.h"
 #include "dump_exec.h"
 
 #include <errno.h>
@@ -27,12 +28,6 @@
 static char *const clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                                   "HOME=/", NULL};
 
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int dump_exec_stat_start(const char *line, uint64_t *start) {
   /* "pid (comm) S ppid ..."; comm may hold ")" and spaces: the last ")"
@@ -773,10 +768,10 @@ static int run_wait(const struct spawn *sp, int timeout_ms,
   struct pollfd pfd[3] = {{.fd = st[0], .events = POLLIN},
                           {.fd = out[0], .events = POLLIN},
                           {.fd = ipc_get_cancel_fd(), .events = POLLIN}};
-  double deadline = mono_s() + timeout_ms / 1000.0;
+  double deadline = clock_mono_s() + timeout_ms / 1000.0;
   int timed_out = 0;
   while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-    double left = deadline - mono_s();
+    double left = deadline - clock_mono_s();
     if (left <= 0) {
       timed_out = 1;
       break;

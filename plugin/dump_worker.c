@@ -4,6 +4,7 @@
  * See dump_worker.h. Per-process bookkeeping lives in a small table keyed
  * by pid + start time, bounded (oldest entries of gone processes recycled).
  */
+#include "clock.h"
 #include "dump_worker.h"
 
 #include <errno.h>
@@ -51,12 +52,6 @@ struct dump_worker {
   struct dump_worker_stats stats;
 };
 
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
                                     const struct dump_policy *policy,
                                     dump_done_cb done, void *ctx) {
@@ -92,7 +87,8 @@ struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
 static struct proc_state *proc_get(struct dump_worker *w,
                                    const struct ipc_endpoint *ep) {
   for (size_t i = 0; i < w->nprocs; i++)
-    if (w->procs[i].pid == ep->pid && w->procs[i].start_time == ep->start_time)
+    if (ipc_same_process(w->procs[i].pid, w->procs[i].start_time, ep->pid,
+                         ep->start_time))
       return &w->procs[i];
   size_t slot = w->nprocs;
   if (slot == PROCS_MAX) {
@@ -117,7 +113,7 @@ int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
                         const char *instance, const char *trigger, char *why,
                         size_t why_cap) {
   int r = 0;
-  double now = mono_s();
+  double now = clock_mono_s();
   pthread_mutex_lock(&w->lock);
   w->stats.requested++;
   struct proc_state *p = proc_get(w, ep);
@@ -176,7 +172,7 @@ static void *worker_main(void *arg) {
     w->qlen--;
     struct proc_state *p = proc_get(w, &j.ep);
     if (p)
-      p->last_start = mono_s(); /* MinInterval counts from the real start */
+      p->last_start = clock_mono_s(); /* MinInterval counts from the real start */
     pthread_mutex_unlock(&w->lock);
 
     struct dump_request req = w->tmpl;

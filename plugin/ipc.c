@@ -3,6 +3,7 @@
  *
  * Diagnostic IPC client: see ipc.h for the message layout and contracts.
  */
+#include "clock.h"
 #include "ipc.h"
 #include "wire.h"
 
@@ -104,22 +105,8 @@ static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
   ipc_sanitize(err->message);
 }
 
-/* ---- time ---- */
-
-int64_t ipc_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t ipc_wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int remaining_ms(int64_t deadline) {
-  int64_t left = deadline - ipc_now_ms();
+  int64_t left = deadline - clock_mono_ms();
   if (left <= 0)
     return 0;
   return left > INT_MAX ? INT_MAX : (int)left;
@@ -1551,7 +1538,7 @@ int ipc_peer_verify(int fd, const struct ipc_endpoint *ep,
 
 int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
                 struct ipc_error *err) {
-  int64_t deadline = ipc_now_ms() + timeout_ms;
+  int64_t deadline = clock_mono_ms() + timeout_ms;
   if (err)
     err->hresult = 0, err->message[0] = 0;
   int fd;
@@ -1564,7 +1551,7 @@ int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
       return r;
     if (err != NULL)
       err->message[0] = 0; /* the next attempt says what it met */
-    r = wait_fd(-1, 0, ipc_now_ms() + (left < 10 ? left : 10));
+    r = wait_fd(-1, 0, clock_mono_ms() + (left < 10 ? left : 10));
     if (r == -ECANCELED) {
       set_error(err, 0, "cancelled (shutting down)");
       return r;
@@ -1596,7 +1583,7 @@ static int command(const struct ipc_endpoint *ep, uint8_t set, uint8_t id,
     set_error(err, 0, "command too large");
     return (int)mlen;
   }
-  int64_t deadline = ipc_now_ms() + timeout_ms;
+  int64_t deadline = clock_mono_ms() + timeout_ms;
   int fd = ipc_connect(ep, timeout_ms, err);
   if (fd < 0)
     return fd;
@@ -1639,7 +1626,7 @@ static int is_unknown_command(int r, const struct ipc_error *e) {
  * filled. A full listen queue (the runtime does not accept) is a failure
  * here, retried later by the caller like any other. */
 static int call_send(struct ipc_call *c, struct ipc_error *err) {
-  c->deadline = ipc_now_ms() + c->timeout_ms;
+  c->deadline = clock_mono_ms() + c->timeout_ms;
   c->got = 0;
   c->plen = -1;
   int r = connect_start(&c->ep, &c->fd, err);
@@ -1726,7 +1713,7 @@ static int call_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
 static int call_step(struct ipc_call *c, struct ipc_error *err) {
   if (c->fd < 0)
     return -EBADF;
-  int late = ipc_now_ms() >= c->deadline;
+  int late = clock_mono_ms() >= c->deadline;
   for (;;) {
     int in_payload = c->plen >= 0;
     uint8_t *dst = in_payload ? c->reply + (c->got - IPC_HEADER_SIZE)

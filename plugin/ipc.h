@@ -75,6 +75,13 @@ struct ipc_endpoint {
   char path[256];
 };
 
+/* Whether (pid, start_time) and (pid2, start_time2) name the same process:
+ * a pid alone may have been reused by another process since. */
+static inline int ipc_same_process(pid_t pid, uint64_t start_time, pid_t pid2,
+                                   uint64_t start_time2) {
+  return pid == pid2 && start_time == start_time2;
+}
+
 /* Finds the diagnostic socket of `pid` in its TMPDIR (from
  * /proc/<pid>/environ, else /tmp), through /proc/<pid>/root for a process in
  * another mount namespace. Among several sockets for that pid (stale ones of
@@ -132,10 +139,6 @@ int ipc_discovery_enable_notify(struct ipc_discovery *d);
 int ipc_discovery_notify_fd(const struct ipc_discovery *d);
 int ipc_discovery_notified(struct ipc_discovery *d);
 void ipc_discovery_want_full(struct ipc_discovery *d);
-/* CLOCK_MONOTONIC in milliseconds: the clock of every deadline here. */
-int64_t ipc_now_ms(void);
-/* CLOCK_REALTIME in milliseconds (unix time). */
-int64_t ipc_wall_ms(void);
 
 /* Optional: fn(ctx, pid, start_time) returns 1 while the caller holds an
  * open stream from that very process (it cannot have exited or been
@@ -193,7 +196,7 @@ int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
  * that never answers must not hold up the others). Started by
  * ipc_probe_start (ProcessInfo) or ipc_collect_begin (CollectTracing),
  * which connect and send; then, whenever c->fd is readable or c->deadline
- * (ipc_now_ms) has passed, the matching step reads what has come. Start and
+ * (clock_mono_ms) has passed, the matching step reads what has come. Start and
  * step return -EINPROGRESS while the answer is incomplete, 0 when it is in,
  * or a negative errno with err->message as the waiting calls give them. The
  * call is closed when it ends (ipc_call_close for one given up before). A

@@ -14,6 +14,7 @@
  *   sessionId "SHARED"); older runtimes ignore ClientId and treat SHARED as
  *   a plain id.
  */
+#include "clock.h"
 #include "session.h"
 
 #include <errno.h>
@@ -332,12 +333,9 @@ int session_stop(struct session *s, int timeout_ms) {
     return r;
   }
   /* Drain to the end marker so the runtime finishes writing cleanly. */
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int64_t t0 = clock_mono_ms();
   for (;;) {
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    long el = (long)(clock_mono_ms() - t0);
     if (el >= timeout_ms) {
       close_stream(s);
       return -ETIMEDOUT;

@@ -52,7 +52,7 @@ int session_start(struct session *s, struct ipc_error *err);
 
 /* The same without waiting, for a caller that polls: session_begin sends
  * CollectTracing; then, whenever session_begin_fd() is readable or
- * session_begin_deadline() (ipc_now_ms) has passed, session_begin_step
+ * session_begin_deadline() (clock_mono_ms) has passed, session_begin_step
  * reads what has come. Both return -EINPROGRESS until the runtime's answer
  * is in, then 0 (the stream is session_fd()) or a negative errno (error()
  * and err say why). */

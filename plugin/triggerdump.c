@@ -20,6 +20,7 @@
  *                    [--method ipc|exec] [--interval SEC] [--providers A,B]
  *   triggerdump help [COMMAND], triggerdump --version
  */
+#include "clock.h"
 #include "dotnet_config.h"
 
 #include "counters.h"
@@ -715,7 +716,7 @@ struct printer {
 
 static void iso_time(int64_t ms, char *out, size_t cap) {
   if (ms <= 0)
-    ms = ipc_wall_ms();
+    ms = clock_wall_ms();
   time_t t = (time_t)(ms / 1000);
   struct tm tm;
   gmtime_r(&t, &tm);
@@ -938,12 +939,6 @@ static void on_raw(void *ctx, const uint8_t *buf, size_t len) {
   }
 }
 
-static double mono_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Runs one session until interrupted, the duration ends, the stream ends,
  * or (threshold mode) the threshold is crossed. */
 static int run_session(pid_t pid, struct opts *o, struct printer *p,
@@ -1000,12 +995,12 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     fprintf(p->out, "time,pid,provider,counter,value,unit%s\n",
             p->collectd_names ? ",collectd_type,collectd_type_instance" : "");
   char ebuf[512]; /* a session error, made safe to print */
-  double end = o->duration > 0 ? mono_now() + o->duration : 0;
+  double end = o->duration > 0 ? clock_mono_s() + o->duration : 0;
   int rc = 0;
   while (!stop_requested && !p->breached) {
     int timeout = 500;
     if (end > 0) {
-      double left = end - mono_now();
+      double left = end - clock_mono_s();
       if (left <= 0)
         break;
       if (left * 1000 < timeout)

@@ -10,6 +10,7 @@
  * reader frees a live target (when its stream ends); the connector only
  * appends to pending.
  */
+#include "clock.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -340,7 +341,7 @@ static void on_sample(void *ctx, const struct counters_sample *s,
 /* The stream of t ended (r: session_read's result): log it, tell the
  * connector, unlink and free t. */
 static void reader_end(struct watch *w, struct target *t, int r) {
-  time_t lived = (time_t)((ipc_now_ms() - t->started) / 1000);
+  time_t lived = (time_t)((clock_mono_ms() - t->started) / 1000);
   int failed = r != -EPIPE || lived < RETRY_SEC;
   wlog(w,
        t->quiet && lived < RETRY_SEC ? WATCH_LOG_DEBUG
@@ -516,7 +517,7 @@ static void apply_ended(struct watch *w, int64_t now_ms) {
   for (size_t i = 0; i < n; i++) {
     for (size_t j = 0; j < w->nseen; j++) {
       struct seen *sn = &w->seen[j];
-      if (sn->pid != e[i].pid || sn->start_time != e[i].start_time)
+      if (!ipc_same_process(sn->pid, sn->start_time, e[i].pid, e[i].start_time))
         continue;
       if (e[i].lived >= RETRY_SEC)
         sn->stream_failures = 0;
@@ -531,14 +532,15 @@ static void apply_ended(struct watch *w, int64_t now_ms) {
 /* The seen entry of that very process, or NULL (forgotten meanwhile). */
 static struct seen *seen_find(struct watch *w, pid_t pid, uint64_t start) {
   for (size_t i = 0; i < w->nseen; i++)
-    if (w->seen[i].pid == pid && w->seen[i].start_time == start)
+    if (ipc_same_process(w->seen[i].pid, w->seen[i].start_time, pid, start))
       return &w->seen[i];
   return NULL;
 }
 
 static struct seen *seen_get(struct watch *w, const struct ipc_endpoint *ep) {
   for (size_t i = 0; i < w->nseen; i++)
-    if (w->seen[i].pid == ep->pid && w->seen[i].start_time == ep->start_time)
+    if (ipc_same_process(w->seen[i].pid, w->seen[i].start_time, ep->pid,
+                         ep->start_time))
       return &w->seen[i];
   /* drop entries of processes gone in earlier passes */
   size_t o = 0;
@@ -693,7 +695,7 @@ static int pick_instance(struct watch *w, const char *base, int rule,
  * w->lock. */
 static int in_list(const struct target *t, pid_t pid, uint64_t start_time) {
   for (; t; t = t->next)
-    if (t->ep.pid == pid && t->ep.start_time == start_time)
+    if (ipc_same_process(t->ep.pid, t->ep.start_time, pid, start_time))
       return 1;
   return 0;
 }
@@ -753,7 +755,7 @@ static int is_stopping(struct watch *w) {
 #define START_SLACK_MS 100
 
 static int64_t grid_start(struct watch *w) {
-  int64_t mono = ipc_now_ms();
+  int64_t mono = clock_mono_ms();
   if (w->cfg.start_at_once)
     return mono;
   int64_t grid = (int64_t)(w->cfg.interval_sec * 1000.0 + 0.5);
@@ -761,7 +763,7 @@ static int64_t grid_start(struct watch *w) {
     grid = 1000;
   if (grid < 10)
     return mono;
-  int64_t now = ipc_wall_ms();
+  int64_t now = clock_wall_ms();
   if (w->start_grid_ms != 0 && now >= w->start_grid_ms &&
       now - w->start_grid_ms < START_SLACK_MS)
     return mono;
@@ -781,7 +783,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
   cfg.interval_sec = w->cfg.interval_sec;
   cfg.timeout_ms = w->cfg.ipc_timeout_ms;
   cfg.templates = w->templates;
-  int64_t now = ipc_now_ms();
+  int64_t now = clock_mono_ms();
   size_t autos = 0;
   size_t n = live_count(w, &autos);
   /* autodiscovered processes leave a slot to each rule (at most half of
@@ -838,7 +840,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
 /* The session of a starting target failed to start with r. */
 static void start_failed(struct watch *w, struct target *t, int r,
                          const struct ipc_error *err) {
-  int64_t now = ipc_now_ms();
+  int64_t now = clock_mono_ms();
   struct seen *sn = seen_find(w, t->ep.pid, t->ep.start_time);
   const char *why = err->message[0] ? err->message : strerror(-r);
   if (!ipc_endpoint_alive(&t->ep)) { /* went away meanwhile */
@@ -869,7 +871,7 @@ static void start_done(struct watch *w, struct target *t) {
          t->instance, (int)t->ep.pid);
   if (sn != NULL)
     sn->complained = 0;
-  t->started = ipc_now_ms();
+  t->started = clock_mono_ms();
   wlog(w, t->quiet ? WATCH_LOG_DEBUG : WATCH_LOG_INFO,
        "instance \"%s\": watching pid %d (%s, .NET %s), session %llu, "
        "interval %g s",
@@ -888,7 +890,7 @@ static void start_done(struct watch *w, struct target *t) {
  * the answers that came, and ends those answered, failed or past their
  * deadline. */
 static void starting_step(struct watch *w) {
-  int64_t now = ipc_now_ms();
+  int64_t now = clock_mono_ms();
   for (struct target **pp = &w->starting; *pp;) {
     struct target *t = *pp;
     struct ipc_error err = {0};
@@ -971,8 +973,8 @@ static int cached_rule(struct watch *w, struct seen *sn,
 /* A ProcessInfo of this process is in flight. */
 static int probing(const struct watch *w, const struct ipc_endpoint *ep) {
   for (size_t i = 0; i < w->nprobes; i++)
-    if (w->probes[i].ep.pid == ep->pid &&
-        w->probes[i].ep.start_time == ep->start_time)
+    if (ipc_same_process(w->probes[i].ep.pid, w->probes[i].ep.start_time,
+                         ep->pid, ep->start_time))
       return 1;
   return 0;
 }
@@ -1055,7 +1057,7 @@ static void probes_step(struct watch *w) {
     if (sn != NULL && r == 0)
       info_ok(sn, &info);
     else if (sn != NULL)
-      info_failed(w, sn, &pr->ep, r, &err, ipc_now_ms());
+      info_failed(w, sn, &pr->ep, r, &err, clock_mono_ms());
     --w->nprobes; /* pr is closed */
     w->probes[i] = w->probes[w->nprobes];
     w->probe_again[i] = w->probe_again[w->nprobes];
@@ -1177,7 +1179,7 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
   for (;;) {
     if (is_stopping(w))
       return 1;
-    int64_t now = ipc_now_ms();
+    int64_t now = clock_mono_ms();
     int nfd = ipc_discovery_notify_fd(disc);
     /* without notification (or before the first full pass), every
      * interval as before */
@@ -1222,7 +1224,7 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
      * /tmp costs at most the wakeups polling did: until an interval has
      * passed since the last look, wait for a kick or stop only (what
      * comes meanwhile waits in the kernel's queue). */
-    now = ipc_now_ms();
+    now = clock_mono_ms();
     if (now < last_pass + interval_ms) {
       pfd[2].fd = -1; /* answers are not held back */
       r = poll(pfd, n, (int)(last_pass + interval_ms - now + 1));
@@ -1231,7 +1233,7 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
     }
     if (ipc_discovery_notified(disc))
       return 0;
-    last_pass = ipc_now_ms(); /* other files only */
+    last_pass = clock_mono_ms(); /* other files only */
   }
 }
 
@@ -1279,11 +1281,11 @@ static void *connector_main(void *arg) {
   int64_t interval_ms = (int64_t)(w->cfg.discover_sec * 1000.0 + 0.5);
   if (interval_ms < 1)
     interval_ms = 1;
-  int64_t last_full = ipc_now_ms();
+  int64_t last_full = clock_mono_ms();
   for (;;) {
     if (is_stopping(w))
       break;
-    int64_t now = ipc_now_ms();
+    int64_t now = clock_mono_ms();
     /* full when due within the next interval: a pass woken for a retry
      * just before does not cost a second wakeup */
     if (now + interval_ms > last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms)
@@ -1299,7 +1301,7 @@ static void *connector_main(void *arg) {
     int r = ipc_discovery_scan(disc, consider, &p);
     if (r < 0)
       wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
-    probes_schedule(w, ipc_now_ms());
+    probes_schedule(w, clock_mono_ms());
     if (ipc_discovery_full_passes(disc) != full0)
       last_full = now;
     /* A rule that has matched nothing for MISS_INTERVALS intervals: say
@@ -1385,8 +1387,7 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
   size_t k = 0;
   /* One budget for all the connects: a target whose listen queue is full
    * (hung, stopped) must not cost timeout_ms / 2 per session. */
-  struct timespec c0;
-  clock_gettime(CLOCK_MONOTONIC, &c0);
+  int64_t c0 = clock_mono_ms();
   for (struct target *t = list; t && pfd; t = t->next) {
     if (session_fd(t->session) < 0)
       continue;
@@ -1396,10 +1397,7 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
       id[i] = (uint8_t)(sid >> (8 * i));
     long len = ipc_message_encode(msg, sizeof(msg), IPC_SET_EVENTPIPE,
                                   IPC_EP_STOP, id, sizeof(id));
-    struct timespec c1;
-    clock_gettime(CLOCK_MONOTONIC, &c1);
-    long spent =
-        (c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000;
+    long spent = (long)(clock_mono_ms() - c0);
     long budget = timeout_ms / 2 - spent;
     int fd = ipc_connect(&t->ep, budget > 0 ? (int)budget : 0, NULL);
     if (fd < 0)
@@ -1410,12 +1408,10 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
     }
     pfd[k++] = (struct pollfd){.fd = fd, .events = POLLIN};
   }
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int64_t t0 = clock_mono_ms();
   size_t open_ = k;
   while (open_ > 0) {
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    long el = (long)(clock_mono_ms() - t0);
     if (el >= timeout_ms)
       break;
     int pr = poll(pfd, k, (int)(timeout_ms - el));
