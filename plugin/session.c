@@ -94,24 +94,31 @@ static char *dup_strings(struct session_config *c) {
   return buf;
 }
 
+/* The configuration with its caps and defaults applied. */
+static struct session_config config_defaults(const struct session_config *cfg) {
+  struct session_config c = *cfg;
+  if (c.nproviders > SESSION_MAX_PROVIDERS)
+    c.nproviders = SESSION_MAX_PROVIDERS;
+  if (c.nmeters > SESSION_MAX_METERS)
+    c.nmeters = SESSION_MAX_METERS;
+  if (c.interval_sec <= 0)
+    c.interval_sec = 1;
+  if (c.buffer_mb == 0)
+    c.buffer_mb = 8;
+  if (c.timeout_ms <= 0)
+    c.timeout_ms = 3000;
+  return c;
+}
+
 struct session *session_new(const struct ipc_endpoint *ep,
                             const struct session_config *cfg,
                             session_sample_cb cb, void *ctx) {
+  struct session_config c = config_defaults(cfg);
   struct session *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return NULL;
-  s->ep = *ep;
-  s->cfg = *cfg;
-  if (s->cfg.nproviders > SESSION_MAX_PROVIDERS)
-    s->cfg.nproviders = SESSION_MAX_PROVIDERS;
-  if (s->cfg.nmeters > SESSION_MAX_METERS)
-    s->cfg.nmeters = SESSION_MAX_METERS;
-  if (s->cfg.interval_sec <= 0)
-    s->cfg.interval_sec = 1;
-  if (s->cfg.buffer_mb == 0)
-    s->cfg.buffer_mb = 8;
-  if (s->cfg.timeout_ms <= 0)
-    s->cfg.timeout_ms = 3000;
+  *s = (struct session){.ep = *ep, .cfg = c, .cb = cb, .ctx = ctx, .fd = -1};
+  s->call.fd = -1;
   s->strings = dup_strings(&s->cfg);
   s->decoder = counters_decoder_new(s->cfg.templates);
   if (s->strings == NULL || s->decoder == NULL) {
@@ -120,10 +127,6 @@ struct session *session_new(const struct ipc_endpoint *ep,
     free(s);
     return NULL;
   }
-  s->cb = cb;
-  s->ctx = ctx;
-  s->fd = -1;
-  s->call.fd = -1;
   if (s->cfg.nmeters > 0)
     snprintf(s->meter_session, sizeof(s->meter_session), "SHARED");
   return s;
@@ -362,14 +365,8 @@ void session_set_tap(struct session *s, session_tap_cb tap, void *ctx) {
 }
 
 const char *session_error(const struct session *s) { return s->error; }
-const struct ipc_endpoint *session_endpoint(const struct session *s) {
-  return &s->ep;
-}
 uint64_t session_id(const struct session *s) { return s->id; }
 const struct nettrace_stats *session_stats(const struct session *s) {
   static const struct nettrace_stats none;
   return s->reader ? nettrace_reader_stats(s->reader) : &none;
-}
-const char *session_meter_session(const struct session *s) {
-  return s->meter_session;
 }

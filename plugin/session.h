@@ -83,10 +83,7 @@ void session_set_tap(struct session *s, session_tap_cb tap, void *ctx);
 
 /* Why the session ended or failed ("" while it runs). */
 const char *session_error(const struct session *s);
-const struct ipc_endpoint *session_endpoint(const struct session *s);
 uint64_t session_id(const struct session *s);
 const struct nettrace_stats *session_stats(const struct session *s);
-/* The Metrics provider's session id this session uses ("" without meters). */
-const char *session_meter_session(const struct session *s);
 
 #endif /* SESSION_H */
