@@ -1,0 +1,316 @@
+/**
+ * collectd-dotnet - tests/test_session.c
+ *
+ * A session's rules against a scripted runtime (tests/fake_ipc.c): what
+ * it asks CollectTracing for, begin and step until the answer, the stream
+ * read to its samples, a clean end, an early end and a malformed stream
+ * (each closes the stream and says why), and StopTracing on stop with its
+ * session id, draining the stream to its end.
+ *
+ * Usage: test_session [DIR]; DIR (else $TEST_FIXTURES, else
+ * tests/fixtures) holds counters-net10.nettrace.
+ */
+#include "fake_ipc.h"
+#include "session.h"
+#include "testing.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_FIXTURE_BYTES (1 << 20)
+
+static uint8_t *fixture;
+static size_t fixture_len;
+
+static int load_fixture(int argc, char **argv) {
+  static const char *const rel[] = {"fixtures", "tests/fixtures",
+                                    "../tests/fixtures"};
+  char dir[4096], path[4200];
+  if (!testing_find_dir(argc, argv, "TEST_FIXTURES", rel,
+                        sizeof(rel) / sizeof(rel[0]), dir, sizeof(dir)))
+    return -ENOENT;
+  snprintf(path, sizeof(path), "%s/counters-net10.nettrace", dir);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    return -errno;
+  fixture = malloc(MAX_FIXTURE_BYTES);
+  fixture_len = fixture ? fread(fixture, 1, MAX_FIXTURE_BYTES, f) : 0;
+  fclose(f);
+  return fixture_len > 0 && fixture_len < MAX_FIXTURE_BYTES ? 0 : -EIO;
+}
+
+struct seen_samples {
+  int n;
+  int requests; /* CollectdDotnet-Test "requests" samples */
+  double requests_value;
+};
+
+static void on_sample(void *ctx, const struct counters_sample *s,
+                      int64_t time_ms) {
+  struct seen_samples *c = ctx;
+  (void)time_ms;
+  c->n++;
+  if (strcmp(s->name, "requests") == 0) {
+    c->requests++;
+    c->requests_value = s->value;
+  }
+}
+
+static const struct ipc_endpoint ep = {.pid = 4242, .start_time = 7};
+
+/* A session begun and stepped until its stream runs (NULL: it did not). */
+static struct session *running(const struct session_config *cfg,
+                               struct seen_samples *c) {
+  struct session *s = session_new(&ep, cfg, on_sample, c);
+  if (s == NULL)
+    return NULL;
+  struct ipc_error err = {0};
+  int r = session_begin(s, &err);
+  while (r == -EINPROGRESS)
+    r = session_begin_step(s, &err);
+  if (r != 0) {
+    session_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* A fresh script and a session whose stream runs (NULL: failed). */
+static struct session *started(struct seen_samples *c) {
+  fake_ipc_reset();
+  struct session_config cfg = {.interval_sec = 1};
+  struct session *s = running(&cfg, c);
+  CHECK(s != NULL);
+  return s;
+}
+
+/* Reads until session_read says more than "go on" or nothing comes. */
+static int read_all(struct session *s) {
+  for (;;) {
+    struct pollfd p = {.fd = session_fd(s), .events = POLLIN};
+    if (p.fd < 0 || poll(&p, 1, 1000) <= 0)
+      return -ETIMEDOUT;
+    int r = session_read(s);
+    if (r != 0)
+      return r;
+  }
+}
+
+static void feed(const uint8_t *b, size_t n) {
+  ssize_t w = send(fake_ipc.stream_peer, b, n, MSG_NOSIGNAL);
+  CHECK(w == (ssize_t)n);
+}
+
+static void end_stream(void) {
+  close(fake_ipc.stream_peer);
+  fake_ipc.stream_peer = -1;
+}
+
+/* CollectTracing: System.Runtime at the interval by default; meters on
+ * the shared Metrics session with a client id of their own. */
+DEF_TEST(providers) {
+  fake_ipc_reset();
+  struct session_config cfg = {.interval_sec = 2.5};
+  struct session *s = session_new(&ep, &cfg, on_sample, NULL);
+  struct ipc_error err = {0};
+  EXPECT_EQ_INT(-EINPROGRESS, session_begin(s, &err));
+  EXPECT_EQ_INT(1, fake_ipc.nproviders);
+  EXPECT_EQ_STR("System.Runtime", fake_ipc.providers[0]);
+  EXPECT_EQ_STR("EventCounterIntervalSec=2.5", fake_ipc.filters[0]);
+  session_free(s);
+
+  fake_ipc_reset();
+  struct session_config mc = {.interval_sec = 1,
+                              .providers = {"A", "B"},
+                              .nproviders = 2,
+                              .meters = {"m1", "m2"},
+                              .nmeters = 2};
+  s = session_new(&ep, &mc, on_sample, NULL);
+  EXPECT_EQ_INT(-EINPROGRESS, session_begin(s, &err));
+  EXPECT_EQ_INT(3, fake_ipc.nproviders);
+  EXPECT_EQ_STR("A", fake_ipc.providers[0]);
+  EXPECT_EQ_STR("B", fake_ipc.providers[1]);
+  EXPECT_EQ_STR("System.Diagnostics.Metrics", fake_ipc.providers[2]);
+  EXPECT_EQ_U64(2, fake_ipc.keywords[2]);
+  const char *f = fake_ipc.filters[2];
+  CHECK(strncmp(f, "SessionId=SHARED;ClientId=", 26) == 0);
+  CHECK(strstr(f, ";Metrics=m1,m2;RefreshInterval=1;MaxTimeSeries=1000;"
+                  "MaxHistograms=20") != NULL);
+  session_free(s);
+  return 0;
+}
+
+/* begin, then step while the answer is incomplete: the call's fd and
+ * deadline to poll meanwhile, then the stream and the session id. */
+DEF_TEST(begin_step) {
+  fake_ipc_reset();
+  fake_ipc.step_pending = 2;
+  struct session_config cfg = {.interval_sec = 1, .timeout_ms = 1500};
+  struct session *s = session_new(&ep, &cfg, on_sample, NULL);
+  struct ipc_error err = {0};
+  EXPECT_EQ_INT(-1, session_fd(s));
+  EXPECT_EQ_INT(-EINPROGRESS, session_begin(s, &err));
+  CHECK(session_begin_fd(s) >= 0);
+  CHECK(session_begin_deadline(s) > 0);
+  EXPECT_EQ_INT(-EINPROGRESS, session_begin_step(s, &err));
+  EXPECT_EQ_INT(-EINPROGRESS, session_begin_step(s, &err));
+  EXPECT_EQ_INT(0, session_begin_step(s, &err));
+  EXPECT_EQ_INT(-1, session_begin_fd(s)); /* the call is closed */
+  CHECK(session_fd(s) >= 0);
+  EXPECT_EQ_U64(42, session_id(s));
+  EXPECT_EQ_STR("", session_error(s));
+  session_free(s);
+  return 0;
+}
+
+/* A refusal at begin or in the answer: the error says the runtime's why,
+ * no stream. */
+DEF_TEST(begin_fails) {
+  fake_ipc_reset();
+  fake_ipc.begin_result = -ECONNREFUSED;
+  fake_ipc.message = "cannot connect: refused";
+  struct session_config cfg = {.interval_sec = 1};
+  struct session *s = session_new(&ep, &cfg, on_sample, NULL);
+  struct ipc_error err = {0};
+  EXPECT_EQ_INT(-ECONNREFUSED, session_begin(s, &err));
+  EXPECT_EQ_STR("cannot connect: refused", session_error(s));
+  EXPECT_EQ_INT(-1, session_fd(s));
+  session_free(s);
+
+  fake_ipc_reset();
+  fake_ipc.step_result = -EPROTO;
+  fake_ipc.message = "the runtime answered E_ACCESSDENIED";
+  s = session_new(&ep, &cfg, on_sample, NULL);
+  EXPECT_EQ_INT(-EINPROGRESS, session_begin(s, &err));
+  EXPECT_EQ_INT(-EPROTO, session_begin_step(s, &err));
+  EXPECT_EQ_STR("the runtime answered E_ACCESSDENIED", session_error(s));
+  EXPECT_EQ_INT(-1, session_fd(s));
+  session_free(s);
+  return 0;
+}
+
+/* A whole stream, in one piece and byte by byte: its samples, then a
+ * clean end (-EPIPE, "the stream ended") that closes the stream. */
+DEF_TEST(stream_end) {
+  for (int bytewise = 0; bytewise < 2; bytewise++) {
+    struct seen_samples c = {0};
+    struct session *s = started(&c);
+    if (s == NULL)
+      return -1;
+    for (size_t off = 0; off < fixture_len;) {
+      size_t n = bytewise ? 1 : fixture_len;
+      feed(fixture + off, n);
+      off += n;
+      EXPECT_EQ_INT(0, session_read(s));
+    }
+    end_stream();
+    EXPECT_EQ_INT(-EPIPE, read_all(s));
+    EXPECT_EQ_STR("the stream ended", session_error(s));
+    EXPECT_EQ_INT(-1, session_fd(s));
+    EXPECT_EQ_INT(3, c.requests); /* as the fixture's summary says */
+    CHECK(c.requests_value == 50);
+    CHECK(c.n > 30);
+    EXPECT_EQ_U64(fixture_len, session_stats(s)->bytes);
+    EXPECT_EQ_INT(-EPIPE, session_read(s)); /* and stays ended */
+    session_free(s);
+  }
+  return 0;
+}
+
+/* A stream cut short (the process exited): -EPIPE, with the byte. */
+DEF_TEST(stream_early_end) {
+  struct seen_samples c = {0};
+  struct session *s = started(&c);
+  if (s == NULL)
+    return -1;
+  feed(fixture, fixture_len / 2);
+  end_stream();
+  EXPECT_EQ_INT(-EPIPE, read_all(s));
+  CHECK(strncmp(session_error(s),
+                "the stream ended early (process exited?) at byte ", 49) == 0);
+  EXPECT_EQ_INT(-1, session_fd(s));
+  session_free(s);
+  return 0;
+}
+
+/* Bytes that are no nettrace: a failure other than -EPIPE, the reader's
+ * reason and offset, the stream closed at once. */
+DEF_TEST(stream_malformed) {
+  struct seen_samples c = {0};
+  struct session *s = started(&c);
+  if (s == NULL)
+    return -1;
+  static const uint8_t garbage[64] = "HTTP/1.1 200 OK\r\n";
+  feed(garbage, sizeof(garbage));
+  int r = read_all(s);
+  CHECK(r < 0 && r != -EPIPE && r != -ETIMEDOUT);
+  EXPECT_EQ_STR("bad nettrace stream: not a nettrace stream (bad magic) at "
+                "byte 0",
+                session_error(s));
+  EXPECT_EQ_INT(-1, session_fd(s));
+  EXPECT_EQ_INT(0, c.n);
+  session_free(s);
+  return 0;
+}
+
+/* Stop: StopTracing with the session's id, then the rest of the stream
+ * is read to its end marker (0); without the marker -ENODATA; a refused
+ * StopTracing closes the stream and says why. */
+DEF_TEST(stop) {
+  struct seen_samples c = {0};
+  struct session *s = started(&c);
+  if (s == NULL)
+    return -1;
+  feed(fixture, 100);
+  EXPECT_EQ_INT(0, session_read(s));
+  fake_ipc.stop_tail = fixture + 100;
+  fake_ipc.stop_tail_len = fixture_len - 100;
+  fake_ipc.close_on_stop = 1;
+  EXPECT_EQ_INT(0, session_stop(s, 1000));
+  EXPECT_EQ_INT(1, fake_ipc.stops);
+  EXPECT_EQ_U64(42, fake_ipc.stopped_id);
+  EXPECT_EQ_INT(3, c.requests); /* the last samples were read */
+  EXPECT_EQ_INT(-1, session_fd(s));
+  EXPECT_EQ_INT(0, session_stop(s, 1000)); /* nothing left to stop */
+  EXPECT_EQ_INT(1, fake_ipc.stops);
+  session_free(s);
+
+  s = started(&c);
+  if (s == NULL)
+    return -1;
+  fake_ipc.stop_tail = fixture;
+  fake_ipc.stop_tail_len = fixture_len / 2;
+  fake_ipc.close_on_stop = 1;
+  EXPECT_EQ_INT(-ENODATA, session_stop(s, 1000));
+  session_free(s);
+
+  s = started(&c);
+  if (s == NULL)
+    return -1;
+  fake_ipc.stop_result = -ETIMEDOUT;
+  fake_ipc.message = "no answer from the runtime in time";
+  EXPECT_EQ_INT(-ETIMEDOUT, session_stop(s, 1000));
+  EXPECT_EQ_STR("StopTracing: no answer from the runtime in time",
+                session_error(s));
+  EXPECT_EQ_INT(-1, session_fd(s));
+  session_free(s);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (load_fixture(argc, argv) != 0)
+    SKIP_ALL("no counters-net10.nettrace (argv[1], $TEST_FIXTURES, "
+             "tests/fixtures)");
+  RUN_TEST(providers);
+  RUN_TEST(begin_step);
+  RUN_TEST(begin_fails);
+  RUN_TEST(stream_end);
+  RUN_TEST(stream_early_end);
+  RUN_TEST(stream_malformed);
+  RUN_TEST(stop);
+  fake_ipc_reset();
+  free(fixture);
+  END_TEST;
+}
