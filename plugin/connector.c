@@ -816,6 +816,43 @@ static nfds_t wait_fds(struct watch *w, int nfd, struct pollfd *pfd) {
   return n;
 }
 
+/* What a poll of wait_fds woke for: 1 stop, 0 a kick or an answer (or
+ * its end: probes_step or starting_step take it), -1 neither. */
+static int woken_by(struct watch *w, const struct pollfd *pfd, nfds_t n) {
+  if (pfd[WAIT_STOP].revents)
+    return 1; /* the stop fd stays readable */
+  if (pfd[WAIT_KICK].revents) {
+    uint64_t v;
+    ssize_t got = read(w->kick_fd, &v, sizeof(v));
+    (void)got;
+    return 0;
+  }
+  for (nfds_t i = WAIT_CALLS; i < n; i++)
+    if (pfd[i].revents)
+      return 0;
+  return -1;
+}
+
+/* Discovery's notify fd is readable: 1 when a diagnostic socket came or
+ * went. Events are taken no more than once an interval, so that a busy
+ * /tmp costs at most the wakeups polling did: until an interval has
+ * passed since the last look (*last_pass), wait for a kick, stop or
+ * answer only (what comes meanwhile waits in the kernel's queue; 0 then,
+ * and the caller's loop takes what woke it). */
+static int notified(struct ipc_discovery *disc, struct pollfd *pfd, nfds_t n,
+                    int64_t *last_pass, int64_t interval_ms) {
+  int64_t now = clock_mono_ms();
+  if (now < *last_pass + interval_ms) {
+    pfd[WAIT_NOTIFY].fd = -1; /* answers are not held back */
+    if (poll(pfd, n, (int)(*last_pass + interval_ms - now + 1)) > 0)
+      return 0;
+  }
+  if (ipc_discovery_notified(disc))
+    return 1;
+  *last_pass = clock_mono_ms(); /* other files only */
+  return 0;
+}
+
 /* Sleeps until the next pass is due (see watch_connector_main); 1 when
  * stopping. */
 static int connector_wait(struct watch *w, struct ipc_discovery *disc,
@@ -841,33 +878,12 @@ static int connector_wait(struct watch *w, struct ipc_discovery *disc,
     }
     if (r <= 0)
       continue; /* a timeout: the loop above decides */
-    if (pfd[WAIT_STOP].revents)
-      return 1; /* the stop fd stays readable */
-    if (pfd[WAIT_KICK].revents) {
-      uint64_t v;
-      ssize_t got = read(w->kick_fd, &v, sizeof(v));
-      (void)got;
+    r = woken_by(w, pfd, n);
+    if (r >= 0)
+      return r;
+    if (nfd >= 0 && pfd[WAIT_NOTIFY].revents &&
+        notified(disc, pfd, n, &last_pass, interval_ms))
       return 0;
-    }
-    for (nfds_t i = WAIT_CALLS; i < n; i++)
-      if (pfd[i].revents)
-        return 0; /* an answer (or its end): probes_step or starting_step */
-    if (nfd < 0 || !pfd[WAIT_NOTIFY].revents)
-      continue;
-    /* Events are taken no more than once an interval, so that a busy
-     * /tmp costs at most the wakeups polling did: until an interval has
-     * passed since the last look, wait for a kick or stop only (what
-     * comes meanwhile waits in the kernel's queue). */
-    now = clock_mono_ms();
-    if (now < last_pass + interval_ms) {
-      pfd[WAIT_NOTIFY].fd = -1; /* answers are not held back */
-      r = poll(pfd, n, (int)(last_pass + interval_ms - now + 1));
-      if (r > 0)
-        continue; /* a kick, stop or answer: handled above */
-    }
-    if (ipc_discovery_notified(disc))
-      return 0;
-    last_pass = clock_mono_ms(); /* other files only */
   }
 }
 
