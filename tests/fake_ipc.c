@@ -1,7 +1,8 @@
 /**
  * collectd-dotnet - tests/fake_ipc.c
  *
- * The scripted IPC calls of tests/fake_ipc.h.
+ * The scripted IPC calls of tests/fake_ipc.h. A call is a session's
+ * (the `fake_ipc` script) when no process of the table has its pid.
  */
 #include "fake_ipc.h"
 
@@ -9,11 +10,101 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define MAX_STREAM_BYTES (1 << 20)
+
 struct fake_ipc fake_ipc;
+pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+struct fake_proc fake_procs[FAKE_PROCS_MAX];
+size_t fake_nprocs;
+
+void fake_procs_reset(void) {
+  for (size_t i = 0; i < fake_nprocs; i++)
+    if (fake_procs[i].stream_peer >= 0)
+      close(fake_procs[i].stream_peer);
+  memset(fake_procs, 0, sizeof(fake_procs));
+  fake_nprocs = 0;
+}
+
+struct fake_proc *fake_proc_add(pid_t pid, uid_t uid) {
+  struct fake_proc *p = &fake_procs[fake_nprocs++];
+  *p = (struct fake_proc){
+      .ep = {.pid = pid, .start_time = 1000u + (unsigned)pid, .uid = uid},
+      .listed = 1,
+      .alive = 1,
+      .stream_peer = -1};
+  snprintf(p->entry, sizeof(p->entry), "App");
+  return p;
+}
+
+/* The table's process of ep, or NULL; under fake_lock. */
+static struct fake_proc *proc_of(const struct ipc_endpoint *ep) {
+  for (size_t i = 0; i < fake_nprocs; i++)
+    if (fake_procs[i].ep.pid == ep->pid)
+      return &fake_procs[i];
+  return NULL;
+}
+
+/* A call in flight whose answer is in: its fd is readable at once. */
+static int call_ready(struct ipc_call *c, const struct ipc_endpoint *ep,
+                      int timeout_ms) {
+  memset(c, 0, sizeof(*c));
+  c->ep = *ep;
+  c->fd = -1;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return -errno;
+  close(sv[1]); /* its end: readable */
+  c->fd = sv[0];
+  c->deadline = clock_mono_ms() + timeout_ms;
+  return -EINPROGRESS;
+}
+
+/* A stream: *fd the session's end, *peer the runtime's. */
+static int stream_pair(int *fd, int *peer) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) !=
+      0)
+    return -errno;
+  *fd = sv[0];
+  *peer = sv[1];
+  return 0;
+}
+
+/* The fixture file, opened from the first directory that has it. */
+static FILE *stream_open(int argc, char **argv) {
+  char here[2048], path[4200];
+  snprintf(here, sizeof(here), "%s", __FILE__);
+  char *slash = strrchr(here, '/');
+  snprintf(slash != NULL ? slash : here,
+           sizeof(here) - (size_t)(slash != NULL ? slash - here : 0),
+           slash != NULL ? "/fixtures" : "tests/fixtures");
+  const char *dirs[] = {argc > 1 ? argv[1] : NULL, getenv("TEST_FIXTURES"),
+                        here};
+  for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+    if (dirs[i] == NULL || dirs[i][0] == 0)
+      continue;
+    snprintf(path, sizeof(path), "%s/counters-net10.nettrace", dirs[i]);
+    FILE *f = fopen(path, "rb");
+    if (f != NULL)
+      return f;
+  }
+  return NULL;
+}
+
+int fake_stream_load(int argc, char **argv, uint8_t **buf, size_t *len) {
+  FILE *f = stream_open(argc, argv);
+  if (f == NULL)
+    return -ENOENT;
+  *buf = malloc(MAX_STREAM_BYTES);
+  *len = *buf != NULL ? fread(*buf, 1, MAX_STREAM_BYTES, f) : 0;
+  fclose(f);
+  return *len > 0 && *len < MAX_STREAM_BYTES ? 0 : -EIO;
+}
 
 void fake_ipc_reset(void) {
   if (fake_ipc.stream_peer > 0)
@@ -47,6 +138,16 @@ int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
                       uint32_t buffer_mb, int timeout_ms,
                       struct ipc_error *err) {
   (void)buffer_mb;
+  (void)err;
+  pthread_mutex_lock(&fake_lock);
+  struct fake_proc *p = proc_of(ep);
+  if (p != NULL) {
+    p->begins++;
+    p->begin_wall = clock_wall_ms();
+  }
+  pthread_mutex_unlock(&fake_lock);
+  if (p != NULL)
+    return call_ready(c, ep, timeout_ms);
   fake_ipc.begins++;
   fake_ipc.nproviders = n < 8 ? n : 8;
   for (size_t i = 0; i < fake_ipc.nproviders; i++) {
@@ -56,22 +157,25 @@ int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
              providers[i].filter ? providers[i].filter : "");
     fake_ipc.keywords[i] = providers[i].keywords;
   }
-  memset(c, 0, sizeof(*c));
-  c->ep = *ep;
-  c->fd = -1;
-  if (fake_ipc.begin_result != -EINPROGRESS)
+  if (fake_ipc.begin_result != -EINPROGRESS) {
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
     return fail(fake_ipc.begin_result, err);
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    return -errno;
-  close(sv[1]); /* the call's fd: readable (its end) at once */
-  c->fd = sv[0];
-  c->deadline = clock_mono_ms() + timeout_ms;
-  return -EINPROGRESS;
+  }
+  return call_ready(c, ep, timeout_ms);
 }
 
 int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
                      struct ipc_error *err) {
+  pthread_mutex_lock(&fake_lock);
+  struct fake_proc *p = proc_of(&c->ep);
+  int r = p != NULL ? stream_pair(fd, &p->stream_peer) : 1;
+  pthread_mutex_unlock(&fake_lock);
+  if (p != NULL) {
+    ipc_call_close(c);
+    *session_id = 7;
+    return r;
+  }
   fake_ipc.steps++;
   if (fake_ipc.step_pending > 0) {
     fake_ipc.step_pending--;
@@ -80,14 +184,9 @@ int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
   ipc_call_close(c);
   if (fake_ipc.step_result != 0)
     return fail(fake_ipc.step_result, err);
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) !=
-      0)
-    return -errno;
-  *fd = sv[0];
-  fake_ipc.stream_peer = sv[1];
+  r = stream_pair(fd, &fake_ipc.stream_peer);
   *session_id = fake_ipc.session_id;
-  return 0;
+  return r;
 }
 
 int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
@@ -108,3 +207,133 @@ int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
   }
   return 0;
 }
+
+/* ---- the watch's side: discovery, ProcessInfo, liveness ---- */
+
+struct ipc_discovery {
+  int unused;
+};
+
+struct ipc_discovery *ipc_discovery_new(void) {
+  return calloc(1, sizeof(struct ipc_discovery));
+}
+
+void ipc_discovery_free(struct ipc_discovery *d) { free(d); }
+
+int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
+  (void)d;
+  struct ipc_endpoint eps[FAKE_PROCS_MAX];
+  size_t n = 0;
+  pthread_mutex_lock(&fake_lock);
+  for (size_t i = 0; i < fake_nprocs; i++)
+    if (fake_procs[i].listed)
+      eps[n++] = fake_procs[i].ep;
+  pthread_mutex_unlock(&fake_lock);
+  for (size_t i = 0; i < n; i++) {
+    int r = cb(ctx, &eps[i]);
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
+/* no notification: the connector passes every discovery interval */
+unsigned ipc_discovery_full_passes(const struct ipc_discovery *d) {
+  (void)d;
+  return 0;
+}
+int ipc_discovery_enable_notify(struct ipc_discovery *d) {
+  (void)d;
+  return -ENOSYS;
+}
+int ipc_discovery_notify_fd(const struct ipc_discovery *d) {
+  (void)d;
+  return -1;
+}
+int ipc_discovery_notified(struct ipc_discovery *d) {
+  (void)d;
+  return 0;
+}
+void ipc_discovery_want_full(struct ipc_discovery *d) { (void)d; }
+void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
+                                 void *ctx) {
+  (void)d;
+  (void)fn;
+  (void)ctx;
+}
+void ipc_discovery_set_log(struct ipc_discovery *d, ipc_discovery_log_fn fn,
+                           void *ctx) {
+  (void)d;
+  (void)fn;
+  (void)ctx;
+}
+
+int ipc_endpoint_alive(const struct ipc_endpoint *ep) {
+  pthread_mutex_lock(&fake_lock);
+  struct fake_proc *p = proc_of(ep);
+  int alive = p != NULL && p->alive;
+  pthread_mutex_unlock(&fake_lock);
+  return alive;
+}
+
+int ipc_probe_start(struct ipc_call *c, const struct ipc_endpoint *ep,
+                    int timeout_ms, struct ipc_error *err) {
+  pthread_mutex_lock(&fake_lock);
+  struct fake_proc *p = proc_of(ep);
+  int refused = p != NULL && p->refusals > 0;
+  if (p != NULL) {
+    p->probes++;
+    p->refusals -= refused;
+  }
+  pthread_mutex_unlock(&fake_lock);
+  if (p == NULL || refused) {
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    snprintf(err->message, sizeof(err->message),
+             "cannot connect: Connection refused");
+    return -ECONNREFUSED;
+  }
+  return call_ready(c, ep, timeout_ms);
+}
+
+int ipc_probe_step(struct ipc_call *c, struct ipc_process_info *info,
+                   struct ipc_error *err) {
+  pthread_mutex_lock(&fake_lock);
+  struct fake_proc *p = proc_of(&c->ep);
+  int r = p != NULL ? p->probe_result : -ESRCH;
+  if (r == 0) {
+    memset(info, 0, sizeof(*info));
+    snprintf(info->entry_assembly, sizeof(info->entry_assembly), "%s",
+             p->entry);
+    snprintf(info->runtime_version, sizeof(info->runtime_version), "10.0");
+  }
+  pthread_mutex_unlock(&fake_lock);
+  ipc_call_close(c);
+  if (r != 0)
+    snprintf(err->message, sizeof(err->message),
+             "no answer from the runtime in time");
+  return r;
+}
+
+/* StopTracing at the end (watch_stop): nobody listens */
+int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
+                struct ipc_error *err) {
+  (void)ep;
+  (void)timeout_ms;
+  (void)err;
+  return -ECONNREFUSED;
+}
+
+long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,
+                        const uint8_t *payload, size_t payload_len) {
+  (void)set;
+  (void)id;
+  (void)payload;
+  if (IPC_HEADER_SIZE + payload_len > cap)
+    return -EMSGSIZE;
+  memset(buf, 0, IPC_HEADER_SIZE + payload_len);
+  return (long)(IPC_HEADER_SIZE + payload_len);
+}
+
+void ipc_sanitize(char *s) { (void)s; }
+void ipc_set_cancel_fd(int fd) { (void)fd; }
