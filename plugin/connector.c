@@ -442,9 +442,6 @@ static void start_failed(struct watch *w, struct target *t, int r,
            t->instance, (int)t->ep.pid, why, RETRY_SEC);
     if (sn != NULL)
       sn->complained = 1;
-    pthread_mutex_lock(&w->shared.lock);
-    w->shared.stats.start_failures++;
-    pthread_mutex_unlock(&w->shared.lock);
   }
   if (sn != NULL)
     policy_retry_later(&sn->retry, now);

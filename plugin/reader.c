@@ -80,8 +80,6 @@ void watch_reader_end(struct watch *w, struct target *t, int r) {
       break;
     }
   }
-  w->shared.stats.sessions_ended++;
-  w->shared.stats.bytes += session_stats(t->session)->bytes;
   pthread_mutex_unlock(&w->shared.lock);
   watch_ring(w->kick_fd); /* look again: retry, or room under MaxProcesses */
   watch_target_free(t);

@@ -239,7 +239,6 @@ void watch_stop(struct watch *w, int timeout_ms) {
   while (w->shared.live) {
     struct target *t = w->shared.live;
     w->shared.live = t->next;
-    w->shared.nlive--;
     wlog(w, WATCH_LOG_INFO, "instance \"%s\": session with pid %d stopped",
          t->instance, (int)t->ep.pid);
     watch_target_free(t);
@@ -280,6 +279,5 @@ int watch_lookup(struct watch *w, const char *instance, struct ipc_endpoint *ep)
 void watch_get_stats(struct watch *w, struct watch_stats *st) {
   pthread_mutex_lock(&w->shared.lock);
   *st = w->shared.stats;
-  st->live = w->shared.nlive;
   pthread_mutex_unlock(&w->shared.lock);
 }

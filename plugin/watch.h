@@ -71,9 +71,9 @@ struct watch_config {
   double discover_sec;        /* how often to look for processes; 0: interval */
   int autodiscover;
   int start_at_once;          /* 1: sessions start at once, not on the
-                                 common grid (see watch.c) */
+                                 common grid (see connect_policy.h) */
   int gather_ms;              /* the reader's pause to gather streams from
-                                 two sessions on (see watch.c); 0: 200 ms,
+                                 two sessions on (see reader.c); 0: 200 ms,
                                  < 0: none; at most a quarter interval */
   struct session_config auto_session; /* for autodiscovered processes */
   struct watch_rule *rules;   /* borrowed until watch_free */
@@ -124,10 +124,9 @@ void watch_snapshot(struct watch *w, watch_view_cb cb, void *ctx);
 int watch_lookup(struct watch *w, const char *instance, struct ipc_endpoint *ep);
 
 struct watch_stats {
-  uint64_t sessions_started, sessions_ended, start_failures;
-  uint64_t samples, bytes;
+  uint64_t sessions_started;
+  uint64_t samples;
   uint64_t reads, wakeups; /* stream reads; reader wakeups for them */
-  size_t live;
 };
 void watch_get_stats(struct watch *w, struct watch_stats *st);
 

@@ -210,7 +210,7 @@ DEF_TEST(start_on_grid) {
   struct watch_stats st;
   watch_get_stats(w, &st);
   EXPECT_EQ_U64(1, st.sessions_started);
-  EXPECT_EQ_U64(1, st.sessions_ended);
+  CHECK(st.samples > 0);
   watch_free(w);
   return 0;
 }
