@@ -394,7 +394,7 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
       rule >= 0 ? w->cfg.rules[rule].session : w->cfg.auto_session;
   cfg.interval_sec = w->cfg.interval_sec;
   cfg.timeout_ms = w->cfg.ipc_timeout_ms;
-  cfg.templates = w->rd.templates; /* only the reader decodes with them */
+  cfg.templates = w->templates;
   struct target *t = calloc(1, sizeof(*t));
   if (t == NULL)
     return;

@@ -111,6 +111,10 @@ struct watch {
    * adds a stream when its session goes live (epoll_ctl is thread-safe);
    * the reader re-arms and removes them. */
   int epoll;
+  /* payload templates the sessions' decoders share: the connector hands
+   * the pointer to each new session; only the reader decodes with them
+   * (and the caller of watch_stop, once the threads are gone) */
+  struct counters_templates *templates;
   pthread_t reader_thread, connector_thread;
   int started; /* the caller's (watch_start / watch_stop) */
 
@@ -125,9 +129,6 @@ struct watch {
 
   struct {
     uint64_t samples, reads, wakeups; /* added to shared.stats each wakeup */
-    /* payload templates of the sessions' decoders: only the reader
-     * decodes (and the caller of watch_stop, once the threads are gone) */
-    struct counters_templates *templates;
   } rd;
 
   struct {
