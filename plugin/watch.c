@@ -25,8 +25,7 @@
  * means INSTANCES_PER_TARGET times MaxProcesses. */
 #define INSTANCES_PER_TARGET 4
 
-void watch_vlog(const struct watch *w, int level, const char *fmt,
-                va_list ap) {
+void watch_vlog(const struct watch *w, int level, const char *fmt, va_list ap) {
   if (w->cfg.log == NULL)
     return;
   char msg[1024];
@@ -128,14 +127,6 @@ void watch_target_free(struct target *t) {
   session_free(t->session);
   counters_table_fini(&t->table);
   free(t);
-}
-
-struct watch_target_view watch_target_view(const struct target *t) {
-  return (struct watch_target_view){.instance = t->instance,
-                                    .ep = &t->ep,
-                                    .entry_assembly = t->entry,
-                                    .runtime_version = t->version,
-                                    .interval_sec = t->interval};
 }
 
 /* Sets stopping and wakes every wait of both threads. */

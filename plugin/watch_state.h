@@ -172,7 +172,15 @@ static inline void wlog(const struct watch *w, int level, const char *fmt,
   va_end(ap);
 }
 void watch_target_free(struct target *t); /* accepts NULL */
-struct watch_target_view watch_target_view(const struct target *t);
+/* What consumers see of t (inline: the reader makes one per sample). */
+static inline struct watch_target_view
+watch_target_view(const struct target *t) {
+  return (struct watch_target_view){.instance = t->instance,
+                                    .ep = &t->ep,
+                                    .entry_assembly = t->entry,
+                                    .runtime_version = t->version,
+                                    .interval_sec = t->interval};
+}
 /* Writes 1 to an eventfd (a counter at its maximum already wakes). */
 void watch_ring(int fd);
 
