@@ -145,11 +145,6 @@ struct field_scratch {
   uint32_t span;
 };
 
-/* Room for an incomplete unit is kept only while one is held: a counters
- * session's unit is split across reads about once per interval, and a
- * malloc then costs far less than a few KiB kept in every session. */
-#define NETTRACE_HELD_KEEP 0
-
 struct nettrace_reader {
   struct nettrace_limits limits;
   nettrace_event_cb cb;
@@ -337,8 +332,35 @@ static int scratch_field(struct nettrace_reader *r, uint32_t type,
   return 0;
 }
 
+struct nettrace_layout nettrace_type_layout(uint32_t type) {
+  static const struct nettrace_layout layouts[] = {
+      [NETTRACE_TYPE_OBJECT] = {NETTRACE_LAYOUT_OBJECT, 0},
+      [NETTRACE_TYPE_BOOLEAN] = {NETTRACE_LAYOUT_INT, 4}, /* Win32 BOOL */
+      [NETTRACE_TYPE_CHAR] = {NETTRACE_LAYOUT_UINT, 2},
+      [NETTRACE_TYPE_SBYTE] = {NETTRACE_LAYOUT_INT, 1},
+      [NETTRACE_TYPE_BYTE] = {NETTRACE_LAYOUT_UINT, 1},
+      [NETTRACE_TYPE_INT16] = {NETTRACE_LAYOUT_INT, 2},
+      [NETTRACE_TYPE_UINT16] = {NETTRACE_LAYOUT_UINT, 2},
+      [NETTRACE_TYPE_INT32] = {NETTRACE_LAYOUT_INT, 4},
+      [NETTRACE_TYPE_UINT32] = {NETTRACE_LAYOUT_UINT, 4},
+      [NETTRACE_TYPE_INT64] = {NETTRACE_LAYOUT_INT, 8},
+      [NETTRACE_TYPE_UINT64] = {NETTRACE_LAYOUT_UINT, 8},
+      [NETTRACE_TYPE_SINGLE] = {NETTRACE_LAYOUT_FLOAT, 4},
+      [NETTRACE_TYPE_DOUBLE] = {NETTRACE_LAYOUT_FLOAT, 8},
+      [NETTRACE_TYPE_DECIMAL] = {NETTRACE_LAYOUT_OPAQUE, 16},
+      [NETTRACE_TYPE_DATETIME] = {NETTRACE_LAYOUT_INT, 8}, /* FILETIME */
+      [NETTRACE_TYPE_GUID] = {NETTRACE_LAYOUT_OPAQUE, 16},
+      [NETTRACE_TYPE_STRING] = {NETTRACE_LAYOUT_STRING, 0},
+      [NETTRACE_TYPE_ARRAY] = {NETTRACE_LAYOUT_ARRAY, 0},
+  };
+  if (type >= sizeof(layouts) / sizeof(layouts[0]))
+    return (struct nettrace_layout){NETTRACE_LAYOUT_UNKNOWN, 0};
+  return layouts[type];
+}
+
+/* A value of its own in a payload: neither an OBJECT nor an ARRAY. */
 static int type_is_primitive(uint32_t type) {
-  return type >= NETTRACE_TYPE_BOOLEAN && type <= NETTRACE_TYPE_STRING;
+  return nettrace_type_layout(type).kind >= NETTRACE_LAYOUT_STRING;
 }
 
 /* Parses a field list into the scratch array, in pre-order.
@@ -1201,11 +1223,13 @@ int nettrace_reader_feed(struct nettrace_reader *r, const void *buf,
     if (need <= r->held_len) {
       rc = process_unit(r, r->held, r->held_len, &f);
       r->held_len = 0;
-      if (r->held_cap > NETTRACE_HELD_KEEP) {
-        free(r->held);
-        r->held = NULL;
-        r->held_cap = 0;
-      }
+      /* room for an incomplete unit is kept only while one is held: a
+       * counters session's unit is split across reads about once per
+       * interval, and a malloc then costs far less than a few KiB kept in
+       * every session */
+      free(r->held);
+      r->held = NULL;
+      r->held_cap = 0;
       if (rc != 0)
         return rc;
     }

@@ -42,6 +42,31 @@ enum nettrace_type {
   NETTRACE_TYPE_ARRAY = 19,  /* uint16 count, then elements */
 };
 
+/* How a value of a field type lies in a payload: the one table that says
+ * it (nettrace_type_layout), read by the metadata parser and by every
+ * decoder of payloads. */
+enum nettrace_layout_kind {
+  NETTRACE_LAYOUT_UNKNOWN = 0, /* EMPTY, DBNULL, codes the reader does not
+                                  know: no field list with one is used */
+  NETTRACE_LAYOUT_OBJECT, /* no bytes of its own: its children follow */
+  NETTRACE_LAYOUT_ARRAY,  /* uint16 count, then the elements */
+  NETTRACE_LAYOUT_STRING, /* NUL-terminated UTF-16LE */
+  NETTRACE_LAYOUT_OPAQUE, /* size bytes that are no number (DECIMAL, GUID) */
+  NETTRACE_LAYOUT_INT,    /* signed, little-endian, size bytes (BOOLEAN and
+                             DATETIME too) */
+  NETTRACE_LAYOUT_UINT,   /* unsigned, little-endian, size bytes (CHAR too) */
+  NETTRACE_LAYOUT_FLOAT,  /* IEEE 754, size 4 or 8 */
+};
+
+struct nettrace_layout {
+  uint8_t kind; /* enum nettrace_layout_kind */
+  uint8_t size; /* bytes of a fixed-size value; 0 for the others */
+};
+
+/* The layout of a field type code (any uint32: unknown codes give
+ * NETTRACE_LAYOUT_UNKNOWN). */
+struct nettrace_layout nettrace_type_layout(uint32_t type);
+
 /* One field of an event's metadata. Fields are stored flat, in pre-order:
  * an OBJECT field is followed by its `nchildren` direct children, and
  * `span` is the number of entries in its subtree (itself excluded), so the
