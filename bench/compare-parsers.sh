@@ -46,7 +46,7 @@ mkdir -p "$OUT"
 
 [[ -s $capture ]] || "$REPO/bench/parser.sh" --runs 1 >/dev/null
 ${CC:-gcc} -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$OUT/parser" \
-	"$REPO/bench/parser.c" "$REPO/plugin/nettrace.c" "$REPO/plugin/counters.c" -lm
+	"$REPO/bench/parser.c" "$REPO/plugin/nettrace.c" "$REPO/plugin/counters.c" "$REPO/plugin/counters_decoder.c" -lm
 [[ -s $stream ]] || "$OUT/parser" "$capture" --runs 1 --write "$stream" >/dev/null
 dotnet build -c Release "$REPO/bench/traceevent/TraceEventBench.csproj" >"$OUT/traceevent-build.log" 2>&1 ||
 	{ echo "compare-parsers.sh: dotnet build failed, see $OUT/traceevent-build.log" >&2; exit 1; }

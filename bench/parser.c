@@ -30,11 +30,12 @@
  *
  * --serve: nothing timed at start; then each line "stream" or "fresh" on
  * standard input times one run of that workload and prints
- * "stream <MB/s>" (one decoder and template store per workload, kept from
- * run to run, as --runs does). bench/compare-parsers.sh --paired drives
+ * "stream <MB/s>" (one decoder per workload, kept from run to run, as
+ * --runs does). bench/compare-parsers.sh --paired drives
  * this and bench/traceevent's --serve in turns, a run each.
  */
 #include "../plugin/counters.h"
+#include "../plugin/counters_decoder.h"
 #include "../plugin/nettrace.h"
 #include "../plugin/wire.h"
 
@@ -51,7 +52,6 @@ struct tally {
 
 static int decode = 1;
 static int stateless = 0;
-static int templates = 1;
 
 static void on_event(void *ctx, const struct nettrace_event *ev) {
   struct tally *t = ctx;
@@ -202,16 +202,15 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
                  size_t chunk, int runs) {
   double mbs[64], evs[64], sps[64], nspe[64];
   struct tally t = {0};
-  struct counters_templates *tmpl = templates ? counters_templates_new() : NULL;
-  struct counters_decoder *dec = counters_decoder_new(tmpl);
-  if (dec == NULL || (templates && tmpl == NULL))
+  struct counters_decoder *dec = counters_decoder_new();
+  if (dec == NULL)
     return 1;
   for (int k = 0; k < runs; k++) {
     t = (struct tally){.dec = dec};
     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
     for (size_t i = 0; i < reps; i++)
       if (feed_all(d, n, chunk, &t) != 0)
-        return counters_decoder_free(dec), counters_templates_free(tmpl), 1;
+        return counters_decoder_free(dec), 1;
     double w = now(CLOCK_MONOTONIC) - w0;
     double c = now(CLOCK_PROCESS_CPUTIME_ID) - c0;
     mbs[k] = (double)n * (double)reps / w / 1e6;
@@ -228,16 +227,7 @@ static int bench(const char *name, const uint8_t *d, size_t n, size_t reps,
   summary("events", evs, runs, "M events/s", 1e-6);
   summary("counter samples", sps, runs, "M samples/s", 1e-6);
   summary("cpu per event", nspe, runs, "ns", 1);
-  if (tmpl != NULL) {
-    struct counters_templates_stats st;
-    counters_templates_stats(tmpl, &st);
-    printf("  templates          %zu (%zu bytes) of %zu plans; %llu decoded "
-           "from one, %llu kept, in all runs\n",
-           st.templates, st.bytes, st.plans, (unsigned long long)st.hits,
-           (unsigned long long)st.misses);
-  }
   counters_decoder_free(dec);
-  counters_templates_free(tmpl);
   return 0;
 }
 
@@ -248,15 +238,12 @@ static int serve(const uint8_t *sp, size_t sn, const uint8_t *cp, size_t cn,
     const char *name;
     const uint8_t *d;
     size_t n, reps;
-    struct counters_templates *tmpl;
     struct tally t;
-  } w[2] = {{"stream", sp, sn, 1, NULL, {0}},
-            {"fresh", cp, cn, reps, NULL, {0}}};
+  } w[2] = {{"stream", sp, sn, 1, {0}}, {"fresh", cp, cn, reps, {0}}};
   int rc = 0;
   for (int k = 0; k < 2 && rc == 0; k++) {
-    w[k].tmpl = templates ? counters_templates_new() : NULL;
-    w[k].t.dec = counters_decoder_new(w[k].tmpl);
-    if (w[k].t.dec == NULL || (templates && w[k].tmpl == NULL))
+    w[k].t.dec = counters_decoder_new();
+    if (w[k].t.dec == NULL)
       rc = 1;
     for (size_t i = 0; i < w[k].reps && rc == 0; i++)
       rc = feed_all(w[k].d, w[k].n, chunk, &w[k].t);
@@ -281,10 +268,8 @@ static int serve(const uint8_t *sp, size_t sn, const uint8_t *cp, size_t cn,
     printf("%s %.2f\n", x->name, (double)x->n * (double)x->reps / sec / 1e6);
     fflush(stdout);
   }
-  for (int k = 0; k < 2; k++) {
+  for (int k = 0; k < 2; k++)
     counters_decoder_free(w[k].t.dec);
-    counters_templates_free(w[k].tmpl);
-  }
   return rc;
 }
 
@@ -304,8 +289,6 @@ int main(int argc, char **argv) {
       chunk = (size_t)atol(argv[++i]);
     else if (strcmp(argv[i], "--no-decode") == 0)
       decode = 0;
-    else if (strcmp(argv[i], "--no-templates") == 0)
-      templates = 0;
     else if (strcmp(argv[i], "--stateless") == 0)
       stateless = 1;
     else if (strcmp(argv[i], "--serve") == 0)

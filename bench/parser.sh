@@ -39,7 +39,7 @@ if [[ ! -s $capture ]]; then
 fi
 
 $CC -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o "$OUT/parser" \
-	"$REPO/bench/parser.c" "$REPO/plugin/nettrace.c" "$REPO/plugin/counters.c" -lm
+	"$REPO/bench/parser.c" "$REPO/plugin/nettrace.c" "$REPO/plugin/counters.c" "$REPO/plugin/counters_decoder.c" -lm
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
 echo "# $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $($CC --version | head -1)"

@@ -394,7 +394,6 @@ static void start_target(struct watch *w, struct seen *sn, int rule,
       rule >= 0 ? w->cfg.rules[rule].session : w->cfg.auto_session;
   cfg.interval_sec = w->cfg.interval_sec;
   cfg.timeout_ms = w->cfg.ipc_timeout_ms;
-  cfg.templates = w->templates;
   struct target *t = calloc(1, sizeof(*t));
   if (t == NULL)
     return;

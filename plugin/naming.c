@@ -1,7 +1,8 @@
 /**
  * collectd-dotnet - plugin/naming.c
  *
- * See naming.h for the rules.
+ * See naming.h for the rules. Its state per counter (struct naming_state)
+ * lives in the table entry's consumer block.
  */
 #include "naming.h"
 #include "wire.h"
@@ -10,6 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(sizeof(struct naming_state) + NAMING_MAX <=
+                   COUNTERS_CONSUMER_BYTES,
+               "a naming_state fits what counters_table_worst_bytes counts");
 
 /* FNV-1a, 32 bits: a stable short fingerprint of an over-long name. */
 static uint32_t fnv1a(const char *s) {
@@ -114,17 +119,30 @@ static int64_t to_derive(double total) {
   return (int64_t)floor(total);
 }
 
-/* The type instance of a counter without a suffix, into r: the entry's
- * kept copy, made at its first row. */
+/* e's naming_state, made (zeroed) when it has none; NULL without memory. */
+static struct naming_state *state_of(struct counters_entry *e) {
+  if (e->consumer == NULL)
+    e->consumer = calloc(1, sizeof(struct naming_state));
+  return e->consumer;
+}
+
+/* The type instance of a counter without a suffix, into r: the kept copy,
+ * made at its first row. */
 static void plain_type_instance(struct counters_entry *e, struct naming_row *r) {
-  if (e->type_instance == NULL) {
-    naming_type_instance(e->provider, e->name, e->tags, NULL, r->type_instance,
-                         sizeof(r->type_instance));
-    e->type_instance = strdup(r->type_instance); /* NULL: made again */
+  struct naming_state *st = state_of(e);
+  if (st != NULL && st->has_type_instance) {
+    size_t n = strlen(st->type_instance); /* < NAMING_MAX: made to fit */
+    memcpy(r->type_instance, st->type_instance, n + 1);
     return;
   }
-  size_t n = strlen(e->type_instance); /* < NAMING_MAX: made to fit */
-  memcpy(r->type_instance, e->type_instance, n + 1);
+  naming_type_instance(e->provider, e->name, e->tags, NULL, r->type_instance,
+                       sizeof(r->type_instance));
+  size_t n = strlen(r->type_instance);
+  if (st == NULL || (st = realloc(st, sizeof(*st) + n + 1)) == NULL)
+    return; /* made again next time */
+  memcpy(st->type_instance, r->type_instance, n + 1);
+  st->has_type_instance = 1;
+  e->consumer = st;
 }
 
 size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
@@ -204,24 +222,28 @@ size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
 
 int naming_due(struct counters_entry *e, int64_t now_ms, int64_t iv_ms) {
   int64_t iv = iv_ms < 4 ? 4 : iv_ms;
-  if (e->due_known && now_ms < e->due_ms - iv / 4)
+  struct naming_state *st = state_of(e);
+  if (st == NULL || (st->due_known && now_ms < st->due_ms - iv / 4))
     return 0;
-  if (!e->due_known)
-    e->due_ms = now_ms + iv;
+  if (!st->due_known)
+    st->due_ms = now_ms + iv;
   else
-    e->due_ms =
-        e->due_ms + iv > now_ms + iv / 4 ? e->due_ms + iv : now_ms + iv / 4;
-  e->due_known = 1;
+    st->due_ms =
+        st->due_ms + iv > now_ms + iv / 4 ? st->due_ms + iv : now_ms + iv / 4;
+  st->due_known = 1;
   return 1;
 }
 
 int64_t naming_stamp(struct counters_entry *e, int64_t sample_ms,
                      int64_t now_ms, int64_t iv_ms) {
   int64_t iv = iv_ms < 4 ? 4 : iv_ms;
+  struct naming_state *st = state_of(e);
+  int64_t last = st != NULL ? st->published_ms : 0;
   int64_t t = sample_ms;
-  if (!(t > e->published_ms && t <= now_ms + NAMING_STAMP_AHEAD_MS &&
+  if (!(t > last && t <= now_ms + NAMING_STAMP_AHEAD_MS &&
         t >= now_ms - 2 * iv - NAMING_STAMP_BEHIND_MS))
-    t = now_ms > e->published_ms ? now_ms : e->published_ms + 1;
-  e->published_ms = t;
+    t = now_ms > last ? now_ms : last + 1;
+  if (st != NULL)
+    st->published_ms = t;
   return t;
 }

@@ -43,12 +43,27 @@
 #ifndef NAMING_H
 #define NAMING_H
 
-#include "counters.h"
+#include "counters_table.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define NAMING_MAX 128 /* collectd's DATA_MAX_NAME_LEN */
+
+/* What naming keeps per table entry, in e->consumer (made at the entry's
+ * first naming_due or naming_rows): when its next value is due and the
+ * time of the last one, on the consumer's clocks; and, for a counter that
+ * is not a histogram, its type instance, made once (its provider, name and
+ * tags never change). */
+struct naming_state {
+  int64_t published_ms; /* the time of the value last published
+                           (naming_stamp) */
+  int64_t due_ms;       /* when the next is due, on the consumer's clock of
+                           arrival (naming_due) */
+  int due_known;        /* due_ms is set */
+  int has_type_instance;
+  char type_instance[]; /* when has_type_instance (< NAMING_MAX bytes) */
+};
 
 struct naming_row {
   const char *type; /* a string literal */
@@ -60,8 +75,8 @@ struct naming_row {
 
 /* Writes the rows for one table entry; returns how many (0..max). The
  * type instance of a counter that is not a histogram is made at its first
- * row and kept in the entry (e->type_instance): its provider, name and
- * tags never change. Without memory for that, it is made every time. */
+ * row and kept in its naming_state; without memory for that, it is made
+ * every time. */
 size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
                    size_t max);
 
@@ -74,7 +89,8 @@ size_t naming_rows(struct counters_entry *e, struct naming_row *rows,
  * due one Interval after the last was due; a sample arriving up to a
  * quarter Interval early is taken; a late one (a busy runtime, a loaded
  * reader) moves the due time to no earlier than a quarter Interval after
- * it, so that the runtime's next sample, back on its grid, is taken too. */
+ * it, so that the runtime's next sample, back on its grid, is taken too.
+ * Without memory for e's naming_state, 0 (the next sample tries again). */
 int naming_due(struct counters_entry *e, int64_t now_ms, int64_t iv_ms);
 
 /* The time (unix ms) to give a value of e about to be published:
@@ -82,7 +98,8 @@ int naming_due(struct counters_entry *e, int64_t now_ms, int64_t iv_ms);
  * than the last value's and lies between 2 Intervals + 5 s before now_ms
  * (the consumer's wall clock) and 1 s after it; else now_ms (or just after
  * the last value's time). Values of a series never go back in time nor
- * repeat one, whatever the peer's clock says. Sets e->published_ms. */
+ * repeat one, whatever the peer's clock says. Call it only for a value
+ * naming_due said is due. */
 #define NAMING_STAMP_AHEAD_MS 1000
 #define NAMING_STAMP_BEHIND_MS 5000
 int64_t naming_stamp(struct counters_entry *e, int64_t sample_ms,

@@ -15,6 +15,7 @@
  *   a plain id.
  */
 #include "clock.h"
+#include "counters_decoder.h"
 #include "session.h"
 
 #include <errno.h>
@@ -120,7 +121,7 @@ struct session *session_new(const struct ipc_endpoint *ep,
   *s = (struct session){.ep = *ep, .cfg = c, .cb = cb, .ctx = ctx, .fd = -1};
   s->call.fd = -1;
   s->strings = dup_strings(&s->cfg);
-  s->decoder = counters_decoder_new(s->cfg.templates);
+  s->decoder = counters_decoder_new();
   if (s->strings == NULL || s->decoder == NULL) {
     free(s->strings);
     counters_decoder_free(s->decoder);

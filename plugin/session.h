@@ -29,9 +29,6 @@ struct session_config {
   uint32_t buffer_mb;             /* runtime-side buffer; 0: 8 MiB */
   struct nettrace_limits limits;  /* reader caps; zeros: defaults */
   int timeout_ms;                 /* for IPC commands; 0: 3000 */
-  /* payload templates shared with the other sessions read on the same
-   * thread (counters_decoder_new); NULL: none. Outlives the session. */
-  struct counters_templates *templates;
 };
 
 /* Called for each sample; views valid during the call only. time_ms: unix

@@ -825,20 +825,6 @@ static void print_row(const struct printer *p, const char *when,
   }
 }
 
-/* The name a sample is printed under: "name", "name[k=v,k=v]" with the
- * meter tags, and for quantile q of a histogram "name[k=v,p50]". */
-static void counter_label(const struct counters_sample *s, int q, char *out,
-                          size_t cap) {
-  const char *tags = s->tags;
-  if (q >= 0)
-    snprintf(out, cap, "%s[%s%sp%g]", s->name, tags, tags[0] ? "," : "",
-             s->quantile[q] * 100);
-  else if (tags[0])
-    snprintf(out, cap, "%s[%s]", s->name, tags);
-  else
-    snprintf(out, cap, "%s", s->name);
-}
-
 /* cn for row q (-1: the one row of a counter that is not a histogram) of
  * the sample whose table entry is e (NULL: not in the table). */
 static void collectd_name_of(struct counters_entry *e,
@@ -905,7 +891,7 @@ static void on_sample(void *ctx, const struct counters_sample *s,
   iso_time(time_ms, when, sizeof(when));
   if (s->kind == COUNTERS_HISTOGRAM) {
     for (uint32_t i = 0; i < s->nquantiles; i++) {
-      counter_label(s, (int)i, counter, sizeof(counter));
+      counters_sample_label(s, (int)i, counter, sizeof(counter));
       if (p->collectd_names)
         collectd_name_of(e, rows, nrows, s, (int)i, &cn);
       print_row(p, when, s, counter, s->quantile_value[i],
@@ -913,7 +899,7 @@ static void on_sample(void *ctx, const struct counters_sample *s,
     }
     return;
   }
-  counter_label(s, -1, counter, sizeof(counter));
+  counters_sample_label(s, -1, counter, sizeof(counter));
   if (p->collectd_names)
     collectd_name_of(e, rows, nrows, s, -1, &cn);
   print_row(p, when, s, counter, s->value, p->collectd_names ? &cn : NULL);
@@ -1217,11 +1203,11 @@ static void stats_event(void *ctx, const struct nettrace_event *ev) {
     c->counter_samples++;
     if (smp.kind == COUNTERS_HISTOGRAM) {
       for (uint32_t q = 0; q < smp.nquantiles; q++) {
-        counter_label(&smp, (int)q, label, sizeof(label));
+        counters_sample_label(&smp, (int)q, label, sizeof(label));
         stats_sample(c, smp.provider, label, smp.quantile_value[q]);
       }
     } else {
-      counter_label(&smp, -1, label, sizeof(label));
+      counters_sample_label(&smp, -1, label, sizeof(label));
       stats_sample(c, smp.provider, label, smp.value);
     }
   } else if (d < 0) {

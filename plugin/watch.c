@@ -92,7 +92,6 @@ static struct watch_config config_defaults(const struct watch_config *cfg) {
 /* Closes what watch_new opened (fds at -1 are not open). */
 static void watch_close(struct watch *w) {
   watch_connector_fini(w);
-  counters_templates_free(w->templates); /* after every session's decoder */
   int fds[3] = {w->stop_fd, w->kick_fd, w->epoll};
   for (int i = 0; i < 3; i++)
     if (fds[i] >= 0)
@@ -109,9 +108,8 @@ struct watch *watch_new(const struct watch_config *cfg) {
   w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   w->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   w->epoll = epoll_create1(EPOLL_CLOEXEC);
-  w->templates = counters_templates_new();
   struct epoll_event sev = {.events = EPOLLIN, .data.ptr = NULL};
-  if (w->templates == NULL || w->stop_fd < 0 || w->kick_fd < 0 ||
+  if (w->stop_fd < 0 || w->kick_fd < 0 ||
       w->epoll < 0 || watch_connector_init(w) != 0 ||
       epoll_ctl(w->epoll, EPOLL_CTL_ADD, w->stop_fd, &sev) != 0) {
     watch_close(w);

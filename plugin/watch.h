@@ -21,7 +21,7 @@
 #ifndef WATCH_H
 #define WATCH_H
 
-#include "counters.h"
+#include "counters_table.h"
 #include "ipc.h"
 #include "session.h"
 

@@ -111,10 +111,6 @@ struct watch {
    * adds a stream when its session goes live (epoll_ctl is thread-safe);
    * the reader re-arms and removes them. */
   int epoll;
-  /* payload templates the sessions' decoders share: the connector hands
-   * the pointer to each new session; only the reader decodes with them
-   * (and the caller of watch_stop, once the threads are gone) */
-  struct counters_templates *templates;
   pthread_t reader_thread, connector_thread;
   int started; /* the caller's (watch_start / watch_stop) */
 

@@ -26,6 +26,7 @@
  * beside this source. Exits 77 (skipped) when the fixtures are missing.
  */
 #include "counters.h"
+#include "counters_decoder.h"
 #include "naming.h"
 #include "nettrace.h"
 #include "testing.h"
@@ -161,9 +162,8 @@ struct run {
   struct nettrace_stats stats;
   int feed_rc, finish_rc;
   const struct nettrace_reader *reader;
-  struct counters_decoder *dec;    /* compared with counters_decode */
-  struct counters_templates *tmpl; /* dec's, kept across streams */
-  uint64_t differ;                 /* events where the two disagree */
+  struct counters_decoder *dec; /* compared with counters_decode */
+  uint64_t differ;              /* events where the two disagree */
   char scratch[8192], scratch2[8192];
 };
 
@@ -212,26 +212,13 @@ static uint64_t sample_hash(uint64_t h, const struct counters_sample *s) {
   return h;
 }
 
-/* triggerdump's counter_label(): q < 0 for the value, else a quantile. */
-static void label_of(const struct counters_sample *s, int q, char *out,
-                     size_t cap) {
-  const char *tags = s->tags;
-  if (q >= 0)
-    snprintf(out, cap, "%s[%s%sp%g]", s->name, tags, tags[0] ? "," : "",
-             s->quantile[q] * 100);
-  else if (tags[0])
-    snprintf(out, cap, "%s[%s]", s->name, tags);
-  else
-    snprintf(out, cap, "%s", s->name);
-}
-
 static void keep_sample(struct run *r, const struct counters_sample *s, int q) {
   if (r->nkept >= MAX_SAMPLES)
     return;
   struct sample *k = &r->samples[r->nkept++];
   memset(k, 0, sizeof(*k));
   snprintf(k->provider, sizeof(k->provider), "%s", s->provider);
-  label_of(s, q, k->label, sizeof(k->label));
+  counters_sample_label(s, q, k->label, sizeof(k->label));
   snprintf(k->name, sizeof(k->name), "%s", s->name);
   snprintf(k->units, sizeof(k->units), "%s", s->units);
   snprintf(k->tags, sizeof(k->tags), "%s", s->tags);
@@ -332,11 +319,8 @@ static struct run *run_new(int keep) {
   if (r == NULL)
     return NULL;
   r->keep = keep;
-  r->tmpl = counters_templates_new();
-  r->dec = counters_decoder_new(r->tmpl);
-  if (r->tmpl == NULL || r->dec == NULL) {
-    counters_decoder_free(r->dec);
-    counters_templates_free(r->tmpl);
+  r->dec = counters_decoder_new();
+  if (r->dec == NULL) {
     free(r);
     return NULL;
   }
@@ -344,7 +328,6 @@ static struct run *run_new(int keep) {
     r->samples = calloc(MAX_SAMPLES, sizeof(*r->samples));
     if (r->samples == NULL) {
       counters_decoder_free(r->dec);
-      counters_templates_free(r->tmpl);
       free(r);
       return NULL;
     }
@@ -356,7 +339,6 @@ static void run_free(struct run *r) {
   if (r == NULL)
     return;
   counters_decoder_free(r->dec);
-  counters_templates_free(r->tmpl);
   free(r->samples);
   free(r->prefix);
   free(r);
@@ -392,15 +374,6 @@ static int test_chunks_of(const struct fixture *fx) {
   EXPECT_EQ_U64(0, whole->differ); /* counters_decoder == counters_decode */
   CHECK(whole->events > 50);
   CHECK(whole->nsamples > 50);
-  /* and did so decoding most EventCounters from templates (the counters
-   * repeat every interval) */
-  struct counters_templates_stats ts;
-  counters_templates_stats(whole->tmpl, &ts);
-  printf("# %s: %" PRIu64 " samples from templates, %" PRIu64
-         " by the plan (%zu kept, %zu bytes)\n",
-         fx->name, ts.hits, ts.misses, ts.templates, ts.bytes);
-  CHECK(ts.hits > whole->nsamples / 2);
-  CHECK(ts.templates > 0 && ts.templates == ts.misses);
   printf("# %s: %zu bytes, %" PRIu64 " events, %" PRIu64
          " counter samples, checksum %016" PRIx64 "\n",
          fx->name, fx->len, whole->events, whole->nsamples, whole->checksum);
@@ -806,7 +779,7 @@ static int test_memory_of(const struct fixture *fx) {
   struct mallinfo2 m0 = mallinfo2();
   struct mem_run *m = calloc(1, sizeof(*m));
   CHECK(m != NULL);
-  m->d = counters_decoder_new(NULL);
+  m->d = counters_decoder_new();
   counters_table_init(&m->t, 0);
   struct nettrace_reader *r = nettrace_reader_new(NULL, mem_cb, m);
   CHECK(r != NULL && m->d != NULL);

@@ -6,6 +6,8 @@
  * covered by test_nettrace and the integration tests).
  */
 #include "counters.h"
+#include "counters_decoder.h"
+#include "counters_table.h"
 #include "ipc.h"
 #include "naming.h"
 #include "nettrace.h"
@@ -368,7 +370,7 @@ DEF_TEST(event_counter_mean) {
   return 0;
 }
 
-/* ---- templates: repeated payloads decoded from what was kept ---- */
+/* ---- the decoder: the same samples as counters_decode ---- */
 
 static void mean_payload(struct buf *b, const char *name, const char *type,
                          const char *units, double mean, int count) {
@@ -421,6 +423,33 @@ static int agrees(struct counters_decoder *d, const struct nettrace_event *ev,
     printf("# %s/%s %g vs %s/%s %g\n", a.name, a.units, a.value, b.name,
            b.units, b.value);
   return same;
+}
+
+/* The decoder's plan gives counters_decode's result and sample: for each
+ * CounterType, each truncation of the payload, a scratch too small for its
+ * strings, and two metadata taking turns in one way of its cache. */
+DEF_TEST(decoder_agrees) {
+  static const char *const types[] = {"Mean", "Sum", "", "Other"};
+  struct nettrace_meta m = ec_meta(mean_fields, 13), m2 = m;
+  m2.id = m.id + 32;
+  struct counters_decoder *d = counters_decoder_new();
+  CHECK(d != NULL);
+  struct buf b;
+  for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+    mean_payload(&b, "request-time", types[k], "ms", 20.0 + (double)k, 3);
+    struct nettrace_event ev = {.meta = &m, .payload = b.b};
+    for (size_t cut = 0; cut <= b.n; cut++) {
+      ev.payload_len = (uint32_t)cut;
+      CHECK(agrees(d, &ev, 512));
+    }
+    CHECK(agrees(d, &ev, 8));
+    ev.meta = &m2;
+    CHECK(agrees(d, &ev, 512));
+    ev.meta = &m;
+    CHECK(agrees(d, &ev, 512));
+  }
+  counters_decoder_free(d);
+  return 0;
 }
 
 static const struct nettrace_field sum_fields[] = {
@@ -590,176 +619,7 @@ static void rate_payload(struct buf *b, const char *meter,
   put_u32(b, 7);
 }
 
-DEF_TEST(templates) {
-  struct counters_templates *t = counters_templates_new();
-  CHECK(t != NULL);
-  struct counters_templates_stats st;
-  /* two sessions' decoders, each with its own metadata object (another id,
-   * the same fields) */
-  struct nettrace_meta m1 = ec_meta(mean_fields, 13), m2 = m1;
-  m2.id = 7;
-  m2.provider = "Other";
-  struct counters_decoder *d1 = counters_decoder_new(t),
-                          *d2 = counters_decoder_new(t);
-  CHECK(d1 != NULL && d2 != NULL);
-  struct buf b;
-  struct nettrace_event e1 = {.meta = &m1, .payload = b.b, .timestamp = 5};
-  struct nettrace_event e2 = {.meta = &m2, .payload = b.b, .timestamp = 6};
-
-  mean_payload(&b, "gc-heap-size", "Mean", "MB", 20, 3);
-  e1.payload_len = e2.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d1, &e1, 512)); /* kept */
-  counters_templates_stats(t, &st);
-  EXPECT_EQ_U64(0, st.hits);
-  EXPECT_EQ_U64(1, st.misses);
-  /* the next interval, other numbers: from the template, in the other
-   * session too (its provider is its metadata's, not the template's) */
-  mean_payload(&b, "gc-heap-size", "Mean", "MB", 21.5, 4);
-  CHECK(agrees(d1, &e1, 512));
-  CHECK(agrees(d2, &e2, 512));
-  struct counters_sample s;
-  char scratch[512];
-  EXPECT_EQ_INT(1,
-                counters_decoder_decode(d2, &e2, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_STR("Other", s.provider);
-  EXPECT_EQ_STR("gc-heap-size", s.name);
-  EXPECT_EQ_STR("MB", s.units);
-  EXPECT_EQ_DOUBLE(21.5, s.value, 0);
-  /* the template's strings, not a copy in the scratch */
-  CHECK(!(s.name >= scratch && s.name < scratch + sizeof(scratch)));
-  CHECK(!(s.units >= scratch && s.units < scratch + sizeof(scratch)));
-  counters_templates_stats(t, &st);
-  EXPECT_EQ_U64(3, st.hits);
-  EXPECT_EQ_U64(1, st.misses);
-  EXPECT_EQ_U64(1, st.templates);
-  EXPECT_EQ_U64(1, st.plans);
-
-  /* one string byte differs, same length: not that template */
-  mean_payload(&b, "gc-heap-size", "Mean", "KB", 21.5, 4);
-  CHECK(agrees(d1, &e1, 512));
-  EXPECT_EQ_INT(1,
-                counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_STR("KB", s.units);
-  mean_payload(&b, "gc-heap-sizf", "Mean", "MB", 21.5, 4);
-  CHECK(agrees(d1, &e1, 512));
-  EXPECT_EQ_INT(1,
-                counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_STR("gc-heap-sizf", s.name);
-  /* "Sum" as the type: the kind follows the strings */
-  mean_payload(&b, "gc-heap-size", "Sum", "MB", 21.5, 4);
-  CHECK(agrees(d1, &e1, 512));
-  CHECK(agrees(d1, &e1, 512));
-  /* no type: the kind follows Mean/Increment as the plan decides it; a NaN
-   * mean is malformed both ways */
-  mean_payload(&b, "x", "", "", 3, 1);
-  e1.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d1, &e1, 512));
-  CHECK(agrees(d1, &e1, 512));
-  mean_payload(&b, "x", "", "", NAN, 1);
-  CHECK(agrees(d1, &e1, 512));
-  /* a scratch too small for name and units: as counters_decode (units
-   * cut to "" or the sample malformed) */
-  mean_payload(&b, "gc-heap-size", "Mean", "MB", 1, 1);
-  e1.payload_len = (uint32_t)b.n;
-  for (size_t cap = 1; cap < 20; cap++)
-    CHECK(agrees(d1, &e1, cap));
-  /* truncated payloads never match a template (their length differs) */
-  for (uint32_t cut = 0; cut < b.n; cut++) {
-    e1.payload_len = cut;
-    CHECK(agrees(d1, &e1, 512));
-  }
-
-  /* counters in the order of every interval, then in others: each payload
-   * from its template whether the guess (the template that followed last
-   * time) is right, wrong, or of another length */
-  static const char *const order[] = {"cpu-usage", "working-set",
-                                      "gc-heap-size", "gen-0-gc-count",
-                                      "threadpool-queue-length"};
-  static const int seq[] = {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 4,
-                            3, 2, 1, 0, 2, 2, 0, 4, 1, 3, 0, 1, 2, 3, 4};
-  enum { NSEQ = sizeof(seq) / sizeof(seq[0]) };
-  counters_templates_stats(t, &st);
-  uint64_t hits0 = st.hits;
-  for (int i = 0; i < NSEQ; i++) {
-    mean_payload(&b, order[seq[i]], "Mean", "B", i, 1);
-    e1.payload_len = (uint32_t)b.n;
-    CHECK(agrees(d1, &e1, 512));
-    EXPECT_EQ_INT(
-        1, counters_decoder_decode(d1, &e1, &s, scratch, sizeof(scratch)));
-    EXPECT_EQ_STR(order[seq[i]], s.name);
-    EXPECT_EQ_DOUBLE(i, s.value, 0);
-  }
-  counters_templates_stats(t, &st);
-  /* the first five kept, then every decode a hit (two a payload) */
-  EXPECT_EQ_U64(hits0 + 5 + 2 * (NSEQ - 5), st.hits);
-
-  /* the incrementing counters' layout: increment and interval read
-   * straight from their block; a NaN increment is malformed, a NaN
-   * interval 0, both ways */
-  struct nettrace_meta m3 = ec_meta(sum_fields, 10);
-  m3.id = 21;
-  struct nettrace_event e3 = {.meta = &m3, .payload = b.b, .timestamp = 9};
-  static const double incs[] = {50, 7.5, 0, NAN, 1e300, 3};
-  static const float ivs[] = {1.0f, 1.0f, 0.5f, 1.0f, NAN, 2.0f};
-  counters_templates_stats(t, &st);
-  hits0 = st.hits;
-  for (int i = 0; i < 6; i++) {
-    b.n = 0;
-    put_wstr(&b, "requests");
-    put_wstr(&b, "Requests");
-    put_wstr(&b, "00:00:01");
-    put_f64(&b, incs[i]);
-    put_f32(&b, ivs[i]);
-    put_wstr(&b, "");
-    put_wstr(&b, "Interval=1000");
-    put_wstr(&b, "Sum");
-    put_wstr(&b, "");
-    e3.payload_len = (uint32_t)b.n;
-    CHECK(agrees(d1, &e3, 512));
-    int r = counters_decoder_decode(d1, &e3, &s, scratch, sizeof(scratch));
-    EXPECT_EQ_INT(isnan(incs[i]) ? -EBADMSG : 1, r);
-    if (r == 1) {
-      EXPECT_EQ_INT(COUNTERS_SUM, s.kind);
-      EXPECT_EQ_DOUBLE(incs[i], s.value, 0);
-      EXPECT_EQ_DOUBLE(isnan(ivs[i]) ? 0 : ivs[i], s.interval_sec, 0);
-      EXPECT_EQ_STR("requests", s.name);
-    }
-  }
-  counters_templates_stats(t, &st);
-  EXPECT_EQ_U64(hits0 + 1 + 2 * 5, st.hits);
-
-  /* thousands of counters: all decoded right, the store within budget */
-  char name[32];
-  for (int round = 0; round < 2; round++)
-    for (int i = 0; i < 3000; i++) {
-      snprintf(name, sizeof(name), "counter-%d", i);
-      mean_payload(&b, name, "Mean", "B", i + round, 1);
-      e1.payload_len = (uint32_t)b.n;
-      if (!agrees(d1, &e1, 512)) {
-        printf("# %s\n", name);
-        CHECK(0);
-      }
-    }
-  counters_templates_stats(t, &st);
-  printf("# templates: %zu kept, %zu bytes, %" PRIu64 " hits\n", st.templates,
-         st.bytes, st.hits);
-  CHECK(st.bytes <= 64 * 1024);
-  CHECK(st.templates > 0);
-  counters_decoder_free(d1);
-  counters_decoder_free(d2);
-  counters_templates_free(t);
-  return 0;
-}
-
-/* Meters' events: a template of the strings up to the first number. */
-static int meter_hits(struct counters_templates *t, uint64_t *misses) {
-  struct counters_templates_stats st;
-  counters_templates_stats(t, &st);
-  if (misses != NULL)
-    *misses = st.misses;
-  return (int)st.hits;
-}
-
+/* A HistogramValuePublished payload (hist_fields). */
 static void hist_payload(struct buf *b, const char *instrument,
                          const char *quantiles, uint32_t count, double sum) {
   b->n = 0;
@@ -772,134 +632,6 @@ static void hist_payload(struct buf *b, const char *instrument,
   put_wstr(b, quantiles);
   put_u32(b, count);
   put_f64(b, sum);
-}
-
-DEF_TEST(meter_templates) {
-  struct counters_templates *t = counters_templates_new();
-  struct counters_decoder *d = counters_decoder_new(t);
-  CHECK(t != NULL && d != NULL);
-  struct nettrace_meta rm = rate_meta();
-  struct buf b;
-  struct nettrace_event er = {.meta = &rm, .payload = b.b, .timestamp = 9};
-  struct counters_sample s;
-  char scratch[512];
-  uint64_t misses;
-
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "50",
-               "1234");
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512)); /* kept */
-  EXPECT_EQ_INT(0, meter_hits(t, &misses));
-  EXPECT_EQ_U64(1, misses);
-  /* the next interval: numbers of other lengths, from the template */
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "7.25",
-               "1241.25");
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512));
-  EXPECT_EQ_INT(1, meter_hits(t, NULL));
-  EXPECT_EQ_INT(1,
-                counters_decoder_decode(d, &er, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_STR("Contoso.Shop", s.provider);
-  EXPECT_EQ_STR("orders", s.name);
-  EXPECT_EQ_STR("{order}", s.units);
-  EXPECT_EQ_STR("region=eu", s.tags);
-  EXPECT_EQ_STR("SHARED", s.session);
-  EXPECT_EQ_DOUBLE(7.25, s.value, 0);
-  EXPECT_EQ_DOUBLE(1241.25, s.total, 0);
-  /* the template's strings, not copies */
-  CHECK(!(s.name >= scratch && s.name < scratch + sizeof(scratch)));
-  CHECK(!(s.tags >= scratch && s.tags < scratch + sizeof(scratch)));
-  EXPECT_EQ_INT(2, meter_hits(t, NULL));
-  /* a rate not known yet: no sample, from the template too */
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "", "");
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512));
-  EXPECT_EQ_INT(3, meter_hits(t, NULL));
-  /* other tags, another instrument of the same length, one byte of the
-   * meter: not that template */
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=us", "1", "2");
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512));
-  rate_payload(&b, "Contoso.Shop", "orderz", "{order}", "region=eu", "1", "2");
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512));
-  rate_payload(&b, "Contoso.Shoq", "orders", "{order}", "region=eu", "1", "2");
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512));
-  EXPECT_EQ_INT(3, meter_hits(t, &misses));
-  EXPECT_EQ_U64(4, misses);
-  /* every scratch size and every truncation: as counters_decode */
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "3",
-               "1244");
-  er.payload_len = (uint32_t)b.n;
-  for (size_t cap = 1; cap < 64; cap++)
-    CHECK(agrees(d, &er, cap));
-  uint32_t whole = (uint32_t)b.n;
-  for (uint32_t cut = 0; cut < whole; cut++) {
-    er.payload_len = cut;
-    CHECK(agrees(d, &er, 512));
-  }
-  /* histograms: quantiles as text, count and sum as numbers */
-  rm.event_name = "HistogramValuePublished";
-  rm.fields = hist_fields;
-  rm.id = 2; /* another metadata */
-  hist_payload(&b, "latency", "0.5=50;0.95=100;0.99=100", 100, 5500);
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512));
-  int h0 = meter_hits(t, NULL);
-  hist_payload(&b, "latency", "0.5=5;0.95=7.5;0.99=1000", 7, 41.5);
-  er.payload_len = (uint32_t)b.n;
-  CHECK(agrees(d, &er, 512));
-  EXPECT_EQ_INT(h0 + 1, meter_hits(t, NULL));
-  EXPECT_EQ_INT(1,
-                counters_decoder_decode(d, &er, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_INT(3, s.nquantiles);
-  EXPECT_EQ_DOUBLE(7.5, s.quantile_value[1], 0);
-  EXPECT_EQ_DOUBLE(7, s.count, 0);
-  EXPECT_EQ_DOUBLE(41.5, s.sum, 0);
-  EXPECT_EQ_STR("latency", s.name);
-  /* the quantiles' text in a scratch the strings nearly fill */
-  for (size_t cap = 1; cap < 80; cap++)
-    CHECK(agrees(d, &er, cap));
-  /* a plan without a fixed end (.NET 8: no instrument id) has templates
-   * too */
-  struct nettrace_meta m8 = rate_meta();
-  m8.id = 3;
-  m8.nfields_total = m8.nfields = 8;
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "50",
-               "1234");
-  er.meta = &m8;
-  er.payload_len = (uint32_t)b.n - 4;
-  CHECK(agrees(d, &er, 512));
-  h0 = meter_hits(t, NULL);
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "5",
-               "1239");
-  er.payload_len = (uint32_t)b.n - 4;
-  CHECK(agrees(d, &er, 512));
-  EXPECT_EQ_INT(h0 + 1, meter_hits(t, NULL));
-  /* many instruments, twice: all decoded right, within the budget */
-  char name[32], num[32];
-  er.meta = &rm;
-  rm.event_name = "CounterRateValuePublished";
-  rm.fields = rate_fields;
-  rm.id = 4;
-  for (int round = 0; round < 2; round++)
-    for (int i = 0; i < 1000; i++) {
-      snprintf(name, sizeof(name), "instrument-%d", i);
-      snprintf(num, sizeof(num), "%d.5", i * (round + 1));
-      rate_payload(&b, "Contoso.Shop", name, "", "", num, num);
-      er.payload_len = (uint32_t)b.n;
-      if (!agrees(d, &er, 512)) {
-        printf("# %s\n", name);
-        CHECK(0);
-      }
-    }
-  struct counters_templates_stats st;
-  counters_templates_stats(t, &st);
-  CHECK(st.bytes <= 64 * 1024);
-  counters_decoder_free(d);
-  counters_templates_free(t);
-  return 0;
 }
 
 DEF_TEST(meters) {
@@ -993,7 +725,7 @@ DEF_TEST(meter_numbers) {
       "12.34.5", "-", ".", "+5", " 5", "5 ", "1,5", "NaN", "Infinity", "0x10",
       "-.5", "--5", "1.2.", "12345678901234567890123"};
   char text[64];
-  struct counters_decoder *d = counters_decoder_new(NULL);
+  struct counters_decoder *d = counters_decoder_new();
   CHECK(d != NULL);
   struct nettrace_meta hm = rate_meta();
   hm.event_name = "HistogramValuePublished";
@@ -1122,6 +854,7 @@ static int due_run(const int64_t *t, size_t n, int64_t iv, int64_t *min_gap,
     last = t[i];
     published++;
   }
+  free(e.consumer);
   return published;
 }
 
@@ -1220,14 +953,14 @@ DEF_TEST(naming) {
   EXPECT_EQ_STR("bytes", rows[0].type);
   EXPECT_EQ_STR("gc-heap-size", rows[0].type_instance);
   EXPECT_EQ_DOUBLE(250.5e6, rows[0].gauge, 1e-3);
-  /* the type instance is made once and kept in the entry */
-  CHECK(e.type_instance != NULL);
-  EXPECT_EQ_STR("gc-heap-size", e.type_instance);
-  const char *kept = e.type_instance;
+  /* the type instance is made once and kept in the entry's naming state */
+  const struct naming_state *st = e.consumer;
+  CHECK(st != NULL && st->has_type_instance);
+  EXPECT_EQ_STR("gc-heap-size", st->type_instance);
   memset(rows, 0x55, sizeof(rows));
   EXPECT_EQ_INT(1, naming_rows(&e, rows, 4));
   EXPECT_EQ_STR("gc-heap-size", rows[0].type_instance);
-  CHECK(e.type_instance == kept);
+  CHECK(e.consumer == st);
   e.kind = COUNTERS_SUM;
   e.total = 12345.9;
   snprintf(e.units, sizeof(e.units), "B");
@@ -1267,7 +1000,7 @@ DEF_TEST(naming) {
   EXPECT_EQ_INT(30, rows[3].derive);
   /* a row buffer too small: no overflow */
   EXPECT_EQ_INT(2, naming_rows(&e, rows, 2));
-  free(e.type_instance); /* a table's entry_free does this */
+  free(e.consumer); /* a table's entry_free does this */
   return 0;
 }
 
@@ -1294,7 +1027,7 @@ static int clean_utf8(const char *s) {
 
 /* Only the runtime's quantiles (0.5, 0.95, 0.99), each once, whatever
  * else a payload names, by every decoding path (the plan, the fallback
- * by strtod, a template), and never more than COUNTERS_MAX_QUANTILES. */
+ * by strtod), and never more than COUNTERS_MAX_QUANTILES. */
 DEF_TEST(hostile_quantiles) {
   static const char *const texts[] = {
       "0.5=1;0.75=9;0.95=2;0.999=9;0.5=8;0.99=3;0.5000001=9",
@@ -1304,9 +1037,8 @@ DEF_TEST(hostile_quantiles) {
   struct nettrace_meta hm = rate_meta();
   hm.event_name = "HistogramValuePublished";
   hm.fields = hist_fields;
-  struct counters_templates *t = counters_templates_new();
-  struct counters_decoder *d = counters_decoder_new(t);
-  CHECK(t != NULL && d != NULL);
+  struct counters_decoder *d = counters_decoder_new();
+  CHECK(d != NULL);
   for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
     struct buf b;
     hist_payload(&b, "lat", texts[k], 3, 6);
@@ -1328,7 +1060,6 @@ DEF_TEST(hostile_quantiles) {
     }
   }
   counters_decoder_free(d);
-  counters_templates_free(t);
   return 0;
 }
 
@@ -1348,9 +1079,8 @@ DEF_TEST(hostile_names) {
   put_wstr(&b, "Sum");
   put_wstr(&b, "u\r\n");
   struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
-  struct counters_templates *t = counters_templates_new();
-  struct counters_decoder *d = counters_decoder_new(t);
-  CHECK(t != NULL && d != NULL);
+  struct counters_decoder *d = counters_decoder_new();
+  CHECK(d != NULL);
   for (int way = 0; way < 4; way++) {
     struct counters_sample s;
     char scratch[512], dn[64];
@@ -1365,7 +1095,6 @@ DEF_TEST(hostile_names) {
     CHECK(clean_utf8(ti));
   }
   counters_decoder_free(d);
-  counters_templates_free(t);
   /* and so do names given straight to naming */
   char ti[NAMING_MAX];
   naming_type_instance("P\n", "a\x1b[2Jb", "k=v\r\n,z=\x7f", "p50", ti,
@@ -1500,6 +1229,7 @@ DEF_TEST(naming_due_arrival) {
       last = t;
       published++;
     }
+    free(e.consumer);
     if (published < 10 || published > 11) {
       printf("# step %" PRId64 ": %d values in 10 s\n", steps[k], published);
       CHECK(0);
@@ -1516,6 +1246,7 @@ DEF_TEST(naming_due_arrival) {
   /* no clock in the stream (0): the arrival time */
   CHECK(naming_due(&e, mono0 + 2000, 1000));
   EXPECT_EQ_INT(wall0 + 2000, naming_stamp(&e, 0, wall0 + 2000, 1000));
+  free(e.consumer);
   return 0;
 }
 
@@ -1610,9 +1341,8 @@ int main(void) {
   RUN_TEST(ipc_strings);
   RUN_TEST(event_counter_mean);
   RUN_TEST(event_counter_sum_and_table);
+  RUN_TEST(decoder_agrees);
   RUN_TEST(meters);
-  RUN_TEST(templates);
-  RUN_TEST(meter_templates);
   RUN_TEST(meter_numbers);
   RUN_TEST(hostile_metadata);
   RUN_TEST(naming);

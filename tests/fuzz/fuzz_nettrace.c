@@ -17,6 +17,7 @@
  * same result (events, dropped, error code, error offset) as fed in chunks.
  */
 #include "../../plugin/counters.h"
+#include "../../plugin/counters_table.h"
 #include "../../plugin/nettrace.h"
 
 #include <stdint.h>

@@ -27,8 +27,8 @@ CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefin
 
 # target: sources and -max_len (bytes)
 declare -A SOURCES=(
-	[fuzz_nettrace]="plugin/nettrace.c plugin/counters.c"
-	[fuzz_counters]="plugin/nettrace.c plugin/counters.c"
+	[fuzz_nettrace]="plugin/nettrace.c plugin/counters.c plugin/counters_table.c"
+	[fuzz_counters]="plugin/nettrace.c plugin/counters.c plugin/counters_decoder.c plugin/counters_table.c"
 	[fuzz_ipc]="plugin/ipc.c"
 )
 declare -A MAX_LEN=([fuzz_nettrace]=65536 [fuzz_counters]=4096 [fuzz_ipc]=4096)
