@@ -35,10 +35,14 @@
 /* The field name of each slot, in enum counters_slot's order (a field
  * list is mapped to slots by name, first occurrence wins). */
 static const char *const slot_names[NSLOTS] = {
-    "Name", "DisplayName", "DisplayUnits", "CounterType", "Increment", "Mean",
-    "Min", "Max", "StandardDeviation", "Count", "IntervalSec", "Series",
-    "sessionId", "meterName", "instrumentName", "unit", "tags", "rate",
-    "value", "lastValue", "quantiles", "count", "sum"};
+    "Name",        "DisplayName", "DisplayUnits",
+    "CounterType", "Increment",   "Mean",
+    "Min",         "Max",         "StandardDeviation",
+    "Count",       "IntervalSec", "Series",
+    "sessionId",   "meterName",   "instrumentName",
+    "unit",        "tags",        "rate",
+    "value",       "lastValue",   "quantiles",
+    "count",       "sum"};
 
 uint8_t counters_slot_by_name(const char *name) {
   for (int i = 0; i < NSLOTS; i++)
@@ -73,7 +77,7 @@ struct walk {
   struct counters_field *out;
   size_t max, n;
   const uint8_t *slot_of;
-  struct counters_slots *slots; /* NULL: into out[] */
+  struct counters_slots *slots;  /* NULL: into out[] */
   struct counters_slots strings; /* counters_fields: its scratch */
 };
 
@@ -149,7 +153,8 @@ static int walk_field(struct walk *w, uint32_t i, int depth, int emit);
 /* Reads n sibling fields from fields[first] on. */
 static int walk_siblings(struct walk *w, uint32_t first, uint32_t n, int depth,
                          int emit) {
-  for (uint32_t k = 0, j = first; k < n; k++, j += 1 + w->meta->fields[j].span) {
+  for (uint32_t k = 0, j = first; k < n;
+       k++, j += 1 + w->meta->fields[j].span) {
     if (j >= w->meta->nfields_total)
       return -EBADMSG;
     int r = walk_field(w, j, depth, emit);
@@ -228,7 +233,8 @@ static const char *str_of(struct counters_slots *f, enum counters_slot k) {
 
 /* An ASCII copy of a short string slot (numbers): 0, or -1 when absent,
  * not a string, too long or not ASCII. */
-static int ascii_of(const struct counters_slot_value *v, char *buf, size_t cap) {
+static int ascii_of(const struct counters_slot_value *v, char *buf,
+                    size_t cap) {
   if (v == NULL || !v->is_string || v->units >= cap)
     return -1;
   for (uint32_t i = 0; i < v->units; i++) {
@@ -248,10 +254,9 @@ static int ascii_of(const struct counters_slot_value *v, char *buf, size_t cap) 
  * NUL; *used receives how many. 0 when it is one. */
 static inline int decimal_of(const uint8_t *p, size_t n, size_t stride,
                              unsigned stop, size_t *used, double *out) {
-  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                                 1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                                 1e18, 1e19, 1e20, 1e21, 1e22};
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   int digits = 0, significant = 0, decimals = -1;
   uint64_t m = 0;
   size_t i = 0;
@@ -304,8 +309,8 @@ static double num_of(const struct counters_slots *f, enum counters_slot k) {
 
 /* Whether a string slot starts with (whole: equals) a UTF-16LE literal of
  * `bytes` bytes. */
-static int str_starts(const struct counters_slots *f, enum counters_slot k, const void *lit16,
-                      size_t bytes, int whole) {
+static int str_starts(const struct counters_slots *f, enum counters_slot k,
+                      const void *lit16, size_t bytes, int whole) {
   const struct counters_slot_value *v = get(f, k);
   size_t units = bytes / 2;
   return v != NULL && v->is_string && v->units >= units &&
@@ -313,8 +318,8 @@ static int str_starts(const struct counters_slots *f, enum counters_slot k, cons
 }
 
 static const uint8_t SUM16[] = {'S', 0, 'u', 0, 'm', 0};
-static const uint8_t INTERVAL16[] = {'I', 0, 'n', 0, 't', 0, 'e', 0, 'r',
-                                     0,   'v', 0, 'a', 0, 'l', 0, '=', 0};
+static const uint8_t INTERVAL16[] = {'I', 0, 'n', 0, 't', 0, 'e', 0, 'r', 0,
+                                     'v', 0, 'a', 0, 'l', 0, '=', 0};
 
 /* EventCounters' "Series": "Interval=<ms>" (digits; saturates). */
 static uint32_t series_ms(const struct counters_slots *f) {
@@ -519,8 +524,8 @@ static int metrics_values(struct counters_slots *f, struct counters_sample *s) {
   return isnan(s->value) ? 0 : 1;
 }
 
-static int decode_metrics(enum counters_event_kind kind, struct counters_slots *f,
-                          struct counters_sample *s) {
+static int decode_metrics(enum counters_event_kind kind,
+                          struct counters_slots *f, struct counters_sample *s) {
   s->kind = metrics_kind(kind);
   s->session = str_of(f, S_SESSION_ID);
   s->provider = str_of(f, S_METER_NAME);

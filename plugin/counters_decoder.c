@@ -234,6 +234,6 @@ int counters_decoder_decode(struct counters_decoder *d,
     return 0;
   if (e->nops >= 0)
     return decode_plan(e, ev, s, scratch, scratch_cap);
-  return counters_decode_walk(ev, (enum counters_event_kind)e->kind, e->map,
-                              s, scratch, scratch_cap);
+  return counters_decode_walk(ev, (enum counters_event_kind)e->kind, e->map, s,
+                              scratch, scratch_cap);
 }

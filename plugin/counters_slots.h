@@ -20,11 +20,30 @@
 /* The payload fields a sample is made of: each has a slot. */
 enum counters_slot {
   /* EventCounters */
-  S_NAME, S_DISPLAY_NAME, S_DISPLAY_UNITS, S_COUNTER_TYPE, S_INCREMENT,
-  S_MEAN, S_MIN, S_MAX, S_STDDEV, S_EC_COUNT, S_INTERVAL_SEC, S_SERIES,
+  S_NAME,
+  S_DISPLAY_NAME,
+  S_DISPLAY_UNITS,
+  S_COUNTER_TYPE,
+  S_INCREMENT,
+  S_MEAN,
+  S_MIN,
+  S_MAX,
+  S_STDDEV,
+  S_EC_COUNT,
+  S_INTERVAL_SEC,
+  S_SERIES,
   /* System.Diagnostics.Metrics */
-  S_SESSION_ID, S_METER_NAME, S_INSTRUMENT_NAME, S_UNIT, S_TAGS, S_RATE,
-  S_VALUE, S_LAST_VALUE, S_QUANTILES, S_COUNT, S_SUM,
+  S_SESSION_ID,
+  S_METER_NAME,
+  S_INSTRUMENT_NAME,
+  S_UNIT,
+  S_TAGS,
+  S_RATE,
+  S_VALUE,
+  S_LAST_VALUE,
+  S_QUANTILES,
+  S_COUNT,
+  S_SUM,
   NSLOTS,
   S_NONE = 0xff
 };
@@ -52,8 +71,8 @@ struct counters_slots {
   size_t scratch_cap, scratch_used;
 };
 
-static inline void counters_slots_init(struct counters_slots *f,
-                                       char *scratch, size_t scratch_cap) {
+static inline void counters_slots_init(struct counters_slots *f, char *scratch,
+                                       size_t scratch_cap) {
   f->found = 0;
   f->scratch = scratch;
   f->scratch_cap = scratch_cap;

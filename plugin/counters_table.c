@@ -77,7 +77,8 @@ static struct counters_entry *table_find(struct counters_table *t,
   for (size_t k = 0; k < t->n; k++) {
     struct counters_entry *e = &t->entries[i];
     if (e->hash == h && e->kind == s->kind && strcmp(e->name, s->name) == 0 &&
-        strcmp(e->provider, s->provider) == 0 && strcmp(e->tags, s->tags) == 0) {
+        strcmp(e->provider, s->provider) == 0 &&
+        strcmp(e->tags, s->tags) == 0) {
       t->next = i + 1;
       return e;
     }
@@ -185,8 +186,8 @@ size_t counters_table_worst_bytes(size_t max_series) {
   /* entries (one series each at most), their names, a consumer state
    * each, a histogram state per COUNTERS_HISTOGRAM_SERIES series, and
    * malloc's 16 bytes a block */
-  return max_series * (sizeof(struct counters_entry) +
-                       COUNTERS_CONSUMER_BYTES + 2 * 16) +
+  return max_series * (sizeof(struct counters_entry) + COUNTERS_CONSUMER_BYTES +
+                       2 * 16) +
          max_series * COUNTERS_NAME_BYTES + NAME_BYTES_MIN +
          max_series / COUNTERS_HISTOGRAM_SERIES *
              (sizeof(struct counters_histogram) + 16);

@@ -28,19 +28,19 @@ struct counters_entry {
   const char *provider; /* these three: one allocation the entry owns */
   const char *name;
   const char *tags;
-  uint32_t hash;        /* of provider, name and tags */
+  uint32_t hash; /* of provider, name and tags */
   enum counters_kind kind;
-  char units[32];       /* the first sample's (cut on a UTF-8 boundary) */
-  double value;       /* latest value (see counters_sample) */
-  double total;       /* SUM/RATE: running total of increments since the
-                         entry was created; HISTOGRAM: running total of
-                         counts; others: unused */
-  void *consumer;     /* the consumer's own state for this key (naming's
-                         struct naming_state): a malloc'd block of at most
-                         COUNTERS_CONSUMER_BYTES, freed with the entry;
-                         NULL until the consumer makes one */
-  uint64_t updates;   /* samples merged into this entry */
-  int64_t time_ms;    /* unix ms of the latest sample */
+  char units[32];   /* the first sample's (cut on a UTF-8 boundary) */
+  double value;     /* latest value (see counters_sample) */
+  double total;     /* SUM/RATE: running total of increments since the
+                       entry was created; HISTOGRAM: running total of
+                       counts; others: unused */
+  void *consumer;   /* the consumer's own state for this key (naming's
+                       struct naming_state): a malloc'd block of at most
+                       COUNTERS_CONSUMER_BYTES, freed with the entry;
+                       NULL until the consumer makes one */
+  uint64_t updates; /* samples merged into this entry */
+  int64_t time_ms;  /* unix ms of the latest sample */
   struct counters_histogram *hist; /* HISTOGRAM entries; else NULL */
 };
 
@@ -58,12 +58,12 @@ struct counters_table {
   size_t series, max_series;         /* series held, and the cap on them */
   size_t name_bytes, max_name_bytes; /* bytes of keys' names, and the cap:
                                         256 per series (and 4 KiB) */
-  size_t next;        /* where a lookup starts: after the entry last found
-                         (a runtime sends its counters in the same order at
-                         every interval, so it is nearly always that one) */
-  uint64_t overflow;  /* samples dropped: a new key not taken */
-  uint64_t refused;   /* of those, new keys over max_series or the name
-                         bytes (the first: the moment to say so, once) */
+  size_t next;       /* where a lookup starts: after the entry last found
+                        (a runtime sends its counters in the same order at
+                        every interval, so it is nearly always that one) */
+  uint64_t overflow; /* samples dropped: a new key not taken */
+  uint64_t refused;  /* of those, new keys over max_series or the name
+                        bytes (the first: the moment to say so, once) */
 };
 
 /* max_series: cap on the series of all entries (see counters.c); 0 selects

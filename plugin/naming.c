@@ -109,7 +109,9 @@ const char *naming_quantile_suffix(double q) {
   return q == 0.5 ? "p50" : q == 0.95 ? "p95" : q == 0.99 ? "p99" : NULL;
 }
 
-static int is_bytes(const char *u) { return !strcmp(u, "B") || !strcmp(u, "By"); }
+static int is_bytes(const char *u) {
+  return !strcmp(u, "B") || !strcmp(u, "By");
+}
 
 static int64_t to_derive(double total) {
   if (!(total >= 0))
@@ -128,7 +130,8 @@ static struct naming_state *state_of(struct counters_entry *e) {
 
 /* The type instance of a counter without a suffix, into r: the kept copy,
  * made at its first row. */
-static void plain_type_instance(struct counters_entry *e, struct naming_row *r) {
+static void plain_type_instance(struct counters_entry *e,
+                                struct naming_row *r) {
   struct naming_state *st = state_of(e);
   if (st != NULL && st->has_type_instance) {
     size_t n = strlen(st->type_instance); /* < NAMING_MAX: made to fit */
