@@ -333,26 +333,17 @@ static int scratch_field(struct nettrace_reader *r, uint32_t type,
 }
 
 struct nettrace_layout nettrace_type_layout(uint32_t type) {
+  /* grouped by layout; BOOLEAN is a Win32 BOOL, DATETIME a FILETIME */
+#define L(type, kind, size)                                                    \
+  [NETTRACE_TYPE_##type] = {NETTRACE_LAYOUT_##kind, size}
   static const struct nettrace_layout layouts[] = {
-      [NETTRACE_TYPE_OBJECT] = {NETTRACE_LAYOUT_OBJECT, 0},
-      [NETTRACE_TYPE_BOOLEAN] = {NETTRACE_LAYOUT_INT, 4}, /* Win32 BOOL */
-      [NETTRACE_TYPE_CHAR] = {NETTRACE_LAYOUT_UINT, 2},
-      [NETTRACE_TYPE_SBYTE] = {NETTRACE_LAYOUT_INT, 1},
-      [NETTRACE_TYPE_BYTE] = {NETTRACE_LAYOUT_UINT, 1},
-      [NETTRACE_TYPE_INT16] = {NETTRACE_LAYOUT_INT, 2},
-      [NETTRACE_TYPE_UINT16] = {NETTRACE_LAYOUT_UINT, 2},
-      [NETTRACE_TYPE_INT32] = {NETTRACE_LAYOUT_INT, 4},
-      [NETTRACE_TYPE_UINT32] = {NETTRACE_LAYOUT_UINT, 4},
-      [NETTRACE_TYPE_INT64] = {NETTRACE_LAYOUT_INT, 8},
-      [NETTRACE_TYPE_UINT64] = {NETTRACE_LAYOUT_UINT, 8},
-      [NETTRACE_TYPE_SINGLE] = {NETTRACE_LAYOUT_FLOAT, 4},
-      [NETTRACE_TYPE_DOUBLE] = {NETTRACE_LAYOUT_FLOAT, 8},
-      [NETTRACE_TYPE_DECIMAL] = {NETTRACE_LAYOUT_OPAQUE, 16},
-      [NETTRACE_TYPE_DATETIME] = {NETTRACE_LAYOUT_INT, 8}, /* FILETIME */
-      [NETTRACE_TYPE_GUID] = {NETTRACE_LAYOUT_OPAQUE, 16},
-      [NETTRACE_TYPE_STRING] = {NETTRACE_LAYOUT_STRING, 0},
-      [NETTRACE_TYPE_ARRAY] = {NETTRACE_LAYOUT_ARRAY, 0},
-  };
+      L(OBJECT, OBJECT, 0), L(ARRAY, ARRAY, 0), L(STRING, STRING, 0),
+      L(SBYTE, INT, 1), L(INT16, INT, 2), L(INT32, INT, 4), L(INT64, INT, 8),
+      L(BOOLEAN, INT, 4), L(DATETIME, INT, 8),
+      L(BYTE, UINT, 1), L(UINT16, UINT, 2), L(UINT32, UINT, 4), L(UINT64, UINT, 8),
+      L(CHAR, UINT, 2), L(SINGLE, FLOAT, 4), L(DOUBLE, FLOAT, 8),
+      L(DECIMAL, OPAQUE, 16), L(GUID, OPAQUE, 16)};
+#undef L
   if (type >= sizeof(layouts) / sizeof(layouts[0]))
     return (struct nettrace_layout){NETTRACE_LAYOUT_UNKNOWN, 0};
   return layouts[type];
