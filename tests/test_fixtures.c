@@ -29,6 +29,7 @@
 #include "counters_decoder.h"
 #include "naming.h"
 #include "nettrace.h"
+#include "nettrace_build.h"
 #include "testing.h"
 
 #include <malloc.h>
@@ -289,17 +290,7 @@ static void run_stream(const uint8_t *data, size_t len, size_t chunk,
     return;
   }
   r->reader = rd;
-  if (split != 0) {
-    r->feed_rc = nettrace_reader_feed(rd, data, split);
-    if (r->feed_rc == 0)
-      r->feed_rc = nettrace_reader_feed(rd, data + split, len - split);
-  } else if (chunk == 0) {
-    r->feed_rc = nettrace_reader_feed(rd, data, len);
-  } else {
-    for (size_t off = 0; off < len && r->feed_rc == 0; off += chunk)
-      r->feed_rc = nettrace_reader_feed(rd, data + off,
-                                        len - off < chunk ? len - off : chunk);
-  }
+  r->feed_rc = feed_pieces(rd, data, len, chunk, split);
   r->finish_rc = nettrace_reader_finish(rd);
   r->stats = *nettrace_reader_stats(rd);
   const struct nettrace_trace_info *ti = nettrace_reader_trace_info(rd);

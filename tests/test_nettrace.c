@@ -17,6 +17,7 @@
  * unzip) the tests that read them are reported as skipped; the rest run.
  */
 #include "nettrace.h"
+#include "nettrace_build.h"
 #include "testing.h"
 
 #include <errno.h>
@@ -254,17 +255,7 @@ static void read_stream(const uint8_t *data, size_t len, size_t chunk,
     s->feed_rc = -ENOMEM;
     return;
   }
-  if (split != 0) {
-    s->feed_rc = nettrace_reader_feed(r, data, split);
-    if (s->feed_rc == 0)
-      s->feed_rc = nettrace_reader_feed(r, data + split, len - split);
-  } else if (chunk == 0) {
-    s->feed_rc = nettrace_reader_feed(r, data, len);
-  } else {
-    for (size_t off = 0; off < len && s->feed_rc == 0; off += chunk)
-      s->feed_rc = nettrace_reader_feed(r, data + off,
-                                        len - off < chunk ? len - off : chunk);
-  }
+  s->feed_rc = feed_pieces(r, data, len, chunk, split);
   s->finish_rc = nettrace_reader_finish(r);
   s->stats = *nettrace_reader_stats(r);
   if (s->finish_rc != 0 && getenv("NETTRACE_VERBOSE") != NULL)
@@ -792,44 +783,6 @@ DEF_TEST(limits) {
 
 /* ---- synthetic streams ---- */
 
-struct buf {
-  uint8_t d[8192];
-  size_t len;
-};
-
-static void put(struct buf *b, const void *p, size_t n) {
-  if (b->len + n <= sizeof(b->d)) {
-    memcpy(b->d + b->len, p, n);
-    b->len += n;
-  }
-}
-static void put_u8(struct buf *b, uint8_t v) { put(b, &v, 1); }
-static void put_u16(struct buf *b, uint16_t v) {
-  uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-  put(b, x, 2);
-}
-static void put_u32(struct buf *b, uint32_t v) {
-  uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
-                  (uint8_t)(v >> 24)};
-  put(b, x, 4);
-}
-static void put_u64(struct buf *b, uint64_t v) {
-  put_u32(b, (uint32_t)v);
-  put_u32(b, (uint32_t)(v >> 32));
-}
-static void put_var(struct buf *b, uint64_t v) {
-  do {
-    put_u8(b, (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
-    v >>= 7;
-  } while (v != 0);
-}
-/* ASCII as UTF-16LE, NUL-terminated. */
-static void put_utf16z(struct buf *b, const char *s) {
-  for (; *s; s++)
-    put_u16(b, (uint8_t)*s);
-  put_u16(b, 0);
-}
-
 static void put_stream_header(struct buf *b) {
   put(b, "Nettrace", 8);
   put_u32(b, 20);
@@ -926,6 +879,37 @@ static void put_v2_field(struct buf *m, const char *name,
   put(&f, rest->d, rest->len);
   put_u32(m, (uint32_t)f.len + 4);
   put(m, f.d, f.len);
+}
+
+/* A compressed event header: the flags, then what they ask for: v[] are
+ * the metadata id (0x01), sequence delta, capture thread and processor
+ * (0x02), thread (0x04), stack id (0x08) and, always, the timestamp delta,
+ * as varints of w bytes (0: the shortest); 16 bytes of activity id from
+ * `activity` up (0x10), of related activity id from activity + 0x10 up
+ * (0x20); the payload size len (0x80). */
+static void put_compressed(struct buf *e, uint8_t f, const uint64_t v[7], int w,
+                           uint8_t activity, uint64_t len) {
+#define VAR(x) (w ? put_var_n(e, (x), w) : put_var(e, (x)))
+  put_u8(e, f);
+  if (f & 0x01)
+    VAR(v[0]);
+  if (f & 0x02) {
+    VAR(v[1]);
+    VAR(v[2]);
+    VAR(v[3]);
+  }
+  if (f & 0x04)
+    VAR(v[4]);
+  if (f & 0x08)
+    VAR(v[5]);
+  VAR(v[6]);
+  for (int i = 0; i < 16 && (f & 0x10); i++)
+    put_u8(e, (uint8_t)(activity + i));
+  for (int i = 0; i < 16 && (f & 0x20); i++)
+    put_u8(e, (uint8_t)(activity + 0x10 + i));
+  if (f & 0x80)
+    VAR(len);
+#undef VAR
 }
 
 struct collected {
@@ -1073,30 +1057,17 @@ static void build_synthetic(struct buf *b) {
   put_block_header(&c, 1);
   /* 1st: metadata 2, seq 0+9+1 = 10, capture thread 200, proc 3, thread 201,
    * stack 2, ts 0 + 7000, activity id, sorted, 2 bytes of payload */
-  put_u8(&c, 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80);
-  put_var(&c, 2);
-  put_var(&c, 9);
-  put_var(&c, 200);
-  put_var(&c, 3);
-  put_var(&c, 201);
-  put_var(&c, 2);
-  put_var(&c, 7000);
-  for (int i = 0; i < 16; i++)
-    put_u8(&c, (uint8_t)(0xC0 + i));
-  put_var(&c, 2);
-  put_u8(&c, 0x55);
-  put_u8(&c, 0x66);
+  static const uint64_t first[7] = {2, 9, 200, 3, 201, 2, 7000};
+  put_compressed(&c, 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80, first, 0,
+                 0xC0, 2);
+  put(&c, "\x55\x66", 2);
   /* 2nd: metadata 3, everything else carried over; seq 11, ts +300 */
-  put_u8(&c, 0x01);
-  put_var(&c, 3);
-  put_var(&c, 300);
-  put_u8(&c, 0x77);
-  put_u8(&c, 0x88);
+  static const uint64_t second[7] = {3, 0, 0, 0, 0, 0, 300};
+  put_compressed(&c, 0x01, second, 0, 0, 0);
+  put(&c, "\x77\x88", 2);
   /* 3rd: metadata 2 again, payload size 0 */
-  put_u8(&c, 0x01 | 0x80);
-  put_var(&c, 2);
-  put_var(&c, 1);
-  put_var(&c, 0);
+  static const uint64_t third[7] = {2, 0, 0, 0, 0, 0, 1};
+  put_compressed(&c, 0x01 | 0x80, third, 0, 0, 0);
   put_block(b, "EventBlock", &c);
 
   /* sequence point: one thread */
@@ -1110,6 +1081,17 @@ static void build_synthetic(struct buf *b) {
   put_u8(b, 1); /* end of stream */
 }
 
+/* m's first n fields are want[0..n). */
+static void check_fields(const struct nettrace_meta *m,
+                         const struct nettrace_field *want, uint32_t n) {
+  for (uint32_t i = 0; i < n && i < m->nfields_total; i++) {
+    EXPECT_EQ_STR(want[i].name, m->fields[i].name);
+    EXPECT_EQ_INT(want[i].type, m->fields[i].type);
+    EXPECT_EQ_INT(want[i].nchildren, m->fields[i].nchildren);
+    EXPECT_EQ_INT(want[i].span, m->fields[i].span);
+  }
+}
+
 DEF_TEST(synthetic) {
   struct buf b = {.len = 0};
   build_synthetic(&b);
@@ -1117,11 +1099,7 @@ DEF_TEST(synthetic) {
   for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
     struct collected col = {0};
     struct nettrace_reader *r = nettrace_reader_new(NULL, collect_cb, &col);
-    int rc = 0;
-    size_t step = chunks[k] ? chunks[k] : b.len;
-    for (size_t off = 0; off < b.len && rc == 0; off += step)
-      rc = nettrace_reader_feed(r, b.d + off,
-                                b.len - off < step ? b.len - off : step);
+    int rc = feed_pieces(r, b.d, b.len, chunks[k], 0);
     EXPECT_EQ_INT(0, rc);
     EXPECT_EQ_INT(0, nettrace_reader_finish(r));
     if (rc != 0)
@@ -1191,20 +1169,13 @@ DEF_TEST(synthetic) {
       EXPECT_EQ_INT(1, m->fields_ok);
       EXPECT_EQ_INT(3, m->nfields);
       EXPECT_EQ_INT(5, m->nfields_total);
-      static const struct {
-        const char *name;
-        uint32_t type, nchildren, span;
-      } f1[] = {{"a", NETTRACE_TYPE_INT32, 0, 0},
-                {"s", NETTRACE_TYPE_OBJECT, 2, 2},
-                {"x", NETTRACE_TYPE_BYTE, 0, 0},
-                {"y", NETTRACE_TYPE_STRING, 0, 0},
-                {"z", NETTRACE_TYPE_DOUBLE, 0, 0}};
-      for (uint32_t i = 0; i < 5 && i < m->nfields_total; i++) {
-        EXPECT_EQ_STR(f1[i].name, m->fields[i].name);
-        EXPECT_EQ_INT(f1[i].type, m->fields[i].type);
-        EXPECT_EQ_INT(f1[i].nchildren, m->fields[i].nchildren);
-        EXPECT_EQ_INT(f1[i].span, m->fields[i].span);
-      }
+      static const struct nettrace_field f1[] = {
+          {"a", NETTRACE_TYPE_INT32, 0, 0},
+          {"s", NETTRACE_TYPE_OBJECT, 2, 2},
+          {"x", NETTRACE_TYPE_BYTE, 0, 0},
+          {"y", NETTRACE_TYPE_STRING, 0, 0},
+          {"z", NETTRACE_TYPE_DOUBLE, 0, 0}};
+      check_fields(m, f1, 5);
       /* walking siblings: a, s, z */
       uint32_t i = 0, n = 0;
       for (; i < m->nfields_total; i += 1 + m->fields[i].span)
@@ -1218,21 +1189,14 @@ DEF_TEST(synthetic) {
       EXPECT_EQ_INT(1, m->fields_ok);
       EXPECT_EQ_INT(2, m->nfields);
       EXPECT_EQ_INT(6, m->nfields_total);
-      static const struct {
-        const char *name;
-        uint32_t type, nchildren, span;
-      } f2[] = {{"xs", NETTRACE_TYPE_ARRAY, 1, 1},
-                {"xs", NETTRACE_TYPE_INT32, 0, 0},
-                {"pts", NETTRACE_TYPE_ARRAY, 1, 3},
-                {"pts", NETTRACE_TYPE_OBJECT, 2, 2},
-                {"u", NETTRACE_TYPE_UINT16, 0, 0},
-                {"v", NETTRACE_TYPE_INT64, 0, 0}};
-      for (i = 0; i < 6 && i < m->nfields_total; i++) {
-        EXPECT_EQ_STR(f2[i].name, m->fields[i].name);
-        EXPECT_EQ_INT(f2[i].type, m->fields[i].type);
-        EXPECT_EQ_INT(f2[i].nchildren, m->fields[i].nchildren);
-        EXPECT_EQ_INT(f2[i].span, m->fields[i].span);
-      }
+      static const struct nettrace_field f2[] = {
+          {"xs", NETTRACE_TYPE_ARRAY, 1, 1},
+          {"xs", NETTRACE_TYPE_INT32, 0, 0},
+          {"pts", NETTRACE_TYPE_ARRAY, 1, 3},
+          {"pts", NETTRACE_TYPE_OBJECT, 2, 2},
+          {"u", NETTRACE_TYPE_UINT16, 0, 0},
+          {"v", NETTRACE_TYPE_INT64, 0, 0}};
+      check_fields(m, f2, 6);
 
       /* unknown field type: delivered raw */
       m = col.meta[3];
@@ -1269,13 +1233,6 @@ DEF_TEST(synthetic) {
   return 0;
 }
 
-/* v as a varint of exactly n bytes (n at least its shortest form; longer
- * forms carry zero groups, which readers accept up to ten bytes). */
-static void put_var_n(struct buf *b, uint64_t v, int n) {
-  for (int i = 0; i < n; i++, v >>= 7)
-    put_u8(b, (uint8_t)((v & 0x7f) | (i + 1 < n ? 0x80 : 0)));
-}
-
 struct one_event {
   int n, rc;
   uint32_t id;
@@ -1308,10 +1265,8 @@ static void read_one(const struct buf *e, int filler, struct one_event *o) {
   put_block_header(&c, 1);
   put(&c, e->d, e->len);
   if (filler) {
-    put_u8(&c, 0x01 | 0x80);
-    put_var(&c, 2);
-    put_var(&c, 1);
-    put_var(&c, 200);
+    static const uint64_t v[7] = {2, 0, 0, 0, 0, 0, 1};
+    put_compressed(&c, 0x01 | 0x80, v, 0, 0, 200);
     for (int i = 0; i < 200; i++)
       put_u8(&c, (uint8_t)i);
   }
@@ -1375,30 +1330,7 @@ DEF_TEST(compressed_header_paths) {
     struct buf e = {.len = 0};
     uint8_t f = cases[k].flags;
     const uint64_t *v = cases[k].v;
-    int w = cases[k].w;
-#define VAR(x) (w ? put_var_n(&e, (x), w) : put_var(&e, (x)))
-    put_u8(&e, f);
-    if (f & 0x01)
-      VAR(v[0]);
-    if (f & 0x02) {
-      VAR(v[1]);
-      VAR(v[2]);
-      VAR(v[3]);
-    }
-    if (f & 0x04)
-      VAR(v[4]);
-    if (f & 0x08)
-      VAR(v[5]);
-    VAR(v[6]);
-    if (f & 0x10)
-      for (int i = 0; i < 16; i++)
-        put_u8(&e, (uint8_t)(0xA0 + i));
-    if (f & 0x20)
-      for (int i = 0; i < 16; i++)
-        put_u8(&e, (uint8_t)(0xB0 + i));
-    if (f & 0x80)
-      VAR(cases[k].len);
-#undef VAR
+    put_compressed(&e, f, v, cases[k].w, 0xA0, cases[k].len);
     for (uint64_t i = 0; i < cases[k].len && i < 64; i++)
       put_u8(&e, (uint8_t)(0x40 + i));
     struct one_event fast, near_end;
@@ -1541,7 +1473,6 @@ DEF_TEST(api) {
   return 0;
 }
 
-
 /* ---- memory: what a stream can make a reader hold ---- */
 
 struct bigbuf {
@@ -1570,8 +1501,8 @@ static void big_u32(struct bigbuf *b, uint32_t v) {
 
 /* A block object of `size` content bytes (content: NULL for zeros, only
  * the first `give` bytes of the unit written) at the end of b. */
-static void big_block(struct bigbuf *b, const char *name, const uint8_t *content,
-                      size_t size, size_t give) {
+static void big_block(struct bigbuf *b, const char *name,
+                      const uint8_t *content, size_t size, size_t give) {
   struct buf t = {.len = 0};
   put_type(&t, name, 2, 2);
   put_u32(&t, (uint32_t)size);

@@ -13,43 +13,12 @@
 #include "nettrace.h"
 #include "wire.h"
 
+#include "nettrace_build.h"
 #include "testing.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
-
-/* ---- a small payload builder ---- */
-
-struct buf {
-  uint8_t b[4096];
-  size_t n;
-};
-
-static void put_u16(struct buf *b, uint16_t v) {
-  b->b[b->n++] = (uint8_t)v;
-  b->b[b->n++] = (uint8_t)(v >> 8);
-}
-static void put_u32(struct buf *b, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    b->b[b->n++] = (uint8_t)(v >> (8 * i));
-}
-static void put_f64(struct buf *b, double d) {
-  uint64_t u;
-  memcpy(&u, &d, 8);
-  for (int i = 0; i < 8; i++)
-    b->b[b->n++] = (uint8_t)(u >> (8 * i));
-}
-static void put_f32(struct buf *b, float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  put_u32(b, u);
-}
-static void put_wstr(struct buf *b, const char *s) {
-  for (; *s; s++)
-    put_u16(b, (uint8_t)*s);
-  put_u16(b, 0);
-}
 
 /* The plain LEB128 definition (at most ten bytes, 64 bits) of the len
  * bytes at b: 1 with *want and *used, 0 when it is no varint. */
@@ -161,7 +130,9 @@ DEF_TEST(utf16) {
   /* unpaired surrogate */
   uint8_t lone[] = {0x3d, 0xd8, 'a', 0};
   EXPECT_EQ_INT(4, wire_utf16_to_utf8(lone, 2, out, sizeof(out)));
-  EXPECT_EQ_STR("\xef\xbf\xbd" "a", out);
+  EXPECT_EQ_STR("\xef\xbf\xbd"
+                "a",
+                out);
   /* no terminator: refused */
   uint8_t noterm[] = {'a', 0, 'b'};
   c = wire_cursor(noterm, sizeof(noterm));
@@ -254,7 +225,8 @@ DEF_TEST(ipc_messages) {
   EXPECT_EQ_INT(-EBADMSG, ipc_header_decode(msg, &set, &id));
   /* payload too large for the 16-bit size */
   static uint8_t big[70000];
-  EXPECT_EQ_INT(-EMSGSIZE, ipc_message_encode(big, sizeof(big), 1, 1, big, 65520));
+  EXPECT_EQ_INT(-EMSGSIZE,
+                ipc_message_encode(big, sizeof(big), 1, 1, big, 65520));
   return 0;
 }
 
@@ -286,13 +258,13 @@ DEF_TEST(ipc_strings) {
   /* longer than the output: truncated, still consumed */
   uint8_t lng[4 + 2 * 20];
   c = wire_cursor(lng, 0);
-  struct buf w = {.n = 0};
+  struct buf w = {.len = 0};
   put_u32(&w, 20);
   for (int i = 0; i < 19; i++)
     put_u16(&w, 'x');
   put_u16(&w, 0);
-  memcpy(lng, w.b, w.n);
-  c = wire_cursor(lng, w.n);
+  memcpy(lng, w.d, w.len);
+  c = wire_cursor(lng, w.len);
   CHECK(ipc_take_string(&c, out, 8) == 0);
   EXPECT_EQ_STR("xxxxxxx", out);
   EXPECT_EQ_INT(0, c.len);
@@ -300,24 +272,55 @@ DEF_TEST(ipc_strings) {
   return 0;
 }
 
-/* Metadata of an EventCounters event: one object "Payload". */
-static const struct nettrace_field mean_fields[] = {
-    {"Payload", NETTRACE_TYPE_OBJECT, 12, 12},
-    {"Name", NETTRACE_TYPE_STRING, 0, 0},
-    {"DisplayName", NETTRACE_TYPE_STRING, 0, 0},
-    {"Mean", NETTRACE_TYPE_DOUBLE, 0, 0},
-    {"StandardDeviation", NETTRACE_TYPE_DOUBLE, 0, 0},
-    {"Count", NETTRACE_TYPE_INT32, 0, 0},
-    {"Min", NETTRACE_TYPE_DOUBLE, 0, 0},
-    {"Max", NETTRACE_TYPE_DOUBLE, 0, 0},
-    {"IntervalSec", NETTRACE_TYPE_SINGLE, 0, 0},
-    {"Series", NETTRACE_TYPE_STRING, 0, 0},
-    {"CounterType", NETTRACE_TYPE_STRING, 0, 0},
-    {"Metadata", NETTRACE_TYPE_STRING, 0, 0},
-    {"DisplayUnits", NETTRACE_TYPE_STRING, 0, 0},
-};
+/* Field tables, a field a name and type: what the runtime declares. */
+#define STR(name)                                                              \
+  { name, NETTRACE_TYPE_STRING, 0, 0 }
+#define F64(name)                                                              \
+  { name, NETTRACE_TYPE_DOUBLE, 0, 0 }
+#define F32(name)                                                              \
+  { name, NETTRACE_TYPE_SINGLE, 0, 0 }
+#define I32(name)                                                              \
+  { name, NETTRACE_TYPE_INT32, 0, 0 }
+/* an object whose n fields follow it */
+#define OBJ(name, n)                                                           \
+  { name, NETTRACE_TYPE_OBJECT, n, n }
 
-static struct nettrace_meta ec_meta(const struct nettrace_field *f, uint32_t n) {
+/* EventCounters: one object "Payload" of a mean or a sum. */
+static const struct nettrace_field mean_fields[] = {OBJ("Payload", 12),
+                                                    STR("Name"),
+                                                    STR("DisplayName"),
+                                                    F64("Mean"),
+                                                    F64("StandardDeviation"),
+                                                    I32("Count"),
+                                                    F64("Min"),
+                                                    F64("Max"),
+                                                    F32("IntervalSec"),
+                                                    STR("Series"),
+                                                    STR("CounterType"),
+                                                    STR("Metadata"),
+                                                    STR("DisplayUnits")};
+
+static const struct nettrace_field sum_fields[] = {
+    OBJ("Payload", 9),  STR("Name"),
+    STR("DisplayName"), STR("DisplayRateTimeScale"),
+    F64("Increment"),   F32("IntervalSec"),
+    STR("Metadata"),    STR("Series"),
+    STR("CounterType"), STR("DisplayUnits")};
+
+/* System.Diagnostics.Metrics: CounterRateValuePublished and
+ * HistogramValuePublished, after the fields every such event starts with. */
+#define METER_FIELDS                                                           \
+  STR("sessionId"), STR("meterName"), STR("meterVersion"),                     \
+      STR("instrumentName"), STR("unit"), STR("tags")
+
+static const struct nettrace_field rate_fields[] = {
+    METER_FIELDS, STR("rate"), STR("value"), I32("instrumentId")};
+
+static const struct nettrace_field hist_fields[] = {
+    METER_FIELDS, STR("quantiles"), I32("count"), F64("sum")};
+
+static struct nettrace_meta ec_meta(const struct nettrace_field *f,
+                                    uint32_t n) {
   return (struct nettrace_meta){.id = 1,
                                 .provider = "Contoso",
                                 .event_name = "EventCounters",
@@ -327,67 +330,84 @@ static struct nettrace_meta ec_meta(const struct nettrace_field *f, uint32_t n) 
                                 .fields_ok = 1};
 }
 
-DEF_TEST(event_counter_mean) {
-  struct nettrace_meta m = ec_meta(mean_fields, 13);
-  struct buf b = {.n = 0};
-  put_wstr(&b, "request-time");
-  put_wstr(&b, "Request Time");
-  put_f64(&b, 20);
-  put_f64(&b, 8.16);
-  put_u32(&b, 3);
-  put_f64(&b, 10);
-  put_f64(&b, 30);
-  put_f32(&b, 1.0f);
-  put_wstr(&b, "Interval=1000");
-  put_wstr(&b, "Mean");
-  put_wstr(&b, "");
-  put_wstr(&b, "ms");
-  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+/* The Metrics provider's event `name` of fields f (rate_ or hist_fields). */
+static struct nettrace_meta meter_meta(const char *name,
+                                       const struct nettrace_field *f) {
+  return (struct nettrace_meta){.provider = "System.Diagnostics.Metrics",
+                                .event_name = name,
+                                .fields = f,
+                                .nfields_total = 9,
+                                .nfields = 9,
+                                .fields_ok = 1};
+}
+
+/* An event, its payload and what it decodes to. */
+struct decoded {
+  struct nettrace_meta m;
+  struct buf b;
+  struct nettrace_event ev;
   struct counters_sample s;
   char scratch[512];
-  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_INT(COUNTERS_MEAN, s.kind);
-  EXPECT_EQ_STR("Contoso", s.provider);
-  EXPECT_EQ_STR("request-time", s.name);
+};
+
+/* x->ev := the event of metadata m whose payload is the values v (one a
+ * field of m, as put_payload takes them). */
+static void event_values(struct decoded *x, const struct nettrace_meta *m,
+                         const char *const *v) {
+  x->m = *m;
+  put_payload(&x->b, m->fields, m->nfields_total, v);
+  x->ev = (struct nettrace_event){
+      .meta = &x->m, .payload = x->b.d, .payload_len = (uint32_t)x->b.len};
+}
+
+/* x->ev decoded by d, or by counters_decode when d is NULL, into x->s. */
+static int decode_by(struct counters_decoder *d, struct decoded *x) {
+  return d != NULL
+             ? counters_decoder_decode(d, &x->ev, &x->s, x->scratch,
+                                       sizeof(x->scratch))
+             : counters_decode(&x->ev, &x->s, x->scratch, sizeof(x->scratch));
+}
+
+/* event_values, then counters_decode's result. */
+static int decode_values(struct decoded *x, const struct nettrace_meta *m,
+                         const char *const *v) {
+  event_values(x, m, v);
+  return decode_by(NULL, x);
+}
+
+DEF_TEST(event_counter_mean) {
+  static const char *const v[] = {
+      "request-time",  "Request Time", "20", "8.16", "3", "10", "30", "1",
+      "Interval=1000", "Mean",         "",   "ms"};
+  struct nettrace_meta m = ec_meta(mean_fields, 13);
+  struct decoded x;
+  EXPECT_EQ_INT(1, decode_values(&x, &m, v));
+  const struct counters_sample *s = &x.s;
+  EXPECT_EQ_INT(COUNTERS_MEAN, s->kind);
+  EXPECT_EQ_STR("Contoso", s->provider);
+  EXPECT_EQ_STR("request-time", s->name);
   char dn[64];
-  EXPECT_EQ_STR("Request Time", counters_display_name(&s, dn, sizeof(dn)));
-  EXPECT_EQ_STR("ms", s.units);
-  EXPECT_EQ_DOUBLE(20, s.value, 0);
-  EXPECT_EQ_DOUBLE(10, s.min, 0);
-  EXPECT_EQ_DOUBLE(30, s.max, 0);
-  EXPECT_EQ_DOUBLE(3, s.count, 0);
-  EXPECT_EQ_DOUBLE(1, s.interval_sec, 0);
-  EXPECT_EQ_INT(1000, s.series_ms);
+  EXPECT_EQ_STR("Request Time", counters_display_name(s, dn, sizeof(dn)));
+  EXPECT_EQ_STR("ms", s->units);
+  EXPECT_EQ_DOUBLE(20, s->value, 0);
+  EXPECT_EQ_DOUBLE(10, s->min, 0);
+  EXPECT_EQ_DOUBLE(30, s->max, 0);
+  EXPECT_EQ_DOUBLE(3, s->count, 0);
+  EXPECT_EQ_DOUBLE(1, s->interval_sec, 0);
+  EXPECT_EQ_INT(1000, s->series_ms);
   /* every truncation of the payload: an error, never a read past it */
-  for (size_t cut = 0; cut < b.n; cut++) {
-    ev.payload_len = (uint32_t)cut;
-    CHECK(counters_decode(&ev, &s, scratch, sizeof(scratch)) < 0);
+  for (size_t cut = 0; cut < x.b.len; cut++) {
+    x.ev.payload_len = (uint32_t)cut;
+    CHECK(decode_by(NULL, &x) < 0);
   }
   /* a tiny scratch buffer: strings come out empty, no overflow */
-  ev.payload_len = (uint32_t)b.n;
+  x.ev.payload_len = (uint32_t)x.b.len;
   char tiny[4];
-  EXPECT_EQ_INT(-EBADMSG, counters_decode(&ev, &s, tiny, sizeof(tiny)));
+  EXPECT_EQ_INT(-EBADMSG, counters_decode(&x.ev, &x.s, tiny, sizeof(tiny)));
   return 0;
 }
 
 /* ---- the decoder: the same samples as counters_decode ---- */
-
-static void mean_payload(struct buf *b, const char *name, const char *type,
-                         const char *units, double mean, int count) {
-  b->n = 0;
-  put_wstr(b, name);
-  put_wstr(b, "Display");
-  put_f64(b, mean);
-  put_f64(b, 0.5);
-  put_u32(b, (uint32_t)count);
-  put_f64(b, mean - 1);
-  put_f64(b, mean + 1);
-  put_f32(b, 1.0f);
-  put_wstr(b, "Interval=1000");
-  put_wstr(b, type);
-  put_wstr(b, "");
-  put_wstr(b, units);
-}
 
 static int same_num(double a, double b) {
   return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof(a)) == 0;
@@ -434,11 +454,14 @@ DEF_TEST(decoder_agrees) {
   m2.id = m.id + 32;
   struct counters_decoder *d = counters_decoder_new();
   CHECK(d != NULL);
-  struct buf b;
+  struct decoded x;
   for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
-    mean_payload(&b, "request-time", types[k], "ms", 20.0 + (double)k, 3);
-    struct nettrace_event ev = {.meta = &m, .payload = b.b};
-    for (size_t cut = 0; cut <= b.n; cut++) {
+    const char *v[] = {
+        "request-time",  "Display", "20", "0.5", "3", "19", "21", "1",
+        "Interval=1000", types[k],  "",   "ms"};
+    event_values(&x, &m, v);
+    struct nettrace_event ev = x.ev;
+    for (size_t cut = 0; cut <= x.b.len; cut++) {
       ev.payload_len = (uint32_t)cut;
       CHECK(agrees(d, &ev, 512));
     }
@@ -452,35 +475,14 @@ DEF_TEST(decoder_agrees) {
   return 0;
 }
 
-static const struct nettrace_field sum_fields[] = {
-    {"Payload", NETTRACE_TYPE_OBJECT, 9, 9},
-    {"Name", NETTRACE_TYPE_STRING, 0, 0},
-    {"DisplayName", NETTRACE_TYPE_STRING, 0, 0},
-    {"DisplayRateTimeScale", NETTRACE_TYPE_STRING, 0, 0},
-    {"Increment", NETTRACE_TYPE_DOUBLE, 0, 0},
-    {"IntervalSec", NETTRACE_TYPE_SINGLE, 0, 0},
-    {"Metadata", NETTRACE_TYPE_STRING, 0, 0},
-    {"Series", NETTRACE_TYPE_STRING, 0, 0},
-    {"CounterType", NETTRACE_TYPE_STRING, 0, 0},
-    {"DisplayUnits", NETTRACE_TYPE_STRING, 0, 0},
-};
-
 DEF_TEST(event_counter_sum_and_table) {
+  static const char *const v[] = {
+      "requests", "Requests",      "00:00:01", "50", "1",
+      "",         "Interval=1000", "Sum",      ""};
   struct nettrace_meta m = ec_meta(sum_fields, 10);
-  struct buf b = {.n = 0};
-  put_wstr(&b, "requests");
-  put_wstr(&b, "Requests");
-  put_wstr(&b, "00:00:01");
-  put_f64(&b, 50);
-  put_f32(&b, 1.0f);
-  put_wstr(&b, "");
-  put_wstr(&b, "Interval=1000");
-  put_wstr(&b, "Sum");
-  put_wstr(&b, "");
-  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
-  struct counters_sample s;
-  char scratch[512];
-  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  struct decoded x;
+  EXPECT_EQ_INT(1, decode_values(&x, &m, v));
+  struct counters_sample s = x.s;
   EXPECT_EQ_INT(COUNTERS_SUM, s.kind);
   EXPECT_EQ_DOUBLE(50, s.value, 0);
 
@@ -567,123 +569,55 @@ DEF_TEST(event_counter_sum_and_table) {
   return 0;
 }
 
-/* CounterRateValuePublished(sessionId, meterName, meterVersion,
- * instrumentName, unit, tags, rate, value) */
-static const struct nettrace_field rate_fields[] = {
-    {"sessionId", NETTRACE_TYPE_STRING, 0, 0},
-    {"meterName", NETTRACE_TYPE_STRING, 0, 0},
-    {"meterVersion", NETTRACE_TYPE_STRING, 0, 0},
-    {"instrumentName", NETTRACE_TYPE_STRING, 0, 0},
-    {"unit", NETTRACE_TYPE_STRING, 0, 0},
-    {"tags", NETTRACE_TYPE_STRING, 0, 0},
-    {"rate", NETTRACE_TYPE_STRING, 0, 0},
-    {"value", NETTRACE_TYPE_STRING, 0, 0},
-    {"instrumentId", NETTRACE_TYPE_INT32, 0, 0},
-};
+/* CounterRateValuePublished values (meter version "", instrument id 7). */
+#define RATE_VALUES(meter, instrument, unit, tags, rate, value)                \
+  { "SHARED", meter, "", instrument, unit, tags, rate, value, "7" }
 
-static const struct nettrace_field hist_fields[] = {
-    {"sessionId", NETTRACE_TYPE_STRING, 0, 0},
-    {"meterName", NETTRACE_TYPE_STRING, 0, 0},
-    {"meterVersion", NETTRACE_TYPE_STRING, 0, 0},
-    {"instrumentName", NETTRACE_TYPE_STRING, 0, 0},
-    {"unit", NETTRACE_TYPE_STRING, 0, 0},
-    {"tags", NETTRACE_TYPE_STRING, 0, 0},
-    {"quantiles", NETTRACE_TYPE_STRING, 0, 0},
-    {"count", NETTRACE_TYPE_INT32, 0, 0},
-    {"sum", NETTRACE_TYPE_DOUBLE, 0, 0},
-};
-
-static struct nettrace_meta rate_meta(void) {
-  return (struct nettrace_meta){.provider = "System.Diagnostics.Metrics",
-                                .event_name = "CounterRateValuePublished",
-                                .fields = rate_fields,
-                                .nfields_total = 9,
-                                .nfields = 9,
-                                .fields_ok = 1};
-}
-
-/* A CounterRateValuePublished payload (meter version "", instrument id 7). */
-static void rate_payload(struct buf *b, const char *meter,
-                         const char *instrument, const char *unit,
-                         const char *tags, const char *rate,
-                         const char *value) {
-  b->n = 0;
-  put_wstr(b, "SHARED");
-  put_wstr(b, meter);
-  put_wstr(b, "");
-  put_wstr(b, instrument);
-  put_wstr(b, unit);
-  put_wstr(b, tags);
-  put_wstr(b, rate);
-  put_wstr(b, value);
-  put_u32(b, 7);
-}
-
-/* A HistogramValuePublished payload (hist_fields). */
-static void hist_payload(struct buf *b, const char *instrument,
-                         const char *quantiles, uint32_t count, double sum) {
-  b->n = 0;
-  put_wstr(b, "SHARED");
-  put_wstr(b, "Contoso.Shop");
-  put_wstr(b, "1.0");
-  put_wstr(b, instrument);
-  put_wstr(b, "ms");
-  put_wstr(b, "");
-  put_wstr(b, quantiles);
-  put_u32(b, count);
-  put_f64(b, sum);
-}
+/* HistogramValuePublished values of meter Contoso.Shop 1.0, unit ms, no
+ * tags. */
+#define HIST_VALUES(instrument, quantiles, count, sum)                         \
+  {                                                                            \
+    "SHARED", "Contoso.Shop", "1.0", instrument, "ms", "", quantiles, count,   \
+        sum                                                                    \
+  }
 
 DEF_TEST(meters) {
-  struct nettrace_meta m = rate_meta();
-  struct buf b = {.n = 0};
-  rate_payload(&b, "Contoso.Shop", "orders", "{order}", "region=eu", "50",
-               "1234");
-  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
-  struct counters_sample s;
-  char scratch[512];
-  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
-  EXPECT_EQ_STR("Contoso.Shop", s.provider);
-  EXPECT_EQ_STR("orders", s.name);
-  EXPECT_EQ_STR("region=eu", s.tags);
-  EXPECT_EQ_STR("SHARED", s.session);
-  EXPECT_EQ_DOUBLE(50, s.value, 0);
-  EXPECT_EQ_DOUBLE(1234, s.total, 0);
-
+  static const char *const rate[] = RATE_VALUES(
+      "Contoso.Shop", "orders", "{order}", "region=eu", "50", "1234");
   /* a rate not known yet ("") is not a sample */
-  rate_payload(&b, "Contoso.Shop", "orders", "", "", "", "");
-  ev.payload_len = (uint32_t)b.n;
-  EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  static const char *const no_rate[] =
+      RATE_VALUES("Contoso.Shop", "orders", "", "", "", "");
+  static const char *const hist[] =
+      HIST_VALUES("latency", "0.5=50;0.95=100;0.99=100", "100", "5500");
+  struct nettrace_meta m = meter_meta("CounterRateValuePublished", rate_fields);
+  struct decoded x;
+  EXPECT_EQ_INT(1, decode_values(&x, &m, rate));
+  const struct counters_sample *s = &x.s;
+  EXPECT_EQ_INT(COUNTERS_RATE, s->kind);
+  EXPECT_EQ_STR("Contoso.Shop", s->provider);
+  EXPECT_EQ_STR("orders", s->name);
+  EXPECT_EQ_STR("region=eu", s->tags);
+  EXPECT_EQ_STR("SHARED", s->session);
+  EXPECT_EQ_DOUBLE(50, s->value, 0);
+  EXPECT_EQ_DOUBLE(1234, s->total, 0);
+  EXPECT_EQ_INT(0, decode_values(&x, &m, no_rate));
 
-  m.event_name = "HistogramValuePublished";
-  m.fields = hist_fields;
-  b.n = 0;
-  put_wstr(&b, "SHARED");
-  put_wstr(&b, "Contoso.Shop");
-  put_wstr(&b, "1.0");
-  put_wstr(&b, "latency");
-  put_wstr(&b, "ms");
-  put_wstr(&b, "");
-  put_wstr(&b, "0.5=50;0.95=100;0.99=100");
-  put_u32(&b, 100);
-  put_f64(&b, 5500);
-  ev.payload_len = (uint32_t)b.n;
-  EXPECT_EQ_INT(1, counters_decode(&ev, &s, scratch, sizeof(scratch)));
-  EXPECT_EQ_INT(COUNTERS_HISTOGRAM, s.kind);
-  EXPECT_EQ_INT(3, s.nquantiles);
-  EXPECT_EQ_DOUBLE(0.95, s.quantile[1], 1e-12);
-  EXPECT_EQ_DOUBLE(100, s.quantile_value[1], 0);
-  EXPECT_EQ_DOUBLE(100, s.count, 0);
-  EXPECT_EQ_DOUBLE(5500, s.sum, 0);
+  m = meter_meta("HistogramValuePublished", hist_fields);
+  EXPECT_EQ_INT(1, decode_values(&x, &m, hist));
+  EXPECT_EQ_INT(COUNTERS_HISTOGRAM, s->kind);
+  EXPECT_EQ_INT(3, s->nquantiles);
+  EXPECT_EQ_DOUBLE(0.95, s->quantile[1], 1e-12);
+  EXPECT_EQ_DOUBLE(100, s->quantile_value[1], 0);
+  EXPECT_EQ_DOUBLE(100, s->count, 0);
+  EXPECT_EQ_DOUBLE(5500, s->sum, 0);
 
   /* other events of the provider are not samples */
   m.event_name = "BeginInstrumentReporting";
-  EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(0, decode_values(&x, &m, hist));
   /* nor events of other providers */
   m.provider = "Microsoft-Windows-DotNETRuntime";
   m.event_name = "GCStart";
-  EXPECT_EQ_INT(0, counters_decode(&ev, &s, scratch, sizeof(scratch)));
+  EXPECT_EQ_INT(0, decode_values(&x, &m, hist));
   return 0;
 }
 
@@ -715,21 +649,46 @@ static uint32_t ref_quantiles(const char *s, double *q, double *v) {
 }
 
 DEF_TEST(meter_numbers) {
-  struct nettrace_meta m = rate_meta();
-  static const char *const fixed[] = {
-      "0", "-0", "1", "-1", ".5", "5.", "0.1", "0.3", "1e3", "-2.5E-3",
-      "123456789012345", "1234567890123456", "9007199254740993",
-      "0.000000000000000000001", "0.0000000000000000000001",
-      "0.00000000000000000000001", "3.14159265358979", "99999999999999.9",
-      "1.7976931348623157E+308", "4.9E-324", "00000000000000000000012",
-      "12.34.5", "-", ".", "+5", " 5", "5 ", "1,5", "NaN", "Infinity", "0x10",
-      "-.5", "--5", "1.2.", "12345678901234567890123"};
+  struct nettrace_meta m = meter_meta("CounterRateValuePublished", rate_fields);
+  static const char *const fixed[] = {"0",
+                                      "-0",
+                                      "1",
+                                      "-1",
+                                      ".5",
+                                      "5.",
+                                      "0.1",
+                                      "0.3",
+                                      "1e3",
+                                      "-2.5E-3",
+                                      "123456789012345",
+                                      "1234567890123456",
+                                      "9007199254740993",
+                                      "0.000000000000000000001",
+                                      "0.0000000000000000000001",
+                                      "0.00000000000000000000001",
+                                      "3.14159265358979",
+                                      "99999999999999.9",
+                                      "1.7976931348623157E+308",
+                                      "4.9E-324",
+                                      "00000000000000000000012",
+                                      "12.34.5",
+                                      "-",
+                                      ".",
+                                      "+5",
+                                      " 5",
+                                      "5 ",
+                                      "1,5",
+                                      "NaN",
+                                      "Infinity",
+                                      "0x10",
+                                      "-.5",
+                                      "--5",
+                                      "1.2.",
+                                      "12345678901234567890123"};
   char text[64];
   struct counters_decoder *d = counters_decoder_new();
   CHECK(d != NULL);
-  struct nettrace_meta hm = rate_meta();
-  hm.event_name = "HistogramValuePublished";
-  hm.fields = hist_fields;
+  struct nettrace_meta hm = meter_meta("HistogramValuePublished", hist_fields);
   hm.id = 2;
   unsigned seed = 12345;
   for (int k = 0; k < 2000 + (int)(sizeof(fixed) / sizeof(fixed[0])); k++) {
@@ -753,48 +712,37 @@ DEF_TEST(meter_numbers) {
     /* as a histogram's quantiles, twice: what strtod reads of them */
     char qtext[160];
     snprintf(qtext, sizeof(qtext), "0.5=%s;%s=0.25", text, text);
-    struct buf hb = {.n = 0};
-    hist_payload(&hb, "i", qtext, 1, 2);
-    struct nettrace_event hev = {
-        .meta = &hm, .payload = hb.b, .payload_len = (uint32_t)hb.n};
+    const char *hist[] = HIST_VALUES("i", qtext, "1", "2");
+    struct decoded x;
+    event_values(&x, &hm, hist);
+    const struct counters_sample *s = &x.s;
     double rq[4], rv[4];
     uint32_t rn = ref_quantiles(qtext, rq, rv);
     for (int way = 0; way < 2; way++) {
-      struct counters_sample hs;
-      char hscratch[512];
-      int r = way ? counters_decoder_decode(d, &hev, &hs, hscratch,
-                                            sizeof(hscratch))
-                  : counters_decode(&hev, &hs, hscratch, sizeof(hscratch));
-      EXPECT_EQ_INT(1, r);
-      int same = hs.nquantiles == rn;
+      EXPECT_EQ_INT(1, decode_by(way ? d : NULL, &x));
+      int same = s->nquantiles == rn;
       for (uint32_t i = 0; same && i < rn; i++)
-        same = memcmp(&hs.quantile[i], &rq[i], sizeof(double)) == 0 &&
-               memcmp(&hs.quantile_value[i], &rv[i], sizeof(double)) == 0;
+        same = memcmp(&s->quantile[i], &rq[i], sizeof(double)) == 0 &&
+               memcmp(&s->quantile_value[i], &rv[i], sizeof(double)) == 0;
       if (!same) {
-        printf("# quantiles \"%s\": %u, strtod %u\n", qtext, hs.nquantiles, rn);
+        printf("# quantiles \"%s\": %u, strtod %u\n", qtext, s->nquantiles, rn);
         CHECK(0);
       }
     }
-    struct buf b = {.n = 0};
-    rate_payload(&b, "M", "i", "", "", text, "1");
-    struct nettrace_event ev = {
-        .meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+    const char *rate[] = RATE_VALUES("M", "i", "", "", text, "1");
+    event_values(&x, &m, rate);
     char *end;
     double want = strtod(text, &end);
     int is_num = text[0] != 0 && *end == 0 && !isnan(want);
-    struct counters_sample s;
-    char scratch[512];
     for (int way = 0; way < 2; way++) {
-      int r = way ? counters_decoder_decode(d, &ev, &s, scratch,
-                                            sizeof(scratch))
-                  : counters_decode(&ev, &s, scratch, sizeof(scratch));
+      int r = decode_by(way ? d : NULL, &x);
       if (!is_num) {
         EXPECT_EQ_INT(0, r); /* no rate (or NaN): not a sample */
         continue;
       }
       EXPECT_EQ_INT(1, r);
-      if (memcmp(&s.value, &want, sizeof(want)) != 0) {
-        printf("# \"%s\": %.17g, strtod %.17g\n", text, s.value, want);
+      if (memcmp(&s->value, &want, sizeof(want)) != 0) {
+        printf("# \"%s\": %.17g, strtod %.17g\n", text, s->value, want);
         CHECK(0);
       }
     }
@@ -809,10 +757,12 @@ DEF_TEST(hostile_metadata) {
       {"Payload", NETTRACE_TYPE_OBJECT, 5, 1},
       {"Name", NETTRACE_TYPE_STRING, 0, 0},
   };
+  static const char *const name[] = {"x"};
   struct nettrace_meta m = ec_meta(f, 2);
-  struct buf b = {.n = 0};
-  put_wstr(&b, "x");
-  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+  struct decoded x;
+  event_values(&x, &m, name);
+  struct nettrace_event ev = x.ev;
+  ev.meta = &m; /* m changes below */
   struct counters_sample s;
   char scratch[64];
   CHECK(counters_decode(&ev, &s, scratch, sizeof(scratch)) < 0);
@@ -899,10 +849,11 @@ DEF_TEST(naming_due) {
 
 DEF_TEST(naming) {
   char ti[NAMING_MAX];
-  naming_type_instance("System.Runtime", "gc-heap-size", "", NULL, ti, sizeof(ti));
+  naming_type_instance("System.Runtime", "gc-heap-size", "", NULL, ti,
+                       sizeof(ti));
   EXPECT_EQ_STR("gc-heap-size", ti);
-  naming_type_instance("Microsoft.AspNetCore.Hosting", "total-requests", "", NULL,
-                       ti, sizeof(ti));
+  naming_type_instance("Microsoft.AspNetCore.Hosting", "total-requests", "",
+                       NULL, ti, sizeof(ti));
   EXPECT_EQ_STR("Microsoft.AspNetCore.Hosting:total-requests", ti);
   /* tags sorted by key, whatever order the runtime sent */
   naming_type_instance("Contoso.Shop", "orders", "zone=b,region=eu", NULL, ti,
@@ -913,7 +864,8 @@ DEF_TEST(naming) {
   /* the System.Runtime meter's dotted names keep their provider */
   naming_type_instance("System.Runtime", "dotnet.gc.collections",
                        "gc.heap.generation=gen0", NULL, ti, sizeof(ti));
-  EXPECT_EQ_STR("System.Runtime:dotnet.gc.collections:gc.heap.generation=gen0", ti);
+  EXPECT_EQ_STR("System.Runtime:dotnet.gc.collections:gc.heap.generation=gen0",
+                ti);
   /* over-long: cut, with a hash of the whole name; two names differing only
    * at the end stay different */
   char long1[300], long2[300], ti2[NAMING_MAX];
@@ -1004,17 +956,17 @@ DEF_TEST(naming) {
   return 0;
 }
 
-
 /* ---- what a hostile process sends (issue 18) ---- */
 
 /* Whether s is valid UTF-8 without control characters (C0, DEL, C1). */
 static int clean_utf8(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   while (*p) {
-    unsigned c = *p, n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2
-                                   : (c & 0xF0) == 0xE0   ? 3
-                                   : (c & 0xF8) == 0xF0   ? 4
-                                                          : 0;
+    unsigned c = *p, n = c < 0x80             ? 1
+                         : (c & 0xE0) == 0xC0 ? 2
+                         : (c & 0xF0) == 0xE0 ? 3
+                         : (c & 0xF8) == 0xF0 ? 4
+                                              : 0;
     if (n == 0 || c < 0x20 || c == 0x7f || (c == 0xC2 && p[1] < 0xA0))
       return 0;
     for (unsigned i = 1; i < n; i++)
@@ -1034,29 +986,21 @@ DEF_TEST(hostile_quantiles) {
       "0.1=9;0.2=9;0.3=9;0.4=9;0.5=1;0.6=9;0.7=9;0.8=9;0.9=9;0.95=2;0.99=3",
       "0.5=1E+00;0.25=9;0.95=2;0.99=3", /* an exponent: the strtod way */
   };
-  struct nettrace_meta hm = rate_meta();
-  hm.event_name = "HistogramValuePublished";
-  hm.fields = hist_fields;
+  static const double want[3][2] = {{0.5, 1}, {0.95, 2}, {0.99, 3}};
+  struct nettrace_meta hm = meter_meta("HistogramValuePublished", hist_fields);
   struct counters_decoder *d = counters_decoder_new();
   CHECK(d != NULL);
   for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
-    struct buf b;
-    hist_payload(&b, "lat", texts[k], 3, 6);
-    struct nettrace_event ev = {
-        .meta = &hm, .payload = b.b, .payload_len = (uint32_t)b.n};
+    const char *hist[] = HIST_VALUES("lat", texts[k], "3", "6");
+    struct decoded x;
+    event_values(&x, &hm, hist);
     for (int way = 0; way < 4; way++) {
-      struct counters_sample s;
-      char scratch[512];
-      int r = way ? counters_decoder_decode(d, &ev, &s, scratch, sizeof(scratch))
-                  : counters_decode(&ev, &s, scratch, sizeof(scratch));
-      EXPECT_EQ_INT(1, r);
-      EXPECT_EQ_INT(3, s.nquantiles);
-      EXPECT_EQ_DOUBLE(0.5, s.quantile[0], 0);
-      EXPECT_EQ_DOUBLE(1, s.quantile_value[0], 0);
-      EXPECT_EQ_DOUBLE(0.95, s.quantile[1], 0);
-      EXPECT_EQ_DOUBLE(2, s.quantile_value[1], 0);
-      EXPECT_EQ_DOUBLE(0.99, s.quantile[2], 0);
-      EXPECT_EQ_DOUBLE(3, s.quantile_value[2], 0);
+      EXPECT_EQ_INT(1, decode_by(way ? d : NULL, &x));
+      EXPECT_EQ_INT(3, x.s.nquantiles);
+      for (int i = 0; i < 3; i++) {
+        EXPECT_EQ_DOUBLE(want[i][0], x.s.quantile[i], 0);
+        EXPECT_EQ_DOUBLE(want[i][1], x.s.quantile_value[i], 0);
+      }
     }
   }
   counters_decoder_free(d);
@@ -1067,31 +1011,30 @@ DEF_TEST(hostile_quantiles) {
  * (as a process can name its counter) decodes, by every path, to a name
  * without any of them. */
 DEF_TEST(hostile_names) {
+  static const char *const v[] = {"evil\nname\x1b[31mred\x7f\x9b"
+                                  "2J",
+                                  "D\x1b]0;x\x07",
+                                  "00:00:01",
+                                  "1",
+                                  "1",
+                                  "",
+                                  "Interval=1000",
+                                  "Sum",
+                                  "u\r\n"};
   struct nettrace_meta m = ec_meta(sum_fields, 10);
-  struct buf b = {.n = 0};
-  put_wstr(&b, "evil\nname\x1b[31mred\x7f\x9b" "2J");
-  put_wstr(&b, "D\x1b]0;x\x07");
-  put_wstr(&b, "00:00:01");
-  put_f64(&b, 1);
-  put_f32(&b, 1.0f);
-  put_wstr(&b, "");
-  put_wstr(&b, "Interval=1000");
-  put_wstr(&b, "Sum");
-  put_wstr(&b, "u\r\n");
-  struct nettrace_event ev = {.meta = &m, .payload = b.b, .payload_len = (uint32_t)b.n};
+  struct decoded x;
+  event_values(&x, &m, v);
+  const struct counters_sample *s = &x.s;
   struct counters_decoder *d = counters_decoder_new();
   CHECK(d != NULL);
   for (int way = 0; way < 4; way++) {
-    struct counters_sample s;
-    char scratch[512], dn[64];
-    int r = way ? counters_decoder_decode(d, &ev, &s, scratch, sizeof(scratch))
-                : counters_decode(&ev, &s, scratch, sizeof(scratch));
-    EXPECT_EQ_INT(1, r);
-    EXPECT_EQ_STR("evil_name_[31mred__2J", s.name);
-    EXPECT_EQ_STR("u__", s.units);
-    CHECK(clean_utf8(counters_display_name(&s, dn, sizeof(dn))));
+    char dn[64];
+    EXPECT_EQ_INT(1, decode_by(way ? d : NULL, &x));
+    EXPECT_EQ_STR("evil_name_[31mred__2J", s->name);
+    EXPECT_EQ_STR("u__", s->units);
+    CHECK(clean_utf8(counters_display_name(s, dn, sizeof(dn))));
     char ti[NAMING_MAX];
-    naming_type_instance(s.provider, s.name, s.tags, NULL, ti, sizeof(ti));
+    naming_type_instance(s->provider, s->name, s->tags, NULL, ti, sizeof(ti));
     CHECK(clean_utf8(ti));
   }
   counters_decoder_free(d);
@@ -1127,6 +1070,21 @@ DEF_TEST(naming_cut_utf8) {
       }
     }
   return 0;
+}
+
+/* The longest names a key may have: a provider and a name of 255 bytes,
+ * tags of 1023 (one static set, written afresh by each call). */
+struct longest {
+  char provider[256], name[256], tags[1024];
+};
+
+static struct longest *longest_names(void) {
+  static struct longest l;
+  memset(&l, 0, sizeof(l));
+  memset(l.provider, 'p', sizeof(l.provider) - 1);
+  memset(l.name, 'n', sizeof(l.name) - 1);
+  memset(l.tags, 't', sizeof(l.tags) - 1);
+  return &l;
 }
 
 /* The cap on series: an entry holds one, a histogram four; new keys over
@@ -1187,15 +1145,12 @@ DEF_TEST(series_cap) {
   /* names: 256 bytes a series (and 4 KiB): 8 series take 4 keys of the
    * longest names, not 5 */
   counters_table_init(&t, 8);
-  static char lp[256], ln[256], lt[1024];
-  memset(lp, 'p', 255);
-  memset(ln, 'n', 255);
-  memset(lt, 't', 1023);
-  s.provider = lp;
-  s.tags = lt;
-  s.name = ln;
+  struct longest *l = longest_names();
+  s.provider = l->provider;
+  s.tags = l->tags;
+  s.name = l->name;
   for (int i = 0; i < 5; i++) {
-    ln[0] = (char)('a' + i);
+    l->name[0] = (char)('a' + i);
     e = counters_table_update(&t, &s, 0);
     CHECK((e != NULL) == (i < 4));
   }
@@ -1259,13 +1214,8 @@ DEF_TEST(table_memory_bound) {
   counters_table_init(&t, 0);
   struct counters_sample s;
   memset(&s, 0, sizeof(s));
-  static char lp[256], ln[256], lt[1024];
-  memset(lp, 'p', 255);
-  memset(ln, 'n', 255);
-  memset(lt, 't', 1023);
-  s.provider = lp;
-  s.name = ln;
-  s.tags = lt;
+  struct longest *l = longest_names();
+  s.name = l->name;
   s.units = "";
   s.session = "";
   s.nquantiles = 3;
@@ -1275,9 +1225,9 @@ DEF_TEST(table_memory_bound) {
     /* the longest names for half the name bytes, then short ones up to
      * the cap on series, then long ones up to the cap on names */
     int lng = i < 44 || i >= 2 * COUNTERS_DEFAULT_MAX_SERIES;
-    snprintf(ln, sizeof(ln), lng ? "%0250d" : "n%d", i);
-    s.provider = lng ? lp : "P";
-    s.tags = lng ? lt : "";
+    snprintf(l->name, sizeof(l->name), lng ? "%0250d" : "n%d", i);
+    s.provider = lng ? l->provider : "P";
+    s.tags = lng ? l->tags : "";
     s.kind = i % 16 == 0 ? COUNTERS_HISTOGRAM : COUNTERS_MEAN;
     struct counters_entry *e = counters_table_update(&t, &s, 0);
     if (e != NULL)
@@ -1296,40 +1246,36 @@ DEF_TEST(table_memory_bound) {
 }
 
 /* .NET 9 and 10 declare two System.Runtime levels as monotonic counters:
- * they are published as the levels they are. */
+ * they are published as the levels they are. A real counter, another
+ * meter's instrument of that name and a sample with no level reported are
+ * kept as they are. */
 DEF_TEST(fix_kind) {
-  struct counters_sample s = {.kind = COUNTERS_RATE,
-                              .provider = "System.Runtime",
-                              .name = "dotnet.thread_pool.thread.count",
-                              .value = -3,
-                              .total = 7};
-  counters_fix_kind(&s);
-  EXPECT_EQ_INT(COUNTERS_UPDOWN, s.kind);
-  EXPECT_EQ_DOUBLE(7, s.value, 0);
-  s = (struct counters_sample){.kind = COUNTERS_RATE,
-                               .provider = "System.Runtime",
-                               .name = "dotnet.thread_pool.queue.length",
-                               .value = 2,
-                               .total = 5};
-  counters_fix_kind(&s);
-  EXPECT_EQ_INT(COUNTERS_UPDOWN, s.kind);
-  EXPECT_EQ_DOUBLE(5, s.value, 0);
-  /* a real counter, another meter's instrument, no level reported: kept */
-  s = (struct counters_sample){.kind = COUNTERS_RATE,
-                               .provider = "System.Runtime",
-                               .name = "dotnet.thread_pool.work_item.count",
-                               .value = 2,
-                               .total = 5};
-  counters_fix_kind(&s);
-  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
-  s.name = "dotnet.thread_pool.thread.count";
-  s.provider = "Contoso";
-  counters_fix_kind(&s);
-  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
-  s.provider = "System.Runtime";
-  s.total = NAN;
-  counters_fix_kind(&s);
-  EXPECT_EQ_INT(COUNTERS_RATE, s.kind);
+  static const struct {
+    const char *provider, *name;
+    double value, total;
+    enum counters_kind kind; /* after counters_fix_kind */
+    double published;        /* the value then */
+  } cases[] = {
+      {"System.Runtime", "dotnet.thread_pool.thread.count", -3, 7,
+       COUNTERS_UPDOWN, 7},
+      {"System.Runtime", "dotnet.thread_pool.queue.length", 2, 5,
+       COUNTERS_UPDOWN, 5},
+      {"System.Runtime", "dotnet.thread_pool.work_item.count", 2, 5,
+       COUNTERS_RATE, 2},
+      {"Contoso", "dotnet.thread_pool.thread.count", 2, 5, COUNTERS_RATE, 2},
+      {"System.Runtime", "dotnet.thread_pool.thread.count", 2, NAN,
+       COUNTERS_RATE, 2},
+  };
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    struct counters_sample s = {.kind = COUNTERS_RATE,
+                                .provider = cases[k].provider,
+                                .name = cases[k].name,
+                                .value = cases[k].value,
+                                .total = cases[k].total};
+    counters_fix_kind(&s);
+    EXPECT_EQ_INT(cases[k].kind, s.kind);
+    EXPECT_EQ_DOUBLE(cases[k].published, s.value, 0);
+  }
   return 0;
 }
 
