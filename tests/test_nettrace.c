@@ -473,25 +473,33 @@ static int find_event(const struct first_event *f, const char *name) {
   return -1;
 }
 
+/* The Trace object a reader read (NULL: none) is want. */
+static void check_trace_info(const struct nettrace_trace_info *want,
+                             const struct nettrace_trace_info *t) {
+  CHECK(t != NULL);
+  if (t == NULL)
+    return;
+  EXPECT_EQ_INT(want->pointer_size, t->pointer_size);
+  EXPECT_EQ_INT(want->process_id, t->process_id);
+  EXPECT_EQ_INT(want->num_processors, t->num_processors);
+  EXPECT_EQ_INT(want->sampling_rate, t->sampling_rate);
+  EXPECT_EQ_U64(want->sync_qpc, t->sync_qpc);
+  EXPECT_EQ_U64(want->qpc_frequency, t->qpc_frequency);
+  EXPECT_EQ_U64(want->sync_time_unix_ms, t->sync_time_unix_ms);
+}
+
 /* The Trace object of the 3.0 trace, as TraceEvent's
  * CanParseHeaderOfV4EventPipeFile test states it. */
 DEF_TEST(trace_info) {
   struct nettrace_reader *r = nettrace_reader_new(NULL, NULL, NULL);
   CHECK(nettrace_reader_trace_info(r) == NULL);
   EXPECT_EQ_INT(0, nettrace_reader_feed(r, fixtures[FX_30].data, 200));
-  const struct nettrace_trace_info *t = nettrace_reader_trace_info(r);
-  CHECK(t != NULL);
-  if (t != NULL) {
-    EXPECT_EQ_INT(8, t->pointer_size);
-    EXPECT_EQ_INT(10064, t->process_id);
-    EXPECT_EQ_INT(4, t->num_processors);
-    EXPECT_EQ_INT(1000000, t->sampling_rate);
-    EXPECT_EQ_U64(100935252313, t->sync_qpc);
-    EXPECT_EQ_U64(3124099, t->qpc_frequency);
-    /* .NET ticks 636962398197540000 = 2019-06-15T00:03:39.754Z */
-    EXPECT_EQ_U64((636962398197540000 - 621355968000000000) / 10000,
-                  t->sync_time_unix_ms);
-  }
+  /* sync time: .NET ticks 636962398197540000 (2019-06-15T23:56:59.754Z)
+   * as ms since 1970; QPC then and its frequency; pointer size, pid,
+   * processors, sampling rate */
+  static const struct nettrace_trace_info want = {
+      1560643019754, 100935252313, 3124099, 8, 10064, 4, 1000000};
+  check_trace_info(&want, nettrace_reader_trace_info(r));
   EXPECT_EQ_INT(-ENODATA, nettrace_reader_finish(r));
   nettrace_reader_free(r);
   return 0;
@@ -801,18 +809,23 @@ static void put_type(struct buf *b, const char *name, uint32_t version,
   put_u8(b, 6);
 }
 
+/* The Trace object put_trace writes: 2024-02-29 12:34:56.789 UTC. */
+static const struct nettrace_trace_info synthetic_trace = {
+    1709210096789LL, 1000, 1000000, 8, 4242, 2, 1000};
+
 static void put_trace(struct buf *b) {
   put_type(b, "Trace", 4, 4);
   /* 2024-02-29 12:34:56.789 UTC (a Thursday) */
   static const uint16_t st[8] = {2024, 2, 4, 29, 12, 34, 56, 789};
   for (int i = 0; i < 8; i++)
     put_u16(b, st[i]);
-  put_u64(b, 1000);    /* sync QPC */
-  put_u64(b, 1000000); /* QPC frequency */
-  put_u32(b, 8);
-  put_u32(b, 4242);
-  put_u32(b, 2);
-  put_u32(b, 1000);
+  const struct nettrace_trace_info *t = &synthetic_trace;
+  put_u64(b, (uint64_t)t->sync_qpc);
+  put_u64(b, (uint64_t)t->qpc_frequency);
+  put_u32(b, t->pointer_size);
+  put_u32(b, t->process_id);
+  put_u32(b, t->num_processors);
+  put_u32(b, t->sampling_rate);
   put_u8(b, 6);
 }
 
@@ -912,16 +925,17 @@ static void put_compressed(struct buf *e, uint8_t f, const uint64_t v[7], int w,
 #undef VAR
 }
 
+/* What a test states of an event: its metadata id, header fields, payload
+ * size and first bytes of payload and activity id. */
+struct seen {
+  uint32_t id, seq, stack, len;
+  uint64_t ts, thread;
+  uint8_t payload0, activity0;
+};
+
 struct collected {
   int n;
-  uint32_t ids[16];
-  uint64_t ts[16];
-  uint64_t thread[16];
-  uint32_t seq[16];
-  uint32_t stack[16];
-  uint32_t len[16];
-  uint8_t payload0[16];
-  uint8_t activity0[16];
+  struct seen ev[16];
   const struct nettrace_meta *meta[16];
 };
 
@@ -930,15 +944,43 @@ static void collect_cb(void *ctx, const struct nettrace_event *ev) {
   if (c->n == 16)
     return;
   c->meta[c->n] = ev->meta;
-  c->ids[c->n] = ev->meta->id;
-  c->ts[c->n] = ev->timestamp;
-  c->thread[c->n] = ev->thread_id;
-  c->seq[c->n] = ev->sequence;
-  c->stack[c->n] = ev->stack_id;
-  c->len[c->n] = ev->payload_len;
-  c->payload0[c->n] = ev->payload_len ? ev->payload[0] : 0;
-  c->activity0[c->n] = ev->activity_id[0];
+  c->ev[c->n] = (struct seen){
+      .id = ev->meta->id,
+      .seq = ev->sequence,
+      .stack = ev->stack_id,
+      .len = ev->payload_len,
+      .ts = ev->timestamp,
+      .thread = ev->thread_id,
+      .payload0 = ev->payload_len ? ev->payload[0] : 0,
+      .activity0 = ev->activity_id[0],
+  };
   c->n++;
+}
+
+static void check_seen(const struct seen *want, const struct seen *got) {
+  EXPECT_EQ_INT(want->id, got->id);
+  EXPECT_EQ_INT(want->seq, got->seq);
+  EXPECT_EQ_INT(want->stack, got->stack);
+  EXPECT_EQ_INT(want->len, got->len);
+  EXPECT_EQ_U64(want->ts, got->ts);
+  EXPECT_EQ_U64(want->thread, got->thread);
+  EXPECT_EQ_INT(want->payload0, got->payload0);
+  EXPECT_EQ_INT(want->activity0, got->activity0);
+}
+
+/* m's header; its fields are checked by check_fields. */
+static void check_meta(const struct nettrace_meta *want,
+                       const struct nettrace_meta *m) {
+  EXPECT_EQ_STR(want->provider, m->provider);
+  EXPECT_EQ_STR(want->event_name, m->event_name);
+  EXPECT_EQ_INT(want->event_id, m->event_id);
+  EXPECT_EQ_U64(want->keywords, m->keywords);
+  EXPECT_EQ_INT(want->version, m->version);
+  EXPECT_EQ_INT(want->level, m->level);
+  EXPECT_EQ_INT(want->opcode, m->opcode);
+  EXPECT_EQ_INT(want->fields_ok, m->fields_ok);
+  EXPECT_EQ_INT(want->nfields, m->nfields);
+  EXPECT_EQ_INT(want->nfields_total, m->nfields_total);
 }
 
 /* Metadata (uncompressed block):
@@ -1092,6 +1134,49 @@ static void check_fields(const struct nettrace_meta *m,
   }
 }
 
+/* What build_synthetic's events read as: id, seq, stack, len, ts, thread,
+ * payload0, activity0. */
+static const struct seen events[] = {
+    /* uncompressed: id 1, 3 bytes; id 4, empty */
+    {1, 5, 7, 3, 5000, 100, 0x11, 0xA0},
+    {4, 6, 7, 0, 5001, 100, 0, 0xA0},
+    /* compressed: the 2nd and 3rd carry the 1st's thread, stack and
+     * activity id over */
+    {2, 10, 2, 2, 7000, 201, 0x55, 0xC0},
+    {3, 11, 2, 2, 7300, 201, 0x77, 0xC0},
+    {2, 12, 2, 0, 7301, 201, 0, 0xC0},
+};
+
+/* V1 fields with a nested object */
+static const struct nettrace_field ev1_fields[] = {
+    {"a", NETTRACE_TYPE_INT32, 0, 0},  {"s", NETTRACE_TYPE_OBJECT, 2, 2},
+    {"x", NETTRACE_TYPE_BYTE, 0, 0},   {"y", NETTRACE_TYPE_STRING, 0, 0},
+    {"z", NETTRACE_TYPE_DOUBLE, 0, 0},
+};
+/* V2Params: xs int32[], pts {u, v}[] */
+static const struct nettrace_field ev2_fields[] = {
+    {"xs", NETTRACE_TYPE_ARRAY, 1, 1},  {"xs", NETTRACE_TYPE_INT32, 0, 0},
+    {"pts", NETTRACE_TYPE_ARRAY, 1, 3}, {"pts", NETTRACE_TYPE_OBJECT, 2, 2},
+    {"u", NETTRACE_TYPE_UINT16, 0, 0},  {"v", NETTRACE_TYPE_INT64, 0, 0},
+};
+
+/* The metadata of events[] (an id a metadata: events 2 and 4 share 2). */
+#define SYNTHETIC_META(ID, PROV, EVENT, NAME, OP, OK, N, F, TOTAL)             \
+  {                                                                            \
+    .id = ID, .provider = PROV, .event_id = EVENT, .event_name = NAME,         \
+    .keywords = 0x10, .version = 1, .level = 4, .opcode = OP, .fields_ok = OK, \
+    .nfields = N, .fields = F, .nfields_total = TOTAL                          \
+  }
+static const struct nettrace_meta metas[] = {
+    SYNTHETIC_META(1, "Prov-A", 10, "Ev1", 0, 1, 3, ev1_fields, 5),
+    /* no field list: understood, zero fields, empty name */
+    SYNTHETIC_META(4, "Prov-A", 40, "", 0, 1, 0, NULL, 0),
+    SYNTHETIC_META(2, "Prov-B", 20, "Ev2", 9, 1, 2, ev2_fields, 6),
+    /* unknown field type: delivered raw */
+    SYNTHETIC_META(3, "Prov-B", 30, "Weird", 0, 0, 0, NULL, 0),
+    SYNTHETIC_META(2, "Prov-B", 20, "Ev2", 9, 1, 2, ev2_fields, 6),
+};
+
 DEF_TEST(synthetic) {
   struct buf b = {.len = 0};
   build_synthetic(&b);
@@ -1116,99 +1201,20 @@ DEF_TEST(synthetic) {
     EXPECT_EQ_U64(1, st->sp_blocks);
     EXPECT_EQ_U64(4, st->metas);
 
-    const struct nettrace_trace_info *t = nettrace_reader_trace_info(r);
-    CHECK(t != NULL);
-    if (t != NULL) {
-      EXPECT_EQ_U64(1709210096789LL, t->sync_time_unix_ms);
-      EXPECT_EQ_INT(4242, t->process_id);
-    }
+    check_trace_info(&synthetic_trace, nettrace_reader_trace_info(r));
 
     EXPECT_EQ_INT(5, col.n);
-    if (col.n == 5) {
-      /* uncompressed: id 1, 3 bytes; id 4, empty */
-      EXPECT_EQ_INT(1, col.ids[0]);
-      EXPECT_EQ_INT(3, col.len[0]);
-      EXPECT_EQ_INT(0x11, col.payload0[0]);
-      EXPECT_EQ_U64(5000, col.ts[0]);
-      EXPECT_EQ_INT(5, col.seq[0]);
-      EXPECT_EQ_INT(7, col.stack[0]);
-      EXPECT_EQ_U64(100, col.thread[0]);
-      EXPECT_EQ_INT(0xA0, col.activity0[0]);
-      EXPECT_EQ_INT(4, col.ids[1]);
-      EXPECT_EQ_INT(0, col.len[1]);
-      /* compressed */
-      EXPECT_EQ_INT(2, col.ids[2]);
-      EXPECT_EQ_INT(10, col.seq[2]);
-      EXPECT_EQ_U64(201, col.thread[2]);
-      EXPECT_EQ_INT(2, col.stack[2]);
-      EXPECT_EQ_U64(7000, col.ts[2]);
-      EXPECT_EQ_INT(0xC0, col.activity0[2]);
-      EXPECT_EQ_INT(2, col.len[2]);
-      EXPECT_EQ_INT(0x55, col.payload0[2]);
-      EXPECT_EQ_INT(3, col.ids[3]);
-      EXPECT_EQ_INT(11, col.seq[3]);
-      EXPECT_EQ_U64(7300, col.ts[3]);
-      EXPECT_EQ_U64(201, col.thread[3]);
-      EXPECT_EQ_INT(2, col.len[3]);
-      EXPECT_EQ_INT(0x77, col.payload0[3]);
-      EXPECT_EQ_INT(0xC0, col.activity0[3]);
-      EXPECT_EQ_INT(2, col.ids[4]);
-      EXPECT_EQ_INT(12, col.seq[4]);
-      EXPECT_EQ_U64(7301, col.ts[4]);
-      EXPECT_EQ_INT(0, col.len[4]);
-
-      /* V1 fields with a nested object */
+    for (int i = 0; i < col.n && i < 5; i++) {
+      check_seen(&events[i], &col.ev[i]);
+      check_meta(&metas[i], col.meta[i]);
+      check_fields(col.meta[i], metas[i].fields, metas[i].nfields_total);
+    }
+    if (col.n > 0) { /* walking siblings: a, s, z */
       const struct nettrace_meta *m = col.meta[0];
-      EXPECT_EQ_STR("Prov-A", m->provider);
-      EXPECT_EQ_STR("Ev1", m->event_name);
-      EXPECT_EQ_INT(10, m->event_id);
-      EXPECT_EQ_U64(0x10, m->keywords);
-      EXPECT_EQ_INT(1, m->version);
-      EXPECT_EQ_INT(4, m->level);
-      EXPECT_EQ_INT(0, m->opcode);
-      EXPECT_EQ_INT(1, m->fields_ok);
-      EXPECT_EQ_INT(3, m->nfields);
-      EXPECT_EQ_INT(5, m->nfields_total);
-      static const struct nettrace_field f1[] = {
-          {"a", NETTRACE_TYPE_INT32, 0, 0},
-          {"s", NETTRACE_TYPE_OBJECT, 2, 2},
-          {"x", NETTRACE_TYPE_BYTE, 0, 0},
-          {"y", NETTRACE_TYPE_STRING, 0, 0},
-          {"z", NETTRACE_TYPE_DOUBLE, 0, 0}};
-      check_fields(m, f1, 5);
-      /* walking siblings: a, s, z */
-      uint32_t i = 0, n = 0;
-      for (; i < m->nfields_total; i += 1 + m->fields[i].span)
+      uint32_t n = 0;
+      for (uint32_t i = 0; i < m->nfields_total; i += 1 + m->fields[i].span)
         n++;
       EXPECT_EQ_INT(3, n);
-
-      /* V2Params: xs int32[], pts {u, v}[]; OpCode 9 */
-      m = col.meta[2];
-      EXPECT_EQ_STR("Ev2", m->event_name);
-      EXPECT_EQ_INT(9, m->opcode);
-      EXPECT_EQ_INT(1, m->fields_ok);
-      EXPECT_EQ_INT(2, m->nfields);
-      EXPECT_EQ_INT(6, m->nfields_total);
-      static const struct nettrace_field f2[] = {
-          {"xs", NETTRACE_TYPE_ARRAY, 1, 1},
-          {"xs", NETTRACE_TYPE_INT32, 0, 0},
-          {"pts", NETTRACE_TYPE_ARRAY, 1, 3},
-          {"pts", NETTRACE_TYPE_OBJECT, 2, 2},
-          {"u", NETTRACE_TYPE_UINT16, 0, 0},
-          {"v", NETTRACE_TYPE_INT64, 0, 0}};
-      check_fields(m, f2, 6);
-
-      /* unknown field type: delivered raw */
-      m = col.meta[3];
-      EXPECT_EQ_STR("Weird", m->event_name);
-      EXPECT_EQ_INT(0, m->fields_ok);
-      EXPECT_EQ_INT(0, m->nfields);
-      EXPECT_EQ_INT(0, m->nfields_total);
-      /* no field list: understood, zero fields, empty name */
-      m = col.meta[1];
-      EXPECT_EQ_STR("", m->event_name);
-      EXPECT_EQ_INT(1, m->fields_ok);
-      EXPECT_EQ_INT(0, m->nfields);
     }
     nettrace_reader_free(r);
   }

@@ -375,17 +375,25 @@ static int decode_values(struct decoded *x, const struct nettrace_meta *m,
   return decode_by(NULL, x);
 }
 
+/* The values v of metadata m decode (into x) to a sample of this kind,
+ * provider and name. */
+static void expect_sample(struct decoded *x, const struct nettrace_meta *m,
+                          const char *const *v, enum counters_kind kind,
+                          const char *provider, const char *name) {
+  EXPECT_EQ_INT(1, decode_values(x, m, v));
+  EXPECT_EQ_INT(kind, x->s.kind);
+  EXPECT_EQ_STR(provider, x->s.provider);
+  EXPECT_EQ_STR(name, x->s.name);
+}
+
 DEF_TEST(event_counter_mean) {
   static const char *const v[] = {
       "request-time",  "Request Time", "20", "8.16", "3", "10", "30", "1",
       "Interval=1000", "Mean",         "",   "ms"};
   struct nettrace_meta m = ec_meta(mean_fields, 13);
   struct decoded x;
-  EXPECT_EQ_INT(1, decode_values(&x, &m, v));
+  expect_sample(&x, &m, v, COUNTERS_MEAN, "Contoso", "request-time");
   const struct counters_sample *s = &x.s;
-  EXPECT_EQ_INT(COUNTERS_MEAN, s->kind);
-  EXPECT_EQ_STR("Contoso", s->provider);
-  EXPECT_EQ_STR("request-time", s->name);
   char dn[64];
   EXPECT_EQ_STR("Request Time", counters_display_name(s, dn, sizeof(dn)));
   EXPECT_EQ_STR("ms", s->units);
@@ -481,9 +489,8 @@ DEF_TEST(event_counter_sum_and_table) {
       "",         "Interval=1000", "Sum",      ""};
   struct nettrace_meta m = ec_meta(sum_fields, 10);
   struct decoded x;
-  EXPECT_EQ_INT(1, decode_values(&x, &m, v));
+  expect_sample(&x, &m, v, COUNTERS_SUM, "Contoso", "requests");
   struct counters_sample s = x.s;
-  EXPECT_EQ_INT(COUNTERS_SUM, s.kind);
   EXPECT_EQ_DOUBLE(50, s.value, 0);
 
   struct counters_table t;
@@ -591,11 +598,8 @@ DEF_TEST(meters) {
       HIST_VALUES("latency", "0.5=50;0.95=100;0.99=100", "100", "5500");
   struct nettrace_meta m = meter_meta("CounterRateValuePublished", rate_fields);
   struct decoded x;
-  EXPECT_EQ_INT(1, decode_values(&x, &m, rate));
+  expect_sample(&x, &m, rate, COUNTERS_RATE, "Contoso.Shop", "orders");
   const struct counters_sample *s = &x.s;
-  EXPECT_EQ_INT(COUNTERS_RATE, s->kind);
-  EXPECT_EQ_STR("Contoso.Shop", s->provider);
-  EXPECT_EQ_STR("orders", s->name);
   EXPECT_EQ_STR("region=eu", s->tags);
   EXPECT_EQ_STR("SHARED", s->session);
   EXPECT_EQ_DOUBLE(50, s->value, 0);
@@ -603,8 +607,7 @@ DEF_TEST(meters) {
   EXPECT_EQ_INT(0, decode_values(&x, &m, no_rate));
 
   m = meter_meta("HistogramValuePublished", hist_fields);
-  EXPECT_EQ_INT(1, decode_values(&x, &m, hist));
-  EXPECT_EQ_INT(COUNTERS_HISTOGRAM, s->kind);
+  expect_sample(&x, &m, hist, COUNTERS_HISTOGRAM, "Contoso.Shop", "latency");
   EXPECT_EQ_INT(3, s->nquantiles);
   EXPECT_EQ_DOUBLE(0.95, s->quantile[1], 1e-12);
   EXPECT_EQ_DOUBLE(100, s->quantile_value[1], 0);
