@@ -66,8 +66,8 @@ struct counters_table {
                         bytes (the first: the moment to say so, once) */
 };
 
-/* max_series: cap on the series of all entries (see counters.c); 0 selects
- * the default (512), at most 65536. */
+/* max_series: cap on the series of all entries (see counters_table.c);
+ * 0 selects the default (512), at most 65536. */
 void counters_table_init(struct counters_table *t, size_t max_series);
 void counters_table_fini(struct counters_table *t);
 void counters_table_clear(struct counters_table *t);

@@ -55,9 +55,10 @@ typedef void (*watch_log_cb)(int level, const char *msg);
 
 struct watch_target_view;
 /* Called on the reader thread for every sample, once merged into its
- * target's table: e is the entry (the callee may keep its own state in
- * e->published_ms), valid during the call only. Must be quick, must not
- * wait on anything slow and must not call into the watch. */
+ * target's table: e is the entry (the callee may keep its own state for
+ * it in e->consumer, which the table frees with the entry), valid during
+ * the call only. Must be quick, must not wait on anything slow and must
+ * not call into the watch. */
 typedef void (*watch_publish_cb)(void *ctx, const struct watch_target_view *t,
                                  struct counters_entry *e);
 /* Called on the reader thread after each read of a stream whose samples
