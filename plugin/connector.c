@@ -9,6 +9,7 @@
  * try again are in connect_policy.c.
  */
 #include "clock.h"
+#include "discovery.h"
 #include "watch_state.h"
 
 #include <errno.h>
@@ -430,7 +431,7 @@ static void start_failed(struct watch *w, struct target *t, int r,
   int64_t now = clock_mono_ms();
   struct seen *sn = seen_find(w, t->ep.pid, t->ep.start_time);
   const char *why = err->message[0] ? err->message : strerror(-r);
-  if (!ipc_endpoint_alive(&t->ep)) { /* went away meanwhile */
+  if (!discovery_alive(&t->ep)) { /* went away meanwhile */
     wlog(w, WATCH_LOG_DEBUG, "pid %d went away before its session started: %s",
          (int)t->ep.pid, why);
   } else {
@@ -625,7 +626,7 @@ static void info_failed(struct watch *w, struct seen *sn,
                         const struct ipc_endpoint *ep, int r,
                         const struct ipc_error *err, int64_t now) {
   int rule = cached_rule(w, sn, ep);
-  switch (policy_probe_failed(&sn->retry, r, ipc_endpoint_alive(ep), rule >= 0,
+  switch (policy_probe_failed(&sn->retry, r, discovery_alive(ep), rule >= 0,
                               now)) {
   case POLICY_PROBE_GONE:
     wlog(w, WATCH_LOG_DEBUG, "pid %d went away before it answered: %s",
@@ -772,7 +773,7 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
  * the first "matches no process" warning due (monotonic ms). */
 static int64_t next_due(struct watch *w, int64_t now, int64_t last_full,
                         int64_t interval_ms) {
-  int64_t due = last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms;
+  int64_t due = last_full + DISCOVERY_FULL_EVERY * interval_ms;
   for (size_t i = 0; i < w->conn.nprobes; i++)
     if (probe_deadline(w, i) < due)
       due = probe_deadline(w, i);
@@ -835,7 +836,7 @@ static int woken_by(struct watch *w, const struct pollfd *pfd, nfds_t n) {
  * passed since the last look (*last_pass), wait for a kick, stop or
  * answer only (what comes meanwhile waits in the kernel's queue; 0 then,
  * and the caller's loop takes what woke it). */
-static int notified(struct ipc_discovery *disc, struct pollfd *pfd, nfds_t n,
+static int notified(struct discovery *disc, struct pollfd *pfd, nfds_t n,
                     int64_t *last_pass, int64_t interval_ms) {
   int64_t now = clock_mono_ms();
   if (now < *last_pass + interval_ms) {
@@ -843,7 +844,7 @@ static int notified(struct ipc_discovery *disc, struct pollfd *pfd, nfds_t n,
     if (poll(pfd, n, (int)(*last_pass + interval_ms - now + 1)) > 0)
       return 0;
   }
-  if (ipc_discovery_notified(disc))
+  if (discovery_notified(disc))
     return 1;
   *last_pass = clock_mono_ms(); /* other files only */
   return 0;
@@ -851,13 +852,13 @@ static int notified(struct ipc_discovery *disc, struct pollfd *pfd, nfds_t n,
 
 /* Sleeps until the next pass is due (see watch_connector_main); 1 when
  * stopping. */
-static int connector_wait(struct watch *w, struct ipc_discovery *disc,
+static int connector_wait(struct watch *w, struct discovery *disc,
                           int64_t last_pass, int64_t due, int64_t interval_ms) {
   for (;;) {
     if (atomic_load(&w->stopping))
       return 1;
     int64_t now = clock_mono_ms();
-    int nfd = ipc_discovery_notify_fd(disc);
+    int nfd = discovery_notify_fd(disc);
     /* without notification (or before the first full pass), every
      * interval */
     if (nfd < 0 && last_pass + interval_ms < due)
@@ -889,15 +890,15 @@ static void discovery_log(void *ctx, const char *msg) {
 }
 
 /* The scanner the connector uses, set up; NULL (logged) on ENOMEM. */
-static struct ipc_discovery *discovery_open(struct watch *w) {
-  struct ipc_discovery *disc = ipc_discovery_new();
+static struct discovery *discovery_open(struct watch *w) {
+  struct discovery *disc = discovery_new();
   if (disc == NULL) {
     wlog(w, WATCH_LOG_ERR, "out of memory: not discovering processes");
     return NULL;
   }
-  ipc_discovery_set_connected(disc, streaming_from, w);
-  ipc_discovery_set_log(disc, discovery_log, w);
-  int nr = ipc_discovery_enable_notify(disc);
+  discovery_set_connected(disc, streaming_from, w);
+  discovery_set_log(disc, discovery_log, w);
+  int nr = discovery_enable_notify(disc);
   if (nr < 0)
     wlog(w, WATCH_LOG_INFO,
          "no inotify (%s): looking for processes every interval",
@@ -908,7 +909,7 @@ static struct ipc_discovery *discovery_open(struct watch *w) {
 /* One pass over the processes (now: its start): takes the ends posted and
  * the answers that came, considers every process, asks the new ones who
  * they are and warns of rules that match nothing. */
-static void pass(struct watch *w, struct ipc_discovery *disc, int *hits,
+static void pass(struct watch *w, struct discovery *disc, int *hits,
                  int64_t now, int64_t interval_ms) {
   w->conn.generation++;
   memset(hits, 0, (w->cfg.nrules + 1) * sizeof(int));
@@ -917,18 +918,18 @@ static void pass(struct watch *w, struct ipc_discovery *disc, int *hits,
   probes_step(w);
   starting_step(w);
   w->conn.ncand = 0;
-  int r = ipc_discovery_scan(disc, consider, &p);
+  int r = discovery_scan(disc, consider, &p);
   if (r < 0)
     wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
   probes_schedule(w, clock_mono_ms());
   rules_missing(w, hits, now, interval_ms);
 }
 
-/* The connector passes over the processes (ipc_discovery_scan) when a
+/* The connector passes over the processes (discovery_scan) when a
  * session ended, when a diagnostic socket came or went in a directory a
  * known process uses (inotify, looked at once an interval at most), when an
  * answer, a start, a retry or a warning is due, and at least every
- * IPC_DISCOVERY_FULL_EVERY intervals (a full pass: new socket
+ * DISCOVERY_FULL_EVERY intervals (a full pass: new socket
  * directories). Where notification is not to be had, every interval. An
  * idle host costs one wakeup in ten intervals instead of one an
  * interval. */
@@ -936,7 +937,7 @@ void *watch_connector_main(void *arg) {
   struct watch *w = arg;
   int *hits = calloc(w->cfg.nrules + 1, sizeof(int));
   /* discovery remembers what it learnt of each process across passes */
-  struct ipc_discovery *disc = hits != NULL ? discovery_open(w) : NULL;
+  struct discovery *disc = hits != NULL ? discovery_open(w) : NULL;
   if (hits == NULL || disc == NULL) {
     if (hits == NULL)
       wlog(w, WATCH_LOG_ERR, "out of memory: not discovering processes");
@@ -959,11 +960,11 @@ void *watch_connector_main(void *arg) {
     int64_t now = clock_mono_ms();
     /* full when due within the next interval: a pass woken for a retry
      * just before does not cost a second wakeup */
-    if (now + interval_ms > last_full + IPC_DISCOVERY_FULL_EVERY * interval_ms)
-      ipc_discovery_want_full(disc);
-    unsigned full0 = ipc_discovery_full_passes(disc);
+    if (now + interval_ms > last_full + DISCOVERY_FULL_EVERY * interval_ms)
+      discovery_want_full(disc);
+    unsigned full0 = discovery_full_passes(disc);
     pass(w, disc, hits, now, interval_ms);
-    if (ipc_discovery_full_passes(disc) != full0)
+    if (discovery_full_passes(disc) != full0)
       last_full = now;
     if (connector_wait(w, disc, now, next_due(w, now, last_full, interval_ms),
                        interval_ms))
@@ -971,7 +972,7 @@ void *watch_connector_main(void *arg) {
   }
   probes_close(w);
   starting_free(w);
-  ipc_discovery_free(disc);
+  discovery_free(disc);
   free(hits);
   return NULL;
 }

@@ -5,6 +5,7 @@
  */
 #include "clock.h"
 #include "dump_exec.h"
+#include "discovery.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +68,7 @@ int dump_exec_stat_start(const char *line, uint64_t *start) {
 static int proc_same(int proc_fd, uint64_t start) {
   char buf[1024];
   uint64_t now;
-  if (ipc_read_at(proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
+  if (discovery_read_at(proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
       dump_exec_stat_start(buf, &now) != 0 || now != start)
     return -ESRCH;
   return 0;
@@ -325,7 +326,7 @@ static int read_ids(int dirfd, const char *name, struct proc_ids *ids) {
   if (buf == NULL)
     return -ENOMEM;
   memset(ids, 0, sizeof(*ids));
-  ssize_t n = ipc_read_at(dirfd, name, buf, STATUS_CAP);
+  ssize_t n = discovery_read_at(dirfd, name, buf, STATUS_CAP);
   int r = n < 0 ? (int)n : parse_ids(buf, ids);
   free(buf);
   return r;
@@ -335,8 +336,8 @@ static int read_ids(int dirfd, const char *name, struct proc_ids *ids) {
  * behind dirfd is ours, or when there is no LSM to label them. */
 static int same_lsm_label(int dirfd) {
   char a[256], b[256];
-  ssize_t na = ipc_read_at(dirfd, "attr/current", a, sizeof(a));
-  ssize_t nb = ipc_read_at(AT_FDCWD, "/proc/self/attr/current", b, sizeof(b));
+  ssize_t na = discovery_read_at(dirfd, "attr/current", a, sizeof(a));
+  ssize_t nb = discovery_read_at(AT_FDCWD, "/proc/self/attr/current", b, sizeof(b));
   if (na < 0 && nb < 0 && (na == -EINVAL || na == -ENOENT) &&
       (nb == -EINVAL || nb == -ENOENT))
     return 1;
@@ -355,7 +356,7 @@ static int same_user_ns(int proc_fd) {
 /* kernel.yama.ptrace_scope, 0 when Yama is not there. */
 static int yama_scope(void) {
   char buf[16];
-  if (ipc_read_at(AT_FDCWD, "/proc/sys/kernel/yama/ptrace_scope", buf,
+  if (discovery_read_at(AT_FDCWD, "/proc/sys/kernel/yama/ptrace_scope", buf,
               sizeof(buf)) <= 0)
     return 0;
   return atoi(buf);
@@ -591,7 +592,7 @@ static void __attribute__((noreturn))
 run_child(const struct spawn *sp, int in, int out) {
   char buf[1024];
   uint64_t now;
-  if (ipc_read_at(sp->proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
+  if (discovery_read_at(sp->proc_fd, "stat", buf, sizeof(buf)) <= 0 ||
       dump_exec_stat_start(buf, &now) != 0 || now != sp->start)
     child_fail(out,
                "the target has ended or its pid is another process "

@@ -2,9 +2,9 @@
  * collectd-dotnet - plugin/ipc.h
  *
  * Client of the .NET runtime's Diagnostic IPC protocol over its unix socket
- * (dotnet/diagnostics documentation/design-docs/ipc-protocol.md): finding
- * the socket of a process, connecting with a verified peer, and the commands
- * this project needs. It never interprets the event stream.
+ * (dotnet/diagnostics documentation/design-docs/ipc-protocol.md):
+ * connecting to an endpoint (found by discovery.h) with a verified peer, and
+ * the commands this project needs. It never interprets the event stream.
  *
  * Message layout, little endian:
  *   0   char[14] magic "DOTNET_IPC_V1\0"
@@ -81,92 +81,6 @@ static inline int ipc_same_process(pid_t pid, uint64_t start_time, pid_t pid2,
                                    uint64_t start_time2) {
   return pid == pid2 && start_time == start_time2;
 }
-
-/* Finds the diagnostic socket of `pid` in its TMPDIR (from
- * /proc/<pid>/environ, else /tmp), through /proc/<pid>/root for a process in
- * another mount namespace. Among several sockets for that pid (stale ones of
- * a dead process with the same pid), the one whose key equals the process's
- * start time wins. -ESRCH: no such process; -ENOENT: no socket (not .NET,
- * or diagnostics disabled); -EACCES: /proc or the directory not readable. */
-int ipc_endpoint_find(pid_t pid, struct ipc_endpoint *ep);
-
-/* 0 when the process ep names has gone: exited, a zombie, exiting (its
- * socket closed or closing), or its pid reused (another start time); else 1,
- * also when /proc cannot tell. For a caller whose connect was refused or cut:
- * a target that went away is not an error to report. */
-int ipc_endpoint_alive(const struct ipc_endpoint *ep);
-
-/* Parses one /proc/<pid>/stat line (NUL-terminated): the start time (field
- * 22) into *start and, if comm_hash is given, a hash of "(comm)". -ESRCH
- * for a zombie or an exiting process (state Z or X, or PF_EXITING in the
- * flags), -EINVAL for a line it cannot read. Pure: no I/O. */
-int ipc_proc_stat_parse(const char *line, uint64_t *start, uint32_t *comm_hash);
-
-/* Calls cb for every .NET process whose socket is found; stops early when cb
- * returns non-zero (and returns that). */
-typedef int (*ipc_endpoint_cb)(void *ctx, const struct ipc_endpoint *ep);
-int ipc_endpoint_list(ipc_endpoint_cb cb, void *ctx);
-
-/* A discovery scanner with memory across passes, for a caller that lists
- * again and again (the plugin's connector, every interval). A pass reads
- * only /proc/<pid>/stat of a process it already knows (same pid and start
- * time) and lists each socket directory at most once, and not at all while
- * its mtime shows no change. Only every 10th pass lists /proc (and any pass
- * in which a diagnostic socket appeared in or vanished from a directory a
- * known process uses); so a new process is found at once when its TMPDIR
- * is one a known process uses (/tmp, nearly always), else within 10 passes.
- * ipc_discovery_free accepts NULL. Not thread-safe: one scanner per
- * thread. */
-struct ipc_discovery;
-struct ipc_discovery *ipc_discovery_new(void);
-void ipc_discovery_free(struct ipc_discovery *d);
-/* Like ipc_endpoint_list, with what d remembers. */
-int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx);
-/* How many passes listed /proc so far (for tests and debugging). */
-unsigned ipc_discovery_full_passes(const struct ipc_discovery *d);
-/* Passes between two full ones when nothing forces one. */
-#define IPC_DISCOVERY_FULL_EVERY 10
-/* Notification, so that a caller passes only when something may have
- * changed: enable_notify puts an inotify watch on every socket directory
- * (0, or a negative errno: then pass by time as before). notify_fd is the
- * fd to poll for reading once a full pass was made and while every
- * directory that exists is watched, else -1 (then pass every interval). When it is
- * readable, notified drains it and returns 1 if a diagnostic socket came,
- * went or may have (events lost, a directory gone), 0 for other files.
- * A process whose TMPDIR no known process uses makes no event: the caller
- * forces a full pass (want_full) every IPC_DISCOVERY_FULL_EVERY intervals. */
-int ipc_discovery_enable_notify(struct ipc_discovery *d);
-int ipc_discovery_notify_fd(const struct ipc_discovery *d);
-int ipc_discovery_notified(struct ipc_discovery *d);
-void ipc_discovery_want_full(struct ipc_discovery *d);
-
-/* Optional: fn(ctx, pid, start_time) returns 1 while the caller holds an
- * open stream from that very process (it cannot have exited or been
- * replaced: its end would close the stream), so a pass need not read its
- * /proc/<pid>/stat. Called from ipc_discovery_scan. */
-typedef int (*ipc_connected_fn)(void *ctx, pid_t pid, uint64_t start_time);
-void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
-                                 void *ctx);
-
-/* Optional: where the scanner says, once each, that one of its caps was
- * reached (see IPC_DISCOVERY_* below); fn gets a sentence without the
- * plugin's prefix. Called from ipc_discovery_scan. */
-typedef void (*ipc_discovery_log_fn)(void *ctx, const char *msg);
-void ipc_discovery_set_log(struct ipc_discovery *d, ipc_discovery_log_fn fn,
-                           void *ctx);
-/* The scanner's caps: what one local user can make it hold is bounded.
- *   PROCS: processes remembered (/proc entries); more are not looked at.
- *   DIRS:  socket directories (distinct TMPDIRs) listed and watched; a
- *          process whose TMPDIR finds no room is looked up by its own
- *          socket name (below) at every full pass instead.
- *   SOCKS: diagnostic socket names kept per directory listing; beyond it
- *          (a directory filled with socket files, made by mknod or bind)
- *          each process's socket is looked up by the name its runtime
- *          gives it, dotnet-diagnostic-<pid>-<start time>-socket: one
- *          fstatat, so a runtime among the spam is still found. */
-#define IPC_DISCOVERY_PROCS_MAX 131072
-#define IPC_DISCOVERY_DIRS_MAX 256
-#define IPC_DISCOVERY_SOCKS_MAX 1024
 
 /* Connects to the endpoint (non-blocking connect bounded by timeout_ms),
  * then verifies the peer with SO_PEERCRED: its pid must be ep->pid, or, where
@@ -289,12 +203,6 @@ void ipc_set_cancel_fd(int fd);
  * (the copy of a dump) that must end as promptly. */
 int ipc_get_cancel_fd(void);
 
-/* Reads up to cap-1 bytes of the file `name` under dirfd (AT_FDCWD: a
- * path), not following a symlink at its last component; NUL-terminates.
- * Bytes read or negative errno. Only system calls: safe between fork and
- * exec. */
-ssize_t ipc_read_at(int dirfd, const char *name, char *buf, size_t cap);
-
 /* Building blocks, exposed for tests and the fault-injection server. */
 
 /* Who serves the connected socket fd (SO_PEERCRED): 0 when it is ep's
@@ -312,14 +220,6 @@ int ipc_peer_verify(int fd, const struct ipc_endpoint *ep,
  * (ProcessInfo strings, the runtime's error text, paths in messages) goes
  * through it before anyone sees it. */
 void ipc_sanitize(char *s);
-
-/* The directory the runtime of a process with this environment puts its
- * socket in, as glibc's getenv and the runtime read it: the first TMPDIR
- * (a later one is ignored), "/tmp" when there is none, it is empty or not
- * an absolute path; trailing slashes dropped. env is /proc/<pid>/environ:
- * NUL-separated "NAME=value" strings, len bytes. 0, or -ENAMETOOLONG when
- * the first TMPDIR does not fit out[cap] (out is "/tmp" then). Pure. */
-int ipc_environ_tmpdir(const char *env, size_t len, char *out, size_t cap);
 
 /* Encodes a message into buf[cap]; returns its size or -EMSGSIZE. */
 long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,

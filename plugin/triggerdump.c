@@ -24,6 +24,7 @@
 #include "dotnet_config.h"
 
 #include "counters.h"
+#include "discovery.h"
 #include "dump.h"
 #include "ipc.h"
 #include "naming.h"
@@ -523,7 +524,7 @@ static size_t split_list(char *s, const char **list, size_t max) {
 }
 
 static int find_target(pid_t pid, struct ipc_endpoint *ep) {
-  int r = ipc_endpoint_find(pid, ep);
+  int r = discovery_find(pid, ep);
   if (r == -ESRCH)
     fprintf(stderr, "triggerdump: no process with pid %d\n", (int)pid);
   else if (r == -ENOENT)
@@ -584,7 +585,7 @@ static int cmd_ps(int argc, char **argv) {
   }
   printf("%8s  %-12s  %-24s  %s\n", "PID", "RUNTIME", "ENTRY ASSEMBLY",
          "COMMAND");
-  r = ipc_endpoint_list(ps_one, NULL);
+  r = discovery_list(ps_one, NULL);
   if (r < 0) {
     fprintf(stderr, "triggerdump: cannot list processes: %s\n", strerror(-r));
     return 1;
@@ -674,7 +675,7 @@ static int pick_process(const char *cmd, struct opts *o, int argc, char **argv,
     return 2;
   }
   struct name_match m = {.name = o->name};
-  int r = ipc_endpoint_list(name_one, &m);
+  int r = discovery_list(name_one, &m);
   if (r < 0) {
     fprintf(stderr, "triggerdump: cannot list processes: %s\n", strerror(-r));
     return 1;

@@ -210,17 +210,17 @@ int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
 
 /* ---- the watch's side: discovery, ProcessInfo, liveness ---- */
 
-struct ipc_discovery {
+struct discovery {
   int unused;
 };
 
-struct ipc_discovery *ipc_discovery_new(void) {
-  return calloc(1, sizeof(struct ipc_discovery));
+struct discovery *discovery_new(void) {
+  return calloc(1, sizeof(struct discovery));
 }
 
-void ipc_discovery_free(struct ipc_discovery *d) { free(d); }
+void discovery_free(struct discovery *d) { free(d); }
 
-int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
+int discovery_scan(struct discovery *d, discovery_cb cb, void *ctx) {
   (void)d;
   struct ipc_endpoint eps[FAKE_PROCS_MAX];
   size_t n = 0;
@@ -238,37 +238,37 @@ int ipc_discovery_scan(struct ipc_discovery *d, ipc_endpoint_cb cb, void *ctx) {
 }
 
 /* no notification: the connector passes every discovery interval */
-unsigned ipc_discovery_full_passes(const struct ipc_discovery *d) {
+unsigned discovery_full_passes(const struct discovery *d) {
   (void)d;
   return 0;
 }
-int ipc_discovery_enable_notify(struct ipc_discovery *d) {
+int discovery_enable_notify(struct discovery *d) {
   (void)d;
   return -ENOSYS;
 }
-int ipc_discovery_notify_fd(const struct ipc_discovery *d) {
+int discovery_notify_fd(const struct discovery *d) {
   (void)d;
   return -1;
 }
-int ipc_discovery_notified(struct ipc_discovery *d) {
+int discovery_notified(struct discovery *d) {
   (void)d;
   return 0;
 }
-void ipc_discovery_want_full(struct ipc_discovery *d) { (void)d; }
-void ipc_discovery_set_connected(struct ipc_discovery *d, ipc_connected_fn fn,
+void discovery_want_full(struct discovery *d) { (void)d; }
+void discovery_set_connected(struct discovery *d, discovery_connected_fn fn,
                                  void *ctx) {
   (void)d;
   (void)fn;
   (void)ctx;
 }
-void ipc_discovery_set_log(struct ipc_discovery *d, ipc_discovery_log_fn fn,
+void discovery_set_log(struct discovery *d, discovery_log_fn fn,
                            void *ctx) {
   (void)d;
   (void)fn;
   (void)ctx;
 }
 
-int ipc_endpoint_alive(const struct ipc_endpoint *ep) {
+int discovery_alive(const struct ipc_endpoint *ep) {
   pthread_mutex_lock(&fake_lock);
   struct fake_proc *p = proc_of(ep);
   int alive = p != NULL && p->alive;

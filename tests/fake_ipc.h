@@ -14,6 +14,7 @@
 #ifndef FAKE_IPC_H
 #define FAKE_IPC_H
 
+#include "discovery.h"
 #include "ipc.h"
 
 #include <pthread.h>
@@ -60,7 +61,7 @@ int fake_stream_load(int argc, char **argv, uint8_t **buf, size_t *len);
 struct fake_proc {
   struct ipc_endpoint ep;
   int listed;       /* discovery lists it */
-  int alive;        /* ipc_endpoint_alive */
+  int alive;        /* discovery_alive */
   int refusals;     /* ProcessInfo connects refused before it listens */
   int probe_result; /* then: 0 answers, or this failure */
   char entry[64];   /* its entry assembly */

@@ -13,6 +13,7 @@
  * pass can be asked for.
  */
 #include "clock.h"
+#include "discovery.h"
 #include "ipc.h"
 #include "testing.h"
 
@@ -135,16 +136,16 @@ static int on_endpoint(void *ctx, const struct ipc_endpoint *ep) {
 }
 
 /* One pass: which of the pids it reported. */
-static void pass(struct ipc_discovery *d, struct found *f) {
+static void pass(struct discovery *d, struct found *f) {
   memset(f->hit, 0, sizeof(f->hit));
-  CHECK(ipc_discovery_scan(d, on_endpoint, f) == 0);
+  CHECK(discovery_scan(d, on_endpoint, f) == 0);
 }
 
 DEF_TEST(discovery_passes) {
   char a[] = "/tmp/cdn-disc-a.XXXXXX", b[] = "/tmp/cdn-disc-b.XXXXXX";
   if (mkdtemp(a) == NULL || mkdtemp(b) == NULL)
     return -1;
-  struct ipc_discovery *d = ipc_discovery_new();
+  struct discovery *d = discovery_new();
   CHECK(d != NULL);
   struct found f;
   memset(&f, 0, sizeof(f));
@@ -163,9 +164,9 @@ DEF_TEST(discovery_passes) {
    * .NET process on this machine starting or ending.) */
   f.want[1] = spawn(b);
   CHECK(f.want[1] > 0);
-  unsigned full0 = ipc_discovery_full_passes(d);
+  unsigned full0 = discovery_full_passes(d);
   pass(d, &f);
-  if (ipc_discovery_full_passes(d) == full0)
+  if (discovery_full_passes(d) == full0)
     CHECK(!f.hit[1]);
   else
     printf("# pass 3 was full (a socket came or went in /tmp)\n");
@@ -175,7 +176,7 @@ DEF_TEST(discovery_passes) {
     pass(d, &f);
     passes++;
   }
-  unsigned nfull = ipc_discovery_full_passes(d) - full0;
+  unsigned nfull = discovery_full_passes(d) - full0;
   printf("# a process in a new directory was found after %d passes, %u of "
          "them full\n",
          passes, nfull);
@@ -204,7 +205,7 @@ DEF_TEST(discovery_passes) {
 
   reap(f.want[1]);
   reap(f.want[2]);
-  ipc_discovery_free(d);
+  discovery_free(d);
   remove_dir(a);
   remove_dir(b);
   return 0;
@@ -219,7 +220,7 @@ DEF_TEST(discovery_zombie) {
   char a[] = "/tmp/cdn-disc-z.XXXXXX";
   if (mkdtemp(a) == NULL)
     return -1;
-  struct ipc_discovery *d = ipc_discovery_new();
+  struct discovery *d = discovery_new();
   CHECK(d != NULL);
   struct found f;
   memset(&f, 0, sizeof(f));
@@ -245,14 +246,14 @@ DEF_TEST(discovery_zombie) {
   }
   CHECK(zombie);
   for (int i = 0; i < 3 * 10; i++) {
-    ipc_discovery_want_full(d);
+    discovery_want_full(d);
     pass(d, &f);
     CHECK(!f.hit[0]);
   }
   waitpid(f.want[0], NULL, 0);
   pass(d, &f);
   CHECK(!f.hit[0]);
-  ipc_discovery_free(d);
+  discovery_free(d);
   remove_dir(a);
   return 0;
 }
@@ -309,7 +310,7 @@ DEF_TEST(discovery_newest_socket) {
     CHECK(set_age(k1, round == 0 ? 100 : 10) == 0);
     CHECK(set_age(k2, round == 0 ? 10 : 100) == 0);
     struct pick k = {.pid = pid};
-    CHECK(ipc_endpoint_list(on_pick, &k) == 0);
+    CHECK(discovery_list(on_pick, &k) == 0);
     printf("# round %d: %s\n", round, k.path);
     EXPECT_EQ_STR(round == 0 ? k2 : k1, k.path);
   }
@@ -329,19 +330,19 @@ DEF_TEST(discovery_notify) {
   char a[] = "/tmp/cdn-disc-n.XXXXXX";
   if (mkdtemp(a) == NULL)
     return -1;
-  struct ipc_discovery *d = ipc_discovery_new();
+  struct discovery *d = discovery_new();
   CHECK(d != NULL);
-  CHECK(ipc_discovery_enable_notify(d) == 0);
-  CHECK(ipc_discovery_notify_fd(d) < 0); /* no full pass yet */
+  CHECK(discovery_enable_notify(d) == 0);
+  CHECK(discovery_notify_fd(d) < 0); /* no full pass yet */
   struct found f;
   memset(&f, 0, sizeof(f));
   f.want[0] = spawn(a);
   CHECK(f.want[0] > 0);
   pass(d, &f);
   CHECK(f.hit[0]);
-  int fd = ipc_discovery_notify_fd(d);
+  int fd = discovery_notify_fd(d);
   CHECK(fd >= 0);
-  ipc_discovery_notified(d); /* what came before */
+  discovery_notified(d); /* what came before */
 
   /* another file in a watched directory: the fd wakes, but it is no
    * reason to pass (three tries: a .NET process starting elsewhere in
@@ -354,7 +355,7 @@ DEF_TEST(discovery_notify) {
     CHECK(ofd >= 0);
     close(ofd);
     CHECK(readable(fd));
-    quiet = ipc_discovery_notified(d) == 0;
+    quiet = discovery_notified(d) == 0;
   }
   CHECK(quiet);
 
@@ -362,7 +363,7 @@ DEF_TEST(discovery_notify) {
   f.want[1] = spawn(a);
   CHECK(f.want[1] > 0);
   CHECK(readable(fd));
-  CHECK(ipc_discovery_notified(d) == 1);
+  CHECK(discovery_notified(d) == 1);
   pass(d, &f);
   CHECK(f.hit[0] && f.hit[1]);
 
@@ -379,19 +380,19 @@ DEF_TEST(discovery_notify) {
   closedir(dd);
   CHECK(removed);
   CHECK(readable(fd));
-  CHECK(ipc_discovery_notified(d) == 1);
+  CHECK(discovery_notified(d) == 1);
 
   /* a full pass when asked for */
-  unsigned full0 = ipc_discovery_full_passes(d);
+  unsigned full0 = discovery_full_passes(d);
   pass(d, &f);
-  ipc_discovery_want_full(d);
+  discovery_want_full(d);
   pass(d, &f);
-  CHECK(ipc_discovery_full_passes(d) >= full0 + 1);
+  CHECK(discovery_full_passes(d) >= full0 + 1);
   CHECK(f.hit[0] && !f.hit[1]);
 
   reap(f.want[0]);
   reap(f.want[1]);
-  ipc_discovery_free(d);
+  discovery_free(d);
   remove_dir(a);
   return 0;
 }
@@ -413,30 +414,30 @@ DEF_TEST(proc_stat_lines) {
   uint32_t h1 = 0, h2 = 0;
   char line[512];
 #define LINE(head, flags) stat_line(line, sizeof(line), head, flags)
-  EXPECT_EQ_INT(0, ipc_proc_stat_parse(LINE("1234 (my (odd) app) S", "4194560"),
+  EXPECT_EQ_INT(0, discovery_proc_stat_parse(LINE("1234 (my (odd) app) S", "4194560"),
                                        &st, &h1));
   CHECK(st == 987654);
-  EXPECT_EQ_INT(0, ipc_proc_stat_parse(LINE("1234 (my (odd) apq) R", "4194560"),
+  EXPECT_EQ_INT(0, discovery_proc_stat_parse(LINE("1234 (my (odd) apq) R", "4194560"),
                                        &st, &h2));
   CHECK(h1 != h2); /* another comm: another hash */
   /* exiting: PF_EXITING with other flags, whatever the state says */
   EXPECT_EQ_INT(
-      -ESRCH, ipc_proc_stat_parse(LINE("1234 (app) R", "4194564"), &st, NULL));
+      -ESRCH, discovery_proc_stat_parse(LINE("1234 (app) R", "4194564"), &st, NULL));
   EXPECT_EQ_INT(-ESRCH,
-                ipc_proc_stat_parse(LINE("1234 (app) D", "4"), &st, NULL));
+                discovery_proc_stat_parse(LINE("1234 (app) D", "4"), &st, NULL));
   /* zombie, dead */
   EXPECT_EQ_INT(
-      -ESRCH, ipc_proc_stat_parse(LINE("1234 (app) Z", "4194560"), &st, NULL));
+      -ESRCH, discovery_proc_stat_parse(LINE("1234 (app) Z", "4194560"), &st, NULL));
   EXPECT_EQ_INT(
-      -ESRCH, ipc_proc_stat_parse(LINE("1234 (app) X", "4194560"), &st, NULL));
+      -ESRCH, discovery_proc_stat_parse(LINE("1234 (app) X", "4194560"), &st, NULL));
   /* unreadable: no ")", flags not a number, cut before field 22 */
-  EXPECT_EQ_INT(-EINVAL, ipc_proc_stat_parse("1234 (app S 1 2 3", &st, NULL));
+  EXPECT_EQ_INT(-EINVAL, discovery_proc_stat_parse("1234 (app S 1 2 3", &st, NULL));
   EXPECT_EQ_INT(-EINVAL,
-                ipc_proc_stat_parse(LINE("1234 (app) S", "x"), &st, NULL));
-  EXPECT_EQ_INT(-EINVAL, ipc_proc_stat_parse("1234 (app) S 1 1234 1234 0 -1 "
+                discovery_proc_stat_parse(LINE("1234 (app) S", "x"), &st, NULL));
+  EXPECT_EQ_INT(-EINVAL, discovery_proc_stat_parse("1234 (app) S 1 1234 1234 0 -1 "
                                              "4194560 100 0",
                                              &st, NULL));
-  EXPECT_EQ_INT(-EINVAL, ipc_proc_stat_parse("1234 (app)S", &st, NULL));
+  EXPECT_EQ_INT(-EINVAL, discovery_proc_stat_parse("1234 (app)S", &st, NULL));
   /* this process's own line */
   char own[1024];
   int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
@@ -445,13 +446,13 @@ DEF_TEST(proc_stat_lines) {
     close(fd);
   CHECK(n > 0);
   own[n > 0 ? n : 0] = 0;
-  EXPECT_EQ_INT(0, ipc_proc_stat_parse(own, &st, NULL));
+  EXPECT_EQ_INT(0, discovery_proc_stat_parse(own, &st, NULL));
   CHECK(st == self_start_time());
 #undef LINE
   return 0;
 }
 
-/* ipc_endpoint_alive on a real process: alive; another start time (its pid
+/* discovery_alive on a real process: alive; another start time (its pid
  * reused) is not; a zombie (killed, not reaped) is not; reaped is not. */
 DEF_TEST(endpoint_alive) {
   char dir[] = "/tmp/test-alive-XXXXXX";
@@ -461,17 +462,17 @@ DEF_TEST(endpoint_alive) {
   if (pid <= 0)
     return 1;
   struct ipc_endpoint ep;
-  EXPECT_EQ_INT(0, ipc_endpoint_find(pid, &ep));
-  EXPECT_EQ_INT(1, ipc_endpoint_alive(&ep));
+  EXPECT_EQ_INT(0, discovery_find(pid, &ep));
+  EXPECT_EQ_INT(1, discovery_alive(&ep));
   struct ipc_endpoint other = ep;
   other.start_time++;
-  EXPECT_EQ_INT(0, ipc_endpoint_alive(&other));
+  EXPECT_EQ_INT(0, discovery_alive(&other));
   kill(pid, SIGKILL);
   siginfo_t si;
   CHECK(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) == 0); /* a zombie */
-  EXPECT_EQ_INT(0, ipc_endpoint_alive(&ep));
+  EXPECT_EQ_INT(0, discovery_alive(&ep));
   waitpid(pid, NULL, 0);
-  EXPECT_EQ_INT(0, ipc_endpoint_alive(&ep));
+  EXPECT_EQ_INT(0, discovery_alive(&ep));
   remove_dir(dir);
   return 0;
 }
@@ -791,25 +792,25 @@ DEF_TEST(first_tmpdir) {
   char out[64];
   static const char env1[] = "A=1\0TMPDIR=/first/\0TMPDIR=/second\0";
   EXPECT_EQ_INT(0,
-                ipc_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
+                discovery_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/first") == 0);
   static const char env2[] = "TMPDIR=\0TMPDIR=/second\0";
   EXPECT_EQ_INT(0,
-                ipc_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
+                discovery_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0); /* empty: /tmp, as the runtime */
   static const char env3[] = "TMPDIR=rel\0TMPDIR=/second\0";
   EXPECT_EQ_INT(0,
-                ipc_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
+                discovery_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
   static const char env4[] = "HOME=/h\0TMPDIR=/last"; /* no final NUL */
   EXPECT_EQ_INT(0,
-                ipc_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
+                discovery_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/last") == 0);
   static const char env5[] =
       "TMPDIR=/a-directory-name-longer-than-the-output-buffer-"
       "of-sixty-four-bytes\0";
   EXPECT_EQ_INT(-ENAMETOOLONG,
-                ipc_environ_tmpdir(env5, sizeof(env5) - 1, out, sizeof(out)));
+                discovery_environ_tmpdir(env5, sizeof(env5) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
 
   char first[] = "/tmp/test-tmpdir1-XXXXXX",
@@ -822,7 +823,7 @@ DEF_TEST(first_tmpdir) {
   pid_t pid = spawn_env(first, envp);
   CHECK(pid > 0);
   struct ipc_endpoint ep;
-  int r = pid > 0 ? ipc_endpoint_find(pid, &ep) : -1;
+  int r = pid > 0 ? discovery_find(pid, &ep) : -1;
   EXPECT_EQ_INT(0, r);
   CHECK(r == 0 && strncmp(ep.path, first, strlen(first)) == 0);
   if (pid > 0)
@@ -897,13 +898,13 @@ static void count_log(void *ctx, const char *msg) {
 }
 
 /* A directory flooded with socket files (made with mknod, nothing
- * listening): the scanner keeps IPC_DISCOVERY_SOCKS_MAX names, says so
+ * listening): the scanner keeps DISCOVERY_SOCKS_MAX names, says so
  * once, and still finds a real process there by its own socket name. */
 DEF_TEST(discovery_socket_flood) {
   char dir[] = "/tmp/test-flood-XXXXXX";
   CHECK(mkdtemp(dir) != NULL);
   /* names that sort before any real pid, more than the cap */
-  for (int i = 0; i < 8 * IPC_DISCOVERY_SOCKS_MAX; i++) {
+  for (int i = 0; i < 8 * DISCOVERY_SOCKS_MAX; i++) {
     char path[128];
     snprintf(path, sizeof(path), "%s/dotnet-diagnostic-1-%d-socket", dir, i);
     if (mknod(path, S_IFSOCK | 0600, 0) != 0) {
@@ -913,19 +914,19 @@ DEF_TEST(discovery_socket_flood) {
   }
   pid_t a = spawn(dir);
   CHECK(a > 0);
-  struct ipc_discovery *d = ipc_discovery_new();
+  struct discovery *d = discovery_new();
   int logs = 0;
-  ipc_discovery_set_log(d, count_log, &logs);
+  discovery_set_log(d, count_log, &logs);
   struct found f = {.want = {a}};
   pass(d, &f);
   CHECK(f.hit[0]);
   pass(d, &f); /* a quiet pass: from the listing held, and the name */
   CHECK(f.hit[0]);
-  ipc_discovery_want_full(d);
+  discovery_want_full(d);
   pass(d, &f);
   CHECK(f.hit[0]);
   EXPECT_EQ_INT(1, logs);
-  ipc_discovery_free(d);
+  discovery_free(d);
   if (a > 0)
     reap(a);
   remove_dir(dir);
