@@ -56,19 +56,18 @@ static void cap_log(struct watch *w, unsigned which, const char *fmt, ...) {
   wlog(w, WATCH_LOG_WARNING, "%s (logged once)", msg);
 }
 
-/* ---- the ProcessInfo exchanges in flight (the only code here that
- * knows struct ipc_call) ---- */
+/* ---- the ProcessInfo exchanges in flight ---- */
 
 static const struct ipc_endpoint *probe_ep(const struct watch *w, size_t i) {
-  return &w->conn.probes[i].ep;
+  return ipc_call_endpoint(w->conn.probes[i]);
 }
 
 static int probe_fd(const struct watch *w, size_t i) {
-  return w->conn.probes[i].fd;
+  return ipc_call_fd(w->conn.probes[i]);
 }
 
 static int64_t probe_deadline(const struct watch *w, size_t i) {
-  return w->conn.probes[i].deadline;
+  return ipc_call_deadline(w->conn.probes[i]);
 }
 
 /* Starts a ProcessInfo exchange in the next slot: -EINPROGRESS when it is
@@ -88,12 +87,13 @@ static int probe_start(struct watch *w, const struct ipc_endpoint *ep,
  * the slot is free: the last one moved into it). */
 static int probe_step(struct watch *w, size_t i, struct ipc_endpoint *ep,
                       struct ipc_process_info *info, struct ipc_error *err) {
-  struct ipc_call *pr = &w->conn.probes[i];
+  struct ipc_call *pr = w->conn.probes[i];
   int r = ipc_probe_step(pr, info, err);
   if (r == -EINPROGRESS)
     return r;
-  *ep = pr->ep;
-  --w->conn.nprobes; /* pr is closed */
+  *ep = *ipc_call_endpoint(pr);
+  ipc_call_close(&w->conn.probes[i]);
+  --w->conn.nprobes;
   w->conn.probes[i] = w->conn.probes[w->conn.nprobes];
   w->conn.probe_again[i] = w->conn.probe_again[w->conn.nprobes];
   return r;

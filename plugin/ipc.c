@@ -40,7 +40,6 @@ static const struct hresult_name hresult_names[] = {
     {(int32_t)0x8007000E, "E_OUTOFMEMORY"},
     {(int32_t)0x80070057, "E_INVALIDARG"},
     {(int32_t)0x80131509, "COR_E_INVALIDOPERATION"},
-    {(int32_t)0x80131385, "CORDIAGIPC_E_UNKNOWN_COMMAND"},
 };
 
 const char *ipc_hresult_name(int32_t hr) {
@@ -136,51 +135,6 @@ static int wait_fd(int fd, short events, int64_t deadline) {
   }
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len, int64_t deadline) {
-  while (len > 0) {
-    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      buf += n;
-      len -= (size_t)n;
-      continue;
-    }
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int r = wait_fd(fd, POLLOUT, deadline);
-      if (r < 0)
-        return r;
-      continue;
-    }
-    return n < 0 ? -errno : -EPIPE;
-  }
-  return 0;
-}
-
-/* Reads exactly len bytes. -EPIPE on EOF before that. */
-static int read_all(int fd, uint8_t *buf, size_t len, int64_t deadline) {
-  while (len > 0) {
-    ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
-    if (n > 0) {
-      buf += n;
-      len -= (size_t)n;
-      continue;
-    }
-    if (n == 0)
-      return -EPIPE;
-    if (errno == EINTR)
-      continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int r = wait_fd(fd, POLLIN, deadline);
-      if (r < 0)
-        return r;
-      continue;
-    }
-    return -errno;
-  }
-  return 0;
-}
-
 /* ---- messages ---- */
 
 long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,
@@ -189,12 +143,10 @@ long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,
   if (payload_len > IPC_MAX_MESSAGE - IPC_HEADER_SIZE || size > cap)
     return -EMSGSIZE;
   memcpy(buf, ipc_magic, sizeof(ipc_magic));
-  buf[14] = (uint8_t)(size & 0xff);
-  buf[15] = (uint8_t)(size >> 8);
+  wire_set_le16(buf + 14, (uint16_t)size);
   buf[16] = set;
   buf[17] = id;
-  buf[18] = 0;
-  buf[19] = 0;
+  wire_set_le16(buf + 18, 0);
   if (payload_len > 0 && payload != buf + IPC_HEADER_SIZE)
     memmove(buf + IPC_HEADER_SIZE, payload, payload_len);
   return (long)size;
@@ -214,16 +166,16 @@ long ipc_header_decode(const uint8_t hdr[IPC_HEADER_SIZE], uint8_t *set,
 
 long ipc_put_string(uint8_t *buf, size_t cap, size_t off, const char *s) {
   size_t n = s ? strlen(s) : 0;
+  size_t len_off = off;
+  if (!wire_fits(cap, off, 4))
+    return -EMSGSIZE;
+  off += 4; /* the length, written last */
   if (n == 0) {
-    if (off + 4 > cap)
-      return -EMSGSIZE;
-    memset(buf + off, 0, 4);
-    return (long)(off + 4);
+    wire_set_le32(buf + len_off, 0);
+    return (long)off;
   }
   /* UTF-8 to UTF-16: names and paths here; decode properly, not just
    * ASCII, so a dump path with non-ASCII letters still works. */
-  size_t len_off = off;
-  off += 4;
   uint32_t units = 0;
   for (size_t i = 0; i < n;) {
     uint32_t cp = (uint8_t)s[i];
@@ -240,7 +192,7 @@ long ipc_put_string(uint8_t *buf, size_t cap, size_t off, const char *s) {
       }
     }
     i += k;
-    uint16_t u[2];
+    uint16_t u[2] = {0, 0};
     size_t nu = 1;
     if (cp >= 0x10000) {
       cp -= 0x10000;
@@ -250,23 +202,13 @@ long ipc_put_string(uint8_t *buf, size_t cap, size_t off, const char *s) {
     } else {
       u[0] = (uint16_t)cp;
     }
-    if (off + 2 * nu > cap)
-      return -EMSGSIZE;
-    for (size_t j = 0; j < nu; j++) {
-      buf[off++] = (uint8_t)(u[j] & 0xff);
-      buf[off++] = (uint8_t)(u[j] >> 8);
-      units++;
-    }
+    for (size_t j = 0; j < nu; j++, units++)
+      if (wire_put_u16(buf, cap, &off, u[j]) != 0)
+        return -EMSGSIZE;
   }
-  if (off + 2 > cap)
+  if (wire_put_u16(buf, cap, &off, 0) != 0) /* the terminator */
     return -EMSGSIZE;
-  buf[off++] = 0;
-  buf[off++] = 0;
-  units++;
-  buf[len_off] = (uint8_t)(units & 0xff);
-  buf[len_off + 1] = (uint8_t)(units >> 8 & 0xff);
-  buf[len_off + 2] = (uint8_t)(units >> 16 & 0xff);
-  buf[len_off + 3] = (uint8_t)(units >> 24);
+  wire_set_le32(buf + len_off, units + 1);
   return (long)off;
 }
 
@@ -360,32 +302,6 @@ static int reply_check(uint8_t set, uint8_t id, const uint8_t *reply,
     return -EBADMSG;
   }
   return 0;
-}
-
-/* Sends one message and reads the reply's header and payload (at most
- * cap bytes; a larger reply is -EMSGSIZE). On a server error reply returns
- * -EPROTO with err filled. *reply_len is the payload length. */
-static int transact(int fd, const uint8_t *msg, size_t msg_len, uint8_t *reply,
-                    size_t cap, size_t *reply_len, int64_t deadline,
-                    struct ipc_error *err) {
-  int r = write_all(fd, msg, msg_len, deadline);
-  if (r < 0) {
-    set_error(err, 0, "sending the command failed: %s", strerror(-r));
-    return r;
-  }
-  uint8_t hdr[IPC_HEADER_SIZE];
-  r = read_all(fd, hdr, sizeof(hdr), deadline);
-  if (r < 0)
-    return read_failed(err, r, 0);
-  uint8_t set, id;
-  long plen = reply_header(hdr, cap, &set, &id, err);
-  if (plen < 0)
-    return (int)plen;
-  r = read_all(fd, reply, (size_t)plen, deadline);
-  if (r < 0)
-    return read_failed(err, r, 1);
-  *reply_len = (size_t)plen;
-  return reply_check(set, id, reply, *reply_len, err);
 }
 
 /* ---- connecting ---- */
@@ -507,62 +423,6 @@ int ipc_peer_verify(int fd, const struct ipc_endpoint *ep,
   return 0;
 }
 
-int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
-                struct ipc_error *err) {
-  int64_t deadline = clock_mono_ms() + timeout_ms;
-  if (err)
-    err->hresult = 0, err->message[0] = 0;
-  int fd;
-  int r;
-  /* a full listen queue: as a blocking connect would, wait for room (in
-   * steps of 10 ms) until the deadline */
-  while ((r = connect_start(ep, &fd, err)) == -EAGAIN) {
-    int left = remaining_ms(deadline);
-    if (left == 0)
-      return r;
-    if (err != NULL)
-      err->message[0] = 0; /* the next attempt says what it met */
-    r = wait_fd(-1, 0, clock_mono_ms() + (left < 10 ? left : 10));
-    if (r == -ECANCELED) {
-      set_error(err, 0, "cancelled (shutting down)");
-      return r;
-    }
-  }
-  if (r == -EINPROGRESS) {
-    r = wait_fd(fd, POLLOUT, deadline);
-    if (r < 0)
-      set_error(err, 0, "cannot connect to %s: %s", ep->path, strerror(-r));
-  }
-  if (r == 0)
-    r = connect_finish(fd, ep, err);
-  if (r < 0) {
-    if (fd >= 0)
-      close(fd);
-    return r;
-  }
-  return fd;
-}
-
-/* Connects, sends one message, reads the reply, closes. */
-static int command(const struct ipc_endpoint *ep, uint8_t set, uint8_t id,
-                   const uint8_t *payload, size_t plen, uint8_t *reply,
-                   size_t cap, size_t *rlen, int timeout_ms,
-                   struct ipc_error *err) {
-  uint8_t msg[IPC_MAX_MESSAGE];
-  long mlen = ipc_message_encode(msg, sizeof(msg), set, id, payload, plen);
-  if (mlen < 0) {
-    set_error(err, 0, "command too large");
-    return (int)mlen;
-  }
-  int64_t deadline = clock_mono_ms() + timeout_ms;
-  int fd = ipc_connect(ep, timeout_ms, err);
-  if (fd < 0)
-    return fd;
-  int r = transact(fd, msg, (size_t)mlen, reply, cap, rlen, deadline, err);
-  close(fd);
-  return r;
-}
-
 /* int64 pid, GUID cookie, string cmdline, string os, string arch
  * [, string entry assembly, string runtime version] */
 int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
@@ -588,31 +448,118 @@ int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
   return 0;
 }
 
+
+/* ---- the request engine ---- */
+
+/* The forms of one command, newest first, and the most a command has
+ * (GenerateCoreDump 3, 2, 1). */
+#define CALL_FORMS_MAX 3
+
+struct call_form {
+  uint8_t id;
+  const uint8_t *payload;
+  size_t len;
+};
+
+enum call_state {
+  CALL_HEADER,  /* a request sent; reading the reply's header */
+  CALL_PAYLOAD, /* reading the payload the header announced */
+  CALL_REPLIED, /* an OK reply complete in reply; the connection open */
+  CALL_ENDED,   /* the connection closed: taken, failed or given up */
+};
+
+struct ipc_call {
+  struct ipc_endpoint ep;
+  enum call_state state;
+  int fd;           /* the connection, or -1 */
+  int64_t deadline; /* clock_mono_ms: of the form being asked */
+  int timeout_ms;   /* each form's own */
+  int connect_ms;   /* how long a full listen queue is waited out */
+  size_t cap;       /* largest reply payload taken */
+  unsigned form, nforms; /* the form asked (0: the newest) */
+  size_t msg_off[CALL_FORMS_MAX], msg_len[CALL_FORMS_MAX];
+  uint8_t hdr[IPC_HEADER_SIZE];
+  size_t got;     /* bytes of the reply read, header included */
+  size_t plen;    /* the payload's length (CALL_PAYLOAD on) */
+  uint8_t set, id; /* the reply's */
+  uint8_t *reply;  /* plen bytes (CALL_PAYLOAD on) */
+  uint8_t msgs[];  /* the encoded requests, one per form */
+};
+
+int ipc_call_fd(const struct ipc_call *c) { return c ? c->fd : -1; }
+
+int64_t ipc_call_deadline(const struct ipc_call *c) {
+  return c ? c->deadline : INT64_MAX;
+}
+
+const struct ipc_endpoint *ipc_call_endpoint(const struct ipc_call *c) {
+  return &c->ep;
+}
+
 static int is_unknown_command(int r, const struct ipc_error *e) {
   return r == -EPROTO && e->hresult == IPC_E_UNKNOWN_COMMAND;
 }
 
-/* Connects and sends the call's current request (the first, or the
- * fallback once c->v2 is 0): -EINPROGRESS, or a negative errno with err
- * filled. A full listen queue (the runtime does not accept) is a failure
- * here, retried later by the caller like any other. */
-static int call_send(struct ipc_call *c, struct ipc_error *err) {
-  c->deadline = clock_mono_ms() + c->timeout_ms;
-  c->got = 0;
-  c->plen = -1;
-  int r = connect_start(&c->ep, &c->fd, err);
+static void call_disconnect(struct ipc_call *c) {
+  if (c->fd >= 0)
+    close(c->fd);
+  c->fd = -1;
+  free(c->reply);
+  c->reply = NULL;
+}
+
+/* Ends the call with r (its error already in err). */
+static int call_end(struct ipc_call *c, int r) {
+  call_disconnect(c);
+  c->state = CALL_ENDED;
+  return r;
+}
+
+void ipc_call_close(struct ipc_call **c) {
+  if (c == NULL || *c == NULL)
+    return;
+  call_disconnect(*c);
+  free(*c);
+  *c = NULL;
+}
+
+/* Connects to the call's endpoint and verifies the peer; a full listen
+ * queue is waited out (10 ms steps, cancel fd honoured) for up to
+ * c->connect_ms. 0, or a negative errno with err filled. */
+static int call_connect(struct ipc_call *c, struct ipc_error *err) {
+  int64_t until = clock_mono_ms() + c->connect_ms;
+  int r;
+  while ((r = connect_start(&c->ep, &c->fd, err)) == -EAGAIN) {
+    int left = remaining_ms(until);
+    if (left == 0)
+      return r;
+    err->message[0] = 0; /* the next attempt says what it met */
+    r = wait_fd(-1, 0, clock_mono_ms() + (left < 10 ? left : 10));
+    if (r == -ECANCELED) {
+      set_error(err, 0, "cancelled (shutting down)");
+      return r;
+    }
+  }
   if (r == -EINPROGRESS) { /* not for AF_UNIX; never waited for here */
     r = -EAGAIN;
     set_error(err, 0, "cannot connect to %s: %s", c->ep.path, strerror(-r));
   }
-  if (r == 0)
-    r = connect_finish(c->fd, &c->ep, err);
+  return r == 0 ? connect_finish(c->fd, &c->ep, err) : r;
+}
+
+/* Connects and sends the request of the current form: -EINPROGRESS, or a
+ * negative errno with err filled. */
+static int call_send(struct ipc_call *c, struct ipc_error *err) {
+  c->deadline = clock_mono_ms() + c->timeout_ms;
+  c->got = 0;
+  c->state = CALL_HEADER;
+  int r = call_connect(c, err);
   if (r < 0)
     return r;
   /* a new connection's empty send buffer takes a whole request (< 64 KiB;
    * a unix socket's buffer is 208 KiB unless tuned down): all or nothing */
-  const uint8_t *msg = c->msg[c->v2];
-  size_t len = c->len[c->v2];
+  const uint8_t *msg = c->msgs + c->msg_off[c->form];
+  size_t len = c->msg_len[c->form];
   ssize_t n;
   do
     n = send(c->fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -625,88 +572,87 @@ static int call_send(struct ipc_call *c, struct ipc_error *err) {
   return -EINPROGRESS;
 }
 
-void ipc_call_close(struct ipc_call *c) {
-  if (c->fd >= 0)
-    close(c->fd);
+/* Starts a call of `set` in its forms (newest first), replies of up to cap
+ * payload bytes: -EINPROGRESS with *out the call, or a negative errno with
+ * err filled and *out NULL. The payloads are copied. */
+static int call_start(struct ipc_call **out, const struct ipc_endpoint *ep,
+                      int timeout_ms, int connect_ms, uint8_t set,
+                      const struct call_form *forms, unsigned nforms,
+                      size_t cap, struct ipc_error *err) {
+  err->hresult = 0, err->message[0] = 0;
+  *out = NULL;
+  size_t total = 0;
+  for (unsigned i = 0; i < nforms; i++) {
+    if (forms[i].len > IPC_MAX_MESSAGE - IPC_HEADER_SIZE) {
+      set_error(err, 0, "command too large");
+      return -EMSGSIZE;
+    }
+    total += IPC_HEADER_SIZE + forms[i].len;
+  }
+  struct ipc_call *c = calloc(1, sizeof(*c) + total);
+  if (c == NULL) {
+    set_error(err, 0, "out of memory");
+    return -ENOMEM;
+  }
+  c->ep = *ep;
   c->fd = -1;
-  free(c->reply);
-  c->reply = NULL;
-  free(c->msg[0]);
-  free(c->msg[1]);
-  c->msg[0] = c->msg[1] = NULL;
-}
-
-/* Ends the call with r (its error already in err). */
-static int call_end(struct ipc_call *c, int r) {
-  ipc_call_close(c);
+  c->timeout_ms = timeout_ms;
+  c->connect_ms = connect_ms;
+  c->cap = cap;
+  c->nforms = nforms;
+  size_t off = 0;
+  for (unsigned i = 0; i < nforms; i++) {
+    long m = ipc_message_encode(c->msgs + off, total - off, set, forms[i].id,
+                                forms[i].payload, forms[i].len);
+    c->msg_off[i] = off;
+    c->msg_len[i] = (size_t)m; /* fits: sized above */
+    off += (size_t)m;
+  }
+  int r = call_send(c, err);
+  if (r != -EINPROGRESS) {
+    ipc_call_close(&c);
+    return r;
+  }
+  *out = c;
   return r;
 }
 
-/* Starts a call: request set/id2 with payload2 first, and, when the
- * runtime answers UnknownCommand, set/id1 with payload1 on a new
- * connection (id1 < 0: no fallback). Replies of up to cap payload bytes.
- * -EINPROGRESS, or a negative errno with err filled (closed then). */
-static int call_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
-                      int timeout_ms, uint8_t set, uint8_t id2,
-                      const uint8_t *payload2, size_t len2, int id1,
-                      const uint8_t *payload1, size_t len1, size_t cap,
-                      struct ipc_error *err) {
-  memset(c, 0, sizeof(*c));
-  c->fd = -1;
-  c->ep = *ep;
-  c->timeout_ms = timeout_ms;
-  c->cap = cap;
-  c->v2 = 1;
-  c->fallback = id1 >= 0;
-  err->hresult = 0, err->message[0] = 0;
-  for (int v = c->fallback ? 0 : 1; v < 2; v++) {
-    size_t plen = v ? len2 : len1;
-    c->msg[v] = malloc(IPC_HEADER_SIZE + plen);
-    long m = c->msg[v] == NULL
-                 ? -ENOMEM
-                 : ipc_message_encode(c->msg[v], IPC_HEADER_SIZE + plen, set,
-                                      v ? id2 : (uint8_t)id1,
-                                      v ? payload2 : payload1, plen);
-    if (m < 0) {
-      set_error(err, 0, "%s", m == -ENOMEM ? "out of memory"
-                                           : "command too large");
-      return call_end(c, (int)m);
-    }
-    c->len[v] = (size_t)m;
+/* The header is in: where the payload goes. 0, or a negative errno with
+ * err filled. */
+static int call_header_in(struct ipc_call *c, struct ipc_error *err) {
+  long plen = reply_header(c->hdr, c->cap, &c->set, &c->id, err);
+  if (plen < 0)
+    return (int)plen;
+  c->reply = malloc(plen > 0 ? (size_t)plen : 1); /* <= cap */
+  if (c->reply == NULL) {
+    set_error(err, 0, "out of memory");
+    return -ENOMEM;
   }
-  int r = call_send(c, err);
-  return r == -EINPROGRESS ? r : call_end(c, r);
+  c->plen = (size_t)plen;
+  c->state = CALL_PAYLOAD;
+  return 0;
 }
 
-/* Reads what has come: 0 with an OK reply complete (c->reply, c->plen;
- * the connection still open), -EINPROGRESS, or a negative errno with err
- * filled (closed then). */
-static int call_step(struct ipc_call *c, struct ipc_error *err) {
-  if (c->fd < 0)
-    return -EBADF;
+/* Reads what the socket holds of the reply: 0 once it is complete,
+ * -EINPROGRESS, or a negative errno with err filled. */
+static int call_read(struct ipc_call *c, struct ipc_error *err) {
   int late = clock_mono_ms() >= c->deadline;
   for (;;) {
-    int in_payload = c->plen >= 0;
+    int in_payload = c->state == CALL_PAYLOAD;
     uint8_t *dst = in_payload ? c->reply + (c->got - IPC_HEADER_SIZE)
                               : c->hdr + c->got;
-    size_t want = in_payload ? IPC_HEADER_SIZE + (size_t)c->plen - c->got
+    size_t want = in_payload ? IPC_HEADER_SIZE + c->plen - c->got
                              : IPC_HEADER_SIZE - c->got;
     if (want == 0)
-      break;
+      return 0;
     ssize_t n = recv(c->fd, dst, want, MSG_DONTWAIT);
     if (n > 0) {
       c->got += (size_t)n;
-      if (!in_payload && c->got == IPC_HEADER_SIZE) {
-        long plen = reply_header(c->hdr, c->cap, &c->set, &c->id, err);
-        if (plen < 0)
-          return call_end(c, (int)plen);
-        c->reply = malloc(plen > 0 ? (size_t)plen : 1); /* <= cap */
-        if (c->reply == NULL) {
-          set_error(err, 0, "out of memory");
-          return call_end(c, -ENOMEM);
-        }
-        c->plen = plen;
-      }
+      int r = 0;
+      if (!in_payload && c->got == IPC_HEADER_SIZE)
+        r = call_header_in(c, err);
+      if (r < 0)
+        return r;
       continue;
     }
     int r = n == 0 ? -EPIPE : -errno;
@@ -717,104 +663,118 @@ static int call_step(struct ipc_call *c, struct ipc_error *err) {
         return -EINPROGRESS;
       r = -ETIMEDOUT;
     }
-    return call_end(c, read_failed(err, r, in_payload));
+    return read_failed(err, r, in_payload);
   }
-  int r = reply_check(c->set, c->id, c->reply, (size_t)c->plen, err);
-  if (is_unknown_command(r, err) && c->v2 && c->fallback) {
-    /* a runtime before this command: its older form, on a new connection */
-    close(c->fd);
-    c->fd = -1;
-    free(c->reply);
-    c->reply = NULL;
-    c->v2 = 0;
-    err->hresult = 0, err->message[0] = 0;
-    r = call_send(c, err);
-    return r == -EINPROGRESS ? r : call_end(c, r);
+}
+
+/* A complete reply: kept when OK; an UnknownCommand asks the next form on
+ * a new connection. */
+static int call_replied(struct ipc_call *c, struct ipc_error *err) {
+  int r = reply_check(c->set, c->id, c->reply, c->plen, err);
+  if (r == 0) {
+    c->state = CALL_REPLIED;
+    return 0;
   }
-  return r == 0 ? 0 : call_end(c, r);
+  if (!is_unknown_command(r, err) || c->form + 1 >= c->nforms)
+    return call_end(c, r);
+  /* a runtime before this form: the next older, on a new connection */
+  call_disconnect(c);
+  c->form++;
+  err->hresult = 0, err->message[0] = 0;
+  r = call_send(c, err);
+  return r == -EINPROGRESS ? r : call_end(c, r);
+}
+
+int ipc_call_step(struct ipc_call *c, struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  switch (c->state) {
+  case CALL_REPLIED:
+    return 0;
+  case CALL_ENDED:
+    set_error(e, 0, "the call has ended");
+    return -EBADF;
+  case CALL_HEADER:
+  case CALL_PAYLOAD:
+    break;
+  }
+  int r = call_read(c, e);
+  if (r == -EINPROGRESS)
+    return r;
+  return r < 0 ? call_end(c, r) : call_replied(c, e);
 }
 
 int ipc_call_wait(struct ipc_call *c, struct ipc_error *err) {
-  int r = -EINPROGRESS;
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  int r = ipc_call_step(c, e);
   while (r == -EINPROGRESS) {
     r = wait_fd(c->fd, POLLIN, c->deadline);
-    if (r < 0 && r != -ETIMEDOUT) { /* cancelled, or poll failed */
-      int in_payload = c->plen >= 0;
-      ipc_call_close(c);
-      return read_failed(err, r, in_payload);
-    }
-    r = call_step(c, err); /* past the deadline: it says so */
+    if (r < 0 && r != -ETIMEDOUT) /* cancelled, or poll failed */
+      return call_end(c, read_failed(e, r, c->state == CALL_PAYLOAD));
+    r = ipc_call_step(c, e); /* past the deadline: it says so */
   }
   return r;
 }
 
-int ipc_probe_start(struct ipc_call *p, const struct ipc_endpoint *ep,
-                    int timeout_ms, struct ipc_error *err) {
-  struct ipc_error local;
-  return call_begin(p, ep, timeout_ms, IPC_SET_PROCESS, IPC_PROCESS_INFO2,
-                    NULL, 0, IPC_PROCESS_INFO, NULL, 0,
-                    IPC_MAX_MESSAGE - IPC_HEADER_SIZE, err ? err : &local);
-}
+/* ---- the commands ---- */
 
-/* A complete ProcessInfo(2) reply into *info; ends the call. */
-static int probe_finish(struct ipc_call *p, struct ipc_process_info *info,
-                        struct ipc_error *err) {
-  int r = ipc_process_info_decode(p->reply, (size_t)p->plen, p->v2, info);
-  if (r < 0)
-    set_error(err, 0, "malformed ProcessInfo reply (%ld bytes)", p->plen);
-  return call_end(p, r);
+int ipc_probe_start(struct ipc_call **p, const struct ipc_endpoint *ep,
+                    int timeout_ms, struct ipc_error *err) {
+  static const struct call_form forms[] = {{.id = IPC_PROCESS_INFO2},
+                                           {.id = IPC_PROCESS_INFO}};
+  struct ipc_error local;
+  return call_start(p, ep, timeout_ms, 0, IPC_SET_PROCESS, forms, 2,
+                    IPC_MAX_MESSAGE - IPC_HEADER_SIZE, err ? err : &local);
 }
 
 int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
                    struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
-  int r = call_step(p, e);
-  return r == 0 ? probe_finish(p, info, e) : r;
+  int r = ipc_call_step(p, e);
+  if (r != 0)
+    return r;
+  r = ipc_process_info_decode(p->reply, p->plen, p->form == 0, info);
+  if (r < 0)
+    set_error(e, 0, "malformed ProcessInfo reply (%zu bytes)", p->plen);
+  return call_end(p, r);
 }
 
 int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
                      struct ipc_process_info *info, struct ipc_error *err) {
-  struct ipc_error local;
-  struct ipc_error *e = err ? err : &local;
-  struct ipc_call p;
+  struct ipc_call *p;
   memset(info, 0, sizeof(*info));
-  int r = ipc_probe_start(&p, ep, timeout_ms, e);
+  int r = ipc_probe_start(&p, ep, timeout_ms, err);
   if (r == -EINPROGRESS)
-    r = ipc_call_wait(&p, e);
-  return r == 0 ? probe_finish(&p, info, e) : r;
+    r = ipc_call_wait(p, err);
+  if (r == 0)
+    r = ipc_probe_step(p, info, err);
+  ipc_call_close(&p);
+  return r;
 }
 
-/* Encodes the CollectTracing(2) payload. */
+/* Encodes the CollectTracing(2) payload:
+ *   uint32 circular buffer MB, uint32 format (1: nettrace),
+ *   [CollectTracing2: uint8 requestRundown], uint32 provider count, then
+ *   per provider uint64 keywords, uint32 level, string name, string filter
+ */
 static long collect_payload(uint8_t *buf, size_t cap, int v2,
                             const struct ipc_provider *providers, size_t n,
                             uint32_t buffer_mb) {
   size_t off = 0;
-  if (cap < 13 || n > 1000)
+  if (n > 1000 || wire_put_u32(buf, cap, &off, buffer_mb) ||
+      wire_put_u32(buf, cap, &off, 1) ||
+      (v2 && wire_put_u8(buf, cap, &off, 0)) ||
+      wire_put_u32(buf, cap, &off, (uint32_t)n))
     return -EMSGSIZE;
-  memcpy(buf + off, (uint8_t[4]){(uint8_t)buffer_mb, (uint8_t)(buffer_mb >> 8),
-                                 (uint8_t)(buffer_mb >> 16),
-                                 (uint8_t)(buffer_mb >> 24)},
-         4);
-  off += 4;
-  memcpy(buf + off, (uint8_t[4]){1, 0, 0, 0}, 4); /* format: nettrace */
-  off += 4;
-  if (v2)
-    buf[off++] = 0; /* requestRundown: false */
-  uint32_t cnt = (uint32_t)n;
-  for (int i = 0; i < 4; i++)
-    buf[off++] = (uint8_t)(cnt >> (8 * i));
   for (size_t i = 0; i < n; i++) {
-    if (off + 12 > cap)
+    if (wire_put_u64(buf, cap, &off, providers[i].keywords) ||
+        wire_put_u32(buf, cap, &off, providers[i].level))
       return -EMSGSIZE;
-    for (int b = 0; b < 8; b++)
-      buf[off++] = (uint8_t)(providers[i].keywords >> (8 * b));
-    for (int b = 0; b < 4; b++)
-      buf[off++] = (uint8_t)(providers[i].level >> (8 * b));
     long o = ipc_put_string(buf, cap, off, providers[i].name);
-    if (o < 0)
-      return o;
-    o = ipc_put_string(buf, cap, (size_t)o, providers[i].filter);
+    if (o >= 0)
+      o = ipc_put_string(buf, cap, (size_t)o, providers[i].filter);
     if (o < 0)
       return o;
     off = (size_t)o;
@@ -822,121 +782,108 @@ static long collect_payload(uint8_t *buf, size_t cap, int v2,
   return (long)off;
 }
 
-/* A complete CollectTracing(2) reply: the session id, and the connection
- * the stream follows on (taken from the call, which ends). */
-static int collect_finish(struct ipc_call *c, int *fd, uint64_t *session_id,
-                          struct ipc_error *err) {
-  struct wire_cursor cur = wire_cursor(c->reply, (size_t)c->plen);
-  if (wire_u64(&cur, session_id) != 0) {
-    set_error(err, 0, "CollectTracing reply without a session id");
-    return call_end(c, -EBADMSG);
-  }
-  *fd = c->fd;
-  c->fd = -1;
-  ipc_call_close(c);
-  return 0;
-}
-
-int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
+int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
                       uint32_t buffer_mb, int timeout_ms,
                       struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
+  enum { MAX = IPC_MAX_MESSAGE - IPC_HEADER_SIZE };
+  *c = NULL;
   /* both forms now: the providers' strings need not outlive this call */
-  uint8_t *payload = malloc(2 * (IPC_MAX_MESSAGE - IPC_HEADER_SIZE));
+  uint8_t *payload = malloc(2 * MAX);
   if (payload == NULL) {
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
     set_error(e, 0, "out of memory");
     return -ENOMEM;
   }
-  uint8_t *p1 = payload + (IPC_MAX_MESSAGE - IPC_HEADER_SIZE);
-  long len2 = collect_payload(payload, IPC_MAX_MESSAGE - IPC_HEADER_SIZE, 1,
-                              providers, n, buffer_mb);
-  long len1 = collect_payload(p1, IPC_MAX_MESSAGE - IPC_HEADER_SIZE, 0,
-                              providers, n, buffer_mb);
+  long len2 = collect_payload(payload, MAX, 1, providers, n, buffer_mb);
+  long len1 = collect_payload(payload + MAX, MAX, 0, providers, n, buffer_mb);
   int r;
   if (len2 < 0 || len1 < 0) {
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
     set_error(e, 0, "provider list too large for one IPC message");
     r = (int)(len2 < 0 ? len2 : len1);
   } else {
-    r = call_begin(c, ep, timeout_ms, IPC_SET_EVENTPIPE, IPC_EP_COLLECT2,
-                   payload, (size_t)len2, IPC_EP_COLLECT, p1, (size_t)len1,
-                   64, e);
+    const struct call_form forms[] = {
+        {IPC_EP_COLLECT2, payload, (size_t)len2},
+        {IPC_EP_COLLECT, payload + MAX, (size_t)len1}};
+    r = call_start(c, ep, timeout_ms, 0, IPC_SET_EVENTPIPE, forms, 2, 64, e);
   }
   free(payload);
   return r;
 }
 
+/* OK reply: uint64 session id; the stream follows on the connection. */
 int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
                      struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
-  int r = call_step(c, e);
-  return r == 0 ? collect_finish(c, fd, session_id, e) : r;
+  int r = ipc_call_step(c, e);
+  if (r != 0)
+    return r;
+  struct wire_cursor cur = wire_cursor(c->reply, c->plen);
+  if (wire_u64(&cur, session_id) != 0) {
+    set_error(e, 0, "CollectTracing reply without a session id");
+    return call_end(c, -EBADMSG);
+  }
+  *fd = c->fd;
+  c->fd = -1;
+  return call_end(c, 0);
 }
 
-int ipc_collect_tracing(const struct ipc_endpoint *ep,
-                        const struct ipc_provider *providers, size_t n,
-                        uint32_t buffer_mb, int timeout_ms, int *fd,
-                        uint64_t *session_id, struct ipc_error *err) {
+/* Payload: uint64 session id. */
+int ipc_stop_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
+                   uint64_t session_id, int timeout_ms, int connect_ms,
+                   struct ipc_error *err) {
   struct ipc_error local;
-  struct ipc_error *e = err ? err : &local;
-  struct ipc_call c;
-  *fd = -1;
-  int r = ipc_collect_begin(&c, ep, providers, n, buffer_mb, timeout_ms, e);
-  if (r == -EINPROGRESS)
-    r = ipc_call_wait(&c, e);
-  return r == 0 ? collect_finish(&c, fd, session_id, e) : r;
+  uint8_t id[8];
+  wire_set_le64(id, session_id);
+  const struct call_form form = {IPC_EP_STOP, id, sizeof(id)};
+  return call_start(c, ep, timeout_ms, connect_ms, IPC_SET_EVENTPIPE, &form,
+                    1, 64, err ? err : &local);
 }
 
 int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
                      int timeout_ms, struct ipc_error *err) {
-  uint8_t payload[8], reply[64];
-  size_t rlen = 0;
-  for (int i = 0; i < 8; i++)
-    payload[i] = (uint8_t)(session_id >> (8 * i));
-  return command(ep, IPC_SET_EVENTPIPE, IPC_EP_STOP, payload, sizeof(payload),
-                 reply, sizeof(reply), &rlen, timeout_ms, err);
+  struct ipc_call *c;
+  int r = ipc_stop_begin(&c, ep, session_id, timeout_ms, timeout_ms, err);
+  if (r == -EINPROGRESS)
+    r = ipc_call_wait(c, err);
+  ipc_call_close(&c);
+  return r;
 }
 
+/* Payload: string path, uint32 dump type, uint32 diagnostics / flags (0).
+ * OK reply: int32 HRESULT, 0 when the dump was written. */
 int ipc_dump(const struct ipc_endpoint *ep, const char *path,
              enum ipc_dump_type type, int timeout_ms, struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
-  uint8_t payload[8192], reply[1024];
-  size_t rlen = 0;
+  uint8_t payload[8192];
   if (type < IPC_DUMP_MINI || type > IPC_DUMP_FULL)
     return -EINVAL;
   long off = ipc_put_string(payload, sizeof(payload), 0, path);
-  if (off < 0 || (size_t)off + 8 > sizeof(payload)) {
+  size_t plen = off < 0 ? 0 : (size_t)off;
+  if (off < 0 || wire_put_u32(payload, sizeof(payload), &plen, type) ||
+      wire_put_u32(payload, sizeof(payload), &plen, 0)) {
     set_error(e, 0, "dump path too long");
     return off < 0 ? (int)off : -EMSGSIZE;
   }
-  uint8_t *p = payload + off;
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)((uint32_t)type >> (8 * i));
-  memset(p + 4, 0, 4); /* diagnostics / flags: none */
-  size_t plen = (size_t)off + 8;
-  static const uint8_t ids[] = {IPC_DUMP_GENERATE3, IPC_DUMP_GENERATE2,
-                                IPC_DUMP_GENERATE};
-  int r = -EINVAL;
-  for (size_t i = 0; i < sizeof(ids); i++) {
-    r = command(ep, IPC_SET_DUMP, ids[i], payload, plen, reply, sizeof(reply),
-                &rlen, timeout_ms, e);
-    if (!is_unknown_command(r, e))
-      break;
+  const struct call_form forms[] = {{IPC_DUMP_GENERATE3, payload, plen},
+                                    {IPC_DUMP_GENERATE2, payload, plen},
+                                    {IPC_DUMP_GENERATE, payload, plen}};
+  struct ipc_call *c;
+  int r = call_start(&c, ep, timeout_ms, timeout_ms, IPC_SET_DUMP, forms, 3,
+                     1024, e);
+  if (r == -EINPROGRESS)
+    r = ipc_call_wait(c, e);
+  uint32_t hr = 0;
+  if (r == 0) {
+    struct wire_cursor cur = wire_cursor(c->reply, c->plen);
+    (void)wire_u32(&cur, &hr); /* a reply without one: 0 */
   }
+  ipc_call_close(&c);
   if (r < 0)
     return r;
-  /* OK reply: int32 HRESULT, 0 on success. */
-  struct wire_cursor c = wire_cursor(reply, rlen);
-  uint32_t hr = 0;
-  if (c.len >= 4)
-    (void)wire_u32(&c, &hr);
   if (hr != 0) {
     const char *name = ipc_hresult_name((int32_t)hr);
     set_error(e, (int32_t)hr, "the runtime answered %s (0x%08x)",

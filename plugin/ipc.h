@@ -14,8 +14,8 @@
  *   18  uint16   reserved (0)
  *   20  payload
  *
- * All calls are blocking with a deadline (timeout_ms), EINTR-safe, and
- * return 0 or a negative errno. Where the runtime answered with an error,
+ * Every call has a deadline (timeout_ms), is EINTR-safe, and returns 0 or
+ * a negative errno. Where the runtime answered with an error,
  * the return is -EPROTO and `struct ipc_error` (if given) holds the HRESULT
  * and, where the runtime sent one, its message.
  */
@@ -82,15 +82,6 @@ static inline int ipc_same_process(pid_t pid, uint64_t start_time, pid_t pid2,
   return pid == pid2 && start_time == start_time2;
 }
 
-/* Connects to the endpoint (non-blocking connect bounded by timeout_ms),
- * then verifies the peer with SO_PEERCRED: its pid must be ep->pid, or, where
- * the kernel cannot tell the pid, its uid must be ep->uid. Returns a
- * blocking CLOEXEC socket fd (caller closes), or a negative errno:
- * -EPERM with err->message when the peer is somebody else or cannot be
- * told (SO_PEERCRED failed). */
-int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
-                struct ipc_error *err);
-
 struct ipc_process_info {
   uint64_t pid;        /* as the runtime sees it (its own pid namespace) */
   uint8_t cookie[16];  /* runtime instance cookie (GUID) */
@@ -101,56 +92,6 @@ struct ipc_process_info {
   char runtime_version[64]; /* "" for runtimes without ProcessInfo2 */
 };
 
-/* ProcessInfo2, falling back to ProcessInfo on UnknownCommand. */
-int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
-                     struct ipc_process_info *info, struct ipc_error *err);
-
-/* A command in flight, driven by its caller's poll: for a caller that
- * looks after many processes at once (the plugin's connector: one process
- * that never answers must not hold up the others). Started by
- * ipc_probe_start (ProcessInfo) or ipc_collect_begin (CollectTracing),
- * which connect and send; then, whenever c->fd is readable or c->deadline
- * (clock_mono_ms) has passed, the matching step reads what has come. Start and
- * step return -EINPROGRESS while the answer is incomplete, 0 when it is in,
- * or a negative errno with err->message as the waiting calls give them. The
- * call is closed when it ends (ipc_call_close for one given up before). A
- * runtime that does not know the newer command is asked the older one on a
- * new connection. Holds its requests and at most one reply (each < 64 KiB)
- * while in flight. */
-struct ipc_call {
-  struct ipc_endpoint ep;
-  int fd;           /* poll for POLLIN; -1 once closed */
-  int64_t deadline; /* monotonic ms */
-  int timeout_ms;
-  int v2;       /* 1: the newer command is asked; 0: the older */
-  int fallback; /* the older one is there to ask */
-  uint8_t *msg[2]; /* [1] the newer request, [0] the older */
-  size_t len[2];
-  size_t cap; /* largest reply payload taken */
-  uint8_t set, id;
-  uint8_t hdr[IPC_HEADER_SIZE];
-  size_t got;     /* bytes of the reply read */
-  long plen;      /* the payload's length once the header is in, else -1 */
-  uint8_t *reply; /* plen bytes */
-};
-void ipc_call_close(struct ipc_call *c);
-/* Waits until the call's reply is complete (0: the step then takes it) or
- * it fails (closed); the thread's cancel fd (ipc_set_cancel_fd) ends the
- * wait with -ECANCELED. */
-int ipc_call_wait(struct ipc_call *c, struct ipc_error *err);
-
-/* ProcessInfo2 (ProcessInfo for older runtimes): 0 with *info filled. */
-int ipc_probe_start(struct ipc_call *p, const struct ipc_endpoint *ep,
-                    int timeout_ms, struct ipc_error *err);
-int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
-                   struct ipc_error *err);
-
-/* Decodes the payload p[n] of a ProcessInfo (v2 = 0) or ProcessInfo2
- * (v2 = 1) reply into *out (zeroed first; strings truncated to fit).
- * 0 or -EBADMSG. Pure: no I/O. */
-int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
-                            struct ipc_process_info *out);
-
 struct ipc_provider {
   const char *name;
   uint64_t keywords;
@@ -158,25 +99,77 @@ struct ipc_provider {
   const char *filter; /* "key=value;key=value" or NULL */
 };
 
-/* Starts an EventPipe session streaming nettrace: CollectTracing2 with
- * rundown off, falling back to CollectTracing on runtimes that do not know
- * it. On success *fd is the connected socket the nettrace stream follows on
- * (caller owns it) and *session_id the runtime's id for StopTracing. */
-int ipc_collect_tracing(const struct ipc_endpoint *ep,
-                        const struct ipc_provider *providers, size_t n,
-                        uint32_t buffer_mb, int timeout_ms, int *fd,
-                        uint64_t *session_id, struct ipc_error *err);
+/* ---- the request engine ----
+ *
+ * Every command goes through one kind of call: connect (the peer verified,
+ * see ipc_peer_verify), send the request, read one reply. A command comes
+ * in forms, newest first (ProcessInfo2 then ProcessInfo; GenerateCoreDump3,
+ * 2, 1): a runtime that answers UnknownCommand to one form is asked the
+ * next on a new connection. A call is driven by its caller's poll, for a
+ * caller that looks after many processes at once (the plugin's connector:
+ * one process that never answers must not hold up the others): a start
+ * function connects and sends; then, whenever ipc_call_fd is readable or
+ * ipc_call_deadline (clock_mono_ms) has passed, the matching step reads
+ * what has come. Starts and steps return -EINPROGRESS while the answer is
+ * incomplete, 0 when it is in, or a negative errno with err->message (err
+ * may be NULL). A call that ended (answered and taken, or failed) has
+ * closed its connection; ipc_call_close frees it at any time. It holds its
+ * requests and at most one reply (each < 64 KiB). A caller that blocks
+ * uses ipc_call_wait, or the blocking commands below. */
+struct ipc_call;
 
-/* ipc_collect_tracing without waiting (see struct ipc_call): 0 with *fd
- * the stream's connection (caller owns it) and *session_id. */
-int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
+/* The fd to poll for POLLIN while the call is in flight; -1 once it
+ * ended (poll ignores it) or for NULL. */
+int ipc_call_fd(const struct ipc_call *c);
+/* When the call gives up if unanswered (clock_mono_ms; INT64_MAX for
+ * NULL). */
+int64_t ipc_call_deadline(const struct ipc_call *c);
+/* The endpoint the call talks to. */
+const struct ipc_endpoint *ipc_call_endpoint(const struct ipc_call *c);
+/* Closes the call's connection if open, frees it, and sets *c to NULL.
+ * Accepts NULL and a NULL *c. */
+void ipc_call_close(struct ipc_call **c);
+/* Reads what has come: 0 when an OK reply is complete (the command's step
+ * then takes it), -EINPROGRESS, or a negative errno (ended). For a command
+ * whose reply says nothing more (StopTracing). */
+int ipc_call_step(struct ipc_call *c, struct ipc_error *err);
+/* Waits until the call's reply is complete (0: the step then takes it) or
+ * it fails (ended); the thread's cancel fd (ipc_set_cancel_fd) ends the
+ * wait with -ECANCELED. */
+int ipc_call_wait(struct ipc_call *c, struct ipc_error *err);
+
+/* ProcessInfo2 (ProcessInfo for older runtimes): 0 with *info filled.
+ * The start sets *p (NULL when it fails at once). */
+int ipc_probe_start(struct ipc_call **p, const struct ipc_endpoint *ep,
+                    int timeout_ms, struct ipc_error *err);
+int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
+                   struct ipc_error *err);
+
+/* An EventPipe session streaming nettrace: CollectTracing2 with rundown
+ * off (CollectTracing for older runtimes). The step gives 0 with *fd the
+ * connection the stream follows on (caller owns it; the call has let go
+ * of it) and *session_id the runtime's id for StopTracing. */
+int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
                       uint32_t buffer_mb, int timeout_ms,
                       struct ipc_error *err);
 int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
                      struct ipc_error *err);
 
-/* StopTracing on a second connection. */
+/* StopTracing of session_id, on a connection of its own; its step is
+ * ipc_call_step. A runtime whose listen queue is full is waited for up to
+ * connect_ms (in steps of 10 ms; 0: fails at once, as the others). */
+int ipc_stop_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
+                   uint64_t session_id, int timeout_ms, int connect_ms,
+                   struct ipc_error *err);
+
+/* ---- blocking commands (engine calls waited for) ---- */
+
+/* ProcessInfo2, falling back to ProcessInfo on UnknownCommand. */
+int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
+                     struct ipc_process_info *info, struct ipc_error *err);
+
+/* StopTracing; a full listen queue is waited out until the deadline. */
 int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
                      int timeout_ms, struct ipc_error *err);
 
@@ -190,7 +183,7 @@ enum ipc_dump_type {
 /* Asks the runtime to write a core dump to `path` (a path as the target
  * sees it): GenerateCoreDump3, falling back to 2 and 1 on UnknownCommand.
  * Blocks until the runtime answers (dumps take seconds: give a generous
- * timeout). */
+ * timeout); a full listen queue is waited out until the deadline. */
 int ipc_dump(const struct ipc_endpoint *ep, const char *path,
              enum ipc_dump_type type, int timeout_ms, struct ipc_error *err);
 
@@ -204,6 +197,12 @@ void ipc_set_cancel_fd(int fd);
 int ipc_get_cancel_fd(void);
 
 /* Building blocks, exposed for tests and the fault-injection server. */
+
+/* Decodes the payload p[n] of a ProcessInfo (v2 = 0) or ProcessInfo2
+ * (v2 = 1) reply into *out (zeroed first; strings truncated to fit).
+ * 0 or -EBADMSG. Pure: no I/O. */
+int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
+                            struct ipc_process_info *out);
 
 /* Who serves the connected socket fd (SO_PEERCRED): 0 when it is ep's
  * process (its pid, or where the kernel cannot tell the pid, its uid);

@@ -43,7 +43,7 @@ struct session {
   void *tap_ctx;
   int fd;
   uint64_t id;
-  struct ipc_call call; /* CollectTracing in flight (session_begin) */
+  struct ipc_call *call; /* CollectTracing in flight (session_begin) */
   struct nettrace_reader *reader;
   struct counters_decoder *decoder; /* keyed by the reader's metadata */
   char meter_session[64];
@@ -119,7 +119,6 @@ struct session *session_new(const struct ipc_endpoint *ep,
   if (s == NULL)
     return NULL;
   *s = (struct session){.ep = *ep, .cfg = c, .cb = cb, .ctx = ctx, .fd = -1};
-  s->call.fd = -1;
   s->strings = dup_strings(&s->cfg);
   s->decoder = counters_decoder_new();
   if (s->strings == NULL || s->decoder == NULL) {
@@ -250,16 +249,18 @@ int session_begin(struct session *s, struct ipc_error *err) {
   return r;
 }
 
-int session_begin_fd(const struct session *s) { return s->call.fd; }
+int session_begin_fd(const struct session *s) { return ipc_call_fd(s->call); }
 
 int64_t session_begin_deadline(const struct session *s) {
-  return s->call.deadline;
+  return ipc_call_deadline(s->call);
 }
 
 int session_begin_step(struct session *s, struct ipc_error *err) {
   struct ipc_error local = {0};
   struct ipc_error *e = err ? err : &local;
-  int r = ipc_collect_step(&s->call, &s->fd, &s->id, e);
+  int r = ipc_collect_step(s->call, &s->fd, &s->id, e);
+  if (r != -EINPROGRESS)
+    ipc_call_close(&s->call);
   if (r < 0 && r != -EINPROGRESS)
     snprintf(s->error, sizeof(s->error), "%s", e->message);
   return r; /* the stream's fd is non-blocking (ipc_connect's) */
@@ -270,7 +271,7 @@ int session_start(struct session *s, struct ipc_error *err) {
   struct ipc_error *e = err ? err : &local;
   int r = session_begin(s, e);
   if (r == -EINPROGRESS)
-    r = ipc_call_wait(&s->call, e);
+    r = ipc_call_wait(s->call, e);
   if (r == 0)
     return session_begin_step(s, e); /* the reply is in: takes it */
   if (r != -EINPROGRESS && s->error[0] == 0)

@@ -159,54 +159,46 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
     n++;
   if (n == 0)
     return;
+  struct ipc_call **calls = calloc(n, sizeof(*calls));
   struct pollfd *pfd = calloc(n, sizeof(*pfd));
   size_t k = 0;
   /* One budget for all the connects: a target whose listen queue is full
    * (hung, stopped) must not cost timeout_ms / 2 per session. */
   int64_t c0 = clock_mono_ms();
-  for (struct target *t = list; t && pfd; t = t->next) {
+  for (struct target *t = list; t && calls && pfd; t = t->next) {
     if (session_fd(t->session) < 0)
       continue;
-    uint8_t msg[IPC_HEADER_SIZE + 8], id[8];
-    uint64_t sid = session_id(t->session);
-    for (int i = 0; i < 8; i++)
-      id[i] = (uint8_t)(sid >> (8 * i));
-    long len = ipc_message_encode(msg, sizeof(msg), IPC_SET_EVENTPIPE,
-                                  IPC_EP_STOP, id, sizeof(id));
-    long spent = (long)(clock_mono_ms() - c0);
-    long budget = timeout_ms / 2 - spent;
-    int fd = ipc_connect(&t->ep, budget > 0 ? (int)budget : 0, NULL);
-    if (fd < 0)
-      continue;
-    if (len < 0 || send(fd, msg, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) != len) {
-      close(fd);
-      continue;
-    }
-    pfd[k++] = (struct pollfd){.fd = fd, .events = POLLIN};
+    long budget = timeout_ms / 2 - (long)(clock_mono_ms() - c0);
+    if (ipc_stop_begin(&calls[k], &t->ep, session_id(t->session), timeout_ms,
+                       budget > 0 ? (int)budget : 0, NULL) == -EINPROGRESS)
+      k++;
   }
-  int64_t t0 = clock_mono_ms();
+  /* the answers together, within one timeout: whatever a call ends with
+   * (the reply, an error, the connection closed) confirms it */
+  int64_t end = clock_mono_ms() + timeout_ms;
   size_t open_ = k;
   while (open_ > 0) {
-    long el = (long)(clock_mono_ms() - t0);
-    if (el >= timeout_ms)
+    int64_t now = clock_mono_ms();
+    if (now >= end)
       break;
-    int pr = poll(pfd, k, (int)(timeout_ms - el));
+    for (size_t i = 0; i < k; i++)
+      pfd[i] = (struct pollfd){.fd = ipc_call_fd(calls[i]), .events = POLLIN};
+    int pr = poll(pfd, k, (int)(end - now));
     if (pr < 0 && errno == EINTR)
       continue;
     if (pr <= 0)
       break;
     for (size_t i = 0; i < k; i++) {
-      if (pfd[i].fd >= 0 && pfd[i].revents) {
-        close(pfd[i].fd);
-        pfd[i].fd = -1;
+      if (pfd[i].revents && ipc_call_step(calls[i], NULL) != -EINPROGRESS) {
+        ipc_call_close(&calls[i]);
         open_--;
       }
     }
   }
   size_t unanswered = 0;
   for (size_t i = 0; i < k; i++)
-    if (pfd[i].fd >= 0) {
-      close(pfd[i].fd);
+    if (calls[i] != NULL) {
+      ipc_call_close(&calls[i]);
       unanswered++;
     }
   if (unanswered)
@@ -214,6 +206,7 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
          "%zu session(s) did not confirm StopTracing within %d ms; closed",
          unanswered, timeout_ms);
   free(pfd);
+  free(calls);
 }
 
 void watch_stop(struct watch *w, int timeout_ms) {

@@ -142,7 +142,7 @@ struct watch {
                               match since (monotonic ms), -1 warned */
     /* ProcessInfo exchanges in flight: a process that never answers
      * holds up nobody else */
-    struct ipc_call probes[PROBES_MAX];
+    struct ipc_call *probes[PROBES_MAX];
     unsigned char probe_again[PROBES_MAX]; /* the probe is an ask again */
     size_t nprobes;
     /* the processes a pass wants asked (SEEN_MAX) */

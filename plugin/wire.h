@@ -3,8 +3,9 @@
  *
  * Cursor helpers for little-endian wire data: the one place where lengths
  * read from a peer are checked. A cursor is (pointer, remaining); every
- * take_* checks the remaining length first, copies, converts from little
- * endian and advances, or returns -1 and leaves the cursor untouched.
+ * reader checks the remaining length first, copies, converts from little
+ * endian and advances, or returns -1 and leaves the cursor untouched. The
+ * writers beside them (wire_put_*) do the same into a caller's buffer.
  */
 #ifndef WIRE_H
 #define WIRE_H
@@ -54,32 +55,73 @@ static inline int wire_u8(struct wire_cursor *c, uint8_t *out) {
   if (c->len < 1)
     return -1;
   *out = c->p[0];
-  c->p++;
-  c->len--;
-  return 0;
+  return wire_skip(c, 1);
 }
 static inline int wire_u16(struct wire_cursor *c, uint16_t *out) {
   if (c->len < 2)
     return -1;
   *out = wire_le16(c->p);
-  c->p += 2;
-  c->len -= 2;
-  return 0;
+  return wire_skip(c, 2);
 }
 static inline int wire_u32(struct wire_cursor *c, uint32_t *out) {
   if (c->len < 4)
     return -1;
   *out = wire_le32(c->p);
-  c->p += 4;
-  c->len -= 4;
-  return 0;
+  return wire_skip(c, 4);
 }
 static inline int wire_u64(struct wire_cursor *c, uint64_t *out) {
   if (c->len < 8)
     return -1;
   *out = wire_le64(c->p);
-  c->p += 8;
-  c->len -= 8;
+  return wire_skip(c, 8);
+}
+
+/* The writers: little endian into buf[cap] at *off, which advances; each
+ * checks that the value fits first, or returns -1 with *off untouched. */
+static inline void wire_set_le16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static inline void wire_set_le32(uint8_t *p, uint32_t v) {
+  wire_set_le16(p, (uint16_t)v);
+  wire_set_le16(p + 2, (uint16_t)(v >> 16));
+}
+static inline void wire_set_le64(uint8_t *p, uint64_t v) {
+  wire_set_le32(p, (uint32_t)v);
+  wire_set_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline int wire_fits(size_t cap, size_t off, size_t n) {
+  return off <= cap && n <= cap - off;
+}
+static inline int wire_put_u8(uint8_t *buf, size_t cap, size_t *off,
+                              uint8_t v) {
+  if (!wire_fits(cap, *off, 1))
+    return -1;
+  buf[(*off)++] = v;
+  return 0;
+}
+static inline int wire_put_u16(uint8_t *buf, size_t cap, size_t *off,
+                               uint16_t v) {
+  if (!wire_fits(cap, *off, 2))
+    return -1;
+  wire_set_le16(buf + *off, v);
+  *off += 2;
+  return 0;
+}
+static inline int wire_put_u32(uint8_t *buf, size_t cap, size_t *off,
+                               uint32_t v) {
+  if (!wire_fits(cap, *off, 4))
+    return -1;
+  wire_set_le32(buf + *off, v);
+  *off += 4;
+  return 0;
+}
+static inline int wire_put_u64(uint8_t *buf, size_t cap, size_t *off,
+                               uint64_t v) {
+  if (!wire_fits(cap, *off, 8))
+    return -1;
+  wire_set_le64(buf + *off, v);
+  *off += 8;
   return 0;
 }
 static inline int wire_f64(struct wire_cursor *c, double *out) {

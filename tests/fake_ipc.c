@@ -49,18 +49,30 @@ static struct fake_proc *proc_of(const struct ipc_endpoint *ep) {
   return NULL;
 }
 
+/* The fake's call: opaque to its users, as the engine's is. */
+struct ipc_call {
+  struct ipc_endpoint ep;
+  int fd;
+  int64_t deadline;
+};
+
 /* A call in flight whose answer is in: its fd is readable at once. */
-static int call_ready(struct ipc_call *c, const struct ipc_endpoint *ep,
+static int call_ready(struct ipc_call **cp, const struct ipc_endpoint *ep,
                       int timeout_ms) {
-  memset(c, 0, sizeof(*c));
+  *cp = NULL;
+  struct ipc_call *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return -ENOMEM;
   c->ep = *ep;
-  c->fd = -1;
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    free(c);
     return -errno;
+  }
   close(sv[1]); /* its end: readable */
   c->fd = sv[0];
   c->deadline = clock_mono_ms() + timeout_ms;
+  *cp = c;
   return -EINPROGRESS;
 }
 
@@ -121,10 +133,29 @@ static int fail(int r, struct ipc_error *err) {
   return r;
 }
 
-void ipc_call_close(struct ipc_call *c) {
-  if (c->fd >= 0)
-    close(c->fd);
-  c->fd = -1;
+void ipc_call_close(struct ipc_call **c) {
+  if (c == NULL || *c == NULL)
+    return;
+  if ((*c)->fd >= 0)
+    close((*c)->fd);
+  free(*c);
+  *c = NULL;
+}
+
+int ipc_call_fd(const struct ipc_call *c) { return c ? c->fd : -1; }
+
+int64_t ipc_call_deadline(const struct ipc_call *c) {
+  return c ? c->deadline : INT64_MAX;
+}
+
+const struct ipc_endpoint *ipc_call_endpoint(const struct ipc_call *c) {
+  return &c->ep;
+}
+
+int ipc_call_step(struct ipc_call *c, struct ipc_error *err) {
+  (void)c;
+  (void)err;
+  return 0; /* the reply is in */
 }
 
 int ipc_call_wait(struct ipc_call *c, struct ipc_error *err) {
@@ -133,7 +164,7 @@ int ipc_call_wait(struct ipc_call *c, struct ipc_error *err) {
   return 0; /* the reply is in */
 }
 
-int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
+int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
                       uint32_t buffer_mb, int timeout_ms,
                       struct ipc_error *err) {
@@ -158,8 +189,7 @@ int ipc_collect_begin(struct ipc_call *c, const struct ipc_endpoint *ep,
     fake_ipc.keywords[i] = providers[i].keywords;
   }
   if (fake_ipc.begin_result != -EINPROGRESS) {
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
+    *c = NULL;
     return fail(fake_ipc.begin_result, err);
   }
   return call_ready(c, ep, timeout_ms);
@@ -172,7 +202,6 @@ int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
   int r = p != NULL ? stream_pair(fd, &p->stream_peer) : 1;
   pthread_mutex_unlock(&fake_lock);
   if (p != NULL) {
-    ipc_call_close(c);
     *session_id = 7;
     return r;
   }
@@ -181,7 +210,6 @@ int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
     fake_ipc.step_pending--;
     return -EINPROGRESS;
   }
-  ipc_call_close(c);
   if (fake_ipc.step_result != 0)
     return fail(fake_ipc.step_result, err);
   r = stream_pair(fd, &fake_ipc.stream_peer);
@@ -276,7 +304,7 @@ int discovery_alive(const struct ipc_endpoint *ep) {
   return alive;
 }
 
-int ipc_probe_start(struct ipc_call *c, const struct ipc_endpoint *ep,
+int ipc_probe_start(struct ipc_call **c, const struct ipc_endpoint *ep,
                     int timeout_ms, struct ipc_error *err) {
   pthread_mutex_lock(&fake_lock);
   struct fake_proc *p = proc_of(ep);
@@ -287,8 +315,7 @@ int ipc_probe_start(struct ipc_call *c, const struct ipc_endpoint *ep,
   }
   pthread_mutex_unlock(&fake_lock);
   if (p == NULL || refused) {
-    memset(c, 0, sizeof(*c));
-    c->fd = -1;
+    *c = NULL;
     snprintf(err->message, sizeof(err->message),
              "cannot connect: Connection refused");
     return -ECONNREFUSED;
@@ -308,7 +335,6 @@ int ipc_probe_step(struct ipc_call *c, struct ipc_process_info *info,
     snprintf(info->runtime_version, sizeof(info->runtime_version), "10.0");
   }
   pthread_mutex_unlock(&fake_lock);
-  ipc_call_close(c);
   if (r != 0)
     snprintf(err->message, sizeof(err->message),
              "no answer from the runtime in time");
@@ -316,23 +342,16 @@ int ipc_probe_step(struct ipc_call *c, struct ipc_process_info *info,
 }
 
 /* StopTracing at the end (watch_stop): nobody listens */
-int ipc_connect(const struct ipc_endpoint *ep, int timeout_ms,
-                struct ipc_error *err) {
+int ipc_stop_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
+                   uint64_t session_id, int timeout_ms, int connect_ms,
+                   struct ipc_error *err) {
   (void)ep;
+  (void)session_id;
   (void)timeout_ms;
+  (void)connect_ms;
   (void)err;
+  *c = NULL;
   return -ECONNREFUSED;
-}
-
-long ipc_message_encode(uint8_t *buf, size_t cap, uint8_t set, uint8_t id,
-                        const uint8_t *payload, size_t payload_len) {
-  (void)set;
-  (void)id;
-  (void)payload;
-  if (IPC_HEADER_SIZE + payload_len > cap)
-    return -EMSGSIZE;
-  memset(buf, 0, IPC_HEADER_SIZE + payload_len);
-  return (long)(IPC_HEADER_SIZE + payload_len);
 }
 
 void ipc_sanitize(char *s) { (void)s; }
