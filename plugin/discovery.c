@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,18 +438,19 @@ static void disc_cap_log(struct discovery *d, unsigned which,
     __attribute__((format(printf, 3, 4)));
 static void disc_cap_log(struct discovery *d, unsigned which,
                          const char *fmt, ...) {
-  if (d->logged & which)
-    return;
+  unsigned said = d->logged & which;
   d->logged |= which;
-  if (d->log == NULL)
+  if (said || d->log == NULL)
     return;
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
+  int n = vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  ipc_sanitize(msg); /* a directory name is the process's TMPDIR */
-  d->log(d->log_ctx, msg);
+  if (n > 0) {
+    ipc_sanitize(msg); /* a directory name is the process's TMPDIR */
+    d->log(d->log_ctx, msg);
+  }
 }
 
 void discovery_set_connected(struct discovery *d, discovery_connected_fn fn,
@@ -556,16 +558,30 @@ static int64_t ts_ns(struct timespec ts) {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* The entry for pid (inserted, unknown, when missing), or NULL on ENOMEM. */
-static struct disc_proc *disc_proc_get(struct discovery *d, pid_t pid) {
-  size_t lo = 0, hi = d->nprocs;
+/* The first of the n elements (size bytes each) at base, sorted by the
+ * pid_t at offset off, whose pid is not below pid; n if none. The
+ * processes (by pid) and a listing's sockets (by ns_pid) are looked up
+ * with it. */
+static size_t disc_lower_bound(const void *base, size_t n, size_t size,
+                               size_t off, pid_t pid) {
+  const unsigned char *b = base;
+  size_t lo = 0, hi = n;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (d->procs[mid].pid < pid)
+    pid_t v;
+    memcpy(&v, b + mid * size + off, sizeof(v));
+    if (v < pid)
       lo = mid + 1;
     else
       hi = mid;
   }
+  return lo;
+}
+
+/* The entry for pid (inserted, unknown, when missing), or NULL on ENOMEM. */
+static struct disc_proc *disc_proc_get(struct discovery *d, pid_t pid) {
+  size_t lo = disc_lower_bound(d->procs, d->nprocs, sizeof(d->procs[0]),
+                               offsetof(struct disc_proc, pid), pid);
   if (lo < d->nprocs && d->procs[lo].pid == pid)
     return &d->procs[lo];
   if (d->nprocs >= DISCOVERY_PROCS_MAX) {
@@ -773,15 +789,8 @@ static void disc_dir_refresh(struct discovery *d, struct disc_dir *dd) {
  * full of stale sockets costs a lookup per process, not a scan), or
  * nsocks. */
 static size_t disc_first_sock(const struct disc_dir *dd, pid_t ns_pid) {
-  size_t lo = 0, hi = dd->nsocks;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (dd->socks[mid].ns_pid < ns_pid)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
+  return disc_lower_bound(dd->socks, dd->nsocks, sizeof(dd->socks[0]),
+                          offsetof(struct disc_sock, ns_pid), ns_pid);
 }
 
 /* Whether dir holds a socket named as the runtime of ns_pid started at
@@ -825,6 +834,20 @@ static time_t disc_sock_mtime(const struct disc_dir *dd, struct disc_sock *s) {
   return s->mtime;
 }
 
+/* The endpoint of p with its socket dir/name. */
+static int disc_proc_endpoint(const struct disc_proc *p, const char *dir,
+                              const char *name, struct ipc_endpoint *ep) {
+  *ep = (struct ipc_endpoint){.pid = p->pid,
+                              .ns_pid = p->ns_pid,
+                              .start_time = p->start_time,
+                              .uid = p->uid,
+                              .foreign_mnt_ns = p->foreign_mnt_ns};
+  if ((size_t)snprintf(ep->path, sizeof(ep->path), "%s/%s", dir, name) >=
+      sizeof(ep->path))
+    return -ENAMETOOLONG;
+  return 0;
+}
+
 /* The endpoint of a known process, from its directory's listing. */
 static int disc_endpoint(struct discovery *d, const struct disc_proc *p,
                          struct ipc_endpoint *ep) {
@@ -852,16 +875,7 @@ static int disc_endpoint(struct discovery *d, const struct disc_proc *p,
     best = &own;
   if (best == NULL)
     return -ENOENT;
-  memset(ep, 0, sizeof(*ep));
-  ep->pid = p->pid;
-  ep->ns_pid = p->ns_pid;
-  ep->start_time = p->start_time;
-  ep->uid = p->uid;
-  ep->foreign_mnt_ns = p->foreign_mnt_ns;
-  if ((size_t)snprintf(ep->path, sizeof(ep->path), "%s/%s", dd->path,
-                       best->name) >= sizeof(ep->path))
-    return -ENAMETOOLONG;
-  return 0;
+  return disc_proc_endpoint(p, dd->path, best->name, ep);
 }
 
 /* A quiet pass (see above): 1 when it found a reason for a full one
@@ -896,13 +910,80 @@ static int disc_quiet_pass(struct discovery *d, discovery_cb cb,
   return 0;
 }
 
-int discovery_scan(struct discovery *d, discovery_cb cb, void *ctx) {
-  d->pass++;
-  if (d->full_pass != 0 && d->pass - d->full_pass < DISC_FULL) {
-    int r = disc_quiet_pass(d, cb, ctx);
-    if (r != 1)
-      return r;
+/* Whether a full pass may skip pid's stat this time: a process looked at
+ * before that has no socket is, nearly always, just not .NET; its stat is
+ * read again only every DISC_RECHECK full passes (staggered by pid), for
+ * an exec into .NET with a TMPDIR no known process uses. Its socket
+ * appearing in its directory brings it back at once. */
+static int disc_skip(struct discovery *d, const struct disc_proc *p) {
+  return p->known && (d->nfull + (unsigned)p->pid) % DISC_RECHECK != 0 &&
+         !disc_has_socket(d, p);
+}
+
+/* The start time and comm hash of p now: what the scanner holds while the
+ * caller streams from it (alive, the same process), else from its stat.
+ * -ESRCH (or another error) when it is gone or a zombie. */
+static int disc_identity(struct discovery *d, const struct disc_proc *p,
+                         uint64_t *start, uint32_t *comm) {
+  *start = p->start_time;
+  *comm = p->comm_hash;
+  if (p->known && d->connected != NULL &&
+      d->connected(d->connected_ctx, p->pid, p->start_time))
+    return 0;
+  return proc_stat_read(p->pid, start, comm);
+}
+
+/* Looks p up afresh for the start time and comm it now has (new, or an
+ * exec: same pid and start time, maybe another TMPDIR or mount namespace,
+ * a new comm). 0 with *ep when its socket is found; -ENOENT when none;
+ * another negative errno when it cannot be looked at. A process whose
+ * directory finds no room is looked up by its own socket name, again at
+ * every full pass. */
+static int disc_refill(struct discovery *d, struct disc_proc *p,
+                       uint64_t start, uint32_t comm,
+                       struct ipc_endpoint *ep) {
+  p->known = 0;
+  p->start_time = start;
+  p->comm_hash = comm;
+  char pdir[3072];
+  int r = disc_proc_fill(d, p, pdir, sizeof(pdir));
+  if (r == -ENOSPC) {
+    p->known = 0;
+    char name[DISC_NAME_MAX];
+    if (!disc_exact_sock(pdir, p->ns_pid, start, name, sizeof(name)))
+      return -ENOENT;
+    return disc_proc_endpoint(p, pdir, name, ep);
   }
+  if (r != 0) {
+    p->known = 0;
+    return r;
+  }
+  return disc_endpoint(d, p, ep);
+}
+
+/* One /proc entry of a full pass: cb's result for its endpoint, or 0. */
+static int disc_visit(struct discovery *d, pid_t pid, discovery_cb cb,
+                      void *ctx) {
+  struct disc_proc *p = disc_proc_get(d, pid);
+  if (p == NULL)
+    return 0;
+  p->seen = d->pass;
+  if (disc_skip(d, p))
+    return 0;
+  uint64_t start;
+  uint32_t comm;
+  if (disc_identity(d, p, &start, &comm) != 0)
+    return 0; /* gone, or a zombie */
+  struct ipc_endpoint ep;
+  int r = !p->known || p->start_time != start || p->comm_hash != comm
+              ? disc_refill(d, p, start, comm, &ep)
+              : disc_endpoint(d, p, &ep);
+  return r == 0 ? cb(ctx, &ep) : 0;
+}
+
+/* Lists /proc and visits every process: 0 when all were, cb's non-zero
+ * result when it stopped the pass, or a negative errno. */
+static int disc_list_proc(struct discovery *d, discovery_cb cb, void *ctx) {
   DIR *dir = opendir("/proc");
   if (dir == NULL)
     return -errno;
@@ -911,107 +992,52 @@ int discovery_scan(struct discovery *d, discovery_cb cb, void *ctx) {
                              sizeof(d->self_mnt) - 1);
   int ret = 0;
   struct dirent *de;
-  while ((de = readdir(dir)) != NULL) {
+  while (ret == 0 && (de = readdir(dir)) != NULL) {
     char *end;
     long pid = strtol(de->d_name, &end, 10);
-    if (*end != 0 || pid <= 0 || pid > INT_MAX)
-      continue;
-    struct disc_proc *p = disc_proc_get(d, (pid_t)pid);
-    if (p == NULL)
-      continue;
-    p->seen = d->pass;
-    /* A process looked at before that has no socket is, nearly always,
-     * just not .NET: its stat is read again only every DISC_RECHECK full
-     * passes (staggered by pid), for an exec into .NET with a TMPDIR no
-     * known process uses. Its socket appearing in its directory brings it
-     * back at once. */
-    if (p->known && (d->nfull + (unsigned)pid) % DISC_RECHECK != 0 &&
-        !disc_has_socket(d, p))
-      continue;
-    uint64_t start = p->start_time;
-    uint32_t comm = p->comm_hash;
-    if (p->known && d->connected != NULL &&
-        d->connected(d->connected_ctx, p->pid, p->start_time)) {
-      /* streaming to the caller: alive, and the same process */
-    } else if (proc_stat_read((pid_t)pid, &start, &comm) != 0) {
-      continue; /* gone, or a zombie */
-    }
-    /* an exec keeps pid and start time but may bring another TMPDIR or
-     * mount namespace: a new comm says so, and we look again */
-    struct ipc_endpoint ep;
-    if (!p->known || p->start_time != start || p->comm_hash != comm) {
-      p->known = 0;
-      p->start_time = start;
-      p->comm_hash = comm;
-      char pdir[3072];
-      int fr = disc_proc_fill(d, p, pdir, sizeof(pdir));
-      if (fr == -ENOSPC) {
-        /* no room for its directory: its own socket name, looked up
-         * again at every full pass */
-        p->known = 0;
-        char name[DISC_NAME_MAX];
-        if (!disc_exact_sock(pdir, p->ns_pid, start, name, sizeof(name)))
-          continue;
-        ep = (struct ipc_endpoint){.pid = p->pid,
-                                   .ns_pid = p->ns_pid,
-                                   .start_time = start,
-                                   .uid = p->uid,
-                                   .foreign_mnt_ns = p->foreign_mnt_ns};
-        if ((size_t)snprintf(ep.path, sizeof(ep.path), "%s/%s", pdir, name) >=
-            sizeof(ep.path))
-          continue;
-        ret = cb(ctx, &ep);
-        if (ret != 0)
-          break;
-        continue;
-      }
-      if (fr != 0) {
-        p->known = 0;
-        continue;
-      }
-    }
-    if (disc_endpoint(d, p, &ep) != 0)
-      continue;
-    ret = cb(ctx, &ep);
-    if (ret != 0)
-      break;
+    if (*end == 0 && pid > 0 && pid <= INT_MAX)
+      ret = disc_visit(d, (pid_t)pid, cb, ctx);
   }
   closedir(dir);
-  if (ret != 0)
-    return ret; /* a partial pass: forget nothing, full again next time */
-  d->full_pass = d->pass;
-  for (size_t i = 0; i < d->ndirs; i++) {
-    d->dirs[i].full_sig = d->dirs[i].sig;
-    disc_dir_watch(d, &d->dirs[i]); /* one missing before (not there yet) */
-  }
-  /* forget processes that are gone, then directories no process needs
-   * (every known process seen in this pass marked its directory used) */
+  return ret;
+}
+
+/* Forgets the processes a complete full pass did not see. */
+static void disc_forget_procs(struct discovery *d) {
   size_t o = 0;
   for (size_t i = 0; i < d->nprocs; i++)
     if (d->procs[i].seen == d->pass)
       d->procs[o++] = d->procs[i];
   d->nprocs = o;
+}
+
+/* Drops directory i, which no process needs any more, and its watch
+ * unless a directory kept shares it (one inode seen through two paths). */
+static void disc_dir_drop(struct discovery *d, size_t i) {
+  int shared = 0;
+  for (size_t k = 0; k < d->ndirs && d->dirs[i].wd > 0; k++)
+    shared |= k != i && d->dirs[k].used == d->pass &&
+              d->dirs[k].wd == d->dirs[i].wd;
+  if (d->dirs[i].wd > 0 && !shared)
+    inotify_rm_watch(d->notify_fd, d->dirs[i].wd);
+  free(d->dirs[i].path);
+  free(d->dirs[i].socks);
+}
+
+/* Forgets the directories no process needs (every known process seen in
+ * a complete full pass marked its directory used), and moves the
+ * processes' indexes with the array. */
+static void disc_forget_dirs(struct discovery *d) {
   size_t *map = d->ndirs > 0 ? malloc(d->ndirs * sizeof(*map)) : NULL;
   if (map == NULL)
-    return 0; /* keep them all until a later pass */
-  o = 0;
+    return; /* keep them all until a later pass */
+  size_t o = 0;
   for (size_t i = 0; i < d->ndirs; i++) {
-    if (d->dirs[i].used == d->pass) {
-      map[i] = o;
+    map[i] = d->dirs[i].used == d->pass ? o : SIZE_MAX;
+    if (map[i] == SIZE_MAX)
+      disc_dir_drop(d, i);
+    else
       d->dirs[o++] = d->dirs[i];
-    } else {
-      map[i] = SIZE_MAX;
-      /* one inode seen through two paths shares a watch: keep it while
-       * a directory kept uses it */
-      int shared = 0;
-      for (size_t k = 0; k < d->ndirs && d->dirs[i].wd > 0; k++)
-        shared |= k != i && d->dirs[k].used == d->pass &&
-                  d->dirs[k].wd == d->dirs[i].wd;
-      if (d->dirs[i].wd > 0 && !shared)
-        inotify_rm_watch(d->notify_fd, d->dirs[i].wd);
-      free(d->dirs[i].path);
-      free(d->dirs[i].socks);
-    }
   }
   d->ndirs = o;
   /* A process seen in this pass whose stat could not be read (a zombie,
@@ -1029,7 +1055,32 @@ int discovery_scan(struct discovery *d, discovery_cb cb, void *ctx) {
       p->dir = map[p->dir];
   }
   free(map);
-  return ret;
+}
+
+/* After a complete full pass: its listings are the reference of the quiet
+ * passes, every directory is watched (one missing before, not there yet),
+ * and what is gone is forgotten. */
+static void disc_full_done(struct discovery *d) {
+  d->full_pass = d->pass;
+  for (size_t i = 0; i < d->ndirs; i++) {
+    d->dirs[i].full_sig = d->dirs[i].sig;
+    disc_dir_watch(d, &d->dirs[i]);
+  }
+  disc_forget_procs(d);
+  disc_forget_dirs(d);
+}
+
+int discovery_scan(struct discovery *d, discovery_cb cb, void *ctx) {
+  d->pass++;
+  if (d->full_pass != 0 && d->pass - d->full_pass < DISC_FULL) {
+    int r = disc_quiet_pass(d, cb, ctx);
+    if (r != 1)
+      return r;
+  }
+  int r = disc_list_proc(d, cb, ctx);
+  if (r == 0)
+    disc_full_done(d);
+  return r; /* a partial pass forgets nothing: full again next time */
 }
 
 unsigned discovery_full_passes(const struct discovery *d) {

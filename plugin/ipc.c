@@ -730,15 +730,13 @@ int ipc_probe_start(struct ipc_call **p, const struct ipc_endpoint *ep,
 
 int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
                    struct ipc_error *err) {
-  struct ipc_error local;
-  struct ipc_error *e = err ? err : &local;
-  int r = ipc_call_step(p, e);
-  if (r != 0)
-    return r;
-  r = ipc_process_info_decode(p->reply, p->plen, p->form == 0, info);
-  if (r < 0)
-    set_error(e, 0, "malformed ProcessInfo reply (%zu bytes)", p->plen);
-  return call_end(p, r);
+  int r = ipc_call_step(p, err);
+  if (r == 0 && ipc_process_info_decode(p->reply, p->plen, p->form == 0,
+                                        info) != 0) {
+    set_error(err, 0, "malformed ProcessInfo reply (%zu bytes)", p->plen);
+    r = -EBADMSG;
+  }
+  return r == -EINPROGRESS ? r : call_end(p, r);
 }
 
 int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
@@ -815,17 +813,15 @@ int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
 /* OK reply: uint64 session id; the stream follows on the connection. */
 int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
                      struct ipc_error *err) {
-  struct ipc_error local;
-  struct ipc_error *e = err ? err : &local;
-  int r = ipc_call_step(c, e);
+  int r = ipc_call_step(c, err);
   if (r != 0)
     return r;
   struct wire_cursor cur = wire_cursor(c->reply, c->plen);
   if (wire_u64(&cur, session_id) != 0) {
-    set_error(e, 0, "CollectTracing reply without a session id");
+    set_error(err, 0, "CollectTracing reply without a session id");
     return call_end(c, -EBADMSG);
   }
-  *fd = c->fd;
+  *fd = c->fd; /* the stream's: the call lets go of it */
   c->fd = -1;
   return call_end(c, 0);
 }

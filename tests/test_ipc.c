@@ -59,175 +59,6 @@ static int accept_within(int srv) {
   return accept4(srv, NULL, NULL, SOCK_CLOEXEC);
 }
 
-/* Accepts the probe's connection and reads its 20-byte request: the
- * command id, or -1. */
-static int probe_accept(int srv, int *conn) {
-  *conn = accept_within(srv);
-  uint8_t req[IPC_HEADER_SIZE];
-  if (*conn < 0 || recv(*conn, req, sizeof(req), MSG_WAITALL) != sizeof(req))
-    return -1;
-  uint8_t set, id;
-  return ipc_header_decode(req, &set, &id) == 0 && set == IPC_SET_PROCESS
-             ? id
-             : -1;
-}
-
-/* A ProcessInfo(2) OK reply with the command line "app --x". */
-static size_t info_reply(uint8_t *buf, size_t cap, int v2) {
-  uint8_t pl[512];
-  size_t off = 0;
-  memset(pl, 0, 24); /* pid 0 (set below), cookie */
-  pl[0] = 42;
-  off = 24;
-  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "app --x");
-  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "Linux");
-  off = (size_t)ipc_put_string(pl, sizeof(pl), off, "x64");
-  if (v2) {
-    off = (size_t)ipc_put_string(pl, sizeof(pl), off, "App");
-    off = (size_t)ipc_put_string(pl, sizeof(pl), off, "10.0.1");
-  }
-  return (size_t)ipc_message_encode(buf, cap, IPC_SET_SERVER, IPC_SERVER_OK,
-                                    pl, off);
-}
-
-/* Steps a call (ProcessInfo with info, else CollectTracing) until it ends
- * or `ms` pass: its result. */
-static int call_run(struct ipc_call *c, int ms, struct ipc_process_info *info,
-                    int *fd, uint64_t *sid, struct ipc_error *err) {
-  int64_t end = clock_mono_ms() + ms;
-  int r = -EINPROGRESS;
-  while (r == -EINPROGRESS && clock_mono_ms() < end) {
-    struct pollfd pfd = {.fd = ipc_call_fd(c), .events = POLLIN};
-    poll(&pfd, 1, 20);
-    r = info ? ipc_probe_step(c, info, err) : ipc_collect_step(c, fd, sid, err);
-  }
-  return r;
-}
-#define probe_run(c, ms, info, err) call_run(c, ms, info, NULL, NULL, err)
-#define collect_run(c, ms, fd, sid, err) call_run(c, ms, NULL, fd, sid, err)
-
-/* The answer comes in three pieces, each step taking what has come; a
- * runtime without ProcessInfo2 is asked ProcessInfo on a new connection;
- * silence ends at the deadline, a cut payload as truncated, a bad header
- * at once; nothing is read before the probe asks. */
-DEF_TEST(probe) {
-  char dir[] = "/tmp/test-probe-XXXXXX";
-  struct ipc_endpoint ep;
-  int srv = probe_server(dir, &ep);
-  CHECK(srv >= 0);
-  if (srv < 0)
-    return 1;
-  struct ipc_call *p = NULL;
-  struct ipc_process_info info;
-  struct ipc_error err = {0};
-  uint8_t msg[1024];
-  int conn;
-
-  /* in pieces: header half, the rest of the header, the payload */
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
-  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_step(p, &info, &err));
-  size_t n = info_reply(msg, sizeof(msg), 1);
-  size_t cuts[] = {0, 10, IPC_HEADER_SIZE, n};
-  for (int i = 0; i < 3; i++) {
-    CHECK(send(conn, msg + cuts[i], cuts[i + 1] - cuts[i], 0) ==
-          (ssize_t)(cuts[i + 1] - cuts[i]));
-    int r = probe_run(p, i < 2 ? 50 : 2000, &info, &err);
-    EXPECT_EQ_INT(i < 2 ? -EINPROGRESS : 0, r);
-  }
-  CHECK(strcmp(info.command_line, "app --x") == 0);
-  CHECK(strcmp(info.entry_assembly, "App") == 0);
-  CHECK(strcmp(info.runtime_version, "10.0.1") == 0);
-  EXPECT_EQ_INT(42, info.pid);
-  EXPECT_EQ_INT(-1, ipc_call_fd(p));
-  close(conn);
-
-  /* UnknownCommand to ProcessInfo2: ProcessInfo on a second connection */
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
-  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
-  uint8_t hr[4] = {0x85, 0x13, 0x13, 0x80};
-  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                                 IPC_SERVER_ERROR, hr, 4);
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
-  EXPECT_EQ_INT(-EINPROGRESS, probe_run(p, 100, &info, &err));
-  close(conn);
-  EXPECT_EQ_INT(IPC_PROCESS_INFO, probe_accept(srv, &conn));
-  n = info_reply(msg, sizeof(msg), 0);
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
-  EXPECT_EQ_INT(0, probe_run(p, 2000, &info, &err));
-  CHECK(strcmp(info.command_line, "app --x") == 0);
-  CHECK(info.entry_assembly[0] == 0);
-  close(conn);
-  /* the same without an error struct to fill */
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, NULL));
-  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
-  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                                 IPC_SERVER_ERROR, hr, 4);
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
-  EXPECT_EQ_INT(-EINPROGRESS, probe_run(p, 100, &info, NULL));
-  close(conn);
-  EXPECT_EQ_INT(IPC_PROCESS_INFO, probe_accept(srv, &conn));
-  n = info_reply(msg, sizeof(msg), 0);
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
-  EXPECT_EQ_INT(0, probe_run(p, 2000, &info, NULL));
-  close(conn);
-
-  /* silence: -EINPROGRESS until the deadline, then "no answer" */
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 300, &err));
-  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
-  int64_t t0 = clock_mono_ms();
-  EXPECT_EQ_INT(-ETIMEDOUT, probe_run(p, 3000, &info, &err));
-  int64_t took = clock_mono_ms() - t0;
-  CHECK(took >= 250 && took < 1500);
-  CHECK(strcmp(err.message, "no answer from the runtime in time") == 0);
-  close(conn);
-
-  /* a payload cut short by the end of the connection */
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
-  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
-  n = info_reply(msg, sizeof(msg), 1);
-  CHECK(send(conn, msg, n - 5, 0) == (ssize_t)(n - 5));
-  close(conn);
-  EXPECT_EQ_INT(-EBADMSG, probe_run(p, 2000, &info, &err));
-  CHECK(strcmp(err.message, "reading the reply failed: truncated") == 0);
-
-  /* a header that is not the protocol's */
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
-  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
-  memset(msg, 'x', IPC_HEADER_SIZE);
-  CHECK(send(conn, msg, IPC_HEADER_SIZE, 0) == IPC_HEADER_SIZE);
-  EXPECT_EQ_INT(-EBADMSG, probe_run(p, 2000, &info, &err));
-  CHECK(strstr(err.message, "not a Diagnostic IPC message") != NULL);
-  close(conn);
-
-  /* served by somebody else: refused before anything is sent */
-  struct ipc_endpoint other = ep;
-  other.pid = getppid();
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-EPERM, ipc_probe_start(&p, &other, 2000, &err));
-  CHECK(strstr(err.message, "not by pid") != NULL);
-  EXPECT_EQ_INT(-1, ipc_call_fd(p));
-  conn = accept4(srv, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  if (conn >= 0) { /* the refused connection: closed, nothing sent */
-    EXPECT_EQ_INT(0, recv(conn, msg, sizeof(msg), 0));
-    close(conn);
-  }
-
-  /* nobody listening: refused at once */
-  close(srv);
-  ipc_call_close(&p);
-  EXPECT_EQ_INT(-ECONNREFUSED, ipc_probe_start(&p, &ep, 2000, &err));
-  unlink(ep.path);
-  rmdir(dir);
-  return 0;
-}
-
 /* Accepts a connection and reads one whole request: its command id (set
  * must be `set`), or -1; the first bytes of its payload into pl[cap]. */
 static int accept_request(int srv, int *conn, uint8_t want_set, uint8_t *pl,
@@ -248,6 +79,187 @@ static int accept_request(int srv, int *conn, uint8_t want_set, uint8_t *pl,
   return id;
 }
 
+/* A ProcessInfo(2) payload with the command line "app --x": its length. */
+static size_t info_payload(uint8_t *pl, size_t cap, int v2) {
+  memset(pl, 0, 24); /* pid, cookie */
+  pl[0] = 42;
+  size_t off = 24;
+  const char *s[] = {"app --x", "Linux", "x64", "App", "10.0.1"};
+  for (int i = 0; i < (v2 ? 5 : 3); i++)
+    off = (size_t)ipc_put_string(pl, cap, off, s[i]);
+  return off;
+}
+
+/* A ProcessInfo(2) OK reply message into buf[cap]: its length. */
+static size_t info_reply(uint8_t *buf, size_t cap, int v2) {
+  uint8_t pl[512];
+  size_t n = info_payload(pl, sizeof(pl), v2);
+  return (size_t)ipc_message_encode(buf, cap, IPC_SET_SERVER, IPC_SERVER_OK,
+                                    pl, n);
+}
+
+/* Sends a server message (id, payload pl[n]) on conn, less its last cut
+ * bytes. */
+static void send_reply(int conn, uint8_t id, const void *pl, size_t n,
+                       size_t cut) {
+  uint8_t msg[512];
+  long m = ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER, id, pl, n);
+  CHECK(m > 0 && send(conn, msg, (size_t)m - cut, MSG_NOSIGNAL) ==
+                     (ssize_t)((size_t)m - cut));
+}
+
+static void send_unknown_command(int conn) {
+  uint8_t hr[4];
+  wire_set_le32(hr, (uint32_t)IPC_E_UNKNOWN_COMMAND);
+  send_reply(conn, IPC_SERVER_ERROR, hr, sizeof(hr), 0);
+}
+
+/* Steps a call (ProcessInfo with info, else CollectTracing) until it ends
+ * or `ms` pass: its result. */
+static int call_run(struct ipc_call *c, int ms, struct ipc_process_info *info,
+                    int *fd, uint64_t *sid, struct ipc_error *err) {
+  int64_t end = clock_mono_ms() + ms;
+  int r = -EINPROGRESS;
+  while (r == -EINPROGRESS && clock_mono_ms() < end) {
+    struct pollfd pfd = {.fd = ipc_call_fd(c), .events = POLLIN};
+    poll(&pfd, 1, 20);
+    r = info ? ipc_probe_step(c, info, err) : ipc_collect_step(c, fd, sid, err);
+  }
+  return r;
+}
+#define probe_run(c, ms, info, err) call_run(c, ms, info, NULL, NULL, err)
+#define collect_run(c, ms, fd, sid, err) call_run(c, ms, NULL, fd, sid, err)
+
+/* A new probe of ep (the last one closed), its request accepted: the
+ * server's end of the connection. */
+static int probe_asked(struct ipc_call **p, const struct ipc_endpoint *ep,
+                       int ms, int srv, struct ipc_error *err) {
+  int conn;
+  ipc_call_close(p);
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(p, ep, ms, err));
+  EXPECT_EQ_INT(IPC_PROCESS_INFO2,
+                accept_request(srv, &conn, IPC_SET_PROCESS, NULL, 0));
+  return conn;
+}
+
+/* A runtime without ProcessInfo2: ProcessInfo on a second connection. */
+static void probe_older(struct ipc_call *p, int srv, int conn,
+                        struct ipc_error *err) {
+  struct ipc_process_info info;
+  uint8_t pl[512];
+  send_unknown_command(conn);
+  EXPECT_EQ_INT(-EINPROGRESS, probe_run(p, 100, &info, err));
+  close(conn);
+  EXPECT_EQ_INT(IPC_PROCESS_INFO,
+                accept_request(srv, &conn, IPC_SET_PROCESS, NULL, 0));
+  send_reply(conn, IPC_SERVER_OK, pl, info_payload(pl, sizeof(pl), 0), 0);
+  EXPECT_EQ_INT(0, probe_run(p, 2000, &info, err));
+  CHECK(strcmp(info.command_line, "app --x") == 0);
+  CHECK(info.entry_assembly[0] == 0);
+  close(conn);
+}
+
+/* The answer comes in three pieces, each step taking what has come; a
+ * runtime without ProcessInfo2 is asked ProcessInfo on a new connection;
+ * silence ends at the deadline, a cut payload as truncated, a bad header
+ * at once; nothing is read before the probe asks. */
+DEF_TEST(probe) {
+  char dir[] = "/tmp/test-probe-XXXXXX";
+  struct ipc_endpoint ep;
+  int srv = probe_server(dir, &ep);
+  CHECK(srv >= 0);
+  if (srv < 0)
+    return 1;
+  struct ipc_call *p = NULL;
+  struct ipc_process_info info;
+  struct ipc_error err = {0};
+  uint8_t msg[1024];
+
+  /* in pieces: header half, the rest of the header, the payload */
+  int conn = probe_asked(&p, &ep, 2000, srv, &err);
+  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_step(p, &info, &err));
+  size_t n = info_reply(msg, sizeof(msg), 1);
+  size_t cuts[] = {0, 10, IPC_HEADER_SIZE, n};
+  for (int i = 0; i < 3; i++) {
+    CHECK(send(conn, msg + cuts[i], cuts[i + 1] - cuts[i], 0) ==
+          (ssize_t)(cuts[i + 1] - cuts[i]));
+    int r = probe_run(p, i < 2 ? 50 : 2000, &info, &err);
+    EXPECT_EQ_INT(i < 2 ? -EINPROGRESS : 0, r);
+  }
+  CHECK(strcmp(info.command_line, "app --x") == 0);
+  CHECK(strcmp(info.entry_assembly, "App") == 0);
+  CHECK(strcmp(info.runtime_version, "10.0.1") == 0);
+  EXPECT_EQ_INT(42, info.pid);
+  EXPECT_EQ_INT(-1, ipc_call_fd(p));
+  close(conn);
+
+  /* UnknownCommand to ProcessInfo2, with and without an error struct */
+  probe_older(p, srv, probe_asked(&p, &ep, 2000, srv, &err), &err);
+  probe_older(p, srv, probe_asked(&p, &ep, 2000, srv, NULL), NULL);
+
+  /* silence: -EINPROGRESS until the deadline, then "no answer" */
+  conn = probe_asked(&p, &ep, 300, srv, &err);
+  int64_t t0 = clock_mono_ms();
+  EXPECT_EQ_INT(-ETIMEDOUT, probe_run(p, 3000, &info, &err));
+  int64_t took = clock_mono_ms() - t0;
+  CHECK(took >= 250 && took < 1500);
+  CHECK(strcmp(err.message, "no answer from the runtime in time") == 0);
+  close(conn);
+
+  /* a payload cut short by the end of the connection */
+  conn = probe_asked(&p, &ep, 2000, srv, &err);
+  n = info_reply(msg, sizeof(msg), 1);
+  CHECK(send(conn, msg, n - 5, 0) == (ssize_t)(n - 5));
+  close(conn);
+  EXPECT_EQ_INT(-EBADMSG, probe_run(p, 2000, &info, &err));
+  CHECK(strcmp(err.message, "reading the reply failed: truncated") == 0);
+
+  /* a header that is not the protocol's */
+  conn = probe_asked(&p, &ep, 2000, srv, &err);
+  memset(msg, 'x', IPC_HEADER_SIZE);
+  CHECK(send(conn, msg, IPC_HEADER_SIZE, 0) == IPC_HEADER_SIZE);
+  EXPECT_EQ_INT(-EBADMSG, probe_run(p, 2000, &info, &err));
+  CHECK(strstr(err.message, "not a Diagnostic IPC message") != NULL);
+  close(conn);
+
+  /* served by somebody else: refused before anything is sent */
+  struct ipc_endpoint other = ep;
+  other.pid = getppid();
+  ipc_call_close(&p);
+  EXPECT_EQ_INT(-EPERM, ipc_probe_start(&p, &other, 2000, &err));
+  CHECK(strstr(err.message, "not by pid") != NULL);
+  CHECK(p == NULL);
+  conn = accept4(srv, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (conn >= 0) { /* the refused connection: closed, nothing sent */
+    EXPECT_EQ_INT(0, recv(conn, msg, sizeof(msg), 0));
+    close(conn);
+  }
+
+  /* nobody listening: refused at once */
+  close(srv);
+  EXPECT_EQ_INT(-ECONNREFUSED, ipc_probe_start(&p, &ep, 2000, &err));
+  unlink(ep.path);
+  rmdir(dir);
+  return 0;
+}
+
+/* A new CollectTracing of ep (the last call closed), its request
+ * accepted: the server's end of the connection. */
+static int collect_asked(struct ipc_call **c, const struct ipc_endpoint *ep,
+                         int srv, struct ipc_error *err) {
+  static const struct ipc_provider prov = {
+      .name = "System.Runtime",
+      .level = 4,
+      .filter = "EventCounterIntervalSec=1"};
+  int conn;
+  ipc_call_close(c);
+  EXPECT_EQ_INT(-EINPROGRESS,
+                ipc_collect_begin(c, ep, &prov, 1, 16, 2000, err));
+  EXPECT_EQ_INT(IPC_EP_COLLECT2,
+                accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
+  return conn;
+}
+
 /* CollectTracing without waiting: the reply taken and not a byte of the
  * stream behind it; CollectTracing for a runtime without CollectTracing2;
  * an OK without the session id; a reply larger than a CollectTracing
@@ -259,24 +271,16 @@ DEF_TEST(collect_begin) {
   CHECK(srv >= 0);
   if (srv < 0)
     return 1;
-  struct ipc_provider prov = {.name = "System.Runtime", .level = 4,
-                              .filter = "EventCounterIntervalSec=1"};
   struct ipc_call *c = NULL;
   struct ipc_error err = {0};
-  uint8_t msg[256];
   uint8_t id8[8] = {7, 0, 0, 0, 0, 0, 0, 0};
-  int conn, fd = -1;
+  int fd = -1;
   uint64_t sid = 0;
 
-  ipc_call_close(&c);
-  EXPECT_EQ_INT(-EINPROGRESS,
-                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
-  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
+  int conn = collect_asked(&c, &ep, srv, &err);
   EXPECT_EQ_INT(-EINPROGRESS, ipc_collect_step(c, &fd, &sid, &err));
-  size_t n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                                        IPC_SERVER_OK, id8, 8);
-  memcpy(msg + n, "Nettrace", 8); /* the stream follows at once */
-  CHECK(send(conn, msg, n + 8, 0) == (ssize_t)(n + 8));
+  send_reply(conn, IPC_SERVER_OK, id8, 8, 0);
+  CHECK(send(conn, "Nettrace", 8, 0) == 8); /* the stream follows at once */
   EXPECT_EQ_INT(0, collect_run(c, 2000, &fd, &sid, &err));
   EXPECT_EQ_U64(7, sid);
   CHECK(fd >= 0);
@@ -288,46 +292,29 @@ DEF_TEST(collect_begin) {
   close(conn);
 
   /* UnknownCommand to CollectTracing2: CollectTracing, a new connection */
-  ipc_call_close(&c);
-  EXPECT_EQ_INT(-EINPROGRESS,
-                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
-  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
-  uint8_t hr[4] = {0x85, 0x13, 0x13, 0x80};
-  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                                 IPC_SERVER_ERROR, hr, 4);
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  conn = collect_asked(&c, &ep, srv, &err);
+  send_unknown_command(conn);
   EXPECT_EQ_INT(-EINPROGRESS, collect_run(c, 100, &fd, &sid, &err));
   close(conn);
-  EXPECT_EQ_INT(IPC_EP_COLLECT, accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
-  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                                 IPC_SERVER_OK, id8, 8);
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  EXPECT_EQ_INT(IPC_EP_COLLECT,
+                accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
+  send_reply(conn, IPC_SERVER_OK, id8, 8, 0);
   EXPECT_EQ_INT(0, collect_run(c, 2000, &fd, &sid, &err));
   close(fd);
   close(conn);
 
   /* OK without the session id */
-  ipc_call_close(&c);
-  EXPECT_EQ_INT(-EINPROGRESS,
-                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
-  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
-  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                                 IPC_SERVER_OK, NULL, 0);
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  conn = collect_asked(&c, &ep, srv, &err);
+  send_reply(conn, IPC_SERVER_OK, NULL, 0, 0);
   EXPECT_EQ_INT(-EBADMSG, collect_run(c, 2000, &fd, &sid, &err));
   CHECK(strcmp(err.message, "CollectTracing reply without a session id") == 0);
   EXPECT_EQ_INT(-1, ipc_call_fd(c));
   close(conn);
 
   /* 100 bytes announced: more than any CollectTracing reply */
-  ipc_call_close(&c);
-  EXPECT_EQ_INT(-EINPROGRESS,
-                ipc_collect_begin(&c, &ep, &prov, 1, 16, 2000, &err));
-  EXPECT_EQ_INT(IPC_EP_COLLECT2, accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
+  conn = collect_asked(&c, &ep, srv, &err);
   uint8_t big[100] = {0};
-  n = (size_t)ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                                 IPC_SERVER_OK, big, sizeof(big));
-  CHECK(send(conn, msg, n, 0) == (ssize_t)n);
+  send_reply(conn, IPC_SERVER_OK, big, sizeof(big), 0);
   EXPECT_EQ_INT(-EMSGSIZE, collect_run(c, 2000, &fd, &sid, &err));
   CHECK(strcmp(err.message, "the reply is too large (100 bytes)") == 0);
   close(conn);
@@ -403,15 +390,10 @@ DEF_TEST(sanitize) {
     return 1;
   struct ipc_call *p = NULL;
   struct ipc_error err = {0};
-  EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_start(&p, &ep, 2000, &err));
-  int conn;
-  EXPECT_EQ_INT(IPC_PROCESS_INFO2, probe_accept(srv, &conn));
+  int conn = probe_asked(&p, &ep, 2000, srv, &err);
   uint8_t epl[256] = {0x05, 0x40, 0x00, 0x80}; /* E_FAIL */
   long eoff = ipc_put_string(epl, sizeof(epl), 4, "bad\x1b[2J\nnews");
-  uint8_t msg[512];
-  long n = ipc_message_encode(msg, sizeof(msg), IPC_SET_SERVER,
-                              IPC_SERVER_ERROR, epl, (size_t)eoff);
-  CHECK(n > 0 && send(conn, msg, (size_t)n, MSG_NOSIGNAL) == n);
+  send_reply(conn, IPC_SERVER_ERROR, epl, (size_t)eoff, 0);
   EXPECT_EQ_INT(-EPROTO, probe_run(p, 2000, &info, &err));
   CHECK(strstr(err.message, "bad?[2J?news") != NULL);
   for (const char *c = err.message; *c; c++)
