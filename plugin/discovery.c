@@ -173,9 +173,11 @@ static int tmpdir_var(const char *var, char *out, size_t cap, int *r) {
   return 1;
 }
 
-int discovery_environ_tmpdir(const char *env, size_t len, char *out, size_t cap) {
-  snprintf(out, cap, "/tmp");
-  int r = 0;
+/* The first TMPDIR among the NUL-separated variables of env[len] (the
+ * last one need not be terminated): 1 with out filled and *r 0 or
+ * -ENAMETOOLONG ("/tmp"), or 0 when there is none. */
+static int environ_scan(const char *env, size_t len, char *out, size_t cap,
+                        int *r) {
   size_t start = 0;
   char var[8192];
   for (size_t i = 0; i <= len; i++) {
@@ -185,18 +187,28 @@ int discovery_environ_tmpdir(const char *env, size_t len, char *out, size_t cap)
     if (n >= 7 && n < sizeof(var)) {
       memcpy(var, env + start, n);
       var[n] = 0;
-      if (tmpdir_var(var, out, cap, &r))
-        return r; /* the first one: glibc's getenv takes it */
+      if (tmpdir_var(var, out, cap, r))
+        return 1; /* the first one: glibc's getenv takes it */
     } else if (n >= sizeof(var) && strncmp(env + start, "TMPDIR=", 7) == 0) {
-      return -ENAMETOOLONG; /* "/tmp" */
+      snprintf(out, cap, "/tmp");
+      *r = -ENAMETOOLONG;
+      return 1;
     }
     start = i + 1;
   }
   return 0;
 }
 
-/* TMPDIR from /proc/<pid>/environ (bounded reads, see discovery_environ_tmpdir),
- * else /tmp. */
+int discovery_environ_tmpdir(const char *env, size_t len, char *out,
+                             size_t cap) {
+  int r = 0;
+  snprintf(out, cap, "/tmp");
+  environ_scan(env, len, out, cap, &r);
+  return r;
+}
+
+/* TMPDIR from /proc/<pid>/environ (bounded reads, see
+ * discovery_environ_tmpdir), else /tmp. */
 static void proc_tmpdir(pid_t pid, char *out, size_t cap) {
   char path[64];
   snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
@@ -218,19 +230,19 @@ static void proc_tmpdir(pid_t pid, char *out, size_t cap) {
       break;
     have += (size_t)n;
     buf[have] = 0;
+    size_t end = have; /* the complete variables: up to the last NUL */
+    while (end > 0 && buf[end - 1] != 0)
+      end--;
     size_t start = 0;
-    for (size_t i = 0; i < have; i++) {
-      if (buf[i] != 0)
-        continue;
-      int r;
-      if (!skipping && tmpdir_var(buf + start, out, cap, &r)) {
-        close(fd);
-        return;
-      }
+    if (skipping && end > 0) { /* the rest of the long one */
+      start = strlen(buf) + 1;
       skipping = 0;
-      start = i + 1;
     }
-    if (start == 0 && have == sizeof(buf) - 1) {
+    int r;
+    if (end > start && environ_scan(buf + start, end - start, out, cap, &r))
+      break;
+    start = end;
+    if (end == 0 && have == sizeof(buf) - 1) {
       /* one variable longer than the buffer: a TMPDIR that long is no
        * directory a runtime could bind a socket in ("/tmp" then) */
       if (!skipping && strncmp(buf, "TMPDIR=", 7) == 0)

@@ -57,24 +57,18 @@ static inline int wire_u8(struct wire_cursor *c, uint8_t *out) {
   *out = c->p[0];
   return wire_skip(c, 1);
 }
-static inline int wire_u16(struct wire_cursor *c, uint16_t *out) {
-  if (c->len < 2)
-    return -1;
-  *out = wire_le16(c->p);
-  return wire_skip(c, 2);
-}
-static inline int wire_u32(struct wire_cursor *c, uint32_t *out) {
-  if (c->len < 4)
-    return -1;
-  *out = wire_le32(c->p);
-  return wire_skip(c, 4);
-}
-static inline int wire_u64(struct wire_cursor *c, uint64_t *out) {
-  if (c->len < 8)
-    return -1;
-  *out = wire_le64(c->p);
-  return wire_skip(c, 8);
-}
+/* wire_u16, wire_u32, wire_u64: a little-endian integer at the cursor. */
+#define WIRE_READER(BITS)                                                      \
+  static inline int wire_u##BITS(struct wire_cursor *c, uint##BITS##_t *out) { \
+    if (c->len < BITS / 8)                                                     \
+      return -1;                                                               \
+    *out = wire_le##BITS(c->p);                                                \
+    return wire_skip(c, BITS / 8);                                             \
+  }
+WIRE_READER(16)
+WIRE_READER(32)
+WIRE_READER(64)
+#undef WIRE_READER
 
 /* The writers: little endian into buf[cap] at *off, which advances; each
  * checks that the value fits first, or returns -1 with *off untouched. */
@@ -100,44 +94,33 @@ static inline int wire_put_u8(uint8_t *buf, size_t cap, size_t *off,
   buf[(*off)++] = v;
   return 0;
 }
-static inline int wire_put_u16(uint8_t *buf, size_t cap, size_t *off,
-                               uint16_t v) {
-  if (!wire_fits(cap, *off, 2))
-    return -1;
-  wire_set_le16(buf + *off, v);
-  *off += 2;
-  return 0;
-}
-static inline int wire_put_u32(uint8_t *buf, size_t cap, size_t *off,
-                               uint32_t v) {
-  if (!wire_fits(cap, *off, 4))
-    return -1;
-  wire_set_le32(buf + *off, v);
-  *off += 4;
-  return 0;
-}
-static inline int wire_put_u64(uint8_t *buf, size_t cap, size_t *off,
-                               uint64_t v) {
-  if (!wire_fits(cap, *off, 8))
-    return -1;
-  wire_set_le64(buf + *off, v);
-  *off += 8;
-  return 0;
-}
-static inline int wire_f64(struct wire_cursor *c, double *out) {
-  uint64_t u;
-  if (wire_u64(c, &u) != 0)
-    return -1;
-  memcpy(out, &u, sizeof(*out));
-  return 0;
-}
-static inline int wire_f32(struct wire_cursor *c, float *out) {
-  uint32_t u;
-  if (wire_u32(c, &u) != 0)
-    return -1;
-  memcpy(out, &u, sizeof(*out));
-  return 0;
-}
+/* wire_put_u16, wire_put_u32, wire_put_u64 */
+#define WIRE_WRITER(BITS)                                                      \
+  static inline int wire_put_u##BITS(uint8_t *buf, size_t cap, size_t *off,    \
+                                     uint##BITS##_t v) {                       \
+    if (!wire_fits(cap, *off, BITS / 8))                                       \
+      return -1;                                                               \
+    wire_set_le##BITS(buf + *off, v);                                          \
+    *off += BITS / 8;                                                          \
+    return 0;                                                                  \
+  }
+WIRE_WRITER(16)
+WIRE_WRITER(32)
+WIRE_WRITER(64)
+#undef WIRE_WRITER
+
+/* wire_f32, wire_f64: an IEEE 754 value, little endian. */
+#define WIRE_FLOAT(BITS, TYPE)                                                 \
+  static inline int wire_f##BITS(struct wire_cursor *c, TYPE *out) {           \
+    uint##BITS##_t u;                                                          \
+    if (wire_u##BITS(c, &u) != 0)                                              \
+      return -1;                                                               \
+    memcpy(out, &u, sizeof(*out));                                             \
+    return 0;                                                                  \
+  }
+WIRE_FLOAT(32, float)
+WIRE_FLOAT(64, double)
+#undef WIRE_FLOAT
 
 /* LEB128-style unsigned varints of the nettrace compressed headers. */
 static inline int wire_varu64(struct wire_cursor *c, uint64_t *out) {

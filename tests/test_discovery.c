@@ -1,9 +1,9 @@
 /**
  * collectd-dotnet - tests/test_discovery.c
  *
- * The discovery scanner (plugin/ipc.c) with memory across passes, against
- * real processes: this binary re-executed with "--serve DIR" and TMPDIR=DIR
- * binds a socket named as a runtime names its diagnostic socket
+ * The discovery scanner (plugin/discovery.c) with memory across passes,
+ * against real processes: this binary re-executed with "--serve DIR" and
+ * TMPDIR=DIR binds a socket named as a runtime names its diagnostic socket
  * (dotnet-diagnostic-<pid>-<start time>-socket) in DIR and waits. The
  * scanner must find each such process: at once when its TMPDIR is one a
  * known process uses, within 10 passes when it is a directory of its own
@@ -141,20 +141,26 @@ static void pass(struct discovery *d, struct found *f) {
   CHECK(discovery_scan(d, on_endpoint, f) == 0);
 }
 
+/* A new scanner, and a process serving in dir that its first pass finds
+ * (f->want[0]). */
+static struct discovery *first_found(const char *dir, struct found *f) {
+  struct discovery *d = discovery_new();
+  CHECK(d != NULL);
+  memset(f, 0, sizeof(*f));
+  f->want[0] = spawn(dir);
+  CHECK(f->want[0] > 0);
+  pass(d, f);
+  CHECK(f->hit[0]);
+  return d;
+}
+
 DEF_TEST(discovery_passes) {
   char a[] = "/tmp/cdn-disc-a.XXXXXX", b[] = "/tmp/cdn-disc-b.XXXXXX";
   if (mkdtemp(a) == NULL || mkdtemp(b) == NULL)
     return -1;
-  struct discovery *d = discovery_new();
-  CHECK(d != NULL);
-  struct found f;
-  memset(&f, 0, sizeof(f));
-
   /* 1. found by the first (full) pass, and by the quiet ones after it */
-  f.want[0] = spawn(a);
-  CHECK(f.want[0] > 0);
-  pass(d, &f);
-  CHECK(f.hit[0]);
+  struct found f;
+  struct discovery *d = first_found(a, &f);
   pass(d, &f);
   CHECK(f.hit[0]);
 
@@ -220,14 +226,8 @@ DEF_TEST(discovery_zombie) {
   char a[] = "/tmp/cdn-disc-z.XXXXXX";
   if (mkdtemp(a) == NULL)
     return -1;
-  struct discovery *d = discovery_new();
-  CHECK(d != NULL);
   struct found f;
-  memset(&f, 0, sizeof(f));
-  f.want[0] = spawn(a);
-  CHECK(f.want[0] > 0);
-  pass(d, &f);
-  CHECK(f.hit[0]);
+  struct discovery *d = first_found(a, &f);
   kill(f.want[0], SIGKILL); /* not reaped: a zombie */
   char path[64];
   snprintf(path, sizeof(path), "/proc/%d/stat", (int)f.want[0]);
@@ -515,6 +515,22 @@ DEF_TEST(first_tmpdir) {
   CHECK(pid > 0);
   struct ipc_endpoint ep;
   int r = pid > 0 ? discovery_find(pid, &ep) : -1;
+  EXPECT_EQ_INT(0, r);
+  CHECK(r == 0 && strncmp(ep.path, first, strlen(first)) == 0);
+  if (pid > 0)
+    reap(pid);
+
+  /* read in chunks: a variable longer than the reader's 8 KiB buffer, and
+   * enough after it that the TMPDIR comes in a later read */
+  static char big[20000], pad[5000];
+  memset(big, 'x', sizeof(big) - 1);
+  memcpy(big, "BIG=", 4);
+  memset(pad, 'y', sizeof(pad) - 1);
+  memcpy(pad, "PAD=", 4);
+  char *envp2[] = {big, pad, pad, e1, e2, NULL};
+  pid = spawn_env(first, envp2);
+  CHECK(pid > 0);
+  r = pid > 0 ? discovery_find(pid, &ep) : -1;
   EXPECT_EQ_INT(0, r);
   CHECK(r == 0 && strncmp(ep.path, first, strlen(first)) == 0);
   if (pid > 0)

@@ -31,6 +31,28 @@
 
 /* ---- calls stepped by their caller, against a server in this thread ---- */
 
+/* One connection of the fake runtime: after reading the request it sends
+ * reply[len] (less than the whole message: a cut reply), then closes, or
+ * with hold first waits for the client to close. */
+struct turn {
+  uint8_t reply[256];
+  size_t len;
+  int hold;
+};
+
+struct fake {
+  char dir[32];
+  struct ipc_endpoint ep;
+  int srv;
+  uint8_t set; /* of the requests */
+  struct turn turns[4];
+  size_t nturns;
+  int ids[4];   /* the command ids asked, in order */
+  size_t asked; /* connections accepted */
+  uint8_t payload[16]; /* the start of the last request's payload */
+  pthread_t thread;
+};
+
 /* A listening socket in a new directory (dir, a mkdtemp template), served
  * by this process (SO_PEERCRED says getpid()), and the endpoint naming
  * it; -1 on failure. */
@@ -48,6 +70,22 @@ static int probe_server(char *dir, struct ipc_endpoint *ep) {
       listen(fd, 4) != 0)
     return -1;
   return fd;
+}
+
+/* A runtime's socket in a new directory, served by this process: f->srv
+ * and f->ep. 0, or -1. */
+static int server_open(struct fake *f) {
+  snprintf(f->dir, sizeof(f->dir), "/tmp/test-ipc-XXXXXX");
+  f->srv = probe_server(f->dir, &f->ep);
+  CHECK(f->srv >= 0);
+  return f->srv >= 0 ? 0 : -1;
+}
+
+static void server_close(struct fake *f) {
+  if (f->srv >= 0)
+    close(f->srv);
+  unlink(f->ep.path);
+  rmdir(f->dir);
 }
 
 /* A connection to srv within 2 s, or -1: a client that does not come
@@ -164,11 +202,8 @@ static void probe_older(struct ipc_call *p, int srv, int conn,
  * silence ends at the deadline, a cut payload as truncated, a bad header
  * at once; nothing is read before the probe asks. */
 DEF_TEST(probe) {
-  char dir[] = "/tmp/test-probe-XXXXXX";
-  struct ipc_endpoint ep;
-  int srv = probe_server(dir, &ep);
-  CHECK(srv >= 0);
-  if (srv < 0)
+  struct fake s = {0};
+  if (server_open(&s) != 0)
     return 1;
   struct ipc_call *p = NULL;
   struct ipc_process_info info;
@@ -176,7 +211,7 @@ DEF_TEST(probe) {
   uint8_t msg[1024];
 
   /* in pieces: header half, the rest of the header, the payload */
-  int conn = probe_asked(&p, &ep, 2000, srv, &err);
+  int conn = probe_asked(&p, &s.ep, 2000, s.srv, &err);
   EXPECT_EQ_INT(-EINPROGRESS, ipc_probe_step(p, &info, &err));
   size_t n = info_reply(msg, sizeof(msg), 1);
   size_t cuts[] = {0, 10, IPC_HEADER_SIZE, n};
@@ -194,11 +229,11 @@ DEF_TEST(probe) {
   close(conn);
 
   /* UnknownCommand to ProcessInfo2, with and without an error struct */
-  probe_older(p, srv, probe_asked(&p, &ep, 2000, srv, &err), &err);
-  probe_older(p, srv, probe_asked(&p, &ep, 2000, srv, NULL), NULL);
+  probe_older(p, s.srv, probe_asked(&p, &s.ep, 2000, s.srv, &err), &err);
+  probe_older(p, s.srv, probe_asked(&p, &s.ep, 2000, s.srv, NULL), NULL);
 
   /* silence: -EINPROGRESS until the deadline, then "no answer" */
-  conn = probe_asked(&p, &ep, 300, srv, &err);
+  conn = probe_asked(&p, &s.ep, 300, s.srv, &err);
   int64_t t0 = clock_mono_ms();
   EXPECT_EQ_INT(-ETIMEDOUT, probe_run(p, 3000, &info, &err));
   int64_t took = clock_mono_ms() - t0;
@@ -207,7 +242,7 @@ DEF_TEST(probe) {
   close(conn);
 
   /* a payload cut short by the end of the connection */
-  conn = probe_asked(&p, &ep, 2000, srv, &err);
+  conn = probe_asked(&p, &s.ep, 2000, s.srv, &err);
   n = info_reply(msg, sizeof(msg), 1);
   CHECK(send(conn, msg, n - 5, 0) == (ssize_t)(n - 5));
   close(conn);
@@ -215,7 +250,7 @@ DEF_TEST(probe) {
   CHECK(strcmp(err.message, "reading the reply failed: truncated") == 0);
 
   /* a header that is not the protocol's */
-  conn = probe_asked(&p, &ep, 2000, srv, &err);
+  conn = probe_asked(&p, &s.ep, 2000, s.srv, &err);
   memset(msg, 'x', IPC_HEADER_SIZE);
   CHECK(send(conn, msg, IPC_HEADER_SIZE, 0) == IPC_HEADER_SIZE);
   EXPECT_EQ_INT(-EBADMSG, probe_run(p, 2000, &info, &err));
@@ -223,23 +258,23 @@ DEF_TEST(probe) {
   close(conn);
 
   /* served by somebody else: refused before anything is sent */
-  struct ipc_endpoint other = ep;
+  struct ipc_endpoint other = s.ep;
   other.pid = getppid();
   ipc_call_close(&p);
   EXPECT_EQ_INT(-EPERM, ipc_probe_start(&p, &other, 2000, &err));
   CHECK(strstr(err.message, "not by pid") != NULL);
   CHECK(p == NULL);
-  conn = accept4(srv, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  conn = accept4(s.srv, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (conn >= 0) { /* the refused connection: closed, nothing sent */
     EXPECT_EQ_INT(0, recv(conn, msg, sizeof(msg), 0));
     close(conn);
   }
 
   /* nobody listening: refused at once */
-  close(srv);
-  EXPECT_EQ_INT(-ECONNREFUSED, ipc_probe_start(&p, &ep, 2000, &err));
-  unlink(ep.path);
-  rmdir(dir);
+  close(s.srv);
+  s.srv = -1;
+  EXPECT_EQ_INT(-ECONNREFUSED, ipc_probe_start(&p, &s.ep, 2000, &err));
+  server_close(&s);
   return 0;
 }
 
@@ -265,11 +300,8 @@ static int collect_asked(struct ipc_call **c, const struct ipc_endpoint *ep,
  * an OK without the session id; a reply larger than a CollectTracing
  * reply can be. */
 DEF_TEST(collect_begin) {
-  char dir[] = "/tmp/test-collect-XXXXXX";
-  struct ipc_endpoint ep;
-  int srv = probe_server(dir, &ep);
-  CHECK(srv >= 0);
-  if (srv < 0)
+  struct fake s = {0};
+  if (server_open(&s) != 0)
     return 1;
   struct ipc_call *c = NULL;
   struct ipc_error err = {0};
@@ -277,7 +309,7 @@ DEF_TEST(collect_begin) {
   int fd = -1;
   uint64_t sid = 0;
 
-  int conn = collect_asked(&c, &ep, srv, &err);
+  int conn = collect_asked(&c, &s.ep, s.srv, &err);
   EXPECT_EQ_INT(-EINPROGRESS, ipc_collect_step(c, &fd, &sid, &err));
   send_reply(conn, IPC_SERVER_OK, id8, 8, 0);
   CHECK(send(conn, "Nettrace", 8, 0) == 8); /* the stream follows at once */
@@ -292,19 +324,19 @@ DEF_TEST(collect_begin) {
   close(conn);
 
   /* UnknownCommand to CollectTracing2: CollectTracing, a new connection */
-  conn = collect_asked(&c, &ep, srv, &err);
+  conn = collect_asked(&c, &s.ep, s.srv, &err);
   send_unknown_command(conn);
   EXPECT_EQ_INT(-EINPROGRESS, collect_run(c, 100, &fd, &sid, &err));
   close(conn);
   EXPECT_EQ_INT(IPC_EP_COLLECT,
-                accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
+                accept_request(s.srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
   send_reply(conn, IPC_SERVER_OK, id8, 8, 0);
   EXPECT_EQ_INT(0, collect_run(c, 2000, &fd, &sid, &err));
   close(fd);
   close(conn);
 
   /* OK without the session id */
-  conn = collect_asked(&c, &ep, srv, &err);
+  conn = collect_asked(&c, &s.ep, s.srv, &err);
   send_reply(conn, IPC_SERVER_OK, NULL, 0, 0);
   EXPECT_EQ_INT(-EBADMSG, collect_run(c, 2000, &fd, &sid, &err));
   CHECK(strcmp(err.message, "CollectTracing reply without a session id") == 0);
@@ -312,17 +344,14 @@ DEF_TEST(collect_begin) {
   close(conn);
 
   /* 100 bytes announced: more than any CollectTracing reply */
-  conn = collect_asked(&c, &ep, srv, &err);
+  conn = collect_asked(&c, &s.ep, s.srv, &err);
   uint8_t big[100] = {0};
   send_reply(conn, IPC_SERVER_OK, big, sizeof(big), 0);
   EXPECT_EQ_INT(-EMSGSIZE, collect_run(c, 2000, &fd, &sid, &err));
   CHECK(strcmp(err.message, "the reply is too large (100 bytes)") == 0);
   close(conn);
   ipc_call_close(&c);
-
-  close(srv);
-  unlink(ep.path);
-  rmdir(dir);
+  server_close(&s);
   return 0;
 }
 
@@ -382,15 +411,12 @@ DEF_TEST(sanitize) {
   CHECK(strcmp(info.runtime_version, "10.0.1?") == 0);
 
   /* an error reply whose text carries escapes: the message is clean */
-  char dir[] = "/tmp/test-sanitize-XXXXXX";
-  struct ipc_endpoint ep;
-  int srv = probe_server(dir, &ep);
-  CHECK(srv >= 0);
-  if (srv < 0)
+  struct fake s = {0};
+  if (server_open(&s) != 0)
     return 1;
   struct ipc_call *p = NULL;
   struct ipc_error err = {0};
-  int conn = probe_asked(&p, &ep, 2000, srv, &err);
+  int conn = probe_asked(&p, &s.ep, 2000, s.srv, &err);
   uint8_t epl[256] = {0x05, 0x40, 0x00, 0x80}; /* E_FAIL */
   long eoff = ipc_put_string(epl, sizeof(epl), 4, "bad\x1b[2J\nnews");
   send_reply(conn, IPC_SERVER_ERROR, epl, (size_t)eoff, 0);
@@ -400,35 +426,11 @@ DEF_TEST(sanitize) {
     CHECK((unsigned char)*c >= 0x20 && *c != 0x7f);
   close(conn);
   ipc_call_close(&p);
-  close(srv);
-  unlink(ep.path);
-  rmdir(dir);
+  server_close(&s);
   return 0;
 }
 
 /* ---- blocking commands, against a runtime played by a thread ---- */
-
-/* One connection of the fake runtime: after reading the request it sends
- * reply[len] (less than the whole message: a cut reply), then closes, or
- * with hold first waits for the client to close. */
-struct turn {
-  uint8_t reply[256];
-  size_t len;
-  int hold;
-};
-
-struct fake {
-  char dir[32];
-  struct ipc_endpoint ep;
-  int srv;
-  uint8_t set; /* of the requests */
-  struct turn turns[4];
-  size_t nturns;
-  int ids[4];   /* the command ids asked, in order */
-  size_t asked; /* connections accepted */
-  uint8_t payload[16]; /* the start of the last request's payload */
-  pthread_t thread;
-};
 
 static void *fake_main(void *arg) {
   struct fake *f = arg;
@@ -469,10 +471,9 @@ static void turn_hresult(struct fake *f, uint8_t id, uint32_t hr) {
 }
 
 static int fake_start(struct fake *f, uint8_t set) {
-  snprintf(f->dir, sizeof(f->dir), "/tmp/test-ipc-XXXXXX");
   f->set = set;
-  f->srv = probe_server(f->dir, &f->ep);
-  return f->srv >= 0 && pthread_create(&f->thread, NULL, fake_main, f) == 0
+  return server_open(f) == 0 &&
+                 pthread_create(&f->thread, NULL, fake_main, f) == 0
              ? 0
              : -1;
 }
@@ -480,9 +481,7 @@ static int fake_start(struct fake *f, uint8_t set) {
 static void fake_end(struct fake *f) {
   shutdown(f->srv, SHUT_RDWR); /* ends an accept still waiting */
   pthread_join(f->thread, NULL);
-  close(f->srv);
-  unlink(f->ep.path);
-  rmdir(f->dir);
+  server_close(f);
 }
 
 #define E_FAIL 0x80004005u
