@@ -12,8 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stddef.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +70,7 @@ ssize_t discovery_read_at(int dirfd, const char *name, char *buf, size_t cap) {
 #define PROC_PF_EXITING 0x4u
 
 int discovery_proc_stat_parse(const char *line, uint64_t *start,
-                        uint32_t *comm_hash) {
+                              uint32_t *comm_hash) {
   const char *p = strrchr(line, ')');
   if (p == NULL)
     return -EINVAL;
@@ -114,8 +114,8 @@ int discovery_proc_stat_parse(const char *line, uint64_t *start,
   return 0;
 }
 
-/* discovery_proc_stat_parse of /proc/<pid>/stat: -ESRCH when the process is gone,
- * a zombie or exiting. */
+/* discovery_proc_stat_parse of /proc/<pid>/stat: -ESRCH when the process is
+ * gone, a zombie or exiting. */
 static int proc_stat_read(pid_t pid, uint64_t *start, uint32_t *comm_hash) {
   char path[64], buf[1024];
   snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -323,8 +323,8 @@ int discovery_find(pid_t pid, struct ipc_endpoint *ep) {
         !S_ISSOCK(sst.st_mode))
       continue;
     int exact = key == ep->start_time;
-    if (exact > best_exact || (exact == best_exact && sst.st_mtime > best_mtime) ||
-        best[0] == 0) {
+    if (exact > best_exact ||
+        (exact == best_exact && sst.st_mtime > best_mtime) || best[0] == 0) {
       snprintf(best, sizeof(best), "%s", name);
       best_exact = exact;
       best_mtime = sst.st_mtime;
@@ -438,18 +438,16 @@ struct discovery {
 
 enum { DISC_CAP_PROCS = 1, DISC_CAP_DIRS = 2, DISC_CAP_SOCKS = 4 };
 
-void discovery_set_log(struct discovery *d, discovery_log_fn fn,
-                           void *ctx) {
+void discovery_set_log(struct discovery *d, discovery_log_fn fn, void *ctx) {
   d->log = fn;
   d->log_ctx = ctx;
 }
 
 /* Says once per scanner that the cap `which` was reached. */
-static void disc_cap_log(struct discovery *d, unsigned which,
-                         const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void disc_cap_log(struct discovery *d, unsigned which,
-                         const char *fmt, ...) {
+static void disc_cap_log(struct discovery *d, unsigned which, const char *fmt,
+                         ...) __attribute__((format(printf, 3, 4)));
+static void disc_cap_log(struct discovery *d, unsigned which, const char *fmt,
+                         ...) {
   unsigned said = d->logged & which;
   d->logged |= which;
   if (said || d->log == NULL)
@@ -466,7 +464,7 @@ static void disc_cap_log(struct discovery *d, unsigned which,
 }
 
 void discovery_set_connected(struct discovery *d, discovery_connected_fn fn,
-                                 void *ctx) {
+                             void *ctx) {
   d->connected = fn;
   d->connected_ctx = ctx;
 }
@@ -532,8 +530,8 @@ int discovery_notified(struct discovery *d) {
       if (len > (size_t)(buf + n - p))
         break; /* the kernel never splits an event; be safe anyway */
       p += len;
-      if (ev->mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF |
-                      IN_UNMOUNT))
+      if (ev->mask &
+          (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT))
         changed = 1; /* events lost, or the directory itself changed */
       if (ev->mask & IN_IGNORED) { /* the directory went (or its mount):
                                       the next full pass watches it again */
@@ -542,8 +540,7 @@ int discovery_notified(struct discovery *d) {
             d->dirs[i].wd = 0;
         changed = 1;
       }
-      if (ev->len > 0 &&
-          strncmp(ev->name, prefix, sizeof(prefix) - 1) == 0)
+      if (ev->len > 0 && strncmp(ev->name, prefix, sizeof(prefix) - 1) == 0)
         changed = 1;
     }
   }
@@ -660,8 +657,8 @@ static int disc_same_mnt_ns(struct discovery *d, pid_t pid) {
 
 /* Fills what does not change while the process lives. -ENOSPC when its
  * directory found no room (dir[cap] holds it then; p stays unknown). */
-static int disc_proc_fill(struct discovery *d, struct disc_proc *p,
-                          char *dir, size_t dcap) {
+static int disc_proc_fill(struct discovery *d, struct disc_proc *p, char *dir,
+                          size_t dcap) {
   char path[64];
   snprintf(path, sizeof(path), "/proc/%d", (int)p->pid);
   struct stat st;
@@ -739,7 +736,8 @@ static void disc_dir_refresh(struct discovery *d, struct disc_dir *dd) {
     char *end;
     errno = 0;
     long ns_pid = strtol(p, &end, 10);
-    if (errno != 0 || end == p || *end != '-' || ns_pid <= 0 || ns_pid > INT_MAX)
+    if (errno != 0 || end == p || *end != '-' || ns_pid <= 0 ||
+        ns_pid > INT_MAX)
       continue;
     p = end + 1;
     errno = 0;
@@ -892,8 +890,7 @@ static int disc_endpoint(struct discovery *d, const struct disc_proc *p,
 
 /* A quiet pass (see above): 1 when it found a reason for a full one
  * (nothing handed on then), else 0 or cb's non-zero result. */
-static int disc_quiet_pass(struct discovery *d, discovery_cb cb,
-                           void *ctx) {
+static int disc_quiet_pass(struct discovery *d, discovery_cb cb, void *ctx) {
   for (size_t i = 0; i < d->ndirs; i++) {
     struct disc_dir *dd = &d->dirs[i];
     disc_dir_refresh(d, dd);
@@ -951,9 +948,8 @@ static int disc_identity(struct discovery *d, const struct disc_proc *p,
  * another negative errno when it cannot be looked at. A process whose
  * directory finds no room is looked up by its own socket name, again at
  * every full pass. */
-static int disc_refill(struct discovery *d, struct disc_proc *p,
-                       uint64_t start, uint32_t comm,
-                       struct ipc_endpoint *ep) {
+static int disc_refill(struct discovery *d, struct disc_proc *p, uint64_t start,
+                       uint32_t comm, struct ipc_endpoint *ep) {
   p->known = 0;
   p->start_time = start;
   p->comm_hash = comm;
@@ -1000,8 +996,8 @@ static int disc_list_proc(struct discovery *d, discovery_cb cb, void *ctx) {
   if (dir == NULL)
     return -errno;
   d->nfull++;
-  d->self_mnt_len = readlink("/proc/self/ns/mnt", d->self_mnt,
-                             sizeof(d->self_mnt) - 1);
+  d->self_mnt_len =
+      readlink("/proc/self/ns/mnt", d->self_mnt, sizeof(d->self_mnt) - 1);
   int ret = 0;
   struct dirent *de;
   while (ret == 0 && (de = readdir(dir)) != NULL) {
@@ -1028,8 +1024,8 @@ static void disc_forget_procs(struct discovery *d) {
 static void disc_dir_drop(struct discovery *d, size_t i) {
   int shared = 0;
   for (size_t k = 0; k < d->ndirs && d->dirs[i].wd > 0; k++)
-    shared |= k != i && d->dirs[k].used == d->pass &&
-              d->dirs[k].wd == d->dirs[i].wd;
+    shared |=
+        k != i && d->dirs[k].used == d->pass && d->dirs[k].wd == d->dirs[i].wd;
   if (d->dirs[i].wd > 0 && !shared)
     inotify_rm_watch(d->notify_fd, d->dirs[i].wd);
   free(d->dirs[i].path);
@@ -1095,9 +1091,7 @@ int discovery_scan(struct discovery *d, discovery_cb cb, void *ctx) {
   return r; /* a partial pass forgets nothing: full again next time */
 }
 
-unsigned discovery_full_passes(const struct discovery *d) {
-  return d->nfull;
-}
+unsigned discovery_full_passes(const struct discovery *d) { return d->nfull; }
 
 int discovery_list(discovery_cb cb, void *ctx) {
   struct discovery *d = discovery_new();
@@ -1107,4 +1101,3 @@ int discovery_list(discovery_cb cb, void *ctx) {
   discovery_free(d);
   return ret;
 }
-

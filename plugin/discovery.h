@@ -34,7 +34,8 @@ int discovery_alive(const struct ipc_endpoint *ep);
  * 22) into *start and, if comm_hash is given, a hash of "(comm)". -ESRCH
  * for a zombie or an exiting process (state Z or X, or PF_EXITING in the
  * flags), -EINVAL for a line it cannot read. Pure: no I/O. */
-int discovery_proc_stat_parse(const char *line, uint64_t *start, uint32_t *comm_hash);
+int discovery_proc_stat_parse(const char *line, uint64_t *start,
+                              uint32_t *comm_hash);
 
 /* Calls cb for every .NET process whose socket is found; stops early when cb
  * returns non-zero (and returns that). */
@@ -64,8 +65,8 @@ unsigned discovery_full_passes(const struct discovery *d);
  * changed: enable_notify puts an inotify watch on every socket directory
  * (0, or a negative errno: then pass by time as before). notify_fd is the
  * fd to poll for reading once a full pass was made and while every
- * directory that exists is watched, else -1 (then pass every interval). When it is
- * readable, notified drains it and returns 1 if a diagnostic socket came,
+ * directory that exists is watched, else -1 (then pass every interval). When it
+ * is readable, notified drains it and returns 1 if a diagnostic socket came,
  * went or may have (events lost, a directory gone), 0 for other files.
  * A process whose TMPDIR no known process uses makes no event: the caller
  * forces a full pass (want_full) every DISCOVERY_FULL_EVERY intervals. */
@@ -78,16 +79,16 @@ void discovery_want_full(struct discovery *d);
  * open stream from that very process (it cannot have exited or been
  * replaced: its end would close the stream), so a pass need not read its
  * /proc/<pid>/stat. Called from discovery_scan. */
-typedef int (*discovery_connected_fn)(void *ctx, pid_t pid, uint64_t start_time);
+typedef int (*discovery_connected_fn)(void *ctx, pid_t pid,
+                                      uint64_t start_time);
 void discovery_set_connected(struct discovery *d, discovery_connected_fn fn,
-                                 void *ctx);
+                             void *ctx);
 
 /* Optional: where the scanner says, once each, that one of its caps was
  * reached (see DISCOVERY_* below); fn gets a sentence without the
  * plugin's prefix. Called from discovery_scan. */
 typedef void (*discovery_log_fn)(void *ctx, const char *msg);
-void discovery_set_log(struct discovery *d, discovery_log_fn fn,
-                           void *ctx);
+void discovery_set_log(struct discovery *d, discovery_log_fn fn, void *ctx);
 /* The scanner's caps: what one local user can make it hold is bounded.
  *   PROCS: processes remembered (/proc entries); more are not looked at.
  *   DIRS:  socket directories (distinct TMPDIRs) listed and watched; a
@@ -108,7 +109,8 @@ void discovery_set_log(struct discovery *d, discovery_log_fn fn,
  * an absolute path; trailing slashes dropped. env is /proc/<pid>/environ:
  * NUL-separated "NAME=value" strings, len bytes. 0, or -ENAMETOOLONG when
  * the first TMPDIR does not fit out[cap] (out is "/tmp" then). Pure. */
-int discovery_environ_tmpdir(const char *env, size_t len, char *out, size_t cap);
+int discovery_environ_tmpdir(const char *env, size_t len, char *out,
+                             size_t cap);
 
 /* Reads up to cap-1 bytes of the file `name` under dirfd (AT_FDCWD: a
  * path), not following a symlink at its last component; NUL-terminates.

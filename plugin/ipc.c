@@ -3,15 +3,15 @@
  *
  * Diagnostic IPC client: see ipc.h for the message layout and contracts.
  */
-#include "clock.h"
 #include "ipc.h"
+#include "clock.h"
 #include "wire.h"
 
-#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +85,9 @@ void ipc_sanitize(char *s) {
   }
 }
 
-static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
-                      ...) __attribute__((format(printf, 3, 4)));
-static void set_error(struct ipc_error *err, int32_t hr, const char *fmt,
-                      ...) {
+static void set_error(struct ipc_error *err, int32_t hr, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(struct ipc_error *err, int32_t hr, const char *fmt, ...) {
   if (err == NULL)
     return;
   err->hresult = hr;
@@ -179,8 +178,11 @@ long ipc_put_string(uint8_t *buf, size_t cap, size_t off, const char *s) {
   uint32_t units = 0;
   for (size_t i = 0; i < n;) {
     uint32_t cp = (uint8_t)s[i];
-    size_t k = cp < 0x80 ? 1 : (cp >> 5) == 0x6 ? 2 : (cp >> 4) == 0xE ? 3
-                                                : (cp >> 3) == 0x1E ? 4 : 0;
+    size_t k = cp < 0x80           ? 1
+               : (cp >> 5) == 0x6  ? 2
+               : (cp >> 4) == 0xE  ? 3
+               : (cp >> 3) == 0x1E ? 4
+                                   : 0;
     if (k == 0 || i + k > n)
       return -EILSEQ;
     if (k > 1) {
@@ -263,8 +265,9 @@ static long reply_header(const uint8_t hdr[IPC_HEADER_SIZE], size_t cap,
                          uint8_t *set, uint8_t *id, struct ipc_error *err) {
   long plen = ipc_header_decode(hdr, set, id);
   if (plen < 0) {
-    set_error(err, 0, "the reply is not a Diagnostic IPC message (bad magic "
-                      "or size)");
+    set_error(err, 0,
+              "the reply is not a Diagnostic IPC message (bad magic "
+              "or size)");
     return -EBADMSG;
   }
   if ((size_t)plen > cap) {
@@ -336,8 +339,9 @@ static int connect_start(const struct ipc_endpoint *ep, int *fdp,
       r = -errno;
       goto fail;
     }
-    if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s",
-                         dirfd_, slash + 1) >= sizeof(sa.sun_path)) {
+    if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path),
+                         "/proc/self/fd/%d/%s", dirfd_,
+                         slash + 1) >= sizeof(sa.sun_path)) {
       r = -ENAMETOOLONG;
       goto fail;
     }
@@ -433,10 +437,10 @@ int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
       ipc_take_string(&c, out->command_line, sizeof(out->command_line)) ||
       ipc_take_string(&c, out->os, sizeof(out->os)) ||
       ipc_take_string(&c, out->arch, sizeof(out->arch)) ||
-      (v2 && (ipc_take_string(&c, out->entry_assembly,
-                              sizeof(out->entry_assembly)) ||
-              ipc_take_string(&c, out->runtime_version,
-                              sizeof(out->runtime_version)))))
+      (v2 &&
+       (ipc_take_string(&c, out->entry_assembly, sizeof(out->entry_assembly)) ||
+        ipc_take_string(&c, out->runtime_version,
+                        sizeof(out->runtime_version)))))
     return -EBADMSG;
   /* the process says what it likes: nothing of it reaches a log or a
    * terminal raw */
@@ -447,7 +451,6 @@ int ipc_process_info_decode(const uint8_t *p, size_t n, int v2,
   ipc_sanitize(out->runtime_version);
   return 0;
 }
-
 
 /* ---- the request engine ---- */
 
@@ -471,16 +474,16 @@ enum call_state {
 struct ipc_call {
   struct ipc_endpoint ep;
   enum call_state state;
-  int fd;           /* the connection, or -1 */
-  int64_t deadline; /* clock_mono_ms: of the form being asked */
-  int timeout_ms;   /* each form's own */
-  int connect_ms;   /* how long a full listen queue is waited out */
-  size_t cap;       /* largest reply payload taken */
+  int fd;                /* the connection, or -1 */
+  int64_t deadline;      /* clock_mono_ms: of the form being asked */
+  int timeout_ms;        /* each form's own */
+  int connect_ms;        /* how long a full listen queue is waited out */
+  size_t cap;            /* largest reply payload taken */
   unsigned form, nforms; /* the form asked (0: the newest) */
   size_t msg_off[CALL_FORMS_MAX], msg_len[CALL_FORMS_MAX];
   uint8_t hdr[IPC_HEADER_SIZE];
-  size_t got;     /* bytes of the reply read, header included */
-  size_t plen;    /* the payload's length (CALL_PAYLOAD on) */
+  size_t got;      /* bytes of the reply read, header included */
+  size_t plen;     /* the payload's length (CALL_PAYLOAD on) */
   uint8_t set, id; /* the reply's */
   uint8_t *reply;  /* plen bytes (CALL_PAYLOAD on) */
   uint8_t msgs[];  /* the encoded requests, one per form */
@@ -639,8 +642,8 @@ static int call_read(struct ipc_call *c, struct ipc_error *err) {
   int late = clock_mono_ms() >= c->deadline;
   for (;;) {
     int in_payload = c->state == CALL_PAYLOAD;
-    uint8_t *dst = in_payload ? c->reply + (c->got - IPC_HEADER_SIZE)
-                              : c->hdr + c->got;
+    uint8_t *dst =
+        in_payload ? c->reply + (c->got - IPC_HEADER_SIZE) : c->hdr + c->got;
     size_t want = in_payload ? IPC_HEADER_SIZE + c->plen - c->got
                              : IPC_HEADER_SIZE - c->got;
     if (want == 0)
@@ -731,8 +734,8 @@ int ipc_probe_start(struct ipc_call **p, const struct ipc_endpoint *ep,
 int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
                    struct ipc_error *err) {
   int r = ipc_call_step(p, err);
-  if (r == 0 && ipc_process_info_decode(p->reply, p->plen, p->form == 0,
-                                        info) != 0) {
+  if (r == 0 &&
+      ipc_process_info_decode(p->reply, p->plen, p->form == 0, info) != 0) {
     set_error(err, 0, "malformed ProcessInfo reply (%zu bytes)", p->plen);
     r = -EBADMSG;
   }
@@ -834,8 +837,8 @@ int ipc_stop_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
   uint8_t id[8];
   wire_set_le64(id, session_id);
   const struct call_form form = {IPC_EP_STOP, id, sizeof(id)};
-  return call_start(c, ep, timeout_ms, connect_ms, IPC_SET_EVENTPIPE, &form,
-                    1, 64, err ? err : &local);
+  return call_start(c, ep, timeout_ms, connect_ms, IPC_SET_EVENTPIPE, &form, 1,
+                    64, err ? err : &local);
 }
 
 int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,

@@ -55,7 +55,7 @@ enum {
 #define IPC_E_UNKNOWN_ERROR ((int32_t)0x80131387)
 
 struct ipc_error {
-  int32_t hresult;  /* 0 when the failure was not the runtime's answer */
+  int32_t hresult;   /* 0 when the failure was not the runtime's answer */
   char message[256]; /* the runtime's or our own explanation, UTF-8 */
 };
 
@@ -65,11 +65,11 @@ const char *ipc_hresult_name(int32_t hr);
 
 /* Where a process's diagnostic socket is, and who it is. */
 struct ipc_endpoint {
-  pid_t pid;              /* in our pid namespace */
-  pid_t ns_pid;           /* in the target's own pid namespace */
-  uint64_t start_time;    /* jiffies since boot, /proc/<pid>/stat field 22 */
-  uid_t uid;              /* owner of /proc/<pid> */
-  int foreign_mnt_ns;     /* 1 when the target has another mount namespace */
+  pid_t pid;           /* in our pid namespace */
+  pid_t ns_pid;        /* in the target's own pid namespace */
+  uint64_t start_time; /* jiffies since boot, /proc/<pid>/stat field 22 */
+  uid_t uid;           /* owner of /proc/<pid> */
+  int foreign_mnt_ns;  /* 1 when the target has another mount namespace */
   /* The socket, reachable from here. The runtime binds it at most 107
    * bytes long (sun_path); with a /proc/<pid>/root prefix that is < 160. */
   char path[256];
@@ -83,8 +83,8 @@ static inline int ipc_same_process(pid_t pid, uint64_t start_time, pid_t pid2,
 }
 
 struct ipc_process_info {
-  uint64_t pid;        /* as the runtime sees it (its own pid namespace) */
-  uint8_t cookie[16];  /* runtime instance cookie (GUID) */
+  uint64_t pid;       /* as the runtime sees it (its own pid namespace) */
+  uint8_t cookie[16]; /* runtime instance cookie (GUID) */
   char command_line[1024];
   char os[32];
   char arch[32];
@@ -174,8 +174,8 @@ int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
                      int timeout_ms, struct ipc_error *err);
 
 enum ipc_dump_type {
-  IPC_DUMP_MINI = 1,   /* "Normal" */
-  IPC_DUMP_HEAP = 2,   /* "WithHeap" */
+  IPC_DUMP_MINI = 1, /* "Normal" */
+  IPC_DUMP_HEAP = 2, /* "WithHeap" */
   IPC_DUMP_TRIAGE = 3,
   IPC_DUMP_FULL = 4,
 };

@@ -193,8 +193,8 @@ found:
 /* Converts `units` UTF-16LE code units to NUL-terminated UTF-8 in out[cap].
  * Unpaired surrogates become U+FFFD. Returns the UTF-8 length, or -1 if it
  * does not fit (out is then empty). */
-static inline long wire_utf16_to_utf8(const uint8_t *s, size_t units,
-                                      char *out, size_t cap) {
+static inline long wire_utf16_to_utf8(const uint8_t *s, size_t units, char *out,
+                                      size_t cap) {
   size_t o = 0, i = 0;
   if (cap == 0)
     return -1;

@@ -53,8 +53,9 @@ static unsigned long long self_start_time(void) {
  * Writes one byte to fd 3 when the socket exists. */
 static int serve(const char *dir) {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/dotnet-diagnostic-%d-%llu-socket",
-           dir, (int)getpid(), self_start_time());
+  snprintf(sa.sun_path, sizeof(sa.sun_path),
+           "%s/dotnet-diagnostic-%d-%llu-socket", dir, (int)getpid(),
+           self_start_time());
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
       listen(fd, 1) != 0)
@@ -414,29 +415,31 @@ DEF_TEST(proc_stat_lines) {
   uint32_t h1 = 0, h2 = 0;
   char line[512];
 #define LINE(head, flags) stat_line(line, sizeof(line), head, flags)
-  EXPECT_EQ_INT(0, discovery_proc_stat_parse(LINE("1234 (my (odd) app) S", "4194560"),
-                                       &st, &h1));
+  EXPECT_EQ_INT(0, discovery_proc_stat_parse(
+                       LINE("1234 (my (odd) app) S", "4194560"), &st, &h1));
   CHECK(st == 987654);
-  EXPECT_EQ_INT(0, discovery_proc_stat_parse(LINE("1234 (my (odd) apq) R", "4194560"),
-                                       &st, &h2));
+  EXPECT_EQ_INT(0, discovery_proc_stat_parse(
+                       LINE("1234 (my (odd) apq) R", "4194560"), &st, &h2));
   CHECK(h1 != h2); /* another comm: another hash */
   /* exiting: PF_EXITING with other flags, whatever the state says */
+  EXPECT_EQ_INT(-ESRCH, discovery_proc_stat_parse(
+                            LINE("1234 (app) R", "4194564"), &st, NULL));
   EXPECT_EQ_INT(
-      -ESRCH, discovery_proc_stat_parse(LINE("1234 (app) R", "4194564"), &st, NULL));
-  EXPECT_EQ_INT(-ESRCH,
-                discovery_proc_stat_parse(LINE("1234 (app) D", "4"), &st, NULL));
+      -ESRCH, discovery_proc_stat_parse(LINE("1234 (app) D", "4"), &st, NULL));
   /* zombie, dead */
-  EXPECT_EQ_INT(
-      -ESRCH, discovery_proc_stat_parse(LINE("1234 (app) Z", "4194560"), &st, NULL));
-  EXPECT_EQ_INT(
-      -ESRCH, discovery_proc_stat_parse(LINE("1234 (app) X", "4194560"), &st, NULL));
+  EXPECT_EQ_INT(-ESRCH, discovery_proc_stat_parse(
+                            LINE("1234 (app) Z", "4194560"), &st, NULL));
+  EXPECT_EQ_INT(-ESRCH, discovery_proc_stat_parse(
+                            LINE("1234 (app) X", "4194560"), &st, NULL));
   /* unreadable: no ")", flags not a number, cut before field 22 */
-  EXPECT_EQ_INT(-EINVAL, discovery_proc_stat_parse("1234 (app S 1 2 3", &st, NULL));
   EXPECT_EQ_INT(-EINVAL,
-                discovery_proc_stat_parse(LINE("1234 (app) S", "x"), &st, NULL));
-  EXPECT_EQ_INT(-EINVAL, discovery_proc_stat_parse("1234 (app) S 1 1234 1234 0 -1 "
-                                             "4194560 100 0",
-                                             &st, NULL));
+                discovery_proc_stat_parse("1234 (app S 1 2 3", &st, NULL));
+  EXPECT_EQ_INT(
+      -EINVAL, discovery_proc_stat_parse(LINE("1234 (app) S", "x"), &st, NULL));
+  EXPECT_EQ_INT(-EINVAL,
+                discovery_proc_stat_parse("1234 (app) S 1 1234 1234 0 -1 "
+                                          "4194560 100 0",
+                                          &st, NULL));
   EXPECT_EQ_INT(-EINVAL, discovery_proc_stat_parse("1234 (app)S", &st, NULL));
   /* this process's own line */
   char own[1024];
@@ -482,26 +485,26 @@ DEF_TEST(endpoint_alive) {
 DEF_TEST(first_tmpdir) {
   char out[64];
   static const char env1[] = "A=1\0TMPDIR=/first/\0TMPDIR=/second\0";
-  EXPECT_EQ_INT(0,
-                discovery_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(
+      0, discovery_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/first") == 0);
   static const char env2[] = "TMPDIR=\0TMPDIR=/second\0";
-  EXPECT_EQ_INT(0,
-                discovery_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(
+      0, discovery_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0); /* empty: /tmp, as the runtime */
   static const char env3[] = "TMPDIR=rel\0TMPDIR=/second\0";
-  EXPECT_EQ_INT(0,
-                discovery_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(
+      0, discovery_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
   static const char env4[] = "HOME=/h\0TMPDIR=/last"; /* no final NUL */
-  EXPECT_EQ_INT(0,
-                discovery_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(
+      0, discovery_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/last") == 0);
   static const char env5[] =
       "TMPDIR=/a-directory-name-longer-than-the-output-buffer-"
       "of-sixty-four-bytes\0";
-  EXPECT_EQ_INT(-ENAMETOOLONG,
-                discovery_environ_tmpdir(env5, sizeof(env5) - 1, out, sizeof(out)));
+  EXPECT_EQ_INT(-ENAMETOOLONG, discovery_environ_tmpdir(env5, sizeof(env5) - 1,
+                                                        out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
 
   char first[] = "/tmp/test-tmpdir1-XXXXXX",

@@ -47,8 +47,8 @@ struct fake {
   uint8_t set; /* of the requests */
   struct turn turns[4];
   size_t nturns;
-  int ids[4];   /* the command ids asked, in order */
-  size_t asked; /* connections accepted */
+  int ids[4];          /* the command ids asked, in order */
+  size_t asked;        /* connections accepted */
   uint8_t payload[16]; /* the start of the last request's payload */
   pthread_t thread;
 };
@@ -132,8 +132,8 @@ static size_t info_payload(uint8_t *pl, size_t cap, int v2) {
 static size_t info_reply(uint8_t *buf, size_t cap, int v2) {
   uint8_t pl[512];
   size_t n = info_payload(pl, sizeof(pl), v2);
-  return (size_t)ipc_message_encode(buf, cap, IPC_SET_SERVER, IPC_SERVER_OK,
-                                    pl, n);
+  return (size_t)ipc_message_encode(buf, cap, IPC_SET_SERVER, IPC_SERVER_OK, pl,
+                                    n);
 }
 
 /* Sends a server message (id, payload pl[n]) on conn, less its last cut
@@ -282,10 +282,10 @@ DEF_TEST(probe) {
  * accepted: the server's end of the connection. */
 static int collect_asked(struct ipc_call **c, const struct ipc_endpoint *ep,
                          int srv, struct ipc_error *err) {
-  static const struct ipc_provider prov = {
-      .name = "System.Runtime",
-      .level = 4,
-      .filter = "EventCounterIntervalSec=1"};
+  static const struct ipc_provider prov = {.name = "System.Runtime",
+                                           .level = 4,
+                                           .filter =
+                                               "EventCounterIntervalSec=1"};
   int conn;
   ipc_call_close(c);
   EXPECT_EQ_INT(-EINPROGRESS,
@@ -436,8 +436,8 @@ static void *fake_main(void *arg) {
   struct fake *f = arg;
   for (size_t i = 0; i < f->nturns; i++) {
     int conn;
-    int id = accept_request(f->srv, &conn, f->set, f->payload,
-                            sizeof(f->payload));
+    int id =
+        accept_request(f->srv, &conn, f->set, f->payload, sizeof(f->payload));
     if (conn < 0)
       break; /* shut down: the client asked less than was scripted */
     f->ids[f->asked++] = id;
@@ -458,8 +458,8 @@ static void *fake_main(void *arg) {
 static struct turn *turn_add(struct fake *f, uint8_t id, const void *pl,
                              size_t n, size_t cut) {
   struct turn *t = &f->turns[f->nturns++];
-  long m = ipc_message_encode(t->reply, sizeof(t->reply), IPC_SET_SERVER, id,
-                              pl, n);
+  long m =
+      ipc_message_encode(t->reply, sizeof(t->reply), IPC_SET_SERVER, id, pl, n);
   t->len = m > 0 ? (size_t)m - cut : 0;
   return t;
 }
