@@ -263,7 +263,7 @@ int session_begin_step(struct session *s, struct ipc_error *err) {
     ipc_call_close(&s->call);
   if (r < 0 && r != -EINPROGRESS)
     snprintf(s->error, sizeof(s->error), "%s", e->message);
-  return r; /* the stream's fd is non-blocking (ipc_connect's) */
+  return r; /* the stream's fd is non-blocking (the engine's connection) */
 }
 
 int session_start(struct session *s, struct ipc_error *err) {
