@@ -173,38 +173,27 @@ static int tmpdir_var(const char *var, char *out, size_t cap, int *r) {
   return 1;
 }
 
-/* The first TMPDIR among the NUL-separated variables of env[len] (the
- * last one need not be terminated): 1 with out filled and *r 0 or
- * -ENAMETOOLONG ("/tmp"), or 0 when there is none. */
-static int environ_scan(const char *env, size_t len, char *out, size_t cap,
-                        int *r) {
+int discovery_environ_tmpdir(const char *env, size_t len, char *out,
+                             size_t cap) {
+  snprintf(out, cap, "/tmp");
   size_t start = 0;
   char var[8192];
   for (size_t i = 0; i <= len; i++) {
     if (i < len && env[i] != 0)
       continue;
     size_t n = i - start;
+    int r = 0;
     if (n >= 7 && n < sizeof(var)) {
       memcpy(var, env + start, n);
       var[n] = 0;
-      if (tmpdir_var(var, out, cap, r))
-        return 1; /* the first one: glibc's getenv takes it */
+      if (tmpdir_var(var, out, cap, &r))
+        return r < 0 ? r : 1; /* the first one: glibc's getenv takes it */
     } else if (n >= sizeof(var) && strncmp(env + start, "TMPDIR=", 7) == 0) {
-      snprintf(out, cap, "/tmp");
-      *r = -ENAMETOOLONG;
-      return 1;
+      return -ENAMETOOLONG; /* "/tmp" */
     }
     start = i + 1;
   }
   return 0;
-}
-
-int discovery_environ_tmpdir(const char *env, size_t len, char *out,
-                             size_t cap) {
-  int r = 0;
-  snprintf(out, cap, "/tmp");
-  environ_scan(env, len, out, cap, &r);
-  return r;
 }
 
 /* TMPDIR from /proc/<pid>/environ (bounded reads, see
@@ -238,8 +227,8 @@ static void proc_tmpdir(pid_t pid, char *out, size_t cap) {
       start = strlen(buf) + 1;
       skipping = 0;
     }
-    int r;
-    if (end > start && environ_scan(buf + start, end - start, out, cap, &r))
+    if (end > start &&
+        discovery_environ_tmpdir(buf + start, end - start, out, cap) != 0)
       break;
     start = end;
     if (end == 0 && have == sizeof(buf) - 1) {

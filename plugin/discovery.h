@@ -106,9 +106,11 @@ void discovery_set_log(struct discovery *d, discovery_log_fn fn, void *ctx);
 /* The directory the runtime of a process with this environment puts its
  * socket in, as glibc's getenv and the runtime read it: the first TMPDIR
  * (a later one is ignored), "/tmp" when there is none, it is empty or not
- * an absolute path; trailing slashes dropped. env is /proc/<pid>/environ:
- * NUL-separated "NAME=value" strings, len bytes. 0, or -ENAMETOOLONG when
- * the first TMPDIR does not fit out[cap] (out is "/tmp" then). Pure. */
+ * an absolute path; trailing slashes dropped. env is /proc/<pid>/environ
+ * or a part of it: NUL-separated "NAME=value" strings, len bytes, the last
+ * one terminated or not. 1 when it holds a TMPDIR, 0 when not, or
+ * -ENAMETOOLONG when the first TMPDIR does not fit out[cap] (out is "/tmp"
+ * then). Pure. */
 int discovery_environ_tmpdir(const char *env, size_t len, char *out,
                              size_t cap);
 

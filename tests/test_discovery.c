@@ -486,25 +486,29 @@ DEF_TEST(first_tmpdir) {
   char out[64];
   static const char env1[] = "A=1\0TMPDIR=/first/\0TMPDIR=/second\0";
   EXPECT_EQ_INT(
-      0, discovery_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
+      1, discovery_environ_tmpdir(env1, sizeof(env1) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/first") == 0);
   static const char env2[] = "TMPDIR=\0TMPDIR=/second\0";
   EXPECT_EQ_INT(
-      0, discovery_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
+      1, discovery_environ_tmpdir(env2, sizeof(env2) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0); /* empty: /tmp, as the runtime */
   static const char env3[] = "TMPDIR=rel\0TMPDIR=/second\0";
   EXPECT_EQ_INT(
-      0, discovery_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
+      1, discovery_environ_tmpdir(env3, sizeof(env3) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
   static const char env4[] = "HOME=/h\0TMPDIR=/last"; /* no final NUL */
   EXPECT_EQ_INT(
-      0, discovery_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
+      1, discovery_environ_tmpdir(env4, sizeof(env4) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/last") == 0);
   static const char env5[] =
       "TMPDIR=/a-directory-name-longer-than-the-output-buffer-"
       "of-sixty-four-bytes\0";
   EXPECT_EQ_INT(-ENAMETOOLONG, discovery_environ_tmpdir(env5, sizeof(env5) - 1,
                                                         out, sizeof(out)));
+  CHECK(strcmp(out, "/tmp") == 0);
+  static const char env6[] = "A=1\0B=2\0";
+  EXPECT_EQ_INT(
+      0, discovery_environ_tmpdir(env6, sizeof(env6) - 1, out, sizeof(out)));
   CHECK(strcmp(out, "/tmp") == 0);
 
   char first[] = "/tmp/test-tmpdir1-XXXXXX",
