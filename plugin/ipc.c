@@ -1,7 +1,10 @@
 /**
  * collectd-dotnet - plugin/ipc.c
  *
- * Diagnostic IPC client: see ipc.h for the message layout and contracts.
+ * Diagnostic IPC client: messages (encode, validate, strings), the connect
+ * with its peer check, and the request engine every command goes through
+ * (struct ipc_call: one request and reply, the command's forms tried
+ * newest first). See ipc.h for the message layout and contracts.
  */
 #include "ipc.h"
 #include "clock.h"
@@ -584,6 +587,10 @@ static int call_start(struct ipc_call **out, const struct ipc_endpoint *ep,
                       size_t cap, struct ipc_error *err) {
   err->hresult = 0, err->message[0] = 0;
   *out = NULL;
+  if (nforms == 0 || nforms > CALL_FORMS_MAX) {
+    set_error(err, 0, "no such command");
+    return -EINVAL;
+  }
   size_t total = 0;
   for (unsigned i = 0; i < nforms; i++) {
     if (forms[i].len > IPC_MAX_MESSAGE - IPC_HEADER_SIZE) {
