@@ -882,8 +882,10 @@ static int dotnet_init(void) {
               dump_tmpl.directory, why);
     else
       close(dfd);
+    static const struct dump_worker_ops ops = {.take = dump_take,
+                                               .now = clock_mono_s};
     struct dump_worker *d =
-        dump_worker_new(&dump_tmpl, &dump_pol, dump_done, NULL);
+        dump_worker_new(&dump_tmpl, &dump_pol, &ops, dump_done, NULL);
     r = d == NULL ? -ENOMEM : dump_worker_start(d);
     if (r < 0) {
       ERROR("dotnet plugin: <Dump>: cannot start the dump worker thread: %s.",

@@ -4,7 +4,6 @@
  * See dump_worker.h. Per-process bookkeeping lives in a small table keyed
  * by pid + start time, bounded (oldest entries of gone processes recycled).
  */
-#include "clock.h"
 #include "dump_worker.h"
 
 #include <errno.h>
@@ -32,44 +31,52 @@ struct job {
   char trigger[128];
 };
 
+/* Shared by the requesting threads and the worker thread: everything below
+ * lock is guarded by it; tmpl, policy, ops, done and ctx are set in
+ * dump_worker_new and only read after. */
 struct dump_worker {
   struct dump_request tmpl;
   struct dump_policy policy;
+  struct dump_worker_ops ops;
   dump_done_cb done;
   void *ctx;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
   pthread_t thread;
-  int started, stopping;
-  int cancel; /* eventfd written by dump_worker_free: a GenerateCoreDump the
-                 target does not answer must not hold collectd's shutdown
-                 for the whole Timeout (ipc_set_cancel_fd) */
-  struct job *queue;
+  int started; /* the owner's: set by start, read by free */
+  int cancel;  /* eventfd written by dump_worker_free: a GenerateCoreDump the
+                  target does not answer must not hold collectd's shutdown
+                  for the whole Timeout (ipc_set_cancel_fd) */
+  pthread_mutex_t lock;
+  pthread_cond_t cond; /* a job queued, or stopping */
+  int stopping;
+  struct job *queue; /* ring of policy.queue_max */
   size_t qhead, qlen;
   struct proc_state procs[PROCS_MAX];
   size_t nprocs;
-  unsigned total;
-  struct dump_worker_stats stats;
+  unsigned total; /* dumps queued, running or written, all processes */
 };
+
+static unsigned or_default(unsigned v, unsigned def) { return v ? v : def; }
 
 struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
                                     const struct dump_policy *policy,
+                                    const struct dump_worker_ops *ops,
                                     dump_done_cb done, void *ctx) {
   struct dump_worker *w = calloc(1, sizeof(*w));
   if (w == NULL)
     return NULL;
-  w->tmpl = *tmpl;
-  w->policy = *policy;
-  if (w->policy.min_interval_sec < 0)
-    w->policy.min_interval_sec = 0;
-  if (w->policy.max_per_process == 0)
-    w->policy.max_per_process = 5;
-  if (w->policy.max_total == 0)
-    w->policy.max_total = 20;
-  if (w->policy.queue_max == 0)
-    w->policy.queue_max = 16;
+  *w = (struct dump_worker){
+      .tmpl = *tmpl,
+      .policy = {.min_interval_sec = policy->min_interval_sec > 0
+                                         ? policy->min_interval_sec
+                                         : 0,
+                 .max_per_process = or_default(policy->max_per_process, 5),
+                 .max_total = or_default(policy->max_total, 20),
+                 .queue_max = or_default(policy->queue_max, 16)},
+      .ops = *ops,
+      .done = done,
+      .ctx = ctx,
+      .cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
   w->queue = calloc(w->policy.queue_max, sizeof(*w->queue));
-  w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (w->queue == NULL || w->cancel < 0) {
     if (w->cancel >= 0)
       close(w->cancel);
@@ -77,8 +84,6 @@ struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
     free(w);
     return NULL;
   }
-  w->done = done;
-  w->ctx = ctx;
   pthread_mutex_init(&w->lock, NULL);
   pthread_cond_init(&w->cond, NULL);
   return w;
@@ -109,37 +114,50 @@ static struct proc_state *proc_get(struct dump_worker *w,
   return p;
 }
 
-int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
-                        const char *instance, const char *trigger, char *why,
-                        size_t why_cap) {
-  int r = 0;
-  double now = clock_mono_s();
-  pthread_mutex_lock(&w->lock);
-  w->stats.requested++;
-  struct proc_state *p = proc_get(w, ep);
+/* 0 when policy lets p (NULL: no room in the table) have a dump now, else
+ * the refusal with why[] filled. Under w->lock. */
+static int refusal(const struct dump_worker *w, const struct proc_state *p,
+                   const struct ipc_endpoint *ep, double now, char *why,
+                   size_t why_cap) {
   if (p == NULL) {
     snprintf(why, why_cap, "too many processes with dumps in progress");
-    r = -ENOSPC;
-  } else if (p->busy) {
+    return -ENOSPC;
+  }
+  if (p->busy) {
     snprintf(why, why_cap, "a dump of pid %d is already queued or running",
              (int)ep->pid);
-    r = -EBUSY;
-  } else if (now - p->last_start < w->policy.min_interval_sec) {
+    return -EBUSY;
+  }
+  if (now - p->last_start < w->policy.min_interval_sec) {
     snprintf(why, why_cap,
              "last dump of pid %d started %.0f s ago, MinInterval is %.0f s",
              (int)ep->pid, now - p->last_start, w->policy.min_interval_sec);
-    r = -EAGAIN;
-  } else if (p->dumps >= w->policy.max_per_process) {
+    return -EAGAIN;
+  }
+  if (p->dumps >= w->policy.max_per_process) {
     snprintf(why, why_cap, "MaxDumps (%u) reached for pid %d",
              w->policy.max_per_process, (int)ep->pid);
-    r = -EDQUOT;
-  } else if (w->total >= w->policy.max_total) {
+    return -EDQUOT;
+  }
+  if (w->total >= w->policy.max_total) {
     snprintf(why, why_cap, "MaxDumpsTotal (%u) reached", w->policy.max_total);
-    r = -EDQUOT;
-  } else if (w->qlen >= w->policy.queue_max) {
+    return -EDQUOT;
+  }
+  if (w->qlen >= w->policy.queue_max) {
     snprintf(why, why_cap, "dump queue full");
-    r = -ENOSPC;
-  } else {
+    return -ENOSPC;
+  }
+  return 0;
+}
+
+int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
+                        const char *instance, const char *trigger, char *why,
+                        size_t why_cap) {
+  double now = w->ops.now();
+  pthread_mutex_lock(&w->lock);
+  struct proc_state *p = proc_get(w, ep);
+  int r = refusal(w, p, ep, now, why, why_cap);
+  if (r == 0) {
     struct job *j = &w->queue[(w->qhead + w->qlen) % w->policy.queue_max];
     j->ep = *ep;
     snprintf(j->instance, sizeof(j->instance), "%s", instance);
@@ -152,51 +170,57 @@ int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
     w->total++;
     pthread_cond_signal(&w->cond);
   }
-  if (r < 0)
-    w->stats.refused++;
   pthread_mutex_unlock(&w->lock);
   return r;
+}
+
+/* Takes the next job into *j, waiting for one: 1, or 0 when stopping.
+ * Under w->lock. */
+static int job_next(struct dump_worker *w, struct job *j) {
+  while (!w->stopping && w->qlen == 0)
+    pthread_cond_wait(&w->cond, &w->lock);
+  if (w->stopping)
+    return 0;
+  *j = w->queue[w->qhead];
+  w->qhead = (w->qhead + 1) % w->policy.queue_max;
+  w->qlen--;
+  struct proc_state *p = proc_get(w, &j->ep);
+  if (p)
+    p->last_start = w->ops.now(); /* MinInterval counts from the real start */
+  return 1;
+}
+
+/* The job of ep ended with rc. Under w->lock. */
+static void job_ended(struct dump_worker *w, const struct ipc_endpoint *ep,
+                      int rc) {
+  struct proc_state *p = proc_get(w, ep);
+  if (p)
+    p->busy = 0;
+  if (rc == 0)
+    return;
+  /* MaxDumps counts dumps written: a failed attempt (full disk, read-only
+   * directory) gives its slot back, but still starts MinInterval, so a
+   * broken directory is not retried every interval. */
+  if (p && p->dumps > 0)
+    p->dumps--;
+  if (w->total > 0)
+    w->total--;
 }
 
 static void *worker_main(void *arg) {
   struct dump_worker *w = arg;
   ipc_set_cancel_fd(w->cancel);
+  struct job j;
   pthread_mutex_lock(&w->lock);
-  for (;;) {
-    while (!w->stopping && w->qlen == 0)
-      pthread_cond_wait(&w->cond, &w->lock);
-    if (w->stopping)
-      break;
-    struct job j = w->queue[w->qhead];
-    w->qhead = (w->qhead + 1) % w->policy.queue_max;
-    w->qlen--;
-    struct proc_state *p = proc_get(w, &j.ep);
-    if (p)
-      p->last_start = clock_mono_s(); /* MinInterval counts from the real start */
+  while (job_next(w, &j)) {
     pthread_mutex_unlock(&w->lock);
-
     struct dump_request req = w->tmpl;
     req.ep = j.ep;
     snprintf(req.instance, sizeof(req.instance), "%s", j.instance);
     struct dump_result res;
-    int rc = dump_take(&req, &res);
-
+    int rc = w->ops.take(&req, &res);
     pthread_mutex_lock(&w->lock);
-    p = proc_get(w, &j.ep);
-    if (p)
-      p->busy = 0;
-    if (rc == 0) {
-      w->stats.done++;
-    } else {
-      /* MaxDumps counts dumps written: a failed attempt (full disk,
-       * read-only directory) gives its slot back, but still starts
-       * MinInterval, so a broken directory is not retried every interval. */
-      w->stats.failed++;
-      if (p && p->dumps > 0)
-        p->dumps--;
-      if (w->total > 0)
-        w->total--;
-    }
+    job_ended(w, &j.ep, rc);
     pthread_mutex_unlock(&w->lock);
     if (w->done)
       w->done(w->ctx, j.instance, &j.ep, rc, &res, j.trigger);
@@ -223,7 +247,7 @@ void dump_worker_free(struct dump_worker *w) {
     w->stopping = 1;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
-    uint64_t one = 1; /* an IPC dump in progress is abandoned */
+    uint64_t one = 1; /* a dump in progress is abandoned */
     ssize_t n = write(w->cancel, &one, sizeof(one));
     (void)n;
     pthread_join(w->thread, NULL);
@@ -233,10 +257,4 @@ void dump_worker_free(struct dump_worker *w) {
   pthread_cond_destroy(&w->cond);
   free(w->queue);
   free(w);
-}
-
-void dump_worker_get_stats(struct dump_worker *w, struct dump_worker_stats *st) {
-  pthread_mutex_lock(&w->lock);
-  *st = w->stats;
-  pthread_mutex_unlock(&w->lock);
 }
