@@ -320,15 +320,6 @@ too_long:
   return -ENAMETOOLONG;
 }
 
-int dump_mkdir(const char *dir) {
-  char why[512];
-  int fd = dump_dir_open(dir, 1, NULL, NULL, 0, why, sizeof(why));
-  if (fd < 0)
-    return fd;
-  close(fd);
-  return 0;
-}
-
 static void utc_stamp(char *out, size_t cap) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

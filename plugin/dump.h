@@ -63,9 +63,6 @@ const char *dump_type_name(enum ipc_dump_type t);
 /* Parses sizes like "2G", "500M", "1024" (bytes; K/M/G/T binary). */
 int dump_size_parse(const char *s, uint64_t *out);
 
-/* dump_dir_open(dir, create = 1, ...), closed: 0 or negative errno. */
-int dump_mkdir(const char *dir);
-
 /* ---- building blocks, exposed for tests ---- */
 
 /* The staging area inside the dump directory: root's, 0711. */
