@@ -332,15 +332,12 @@ static void utc_stamp(char *out, size_t cap) {
 
 /* A name safe in a file name: letters, digits, '.', '_', '-'. */
 static void safe_name(const char *in, char *out, size_t cap) {
-  size_t o = 0;
-  for (const char *p = in; *p && o + 1 < cap; p++) {
-    char c = *p;
-    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-             (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    out[o++] = ok ? c : '_';
-  }
-  out[o] = 0;
-  if (o == 0 || out[0] == '.')
+  static const char keep[] = "abcdefghijklmnopqrstuvwxyz"
+                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+  snprintf(out, cap, "%s", in);
+  for (char *p = out; *(p += strspn(p, keep)) != 0;)
+    *p = '_';
+  if (out[0] == 0 || out[0] == '.')
     snprintf(out, cap, "dotnet");
 }
 
@@ -500,6 +497,20 @@ static int cancelled(int cancel_fd) {
     return 0;
   struct pollfd p = {.fd = cancel_fd, .events = POLLIN};
   return poll(&p, 1, 0) > 0 && (p.revents & POLLIN);
+}
+
+/* The bytes free for us in the filesystem of fd (shown as shown): 0, or
+ * negative errno with res->reason. */
+static int free_bytes(int fd, const char *shown, uint64_t *avail,
+                      struct dump_result *res) {
+  struct statvfs sv;
+  if (fstatvfs(fd, &sv) != 0) {
+    int r = -errno;
+    dump_say(res, "statvfs %s: %s", shown, strerror(-r));
+    return r;
+  }
+  *avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+  return 0;
 }
 
 /* Copies exactly size bytes of in to out (both at offset 0). */
@@ -671,13 +682,10 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
       goto out;
     }
   } else {
-    struct statvfs sv;
-    if (fstatvfs(dirfd, &sv) != 0) {
-      r = -errno;
-      dump_say(res, "statvfs %s: %s", dir_path, strerror(-r));
+    uint64_t avail = 0;
+    r = free_bytes(dirfd, dir_path, &avail, res);
+    if (r < 0)
       goto out;
-    }
-    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
     if (size > avail || avail - size < min_free_bytes) {
       dump_say(res,
           "the dump is %llu MiB, and %s has %llu MiB free with MinFreeSpace "
@@ -721,203 +729,265 @@ out:
   return r;
 }
 
-/* ---- one dump ---- */
+/* ---- one dump ----
+ *
+ * dump_take's steps share what they open in one struct dump_job: each step
+ * fills its part, and job_end closes and removes whatever was made. */
 
-int dump_take(const struct dump_request *req, struct dump_result *res) {
-  memset(res, 0, sizeof(*res));
-  double t0 = clock_mono_s();
-  int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 120000;
-  int64_t deadline = clock_mono_ms() + timeout_ms;
-  char dir[PATH_MAX], final_name[NAME_MAX + 1], final_path[PATH_MAX];
-  char target_path[PATH_MAX], stage_name[40] = "", src_name[96] = "dump";
-  char name[160], stamp[40];
-  int dfd = -1, afd = -1, sfd = -1, tfd = -1, src_dirfd = -1, reach = 1;
-  int r;
-  struct dump_exec_plan plan = {.fd = -1};
+struct dump_job {
+  const struct dump_request *req;
+  int timeout_ms;
+  int64_t deadline_ms;
+  int dfd;                           /* the dump directory */
+  int reach;                         /* others may search every level */
+  char dir[PATH_MAX];                /* its absolute path */
+  char stamp[40];                    /* UTC, in file names */
+  char final_name[NAME_MAX + 1];     /* the dump's name in dfd */
+  uid_t writer;                      /* who writes the staged dump */
+  struct dump_exec_plan plan;        /* Method exec: how createdump runs */
+  int afd, sfd;                      /* staging area, staging directory */
+  char stage_name[40];               /* sfd's name in afd */
+  int tfd;                           /* or: the target's TMPDIR */
+  int src_dirfd;                     /* sfd or tfd */
+  char src_name[96];                 /* the staged dump's name there */
+  char target_path[PATH_MAX];        /* where the writer writes it */
+};
 
-  dfd = dump_dir_open(req->directory, 1, &reach, dir, sizeof(dir), res->reason,
-                      sizeof(res->reason));
-  if (dfd < 0)
-    return dfd;
-  if (req->min_free_bytes > 0) {
-    struct statvfs sv;
-    if (fstatvfs(dfd, &sv) != 0) {
-      r = -errno;
-      dump_say(res, "statvfs %s: %s", dir, strerror(-r));
-      goto out;
-    }
-    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-    if (avail < req->min_free_bytes) {
-      dump_say(res,
-          "only %llu MiB free in %s, below MinFreeSpace (%llu MiB): no dump",
-          (unsigned long long)(avail >> 20), dir,
-          (unsigned long long)(req->min_free_bytes >> 20));
-      r = -ENOSPC;
-      goto out;
-    }
+/* Opens the dump directory and checks MinFreeSpace. */
+static int job_open_dir(struct dump_job *j, struct dump_result *res) {
+  j->dfd = dump_dir_open(j->req->directory, 1, &j->reach, j->dir,
+                         sizeof(j->dir), res->reason, sizeof(res->reason));
+  if (j->dfd < 0 || j->req->min_free_bytes == 0)
+    return j->dfd < 0 ? j->dfd : 0;
+  uint64_t avail = 0;
+  int r = free_bytes(j->dfd, j->dir, &avail, res);
+  if (r == 0 && avail < j->req->min_free_bytes) {
+    dump_say(res,
+             "only %llu MiB free in %s, below MinFreeSpace (%llu MiB): no dump",
+             (unsigned long long)(avail >> 20), j->dir,
+             (unsigned long long)(j->req->min_free_bytes >> 20));
+    r = -ENOSPC;
   }
+  return r;
+}
 
-  safe_name(req->instance[0] ? req->instance : "dotnet", name, sizeof(name));
-  utc_stamp(stamp, sizeof(stamp));
+/* The final name: the caller's, or <instance>-<pid>-<stamp>.dmp; one
+ * component of the directory just opened (so its checks cover it), not
+ * there yet. */
+static int job_final_name(struct dump_job *j, struct dump_result *res) {
+  const struct dump_request *req = j->req;
   if (req->file_name[0]) {
-    /* the caller's name: one component of the directory just opened, so
-     * the directory's checks cover it; publishing never follows a symlink
-     * there nor replaces what is there */
     const char *f = req->file_name;
     if (strchr(f, '/') || !strcmp(f, ".") || !strcmp(f, "..") ||
-        !strcmp(f, DUMP_STAGING_AREA) || strlen(f) >= sizeof(final_name)) {
+        !strcmp(f, DUMP_STAGING_AREA) || strlen(f) >= sizeof(j->final_name)) {
       dump_say(res, "'%s' cannot be a dump's file name", f);
-      r = -EINVAL;
-      goto out;
+      return -EINVAL;
     }
-    memcpy(final_name, f, strlen(f) + 1);
+    memcpy(j->final_name, f, strlen(f) + 1);
   } else {
-    snprintf(final_name, sizeof(final_name), "%s-%d-%s.dmp", name,
-             (int)req->ep.pid, stamp);
+    char name[160];
+    safe_name(req->instance[0] ? req->instance : "dotnet", name, sizeof(name));
+    snprintf(j->final_name, sizeof(j->final_name), "%s-%d-%s.dmp", name,
+             (int)req->ep.pid, j->stamp);
   }
-  if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", dir,
-                       final_name) >= sizeof(final_path)) {
+  char final_path[PATH_MAX];
+  if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", j->dir,
+                       j->final_name) >= sizeof(final_path)) {
     dump_say(res, "dump path too long");
-    r = -ENAMETOOLONG;
-    goto out;
+    return -ENAMETOOLONG;
   }
   struct stat st;
-  if (fstatat(dfd, final_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (fstatat(j->dfd, j->final_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
     dump_say(res, "%s exists already: refusing to overwrite it", final_path);
-    r = -EEXIST;
-    goto out;
+    return -EEXIST;
   }
+  return 0;
+}
 
-  /* who writes the dump: the target for IPC, the user the plan runs
-   * createdump as for exec */
-  uid_t writer = req->ep.uid;
-  if (req->method == DUMP_METHOD_EXEC) {
-    char why[512];
-    r = dump_exec_plan(&req->ep, &plan, why, sizeof(why));
-    if (r < 0) {
-      dump_say(res, "%s", why);
-      goto out;
-    }
-    writer = plan.uid;
-    snprintf(res->note, sizeof(res->note), "%s", plan.note);
+/* Who writes the dump: the target for IPC, the user the plan runs
+ * createdump as for exec. */
+static int job_writer(struct dump_job *j, struct dump_result *res) {
+  j->writer = j->req->ep.uid;
+  if (j->req->method != DUMP_METHOD_EXEC)
+    return 0;
+  char why[512];
+  int r = dump_exec_plan(&j->req->ep, &j->plan, why, sizeof(why));
+  if (r < 0) {
+    dump_say(res, "%s", why);
+    return r;
   }
+  j->writer = j->plan.uid;
+  snprintf(res->note, sizeof(res->note), "%s", j->plan.note);
+  return 0;
+}
 
-  if (req->method == DUMP_METHOD_IPC && req->ep.foreign_mnt_ns) {
-    /* The target resolves paths in its own mount namespace: it writes in
-     * the directory of its diagnostic socket (its TMPDIR), which we reach
-     * inside its root only (an absolute symlink there means the container's
-     * path, not the host's), and the dump is copied out. */
-    char cdir[PATH_MAX], root[64];
-    int pl = snprintf(root, sizeof(root), "/proc/%d/root", (int)req->ep.pid);
-    snprintf(cdir, sizeof(cdir), "%s", req->ep.path);
-    char *slash = strrchr(cdir, '/');
-    if (strncmp(cdir, root, (size_t)pl) != 0 || slash == NULL ||
-        slash < cdir + pl) {
-      dump_say(res, "cannot tell the target's TMPDIR");
-      r = -EINVAL;
-      goto out;
-    }
-    *slash = 0;
-    const char *in_root = cdir[pl] ? cdir + pl : "/";
-    int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (rootfd < 0) {
-      r = -errno;
-      dump_say(res, "cannot open %s: %s", root, strerror(-r));
-      goto out;
-    }
-    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-    tfd = (int)syscall(SYS_openat2, rootfd, in_root, &how, sizeof(how));
-    r = tfd < 0 ? -errno : 0;
-    close(rootfd);
-    if (r < 0) {
-      dump_say(res, "cannot open the target's TMPDIR %s inside its root: %s",
-          in_root, strerror(-r));
-      goto out;
-    }
-    uint8_t rnd[8];
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-      dump_say(res, "no random bytes for a name");
-      r = -EAGAIN;
-      goto out;
-    }
-    snprintf(src_name, sizeof(src_name),
-             "collectd-dotnet-%s-%02x%02x%02x%02x.dmp", stamp, rnd[0], rnd[1],
-             rnd[2], rnd[3]);
-    if ((size_t)snprintf(target_path, sizeof(target_path), "%s/%s",
-                         strcmp(in_root, "/") ? in_root : "",
-                         src_name) >= sizeof(target_path)) {
-      dump_say(res, "dump path too long");
-      r = -ENAMETOOLONG;
-      goto out;
-    }
-    src_dirfd = tfd;
-  } else {
-    sfd = dump_stage_new(dfd, writer, &afd, stage_name, sizeof(stage_name),
-                         res->reason, sizeof(res->reason));
-    if (sfd < 0) {
-      r = sfd;
-      goto out;
-    }
-    if ((size_t)snprintf(target_path, sizeof(target_path),
-                         "%s/" DUMP_STAGING_AREA "/%s/dump",
-                         strcmp(dir, "/") ? dir : "",
-                         stage_name) >= sizeof(target_path)) {
-      dump_say(res, "dump path too long");
-      r = -ENAMETOOLONG;
-      goto out;
-    }
-    src_dirfd = sfd;
+/* target_path = dir/rel, where the writer writes the dump (dir "/" adds
+ * no slash of its own). */
+static int job_target_path(struct dump_job *j, const char *dir,
+                           const char *rel, struct dump_result *res) {
+  if ((size_t)snprintf(j->target_path, sizeof(j->target_path), "%s/%s",
+                       strcmp(dir, "/") ? dir : "",
+                       rel) >= sizeof(j->target_path)) {
+    dump_say(res, "dump path too long");
+    return -ENAMETOOLONG;
   }
+  return 0;
+}
 
-  if (req->method == DUMP_METHOD_IPC) {
-    struct ipc_error err = {0};
-    r = ipc_dump(&req->ep, target_path, req->type, timeout_ms, &err);
-    if (r < 0)
-      dump_say(res, "GenerateCoreDump failed: %s", err.message);
-  } else {
-    r = dump_exec_run(&plan, &req->ep, target_path, req->type, timeout_ms, res);
+/* An IPC target in another mount namespace resolves paths in its own: it
+ * writes in the directory of its diagnostic socket (its TMPDIR), which we
+ * reach inside its root only (an absolute symlink there means the
+ * container's path, not the host's), and the dump is copied out. */
+static int job_stage_in_target(struct dump_job *j, struct dump_result *res) {
+  const struct ipc_endpoint *ep = &j->req->ep;
+  char cdir[PATH_MAX], root[64];
+  int pl = snprintf(root, sizeof(root), "/proc/%d/root", (int)ep->pid);
+  snprintf(cdir, sizeof(cdir), "%s", ep->path);
+  char *slash = strrchr(cdir, '/');
+  if (strncmp(cdir, root, (size_t)pl) != 0 || slash == NULL ||
+      slash < cdir + pl) {
+    dump_say(res, "cannot tell the target's TMPDIR");
+    return -EINVAL;
   }
-  if (r == 0)
-    r = dump_publish(src_dirfd, src_name, target_path, writer, dfd, dir,
-                     final_name, req->min_free_bytes, deadline,
-                     ipc_get_cancel_fd(), res);
-  else if (!reach && writer != geteuid() && sfd >= 0) {
-    size_t l = strlen(res->reason);
-    while (l > 0 && (res->reason[l - 1] == '\n' || res->reason[l - 1] == ' ' ||
-                     res->reason[l - 1] == '\r'))
-      l--;
-    snprintf(res->reason + l, sizeof(res->reason) - l,
-             " (uid %u may not reach %s: the dump directory and every "
-             "directory above it need search permission for others, "
-             "chmod o+x)",
-             (unsigned)writer, dir);
+  *slash = 0;
+  const char *in_root = cdir[pl] ? cdir + pl : "/";
+  int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) {
+    int r = -errno;
+    dump_say(res, "cannot open %s: %s", root, strerror(-r));
+    return r;
   }
+  struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+  j->tfd = (int)syscall(SYS_openat2, rootfd, in_root, &how, sizeof(how));
+  int r = j->tfd < 0 ? -errno : 0;
+  close(rootfd);
+  if (r < 0) {
+    dump_say(res, "cannot open the target's TMPDIR %s inside its root: %s",
+             in_root, strerror(-r));
+    return r;
+  }
+  uint8_t rnd[8];
+  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    dump_say(res, "no random bytes for a name");
+    return -EAGAIN;
+  }
+  snprintf(j->src_name, sizeof(j->src_name),
+           "collectd-dotnet-%s-%02x%02x%02x%02x.dmp", j->stamp, rnd[0], rnd[1],
+           rnd[2], rnd[3]);
+  j->src_dirfd = j->tfd;
+  return job_target_path(j, in_root, j->src_name, res);
+}
 
-out:
-  if (tfd >= 0) {
+/* Otherwise the writer gets a staging directory of its own in the dump
+ * directory's staging area. */
+static int job_stage_in_dir(struct dump_job *j, struct dump_result *res) {
+  j->sfd = dump_stage_new(j->dfd, j->writer, &j->afd, j->stage_name,
+                          sizeof(j->stage_name), res->reason,
+                          sizeof(res->reason));
+  if (j->sfd < 0)
+    return j->sfd;
+  j->src_dirfd = j->sfd;
+  char rel[sizeof(DUMP_STAGING_AREA) + sizeof(j->stage_name) + 8];
+  snprintf(rel, sizeof(rel), DUMP_STAGING_AREA "/%s/%s", j->stage_name,
+           j->src_name);
+  return job_target_path(j, j->dir, rel, res);
+}
+
+/* The writer writes the dump at target_path. */
+static int job_write(struct dump_job *j, struct dump_result *res) {
+  const struct dump_request *req = j->req;
+  if (req->method == DUMP_METHOD_EXEC)
+    return dump_exec_run(&j->plan, &req->ep, j->target_path, req->type,
+                         j->timeout_ms, res);
+  struct ipc_error err = {0};
+  int r = ipc_dump(&req->ep, j->target_path, req->type, j->timeout_ms, &err);
+  if (r < 0)
+    dump_say(res, "GenerateCoreDump failed: %s", err.message);
+  return r;
+}
+
+/* After a failed write into the staging directory: when others cannot
+ * search the way to it, the likely reason, said after the writer's. */
+static void job_unreachable_hint(const struct dump_job *j,
+                                 struct dump_result *res) {
+  if (j->reach || j->writer == geteuid() || j->sfd < 0)
+    return;
+  size_t l = strlen(res->reason);
+  while (l > 0 && (res->reason[l - 1] == '\n' || res->reason[l - 1] == ' ' ||
+                   res->reason[l - 1] == '\r'))
+    l--;
+  snprintf(res->reason + l, sizeof(res->reason) - l,
+           " (uid %u may not reach %s: the dump directory and every "
+           "directory above it need search permission for others, "
+           "chmod o+x)",
+           (unsigned)j->writer, j->dir);
+}
+
+/* Removes what the job staged and closes what it opened. */
+static void job_end(struct dump_job *j, struct dump_result *res) {
+  if (j->tfd >= 0) {
     /* in the target's TMPDIR: a file, or an empty directory, of that name */
-    if (unlinkat(tfd, src_name, 0) != 0 && errno == EISDIR)
-      unlinkat(tfd, src_name, AT_REMOVEDIR);
-    close(tfd);
+    if (unlinkat(j->tfd, j->src_name, 0) != 0 && errno == EISDIR)
+      unlinkat(j->tfd, j->src_name, AT_REMOVEDIR);
+    close(j->tfd);
   }
-  if (sfd >= 0) {
+  if (j->sfd >= 0) {
     char left[256];
-    if (dump_stage_remove(afd, stage_name, sfd, left, sizeof(left)) == 0) {
+    if (dump_stage_remove(j->afd, j->stage_name, j->sfd, left,
+                          sizeof(left)) == 0) {
       /* the area too, when nothing else is in it (another dump's directory
        * or a leftover keeps it): the Directory holds only dumps */
-      unlinkat(dfd, DUMP_STAGING_AREA, AT_REMOVEDIR);
+      unlinkat(j->dfd, DUMP_STAGING_AREA, AT_REMOVEDIR);
     } else {
       size_t l = strlen(res->note);
       snprintf(res->note + l, sizeof(res->note) - l, "%s%s", l ? "; " : "",
                left);
     }
-    close(sfd);
+    close(j->sfd);
   }
-  if (afd >= 0)
-    close(afd);
-  dump_exec_release(&plan);
-  close(dfd);
+  if (j->afd >= 0)
+    close(j->afd);
+  dump_exec_release(&j->plan);
+  if (j->dfd >= 0)
+    close(j->dfd);
+}
+
+int dump_take(const struct dump_request *req, struct dump_result *res) {
+  memset(res, 0, sizeof(*res));
+  double t0 = clock_mono_s();
+  struct dump_job j = {.req = req,
+                       .timeout_ms = req->timeout_ms > 0 ? req->timeout_ms
+                                                         : 120000,
+                       .dfd = -1,
+                       .reach = 1,
+                       .plan = {.fd = -1},
+                       .afd = -1,
+                       .sfd = -1,
+                       .tfd = -1,
+                       .src_dirfd = -1,
+                       .src_name = "dump"};
+  j.deadline_ms = clock_mono_ms() + j.timeout_ms;
+  utc_stamp(j.stamp, sizeof(j.stamp));
+  int r = job_open_dir(&j, res);
+  if (r == 0)
+    r = job_final_name(&j, res);
+  if (r == 0)
+    r = job_writer(&j, res);
+  if (r == 0)
+    r = req->method == DUMP_METHOD_IPC && req->ep.foreign_mnt_ns
+            ? job_stage_in_target(&j, res)
+            : job_stage_in_dir(&j, res);
+  if (r == 0) {
+    r = job_write(&j, res);
+    if (r == 0)
+      r = dump_publish(j.src_dirfd, j.src_name, j.target_path, j.writer, j.dfd,
+                       j.dir, j.final_name, req->min_free_bytes, j.deadline_ms,
+                       ipc_get_cancel_fd(), res);
+    else
+      job_unreachable_hint(&j, res);
+  }
+  job_end(&j, res);
   res->seconds = clock_mono_s() - t0;
   one_line(res->reason, sizeof(res->reason));
   one_line(res->note, sizeof(res->note));
