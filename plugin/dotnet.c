@@ -62,58 +62,121 @@
 #define MAX_RULES 64
 #define MAX_TRIGGERS 16
 #define MAX_PROVIDER_STRINGS 512
+#define MAX_REFUSALS 64
+#define MAX_DUMP_COUNTS 1024
 
-/* ---- configuration state (written by config, read-only after init) ---- */
-
-static double cfg_interval; /* 0: collectd's interval */
-static bool cfg_autodiscover;
-static bool cfg_align_sessions = true;
-static double cfg_gather = -1; /* < 0: the watch's default */
-static int cfg_max_processes = 256;
-static int cfg_max_series = COUNTERS_DEFAULT_MAX_SERIES;
-static struct watch_rule rules[MAX_RULES];
-static size_t nrules;
-static char *owned_strings[MAX_PROVIDER_STRINGS];
-static size_t nowned;
-static const char *auto_providers[SESSION_MAX_PROVIDERS];
-static size_t nauto_providers;
-static const char *auto_meters[SESSION_MAX_METERS];
-static size_t nauto_meters;
-
-static bool dump_enabled;
-static struct dump_request dump_tmpl = {.type = IPC_DUMP_HEAP,
-                                        .method = DUMP_METHOD_IPC};
-static struct dump_policy dump_pol = {.min_interval_sec = 300,
-                                      .max_per_process = 5,
-                                      .max_total = 20};
-static char triggers[MAX_TRIGGERS][NAMING_MAX];
-static size_t ntriggers;
-static int trigger_severity = NOTIF_WARNING;
-
-/* ---- runtime state ---- */
-
-static struct watch *watch;
-/* Set by dotnet_init and cleared by dotnet_shutdown under notify_lock, and
- * used by dotnet_notify only under it (with watch, which outlives it). */
-static pthread_mutex_t notify_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dump_worker *dumper;
-static pthread_mutex_t refusal_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
+/* A refusal to dump already logged (see log_refusal). */
+struct refusal {
   char instance[NAMING_MAX];
   int reason;
-} refusals[64];
-static size_t nrefusals;
+};
+
+/* Dumps written and failed attempts of one instance (see dump_count_add). */
+struct dump_count {
+  char instance[NAMING_MAX];
+  int64_t written;
+  int64_t failed;
+};
+
+/* A value of one read of one stream, waiting for flush(). */
+struct batch_row {
+  struct naming_row row;
+  cdtime_t time;
+};
+
+/* A live instance, as dotnet_read dispatches its dump counts. */
+struct dump_count_row {
+  char instance[NAMING_MAX];
+  cdtime_t interval;
+};
+
+struct collect {
+  struct dump_count_row *v;
+  size_t n, cap;
+};
+
+/* Where a notification that would have made a dump came from instead. */
+enum foreign_kind { FOREIGN_HOST, FOREIGN_SHAPE, FOREIGN_KINDS };
+
+/* The plugin's state. Who writes what:
+ *  - cfg and dump: dotnet_config (collectd's main thread, before init);
+ *    read-only from dotnet_init on (shutdown frees the rules and strings);
+ *  - watch: set by dotnet_init, cleared by dotnet_shutdown; the notification
+ *    callback uses it only under notify_lock while dumper is set;
+ *  - dumper: under notify_lock (set by init, cleared by shutdown, used by
+ *    dotnet_notify on any of collectd's threads);
+ *  - refusals: under refusal_lock (dotnet_notify, any thread);
+ *  - counts: under count_lock (the dump worker's thread writes, the read
+ *    callback reads; nobody dispatches under it);
+ *  - batch: the watch's reader thread's alone (publish, flush);
+ *  - collected: the read callback's (collectd never runs it twice at once);
+ *  - foreign_logged: atomic, any thread. */
+static struct {
+  struct {
+    double interval; /* 0: collectd's interval */
+    bool autodiscover;
+    bool align_sessions;
+    double gather; /* < 0: the watch's default */
+    int max_processes;
+    int max_series;
+    struct watch_rule rules[MAX_RULES];
+    size_t nrules;
+    struct session_config auto_session; /* Provider, Meter outside blocks */
+    char *owned[MAX_PROVIDER_STRINGS];  /* the strings the lists point to */
+    size_t nowned;
+  } cfg;
+  struct {
+    bool enabled; /* a <Dump> block */
+    struct dump_request tmpl;
+    struct dump_policy policy;
+    char triggers[MAX_TRIGGERS][NAMING_MAX];
+    size_t ntriggers;
+    int severity; /* the least severe notification that dumps */
+  } dump;
+  struct watch *watch;
+  pthread_mutex_t notify_lock;
+  struct dump_worker *dumper;
+  pthread_mutex_t refusal_lock;
+  struct refusal refusals[MAX_REFUSALS];
+  size_t nrefusals;
+  c_complain_t refusals_full;
+  pthread_mutex_t count_lock;
+  struct dump_count counts[MAX_DUMP_COUNTS];
+  size_t ncounts;
+  c_complain_t counts_full;
+  struct batch_row *batch;
+  size_t nbatch, batch_cap;
+  struct collect collected;
+  atomic_bool foreign_logged[FOREIGN_KINDS];
+} plugin = {
+    .cfg = {.align_sessions = true,
+            .gather = -1,
+            .max_processes = 256,
+            .max_series = COUNTERS_DEFAULT_MAX_SERIES},
+    .dump = {.tmpl = {.type = IPC_DUMP_HEAP, .method = DUMP_METHOD_IPC},
+             .policy = {.min_interval_sec = 300,
+                        .max_per_process = 5,
+                        .max_total = 20},
+             .severity = NOTIF_WARNING},
+    .notify_lock = PTHREAD_MUTEX_INITIALIZER,
+    .refusal_lock = PTHREAD_MUTEX_INITIALIZER,
+    .refusals_full = C_COMPLAIN_INIT_STATIC,
+    .count_lock = PTHREAD_MUTEX_INITIALIZER,
+    .counts_full = C_COMPLAIN_INIT_STATIC,
+};
 
 static void watch_log(int level, const char *msg) {
   plugin_log(level, "dotnet plugin: %s", msg);
 }
 
+/* ---- configuration ---- */
+
 static const char *keep_string(const char *s) {
-  if (nowned >= MAX_PROVIDER_STRINGS)
+  if (plugin.cfg.nowned >= MAX_PROVIDER_STRINGS)
     return NULL;
   char *d = strdup(s);
   if (d)
-    owned_strings[nowned++] = d;
+    plugin.cfg.owned[plugin.cfg.nowned++] = d;
   return d;
 }
 
@@ -138,12 +201,58 @@ static int add_name(oconfig_item_t *ci, const char *block, const char **list,
   return 0;
 }
 
+/* A number out of its range: logged naming the option (prefix: "" or
+ * "<Dump>: ") and what it must_be, -1. */
+static int out_of_range(oconfig_item_t *c, const char *prefix,
+                        const char *must_be) {
+  ERROR("dotnet plugin: %s%s must be %s.", prefix, c->key, must_be);
+  return -1;
+}
+
+/* Reads a number into *out, lo <= *out <= hi. */
+static int get_number(oconfig_item_t *c, const char *prefix, double lo,
+                      double hi, const char *must_be, double *out) {
+  if (cf_util_get_double(c, out) != 0)
+    return -1;
+  return *out >= lo && *out <= hi ? 0 : out_of_range(c, prefix, must_be);
+}
+
+/* The same for a whole number. */
+static int get_int(oconfig_item_t *c, const char *prefix, int lo, int hi,
+                   const char *must_be, int *out) {
+  if (cf_util_get_int(c, out) != 0)
+    return -1;
+  return *out >= lo && *out <= hi ? 0 : out_of_range(c, prefix, must_be);
+}
+
+/* An option key that block (NULL: the plugin's own level) does not take:
+ * logged with the ones it does (known), -1. */
+static int unknown_option(const char *block, const char *key,
+                          const char *known) {
+  ERROR("dotnet plugin: %s%sunknown option \"%s\" (known: %s).",
+        block ? block : "", block ? ": " : "", key, known);
+  return -1;
+}
+
+/* Reads a string option that names one value of table into *out; the
+ * error lists the names (names: "one of a, b, c" or "a or b"). */
+static int get_choice(oconfig_item_t *c, const struct dump_name *table,
+                      const char *names, int *out) {
+  char buf[256];
+  if (cf_util_get_string_buffer(c, buf, sizeof(buf)) != 0)
+    return -1;
+  if (dump_name_parse(table, buf, out) == 0)
+    return 0;
+  ERROR("dotnet plugin: <Dump>: %s \"%s\" is not %s.", c->key, buf, names);
+  return -1;
+}
+
 static int config_process(oconfig_item_t *ci) {
-  if (nrules >= MAX_RULES) {
+  if (plugin.cfg.nrules >= MAX_RULES) {
     ERROR("dotnet plugin: at most %d <Process> blocks.", MAX_RULES);
     return -1;
   }
-  struct watch_rule *r = &rules[nrules];
+  struct watch_rule *r = &plugin.cfg.rules[plugin.cfg.nrules];
   memset(r, 0, sizeof(*r));
   if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
       ci->values[0].value.string[0] == 0) {
@@ -152,8 +261,8 @@ static int config_process(oconfig_item_t *ci) {
     return -1;
   }
   sstrncpy(r->name, ci->values[0].value.string, sizeof(r->name));
-  for (size_t i = 0; i < nrules; i++) {
-    if (strcmp(rules[i].name, r->name) == 0) {
+  for (size_t i = 0; i < plugin.cfg.nrules; i++) {
+    if (strcmp(plugin.cfg.rules[i].name, r->name) == 0) {
       ERROR("dotnet plugin: <Process \"%s\"> is defined twice.", r->name);
       return -1;
     }
@@ -189,10 +298,9 @@ static int config_process(oconfig_item_t *ci) {
       status = add_name(c, block, r->session.meters, &r->session.nmeters,
                         SESSION_MAX_METERS);
     } else {
-      ERROR("dotnet plugin: %s: unknown option \"%s\" (known: Pid, "
-            "CommandLine, EntryAssembly, Provider, Meter).",
-            block, c->key);
-      status = -1;
+      status = unknown_option(block, c->key,
+                              "Pid, CommandLine, EntryAssembly, Provider, "
+                              "Meter");
     }
     if (status != 0)
       return -1;
@@ -210,171 +318,139 @@ static int config_process(oconfig_item_t *ci) {
           block, r->pattern, err);
     return -1;
   }
-  nrules++;
+  plugin.cfg.nrules++;
   return 0;
 }
 
-static int config_dump(oconfig_item_t *ci) {
+/* MinFreeSpace: a number of bytes, or a size such as "2G". */
+static int get_size(oconfig_item_t *c, uint64_t *out) {
+  if (c->values_num == 1 && c->values[0].type == OCONFIG_TYPE_NUMBER) {
+    *out = (uint64_t)c->values[0].value.number;
+    return 0;
+  }
   char buf[256];
-  dump_enabled = true;
+  if (cf_util_get_string_buffer(c, buf, sizeof(buf)) != 0)
+    return -1;
+  if (dump_size_parse(buf, out) == 0)
+    return 0;
+  ERROR("dotnet plugin: <Dump>: MinFreeSpace \"%s\" is not a size such as "
+        "\"2G\" or \"500M\".",
+        buf);
+  return -1;
+}
+
+static const struct dump_name severities[] = {
+    {"warning", NOTIF_WARNING}, {"failure", NOTIF_FAILURE}, {NULL, 0}};
+
+static int config_dump(oconfig_item_t *ci) {
+  struct dump_request *tmpl = &plugin.dump.tmpl;
+  struct dump_policy *pol = &plugin.dump.policy;
+  plugin.dump.enabled = true;
   for (int i = 0; i < ci->children_num; i++) {
     oconfig_item_t *c = ci->children + i;
-    int status = 0;
+    int status = 0, v = 0;
+    double t = 0;
     if (strcasecmp("Directory", c->key) == 0) {
-      status = cf_util_get_string_buffer(c, dump_tmpl.directory,
-                                         sizeof(dump_tmpl.directory));
-      if (status == 0 && dump_tmpl.directory[0] != '/') {
+      status = cf_util_get_string_buffer(c, tmpl->directory,
+                                         sizeof(tmpl->directory));
+      if (status == 0 && tmpl->directory[0] != '/') {
         ERROR("dotnet plugin: <Dump>: Directory must be an absolute path.");
         status = -1;
       }
     } else if (strcasecmp("Type", c->key) == 0) {
-      status = cf_util_get_string_buffer(c, buf, sizeof(buf));
-      if (status == 0 && dump_type_parse(buf, &dump_tmpl.type) != 0) {
-        ERROR("dotnet plugin: <Dump>: Type \"%s\" is not one of mini, heap, "
-              "triage, full.",
-              buf);
-        status = -1;
-      }
+      status = get_choice(c, dump_types, "one of mini, heap, triage, full", &v);
+      tmpl->type = (enum ipc_dump_type)v;
+    } else if (strcasecmp("Method", c->key) == 0) {
+      status = get_choice(c, dump_methods, "ipc or exec", &v);
+      tmpl->method = (enum dump_method)v;
+    } else if (strcasecmp("Severity", c->key) == 0) {
+      status = get_choice(c, severities, "warning or failure",
+                          &plugin.dump.severity);
     } else if (strcasecmp("Counter", c->key) == 0) {
-      if (ntriggers >= MAX_TRIGGERS) {
+      if (plugin.dump.ntriggers >= MAX_TRIGGERS) {
         ERROR("dotnet plugin: <Dump>: at most %d Counter options.", MAX_TRIGGERS);
         status = -1;
       } else {
-        status = cf_util_get_string_buffer(c, triggers[ntriggers], NAMING_MAX);
+        status = cf_util_get_string_buffer(
+            c, plugin.dump.triggers[plugin.dump.ntriggers], NAMING_MAX);
         if (status == 0)
-          ntriggers++;
-      }
-    } else if (strcasecmp("Severity", c->key) == 0) {
-      status = cf_util_get_string_buffer(c, buf, sizeof(buf));
-      if (status == 0 && strcasecmp(buf, "warning") == 0)
-        trigger_severity = NOTIF_WARNING;
-      else if (status == 0 && strcasecmp(buf, "failure") == 0)
-        trigger_severity = NOTIF_FAILURE;
-      else if (status == 0) {
-        ERROR("dotnet plugin: <Dump>: Severity \"%s\" is not warning or "
-              "failure.",
-              buf);
-        status = -1;
+          plugin.dump.ntriggers++;
       }
     } else if (strcasecmp("MinInterval", c->key) == 0) {
-      status = cf_util_get_double(c, &dump_pol.min_interval_sec);
-      if (status == 0 && !(dump_pol.min_interval_sec >= 0)) {
-        ERROR("dotnet plugin: <Dump>: MinInterval must be >= 0 seconds.");
-        status = -1;
-      }
-    } else if (strcasecmp("MaxDumps", c->key) == 0 ||
-               strcasecmp("MaxDumpsTotal", c->key) == 0) {
-      int v = 0;
-      status = cf_util_get_int(c, &v);
-      if (status == 0 && v <= 0) {
-        ERROR("dotnet plugin: <Dump>: %s must be at least 1.", c->key);
-        status = -1;
-      }
-      if (strcasecmp("MaxDumps", c->key) == 0)
-        dump_pol.max_per_process = (unsigned)v;
-      else
-        dump_pol.max_total = (unsigned)v;
+      status = get_number(c, "<Dump>: ", 0, HUGE_VAL, ">= 0 seconds",
+                          &pol->min_interval_sec);
+    } else if (strcasecmp("MaxDumps", c->key) == 0) {
+      status = get_int(c, "<Dump>: ", 1, INT_MAX, "at least 1", &v);
+      pol->max_per_process = (unsigned)v;
+    } else if (strcasecmp("MaxDumpsTotal", c->key) == 0) {
+      status = get_int(c, "<Dump>: ", 1, INT_MAX, "at least 1", &v);
+      pol->max_total = (unsigned)v;
     } else if (strcasecmp("MinFreeSpace", c->key) == 0) {
-      if (c->values_num == 1 && c->values[0].type == OCONFIG_TYPE_NUMBER) {
-        dump_tmpl.min_free_bytes = (uint64_t)c->values[0].value.number;
-      } else {
-        status = cf_util_get_string_buffer(c, buf, sizeof(buf));
-        if (status == 0 && dump_size_parse(buf, &dump_tmpl.min_free_bytes) != 0) {
-          ERROR("dotnet plugin: <Dump>: MinFreeSpace \"%s\" is not a size "
-                "such as \"2G\" or \"500M\".",
-                buf);
-          status = -1;
-        }
-      }
-    } else if (strcasecmp("Method", c->key) == 0) {
-      status = cf_util_get_string_buffer(c, buf, sizeof(buf));
-      if (status == 0 && strcasecmp(buf, "ipc") == 0)
-        dump_tmpl.method = DUMP_METHOD_IPC;
-      else if (status == 0 && strcasecmp(buf, "exec") == 0)
-        dump_tmpl.method = DUMP_METHOD_EXEC;
-      else if (status == 0) {
-        ERROR("dotnet plugin: <Dump>: Method \"%s\" is not ipc or exec.", buf);
-        status = -1;
-      }
+      status = get_size(c, &tmpl->min_free_bytes);
     } else if (strcasecmp("Timeout", c->key) == 0) {
-      double t = 0;
-      status = cf_util_get_double(c, &t);
-      if (status == 0 && !(t > 0 && t < 86400)) {
-        ERROR("dotnet plugin: <Dump>: Timeout must be in (0, 86400) seconds.");
-        status = -1;
-      }
-      dump_tmpl.timeout_ms = (int)(t * 1000);
+      /* (0, 86400): the closed range between the doubles next to them */
+      status = get_number(c, "<Dump>: ", nextafter(0, 1), nextafter(86400, 0),
+                          "in (0, 86400) seconds", &t);
+      tmpl->timeout_ms = (int)(t * 1000);
     } else {
-      ERROR("dotnet plugin: <Dump>: unknown option \"%s\" (known: Directory, "
-            "Type, Counter, Severity, MinInterval, MaxDumps, MaxDumpsTotal, "
-            "MinFreeSpace, Method, Timeout).",
-            c->key);
-      status = -1;
+      status = unknown_option("<Dump>", c->key,
+                              "Directory, Type, Counter, Severity, "
+                              "MinInterval, MaxDumps, MaxDumpsTotal, "
+                              "MinFreeSpace, Method, Timeout");
     }
     if (status != 0)
       return -1;
   }
-  if (dump_tmpl.directory[0] == 0) {
+  if (tmpl->directory[0] == 0) {
     ERROR("dotnet plugin: <Dump> needs a Directory.");
     return -1;
   }
-  if (ntriggers == 0) {
-    sstrncpy(triggers[0], "gc-heap-size", NAMING_MAX);
-    ntriggers = 1;
+  if (plugin.dump.ntriggers == 0) {
+    sstrncpy(plugin.dump.triggers[0], "gc-heap-size", NAMING_MAX);
+    plugin.dump.ntriggers = 1;
   }
   return 0;
 }
 
 static int dotnet_config(oconfig_item_t *ci) {
+  struct session_config *auto_session = &plugin.cfg.auto_session;
+  char max_series[64];
+  snprintf(max_series, sizeof(max_series), "between 1 and %d",
+           COUNTERS_MAX_MAX_SERIES);
   for (int i = 0; i < ci->children_num; i++) {
     oconfig_item_t *c = ci->children + i;
     int status = 0;
     if (strcasecmp("Interval", c->key) == 0) {
-      status = cf_util_get_double(c, &cfg_interval);
-      if (status == 0 && !(cfg_interval >= 0.1 && cfg_interval <= 3600)) {
-        ERROR("dotnet plugin: Interval must be between 0.1 and 3600 seconds.");
-        status = -1;
-      }
+      status = get_number(c, "", 0.1, 3600, "between 0.1 and 3600 seconds",
+                          &plugin.cfg.interval);
     } else if (strcasecmp("AutoDiscover", c->key) == 0) {
-      status = cf_util_get_boolean(c, &cfg_autodiscover);
+      status = cf_util_get_boolean(c, &plugin.cfg.autodiscover);
     } else if (strcasecmp("AlignSessions", c->key) == 0) {
-      status = cf_util_get_boolean(c, &cfg_align_sessions);
+      status = cf_util_get_boolean(c, &plugin.cfg.align_sessions);
     } else if (strcasecmp("Gather", c->key) == 0) {
-      status = cf_util_get_double(c, &cfg_gather);
-      if (status == 0 && !(cfg_gather >= 0 && cfg_gather <= 900)) {
-        ERROR("dotnet plugin: Gather must be between 0 and 900 seconds.");
-        status = -1;
-      }
+      status = get_number(c, "", 0, 900, "between 0 and 900 seconds",
+                          &plugin.cfg.gather);
     } else if (strcasecmp("MaxProcesses", c->key) == 0) {
-      status = cf_util_get_int(c, &cfg_max_processes);
-      if (status == 0 && cfg_max_processes <= 0) {
-        ERROR("dotnet plugin: MaxProcesses must be at least 1.");
-        status = -1;
-      }
+      status = get_int(c, "", 1, INT_MAX, "at least 1",
+                       &plugin.cfg.max_processes);
     } else if (strcasecmp("MaxSeries", c->key) == 0) {
-      status = cf_util_get_int(c, &cfg_max_series);
-      if (status == 0 &&
-          !(cfg_max_series >= 1 && cfg_max_series <= COUNTERS_MAX_MAX_SERIES)) {
-        ERROR("dotnet plugin: MaxSeries must be between 1 and %d.",
-              COUNTERS_MAX_MAX_SERIES);
-        status = -1;
-      }
+      status = get_int(c, "", 1, COUNTERS_MAX_MAX_SERIES, max_series,
+                       &plugin.cfg.max_series);
     } else if (strcasecmp("Provider", c->key) == 0) {
-      status = add_name(c, "AutoDiscover", auto_providers, &nauto_providers,
-                        SESSION_MAX_PROVIDERS);
+      status = add_name(c, "AutoDiscover", auto_session->providers,
+                        &auto_session->nproviders, SESSION_MAX_PROVIDERS);
     } else if (strcasecmp("Meter", c->key) == 0) {
-      status = add_name(c, "AutoDiscover", auto_meters, &nauto_meters,
-                        SESSION_MAX_METERS);
+      status = add_name(c, "AutoDiscover", auto_session->meters,
+                        &auto_session->nmeters, SESSION_MAX_METERS);
     } else if (strcasecmp("Process", c->key) == 0) {
       status = config_process(c);
     } else if (strcasecmp("Dump", c->key) == 0) {
       status = config_dump(c);
     } else {
-      ERROR("dotnet plugin: unknown option \"%s\" (known: Interval, "
-            "AutoDiscover, AlignSessions, Gather, MaxProcesses, MaxSeries, "
-            "Provider, Meter, <Process>, <Dump>).",
-            c->key);
-      status = -1;
+      status = unknown_option(NULL, c->key,
+                              "Interval, AutoDiscover, AlignSessions, Gather, "
+                              "MaxProcesses, MaxSeries, Provider, Meter, "
+                              "<Process>, <Dump>");
     }
     if (status != 0)
       return -1;
@@ -391,46 +467,32 @@ static int dotnet_config(oconfig_item_t *ci) {
  * worker's thread) writes, dotnet_read (collectd's read thread) reads;
  * nobody dispatches under the lock. */
 
-#define MAX_DUMP_COUNTS 1024
-
-static pthread_mutex_t dump_count_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-  char instance[NAMING_MAX];
-  int64_t written;
-  int64_t failed;
-} dump_counts[MAX_DUMP_COUNTS];
-static size_t ndump_counts;
-static bool dump_counts_full; /* logged once */
-
-/* The index of instance's counts, or -1; under dump_count_lock. */
-static ssize_t dump_count_find(const char *instance) {
-  for (size_t i = 0; i < ndump_counts; i++)
-    if (strcmp(dump_counts[i].instance, instance) == 0)
-      return (ssize_t)i;
-  return -1;
+/* instance's counts, or NULL; under count_lock. */
+static struct dump_count *dump_count_find(const char *instance) {
+  for (size_t i = 0; i < plugin.ncounts; i++)
+    if (strcmp(plugin.counts[i].instance, instance) == 0)
+      return &plugin.counts[i];
+  return NULL;
 }
 
 static void dump_count_add(const char *instance, bool written) {
-  bool log_full = false;
-  pthread_mutex_lock(&dump_count_lock);
-  ssize_t i = dump_count_find(instance);
-  if (i < 0 && ndump_counts < MAX_DUMP_COUNTS) {
-    i = (ssize_t)ndump_counts++;
-    sstrncpy(dump_counts[i].instance, instance, NAMING_MAX);
-  } else if (i < 0 && !dump_counts_full) {
-    dump_counts_full = true;
-    log_full = true;
+  pthread_mutex_lock(&plugin.count_lock);
+  struct dump_count *c = dump_count_find(instance);
+  if (c == NULL && plugin.ncounts < MAX_DUMP_COUNTS) {
+    c = &plugin.counts[plugin.ncounts++];
+    sstrncpy(c->instance, instance, NAMING_MAX);
   }
-  if (i >= 0 && written)
-    dump_counts[i].written++;
-  else if (i >= 0)
-    dump_counts[i].failed++;
-  pthread_mutex_unlock(&dump_count_lock);
-  if (log_full)
-    WARNING("dotnet plugin: dumps counted for %d instances: the dumps of "
-            "others (first: \"%s\") are not counted in derive-dumps and "
-            "derive-dump-failures (logged once).",
-            MAX_DUMP_COUNTS, instance);
+  if (c == NULL)
+    c_complain_once(LOG_WARNING, &plugin.counts_full,
+                    "dotnet plugin: dumps counted for %d instances: the dumps "
+                    "of others (first: \"%s\") are not counted in "
+                    "derive-dumps and derive-dump-failures (logged once).",
+                    MAX_DUMP_COUNTS, instance);
+  else if (written)
+    c->written++;
+  else
+    c->failed++;
+  pthread_mutex_unlock(&plugin.count_lock);
 }
 
 /* What the values of one instance share: plugin, plugin instance,
@@ -486,25 +548,19 @@ static void dispatch_row(value_list_t *vl, const struct naming_row *row,
  * skipped sample. The time a value carries is the sample's when it is
  * plausible (naming_stamp), else the time it arrived. */
 
-/* The values of one read of one stream: the reader thread's alone. Kept
- * from read to read, given back when far bigger than a read needed. */
-struct batch_row {
-  struct naming_row row;
-  cdtime_t time;
-};
-static struct batch_row *batch;
-static size_t nbatch, batch_cap;
+/* The values of one read of one stream (plugin.batch): kept from read to
+ * read, given back when far bigger than a read needed. */
 
 static void publish(void *ctx, const struct watch_target_view *t,
                     struct counters_entry *e) {
   (void)ctx;
-  if (nbatch + COUNTERS_MAX_QUANTILES + 1 > batch_cap) {
-    size_t cap = batch_cap ? batch_cap * 2 : 64;
-    struct batch_row *nb = realloc(batch, cap * sizeof(*nb));
+  if (plugin.nbatch + COUNTERS_MAX_QUANTILES + 1 > plugin.batch_cap) {
+    size_t cap = plugin.batch_cap ? plugin.batch_cap * 2 : 64;
+    struct batch_row *nb = realloc(plugin.batch, cap * sizeof(*nb));
     if (nb == NULL)
       return; /* not published: the next sample tries again */
-    batch = nb;
-    batch_cap = cap;
+    plugin.batch = nb;
+    plugin.batch_cap = cap;
   }
   int64_t iv_ms = (int64_t)(t->interval_sec * 1000.0);
   if (!naming_due(e, clock_mono_ms(), iv_ms))
@@ -515,34 +571,25 @@ static void publish(void *ctx, const struct watch_target_view *t,
   size_t nr = naming_rows(e, rows, COUNTERS_MAX_QUANTILES + 1);
   cdtime_t time = MS_TO_CDTIME_T(ms);
   for (size_t k = 0; k < nr; k++)
-    batch[nbatch++] = (struct batch_row){.row = rows[k], .time = time};
+    plugin.batch[plugin.nbatch++] =
+        (struct batch_row){.row = rows[k], .time = time};
 }
 
 static void flush(void *ctx, const struct watch_target_view *t) {
   (void)ctx;
   value_list_t vl;
   value_list_for(&vl, t->instance, DOUBLE_TO_CDTIME_T(t->interval_sec));
-  for (size_t i = 0; i < nbatch; i++)
-    dispatch_row(&vl, &batch[i].row, batch[i].time);
-  if (batch_cap > 1024 && nbatch < batch_cap / 8) {
-    free(batch);
-    batch = NULL;
-    batch_cap = 0;
+  for (size_t i = 0; i < plugin.nbatch; i++)
+    dispatch_row(&vl, &plugin.batch[i].row, plugin.batch[i].time);
+  if (plugin.batch_cap > 1024 && plugin.nbatch < plugin.batch_cap / 8) {
+    free(plugin.batch);
+    plugin.batch = NULL;
+    plugin.batch_cap = 0;
   }
-  nbatch = 0;
+  plugin.nbatch = 0;
 }
 
 /* ---- read (with <Dump> only): the dump counts of every live instance ---- */
-
-struct dump_count_row {
-  char instance[NAMING_MAX];
-  cdtime_t interval;
-};
-
-struct collect {
-  struct dump_count_row *v;
-  size_t n, cap;
-};
 
 static void collect_target(void *ctx, const struct watch_target_view *t) {
   struct collect *c = ctx;
@@ -559,34 +606,30 @@ static void collect_target(void *ctx, const struct watch_target_view *t) {
   r->interval = DOUBLE_TO_CDTIME_T(t->interval_sec);
 }
 
-/* Kept from read to read (collectd never runs a read callback twice at
- * once). */
-static struct collect collected;
-
 static int dotnet_read(user_data_t *ud) {
   (void)ud;
-  struct collect c = collected;
+  struct collect c = plugin.collected; /* kept from read to read */
   c.n = 0;
   cdtime_t now = cdtime();
-  watch_snapshot(watch, collect_target, &c);
+  watch_snapshot(plugin.watch, collect_target, &c);
   for (size_t i = 0; i < c.n; i++) {
     struct naming_row rows[2] = {
         {.type = "derive", .type_instance = "dumps", .is_derive = 1},
         {.type = "derive", .type_instance = "dump-failures", .is_derive = 1}};
     /* Not under the watch's mutex: the two locks never nest. */
-    pthread_mutex_lock(&dump_count_lock);
-    ssize_t k = dump_count_find(c.v[i].instance);
-    if (k >= 0) {
-      rows[0].derive = dump_counts[k].written;
-      rows[1].derive = dump_counts[k].failed;
+    pthread_mutex_lock(&plugin.count_lock);
+    const struct dump_count *k = dump_count_find(c.v[i].instance);
+    if (k != NULL) {
+      rows[0].derive = k->written;
+      rows[1].derive = k->failed;
     }
-    pthread_mutex_unlock(&dump_count_lock);
+    pthread_mutex_unlock(&plugin.count_lock);
     value_list_t vl;
     value_list_for(&vl, c.v[i].instance, c.v[i].interval);
     for (size_t j = 0; j < 2; j++)
       dispatch_row(&vl, &rows[j], now);
   }
-  collected = c;
+  plugin.collected = c;
   return 0;
 }
 
@@ -648,43 +691,37 @@ static void dump_done(void *ctx, const char *instance,
  * table is bounded: past its size, refusals of further instances are not
  * logged (said once). */
 static void log_refusal(const char *instance, int reason, const char *why) {
-  static bool table_full_logged;
-  bool log = true, log_full = false;
-  pthread_mutex_lock(&refusal_lock);
-  for (size_t i = 0; i < nrefusals; i++) {
-    if (refusals[i].reason == reason &&
-        strcmp(refusals[i].instance, instance) == 0) {
-      pthread_mutex_unlock(&refusal_lock);
-      return;
-    }
-  }
-  if (nrefusals < sizeof(refusals) / sizeof(refusals[0])) {
-    sstrncpy(refusals[nrefusals].instance, instance, NAMING_MAX);
-    refusals[nrefusals].reason = reason;
-    nrefusals++;
-  } else {
+  bool log = true;
+  pthread_mutex_lock(&plugin.refusal_lock);
+  for (size_t i = 0; log && i < plugin.nrefusals; i++)
+    if (plugin.refusals[i].reason == reason &&
+        strcmp(plugin.refusals[i].instance, instance) == 0)
+      log = false;
+  if (log && plugin.nrefusals < MAX_REFUSALS) {
+    struct refusal *r = &plugin.refusals[plugin.nrefusals++];
+    sstrncpy(r->instance, instance, NAMING_MAX);
+    r->reason = reason;
+  } else if (log) {
     log = false;
-    log_full = !table_full_logged;
-    table_full_logged = true;
+    c_complain_once(LOG_NOTICE, &plugin.refusals_full,
+                    "dotnet plugin: refusals to dump logged for %d instances: "
+                    "those of further instances are not logged.",
+                    MAX_REFUSALS);
   }
-  pthread_mutex_unlock(&refusal_lock);
+  pthread_mutex_unlock(&plugin.refusal_lock);
   if (log)
     NOTICE("dotnet plugin: instance \"%s\": no dump: %s (logged once)",
            instance, why);
-  else if (log_full)
-    NOTICE("dotnet plugin: refusals to dump logged for %zu instances: those "
-           "of further instances are not logged.",
-           sizeof(refusals) / sizeof(refusals[0]));
 }
 
 static void forget_refusals(const char *instance) {
-  pthread_mutex_lock(&refusal_lock);
+  pthread_mutex_lock(&plugin.refusal_lock);
   size_t o = 0;
-  for (size_t i = 0; i < nrefusals; i++)
-    if (strcmp(refusals[i].instance, instance) != 0)
-      refusals[o++] = refusals[i];
-  nrefusals = o;
-  pthread_mutex_unlock(&refusal_lock);
+  for (size_t i = 0; i < plugin.nrefusals; i++)
+    if (strcmp(plugin.refusals[i].instance, instance) != 0)
+      plugin.refusals[o++] = plugin.refusals[i];
+  plugin.nrefusals = o;
+  pthread_mutex_unlock(&plugin.refusal_lock);
 }
 
 /* The threshold plugin's "value missing" notification: no meta, and its
@@ -731,14 +768,14 @@ static void log_safe(char *dst, size_t cap, const char *src) {
   dst[i] = '\0';
 }
 
-enum foreign_kind { FOREIGN_HOST, FOREIGN_SHAPE, FOREIGN_KINDS };
-
 /* Logs once per kind, for the life of the plugin, that a notification
  * which would have made a dump came from elsewhere: they can come in any
- * number, from anyone who can reach the network plugin or unixsock. */
+ * number, from anyone who can reach the network plugin or unixsock. An
+ * atomic flag, not c_complain_once: two threads (network, unixsock) may come
+ * at once, and the line is longer than c_complain's 512 bytes can hold
+ * with hostile names in it. */
 static void log_foreign(const notification_t *n, enum foreign_kind kind) {
-  static atomic_bool logged[FOREIGN_KINDS];
-  if (atomic_exchange(&logged[kind], true))
+  if (atomic_exchange(&plugin.foreign_logged[kind], true))
     return;
   char host[DATA_MAX_NAME_LEN], inst[DATA_MAX_NAME_LEN];
   char ti[DATA_MAX_NAME_LEN], me[DATA_MAX_NAME_LEN];
@@ -770,13 +807,13 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
   if (strcmp(n->plugin, "dotnet") != 0 || strcmp(n->type, "dump") == 0)
     return 0;
   /* NOTIF_FAILURE (1) is more severe than NOTIF_WARNING (2). */
-  if (n->severity == NOTIF_OKAY || n->severity > trigger_severity)
+  if (n->severity == NOTIF_OKAY || n->severity > plugin.dump.severity)
     return 0;
   size_t i;
-  for (i = 0; i < ntriggers; i++)
-    if (strcmp(n->type_instance, triggers[i]) == 0)
+  for (i = 0; i < plugin.dump.ntriggers; i++)
+    if (strcmp(n->type_instance, plugin.dump.triggers[i]) == 0)
       break;
-  if (i == ntriggers || is_missing_value(n))
+  if (i == plugin.dump.ntriggers || is_missing_value(n))
     return 0;
   if (hostname_g == NULL || strcmp(n->host, hostname_g) != 0) {
     log_foreign(n, FOREIGN_HOST);
@@ -791,19 +828,19 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
   char why[256];
   int r;
   cdtime_t now = cdtime();
-  pthread_mutex_lock(&notify_lock);
-  if (dumper == NULL) { /* no <Dump>, or shut down */
-    pthread_mutex_unlock(&notify_lock);
+  pthread_mutex_lock(&plugin.notify_lock);
+  if (plugin.dumper == NULL) { /* no <Dump>, or shut down */
+    pthread_mutex_unlock(&plugin.notify_lock);
     return 0;
   }
-  r = watch_lookup(watch, n->plugin_instance, &ep);
+  r = watch_lookup(plugin.watch, n->plugin_instance, &ep);
   if (r == 0)
-    r = dump_worker_request(dumper, &ep, n->plugin_instance, n->type_instance,
+    r = dump_worker_request(plugin.dumper, &ep, n->plugin_instance, n->type_instance,
                             why, sizeof(why));
   else
     sstrncpy(why, "no live session for this instance (the process exited?)",
              sizeof(why));
-  pthread_mutex_unlock(&notify_lock);
+  pthread_mutex_unlock(&plugin.notify_lock);
   if (r < 0) {
     log_refusal(n->plugin_instance, -r, why);
     return 0;
@@ -819,8 +856,9 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
   INFO("dotnet plugin: instance \"%s\": %s notification for %s: dumping pid "
        "%d (%s, method %s, value %g%s)",
        n->plugin_instance, n->severity == NOTIF_FAILURE ? "FAILURE" : "WARNING",
-       n->type_instance, (int)ep.pid, dump_type_name(dump_tmpl.type),
-       dump_tmpl.method == DUMP_METHOD_IPC ? "ipc" : "exec",
+       n->type_instance, (int)ep.pid,
+       dump_name_of(dump_types, (int)plugin.dump.tmpl.type),
+       dump_name_of(dump_methods, (int)plugin.dump.tmpl.method),
        meta_find(n, "CurrentValue", NM_TYPE_DOUBLE)->nm_value.nm_double, lag);
   return 0;
 }
@@ -829,122 +867,134 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
 
 /* Gather for the watch: 0 its default, -1 none, else ms (at least 1). */
 static int gather_ms(void) {
-  if (cfg_gather < 0)
+  if (plugin.cfg.gather < 0)
     return 0;
-  if (cfg_gather == 0)
+  if (plugin.cfg.gather == 0)
     return -1;
-  int ms = (int)(cfg_gather * 1000 + 0.5);
+  int ms = (int)(plugin.cfg.gather * 1000 + 0.5);
   return ms > 0 ? ms : 1;
 }
 
-static int dotnet_init(void) {
-  if (watch != NULL)
-    return 0;
-  double interval = cfg_interval > 0 ? cfg_interval
-                                     : CDTIME_T_TO_DOUBLE(plugin_get_interval());
-  if (nrules == 0 && !cfg_autodiscover)
-    WARNING("dotnet plugin: no <Process> block and AutoDiscover is false: "
-            "nothing to watch.");
+/* Starts the watch (its threads): 0 or -1, logged. */
+static int watch_begin(double interval) {
   struct watch_config wc = {.interval_sec = interval,
-                            .autodiscover = cfg_autodiscover,
-                            .start_at_once = !cfg_align_sessions,
+                            .autodiscover = plugin.cfg.autodiscover,
+                            .start_at_once = !plugin.cfg.align_sessions,
                             .gather_ms = gather_ms(),
-                            .rules = rules,
-                            .nrules = nrules,
-                            .max_targets = (size_t)cfg_max_processes,
-                            .max_series = (size_t)cfg_max_series,
+                            .rules = plugin.cfg.rules,
+                            .nrules = plugin.cfg.nrules,
+                            .max_targets = (size_t)plugin.cfg.max_processes,
+                            .max_series = (size_t)plugin.cfg.max_series,
+                            .auto_session = plugin.cfg.auto_session,
                             .log = watch_log,
                             .publish = publish,
                             .flush = flush};
-  memcpy(wc.auto_session.providers, auto_providers, sizeof(auto_providers));
-  wc.auto_session.nproviders = nauto_providers;
-  memcpy(wc.auto_session.meters, auto_meters, sizeof(auto_meters));
-  wc.auto_session.nmeters = nauto_meters;
-  watch = watch_new(&wc);
-  if (watch == NULL) {
+  plugin.watch = watch_new(&wc);
+  if (plugin.watch == NULL) {
     ERROR("dotnet plugin: out of memory.");
     return -1;
   }
-  int r = watch_start(watch);
+  int r = watch_start(plugin.watch);
   if (r < 0) {
     ERROR("dotnet plugin: cannot start threads: %s", STRERROR(-r));
-    watch_free(watch);
-    watch = NULL;
+    watch_free(plugin.watch);
+    plugin.watch = NULL;
     return -1;
   }
-  if (dump_enabled) {
-    char why[512];
-    int dfd = dump_dir_open(dump_tmpl.directory, 1, NULL, NULL, 0, why,
-                            sizeof(why));
-    if (dfd < 0)
-      WARNING("dotnet plugin: <Dump>: Directory \"%s\": %s; dumps fail "
-              "until this is fixed.",
-              dump_tmpl.directory, why);
-    else
-      close(dfd);
-    static const struct dump_worker_ops ops = {.take = dump_take,
-                                               .now = clock_mono_s};
-    struct dump_worker *d =
-        dump_worker_new(&dump_tmpl, &dump_pol, &ops, dump_done, NULL);
-    r = d == NULL ? -ENOMEM : dump_worker_start(d);
-    if (r < 0) {
-      ERROR("dotnet plugin: <Dump>: cannot start the dump worker thread: %s.",
-            STRERROR(-r));
-      dump_worker_free(d);
-      watch_stop(watch, 500);
-      watch_free(watch);
-      watch = NULL;
-      return -1;
-    }
-    /* From here, notifications can reach it (and watch). */
-    pthread_mutex_lock(&notify_lock);
-    dumper = d;
-    pthread_mutex_unlock(&notify_lock);
+  return 0;
+}
+
+/* With <Dump>: checks the directory (a warning only: it may be mounted
+ * later) and starts the dump worker; from then on notifications reach it.
+ * 0 or -1, logged. */
+static int dumps_begin(void) {
+  const struct dump_request *tmpl = &plugin.dump.tmpl;
+  char why[512];
+  int dfd = dump_dir_open(tmpl->directory, 1, NULL, NULL, 0, why, sizeof(why));
+  if (dfd < 0)
+    WARNING("dotnet plugin: <Dump>: Directory \"%s\": %s; dumps fail "
+            "until this is fixed.",
+            tmpl->directory, why);
+  else
+    close(dfd);
+  static const struct dump_worker_ops ops = {.take = dump_take,
+                                             .now = clock_mono_s};
+  struct dump_worker *d =
+      dump_worker_new(tmpl, &plugin.dump.policy, &ops, dump_done, NULL);
+  int r = d == NULL ? -ENOMEM : dump_worker_start(d);
+  if (r < 0) {
+    ERROR("dotnet plugin: <Dump>: cannot start the dump worker thread: %s.",
+          STRERROR(-r));
+    dump_worker_free(d);
+    return -1;
+  }
+  pthread_mutex_lock(&plugin.notify_lock);
+  plugin.dumper = d;
+  pthread_mutex_unlock(&plugin.notify_lock);
+  return 0;
+}
+
+static int dotnet_init(void) {
+  if (plugin.watch != NULL)
+    return 0;
+  double interval = plugin.cfg.interval > 0
+                        ? plugin.cfg.interval
+                        : CDTIME_T_TO_DOUBLE(plugin_get_interval());
+  if (plugin.cfg.nrules == 0 && !plugin.cfg.autodiscover)
+    WARNING("dotnet plugin: no <Process> block and AutoDiscover is false: "
+            "nothing to watch.");
+  if (watch_begin(interval) != 0)
+    return -1;
+  if (plugin.dump.enabled && dumps_begin() != 0) {
+    watch_stop(plugin.watch, 500);
+    watch_free(plugin.watch);
+    plugin.watch = NULL;
+    return -1;
   }
   INFO("dotnet plugin: interval %g s, %zu <Process> block(s), AutoDiscover "
        "%s, dumps %s",
-       interval, nrules, cfg_autodiscover ? "on" : "off",
-       dumper ? "on" : "off");
-  if (dump_enabled)
+       interval, plugin.cfg.nrules, plugin.cfg.autodiscover ? "on" : "off",
+       plugin.dumper ? "on" : "off");
+  if (plugin.dump.enabled)
     plugin_register_complex_read(NULL, "dotnet", dotnet_read,
                                  DOUBLE_TO_CDTIME_T(interval), NULL);
   return 0;
 }
 
 static int dotnet_shutdown(void) {
-  free(collected.v); /* the read threads are gone */
-  collected = (struct collect){0};
+  free(plugin.collected.v); /* the read threads are gone */
+  plugin.collected = (struct collect){0};
   /* Notifications can still come (from unixsock's or the network plugin's
    * threads, whose shutdown may come after this one): once dumper is NULL
    * under notify_lock, none uses the worker or the watch, and a callback
    * already in there is waited for (one short lookup). */
-  pthread_mutex_lock(&notify_lock);
-  struct dump_worker *d = dumper;
-  dumper = NULL;
-  pthread_mutex_unlock(&notify_lock);
+  pthread_mutex_lock(&plugin.notify_lock);
+  struct dump_worker *d = plugin.dumper;
+  plugin.dumper = NULL;
+  pthread_mutex_unlock(&plugin.notify_lock);
   dump_worker_free(d);
-  if (watch) {
-    watch_stop(watch, 500);
+  if (plugin.watch) {
+    watch_stop(plugin.watch, 500);
     struct watch_stats st;
-    watch_get_stats(watch, &st);
+    watch_get_stats(plugin.watch, &st);
     INFO("dotnet plugin: stopped: %" PRIu64 " sessions, %" PRIu64
          " samples, %" PRIu64 " stream reads in %" PRIu64
          " wakeups of the reader.",
          st.sessions_started, st.samples, st.reads, st.wakeups);
-    watch_free(watch);
-    watch = NULL;
+    watch_free(plugin.watch);
+    plugin.watch = NULL;
   }
   /* what the stops' last samples put there: collectd's write threads are
    * gone by now */
-  free(batch);
-  batch = NULL;
-  nbatch = batch_cap = 0;
-  for (size_t i = 0; i < nrules; i++)
-    watch_rule_free(&rules[i]);
-  nrules = 0;
-  for (size_t i = 0; i < nowned; i++)
-    free(owned_strings[i]);
-  nowned = 0;
+  free(plugin.batch);
+  plugin.batch = NULL;
+  plugin.nbatch = plugin.batch_cap = 0;
+  for (size_t i = 0; i < plugin.cfg.nrules; i++)
+    watch_rule_free(&plugin.cfg.rules[i]);
+  plugin.cfg.nrules = 0;
+  for (size_t i = 0; i < plugin.cfg.nowned; i++)
+    free(plugin.cfg.owned[i]);
+  plugin.cfg.nowned = 0;
   return 0;
 }
 

@@ -77,32 +77,28 @@ static void one_line(char *s, size_t cap) {
   memcpy(s, out, o + 1);
 }
 
-int dump_type_parse(const char *s, enum ipc_dump_type *out) {
-  static const struct {
-    const char *name;
-    enum ipc_dump_type t;
-  } names[] = {{"mini", IPC_DUMP_MINI},     {"normal", IPC_DUMP_MINI},
-               {"heap", IPC_DUMP_HEAP},     {"withheap", IPC_DUMP_HEAP},
-               {"triage", IPC_DUMP_TRIAGE}, {"full", IPC_DUMP_FULL}};
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-    if (strcasecmp(s, names[i].name) == 0) {
-      *out = names[i].t;
+const struct dump_name dump_types[] = {
+    {"mini", IPC_DUMP_MINI},     {"heap", IPC_DUMP_HEAP},
+    {"triage", IPC_DUMP_TRIAGE}, {"full", IPC_DUMP_FULL},
+    {"normal", IPC_DUMP_MINI},   {"withheap", IPC_DUMP_HEAP},
+    {NULL, 0}};
+
+const struct dump_name dump_methods[] = {
+    {"ipc", DUMP_METHOD_IPC}, {"exec", DUMP_METHOD_EXEC}, {NULL, 0}};
+
+int dump_name_parse(const struct dump_name *table, const char *s, int *value) {
+  for (const struct dump_name *n = table; n->name != NULL; n++)
+    if (strcasecmp(s, n->name) == 0) {
+      *value = n->value;
       return 0;
     }
   return -EINVAL;
 }
 
-const char *dump_type_name(enum ipc_dump_type t) {
-  switch (t) {
-  case IPC_DUMP_MINI:
-    return "mini";
-  case IPC_DUMP_HEAP:
-    return "heap";
-  case IPC_DUMP_TRIAGE:
-    return "triage";
-  case IPC_DUMP_FULL:
-    return "full";
-  }
+const char *dump_name_of(const struct dump_name *table, int value) {
+  for (const struct dump_name *n = table; n->name != NULL; n++)
+    if (n->value == value)
+      return n->name;
   return "?";
 }
 

@@ -56,9 +56,21 @@ void dump_say(struct dump_result *res, const char *fmt, ...)
 /* 0 on success, negative errno with res->reason on failure. */
 int dump_take(const struct dump_request *req, struct dump_result *res);
 
-/* Parses "mini" | "heap" | "triage" | "full"; 0 or -EINVAL. */
-int dump_type_parse(const char *s, enum ipc_dump_type *out);
-const char *dump_type_name(enum ipc_dump_type t);
+/* Names of values, as the configuration and the CLI take them (in any
+ * case); a table ends with a NULL name, and the first name of a value is
+ * the one shown. */
+struct dump_name {
+  const char *name;
+  int value;
+};
+/* enum ipc_dump_type: "mini" | "heap" | "triage" | "full" (and createdump's
+ * "normal", "withheap"); enum dump_method: "ipc" | "exec" */
+extern const struct dump_name dump_types[], dump_methods[];
+
+/* The value of s in table: 0, or -EINVAL. */
+int dump_name_parse(const struct dump_name *table, const char *s, int *value);
+/* The name of value in table, "?" if none. */
+const char *dump_name_of(const struct dump_name *table, int value);
 
 /* Parses sizes like "2G", "500M", "1024" (bytes; K/M/G/T binary). */
 int dump_size_parse(const char *s, uint64_t *out);

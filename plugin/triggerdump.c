@@ -424,6 +424,7 @@ static int parse_opts(const struct command *c, int argc, char **argv,
     }
     const char *v = optarg;
     char *end;
+    int e = 0;
     switch (id) {
     case OPT_HELP:
       fputs(c->help, stdout);
@@ -491,22 +492,20 @@ static int parse_opts(const struct command *c, int argc, char **argv,
       o->collectd_names = 1;
       break;
     case OPT_TYPE:
-      if (dump_type_parse(v, &o->type) != 0) {
+      if (dump_name_parse(dump_types, v, &e) != 0) {
         fprintf(stderr,
                 "triggerdump: --type is mini, heap, triage or full, not '%s'\n",
                 v);
         return -1;
       }
+      o->type = (enum ipc_dump_type)e;
       break;
     case OPT_METHOD:
-      if (strcmp(v, "ipc") == 0)
-        o->method = DUMP_METHOD_IPC;
-      else if (strcmp(v, "exec") == 0)
-        o->method = DUMP_METHOD_EXEC;
-      else {
+      if (dump_name_parse(dump_methods, v, &e) != 0) {
         fprintf(stderr, "triggerdump: --method is ipc or exec, not '%s'\n", v);
         return -1;
       }
+      o->method = (enum dump_method)e;
       break;
     }
   }
@@ -1382,7 +1381,7 @@ static int do_dump(const struct ipc_endpoint *ep, const struct opts *o) {
     snprintf(req.instance, sizeof(req.instance), "%s", info.entry_assembly);
   struct dump_result res;
   fprintf(stderr, "triggerdump: writing a %s dump of pid %d %s %s%s%s ...\n",
-          dump_type_name(req.type), (int)ep->pid,
+          dump_name_of(dump_types, (int)req.type), (int)ep->pid,
           req.file_name[0] ? "to" : "into", req.directory,
           req.file_name[0] ? "/" : "", req.file_name);
   int r = dump_take(&req, &res);
