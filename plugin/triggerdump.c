@@ -371,6 +371,95 @@ static int filter_match(const struct filter *f, const char *provider,
   return 0;
 }
 
+/* --interval, --duration: seconds above 0, at most max. */
+static int get_seconds(const char *v, double max, const char *opt,
+                       double *out) {
+  char *end;
+  double x = strtod(v, &end);
+  if (*end || !(x > 0 && x <= max)) {
+    fprintf(stderr, "triggerdump: %s takes seconds (> 0), not '%s'\n", opt, v);
+    return -1;
+  }
+  *out = x;
+  return 0;
+}
+
+/* -n, -o: any text but empty; else the error says. */
+static int get_text(const char *v, const char *say, const char **out) {
+  if (!*v) {
+    fprintf(stderr, "triggerdump: %s\n", say);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* One option (id, value v) of command c into o: as parse_opts returns. */
+static int set_opt(const struct command *c, int id, const char *v,
+                   struct opts *o) {
+  int e = 0;
+  switch (id) {
+  case OPT_HELP:
+    fputs(c->help, stdout);
+    return 1;
+  case OPT_VERSION:
+    version();
+    return 1;
+  case OPT_PID:
+    if (parse_pid(v, &o->pid) != 0) {
+      fprintf(stderr, "triggerdump: -p takes a pid, not '%s'\n", v);
+      return -1;
+    }
+    return 0;
+  case OPT_NAME:
+    return get_text(v, "-n takes a process name", &o->name);
+  case OPT_OUTPUT:
+    return get_text(v, "-o takes a file name", &o->output);
+  case OPT_INTERVAL:
+    return get_seconds(v, 86400, "--interval", &o->interval);
+  case OPT_DURATION:
+    return get_seconds(v, HUGE_VAL, "--duration", &o->duration);
+  case OPT_PROVIDERS:
+    o->providers = v;
+    return 0;
+  case OPT_METERS:
+    o->meters = v;
+    return 0;
+  case OPT_COUNTERS:
+    o->counters = v;
+    memset(&o->filter, 0, sizeof(o->filter));
+    return filter_parse(v, &o->filter) != 0 ? -1 : 0;
+  case OPT_FORMAT:
+    if (strcmp(v, "text") && strcmp(v, "csv") && strcmp(v, "json")) {
+      fprintf(stderr, "triggerdump: --format is text, csv or json, not '%s'\n",
+              v);
+      return -1;
+    }
+    o->format = v;
+    return 0;
+  case OPT_COLLECTD_NAMES:
+    o->collectd_names = 1;
+    return 0;
+  case OPT_TYPE:
+    if (dump_name_parse(dump_types, v, &e) != 0) {
+      fprintf(stderr,
+              "triggerdump: --type is mini, heap, triage or full, not '%s'\n",
+              v);
+      return -1;
+    }
+    o->type = (enum ipc_dump_type)e;
+    return 0;
+  case OPT_METHOD:
+    if (dump_name_parse(dump_methods, v, &e) != 0) {
+      fprintf(stderr, "triggerdump: --method is ipc or exec, not '%s'\n", v);
+      return -1;
+    }
+    o->method = (enum dump_method)e;
+    return 0;
+  }
+  return 0;
+}
+
 /* Parses argv[0..argc) (argv[0]: the command, or the program for the
  * threshold form) for command c; the operands are left in argv[*first..).
  * Returns 0, -1 for a usage error (said), or 1 when --help or --version
@@ -422,92 +511,9 @@ static int parse_opts(const struct command *c, int argc, char **argv,
               c->name, opt_names[id], c->name);
       return -1;
     }
-    const char *v = optarg;
-    char *end;
-    int e = 0;
-    switch (id) {
-    case OPT_HELP:
-      fputs(c->help, stdout);
-      return 1;
-    case OPT_VERSION:
-      version();
-      return 1;
-    case OPT_PID:
-      if (parse_pid(v, &o->pid) != 0) {
-        fprintf(stderr, "triggerdump: -p takes a pid, not '%s'\n", v);
-        return -1;
-      }
-      break;
-    case OPT_NAME:
-      if (!*v) {
-        fprintf(stderr, "triggerdump: -n takes a process name\n");
-        return -1;
-      }
-      o->name = v;
-      break;
-    case OPT_OUTPUT:
-      if (!*v) {
-        fprintf(stderr, "triggerdump: -o takes a file name\n");
-        return -1;
-      }
-      o->output = v;
-      break;
-    case OPT_INTERVAL:
-      o->interval = strtod(v, &end);
-      if (*end || !(o->interval > 0 && o->interval <= 86400)) {
-        fprintf(stderr,
-                "triggerdump: --interval takes seconds (> 0), not '%s'\n", v);
-        return -1;
-      }
-      break;
-    case OPT_DURATION:
-      o->duration = strtod(v, &end);
-      if (*end || !(o->duration > 0)) {
-        fprintf(stderr,
-                "triggerdump: --duration takes seconds (> 0), not '%s'\n", v);
-        return -1;
-      }
-      break;
-    case OPT_PROVIDERS:
-      o->providers = v;
-      break;
-    case OPT_METERS:
-      o->meters = v;
-      break;
-    case OPT_COUNTERS:
-      o->counters = v;
-      memset(&o->filter, 0, sizeof(o->filter));
-      if (filter_parse(v, &o->filter) != 0)
-        return -1;
-      break;
-    case OPT_FORMAT:
-      if (strcmp(v, "text") && strcmp(v, "csv") && strcmp(v, "json")) {
-        fprintf(stderr,
-                "triggerdump: --format is text, csv or json, not '%s'\n", v);
-        return -1;
-      }
-      o->format = v;
-      break;
-    case OPT_COLLECTD_NAMES:
-      o->collectd_names = 1;
-      break;
-    case OPT_TYPE:
-      if (dump_name_parse(dump_types, v, &e) != 0) {
-        fprintf(stderr,
-                "triggerdump: --type is mini, heap, triage or full, not '%s'\n",
-                v);
-        return -1;
-      }
-      o->type = (enum ipc_dump_type)e;
-      break;
-    case OPT_METHOD:
-      if (dump_name_parse(dump_methods, v, &e) != 0) {
-        fprintf(stderr, "triggerdump: --method is ipc or exec, not '%s'\n", v);
-        return -1;
-      }
-      o->method = (enum dump_method)e;
-      break;
-    }
+    int r = set_opt(c, id, optarg, o);
+    if (r != 0)
+      return r;
   }
   *first = optind;
   return 0;
@@ -572,19 +578,15 @@ static int ps_one(void *ctx, const struct ipc_endpoint *ep) {
   return 0;
 }
 
-static int cmd_ps(int argc, char **argv) {
-  struct opts o = {0};
-  int i;
-  int r = parse_opts(command_find("ps"), argc, argv, &o, &i);
-  if (r != 0)
-    return r > 0 ? 0 : 2;
+static int cmd_ps(struct opts *o, int argc, char **argv, int i) {
+  (void)o; /* no options but --help */
   if (i != argc) {
     fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i]);
     return 2;
   }
   printf("%8s  %-12s  %-24s  %s\n", "PID", "RUNTIME", "ENTRY ASSEMBLY",
          "COMMAND");
-  r = discovery_list(ps_one, NULL);
+  int r = discovery_list(ps_one, NULL);
   if (r < 0) {
     fprintf(stderr, "triggerdump: cannot list processes: %s\n", strerror(-r));
     return 1;
@@ -925,8 +927,83 @@ static void on_raw(void *ctx, const uint8_t *buf, size_t len) {
   }
 }
 
-/* Runs one session until interrupted, the duration ends, the stream ends,
- * or (threshold mode) the threshold is crossed. */
+/* The session's configuration from the options: --providers, --meters and
+ * the providers --counters names (EventCounters providers too, unless they
+ * are meters). The names point into o and into bufs (2 x 4096 bytes). */
+static void session_config_of(const struct opts *o, struct session_config *cfg,
+                              char (*bufs)[4096]) {
+  *cfg = (struct session_config){
+      .interval_sec = o->interval > 0 ? o->interval : 1,
+      .timeout_ms = IPC_TIMEOUT_MS};
+  if (o->providers) {
+    snprintf(bufs[0], sizeof(bufs[0]), "%s", o->providers);
+    cfg->nproviders = split_list(bufs[0], cfg->providers, SESSION_MAX_PROVIDERS);
+  }
+  if (o->meters) {
+    snprintf(bufs[1], sizeof(bufs[1]), "%s", o->meters);
+    cfg->nmeters = split_list(bufs[1], cfg->meters, SESSION_MAX_METERS);
+  }
+  for (size_t i = 0; i < o->filter.nproviders; i++) {
+    const char *name = o->filter.providers[i].name;
+    int known = 0;
+    for (size_t k = 0; k < cfg->nproviders; k++)
+      known |= strcasecmp(cfg->providers[k], name) == 0;
+    for (size_t k = 0; k < cfg->nmeters; k++)
+      known |= strcasecmp(cfg->meters[k], name) == 0;
+    if (!known && cfg->nproviders < SESSION_MAX_PROVIDERS)
+      cfg->providers[cfg->nproviders++] = name;
+  }
+}
+
+/* Reads s until interrupted, the duration ends, the stream ends, or
+ * (threshold mode) the threshold is crossed: 0, or 1 after an error (said). */
+static int session_loop(struct session *s, pid_t pid, const struct opts *o,
+                        const struct printer *p) {
+  double end = o->duration > 0 ? clock_mono_s() + o->duration : 0;
+  while (!stop_requested && !p->breached) {
+    int timeout = 500;
+    if (end > 0) {
+      double left = end - clock_mono_s();
+      if (left <= 0)
+        break;
+      if (left * 1000 < timeout)
+        timeout = (int)(left * 1000) + 1;
+    }
+    struct pollfd pfd = {.fd = session_fd(s), .events = POLLIN};
+    int pr = poll(&pfd, 1, timeout);
+    if (pr < 0 && errno != EINTR) {
+      perror("poll");
+      return 1;
+    }
+    if (pr > 0 && session_read(s) < 0) {
+      char ebuf[512];
+      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid,
+              term_safe(session_error(s), ebuf, sizeof(ebuf)));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Stops the session's tracing in the target, if it is still connected. */
+static void session_end(struct session *s, pid_t pid) {
+  if (session_fd(s) < 0)
+    return;
+  char ebuf[512];
+  int r = session_stop(s, IPC_TIMEOUT_MS);
+  if (r < 0 && r != -ESRCH)
+    fprintf(stderr, "triggerdump: stopping the session in pid %d: %s\n",
+            (int)pid, term_safe(session_error(s), ebuf, sizeof(ebuf)));
+  else if (r == 0)
+    fprintf(stderr,
+            "triggerdump: stopped trace session %" PRIu64 " in pid %d "
+            "(%" PRIu64 " events, %" PRIu64 " bytes)\n",
+            session_id(s), (int)pid, session_stats(s)->events,
+            session_stats(s)->bytes);
+}
+
+/* Runs one session of pid (see session_loop), printing through p and
+ * recording into rec (may be NULL); ep_out (may be NULL) gets the target. */
 static int run_session(pid_t pid, struct opts *o, struct printer *p,
                        struct recorder *rec, struct ipc_endpoint *ep_out) {
   struct ipc_endpoint ep;
@@ -934,30 +1011,9 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     return 1;
   if (ep_out)
     *ep_out = ep;
-  struct session_config cfg = {.interval_sec =
-                                   o->interval > 0 ? o->interval : 1,
-                               .timeout_ms = IPC_TIMEOUT_MS};
-  char provbuf[4096], meterbuf[4096];
-  if (o->providers) {
-    snprintf(provbuf, sizeof(provbuf), "%s", o->providers);
-    cfg.nproviders = split_list(provbuf, cfg.providers, SESSION_MAX_PROVIDERS);
-  }
-  if (o->meters) {
-    snprintf(meterbuf, sizeof(meterbuf), "%s", o->meters);
-    cfg.nmeters = split_list(meterbuf, cfg.meters, SESSION_MAX_METERS);
-  }
-  /* --counters: its providers are EventCounters providers too, unless
-   * they are meters */
-  for (size_t i = 0; i < o->filter.nproviders; i++) {
-    const char *name = o->filter.providers[i].name;
-    int known = 0;
-    for (size_t k = 0; k < cfg.nproviders; k++)
-      known |= strcasecmp(cfg.providers[k], name) == 0;
-    for (size_t k = 0; k < cfg.nmeters; k++)
-      known |= strcasecmp(cfg.meters[k], name) == 0;
-    if (!known && cfg.nproviders < SESSION_MAX_PROVIDERS)
-      cfg.providers[cfg.nproviders++] = name;
-  }
+  struct session_config cfg;
+  char bufs[2][4096];
+  session_config_of(o, &cfg, bufs);
   struct session *s = session_new(&ep, &cfg, on_sample, p);
   if (s == NULL) {
     fprintf(stderr, "triggerdump: out of memory\n");
@@ -980,53 +1036,8 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
   else if (strcmp(p->format, "csv") == 0)
     fprintf(p->out, "time,pid,provider,counter,value,unit%s\n",
             p->collectd_names ? ",collectd_type,collectd_type_instance" : "");
-  char ebuf[512]; /* a session error, made safe to print */
-  double end = o->duration > 0 ? clock_mono_s() + o->duration : 0;
-  int rc = 0;
-  while (!stop_requested && !p->breached) {
-    int timeout = 500;
-    if (end > 0) {
-      double left = end - clock_mono_s();
-      if (left <= 0)
-        break;
-      if (left * 1000 < timeout)
-        timeout = (int)(left * 1000) + 1;
-    }
-    struct pollfd pfd = {.fd = session_fd(s), .events = POLLIN};
-    int pr = poll(&pfd, 1, timeout);
-    if (pr < 0 && errno != EINTR) {
-      perror("poll");
-      rc = 1;
-      break;
-    }
-    if (pr <= 0)
-      continue;
-    r = session_read(s);
-    if (r == -EPIPE) {
-      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid,
-              term_safe(session_error(s), ebuf, sizeof(ebuf)));
-      rc = 1;
-      break;
-    }
-    if (r < 0) {
-      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid,
-              term_safe(session_error(s), ebuf, sizeof(ebuf)));
-      rc = 1;
-      break;
-    }
-  }
-  if (session_fd(s) >= 0) {
-    r = session_stop(s, IPC_TIMEOUT_MS);
-    if (r < 0 && r != -ESRCH)
-      fprintf(stderr, "triggerdump: stopping the session in pid %d: %s\n",
-              (int)pid, term_safe(session_error(s), ebuf, sizeof(ebuf)));
-    else if (r == 0)
-      fprintf(stderr,
-              "triggerdump: stopped trace session %" PRIu64 " in pid %d "
-              "(%" PRIu64 " events, %" PRIu64 " bytes)\n",
-              session_id(s), (int)pid, session_stats(s)->events,
-              session_stats(s)->bytes);
-  }
+  int rc = session_loop(s, pid, o, p);
+  session_end(s, pid);
   session_free(s);
   return rc;
 }
@@ -1051,37 +1062,31 @@ static int output_open(const char *path) {
   return fd;
 }
 
-static int cmd_monitor(int argc, char **argv) {
-  const struct command *c = command_find("monitor");
-  struct opts o = {.format = "text"};
-  int i;
-  int r = parse_opts(c, argc, argv, &o, &i);
-  if (r != 0)
-    return r > 0 ? 0 : 2;
-  r = pick_process(c->name, &o, argc, argv, i);
+static int cmd_monitor(struct opts *o, int argc, char **argv, int i) {
+  int r = pick_process("monitor", o, argc, argv, i);
   if (r != 0)
     return r;
-  struct printer p = {.format = o.format,
-                      .pid = o.pid,
+  struct printer p = {.format = o->format,
+                      .pid = o->pid,
                       .out = stdout,
-                      .filter = o.counters ? &o.filter : NULL,
-                      .collectd_names = o.collectd_names};
-  if (o.output && strcmp(o.output, "-") != 0) {
-    int fd = output_open(o.output);
+                      .filter = o->counters ? &o->filter : NULL,
+                      .collectd_names = o->collectd_names};
+  if (o->output && strcmp(o->output, "-") != 0) {
+    int fd = output_open(o->output);
     if (fd < 0)
       return 1;
     p.out = fdopen(fd, "w");
     if (p.out == NULL) {
-      fprintf(stderr, "triggerdump: %s: %s\n", o.output, strerror(errno));
+      fprintf(stderr, "triggerdump: %s: %s\n", o->output, strerror(errno));
       close(fd);
       return 1;
     }
     setvbuf(p.out, NULL, _IOLBF, 0);
   }
-  if (o.collectd_names)
+  if (o->collectd_names)
     counters_table_init(&p.table, 0);
   install_signals();
-  int rc = run_session(o.pid, &o, &p, NULL, NULL);
+  int rc = run_session(o->pid, o, &p, NULL, NULL);
   if (p.out != stdout) {
     int failed = fflush(p.out) != 0 || ferror(p.out);
     int err = errno;
@@ -1090,38 +1095,32 @@ static int cmd_monitor(int argc, char **argv) {
       err = errno;
     }
     if (failed) {
-      fprintf(stderr, "triggerdump: writing %s failed: %s\n", o.output,
+      fprintf(stderr, "triggerdump: writing %s failed: %s\n", o->output,
               strerror(err));
       rc = 1;
     }
   }
-  if (o.collectd_names)
+  if (o->collectd_names)
     counters_table_fini(&p.table);
   return rc;
 }
 
-static int cmd_record(int argc, char **argv) {
-  const struct command *c = command_find("record");
-  struct opts o = {0};
-  int i;
-  int r = parse_opts(c, argc, argv, &o, &i);
-  if (r != 0)
-    return r > 0 ? 0 : 2;
-  if (o.output == NULL) {
+static int cmd_record(struct opts *o, int argc, char **argv, int i) {
+  if (o->output == NULL) {
     fprintf(stderr, "triggerdump: record needs -o FILE\n");
     return 2;
   }
-  r = pick_process(c->name, &o, argc, argv, i);
+  int r = pick_process("record", o, argc, argv, i);
   if (r != 0)
     return r;
-  struct recorder rec = {.fd = output_open(o.output)};
+  struct recorder rec = {.fd = output_open(o->output)};
   if (rec.fd < 0)
     return 1;
-  struct printer p = {.format = "none", .pid = o.pid, .out = stdout};
+  struct printer p = {.format = "none", .pid = o->pid, .out = stdout};
   install_signals();
-  int rc = run_session(o.pid, &o, &p, &rec, NULL);
+  int rc = run_session(o->pid, o, &p, &rec, NULL);
   if (close(rec.fd) != 0 || rec.failed) {
-    fprintf(stderr, "triggerdump: writing %s failed: %s\n", o.output,
+    fprintf(stderr, "triggerdump: writing %s failed: %s\n", o->output,
             strerror(rec.failed ? rec.failed : errno));
     rc = 1;
   }
@@ -1130,26 +1129,24 @@ static int cmd_record(int argc, char **argv) {
 
 /* ---- stats ---- */
 
-struct stat_row {
+/* One row of `stats`: an event (provider, its id and name) or a counter
+ * (provider, its label as `monitor` shows it, id 0), how often it came and,
+ * for a counter, its last value. */
+struct stats_row {
   char provider[128];
-  char event[128];
+  char name[256];
   uint32_t id;
-  uint64_t count;
-};
-
-/* Samples per counter (as `monitor` names them, provider + label). */
-struct sample_row {
-  char provider[128];
-  char label[256];
   uint64_t count;
   double last;
 };
 
-struct stats_ctx {
-  struct stat_row *rows;
+struct stats_table {
+  struct stats_row *rows; /* NULL until the first row */
   size_t n, cap;
-  struct sample_row *samples;
-  size_t ns, scap;
+};
+
+struct stats_ctx {
+  struct stats_table events, samples;
   uint64_t counter_samples;
   uint64_t bad_samples;
   char scratch[8192];
@@ -1157,40 +1154,38 @@ struct stats_ctx {
 
 #define STATS_MAX_ROWS 100000
 
-/* Room for row n of an array of elem-byte rows: returns the array (moved
- * or not), or NULL at the cap or out of memory (rows is then untouched, and
- * the row is not counted separately). */
-static void *grow(void *rows, size_t *cap, size_t n, size_t elem) {
-  if (n < *cap)
-    return rows;
-  size_t ncap = *cap ? *cap * 2 : 64;
-  if (ncap > STATS_MAX_ROWS)
-    return NULL;
-  void *nr = realloc(rows, ncap * elem);
-  if (nr != NULL)
-    *cap = ncap;
-  return nr;
+/* The row of (provider, name, id) in t, added when new; NULL at
+ * STATS_MAX_ROWS or out of memory (the row is then not counted
+ * separately). */
+static struct stats_row *stats_row(struct stats_table *t, const char *provider,
+                                   const char *name, uint32_t id) {
+  for (size_t i = 0; i < t->n; i++)
+    if (t->rows[i].id == id && strcmp(t->rows[i].provider, provider) == 0 &&
+        strcmp(t->rows[i].name, name) == 0)
+      return &t->rows[i];
+  if (t->n == t->cap) {
+    size_t ncap = t->cap ? t->cap * 2 : 64;
+    struct stats_row *nr =
+        ncap > STATS_MAX_ROWS ? NULL : realloc(t->rows, ncap * sizeof(*nr));
+    if (nr == NULL)
+      return NULL;
+    t->rows = nr;
+    t->cap = ncap;
+  }
+  struct stats_row *r = &t->rows[t->n++];
+  *r = (struct stats_row){.id = id};
+  snprintf(r->provider, sizeof(r->provider), "%s", provider);
+  snprintf(r->name, sizeof(r->name), "%s", name);
+  return r;
 }
 
 static void stats_sample(struct stats_ctx *c, const char *provider,
                          const char *label, double value) {
-  for (size_t i = 0; i < c->ns; i++) {
-    if (strcmp(c->samples[i].label, label) == 0 &&
-        strcmp(c->samples[i].provider, provider) == 0) {
-      c->samples[i].count++;
-      c->samples[i].last = value;
-      return;
-    }
+  struct stats_row *r = stats_row(&c->samples, provider, label, 0);
+  if (r != NULL) {
+    r->count++;
+    r->last = value;
   }
-  struct sample_row *rows = grow(c->samples, &c->scap, c->ns, sizeof(*rows));
-  if (rows == NULL)
-    return;
-  c->samples = rows;
-  struct sample_row *r = &c->samples[c->ns++];
-  snprintf(r->provider, sizeof(r->provider), "%s", provider);
-  snprintf(r->label, sizeof(r->label), "%s", label);
-  r->count = 1;
-  r->last = value;
 }
 
 static void stats_event(void *ctx, const struct nettrace_event *ev) {
@@ -1213,45 +1208,28 @@ static void stats_event(void *ctx, const struct nettrace_event *ev) {
   } else if (d < 0) {
     c->bad_samples++;
   }
-  for (size_t i = 0; i < c->n; i++) {
-    if (c->rows[i].id == m->event_id &&
-        strcmp(c->rows[i].provider, m->provider) == 0 &&
-        strcmp(c->rows[i].event, m->event_name) == 0) {
-      c->rows[i].count++;
-      return;
-    }
-  }
-  struct stat_row *rows = grow(c->rows, &c->cap, c->n, sizeof(*rows));
-  if (rows == NULL)
-    return;
-  c->rows = rows;
-  struct stat_row *r = &c->rows[c->n++];
-  snprintf(r->provider, sizeof(r->provider), "%s", m->provider);
-  snprintf(r->event, sizeof(r->event), "%s", m->event_name);
-  r->id = m->event_id;
-  r->count = 1;
+  struct stats_row *r =
+      stats_row(&c->events, m->provider, m->event_name, m->event_id);
+  if (r != NULL)
+    r->count++;
 }
 
 static int sample_cmp(const void *a, const void *b) {
-  const struct sample_row *x = a, *y = b;
+  const struct stats_row *x = a, *y = b;
   int c = strcmp(x->provider, y->provider);
-  return c ? c : strcmp(x->label, y->label);
+  return c ? c : strcmp(x->name, y->name);
 }
 
 static int row_cmp(const void *a, const void *b) {
-  const struct stat_row *x = a, *y = b;
+  const struct stats_row *x = a, *y = b;
   int c = strcmp(x->provider, y->provider);
   if (c)
     return c;
-  return x->id < y->id ? -1 : x->id > y->id ? 1 : strcmp(x->event, y->event);
+  return x->id < y->id ? -1 : x->id > y->id ? 1 : strcmp(x->name, y->name);
 }
 
-static int cmd_stats(int argc, char **argv) {
-  struct opts o = {0};
-  int first;
-  int r0 = parse_opts(command_find("stats"), argc, argv, &o, &first);
-  if (r0 != 0)
-    return r0 > 0 ? 0 : 2;
+static int cmd_stats(struct opts *o, int argc, char **argv, int first) {
+  (void)o; /* no options but --help */
   if (argc - first != 1) {
     fprintf(stderr, "triggerdump: stats takes one nettrace file\n");
     return 2;
@@ -1289,31 +1267,32 @@ static int cmd_stats(int argc, char **argv) {
   }
   close(fd);
   int fr = nettrace_reader_finish(r);
-  if (c->n > 0) /* rows is NULL until the first event */
-    qsort(c->rows, c->n, sizeof(*c->rows), row_cmp);
+  struct stats_table *ev = &c->events, *sm = &c->samples;
+  if (ev->n > 0) /* rows is NULL until the first event */
+    qsort(ev->rows, ev->n, sizeof(*ev->rows), row_cmp);
   const struct nettrace_stats *st = nettrace_reader_stats(r);
   printf("%-48s %6s  %-40s %10s\n", "PROVIDER", "ID", "EVENT", "COUNT");
   const char *prev = "";
   uint64_t sum = 0;
-  for (size_t i = 0; i < c->n; i++) {
-    if (strcmp(prev, c->rows[i].provider) != 0 && sum > 0) {
+  for (size_t i = 0; i < ev->n; i++) {
+    if (strcmp(prev, ev->rows[i].provider) != 0 && sum > 0) {
       printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
       sum = 0;
     }
-    prev = c->rows[i].provider;
-    sum += c->rows[i].count;
-    printf("%-48s %6u  %-40s %10" PRIu64 "\n", c->rows[i].provider,
-           c->rows[i].id, c->rows[i].event, c->rows[i].count);
+    prev = ev->rows[i].provider;
+    sum += ev->rows[i].count;
+    printf("%-48s %6u  %-40s %10" PRIu64 "\n", ev->rows[i].provider,
+           ev->rows[i].id, ev->rows[i].name, ev->rows[i].count);
   }
   if (sum > 0)
     printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
-  if (c->ns > 0) {
-    qsort(c->samples, c->ns, sizeof(*c->samples), sample_cmp);
+  if (sm->n > 0) {
+    qsort(sm->rows, sm->n, sizeof(*sm->rows), sample_cmp);
     printf("\n%-48s %-40s %10s  %s\n", "PROVIDER", "COUNTER", "SAMPLES",
            "LAST");
-    for (size_t i = 0; i < c->ns; i++)
-      printf("%-48s %-40s %10" PRIu64 "  %.17g\n", c->samples[i].provider,
-             c->samples[i].label, c->samples[i].count, c->samples[i].last);
+    for (size_t i = 0; i < sm->n; i++)
+      printf("%-48s %-40s %10" PRIu64 "  %.17g\n", sm->rows[i].provider,
+             sm->rows[i].name, sm->rows[i].count, sm->rows[i].last);
     printf("\n");
   }
   printf("events %" PRIu64 ", dropped %" PRIu64 ", counter samples %" PRIu64
@@ -1327,8 +1306,8 @@ static int cmd_stats(int argc, char **argv) {
     rc = 1;
   }
   nettrace_reader_free(r);
-  free(c->rows);
-  free(c->samples);
+  free(ev->rows);
+  free(sm->rows);
   free(c);
   return rc;
 }
@@ -1398,23 +1377,17 @@ static int do_dump(const struct ipc_endpoint *ep, const struct opts *o) {
   return 0;
 }
 
-static int cmd_dump(int argc, char **argv) {
-  const struct command *c = command_find("dump");
-  struct opts o = {0};
-  int i;
-  int r = parse_opts(c, argc, argv, &o, &i);
-  if (r != 0)
-    return r > 0 ? 0 : 2;
+static int cmd_dump(struct opts *o, int argc, char **argv, int i) {
   struct dump_request probe = {0};
-  if (dump_output(o.output, &probe) != 0)
+  if (dump_output(o->output, &probe) != 0)
     return 2;
-  r = pick_process(c->name, &o, argc, argv, i);
+  int r = pick_process("dump", o, argc, argv, i);
   if (r != 0)
     return r;
   struct ipc_endpoint ep;
-  if (find_target(o.pid, &ep) < 0)
+  if (find_target(o->pid, &ep) < 0)
     return 1;
-  return do_dump(&ep, &o);
+  return do_dump(&ep, o);
 }
 
 /* Whether an EventCounters provider list names System.Runtime (provider
@@ -1430,14 +1403,8 @@ static int has_system_runtime(const char *list) {
   return 0;
 }
 
-static int cmd_threshold(int argc, char **argv) {
-  const struct command *c = command_find("threshold");
-  struct opts o = {0};
+static int cmd_threshold(struct opts *o, int argc, char **argv, int i) {
   pid_t pid;
-  int i;
-  int r = parse_opts(c, argc, argv, &o, &i);
-  if (r != 0)
-    return r > 0 ? 0 : 2;
   if (i >= argc || parse_pid(argv[i], &pid) != 0) {
     fprintf(stderr, "triggerdump: '%s' is not a pid\n",
             i < argc ? argv[i] : "");
@@ -1455,16 +1422,16 @@ static int cmd_threshold(int argc, char **argv) {
   }
   /* the threshold reads System.Runtime's gc-heap-size: a session without
    * that provider would never see it */
-  if (o.providers && !has_system_runtime(o.providers)) {
+  if (o->providers && !has_system_runtime(o->providers)) {
     fprintf(stderr,
             "triggerdump: --providers %s lacks System.Runtime, whose "
             "gc-heap-size the threshold reads\n",
-            o.providers);
+            o->providers);
     return 2;
   }
   /* a dump file that cannot be written is said now, not after the wait */
   struct dump_request probe = {0};
-  if (dump_output(o.output, &probe) != 0)
+  if (dump_output(o->output, &probe) != 0)
     return 2;
   struct stat st;
   char at[PATH_MAX + NAME_MAX + 2];
@@ -1478,7 +1445,7 @@ static int cmd_threshold(int argc, char **argv) {
       .format = "none", .pid = pid, .out = stdout, .threshold_mb = mb};
   install_signals();
   struct ipc_endpoint ep;
-  int rc = run_session(pid, &o, &p, NULL, &ep);
+  int rc = run_session(pid, o, &p, NULL, &ep);
   if (!p.breached) {
     if (stop_requested)
       fprintf(stderr, "triggerdump: interrupted before the threshold was "
@@ -1486,7 +1453,7 @@ static int cmd_threshold(int argc, char **argv) {
     return rc ? rc : 1;
   }
   fprintf(stderr, "triggerdump: GC heap %.1f MB > %g MB\n", p.breach_value, mb);
-  return do_dump(&ep, &o);
+  return do_dump(&ep, o);
 }
 
 int main(int argc, char **argv) {
@@ -1518,19 +1485,31 @@ int main(int argc, char **argv) {
     fputs(h->help, stdout);
     return 0;
   }
-  /* a command sees its own name as argv[0] */
-  if (strcmp(c, "ps") == 0)
-    return cmd_ps(argc - 1, argv + 1);
-  if (strcmp(c, "monitor") == 0)
-    return cmd_monitor(argc - 1, argv + 1);
-  if (strcmp(c, "record") == 0)
-    return cmd_record(argc - 1, argv + 1);
-  if (strcmp(c, "stats") == 0)
-    return cmd_stats(argc - 1, argv + 1);
-  if (strcmp(c, "dump") == 0)
-    return cmd_dump(argc - 1, argv + 1);
-  if (c[0] >= '0' && c[0] <= '9')
-    return cmd_threshold(argc, argv);
+  /* a command sees its own name as argv[0], the threshold form its pid */
+  static const struct {
+    const char *name;
+    int (*run)(struct opts *o, int argc, char **argv, int first);
+  } runs[] = {{"ps", cmd_ps},         {"monitor", cmd_monitor},
+              {"record", cmd_record}, {"stats", cmd_stats},
+              {"dump", cmd_dump}};
+  const char *name = "threshold";
+  int (*run)(struct opts *, int, char **, int) = cmd_threshold;
+  if (c[0] < '0' || c[0] > '9') {
+    run = NULL;
+    for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++)
+      if (strcmp(c, runs[k].name) == 0) {
+        name = c;
+        run = runs[k].run;
+      }
+    argc--;
+    argv++;
+  }
+  if (run != NULL) {
+    struct opts o = {.format = "text"};
+    int first;
+    int r = parse_opts(command_find(name), argc, argv, &o, &first);
+    return r != 0 ? (r > 0 ? 0 : 2) : run(&o, argc, argv, first);
+  }
   fprintf(stderr, "triggerdump: unknown command '%s'\n", c);
   usage(stderr);
   return 2;
