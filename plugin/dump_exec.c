@@ -730,6 +730,152 @@ static void telling_line(const char *text, char *out, size_t cap) {
       *c = '?';
 }
 
+/* One run of run_wait: the helper process, its pipes, and what came
+ * through them. */
+struct run {
+  pid_t helper;
+  int st[2];   /* the helper's report: pid_t child, int waited, int status */
+  int out[2];  /* the child's stdout and stderr */
+  int devnull; /* the child's stdin */
+  unsigned char msg[sizeof(pid_t) + 2 * sizeof(int)];
+  size_t msglen;
+  char text[2049]; /* the tail of the child's output */
+  size_t textlen;
+};
+
+/* Opens the pipes and starts the helper (run_helper): 0, or negative errno
+ * with res->reason. */
+static int run_start(struct run *run, const struct spawn *sp,
+                     struct dump_result *res) {
+  const char *what = sp->argv[0];
+  if (pipe2(run->st, O_CLOEXEC) != 0 || pipe2(run->out, O_CLOEXEC) != 0 ||
+      (run->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+    int r = -errno;
+    dump_say(res, "cannot run %s: %s", what, strerror(-r));
+    return r;
+  }
+  run->helper = fork();
+  if (run->helper < 0) {
+    int r = -errno;
+    dump_say(res, "cannot run %s: fork: %s", what, strerror(-r));
+    return r;
+  }
+  if (run->helper == 0)
+    run_helper(sp, run->devnull, run->out[1], run->st[1]);
+  close(run->st[1]);
+  close(run->out[1]);
+  run->st[1] = run->out[1] = -1;
+  return 0;
+}
+
+/* Reads the helper's report and the output of the child (what) until both
+ * end:
+ * 0; or, when timeout_ms passes, the thread's cancel fd (the dump
+ * worker's, written at shutdown; never read here, so that it stays
+ * readable for the rest) is readable or poll fails, negative errno (res
+ * says why, but for -ETIMEDOUT). */
+static int run_watch(struct run *run, const char *what, int timeout_ms,
+                     struct dump_result *res) {
+  struct pollfd pfd[3] = {{.fd = run->st[0], .events = POLLIN},
+                          {.fd = run->out[0], .events = POLLIN},
+                          {.fd = ipc_get_cancel_fd(), .events = POLLIN}};
+  double deadline = clock_mono_s() + timeout_ms / 1000.0;
+  while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
+    double left = deadline - clock_mono_s();
+    if (left <= 0)
+      return -ETIMEDOUT;
+    int n = poll(pfd, 3, (int)(left * 1000) + 1);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int r = -errno;
+      dump_say(res, "poll: %s", strerror(-r));
+      return r;
+    }
+    if (pfd[2].fd >= 0 && pfd[2].revents != 0) {
+      dump_say(res, "cancelled (shutting down): %s killed", what);
+      return -ECANCELED;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (pfd[i].fd < 0 || pfd[i].revents == 0)
+        continue;
+      char buf[512];
+      ssize_t k = i == 0 ? read(pfd[i].fd, run->msg + run->msglen,
+                                sizeof(run->msg) - run->msglen)
+                         : read(pfd[i].fd, buf, sizeof(buf));
+      if (k < 0 && (errno == EINTR || errno == EAGAIN))
+        continue;
+      if (k <= 0 ||
+          (i == 0 && (run->msglen += (size_t)k) == sizeof(run->msg))) {
+        pfd[i].fd = -1; /* EOF, error, or all we wait for */
+        continue;
+      }
+      if (i == 1)
+        keep_tail(run->text, sizeof(run->text) - 1, &run->textlen, buf,
+                  (size_t)k);
+    }
+  }
+  return 0;
+}
+
+/* What the helper reported of the child (argv[0]): 0 when it exited 0, else
+ * negative errno with res->reason ending with the telling line of its
+ * output. */
+static int run_verdict(const struct run *run, const char *what,
+                       struct dump_result *res) {
+  pid_t child;
+  int waited, status;
+  memcpy(&child, run->msg, sizeof(child));
+  memcpy(&waited, run->msg + sizeof(pid_t), sizeof(int));
+  memcpy(&status, run->msg + sizeof(pid_t) + sizeof(int), sizeof(int));
+  if (run->msglen >= sizeof(child) && child < 0) {
+    dump_say(res, "cannot run %s: fork: %s", what, strerror(-child));
+    return child;
+  }
+  if (run->msglen < sizeof(run->msg) || !waited) {
+    dump_say(res, "lost track of %s (its helper process ended early)", what);
+    return -ECHILD;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return 0;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && run->textlen == 0) {
+    dump_say(res, "cannot run %s", what);
+    return -ENOEXEC;
+  }
+  char line[256];
+  telling_line(run->text, line, sizeof(line));
+  if (WIFEXITED(status))
+    dump_say(res, "%s exited with status %d%s%s", what, WEXITSTATUS(status),
+             line[0] ? ": " : "", line);
+  else
+    dump_say(res, "%s was killed by signal %d%s%s", what,
+             WIFSIGNALED(status) ? WTERMSIG(status) : 0, line[0] ? ": " : "",
+             line);
+  return -EIO;
+}
+
+/* Kills the child (when the helper has not reaped it: no status came, so
+ * the pid is still its) and the helper. */
+static void run_kill(const struct run *run) {
+  pid_t child;
+  memcpy(&child, run->msg, sizeof(child));
+  if (run->msglen >= sizeof(child) && child > 0 &&
+      run->msglen < sizeof(run->msg))
+    kill(child, SIGKILL);
+  kill(run->helper, SIGKILL);
+}
+
+/* Reaps the helper and closes the pipes. */
+static void run_end(struct run *run) {
+  if (run->helper > 0) /* ECHILD when collectd's SIGCHLD = SIG_IGN reaped it */
+    while (waitpid(run->helper, NULL, 0) < 0 && errno == EINTR)
+      ;
+  int fds[] = {run->st[0], run->st[1], run->out[0], run->out[1], run->devnull};
+  for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+}
+
 /* Runs argv without a shell; waits up to timeout_ms, then kills it. On
  * failure the reason ends with the telling line of its output.
  *
@@ -738,124 +884,23 @@ static void telling_line(const char *text, char *out, size_t cap) {
  * (waitpid fails with ECHILD). The helper's own child is not ours. */
 static int run_wait(const struct spawn *sp, int timeout_ms,
                     struct dump_result *res) {
-  char *const *argv = sp->argv;
-  int st[2] = {-1, -1}, out[2] = {-1, -1}, devnull = -1;
-  int r = 0;
-  pid_t helper = -1;
-  if (pipe2(st, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
-      (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-    r = -errno;
-    dump_say(res, "cannot run %s: %s", argv[0], strerror(-r));
-    goto out;
-  }
-  helper = fork();
-  if (helper < 0) {
-    r = -errno;
-    dump_say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
-    goto out;
-  }
-  if (helper == 0)
-    run_helper(sp, devnull, out[1], st[1]);
-  close(st[1]);
-  close(out[1]);
-  st[1] = out[1] = -1;
-
-  unsigned char msg[sizeof(pid_t) + 2 * sizeof(int)] = {0};
-  size_t msglen = 0;
-  char text[2049] = ""; /* the tail of its output */
-  size_t textlen = 0;
-  /* the third: the thread's cancel fd (the dump worker's, written at
-   * shutdown), never read here so that it stays readable for the rest */
-  struct pollfd pfd[3] = {{.fd = st[0], .events = POLLIN},
-                          {.fd = out[0], .events = POLLIN},
-                          {.fd = ipc_get_cancel_fd(), .events = POLLIN}};
-  double deadline = clock_mono_s() + timeout_ms / 1000.0;
-  int timed_out = 0;
-  while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-    double left = deadline - clock_mono_s();
-    if (left <= 0) {
-      timed_out = 1;
-      break;
-    }
-    int n = poll(pfd, 3, (int)(left * 1000) + 1);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      r = -errno;
-      dump_say(res, "poll: %s", strerror(-r));
-      timed_out = 1; /* kill it: we cannot watch it any more */
-      break;
-    }
-    if (pfd[2].fd >= 0 && pfd[2].revents != 0) {
-      r = -ECANCELED;
-      dump_say(res, "cancelled (shutting down): %s killed", argv[0]);
-      timed_out = 1;
-      break;
-    }
-    for (int i = 0; i < 2; i++) {
-      if (pfd[i].fd < 0 || pfd[i].revents == 0)
-        continue;
-      char buf[512];
-      ssize_t k = i == 0 ? read(pfd[i].fd, msg + msglen, sizeof(msg) - msglen)
-                         : read(pfd[i].fd, buf, sizeof(buf));
-      if (k < 0 && (errno == EINTR || errno == EAGAIN))
-        continue;
-      if (k <= 0 || (i == 0 && (msglen += (size_t)k) == sizeof(msg))) {
-        pfd[i].fd = -1; /* EOF, error, or all we wait for */
-        continue;
-      }
-      if (i == 1)
-        keep_tail(text, sizeof(text) - 1, &textlen, buf, (size_t)k);
-    }
-  }
-  pid_t child;
-  memcpy(&child, msg, sizeof(child));
-  if (timed_out) {
-    /* the helper has not reaped it (no status came): the pid is still its */
-    if (msglen >= sizeof(child) && child > 0 && msglen < sizeof(msg))
-      kill(child, SIGKILL);
-    kill(helper, SIGKILL);
+  struct run run = {.helper = -1,
+                    .st = {-1, -1},
+                    .out = {-1, -1},
+                    .devnull = -1};
+  int r = run_start(&run, sp, res);
+  if (r == 0) {
+    r = run_watch(&run, sp->argv[0], timeout_ms, res);
     if (r == 0) {
-      r = -ETIMEDOUT;
-      dump_say(res, "%s took longer than %d ms: killed", argv[0], timeout_ms);
+      r = run_verdict(&run, sp->argv[0], res);
+    } else {
+      run_kill(&run); /* timed out, cancelled, or we cannot watch it */
+      if (r == -ETIMEDOUT)
+        dump_say(res, "%s took longer than %d ms: killed", sp->argv[0],
+                 timeout_ms);
     }
-    goto out;
   }
-  int waited, status;
-  memcpy(&waited, msg + sizeof(pid_t), sizeof(int));
-  memcpy(&status, msg + sizeof(pid_t) + sizeof(int), sizeof(int));
-  if (msglen >= sizeof(child) && child < 0) {
-    r = child;
-    dump_say(res, "cannot run %s: fork: %s", argv[0], strerror(-r));
-  } else if (msglen < sizeof(msg) || !waited) {
-    r = -ECHILD;
-    dump_say(res, "lost track of %s (its helper process ended early)", argv[0]);
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-    r = 0;
-  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && textlen == 0) {
-    r = -ENOEXEC;
-    dump_say(res, "cannot run %s", argv[0]);
-  } else {
-    r = -EIO;
-    char line[256];
-    telling_line(text, line, sizeof(line));
-    if (WIFEXITED(status))
-      dump_say(res, "%s exited with status %d%s%s", argv[0], WEXITSTATUS(status),
-          line[0] ? ": " : "", line);
-    else
-      dump_say(res, "%s was killed by signal %d%s%s", argv[0],
-          WIFSIGNALED(status) ? WTERMSIG(status) : 0, line[0] ? ": " : "",
-          line);
-  }
-
-out:
-  if (helper > 0) /* ECHILD when collectd's SIGCHLD = SIG_IGN reaped it */
-    while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
-      ;
-  int fds[] = {st[0], st[1], out[0], out[1], devnull};
-  for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-    if (fds[i] >= 0)
-      close(fds[i]);
+  run_end(&run);
   return r;
 }
 
