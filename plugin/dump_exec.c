@@ -363,38 +363,19 @@ static int yama_scope(void) {
 }
 
 /* Where createdump is and who runs it; see dump_exec.h. */
-static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
-                   struct dump_exec_plan *plan, char *why, size_t why_cap) {
+/* The createdump beside the libcoreclr.so the target has mapped: its path
+ * in plan->path, the directory in lib[PATH_MAX]. */
+static int plan_locate(int proc_fd, const struct ipc_endpoint *ep,
+                       struct dump_exec_plan *plan, char *lib, char *why,
+                       size_t why_cap) {
   int pid = (int)ep->pid;
-  if (proc_same(proc_fd, ep->start_time) != 0) {
-    snprintf(why, why_cap,
-             "pid %d has ended, or is another process now (its start time "
-             "changed): no dump",
-             pid);
-    return -ESRCH;
-  }
-  struct proc_ids ids, self;
-  if (read_ids(proc_fd, "status", &ids) != 0 ||
-      read_ids(AT_FDCWD, "/proc/self/status", &self) != 0) {
-    snprintf(why, why_cap, "cannot read the ids of pid %d or of this process",
-             pid);
-    return -EIO;
-  }
-  struct stat pst;
-  if (fstat(proc_fd, &pst) != 0) {
-    int e = errno;
-    snprintf(why, why_cap, "cannot stat /proc/%d: %s", pid, strerror(e));
-    return -e;
-  }
-
   int maps = openat(proc_fd, "maps", O_RDONLY | O_CLOEXEC);
   if (maps < 0) {
     int e = errno;
     snprintf(why, why_cap, "cannot read /proc/%d/maps: %s", pid, strerror(e));
     return -e;
   }
-  char lib[PATH_MAX];
-  int r = dump_exec_maps_find(maps, lib, sizeof(lib));
+  int r = dump_exec_maps_find(maps, lib, PATH_MAX);
   close(maps);
   /* the maps read were those of the process planned for */
   if (proc_same(proc_fd, ep->start_time) != 0) {
@@ -427,10 +408,128 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
     snprintf(why, why_cap, "createdump path too long");
     return -ENAMETOOLONG;
   }
+  return 0;
+}
 
-  int uid_same = ids.uid[0] == ids.uid[1] && ids.uid[1] == ids.uid[2];
-  int gid_same = ids.gid[0] == ids.gid[1] && ids.gid[1] == ids.gid[2];
-  int root = geteuid() == 0;
+/* For a target as privileged as we are: createdump run as root, from an fd
+ * opened along a path only root can change (and its DAC beside it checked
+ * the same way). */
+static int plan_as_root(int pid, const char *lib, struct dump_exec_plan *plan,
+                        char *why, size_t why_cap) {
+  char bad[384];
+  int fd;
+  int r = dump_exec_open_trusted(AT_FDCWD, plan->path, &fd, bad, sizeof(bad));
+  if (r == 0) {
+    /* createdump loads the DAC from the same directory */
+    char dac[PATH_MAX];
+    int dfd;
+    snprintf(dac, sizeof(dac), "%s/libmscordaccore.so", lib);
+    int d = dump_exec_open_trusted(AT_FDCWD, dac, &dfd, bad, sizeof(bad));
+    if (d == 0)
+      close(dfd);
+    else if (d != -ENOENT) {
+      close(fd);
+      r = d;
+    }
+  }
+  if (r < 0) {
+    snprintf(why, why_cap,
+             "%s: refusing to run it as root (the createdump of pid %d, "
+             "which runs as root: someone else could have changed it); keep "
+             "the runtime in directories only root can write, or use "
+             "Method ipc",
+             bad, pid);
+    return -EPERM;
+  }
+  plan->fd = fd;
+  plan->uid = 0;
+  plan->gid = 0;
+  plan->drop = 0;
+  return 0;
+}
+
+/* Otherwise createdump runs as the target's user: 0 when that user can
+ * attach to it (one uid and gid, dumpable, no Yama restriction, and we are
+ * root or that user), else -EPERM with why[]. pst: /proc/<pid>'s stat. */
+static int plan_user_refusal(int pid, const struct proc_ids *ids,
+                             const struct stat *pst, char *why,
+                             size_t why_cap) {
+  int uid_same = ids->uid[0] == ids->uid[1] && ids->uid[1] == ids->uid[2];
+  int gid_same = ids->gid[0] == ids->gid[1] && ids->gid[1] == ids->gid[2];
+  if (geteuid() != 0 && ids->uid[0] != geteuid()) {
+    snprintf(why, why_cap,
+             "pid %d runs as uid %u, this process as uid %u: createdump "
+             "cannot attach to it; run as root, or use Method ipc",
+             pid, (unsigned)ids->uid[0], (unsigned)geteuid());
+    return -EPERM;
+  }
+  if (uid_same && ids->uid[0] == 0) {
+    snprintf(why, why_cap,
+             "pid %d runs as root but confined (fewer capabilities than "
+             "collectd, another user namespace, a seccomp filter or another "
+             "LSM label): its createdump would run with more; use Method ipc",
+             pid);
+    return -EPERM;
+  }
+  if (!uid_same || !gid_same) {
+    snprintf(why, why_cap,
+             "pid %d has differing real, effective and saved ids (uid %u/%u/"
+             "%u, gid %u/%u/%u): createdump run as its user cannot attach to "
+             "it; use Method ipc",
+             pid, (unsigned)ids->uid[0], (unsigned)ids->uid[1],
+             (unsigned)ids->uid[2], (unsigned)ids->gid[0],
+             (unsigned)ids->gid[1], (unsigned)ids->gid[2]);
+    return -EPERM;
+  }
+  if (pst->st_uid != ids->uid[0]) {
+    /* the kernel gives /proc/<pid> to root when the process is not
+     * dumpable (PR_SET_DUMPABLE 0, or it changed its ids) */
+    snprintf(why, why_cap,
+             "pid %d is not dumpable (its /proc entry belongs to uid %u, "
+             "not to its uid %u): createdump run as its user cannot attach "
+             "to it; use Method ipc",
+             pid, (unsigned)pst->st_uid, (unsigned)ids->uid[0]);
+    return -EPERM;
+  }
+  int scope = yama_scope();
+  if (scope >= 1) {
+    snprintf(why, why_cap,
+             "kernel.yama.ptrace_scope is %d: createdump run as pid %d's uid "
+             "%u (not its parent) may not attach to it, and run as root it "
+             "would load a library the target names; use Method ipc",
+             scope, pid, (unsigned)ids->uid[0]);
+    return -EPERM;
+  }
+  return 0;
+}
+
+static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
+                   struct dump_exec_plan *plan, char *why, size_t why_cap) {
+  int pid = (int)ep->pid;
+  if (proc_same(proc_fd, ep->start_time) != 0) {
+    snprintf(why, why_cap,
+             "pid %d has ended, or is another process now (its start time "
+             "changed): no dump",
+             pid);
+    return -ESRCH;
+  }
+  struct proc_ids ids, self;
+  if (read_ids(proc_fd, "status", &ids) != 0 ||
+      read_ids(AT_FDCWD, "/proc/self/status", &self) != 0) {
+    snprintf(why, why_cap, "cannot read the ids of pid %d or of this process",
+             pid);
+    return -EIO;
+  }
+  struct stat pst;
+  if (fstat(proc_fd, &pst) != 0) {
+    int e = errno;
+    snprintf(why, why_cap, "cannot stat /proc/%d: %s", pid, strerror(e));
+    return -e;
+  }
+  char lib[PATH_MAX];
+  int r = plan_locate(proc_fd, ep, plan, lib, why, why_cap);
+  if (r < 0)
+    return r;
 
   /* A container's files are its own: nothing resolved through its root
    * runs here, as root or as its user (that would be its program outside
@@ -448,89 +547,19 @@ static int plan_at(int proc_fd, const struct ipc_endpoint *ep,
    * our user namespace, no seccomp filter we do not have, our LSM label):
    * running its runtime's createdump as root gives it nothing it does not
    * have. */
-  if (root && uid_same && ids.uid[0] == 0 &&
+  int uid_same = ids.uid[0] == ids.uid[1] && ids.uid[1] == ids.uid[2];
+  if (geteuid() == 0 && uid_same && ids.uid[0] == 0 &&
       (ids.cap_eff & self.cap_eff) == self.cap_eff && same_user_ns(proc_fd) &&
-      ids.seccomp <= self.seccomp && same_lsm_label(proc_fd)) {
-    char bad[384];
-    int fd;
-    r = dump_exec_open_trusted(AT_FDCWD, plan->path, &fd, bad, sizeof(bad));
-    if (r == 0) {
-      /* createdump loads the DAC from the same directory */
-      char dac[PATH_MAX];
-      int dfd;
-      snprintf(dac, sizeof(dac), "%s/libmscordaccore.so", lib);
-      int d = dump_exec_open_trusted(AT_FDCWD, dac, &dfd, bad, sizeof(bad));
-      if (d == 0)
-        close(dfd);
-      else if (d != -ENOENT) {
-        close(fd);
-        r = d;
-      }
-    }
-    if (r < 0) {
-      snprintf(why, why_cap,
-               "%s: refusing to run it as root (the createdump of pid %d, "
-               "which runs as root: someone else could have changed it); keep "
-               "the runtime in directories only root can write, or use "
-               "Method ipc",
-               bad, pid);
-      return -EPERM;
-    }
-    plan->fd = fd;
-    plan->uid = 0;
-    plan->gid = 0;
-    plan->drop = 0;
-    return 0;
-  }
+      ids.seccomp <= self.seccomp && same_lsm_label(proc_fd))
+    return plan_as_root(pid, lib, plan, why, why_cap);
 
-  if (!root && ids.uid[0] != geteuid()) {
-    snprintf(why, why_cap,
-             "pid %d runs as uid %u, this process as uid %u: createdump "
-             "cannot attach to it; run as root, or use Method ipc",
-             pid, (unsigned)ids.uid[0], (unsigned)geteuid());
-    return -EPERM;
-  }
-  if (uid_same && ids.uid[0] == 0) {
-    snprintf(why, why_cap,
-             "pid %d runs as root but confined (fewer capabilities than "
-             "collectd, another user namespace, a seccomp filter or another "
-             "LSM label): its createdump would run with more; use Method ipc",
-             pid);
-    return -EPERM;
-  }
-  if (!uid_same || !gid_same) {
-    snprintf(why, why_cap,
-             "pid %d has differing real, effective and saved ids (uid %u/%u/"
-             "%u, gid %u/%u/%u): createdump run as its user cannot attach to "
-             "it; use Method ipc",
-             pid, (unsigned)ids.uid[0], (unsigned)ids.uid[1],
-             (unsigned)ids.uid[2], (unsigned)ids.gid[0], (unsigned)ids.gid[1],
-             (unsigned)ids.gid[2]);
-    return -EPERM;
-  }
-  if (pst.st_uid != ids.uid[0]) {
-    /* the kernel gives /proc/<pid> to root when the process is not
-     * dumpable (PR_SET_DUMPABLE 0, or it changed its ids) */
-    snprintf(why, why_cap,
-             "pid %d is not dumpable (its /proc entry belongs to uid %u, "
-             "not to its uid %u): createdump run as its user cannot attach "
-             "to it; use Method ipc",
-             pid, (unsigned)pst.st_uid, (unsigned)ids.uid[0]);
-    return -EPERM;
-  }
-  int scope = yama_scope();
-  if (scope >= 1) {
-    snprintf(why, why_cap,
-             "kernel.yama.ptrace_scope is %d: createdump run as pid %d's uid "
-             "%u (not its parent) may not attach to it, and run as root it "
-             "would load a library the target names; use Method ipc",
-             scope, pid, (unsigned)ids.uid[0]);
-    return -EPERM;
-  }
+  r = plan_user_refusal(pid, &ids, &pst, why, why_cap);
+  if (r < 0)
+    return r;
   plan->fd = -1;
   plan->uid = ids.uid[0];
   plan->gid = ids.gid[0];
-  plan->drop = root;
+  plan->drop = geteuid() == 0;
   snprintf(plan->note, sizeof(plan->note),
            "createdump (%.*s) runs as uid %u gid %u, the target's user, with "
            "no new privileges: not as root",
