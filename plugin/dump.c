@@ -183,20 +183,21 @@ static int dir_trusted(const struct stat *st, const char *sofar, int last,
 
 #define DIR_DEPTH_MAX 64
 
-int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
-                  size_t canon_cap, char *why, size_t why_cap) {
-  char path[PATH_MAX], sofar[PATH_MAX] = "";
-  char *comp[DIR_DEPTH_MAX];
-  size_t n = 0;
-  int reach = 1;
+/* The components of dir (absolute, or relative to the current directory)
+ * in comp[DIR_DEPTH_MAX], pointing into path[PATH_MAX]: their number, or
+ * negative errno with why[]. "." is dropped, ".." refused (what it names
+ * depends on symlinks we do not follow). */
+static int dir_components(const char *dir, char *path, char **comp, char *why,
+                          size_t why_cap) {
+  int n = 0;
   if (dir == NULL || dir[0] == 0) {
     snprintf(why, why_cap, "dump directory: no path given");
     return -EINVAL;
   }
   if (dir[0] == '/') {
-    if (strlen(dir) >= sizeof(path))
+    if (strlen(dir) >= PATH_MAX)
       goto too_long;
-    snprintf(path, sizeof(path), "%s", dir);
+    snprintf(path, PATH_MAX, "%s", dir);
   } else {
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof(cwd)) == NULL) {
@@ -207,11 +208,9 @@ int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
                dir, strerror(e));
       return -e;
     }
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", cwd, dir) >= sizeof(path))
+    if ((size_t)snprintf(path, PATH_MAX, "%s/%s", cwd, dir) >= PATH_MAX)
       goto too_long;
   }
-  /* split into components; "." is dropped, ".." refused (what it names
-   * depends on symlinks we do not follow) */
   for (char *p = path; *p;) {
     while (*p == '/')
       *p++ = 0;
@@ -233,7 +232,62 @@ int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
       goto too_long;
     comp[n++] = c;
   }
+  return n;
 
+too_long:
+  snprintf(why, why_cap, "dump directory %s: path too long", dir);
+  return -ENAMETOOLONG;
+}
+
+/* Opens the level name in fd (shown as sofar), never through a symlink,
+ * creating it 0711 when missing and create is set (others may pass through
+ * it, as a target writing its own dump must to reach its staging
+ * directory, but not list it): an O_PATH fd, or negative errno with why[]. */
+static int dir_level(int fd, const char *name, const char *sofar, int create,
+                     char *why, size_t why_cap) {
+  int flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  int nfd = openat(fd, name, flags);
+  if (nfd < 0 && errno == ENOENT && create) {
+    if (mkdirat(fd, name, 0711) == 0) {
+      int w = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (w >= 0) {
+        if (fchmod(w, 0711) != 0) { /* umask: best effort, checked after */
+        }
+        close(w);
+      }
+    } else if (errno != EEXIST) {
+      int r = -errno;
+      snprintf(why, why_cap, "dump directory: cannot create %s: %s", sofar,
+               strerror(-r));
+      return r;
+    }
+    nfd = openat(fd, name, flags);
+  }
+  if (nfd >= 0)
+    return nfd;
+  int r = -errno;
+  struct stat lst;
+  if ((r == -ELOOP || r == -ENOTDIR) &&
+      fstatat(fd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(lst.st_mode)) {
+    snprintf(why, why_cap,
+             "dump directory: %s is a symbolic link: refusing it (give "
+             "the path it points to; no link is followed on the way)",
+             sofar);
+    return -ELOOP;
+  }
+  snprintf(why, why_cap, "dump directory: %s: %s", sofar,
+           r == -ENOTDIR ? "not a directory" : strerror(-r));
+  return r;
+}
+
+int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
+                  size_t canon_cap, char *why, size_t why_cap) {
+  char path[PATH_MAX], sofar[PATH_MAX] = "";
+  char *comp[DIR_DEPTH_MAX];
+  int n = dir_components(dir, path, comp, why, why_cap);
+  if (n < 0)
+    return n;
   int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) {
@@ -244,47 +298,13 @@ int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
     return -e;
   }
   int r = dir_trusted(&st, "/", n == 0, why, why_cap);
-  if (!(st.st_mode & S_IXOTH))
-    reach = 0;
-  for (size_t i = 0; r == 0 && i < n; i++) {
+  int reach = (st.st_mode & S_IXOTH) != 0;
+  for (int i = 0; r == 0 && i < n; i++) {
     size_t sl = strlen(sofar);
     snprintf(sofar + sl, sizeof(sofar) - sl, "/%s", comp[i]);
-    int nfd =
-        openat(fd, comp[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (nfd < 0 && errno == ENOENT && create) {
-      /* 0711: others may pass through (a target writing its own dump must
-       * reach its staging directory) but not list what is here */
-      if (mkdirat(fd, comp[i], 0711) == 0) {
-        int w = openat(fd, comp[i],
-                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (w >= 0) {
-          if (fchmod(w, 0711) != 0) { /* umask: best effort, checked below */
-          }
-          close(w);
-        }
-      } else if (errno != EEXIST) {
-        r = -errno;
-        snprintf(why, why_cap, "dump directory: cannot create %s: %s", sofar,
-                 strerror(-r));
-        break;
-      }
-      nfd = openat(fd, comp[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    }
+    int nfd = dir_level(fd, comp[i], sofar, create, why, why_cap);
     if (nfd < 0) {
-      r = -errno;
-      struct stat lst;
-      if ((r == -ELOOP || r == -ENOTDIR) &&
-          fstatat(fd, comp[i], &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
-          S_ISLNK(lst.st_mode)) {
-        r = -ELOOP;
-        snprintf(why, why_cap,
-                 "dump directory: %s is a symbolic link: refusing it (give "
-                 "the path it points to; no link is followed on the way)",
-                 sofar);
-      } else {
-        snprintf(why, why_cap, "dump directory: %s: %s", sofar,
-                 r == -ENOTDIR ? "not a directory" : strerror(-r));
-      }
+      r = nfd;
       break;
     }
     close(fd);
@@ -298,22 +318,18 @@ int dump_dir_open(const char *dir, int create, int *others_reach, char *canon,
     if (!(st.st_mode & S_IXOTH))
       reach = 0;
   }
+  if (r == 0 && canon &&
+      (size_t)snprintf(canon, canon_cap, "%s", n ? sofar : "/") >= canon_cap) {
+    snprintf(why, why_cap, "dump directory %s: path too long", dir);
+    r = -ENAMETOOLONG;
+  }
   if (r < 0) {
     close(fd);
     return r;
   }
   if (others_reach)
     *others_reach = reach;
-  if (canon &&
-      (size_t)snprintf(canon, canon_cap, "%s", n ? sofar : "/") >= canon_cap) {
-    close(fd);
-    goto too_long;
-  }
   return fd;
-
-too_long:
-  snprintf(why, why_cap, "dump directory %s: path too long", dir);
-  return -ENAMETOOLONG;
 }
 
 static void utc_stamp(char *out, size_t cap) {
@@ -582,141 +598,171 @@ static int copy_exact(int in, int out, uint64_t size, int64_t deadline_ms,
   return r;
 }
 
+/* Opens the staged dump src_name of src_dirfd (shown as src_shown) without
+ * following a link or blocking on a FIFO, and checks it is one regular file
+ * of writer, not empty: the fd with *size, or negative errno with
+ * res->reason. */
+static int publish_source(int src_dirfd, const char *src_name,
+                          const char *src_shown, uid_t writer, uint64_t *size,
+                          struct dump_result *res) {
+  int in = openat(src_dirfd, src_name,
+                  O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (in < 0) {
+    int r = -errno;
+    if (r == -ENOENT)
+      dump_say(res, "the runtime reported success but wrote no dump at %s",
+               src_shown);
+    else if (r == -ELOOP)
+      dump_say(res, "%s is not a regular file (a symbolic link): refusing it",
+               src_shown);
+    else
+      dump_say(res, "cannot open the dump %s: %s", src_shown, strerror(-r));
+    return r;
+  }
+  struct stat st;
+  int r = 0;
+  if (fstat(in, &st) != 0) {
+    r = -errno;
+    dump_say(res, "cannot stat the dump %s: %s", src_shown, strerror(-r));
+  } else if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != writer) {
+    dump_say(res, "%s is not a plain file of its writer (%s): refusing it",
+             src_shown,
+             S_ISDIR(st.st_mode)    ? "a directory"
+             : !S_ISREG(st.st_mode) ? "not a regular file"
+             : st.st_nlink != 1     ? "it has other links"
+                                    : "another owner");
+    r = -EPERM;
+  } else if (st.st_size <= 0) {
+    dump_say(res, "the dump %s is empty", src_shown);
+    r = -EIO;
+  }
+  if (r < 0) {
+    close(in);
+    return r;
+  }
+  *size = (uint64_t)st.st_size;
+  return in;
+}
+
+/* A fresh 0600 inode of ours in dirfd (shown as dir_path) that only we
+ * hold: whatever the writer still does to its file (it may keep an fd and
+ * write on) no longer reaches the dump. O_TMPFILE, or where the filesystem
+ * has none a random name in tmp_name[48]. The fd, or negative errno with
+ * res->reason. */
+static int publish_inode(int dirfd, const char *dir_path, char *tmp_name,
+                         struct dump_result *res) {
+  int out = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+  if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    uint8_t rnd[8];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+      dump_say(res, "no random bytes for a temporary name");
+      return -EAGAIN;
+    }
+    size_t o = (size_t)snprintf(tmp_name, 48, ".tmp-");
+    for (size_t i = 0; i < sizeof(rnd); i++, o += 2)
+      snprintf(tmp_name + o, 48 - o, "%02x", rnd[i]);
+    out = openat(dirfd, tmp_name,
+                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  }
+  if (out < 0) {
+    int r = -errno;
+    dump_say(res, "cannot create a file in %s: %s", dir_path, strerror(-r));
+    tmp_name[0] = 0;
+    return r;
+  }
+  if (fchmod(out, 0600) != 0 || (geteuid() == 0 && fchown(out, 0, 0) != 0)) {
+    int r = -errno;
+    dump_say(res, "cannot secure the dump: %s", strerror(-r));
+    close(out);
+    return r;
+  }
+  return out;
+}
+
+/* Exactly size bytes of in into out: a clone, which shares blocks (btrfs,
+ * xfs: no copy, no space), else a copy within free space and min_free. */
+static int publish_fill(int in, int out, uint64_t size, int dirfd,
+                        const char *dir_path, uint64_t min_free_bytes,
+                        int64_t deadline_ms, int cancel_fd,
+                        struct dump_result *res) {
+  struct stat st;
+  if (ioctl(out, FICLONE, in) == 0) {
+    if (fstat(out, &st) != 0 || (uint64_t)st.st_size < size) {
+      dump_say(res, "the dump shrank while it was cloned: refusing it");
+      return -EIO;
+    }
+    if ((uint64_t)st.st_size > size && ftruncate(out, (off_t)size) != 0) {
+      int r = -errno;
+      dump_say(res, "cannot truncate the dump: %s", strerror(-r));
+      return r;
+    }
+    return 0;
+  }
+  uint64_t avail = 0;
+  int r = free_bytes(dirfd, dir_path, &avail, res);
+  if (r < 0)
+    return r;
+  if (size > avail || avail - size < min_free_bytes) {
+    dump_say(res,
+             "the dump is %llu MiB, and %s has %llu MiB free with MinFreeSpace "
+             "%llu MiB: refusing to copy it",
+             (unsigned long long)(size >> 20), dir_path,
+             (unsigned long long)(avail >> 20),
+             (unsigned long long)(min_free_bytes >> 20));
+    return -ENOSPC;
+  }
+  return copy_exact(in, out, size, deadline_ms, cancel_fd, res);
+}
+
+/* Links out (or its temporary name tmp_name, when not "") as final_name in
+ * dirfd, never over an existing name (linkat fails with EEXIST). */
+static int publish_link(int out, const char *tmp_name, int dirfd,
+                        const char *final_name) {
+  if (tmp_name[0])
+    return linkat(dirfd, tmp_name, dirfd, final_name, 0) == 0 ? 0 : -errno;
+  int r = linkat(out, "", dirfd, final_name, AT_EMPTY_PATH) == 0 ? 0 : -errno;
+  if (r == -ENOENT || r == -EPERM) { /* no CAP_DAC_READ_SEARCH */
+    char self[64];
+    snprintf(self, sizeof(self), "/proc/self/fd/%d", out);
+    r = linkat(AT_FDCWD, self, dirfd, final_name, AT_SYMLINK_FOLLOW) == 0
+            ? 0
+            : -errno;
+  }
+  return r;
+}
+
 int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
                  uid_t writer, int dirfd, const char *dir_path,
                  const char *final_name, uint64_t min_free_bytes,
                  int64_t deadline_ms, int cancel_fd, struct dump_result *res) {
   char final_path[PATH_MAX], tmp_name[48] = "";
-  int in = -1, out = -1, r;
-  struct stat st;
+  uint64_t size = 0;
   if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", dir_path,
                        final_name) >= sizeof(final_path)) {
     dump_say(res, "dump path too long");
     return -ENAMETOOLONG;
   }
-  /* O_NONBLOCK: a FIFO put in the dump's place must not block us */
-  in = openat(src_dirfd, src_name,
-              O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  if (in < 0) {
-    r = -errno;
-    if (r == -ENOENT)
-      dump_say(res, "the runtime reported success but wrote no dump at %s",
-          src_shown);
-    else if (r == -ELOOP)
-      dump_say(res, "%s is not a regular file (a symbolic link): refusing it",
-          src_shown);
-    else
-      dump_say(res, "cannot open the dump %s: %s", src_shown, strerror(-r));
-    return r;
-  }
-  if (fstat(in, &st) != 0) {
-    r = -errno;
-    dump_say(res, "cannot stat the dump %s: %s", src_shown, strerror(-r));
-    goto out;
-  }
-  if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != writer) {
-    dump_say(res, "%s is not a plain file of its writer (%s): refusing it",
-        src_shown,
-        S_ISDIR(st.st_mode)    ? "a directory"
-        : !S_ISREG(st.st_mode) ? "not a regular file"
-        : st.st_nlink != 1     ? "it has other links"
-                               : "another owner");
-    r = -EPERM;
-    goto out;
-  }
-  if (st.st_size <= 0) {
-    dump_say(res, "the dump %s is empty", src_shown);
-    r = -EIO;
-    goto out;
-  }
-  uint64_t size = (uint64_t)st.st_size;
-  struct stat fst;
-  if (fstatat(dirfd, final_name, &fst, AT_SYMLINK_NOFOLLOW) == 0) {
+  int in = publish_source(src_dirfd, src_name, src_shown, writer, &size, res);
+  if (in < 0)
+    return in;
+  int out = -1, r;
+  struct stat st;
+  if (fstatat(dirfd, final_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
     dump_say(res, "%s exists already: refusing to overwrite it", final_path);
     r = -EEXIST;
-    goto out;
-  }
-
-  /* A fresh inode that only we hold: whatever the writer still does to its
-   * file (it may keep an fd and write on) no longer reaches the dump. */
-  out = openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-  if (out < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-    uint8_t rnd[8];
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-      dump_say(res, "no random bytes for a temporary name");
-      r = -EAGAIN;
-      goto out;
-    }
-    size_t o = (size_t)snprintf(tmp_name, sizeof(tmp_name), ".tmp-");
-    for (size_t i = 0; i < sizeof(rnd); i++, o += 2)
-      snprintf(tmp_name + o, sizeof(tmp_name) - o, "%02x", rnd[i]);
-    out = openat(dirfd, tmp_name,
-                 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  }
-  if (out < 0) {
-    r = -errno;
-    dump_say(res, "cannot create a file in %s: %s", dir_path, strerror(-r));
-    tmp_name[0] = 0;
-    goto out;
-  }
-  if (fchmod(out, 0600) != 0 || (geteuid() == 0 && fchown(out, 0, 0) != 0)) {
-    r = -errno;
-    dump_say(res, "cannot secure the dump: %s", strerror(-r));
-    goto out;
-  }
-
-  /* A clone shares blocks (btrfs, xfs): no copy, no space. */
-  if (ioctl(out, FICLONE, in) == 0) {
-    if (fstat(out, &fst) != 0 || (uint64_t)fst.st_size < size) {
-      dump_say(res, "the dump shrank while it was cloned: refusing it");
-      r = -EIO;
-      goto out;
-    }
-    if ((uint64_t)fst.st_size > size && ftruncate(out, (off_t)size) != 0) {
-      r = -errno;
-      dump_say(res, "cannot truncate the dump: %s", strerror(-r));
-      goto out;
-    }
   } else {
-    uint64_t avail = 0;
-    r = free_bytes(dirfd, dir_path, &avail, res);
-    if (r < 0)
-      goto out;
-    if (size > avail || avail - size < min_free_bytes) {
-      dump_say(res,
-          "the dump is %llu MiB, and %s has %llu MiB free with MinFreeSpace "
-          "%llu MiB: refusing to copy it",
-          (unsigned long long)(size >> 20), dir_path,
-          (unsigned long long)(avail >> 20),
-          (unsigned long long)(min_free_bytes >> 20));
-      r = -ENOSPC;
-      goto out;
-    }
-    r = copy_exact(in, out, size, deadline_ms, cancel_fd, res);
-    if (r < 0)
-      goto out;
+    out = publish_inode(dirfd, dir_path, tmp_name, res);
+    r = out < 0 ? out
+                : publish_fill(in, out, size, dirfd, dir_path, min_free_bytes,
+                               deadline_ms, cancel_fd, res);
+    if (r == 0 && (r = publish_link(out, tmp_name, dirfd, final_name)) < 0)
+      dump_say(res, "cannot move the dump to %s: %s", final_path,
+               strerror(-r));
   }
-
-  /* The name last, never over an existing one (linkat fails with EEXIST). */
-  if (tmp_name[0]) {
-    r = linkat(dirfd, tmp_name, dirfd, final_name, 0) == 0 ? 0 : -errno;
-  } else {
-    r = linkat(out, "", dirfd, final_name, AT_EMPTY_PATH) == 0 ? 0 : -errno;
-    if (r == -ENOENT || r == -EPERM) { /* no CAP_DAC_READ_SEARCH */
-      char self[64];
-      snprintf(self, sizeof(self), "/proc/self/fd/%d", out);
-      r = linkat(AT_FDCWD, self, dirfd, final_name, AT_SYMLINK_FOLLOW) == 0
-              ? 0
-              : -errno;
-    }
+  if (r == 0) {
+    res->size = size;
+    snprintf(res->path, sizeof(res->path), "%s", final_path);
   }
-  if (r < 0) {
-    dump_say(res, "cannot move the dump to %s: %s", final_path, strerror(-r));
-    goto out;
-  }
-  res->size = size;
-  snprintf(res->path, sizeof(res->path), "%s", final_path);
-out:
   if (tmp_name[0])
     unlinkat(dirfd, tmp_name, 0);
   if (out >= 0)
