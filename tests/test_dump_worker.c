@@ -99,6 +99,8 @@ static void release(int n, int rc) {
   pthread_mutex_unlock(&mu);
 }
 
+/* A started worker with this policy, over the fake dump and clock, and the
+ * fake's counts reset. */
 static struct dump_worker *worker(double min_interval, unsigned per_process,
                                   unsigned total, unsigned queue_max) {
   pthread_mutex_lock(&mu);
@@ -112,9 +114,9 @@ static struct dump_worker *worker(double min_interval, unsigned per_process,
   static const struct dump_worker_ops ops = {.take = fake_take,
                                              .now = fake_now};
   struct dump_worker *w = dump_worker_new(&tmpl, &pol, &ops, on_done, NULL);
-  if (w != NULL && dump_worker_start(w) != 0) {
-    dump_worker_free(w);
-    w = NULL;
+  if (w == NULL || dump_worker_start(w) != 0) {
+    printf("Bail out! cannot start a dump worker\n");
+    exit(1);
   }
   return w;
 }
@@ -139,11 +141,16 @@ static int one_dump(struct dump_worker *w, pid_t pid, uint64_t start_time,
   return wait_for(&ndone, n + 1);
 }
 
+/* Stops w: every dump the test let start has ended by then. */
+static int finish(struct dump_worker *w) {
+  dump_worker_free(w);
+  EXPECT_EQ_INT(started, ndone);
+  EXPECT_EQ_INT(0, releases);
+  return 0;
+}
+
 DEF_TEST(one_at_a_time_per_process) {
   struct dump_worker *w = worker(0, 10, 10, 4);
-  CHECK(w != NULL);
-  if (w == NULL)
-    return -1;
   EXPECT_EQ_INT(0, ask(w, 100, 7));
   EXPECT_EQ_INT(0, wait_for(&started, 1));
   /* running: the same process is refused, queued or running alike */
@@ -158,15 +165,11 @@ DEF_TEST(one_at_a_time_per_process) {
   EXPECT_EQ_INT(8, dones[1].start_time);
   /* done: the process may have its next one */
   EXPECT_EQ_INT(0, one_dump(w, 100, 7, 0));
-  dump_worker_free(w);
-  return 0;
+  return finish(w);
 }
 
 DEF_TEST(min_interval_per_process) {
   struct dump_worker *w = worker(300, 10, 10, 4);
-  CHECK(w != NULL);
-  if (w == NULL)
-    return -1;
   EXPECT_EQ_INT(0, one_dump(w, 200, 1, 0));
   advance(299);
   EXPECT_EQ_INT(-EAGAIN, ask(w, 200, 1));
@@ -185,15 +188,11 @@ DEF_TEST(min_interval_per_process) {
   EXPECT_EQ_INT(-EAGAIN, ask(w, 200, 1));
   advance(300);
   EXPECT_EQ_INT(0, one_dump(w, 200, 1, 0));
-  dump_worker_free(w);
-  return 0;
+  return finish(w);
 }
 
 DEF_TEST(max_dumps) {
   struct dump_worker *w = worker(0, 2, 3, 4);
-  CHECK(w != NULL);
-  if (w == NULL)
-    return -1;
   EXPECT_EQ_INT(0, one_dump(w, 300, 1, 0));
   EXPECT_EQ_INT(0, one_dump(w, 300, 1, 0));
   EXPECT_EQ_INT(-EDQUOT, ask(w, 300, 1));
@@ -203,15 +202,11 @@ DEF_TEST(max_dumps) {
   EXPECT_EQ_INT(0, one_dump(w, 301, 1, 0));
   EXPECT_EQ_INT(-EDQUOT, ask(w, 302, 1));
   CHECK(strstr(why, "MaxDumpsTotal (3) reached") != NULL);
-  dump_worker_free(w);
-  return 0;
+  return finish(w);
 }
 
 DEF_TEST(queue_bound_and_order) {
   struct dump_worker *w = worker(0, 10, 10, 2);
-  CHECK(w != NULL);
-  if (w == NULL)
-    return -1;
   EXPECT_EQ_INT(0, ask(w, 400, 1));
   EXPECT_EQ_INT(0, wait_for(&started, 1)); /* out of the queue, running */
   EXPECT_EQ_INT(0, ask(w, 401, 1));
@@ -224,15 +219,11 @@ DEF_TEST(queue_bound_and_order) {
     EXPECT_EQ_INT(400 + i, dones[i].pid);
   /* a refused request took no slot: 403 may have its dump now */
   EXPECT_EQ_INT(0, one_dump(w, 403, 1, 0));
-  dump_worker_free(w);
-  return 0;
+  return finish(w);
 }
 
 DEF_TEST(shutdown_with_a_dump_in_flight) {
   struct dump_worker *w = worker(0, 10, 10, 4);
-  CHECK(w != NULL);
-  if (w == NULL)
-    return -1;
   EXPECT_EQ_INT(0, ask(w, 500, 1));
   EXPECT_EQ_INT(0, wait_for(&started, 1));
   EXPECT_EQ_INT(0, ask(w, 501, 1));

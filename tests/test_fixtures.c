@@ -311,17 +311,13 @@ static struct run *run_new(int keep) {
     return NULL;
   r->keep = keep;
   r->dec = counters_decoder_new();
-  if (r->dec == NULL) {
+  if (keep)
+    r->samples = calloc(MAX_SAMPLES, sizeof(*r->samples));
+  if (r->dec == NULL || (keep && r->samples == NULL)) {
+    counters_decoder_free(r->dec);
+    free(r->samples);
     free(r);
     return NULL;
-  }
-  if (keep) {
-    r->samples = calloc(MAX_SAMPLES, sizeof(*r->samples));
-    if (r->samples == NULL) {
-      counters_decoder_free(r->dec);
-      free(r);
-      return NULL;
-    }
   }
   return r;
 }
@@ -333,6 +329,18 @@ static void run_free(struct run *r) {
   free(r->samples);
   free(r->prefix);
   free(r);
+}
+
+/* Two runs that keep no samples: one for the whole stream, one for its
+ * pieces. 0, or -1 with neither left. */
+static int run_pair(struct run **whole, struct run **r) {
+  *whole = run_new(0);
+  *r = run_new(0);
+  if (*whole != NULL && *r != NULL)
+    return 0;
+  run_free(*whole);
+  run_free(*r);
+  return -1;
 }
 
 /* ---- chunks: the same result however the stream is cut ---- */
@@ -350,12 +358,9 @@ static int same_run(const struct run *a, const struct run *b) {
 }
 
 static int test_chunks_of(const struct fixture *fx) {
-  struct run *whole = run_new(0), *r = run_new(0);
-  if (whole == NULL || r == NULL) {
-    run_free(whole);
-    run_free(r);
+  struct run *whole, *r;
+  if (run_pair(&whole, &r) != 0)
     return -1;
-  }
   run_stream(fx->data, fx->len, 0, 0, whole);
   EXPECT_EQ_INT(0, whole->feed_rc);
   EXPECT_EQ_INT(0, whole->finish_rc);
@@ -396,12 +401,9 @@ static int test_chunks_of(const struct fixture *fx) {
 /* ---- truncated: a prefix of the events, then -ENODATA ---- */
 
 static int test_truncated_of(const struct fixture *fx) {
-  struct run *whole = run_new(0), *r = run_new(0);
-  if (whole == NULL || r == NULL) {
-    run_free(whole);
-    run_free(r);
+  struct run *whole, *r;
+  if (run_pair(&whole, &r) != 0)
     return -1;
-  }
   whole->prefix_cap = 1 << 16;
   whole->prefix = calloc(whole->prefix_cap, sizeof(*whole->prefix));
   if (whole->prefix == NULL) {

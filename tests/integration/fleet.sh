@@ -245,12 +245,7 @@ ns_collectd() {
 	NS_PID=$!
 	PIDS+=("$NS_PID")
 	made_pid "$NS_PID"
-	wait_until 20 bash -c "grep -q 'Initialization complete' '$dir/collectd.log' || ! kill -0 $NS_PID 2>/dev/null" &&
-		grep -q "Initialization complete" "$dir/collectd.log" || {
-		echo "collectd ($name) did not start; its log:" >&2
-		tail -20 "$dir/collectd.log" "$dir/stdout.log" >&2
-		return 1
-	}
+	collectd_started "$dir" "$NS_PID" "collectd ($name)"
 }
 
 # agent_body PID SERVER-BLOCKS...: the dotnet plugin watching PID alone, and

@@ -116,9 +116,17 @@ collectd_start() {
 	${COLLECTD_WRAPPER:-} collectd -f -C "$dir/collectd.conf" >"$dir/stdout.log" 2>&1 &
 	COLLECTD_PID=$!
 	COLLECTD_DIR=$dir
-	wait_until 20 bash -c "grep -q 'Initialization complete' '$dir/collectd.log' || ! kill -0 $COLLECTD_PID 2>/dev/null" &&
+	collectd_started "$dir" "$COLLECTD_PID" collectd
+}
+
+# collectd_started DIR PID NAME: waits (20 s at most) until the collectd of
+# DIR (pid PID) has logged "Initialization complete"; else shows the end of
+# its logs, saying NAME did not start, and fails
+collectd_started() {
+	local dir=$1 pid=$2 name=$3
+	wait_until 20 bash -c "grep -q 'Initialization complete' '$dir/collectd.log' || ! kill -0 $pid 2>/dev/null" &&
 		grep -q "Initialization complete" "$dir/collectd.log" || {
-		echo "collectd did not start; its log:" >&2
+		echo "$name did not start; its log:" >&2
 		tail -20 "$dir/collectd.log" "$dir/stdout.log" >&2
 		return 1
 	}
