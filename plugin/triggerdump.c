@@ -1228,6 +1228,38 @@ static int row_cmp(const void *a, const void *b) {
   return x->id < y->id ? -1 : x->id > y->id ? 1 : strcmp(x->name, y->name);
 }
 
+/* The two tables of `stats`: events per provider and event id (with a
+ * sum per provider), then samples per counter. */
+static void stats_print(struct stats_ctx *c) {
+  struct stats_table *ev = &c->events, *sm = &c->samples;
+  if (ev->n > 0) /* rows is NULL until the first event */
+    qsort(ev->rows, ev->n, sizeof(*ev->rows), row_cmp);
+  printf("%-48s %6s  %-40s %10s\n", "PROVIDER", "ID", "EVENT", "COUNT");
+  const char *prev = "";
+  uint64_t sum = 0;
+  for (size_t i = 0; i < ev->n; i++) {
+    if (strcmp(prev, ev->rows[i].provider) != 0 && sum > 0) {
+      printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
+      sum = 0;
+    }
+    prev = ev->rows[i].provider;
+    sum += ev->rows[i].count;
+    printf("%-48s %6u  %-40s %10" PRIu64 "\n", ev->rows[i].provider,
+           ev->rows[i].id, ev->rows[i].name, ev->rows[i].count);
+  }
+  if (sum > 0)
+    printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
+  if (sm->n > 0) {
+    qsort(sm->rows, sm->n, sizeof(*sm->rows), sample_cmp);
+    printf("\n%-48s %-40s %10s  %s\n", "PROVIDER", "COUNTER", "SAMPLES",
+           "LAST");
+    for (size_t i = 0; i < sm->n; i++)
+      printf("%-48s %-40s %10" PRIu64 "  %.17g\n", sm->rows[i].provider,
+             sm->rows[i].name, sm->rows[i].count, sm->rows[i].last);
+    printf("\n");
+  }
+}
+
 static int cmd_stats(struct opts *o, int argc, char **argv, int first) {
   (void)o; /* no options but --help */
   if (argc - first != 1) {
@@ -1267,34 +1299,8 @@ static int cmd_stats(struct opts *o, int argc, char **argv, int first) {
   }
   close(fd);
   int fr = nettrace_reader_finish(r);
-  struct stats_table *ev = &c->events, *sm = &c->samples;
-  if (ev->n > 0) /* rows is NULL until the first event */
-    qsort(ev->rows, ev->n, sizeof(*ev->rows), row_cmp);
+  stats_print(c);
   const struct nettrace_stats *st = nettrace_reader_stats(r);
-  printf("%-48s %6s  %-40s %10s\n", "PROVIDER", "ID", "EVENT", "COUNT");
-  const char *prev = "";
-  uint64_t sum = 0;
-  for (size_t i = 0; i < ev->n; i++) {
-    if (strcmp(prev, ev->rows[i].provider) != 0 && sum > 0) {
-      printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
-      sum = 0;
-    }
-    prev = ev->rows[i].provider;
-    sum += ev->rows[i].count;
-    printf("%-48s %6u  %-40s %10" PRIu64 "\n", ev->rows[i].provider,
-           ev->rows[i].id, ev->rows[i].name, ev->rows[i].count);
-  }
-  if (sum > 0)
-    printf("%-48s %6s  %-40s %10" PRIu64 "\n", prev, "", "(all)", sum);
-  if (sm->n > 0) {
-    qsort(sm->rows, sm->n, sizeof(*sm->rows), sample_cmp);
-    printf("\n%-48s %-40s %10s  %s\n", "PROVIDER", "COUNTER", "SAMPLES",
-           "LAST");
-    for (size_t i = 0; i < sm->n; i++)
-      printf("%-48s %-40s %10" PRIu64 "  %.17g\n", sm->rows[i].provider,
-             sm->rows[i].name, sm->rows[i].count, sm->rows[i].last);
-    printf("\n");
-  }
   printf("events %" PRIu64 ", dropped %" PRIu64 ", counter samples %" PRIu64
          ", malformed counter events %" PRIu64 ", bytes %" PRIu64 "\n",
          st->events, st->dropped, c->counter_samples, c->bad_samples,
@@ -1306,8 +1312,8 @@ static int cmd_stats(struct opts *o, int argc, char **argv, int first) {
     rc = 1;
   }
   nettrace_reader_free(r);
-  free(ev->rows);
-  free(sm->rows);
+  free(c->events.rows);
+  free(c->samples.rows);
   free(c);
   return rc;
 }
