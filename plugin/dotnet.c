@@ -48,7 +48,6 @@
 #include "collectd.h"
 #include "plugin.h"
 #include "utils/common/common.h"
-#include "utils_complain.h"
 
 #include "dump_worker.h"
 #include "naming.h"
@@ -110,7 +109,12 @@ enum foreign_kind { FOREIGN_HOST, FOREIGN_SHAPE, FOREIGN_KINDS };
  *    callback reads; nobody dispatches under it);
  *  - batch: the watch's reader thread's alone (publish, flush);
  *  - collected: the read callback's (collectd never runs it twice at once);
- *  - foreign_logged: atomic, any thread. */
+ *  - the log-once flags: counts_full under count_lock, refusals_full
+ *    under refusal_lock, foreign_logged atomic.
+ * Log-once is by flags, not collectd's c_complain_once: that asks
+ * plugin_get_interval, which logs an error on a thread without a plugin
+ * context, and these lines come from the dump worker's thread and from the
+ * threshold plugin judging values our reader thread dispatched. */
 static struct {
   struct {
     double interval; /* 0: collectd's interval */
@@ -139,11 +143,11 @@ static struct {
   pthread_mutex_t refusal_lock;
   struct refusal refusals[MAX_REFUSALS];
   size_t nrefusals;
-  c_complain_t refusals_full;
+  bool refusals_full; /* said once */
   pthread_mutex_t count_lock;
   struct dump_count counts[MAX_DUMP_COUNTS];
   size_t ncounts;
-  c_complain_t counts_full;
+  bool counts_full; /* said once */
   struct batch_row *batch;
   size_t nbatch, batch_cap;
   struct collect collected;
@@ -160,9 +164,7 @@ static struct {
              .severity = NOTIF_WARNING},
     .notify_lock = PTHREAD_MUTEX_INITIALIZER,
     .refusal_lock = PTHREAD_MUTEX_INITIALIZER,
-    .refusals_full = C_COMPLAIN_INIT_STATIC,
     .count_lock = PTHREAD_MUTEX_INITIALIZER,
-    .counts_full = C_COMPLAIN_INIT_STATIC,
 };
 
 static void watch_log(int level, const char *msg) {
@@ -476,23 +478,27 @@ static struct dump_count *dump_count_find(const char *instance) {
 }
 
 static void dump_count_add(const char *instance, bool written) {
+  bool say_full = false;
   pthread_mutex_lock(&plugin.count_lock);
   struct dump_count *c = dump_count_find(instance);
   if (c == NULL && plugin.ncounts < MAX_DUMP_COUNTS) {
     c = &plugin.counts[plugin.ncounts++];
     sstrncpy(c->instance, instance, NAMING_MAX);
   }
-  if (c == NULL)
-    c_complain_once(LOG_WARNING, &plugin.counts_full,
-                    "dotnet plugin: dumps counted for %d instances: the dumps "
-                    "of others (first: \"%s\") are not counted in "
-                    "derive-dumps and derive-dump-failures (logged once).",
-                    MAX_DUMP_COUNTS, instance);
-  else if (written)
+  if (c == NULL) {
+    say_full = !plugin.counts_full;
+    plugin.counts_full = true;
+  } else if (written) {
     c->written++;
-  else
+  } else {
     c->failed++;
+  }
   pthread_mutex_unlock(&plugin.count_lock);
+  if (say_full)
+    WARNING("dotnet plugin: dumps counted for %d instances: the dumps of "
+            "others (first: \"%s\") are not counted in derive-dumps and "
+            "derive-dump-failures (logged once).",
+            MAX_DUMP_COUNTS, instance);
 }
 
 /* What the values of one instance share: plugin, plugin instance,
@@ -691,27 +697,29 @@ static void dump_done(void *ctx, const char *instance,
  * table is bounded: past its size, refusals of further instances are not
  * logged (said once). */
 static void log_refusal(const char *instance, int reason, const char *why) {
-  bool log = true;
+  bool say = true, say_full = false;
   pthread_mutex_lock(&plugin.refusal_lock);
-  for (size_t i = 0; log && i < plugin.nrefusals; i++)
+  for (size_t i = 0; say && i < plugin.nrefusals; i++)
     if (plugin.refusals[i].reason == reason &&
         strcmp(plugin.refusals[i].instance, instance) == 0)
-      log = false;
-  if (log && plugin.nrefusals < MAX_REFUSALS) {
+      say = false;
+  if (say && plugin.nrefusals < MAX_REFUSALS) {
     struct refusal *r = &plugin.refusals[plugin.nrefusals++];
     sstrncpy(r->instance, instance, NAMING_MAX);
     r->reason = reason;
-  } else if (log) {
-    log = false;
-    c_complain_once(LOG_NOTICE, &plugin.refusals_full,
-                    "dotnet plugin: refusals to dump logged for %d instances: "
-                    "those of further instances are not logged.",
-                    MAX_REFUSALS);
+  } else if (say) {
+    say = false;
+    say_full = !plugin.refusals_full;
+    plugin.refusals_full = true;
   }
   pthread_mutex_unlock(&plugin.refusal_lock);
-  if (log)
+  if (say)
     NOTICE("dotnet plugin: instance \"%s\": no dump: %s (logged once)",
            instance, why);
+  else if (say_full)
+    NOTICE("dotnet plugin: refusals to dump logged for %d instances: those "
+           "of further instances are not logged.",
+           MAX_REFUSALS);
 }
 
 static void forget_refusals(const char *instance) {
@@ -770,10 +778,8 @@ static void log_safe(char *dst, size_t cap, const char *src) {
 
 /* Logs once per kind, for the life of the plugin, that a notification
  * which would have made a dump came from elsewhere: they can come in any
- * number, from anyone who can reach the network plugin or unixsock. An
- * atomic flag, not c_complain_once: two threads (network, unixsock) may come
- * at once, and the line is longer than c_complain's 512 bytes can hold
- * with hostile names in it. */
+ * number, from anyone who can reach the network plugin or unixsock, on
+ * several threads at once. */
 static void log_foreign(const notification_t *n, enum foreign_kind kind) {
   if (atomic_exchange(&plugin.foreign_logged[kind], true))
     return;
