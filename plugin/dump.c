@@ -367,41 +367,52 @@ static void safe_name(const char *in, char *out, size_t cap) {
  * only ever named relative to the directory's fd, never followed, never
  * recursed into. */
 
-int dump_stage_new(int dirfd, uid_t writer, int *area_fd, char *name,
-                   size_t name_cap, char *why, size_t why_cap) {
-  uint8_t rnd[16];
-  int afd = -1, sfd = -1, r, tries = 0;
-  struct stat st;
-  *area_fd = -1;
-  if (name_cap < 2 * sizeof(rnd) + 1) {
-    snprintf(why, why_cap, "staging: name buffer too small");
-    return -EINVAL;
-  }
-again:
+/* The staging area of the dump directory dirfd, made 0711 when missing and
+ * checked as the dump directory is: an O_RDONLY directory fd, or negative
+ * errno with why[]. */
+static int stage_area_open(int dirfd, char *why, size_t why_cap) {
   if (mkdirat(dirfd, DUMP_STAGING_AREA, 0711) != 0 && errno != EEXIST) {
-    r = -errno;
+    int r = -errno;
     snprintf(why, why_cap,
              "cannot create the staging area " DUMP_STAGING_AREA ": %s",
              strerror(-r));
     return r;
   }
-  afd = openat(dirfd, DUMP_STAGING_AREA,
-               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  int afd = openat(dirfd, DUMP_STAGING_AREA,
+                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int r = 0;
   if (afd < 0 || fstat(afd, &st) != 0) {
     r = -errno;
     snprintf(why, why_cap,
              "cannot open the staging area " DUMP_STAGING_AREA ": %s",
              r == -ELOOP || r == -ENOTDIR ? "not a directory" : strerror(-r));
-    goto fail;
+  } else {
+    r = dir_trusted(&st, DUMP_STAGING_AREA, 1, why, why_cap);
   }
-  r = dir_trusted(&st, DUMP_STAGING_AREA, 1, why, why_cap);
-  if (r < 0)
-    goto fail;
-  if ((st.st_mode & 07777) != 0711 && fchmod(afd, 0711) != 0) {
+  if (r == 0 && (st.st_mode & 07777) != 0711 && fchmod(afd, 0711) != 0) {
     r = -errno;
     snprintf(why, why_cap, "cannot chmod the staging area: %s", strerror(-r));
-    goto fail;
   }
+  if (r < 0 && afd >= 0)
+    close(afd);
+  return r < 0 ? r : afd;
+}
+
+int dump_stage_new(int dirfd, uid_t writer, int *area_fd, char *name,
+                   size_t name_cap, char *why, size_t why_cap) {
+  uint8_t rnd[16];
+  int afd = -1, sfd = -1, r, tries = 0;
+  *area_fd = -1;
+  if (name_cap < 2 * sizeof(rnd) + 1) {
+    snprintf(why, why_cap, "staging: name buffer too small");
+    return -EINVAL;
+  }
+  name[0] = 0;
+again:
+  afd = stage_area_open(dirfd, why, why_cap);
+  if (afd < 0)
+    return afd;
   if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
     r = -EAGAIN;
     snprintf(why, why_cap, "staging: no random bytes for a name");
