@@ -454,7 +454,9 @@ static const char *const names3[] = {"Shop.SpikeMarker", "System.String",
 DEF_TEST(snapshot) {
   struct feeder f = feeder(GCTYPES_HEAP, 0);
   const uint64_t sizes[] = {1000, 30, 40};
-  gc_start(&f, 5, 1, 1, 0); /* gen1: not the snapshot */
+  gc_start(&f, 4, 1, 1, 0); /* gen1: not the snapshot */
+  gc_end(&f, 4);
+  gc_start(&f, 5, 2, 0, 0); /* gen2 the runtime chose: not one either */
   gc_end(&f, 5);
   bulk_type(&f, ids3, names3, 2);
   gc_start(&f, 6, 2, 1, 0);
@@ -875,6 +877,24 @@ DEF_TEST(memory_bound) {
   EXPECT_EQ_U64(3000, s.count);
   EXPECT_EQ_U64(2000, s.other_count);
   CHECK(gctypes_memory(f.g) <= gctypes_worst_bytes(&lim));
+  gctypes_free(f.g);
+
+  /* the name arena: a name that would fill it to the last byte but for
+   * its terminator is dropped, its type shown by id */
+  lim = (struct gctypes_limits){.max_names = 64};
+  f = (struct feeder){.g = gctypes_new(GCTYPES_HEAP, &lim), .seq = 1};
+  const uint64_t two[] = {0xA0, 0xB0}, sz[] = {48, 24};
+  const char *const fill[] = {"N.Thirty.Two.Bytes.Long.Name.Abc",
+                              "N.Thirty.One.Bytes.Long.Name.Ab"};
+  gc_start(&f, 1, 2, 1, 0);
+  bulk_node(&f, 0, two, sz, 2);
+  bulk_type(&f, two, fill, 2);
+  gc_end(&f, 1);
+  finish(&f, 0);
+  struct gctypes_row rows[2];
+  EXPECT_EQ_INT(2, gctypes_top(f.g, rows, 2));
+  EXPECT_EQ_STR(fill[0], rows[0].name);
+  EXPECT_EQ_STR("", rows[1].name);
   gctypes_free(f.g);
   gctypes_free(NULL);
   CHECK(gctypes_new((enum gctypes_mode)7, NULL) == NULL);
