@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET]     (default 20)
 #
-# Builds fuzz_nettrace, fuzz_counters and fuzz_ipc with clang
+# Builds fuzz_nettrace, fuzz_counters, fuzz_ipc and fuzz_gctypes with clang
 # (-fsanitize=fuzzer,address,undefined) into $BUILD/fuzz, replays every file
 # of tests/fuzz/regressions/<target>/ (each must run clean), then fuzzes each
 # target for SECONDS_PER_TARGET starting from a scratch copy of the committed
@@ -30,9 +30,12 @@ declare -A SOURCES=(
 	[fuzz_nettrace]="plugin/nettrace.c plugin/counters.c plugin/counters_table.c"
 	[fuzz_counters]="plugin/nettrace.c plugin/counters.c plugin/counters_decoder.c plugin/counters_table.c"
 	[fuzz_ipc]="plugin/ipc.c"
+	[fuzz_gctypes]="plugin/nettrace.c plugin/gctypes.c"
 )
 declare -A MAX_LEN=([fuzz_nettrace]=65536 [fuzz_counters]=4096 [fuzz_ipc]=4096)
+MAX_LEN[fuzz_gctypes]=65536
 TARGETS=(fuzz_nettrace fuzz_counters fuzz_ipc)
+TARGETS+=(fuzz_gctypes)
 
 report() { # LINE
 	printf '%s\n' "$1"
