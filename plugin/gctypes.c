@@ -111,8 +111,8 @@ struct gctypes {
   uint64_t threads_untracked;
 
   /* totals */
-  int capped; /* some type ids found the table full: "(other)" */
-  uint64_t other_count, other_bytes, other_samples, other_sampled_rest;
+  struct type other; /* what type ids that found the table full hold */
+  int capped;
   uint64_t lost_events, bad_events, reader_dropped;
   int stream_rc, finished;
 
@@ -149,6 +149,16 @@ static uint32_t pow2_at_least(uint64_t n) {
   return p;
 }
 
+/* Where id is in an index of types (its slot holds that type's index + 1)
+ * or would go (a free slot). */
+static uint32_t slot_of(const uint32_t *slots, uint32_t nslots,
+                        const struct type *types, uint64_t id) {
+  uint32_t h = hash64(id) & (nslots - 1);
+  while (slots[h] != 0 && types[slots[h] - 1].id != id)
+    h = (h + 1) & (nslots - 1);
+  return h;
+}
+
 /* Grows the types array and its index (doubling, up to max_types). */
 static int types_grow(struct gctypes *g) {
   uint32_t cap = g->cap_types ? g->cap_types * 2 : TYPES_INITIAL;
@@ -164,12 +174,8 @@ static int types_grow(struct gctypes *g) {
   uint32_t *slots = calloc(nslots, sizeof(*slots));
   if (slots == NULL)
     return -ENOMEM;
-  for (uint32_t i = 0; i < g->ntypes; i++) {
-    uint32_t h = hash64(t[i].id) & (nslots - 1);
-    while (slots[h] != 0)
-      h = (h + 1) & (nslots - 1);
-    slots[h] = i + 1;
-  }
+  for (uint32_t i = 0; i < g->ntypes; i++)
+    slots[slot_of(slots, nslots, t, t[i].id)] = i + 1;
   free(g->slots);
   g->slots = slots;
   g->nslots = nslots;
@@ -179,17 +185,17 @@ static int types_grow(struct gctypes *g) {
 
 /* The type of that id, added when new; NULL when the table is full. */
 static struct type *type_get(struct gctypes *g, uint64_t id) {
+  uint32_t h = 0;
   if (g->nslots > 0) {
-    uint32_t h = hash64(id) & (g->nslots - 1);
-    for (; g->slots[h] != 0; h = (h + 1) & (g->nslots - 1))
-      if (g->types[g->slots[h] - 1].id == id)
-        return &g->types[g->slots[h] - 1];
+    h = slot_of(g->slots, g->nslots, g->types, id);
+    if (g->slots[h] != 0)
+      return &g->types[g->slots[h] - 1];
   }
-  if (g->ntypes == g->cap_types && types_grow(g) != 0)
-    return NULL;
-  uint32_t h = hash64(id) & (g->nslots - 1);
-  while (g->slots[h] != 0)
-    h = (h + 1) & (g->nslots - 1);
+  if (g->ntypes == g->cap_types) {
+    if (types_grow(g) != 0)
+      return NULL;
+    h = slot_of(g->slots, g->nslots, g->types, id);
+  }
   struct type *t = &g->types[g->ntypes];
   *t = (struct type){.id = id, .name_off = NO_NAME};
   g->slots[h] = ++g->ntypes;
@@ -229,6 +235,15 @@ static size_t name_normalize(char *s) {
   }
   *o = 0;
   return wire_utf8_printable(s);
+}
+
+/* The type of that id; "(other)" when the table is full. */
+static struct type *type_or_other(struct gctypes *g, uint64_t id) {
+  struct type *t = type_get(g, id);
+  if (t != NULL)
+    return t;
+  g->capped = 1;
+  return &g->other;
 }
 
 /* Sets the name of t from UTF-16LE units, unless it has one. */
@@ -312,7 +327,9 @@ static int take_ptr(struct wire_cursor *c, uint32_t ptr_size, uint64_t *out) {
   return 0;
 }
 
-static int on_gc_start(struct gctypes *g, const struct nettrace_event *ev) {
+static int on_gc_start(struct gctypes *g, const struct nettrace_event *ev,
+                       uint32_t ptr_size) {
+  (void)ptr_size;
   struct wire_cursor c = wire_cursor(ev->payload, ev->payload_len);
   uint32_t count = 0, depth = 0, reason = 0, type = 0;
   if (ev->meta->version < 1)
@@ -329,19 +346,21 @@ static int on_gc_start(struct gctypes *g, const struct nettrace_event *ev) {
   return 0;
 }
 
-static int on_gc_end(struct gctypes *g, const struct nettrace_event *ev) {
-  struct wire_cursor c = wire_cursor(ev->payload, ev->payload_len);
-  uint32_t count = 0;
-  if (wire_u32(&c, &count) != 0)
-    return -1;
-  if (g->gc_started && !g->gc_ended && count == g->gc_number) {
+static int on_gc_end(struct gctypes *g, const struct nettrace_event *ev,
+                     uint32_t ptr_size) {
+  (void)ptr_size;
+  if (ev->payload_len < 4)
+    return -1; /* Count, the only field needed */
+  if (g->gc_started && !g->gc_ended && wire_le32(ev->payload) == g->gc_number) {
     g->gc_ended = 1;
     g->gc_end_ts = ev->timestamp;
   }
   return 0;
 }
 
-static int on_heap_stats(struct gctypes *g, const struct nettrace_event *ev) {
+static int on_heap_stats(struct gctypes *g, const struct nettrace_event *ev,
+                         uint32_t ptr_size) {
+  (void)ptr_size;
   struct wire_cursor c = wire_cursor(ev->payload, ev->payload_len);
   uint64_t v[10] = {0}, poh = 0;
   /* the first after the snapshot's GC ended: the heap it left */
@@ -361,7 +380,9 @@ static int on_heap_stats(struct gctypes *g, const struct nettrace_event *ev) {
   return 0;
 }
 
-static int on_bulk_type(struct gctypes *g, const struct nettrace_event *ev) {
+static int on_bulk_type(struct gctypes *g, const struct nettrace_event *ev,
+                        uint32_t ptr_size) {
+  (void)ptr_size;
   struct wire_cursor c = wire_cursor(ev->payload, ev->payload_len);
   uint32_t count = 0;
   uint16_t clr = 0;
@@ -420,27 +441,28 @@ static int on_bulk_node(struct gctypes *g, const struct nettrace_event *ev,
     wire_u64(&c, &size);
     wire_u64(&c, &id);
     wire_u64(&c, &edges);
-    struct type *t = type_get(g, id);
-    if (t == NULL) {
-      g->capped = 1;
-      g->other_count++;
-      g->other_bytes = sat_add(g->other_bytes, size);
-      continue;
-    }
+    struct type *t = type_or_other(g, id);
     t->count++;
     t->bytes = sat_add(t->bytes, size);
   }
   return 0;
 }
 
-/* A type of an allocation event: by id, named from the event. NULL: the
- * table is full, the caller counts it as "(other)". */
-static struct type *alloc_type(struct gctypes *g, uint64_t id,
-                               const uint8_t *name, size_t units) {
-  struct type *t = type_get(g, id);
-  if (t != NULL)
+/* One allocation event of a type (by id, named from the event): a tick
+ * and the bytes it stands for, or a sample and its object's bytes past the
+ * sampling point. */
+static void alloc_add(struct gctypes *g, uint64_t id, const uint8_t *name,
+                      size_t units, int sampled, uint64_t bytes) {
+  struct type *t = type_or_other(g, id);
+  if (t != &g->other)
     type_name_set(g, t, name, units);
-  return t;
+  if (sampled) {
+    t->samples++;
+    t->sampled_rest = sat_add(t->sampled_rest, bytes);
+  } else {
+    t->count++;
+    t->bytes = sat_add(t->bytes, bytes);
+  }
 }
 
 static int on_allocation_tick(struct gctypes *g,
@@ -459,15 +481,7 @@ static int on_allocation_tick(struct gctypes *g,
       take_ptr(&c, ptr_size, &id) != 0 || wire_utf16z(&c, &name, &units) != 0)
     return -1;
   g->tick_events++;
-  struct type *t = alloc_type(g, id, name, units);
-  if (t == NULL) {
-    g->capped = 1;
-    g->other_count++;
-    g->other_bytes = sat_add(g->other_bytes, amount64);
-    return 0;
-  }
-  t->count++;
-  t->bytes = sat_add(t->bytes, amount64);
+  alloc_add(g, id, name, units, 0, amount64);
   return 0;
 }
 
@@ -485,17 +499,8 @@ static int on_allocation_sampled(struct gctypes *g,
       take_ptr(&c, ptr_size, &addr) != 0 || wire_u64(&c, &size) != 0 ||
       wire_u64(&c, &offset) != 0)
     return -1;
-  uint64_t rest = size > offset ? size - offset : 0;
   g->sampled_events++;
-  struct type *t = alloc_type(g, id, name, units);
-  if (t == NULL) {
-    g->capped = 1;
-    g->other_samples++;
-    g->other_sampled_rest = sat_add(g->other_sampled_rest, rest);
-    return 0;
-  }
-  t->samples++;
-  t->sampled_rest = sat_add(t->sampled_rest, rest);
+  alloc_add(g, id, name, units, 1, size > offset ? size - offset : 0);
   return 0;
 }
 
@@ -542,50 +547,41 @@ void gctypes_free(struct gctypes *g) {
   free(g);
 }
 
+/* The events each mode decodes. */
+typedef int (*decoder)(struct gctypes *g, const struct nettrace_event *ev,
+                       uint32_t ptr_size);
+static const struct {
+  uint32_t event_id;
+  enum gctypes_mode mode;
+  decoder decode;
+} decoders[] = {
+    {EV_GC_START, GCTYPES_HEAP, on_gc_start},
+    {EV_GC_END, GCTYPES_HEAP, on_gc_end},
+    {EV_GC_HEAP_STATS, GCTYPES_HEAP, on_heap_stats},
+    {EV_BULK_TYPE, GCTYPES_HEAP, on_bulk_type},
+    {EV_BULK_NODE, GCTYPES_HEAP, on_bulk_node},
+    {EV_ALLOCATION_TICK, GCTYPES_ALLOC, on_allocation_tick},
+    {EV_ALLOCATION_SAMPLED, GCTYPES_ALLOC, on_allocation_sampled},
+};
+
 void gctypes_event(struct gctypes *g, const struct nettrace_event *ev,
                    const struct nettrace_trace_info *ti) {
   sequence_check(g, ev);
   if (strcmp(ev->meta->provider, GCTYPES_PROVIDER) != 0)
     return;
-  uint32_t ptr_size = ti != NULL ? ti->pointer_size : 0;
   if (ti != NULL)
     g->qpc_frequency = ti->qpc_frequency;
-  int rc = 0;
-  switch (ev->meta->event_id) {
-  case EV_GC_START:
-    rc = g->mode == GCTYPES_HEAP ? on_gc_start(g, ev) : 0;
-    break;
-  case EV_GC_END:
-    rc = g->mode == GCTYPES_HEAP ? on_gc_end(g, ev) : 0;
-    break;
-  case EV_GC_HEAP_STATS:
-    rc = g->mode == GCTYPES_HEAP ? on_heap_stats(g, ev) : 0;
-    break;
-  case EV_BULK_TYPE:
-    rc = g->mode == GCTYPES_HEAP ? on_bulk_type(g, ev) : 0;
-    break;
-  case EV_BULK_NODE:
-    if (g->mode != GCTYPES_HEAP)
-      break;
-    rc = ptr_size == 4 || ptr_size == 8 ? on_bulk_node(g, ev, ptr_size) : -1;
-    break;
-  case EV_ALLOCATION_TICK:
-    if (g->mode != GCTYPES_ALLOC)
-      break;
-    rc = ptr_size == 4 || ptr_size == 8 ? on_allocation_tick(g, ev, ptr_size)
-                                        : -1;
-    break;
-  case EV_ALLOCATION_SAMPLED:
-    if (g->mode != GCTYPES_ALLOC)
-      break;
-    rc = ptr_size == 4 || ptr_size == 8 ? on_allocation_sampled(g, ev, ptr_size)
-                                        : -1;
-    break;
-  default:
-    break;
+  uint32_t ptr_size = ti != NULL ? ti->pointer_size : 0;
+  for (size_t i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
+    if (decoders[i].event_id != ev->meta->event_id ||
+        decoders[i].mode != g->mode)
+      continue;
+    /* a trace of another pointer size is not one these layouts know */
+    if ((ptr_size != 4 && ptr_size != 8) ||
+        decoders[i].decode(g, ev, ptr_size) != 0)
+      g->bad_events++;
+    return;
   }
-  if (rc != 0)
-    g->bad_events++;
 }
 
 int gctypes_snapshot_done(const struct gctypes *g) {
@@ -645,6 +641,14 @@ void gctypes_finish(struct gctypes *g, int stream_rc, uint64_t reader_dropped) {
     reason_add(g, "%" PRIu64 " events malformed", g->bad_events);
 }
 
+static uint64_t type_count(const struct gctypes *g, const struct type *t) {
+  return use_sampled(g) ? t->samples : t->count;
+}
+
+static uint64_t type_bytes(const struct gctypes *g, const struct type *t) {
+  return use_sampled(g) ? sampled_bytes(t->samples, t->sampled_rest) : t->bytes;
+}
+
 void gctypes_summary(const struct gctypes *g, struct gctypes_summary *out) {
   int sampled = use_sampled(g);
   *out = (struct gctypes_summary){
@@ -667,25 +671,18 @@ void gctypes_summary(const struct gctypes *g, struct gctypes_summary *out) {
       .tick_events = g->tick_events,
       .sampled_events = g->sampled_events,
   };
-  if (sampled) {
-    out->other_count = g->other_samples;
-    out->other_bytes = sampled_bytes(g->other_samples, g->other_sampled_rest);
-  } else {
-    out->other_count = g->other_count;
-    out->other_bytes = g->other_bytes;
-  }
+  out->other_count = type_count(g, &g->other);
+  out->other_bytes = type_bytes(g, &g->other);
   out->count = out->other_count;
   out->bytes = out->other_bytes;
   for (uint32_t i = 0; i < g->ntypes; i++) {
     const struct type *t = &g->types[i];
-    uint64_t n = sampled ? t->samples : t->count;
+    uint64_t n = type_count(g, t);
     if (n == 0)
       continue; /* named by BulkType, no object of it */
     out->types++;
     out->count = sat_add(out->count, n);
-    out->bytes =
-        sat_add(out->bytes, sampled ? sampled_bytes(t->samples, t->sampled_rest)
-                                    : t->bytes);
+    out->bytes = sat_add(out->bytes, type_bytes(g, t));
   }
   if (g->gc_ended && g->qpc_frequency > 0 && g->gc_end_ts >= g->gc_start_ts)
     out->gc_pause_ms = (double)(g->gc_end_ts - g->gc_start_ts) * 1000.0 /
@@ -697,14 +694,6 @@ void gctypes_summary(const struct gctypes *g, struct gctypes_summary *out) {
 }
 
 /* ---- results ---- */
-
-static uint64_t type_count(const struct gctypes *g, const struct type *t) {
-  return use_sampled(g) ? t->samples : t->count;
-}
-
-static uint64_t type_bytes(const struct gctypes *g, const struct type *t) {
-  return use_sampled(g) ? sampled_bytes(t->samples, t->sampled_rest) : t->bytes;
-}
 
 /* Whether a ranks before b: more bytes, then more objects, then lower id. */
 static int ranks_before(const struct gctypes_row *a,

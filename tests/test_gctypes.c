@@ -230,11 +230,6 @@ static int heap_fixture(const struct heap_expect *e) {
   return 0;
 }
 
-DEF_TEST(heap_net8) { return heap_fixture(&heap_expect[0]); }
-DEF_TEST(heap_net9) { return heap_fixture(&heap_expect[1]); }
-DEF_TEST(heap_net10) { return heap_fixture(&heap_expect[2]); }
-DEF_TEST(heap_net11) { return heap_fixture(&heap_expect[3]); }
-
 struct alloc_expect {
   int ver;
   const char *method;
@@ -275,10 +270,15 @@ static int alloc_fixture(const struct alloc_expect *e) {
   return 0;
 }
 
-DEF_TEST(alloc_net8) { return alloc_fixture(&alloc_expect[0]); }
-DEF_TEST(alloc_net9) { return alloc_fixture(&alloc_expect[1]); }
-DEF_TEST(alloc_net10) { return alloc_fixture(&alloc_expect[2]); }
-DEF_TEST(alloc_net11) { return alloc_fixture(&alloc_expect[3]); }
+/* Each snapshot and allocation fixture: .NET 8, 9, 10 and 11. */
+DEF_TEST(fixtures) {
+  int rc = 0;
+  for (size_t i = 0; i < sizeof(heap_expect) / sizeof(heap_expect[0]); i++)
+    rc |= heap_fixture(&heap_expect[i]);
+  for (size_t i = 0; i < sizeof(alloc_expect) / sizeof(alloc_expect[0]); i++)
+    rc |= alloc_fixture(&alloc_expect[i]);
+  return rc;
+}
 
 /* Every fixture gives the same JSON fed whole, byte by byte, in 7- and
  * 4096-byte chunks and split in two at every 61st offset; every prefix at
@@ -338,9 +338,10 @@ struct payload {
   size_t len;
 };
 
+/* n bytes of v, little endian (zeroes past its eighth byte). */
 static void put(struct payload *p, uint64_t v, size_t n) {
   for (size_t i = 0; i < n; i++)
-    p->b[p->len++] = (uint8_t)(v >> (8 * i));
+    p->b[p->len++] = i < 8 ? (uint8_t)(v >> (8 * i)) : 0;
 }
 
 /* NUL-terminated UTF-16LE of an ASCII string. */
@@ -447,6 +448,23 @@ static struct gctypes_summary finish(struct feeder *f, uint64_t dropped) {
 }
 
 static const uint64_t ids3[] = {0xA0, 0xB0, 0xC0};
+static const uint64_t sizes3[] = {24, 24, 24};
+
+/* A snapshot in GC `number`: one node event of the three types per entry
+ * of index[] (-1 ends the list), its GC's end if `ended`, then the end of
+ * the stream as nettrace_reader_finish says it (stream_rc). */
+static struct gctypes_summary walk(struct feeder *f, uint32_t number,
+                                   const int *index, int ended, int stream_rc) {
+  struct gctypes_summary s;
+  gc_start(f, number, 2, 1, 0);
+  for (; *index >= 0; index++)
+    bulk_node(f, (uint32_t)*index, ids3, sizes3, 3);
+  if (ended)
+    gc_end(f, number);
+  gctypes_finish(f->g, stream_rc, 0);
+  gctypes_summary(f->g, &s);
+  return s;
+}
 static const char *const names3[] = {"Shop.SpikeMarker", "System.String",
                                      "System.Collections.Generic.List`1"
                                      "[System.String]"};
@@ -488,10 +506,9 @@ DEF_TEST(snapshot) {
 DEF_TEST(lost_events) {
   /* a gap in the thread's sequence numbers, and the reader's drops */
   struct feeder f = feeder(GCTYPES_HEAP, 0);
-  const uint64_t sizes[] = {24, 24, 24};
   gc_start(&f, 2, 2, 1, 0);
   f.seq += 3; /* three events the runtime dropped */
-  bulk_node(&f, 0, ids3, sizes, 3);
+  bulk_node(&f, 0, ids3, sizes3, 3);
   gc_end(&f, 2);
   struct gctypes_summary s = finish(&f, 2);
   EXPECT_EQ_INT(0, s.complete);
@@ -506,41 +523,96 @@ DEF_TEST(lost_events) {
   s = finish(&f, 0);
   EXPECT_EQ_U64(3, s.lost_events);
   gctypes_free(f.g);
+  return 0;
+}
 
-  /* node events missing from the walk's numbering */
-  f = feeder(GCTYPES_HEAP, 0);
-  gc_start(&f, 3, 2, 1, 0);
-  bulk_node(&f, 0, ids3, sizes, 3);
-  bulk_node(&f, 3, ids3, sizes, 3);
-  gc_end(&f, 3);
-  s = finish(&f, 0);
-  EXPECT_EQ_INT(0, s.complete);
-  EXPECT_EQ_U64(2, s.lost_node_events);
-  EXPECT_EQ_U64(6, s.count);
-  EXPECT_EQ_STR("2 of 4 node events lost", s.reason);
-  gctypes_free(f.g);
+/* Heap walks in GC 3, each node event holding three nodes. */
+DEF_TEST(walks) {
+  static const struct {
+    const char *what;
+    int index[6]; /* the node events' Index, -1 ends */
+    int ended, stream_rc;
+    int complete;
+    uint64_t count, node_events, lost_node_events;
+    const char *reason;
+  } cases[] = {
+      {"whole", {0, 1, -1}, 1, 0, 1, 6, 2, 0, ""},
+      {"node events missing from the walk's numbering",
+       {0, 3, -1},
+       1,
+       0,
+       0,
+       6,
+       2,
+       2,
+       "2 of 4 node events lost"},
+      {"the walk's first node events missing",
+       {2, 3, -1},
+       1,
+       0,
+       0,
+       6,
+       2,
+       2,
+       "2 of 4 node events lost"},
+      {"cut in the middle: the GC never ends",
+       {0, -1},
+       0,
+       -ENODATA,
+       0,
+       3,
+       1,
+       0,
+       "the snapshot's GC 3 never ended in the stream; "
+       "the stream ended early (cut)"},
+      {"cut after the GC ended: what it walked is all there",
+       {0, 1, -1},
+       1,
+       -ENODATA,
+       1,
+       6,
+       2,
+       0,
+       ""},
+      {"another session's walk after ours: Index 0 again, not counted",
+       {0, 1, 0, 1, -1},
+       1,
+       0,
+       1,
+       6,
+       2,
+       0,
+       ""},
+      {"an Index repeated: not counted twice",
+       {0, 1, 1, 2, -1},
+       1,
+       0,
+       0,
+       9,
+       3,
+       0,
+       "1 events malformed"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    printf("# %s\n", cases[i].what);
+    struct feeder f = feeder(GCTYPES_HEAP, 0);
+    struct gctypes_summary s =
+        walk(&f, 3, cases[i].index, cases[i].ended, cases[i].stream_rc);
+    EXPECT_EQ_INT(cases[i].ended, gctypes_snapshot_done(f.g));
+    EXPECT_EQ_INT(cases[i].complete, s.complete);
+    EXPECT_EQ_U64(cases[i].count, s.count);
+    EXPECT_EQ_U64(cases[i].node_events, s.node_events);
+    EXPECT_EQ_U64(cases[i].lost_node_events, s.lost_node_events);
+    EXPECT_EQ_STR(cases[i].reason, s.reason);
+    gctypes_free(f.g);
+  }
   return 0;
 }
 
 DEF_TEST(unfinished) {
-  /* cut in the middle: the GC never ends */
-  struct feeder f = feeder(GCTYPES_HEAP, 0);
-  const uint64_t sizes[] = {24, 24, 24};
-  gc_start(&f, 3, 2, 1, 0);
-  bulk_node(&f, 0, ids3, sizes, 3);
-  CHECK(!gctypes_snapshot_done(f.g));
-  gctypes_finish(f.g, -ENODATA, 0);
   struct gctypes_summary s;
-  gctypes_summary(f.g, &s);
-  EXPECT_EQ_INT(0, s.complete);
-  EXPECT_EQ_STR("the snapshot's GC 3 never ended in the stream; "
-                "the stream ended early (cut)",
-                s.reason);
-  EXPECT_EQ_U64(3, s.count);
-  gctypes_free(f.g);
-
   /* no induced blocking gen2 GC at all: a background GC is not one */
-  f = feeder(GCTYPES_HEAP, 0);
+  struct feeder f = feeder(GCTYPES_HEAP, 0);
   gc_start(&f, 4, 2, 1, 1);
   gc_end(&f, 4);
   s = finish(&f, 0);
@@ -549,39 +621,30 @@ DEF_TEST(unfinished) {
                 s.reason);
   gctypes_free(f.g);
 
-  /* not finished yet */
+  /* not finished yet, then finished with no event */
   f = feeder(GCTYPES_ALLOC, 0);
   gctypes_summary(f.g, &s);
-  EXPECT_EQ_INT(0, s.complete);
   EXPECT_EQ_STR("not finished", s.reason);
+  s = finish(&f, 0);
+  EXPECT_EQ_STR("no allocation events", s.reason);
+  EXPECT_EQ_INT(0, s.complete);
   gctypes_free(f.g);
   return 0;
 }
 
-DEF_TEST(second_walk) {
-  struct feeder f = feeder(GCTYPES_HEAP, 0);
-  const uint64_t sizes[] = {24, 24, 24};
-  gc_start(&f, 3, 2, 1, 0);
-  bulk_node(&f, 0, ids3, sizes, 3);
-  bulk_node(&f, 1, ids3, sizes, 3);
-  gc_end(&f, 3);
-  bulk_node(&f, 0, ids3, sizes, 3); /* another session's walk */
-  bulk_node(&f, 1, ids3, sizes, 3);
-  struct gctypes_summary s = finish(&f, 0);
-  EXPECT_EQ_INT(1, s.complete);
-  EXPECT_EQ_U64(6, s.count);
-  EXPECT_EQ_U64(2, s.node_events);
-  gctypes_free(f.g);
-  return 0;
+/* n nodes of n types 0x100, 0x101, ...: sizes size0, size0 + step, ... */
+static void series(uint64_t *ids, uint64_t *sizes, int n, uint64_t size0,
+                   uint64_t step) {
+  for (int i = 0; i < n; i++) {
+    ids[i] = 0x100 + (uint64_t)i;
+    sizes[i] = size0 + step * (uint64_t)i;
+  }
 }
 
 DEF_TEST(type_cap) {
   struct feeder f = feeder(GCTYPES_HEAP, 4);
   uint64_t ids[10], sizes[10];
-  for (int i = 0; i < 10; i++) {
-    ids[i] = 0x100 + (uint64_t)i;
-    sizes[i] = 100 + (uint64_t)i;
-  }
+  series(ids, sizes, 10, 100, 1);
   gc_start(&f, 1, 2, 1, 0);
   bulk_node(&f, 0, ids, sizes, 10);
   bulk_node(&f, 1, ids, sizes, 10);
@@ -603,6 +666,15 @@ DEF_TEST(type_cap) {
                 out);
   gctypes_free(f.g);
   return 0;
+}
+
+/* A BulkType payload of one type, up to its name. */
+static void bulk_type_head(struct payload *p, uint64_t id) {
+  p->len = 0;
+  put(p, 1, 4);             /* Count */
+  put(p, 0, 2);             /* ClrInstanceID */
+  put(p, id, 8);            /* TypeID */
+  put(p, 0, 8 + 4 + 4 + 1); /* ModuleID, TypeNameID, Flags, CorElementType */
 }
 
 DEF_TEST(hostile_payloads) {
@@ -632,26 +704,12 @@ DEF_TEST(hostile_payloads) {
   send(&f, 1, 2, &p);
   send(&f, 15, 0, &p);
   /* a type name without its terminator */
-  p.len = 0;
-  put(&p, 1, 4);
-  put(&p, 0, 2);
-  put(&p, 0xA0, 8);
-  put(&p, 0, 8);
-  put(&p, 0, 4);
-  put(&p, 0, 4);
-  put(&p, 0, 1);
+  bulk_type_head(&p, 0xA0);
   for (int i = 0; i < 40; i++)
     put(&p, 'A', 2);
   send(&f, 15, 0, &p);
   /* a type parameter count past the payload */
-  p.len = 0;
-  put(&p, 1, 4);
-  put(&p, 0, 2);
-  put(&p, 0xA0, 8);
-  put(&p, 0, 8);
-  put(&p, 0, 4);
-  put(&p, 0, 4);
-  put(&p, 0, 1);
+  bulk_type_head(&p, 0xA0);
   put_str(&p, "X");
   put(&p, 0x40000000, 4);
   send(&f, 15, 0, &p);
@@ -781,23 +839,13 @@ DEF_TEST(alloc_methods) {
                 "System.String,1,102429\n",
                 out);
   gctypes_free(f.g);
-
-  /* nothing sampled */
-  f = feeder(GCTYPES_ALLOC, 0);
-  s = finish(&f, 0);
-  EXPECT_EQ_INT(0, s.complete);
-  EXPECT_EQ_STR("no allocation events", s.reason);
-  gctypes_free(f.g);
   return 0;
 }
 
 DEF_TEST(formats) {
   struct feeder f = feeder(GCTYPES_HEAP, 0);
   uint64_t ids[20], sizes[20];
-  for (int i = 0; i < 20; i++) {
-    ids[i] = 0x100 + (uint64_t)i;
-    sizes[i] = 1000000 + 1000 * (uint64_t)i;
-  }
+  series(ids, sizes, 20, 1000000, 1000);
   const char *const names[] = {
       "Shop.Orders.SpikeMarker",
       "A.Very.Long.Namespace.With.Many.Parts.And.A.Generic.Type`2[System."
@@ -910,23 +958,16 @@ int main(int argc, char **argv) {
   free(probe.p);
   printf("# fixtures in %s\n", have ? fixtures_dir : "(none)");
   if (have) {
-    RUN_TEST(heap_net8);
-    RUN_TEST(heap_net9);
-    RUN_TEST(heap_net10);
-    RUN_TEST(heap_net11);
-    RUN_TEST(alloc_net8);
-    RUN_TEST(alloc_net9);
-    RUN_TEST(alloc_net10);
-    RUN_TEST(alloc_net11);
+    RUN_TEST(fixtures);
     RUN_TEST(splits_heap);
     RUN_TEST(splits_alloc);
   } else {
-    SKIP_TEST(heap_net8, "fixtures missing (tests/fixtures/capture-gc.sh)");
+    SKIP_TEST(fixtures, "fixtures missing (tests/fixtures/capture-gc.sh)");
   }
   RUN_TEST(snapshot);
   RUN_TEST(lost_events);
   RUN_TEST(unfinished);
-  RUN_TEST(second_walk);
+  RUN_TEST(walks);
   RUN_TEST(type_cap);
   RUN_TEST(hostile_payloads);
   RUN_TEST(pointer_size_4);

@@ -32,14 +32,18 @@
 
 #define OUT_CAP 16384
 
-struct run {
-  struct nettrace_reader *r;
-  struct gctypes *g;
-};
+/* The reader being fed: its trace info goes with every event. */
+static struct nettrace_reader *reader;
 
-static void on_event(void *ctx, const struct nettrace_event *ev) {
-  struct run *run = ctx;
-  gctypes_event(run->g, ev, nettrace_reader_trace_info(run->r));
+static void on_event(void *agg, const struct nettrace_event *ev) {
+  gctypes_event(agg, ev, nettrace_reader_trace_info(reader));
+}
+
+/* The next chunk's length: sizes[] in turn (0 means 4096), or all. */
+static size_t chunk_len(const uint8_t *sizes, size_t k, size_t nth,
+                        size_t left) {
+  size_t want = k == 0 ? left : sizes[nth % k] ? sizes[nth % k] : 4096;
+  return want < left ? want : left;
 }
 
 static struct gctypes_limits limits_of(int small) {
@@ -87,28 +91,23 @@ static void check(const struct gctypes *g, const struct gctypes_limits *lim,
 static void run_stream(int mode, int small, const uint8_t *sizes, size_t k,
                        const uint8_t *p, size_t n, char *json) {
   struct gctypes_limits lim = limits_of(small);
-  struct run run = {.g = gctypes_new(mode, &lim)};
-  run.r = nettrace_reader_new(NULL, on_event, &run);
-  if (run.g == NULL || run.r == NULL)
+  struct gctypes *g = gctypes_new(mode, &lim);
+  reader = nettrace_reader_new(NULL, on_event, g);
+  if (g == NULL || reader == NULL)
     abort();
-  for (size_t off = 0, i = 0; off < n;) {
-    size_t c = n - off;
-    if (k > 0) {
-      size_t want = sizes[i++ % k];
-      if (want == 0)
-        want = 4096;
-      if (want < c)
-        c = want;
-    }
-    if (nettrace_reader_feed(run.r, p + off, c) != 0)
+  size_t off = 0;
+  for (size_t nth = 0; off < n; nth++) {
+    size_t c = chunk_len(sizes, k, nth, n - off);
+    if (nettrace_reader_feed(reader, p + off, c) != 0)
       break;
     off += c;
   }
-  int rc = nettrace_reader_finish(run.r);
-  gctypes_finish(run.g, rc, nettrace_reader_stats(run.r)->dropped);
-  check(run.g, &lim, json);
-  nettrace_reader_free(run.r);
-  gctypes_free(run.g);
+  int rc = nettrace_reader_finish(reader);
+  gctypes_finish(g, rc, nettrace_reader_stats(reader)->dropped);
+  check(g, &lim, json);
+  nettrace_reader_free(reader);
+  reader = NULL;
+  gctypes_free(g);
 }
 
 static const uint32_t event_ids[] = {1, 2, 4, 10, 15, 18, 303};
