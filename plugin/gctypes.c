@@ -125,6 +125,7 @@ struct gctypes {
   int walk_started, second_walk;
   uint32_t next_index;
   uint64_t node_events, lost_node_events;
+  uint64_t node_bytes; /* of every node counted */
 
   /* alloc-types */
   uint64_t tick_events, sampled_events;
@@ -442,6 +443,7 @@ static int on_bulk_node(struct gctypes *g, const struct nettrace_event *ev,
     wire_u64(&c, &id);
     wire_u64(&c, &edges);
     struct type *t = type_or_other(g, id);
+    g->node_bytes = sat_add(g->node_bytes, size);
     t->count++;
     t->bytes = sat_add(t->bytes, size);
   }
@@ -639,6 +641,12 @@ void gctypes_finish(struct gctypes *g, int stream_rc, uint64_t reader_dropped) {
     reason_add(g, "%" PRIu64 " events lost", g->lost_events);
   if (g->bad_events > 0)
     reason_add(g, "%" PRIu64 " events malformed", g->bad_events);
+  /* how much is missing: the GC's own figure for its heap (generation
+   * sizes, free space in them included) beside what the nodes add up to */
+  if (g->reason[0] != 0 && g->gc_heap_bytes > 0)
+    reason_add(
+        g, "objects of %" PRIu64 " bytes seen in a heap of %" PRIu64 " bytes",
+        g->node_bytes, g->gc_heap_bytes);
 }
 
 static uint64_t type_count(const struct gctypes *g, const struct type *t) {

@@ -397,6 +397,20 @@ static void gc_end(struct feeder *f, uint32_t number) {
   send(f, 2, 1, &p);
 }
 
+/* GCHeapStats_V2: generations 0-4 (4: the pinned object heap) of
+ * gen0, 2 x gen0, ... 5 x gen0 bytes. */
+static void heap_stats(struct feeder *f, uint64_t gen0) {
+  struct payload p = {.len = 0};
+  for (uint64_t i = 0; i < 4; i++) {
+    put(&p, gen0 * (i + 1), 8); /* GenerationSize */
+    put(&p, 7, 8);              /* TotalPromotedSize */
+  }
+  put(&p, 0, 8 + 8 + 4 + 4 + 4 + 2); /* finalization .. ClrInstanceID */
+  put(&p, gen0 * 5, 8);
+  put(&p, 7, 8);
+  send(f, 4, 2, &p);
+}
+
 /* One BulkType value per (id, name). */
 static void bulk_type(struct feeder *f, const uint64_t *ids,
                       const char *const *names, uint32_t n) {
@@ -510,10 +524,14 @@ DEF_TEST(lost_events) {
   f.seq += 3; /* three events the runtime dropped */
   bulk_node(&f, 0, ids3, sizes3, 3);
   gc_end(&f, 2);
+  heap_stats(&f, 1000);
   struct gctypes_summary s = finish(&f, 2);
   EXPECT_EQ_INT(0, s.complete);
   EXPECT_EQ_U64(5, s.lost_events);
-  EXPECT_EQ_STR("5 events lost", s.reason);
+  EXPECT_EQ_U64(1000 + 2000 + 3000 + 4000 + 5000, s.gc_heap_bytes);
+  EXPECT_EQ_STR("5 events lost; objects of 72 bytes seen in a heap of "
+                "15000 bytes",
+                s.reason);
   gctypes_free(f.g);
 
   /* a thread first seen past 1 lost the ones before */
