@@ -108,7 +108,7 @@ struct gctypes {
 
   struct thread_seq *threads; /* power of two slots, 2 * max_threads */
   uint32_t nthreads, thread_slots;
-  uint64_t threads_untracked;
+  uint64_t unchecked_events;
 
   /* totals */
   struct type other; /* what type ids that found the table full hold */
@@ -307,7 +307,7 @@ static void sequence_check(struct gctypes *g, const struct nettrace_event *ev) {
     return;
   }
   if (g->nthreads == g->lim.max_threads) {
-    g->threads_untracked++;
+    g->unchecked_events++;
     return;
   }
   g->nthreads++;
@@ -665,6 +665,7 @@ void gctypes_summary(const struct gctypes *g, struct gctypes_summary *out) {
       .capped = g->capped,
       .lost_events = g->lost_events,
       .lost_node_events = g->lost_node_events,
+      .unchecked_events = g->unchecked_events,
       .bad_events = g->bad_events,
       .gc_started = g->gc_started,
       .gc_ended = g->gc_ended,
@@ -921,7 +922,7 @@ static size_t format_compact(const struct gctypes *g,
                      i ? "; " : "", shown, rows[i].count,
                      g->mode == GCTYPES_HEAP ? "objects" : "samples", size,
                      rows[i].share * 100);
-    if (w < 0 || len + (size_t)w + 1 > cap)
+    if (w < 0 || (size_t)w >= sizeof(line) || len + (size_t)w + 1 > cap)
       break;
     memcpy(buf + len, line, (size_t)w + 1);
     len += (size_t)w;

@@ -40,9 +40,10 @@
 /* GC 0x1 | Type 0x80000 | GCHeapDump 0x100000 | GCHeapCollect 0x800000 |
  * GCHeapAndTypeNames 0x1000000 */
 #define GCTYPES_HEAP_KEYWORDS 0x1980001ULL
-#define GCTYPES_ALLOC_TICK_KEYWORDS 0x1ULL              /* GC, level 5 */
-#define GCTYPES_ALLOC_SAMPLING_KEYWORD 0x80000000000ULL /* AllocationSampling  \
-                                                         */
+#define GCTYPES_ALLOC_TICK_KEYWORDS 0x1ULL /* GC, level 5 */
+#define GCTYPES_ALLOC_SAMPLING_KEYWORD                                         \
+  0x80000000000ULL /* AllocationSampling                                       \
+                    */
 
 /* The longest type name kept, in bytes of UTF-8 (longer ones are cut on a
  * character boundary). */
@@ -99,6 +100,8 @@ struct gctypes_summary {
   const char *reason; /* "" when complete; else why not, e.g. "3 events lost" */
   uint64_t lost_events;      /* sequence gaps + events the reader dropped */
   uint64_t lost_node_events; /* heap: GCBulkNode events missing (Index gaps) */
+  uint64_t unchecked_events; /* of threads past max_threads: their losses
+                                cannot be seen */
   uint64_t bad_events;       /* payloads that did not decode */
   /* heap-types */
   int gc_started, gc_ended; /* the snapshot's GC (induced, gen2, blocking) */

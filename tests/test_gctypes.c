@@ -356,8 +356,9 @@ static const struct nettrace_trace_info trace64 = {.pointer_size = 8,
 
 struct feeder {
   struct gctypes *g;
-  uint32_t seq;  /* the next sequence number of thread 7 */
-  uint64_t time; /* QPC ticks */
+  uint32_t seq;    /* the next sequence number of the thread */
+  uint64_t thread; /* the capture thread; 0: 7 */
+  uint64_t time;   /* QPC ticks */
 };
 
 static void send(struct feeder *f, uint32_t id, uint32_t version,
@@ -369,8 +370,8 @@ static void send(struct feeder *f, uint32_t id, uint32_t version,
                                .fields_ok = 1};
   struct nettrace_event ev = {.meta = &meta,
                               .timestamp = f->time += 1000,
-                              .thread_id = 7,
-                              .capture_thread_id = 7,
+                              .thread_id = f->thread ? f->thread : 7,
+                              .capture_thread_id = f->thread ? f->thread : 7,
                               .sequence = f->seq++,
                               .payload = p->b,
                               .payload_len = (uint32_t)p->len};
@@ -540,6 +541,19 @@ DEF_TEST(lost_events) {
   gc_start(&f, 2, 2, 1, 0);
   s = finish(&f, 0);
   EXPECT_EQ_U64(3, s.lost_events);
+  gctypes_free(f.g);
+
+  /* threads past max_threads: their events are not checked, and said so */
+  struct gctypes_limits lim = {.max_threads = 1};
+  f = (struct feeder){.g = gctypes_new(GCTYPES_ALLOC, &lim), .seq = 1};
+  gc_start(&f, 2, 2, 1, 0);
+  f.thread = 8;
+  f.seq = 9;
+  gc_start(&f, 3, 2, 1, 0);
+  gc_start(&f, 4, 2, 1, 0);
+  s = finish(&f, 0);
+  EXPECT_EQ_U64(0, s.lost_events);
+  EXPECT_EQ_U64(2, s.unchecked_events);
   gctypes_free(f.g);
   return 0;
 }
