@@ -380,21 +380,18 @@ static void send(struct feeder *f, uint32_t id, uint32_t version,
 
 static void gc_start(struct feeder *f, uint32_t number, uint32_t depth,
                      uint32_t reason, uint32_t type) {
+  /* Count, Depth; Reason, Type; ClrInstanceID, ClientSequenceNumber */
   struct payload p = {.len = 0};
-  put(&p, number, 4);
-  put(&p, depth, 4);
-  put(&p, reason, 4);
-  put(&p, type, 4);
-  put(&p, 0, 2);
-  put(&p, 0, 8);
+  put(&p, number | (uint64_t)depth << 32, 8);
+  put(&p, reason | (uint64_t)type << 32, 8);
+  put(&p, 0, 2 + 8);
   send(f, 1, 2, &p);
 }
 
 static void gc_end(struct feeder *f, uint32_t number) {
   struct payload p = {.len = 0};
-  put(&p, number, 4);
-  put(&p, 2, 4);
-  put(&p, 0, 2);
+  put(&p, number | (uint64_t)2 << 32, 8); /* Count, Depth 2 */
+  put(&p, 0, 2);                          /* ClrInstanceID */
   send(f, 2, 1, &p);
 }
 
