@@ -19,7 +19,11 @@
  *                asks for: ClrTraceEventParser.Keywords.GCHeapSnapshot);
  *                enabling it makes the runtime run one blocking gen2 GC
  *                that walks the heap; stop the session once
- *                gctypes_snapshot_done() says its GC has ended.
+ *                gctypes_snapshot_done() says its GC has ended. The
+ *                runtime writes the whole snapshot (~45 bytes an object)
+ *                into the session's buffer before the stream drains it: a
+ *                smaller buffer loses events in Drop mode, and in .NET 11's
+ *                Block mode hangs the target (docs/gctypes-notes.md).
  *   alloc-types  keywords GCTYPES_ALLOC_TICK_KEYWORDS, level 5, plus
  *                GCTYPES_ALLOC_SAMPLING_KEYWORD on .NET 10+ (level 4 is
  *                enough for AllocationSampled alone).
