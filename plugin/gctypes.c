@@ -666,6 +666,7 @@ void gctypes_summary(const struct gctypes *g, struct gctypes_summary *out) {
       .lost_events = g->lost_events,
       .lost_node_events = g->lost_node_events,
       .unchecked_events = g->unchecked_events,
+      .names_dropped = g->names_dropped,
       .bad_events = g->bad_events,
       .gc_started = g->gc_started,
       .gc_ended = g->gc_ended,

@@ -107,6 +107,8 @@ struct gctypes_summary {
   uint64_t unchecked_events; /* of threads past max_threads: their losses
                                 cannot be seen */
   uint64_t bad_events;       /* payloads that did not decode */
+  uint64_t names_dropped;    /* type names not kept (max_names, max_types):
+                                those types show as "(type 0x...)" */
   /* heap-types */
   int gc_started, gc_ended; /* the snapshot's GC (induced, gen2, blocking) */
   uint32_t gc_number;       /* its GC count */

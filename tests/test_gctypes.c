@@ -972,6 +972,7 @@ DEF_TEST(memory_bound) {
   EXPECT_EQ_INT(2, gctypes_top(f.g, rows, 2));
   EXPECT_EQ_STR(fill[0], rows[0].name);
   EXPECT_EQ_STR("", rows[1].name);
+  EXPECT_EQ_U64(1, finish(&f, 0).names_dropped);
   gctypes_free(f.g);
   gctypes_free(NULL);
   CHECK(gctypes_new((enum gctypes_mode)7, NULL) == NULL);
