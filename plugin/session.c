@@ -13,6 +13,8 @@
  *   .NET 8+ multiplex all listeners onto the one SHARED session (events say
  *   sessionId "SHARED"); older runtimes ignore ClientId and treat SHARED as
  *   a plain id.
+ * or, when the configuration lists event providers, exactly those, every
+ * event going to the event consumer (session_set_events).
  */
 #include "clock.h"
 #include "counters_decoder.h"
@@ -41,7 +43,10 @@ struct session {
   void *ctx;
   session_tap_cb tap;
   void *tap_ctx;
+  session_event_cb event_cb;
+  void *event_ctx;
   int fd;
+  int end_rc; /* session_stream_end */
   uint64_t id;
   struct ipc_call *call; /* CollectTracing in flight (session_begin) */
   struct nettrace_reader *reader;
@@ -57,6 +62,10 @@ static _Thread_local char scratch[SCRATCH_SIZE];
 static void on_event(void *ctx, const struct nettrace_event *ev) {
   struct session *s = ctx;
   struct counters_sample smp;
+  if (s->event_cb) {
+    s->event_cb(s->event_ctx, ev, nettrace_reader_trace_info(s->reader));
+    return;
+  }
   int r = counters_decoder_decode(s->decoder, ev, &smp, scratch,
                                   sizeof(scratch));
   if (r <= 0)
@@ -70,27 +79,35 @@ static void on_event(void *ctx, const struct nettrace_event *ev) {
           counters_unix_ms(nettrace_reader_trace_info(s->reader), smp.timestamp));
 }
 
+/* Copies str to *p and moves *p past the copy; returns the copy. */
+static const char *take_string(char **p, const char *str) {
+  size_t l = strlen(str) + 1;
+  char *copy = memcpy(*p, str, l);
+  *p += l;
+  return copy;
+}
+
 static char *dup_strings(struct session_config *c) {
   size_t total = 0;
   for (size_t i = 0; i < c->nproviders; i++)
     total += strlen(c->providers[i]) + 1;
   for (size_t i = 0; i < c->nmeters; i++)
     total += strlen(c->meters[i]) + 1;
+  for (size_t i = 0; i < c->nevents; i++)
+    total += strlen(c->events[i].name) + 1 +
+             (c->events[i].filter ? strlen(c->events[i].filter) + 1 : 0);
   char *buf = malloc(total ? total : 1);
   if (buf == NULL)
     return NULL;
   char *p = buf;
-  for (size_t i = 0; i < c->nproviders; i++) {
-    size_t l = strlen(c->providers[i]) + 1;
-    memcpy(p, c->providers[i], l);
-    c->providers[i] = p;
-    p += l;
-  }
-  for (size_t i = 0; i < c->nmeters; i++) {
-    size_t l = strlen(c->meters[i]) + 1;
-    memcpy(p, c->meters[i], l);
-    c->meters[i] = p;
-    p += l;
+  for (size_t i = 0; i < c->nproviders; i++)
+    c->providers[i] = take_string(&p, c->providers[i]);
+  for (size_t i = 0; i < c->nmeters; i++)
+    c->meters[i] = take_string(&p, c->meters[i]);
+  for (size_t i = 0; i < c->nevents; i++) {
+    c->events[i].name = take_string(&p, c->events[i].name);
+    if (c->events[i].filter)
+      c->events[i].filter = take_string(&p, c->events[i].filter);
   }
   return buf;
 }
@@ -102,6 +119,8 @@ static struct session_config config_defaults(const struct session_config *cfg) {
     c.nproviders = SESSION_MAX_PROVIDERS;
   if (c.nmeters > SESSION_MAX_METERS)
     c.nmeters = SESSION_MAX_METERS;
+  if (c.nevents > SESSION_MAX_EVENT_PROVIDERS)
+    c.nevents = SESSION_MAX_EVENT_PROVIDERS;
   if (c.interval_sec <= 0)
     c.interval_sec = 1;
   if (c.buffer_mb == 0)
@@ -118,7 +137,8 @@ struct session *session_new(const struct ipc_endpoint *ep,
   struct session *s = calloc(1, sizeof(*s));
   if (s == NULL)
     return NULL;
-  *s = (struct session){.ep = *ep, .cfg = c, .cb = cb, .ctx = ctx, .fd = -1};
+  *s = (struct session){
+      .ep = *ep, .cfg = c, .cb = cb, .ctx = ctx, .fd = -1, .end_rc = 1};
   s->strings = dup_strings(&s->cfg);
   s->decoder = counters_decoder_new();
   if (s->strings == NULL || s->decoder == NULL) {
@@ -185,6 +205,11 @@ struct providers {
 static int providers_of(struct session *s, struct providers *pv) {
   char interval[32];
   pv->n = 0;
+  if (s->cfg.nevents > 0) {
+    memcpy(pv->prov, s->cfg.events, s->cfg.nevents * sizeof(pv->prov[0]));
+    pv->n = s->cfg.nevents;
+    return 0;
+  }
   snprintf(interval, sizeof(interval), "%g", s->cfg.interval_sec);
   snprintf(pv->ec_filter, sizeof(pv->ec_filter), "EventCounterIntervalSec=%s",
            interval);
@@ -231,6 +256,7 @@ int session_begin(struct session *s, struct ipc_error *err) {
   close_stream(s);
   ipc_call_close(&s->call);
   s->error[0] = 0;
+  s->end_rc = 1;
   nettrace_reader_free(s->reader);
   counters_decoder_reset(s->decoder); /* its cache was of the old reader */
   s->reader = nettrace_reader_new(&s->cfg.limits, on_event, s);
@@ -295,11 +321,13 @@ int session_read(struct session *s) {
       int e = errno;
       snprintf(s->error, sizeof(s->error), "reading the stream: %s",
                strerror(e));
+      s->end_rc = -e;
       close_stream(s);
       return -e;
     }
     if (n == 0) {
       int r = nettrace_reader_finish(s->reader);
+      s->end_rc = r;
       if (r == 0)
         snprintf(s->error, sizeof(s->error), "the stream ended");
       else
@@ -318,6 +346,7 @@ int session_read(struct session *s) {
       snprintf(s->error, sizeof(s->error), "bad nettrace stream: %s at byte %" PRIu64,
                nettrace_reader_error(s->reader),
                nettrace_reader_error_offset(s->reader));
+      s->end_rc = r;
       close_stream(s);
       return r;
     }
@@ -361,11 +390,17 @@ int session_stop(struct session *s, int timeout_ms) {
   }
 }
 
+void session_set_events(struct session *s, session_event_cb cb, void *ctx) {
+  s->event_cb = cb;
+  s->event_ctx = ctx;
+}
+
 void session_set_tap(struct session *s, session_tap_cb tap, void *ctx) {
   s->tap = tap;
   s->tap_ctx = ctx;
 }
 
+int session_stream_end(const struct session *s) { return s->end_rc; }
 const char *session_error(const struct session *s) { return s->error; }
 uint64_t session_id(const struct session *s) { return s->id; }
 const struct nettrace_stats *session_stats(const struct session *s) {

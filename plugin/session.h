@@ -2,8 +2,8 @@
  * collectd-dotnet - plugin/session.h
  *
  * One EventPipe session to one .NET process: starts it over IPC, reads the
- * nettrace stream without blocking, turns events into counter samples, and
- * stops it. It owns no thread: the caller polls session_fd() and calls
+ * nettrace stream without blocking, turns events into counter samples (or
+ * hands them to another consumer, see session_set_events), and stops it. It owns no thread: the caller polls session_fd() and calls
  * session_read() when it is readable (the CLI for one target, the plugin's
  * session loop for all of them).
  */
@@ -19,6 +19,7 @@
 
 #define SESSION_MAX_PROVIDERS 32
 #define SESSION_MAX_METERS 32
+#define SESSION_MAX_EVENT_PROVIDERS 4
 
 struct session_config {
   double interval_sec;            /* EventCounterIntervalSec / RefreshInterval */
@@ -26,6 +27,10 @@ struct session_config {
   size_t nproviders;              /* 0: "System.Runtime" alone */
   const char *meters[SESSION_MAX_METERS]; /* System.Diagnostics.Metrics meters */
   size_t nmeters;
+  /* When nevents > 0: these providers, as given (names and filters are
+   * copied), instead of the counters ones above; for session_set_events. */
+  struct ipc_provider events[SESSION_MAX_EVENT_PROVIDERS];
+  size_t nevents;
   uint32_t buffer_mb;             /* runtime-side buffer; 0: 8 MiB */
   struct nettrace_limits limits;  /* reader caps; zeros: defaults */
   int timeout_ms;                 /* for IPC commands; 0: 3000 */
@@ -73,10 +78,20 @@ int session_read(struct session *s);
  * -ENODATA when it ended without one, -ETIMEDOUT, or the IPC error. */
 int session_stop(struct session *s, int timeout_ms);
 
+/* Optional: every event goes to cb instead of the counters decoder (ti:
+ * the stream's trace info); views valid during the call only. */
+typedef void (*session_event_cb)(void *ctx, const struct nettrace_event *ev,
+                                 const struct nettrace_trace_info *ti);
+void session_set_events(struct session *s, session_event_cb cb, void *ctx);
+
 /* Optional: called with every chunk of raw stream bytes before parsing
  * (e.g. to record the stream to a file). */
 typedef void (*session_tap_cb)(void *ctx, const uint8_t *buf, size_t len);
 void session_set_tap(struct session *s, session_tap_cb tap, void *ctx);
+
+/* How the stream ended: 1 while it runs (or before it starts), 0 at its
+ * end-of-stream marker, -ENODATA cut short, or the error that ended it. */
+int session_stream_end(const struct session *s);
 
 /* Why the session ended or failed ("" while it runs). */
 const char *session_error(const struct session *s);
