@@ -16,6 +16,10 @@
  *                                      counter; non-zero if truncated)
  *   triggerdump dump [<pid> | -p PID | -n NAME] [-o FILE|DIR]
  *                    [--type heap] [--method ipc|exec]
+ *   triggerdump heap-types [<pid> | -p PID | -n NAME] [--top N]
+ *                    [--format text|csv|json] [--timeout SEC]
+ *   triggerdump alloc-types [<pid> | -p PID | -n NAME] [--duration SEC]
+ *                    [--top N] [--format text|csv|json] [--timeout SEC]
  *   triggerdump <pid> <threshold-MB> [-o FILE|DIR] [--type heap]
  *                    [--method ipc|exec] [--interval SEC] [--providers A,B]
  *   triggerdump help [COMMAND], triggerdump --version
@@ -26,6 +30,7 @@
 #include "counters.h"
 #include "discovery.h"
 #include "dump.h"
+#include "gctypes.h"
 #include "ipc.h"
 #include "naming.h"
 #include "nettrace.h"
@@ -75,6 +80,8 @@ enum opt_id {
   OPT_DURATION,
   OPT_TYPE,
   OPT_METHOD,
+  OPT_TOP,
+  OPT_TIMEOUT,
   OPT_COUNT
 };
 #define BIT(o) (1u << (o))
@@ -96,6 +103,8 @@ static const char *const opt_names[OPT_COUNT] = {
     [OPT_DURATION] = "--duration",
     [OPT_TYPE] = "--type",
     [OPT_METHOD] = "--method",
+    [OPT_TOP] = "--top",
+    [OPT_TIMEOUT] = "--timeout",
 };
 
 static const struct option long_opts[] = {
@@ -114,6 +123,8 @@ static const struct option long_opts[] = {
     {"duration", required_argument, NULL, OPT_LONG_BASE + OPT_DURATION},
     {"type", required_argument, NULL, OPT_LONG_BASE + OPT_TYPE},
     {"method", required_argument, NULL, OPT_LONG_BASE + OPT_METHOD},
+    {"top", required_argument, NULL, OPT_LONG_BASE + OPT_TOP},
+    {"timeout", required_argument, NULL, OPT_LONG_BASE + OPT_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
 static const char short_opts[] = ":hp:n:o:";
@@ -121,6 +132,13 @@ static const char short_opts[] = ":hp:n:o:";
 #define COMMON_OPTS (BIT(OPT_HELP) | BIT(OPT_VERSION))
 #define PICK_OPTS (BIT(OPT_PID) | BIT(OPT_NAME))
 #define SESSION_OPTS (BIT(OPT_INTERVAL) | BIT(OPT_PROVIDERS) | BIT(OPT_METERS))
+#define TYPES_OPTS                                                             \
+  (COMMON_OPTS | PICK_OPTS | BIT(OPT_TOP) | BIT(OPT_FORMAT) | BIT(OPT_TIMEOUT))
+
+/* heap-types and alloc-types */
+#define TYPES_TOP_DEFAULT 20
+#define HEAP_TIMEOUT_S 60 /* the induced GC and its walk, on a large heap */
+#define ALLOC_DURATION_S 5
 
 struct command {
   const char *name;
@@ -195,6 +213,26 @@ static const struct command commands[] = {
      "      --method ipc|exec    (default ipc)\n"
      "      --interval SEC, --refresh-interval SEC   (default 1)\n"
      "      --providers A,B      must include System.Runtime\n"},
+    {"heap-types", TYPES_OPTS,
+     "Usage: triggerdump heap-types [<pid> | -p PID | -n NAME] [options]\n"
+     "Take a GC heap snapshot (as dotnet-gcdump does: the target runs one\n"
+     "blocking gen2 GC) and print objects and bytes per type, largest first.\n"
+     "Exit 3 when the result is incomplete (it says why).\n"
+     "  -p, --process-id PID, -n, --name NAME   as for monitor\n"
+     "      --top N              the N largest types (1-64, default 20)\n"
+     "      --format text|csv|json   (default text; csv: type,count,bytes)\n"
+     "      --timeout SEC        give up after SEC seconds (default 60)\n"},
+    {"alloc-types", TYPES_OPTS | BIT(OPT_DURATION),
+     "Usage: triggerdump alloc-types [<pid> | -p PID | -n NAME] [options]\n"
+     "Sample the allocations of the target for a while and print samples and\n"
+     "estimated bytes per type, largest first. No GC is induced.\n"
+     "Exit 3 when the result is incomplete (it says why).\n"
+     "  -p, --process-id PID, -n, --name NAME   as for monitor\n"
+     "      --duration SEC       how long to sample (default 5)\n"
+     "      --top N              the N largest types (1-64, default 20)\n"
+     "      --format text|csv|json   (default text; csv: type,samples,bytes)\n"
+     "      --timeout SEC        give up when the session has not started\n"
+     "                           within SEC seconds (default 60)\n"},
 };
 
 static const char usage_text[] =
@@ -221,6 +259,13 @@ static const char usage_text[] =
     "  triggerdump dump [<pid> | -p PID | -n NAME] [-o FILE|DIR]\n"
     "              [--type mini|heap|triage|full] [--method ipc|exec]\n"
     "      Write a core dump now (default type: heap).\n"
+    "  triggerdump heap-types [<pid> | -p PID | -n NAME] [--top N]\n"
+    "              [--format text|csv|json] [--timeout SEC]\n"
+    "      Objects and bytes per type from a GC heap snapshot (a blocking\n"
+    "      gen2 GC in the target).\n"
+    "  triggerdump alloc-types [<pid> | -p PID | -n NAME] [--duration SEC]\n"
+    "              [--top N] [--format text|csv|json] [--timeout SEC]\n"
+    "      Sampled allocations per type over --duration seconds.\n"
     "  triggerdump help [COMMAND], triggerdump --version\n"
     "Options take --opt=value or --opt value; -- ends the options.\n"
     "Each command takes --help (triggerdump help threshold: the first form).\n";
@@ -266,6 +311,8 @@ struct opts {
   enum ipc_dump_type type;
   enum dump_method method;
   struct filter filter;
+  unsigned top;   /* --top; 0: TYPES_TOP_DEFAULT */
+  double timeout; /* --timeout; 0: HEAP_TIMEOUT_S */
 };
 
 static int parse_pid(const char *s, pid_t *pid) {
@@ -449,6 +496,20 @@ static int set_opt(const struct command *c, int id, const char *v,
     }
     o->type = (enum ipc_dump_type)e;
     return 0;
+  case OPT_TOP: {
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || v[0] < '0' || v[0] > '9' || n < 1 ||
+        n > GCTYPES_FORMAT_MAX_ROWS) {
+      fprintf(stderr, "triggerdump: --top takes 1 to %d, not '%s'\n",
+              GCTYPES_FORMAT_MAX_ROWS, v);
+      return -1;
+    }
+    o->top = (unsigned)n;
+    return 0;
+  }
+  case OPT_TIMEOUT:
+    return get_seconds(v, 86400, "--timeout", &o->timeout);
   case OPT_METHOD:
     if (dump_name_parse(dump_methods, v, &e) != 0) {
       fprintf(stderr, "triggerdump: --method is ipc or exec, not '%s'\n", v);
@@ -1462,6 +1523,181 @@ static int cmd_threshold(struct opts *o, int argc, char **argv, int i) {
   return do_dump(&ep, o);
 }
 
+/* ---- heap-types, alloc-types ---- */
+
+/* The runtime-side buffers. The runtime writes a whole heap snapshot (about
+ * 45 bytes an object) into the session's buffer while it enables the
+ * session, before the stream is read: so the heap session's is the 1024 MB
+ * dotnet-gcdump asks for (the runtime takes buffer memory as it writes, not
+ * up front). The session is in Drop mode (CollectTracing2): a larger
+ * snapshot loses events and the result says it is incomplete, where .NET
+ * 11's Block mode would stop the target for good (docs/gctypes-notes.md). */
+#define HEAP_BUFFER_MB 1024
+#define ALLOC_BUFFER_MB 64
+#define TYPES_EXIT_INCOMPLETE 3
+
+static void types_event(void *ctx, const struct nettrace_event *ev,
+                        const struct nettrace_trace_info *ti) {
+  gctypes_event(ctx, ev, ti);
+}
+
+/* The session of a heap-types or alloc-types run, started (blocking up to
+ * timeout_s: for a heap snapshot the runtime answers after its GC); NULL
+ * after saying why. */
+static struct session *types_start(const struct ipc_endpoint *ep,
+                                   enum gctypes_mode mode, double timeout_s,
+                                   struct gctypes *g) {
+  struct session_config cfg = {
+      .nevents = 1,
+      .buffer_mb = mode == GCTYPES_HEAP ? HEAP_BUFFER_MB : ALLOC_BUFFER_MB,
+      .timeout_ms = (int)(timeout_s * 1000)};
+  cfg.events[0] = (struct ipc_provider){
+      .name = GCTYPES_PROVIDER,
+      .keywords = mode == GCTYPES_HEAP ? GCTYPES_HEAP_KEYWORDS
+                                       : GCTYPES_ALLOC_TICK_KEYWORDS |
+                                             GCTYPES_ALLOC_SAMPLING_KEYWORD,
+      .level = 5};
+  struct session *s = session_new(ep, &cfg, NULL, NULL);
+  if (s == NULL) {
+    fprintf(stderr, "triggerdump: out of memory\n");
+    return NULL;
+  }
+  session_set_events(s, types_event, g);
+  struct ipc_error err = {0};
+  int r = session_start(s, &err);
+  if (r < 0) {
+    char ebuf[512];
+    fprintf(stderr, "triggerdump: cannot start a trace session in pid %d: %s\n",
+            (int)ep->pid,
+            term_safe(err.message[0] ? err.message : strerror(-r), ebuf,
+                      sizeof(ebuf)));
+    session_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* Reads s into g until the snapshot's GC has ended (heap), `until`
+ * (clock_mono_s) has come, the stream ends or an interrupt. 0, or 1 after
+ * a read error (said). */
+static int types_loop(struct session *s, struct gctypes *g, pid_t pid,
+                      enum gctypes_mode mode, double until) {
+  while (!stop_requested &&
+         !(mode == GCTYPES_HEAP && gctypes_snapshot_done(g))) {
+    double left = until - clock_mono_s();
+    if (left <= 0 || session_fd(s) < 0)
+      return 0;
+    struct pollfd pfd = {.fd = session_fd(s), .events = POLLIN};
+    int pr = poll(&pfd, 1, left < 0.5 ? (int)(left * 1000) + 1 : 500);
+    if (pr < 0 && errno != EINTR) {
+      perror("poll");
+      return 1;
+    }
+    int r = pr > 0 ? session_read(s) : 0;
+    if (r < 0 && r != -EPIPE) {
+      char ebuf[512];
+      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid,
+              term_safe(session_error(s), ebuf, sizeof(ebuf)));
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Prints g's result in o's format: 0 when complete, else
+ * TYPES_EXIT_INCOMPLETE (the reason also on stderr), 1 on ENOMEM. */
+static int types_print(const struct gctypes *g, const struct opts *o,
+                       pid_t pid) {
+  enum gctypes_format fmt = strcmp(o->format, "csv") == 0    ? GCTYPES_CSV
+                            : strcmp(o->format, "json") == 0 ? GCTYPES_JSON
+                                                             : GCTYPES_TEXT;
+  size_t top = o->top ? o->top : TYPES_TOP_DEFAULT;
+  size_t need = gctypes_format(g, fmt, top, NULL, 0) + 1;
+  char *buf = malloc(need);
+  if (buf == NULL) {
+    fprintf(stderr, "triggerdump: out of memory\n");
+    return 1;
+  }
+  gctypes_format(g, fmt, top, buf, need);
+  fputs(buf, stdout);
+  free(buf);
+  struct gctypes_summary sum;
+  gctypes_summary(g, &sum);
+  if (sum.complete)
+    return 0;
+  fprintf(stderr, "triggerdump: pid %d: the result is incomplete: %s\n",
+          (int)pid, sum.reason);
+  return TYPES_EXIT_INCOMPLETE;
+}
+
+/* heap-types and alloc-types: one session, its events into gctypes, the
+ * result printed. 0, 3 incomplete, 1 error, 2 usage. */
+static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
+                     char **argv, int i) {
+  const char *cmd = mode == GCTYPES_HEAP ? "heap-types" : "alloc-types";
+  int r = pick_process(cmd, o, argc, argv, i);
+  if (r != 0)
+    return r;
+  struct ipc_endpoint ep;
+  if (find_target(o->pid, &ep) < 0)
+    return 1;
+  double timeout = o->timeout > 0 ? o->timeout : HEAP_TIMEOUT_S;
+  double duration = o->duration > 0 ? o->duration : ALLOC_DURATION_S;
+  struct gctypes *g = gctypes_new(mode, NULL);
+  if (g == NULL) {
+    fprintf(stderr, "triggerdump: out of memory\n");
+    return 1;
+  }
+  install_signals();
+  double t0 = clock_mono_s();
+  struct session *s = types_start(&ep, mode, timeout, g);
+  if (s == NULL) {
+    gctypes_free(g);
+    return 1;
+  }
+  double until = mode == GCTYPES_HEAP ? t0 + timeout : clock_mono_s() + duration;
+  int rc = types_loop(s, g, o->pid, mode, until);
+  int timed_out = mode == GCTYPES_HEAP && !gctypes_snapshot_done(g) &&
+                  !stop_requested && session_fd(s) >= 0;
+  double took = clock_mono_s() - t0;
+  session_end(s, o->pid);
+  int end = session_stream_end(s);
+  gctypes_finish(g, end == 1 ? -ENODATA : end, session_stats(s)->dropped);
+  struct gctypes_summary sum;
+  gctypes_summary(g, &sum);
+  if (timed_out) {
+    fprintf(stderr,
+            "triggerdump: pid %d: no complete heap snapshot within %g s "
+            "(--timeout): %s\n",
+            (int)o->pid, timeout,
+            sum.gc_started ? "its GC did not end in time"
+                           : "the runtime started no snapshot GC");
+    rc = 1;
+  } else if (stop_requested) {
+    fprintf(stderr, "triggerdump: interrupted\n");
+    rc = 1;
+  }
+  if (rc == 0) {
+    if (mode == GCTYPES_HEAP)
+      fprintf(stderr,
+              "triggerdump: heap snapshot of pid %d in %.2f s, GC pause "
+              "%.1f ms, %" PRIu64 " bytes of stream\n",
+              (int)o->pid, took, sum.gc_pause_ms, session_stats(s)->bytes);
+    rc = types_print(g, o, o->pid);
+  }
+  session_free(s);
+  gctypes_free(g);
+  return rc;
+}
+
+static int cmd_heap_types(struct opts *o, int argc, char **argv, int i) {
+  return run_types(GCTYPES_HEAP, o, argc, argv, i);
+}
+
+static int cmd_alloc_types(struct opts *o, int argc, char **argv, int i) {
+  return run_types(GCTYPES_ALLOC, o, argc, argv, i);
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) {
@@ -1485,7 +1721,7 @@ int main(int argc, char **argv) {
     const struct command *h = command_find(argv[2]);
     if (argc > 3 || h == NULL) {
       fprintf(stderr, "triggerdump: help takes one of ps, monitor, record, "
-                      "stats, dump, threshold\n");
+                      "stats, dump, heap-types, alloc-types, threshold\n");
       return 2;
     }
     fputs(h->help, stdout);
@@ -1497,7 +1733,8 @@ int main(int argc, char **argv) {
     int (*run)(struct opts *o, int argc, char **argv, int first);
   } runs[] = {{"ps", cmd_ps},         {"monitor", cmd_monitor},
               {"record", cmd_record}, {"stats", cmd_stats},
-              {"dump", cmd_dump}};
+              {"dump", cmd_dump},     {"heap-types", cmd_heap_types},
+              {"alloc-types", cmd_alloc_types}};
   const char *name = "threshold";
   int (*run)(struct opts *, int, char **, int) = cmd_threshold;
   if (c[0] < '0' || c[0] > '9') {
