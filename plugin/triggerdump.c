@@ -110,6 +110,8 @@ static const char *const opt_names[OPT_COUNT] = {
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_LONG_BASE + OPT_VERSION},
+    {"top", required_argument, NULL, OPT_LONG_BASE + OPT_TOP},
+    {"timeout", required_argument, NULL, OPT_LONG_BASE + OPT_TIMEOUT},
     {"process-id", required_argument, NULL, 'p'},
     {"name", required_argument, NULL, 'n'},
     {"output", required_argument, NULL, 'o'},
@@ -123,8 +125,6 @@ static const struct option long_opts[] = {
     {"duration", required_argument, NULL, OPT_LONG_BASE + OPT_DURATION},
     {"type", required_argument, NULL, OPT_LONG_BASE + OPT_TYPE},
     {"method", required_argument, NULL, OPT_LONG_BASE + OPT_METHOD},
-    {"top", required_argument, NULL, OPT_LONG_BASE + OPT_TOP},
-    {"timeout", required_argument, NULL, OPT_LONG_BASE + OPT_TIMEOUT},
     {NULL, 0, NULL, 0},
 };
 static const char short_opts[] = ":hp:n:o:";
@@ -1567,14 +1567,53 @@ static struct session *types_start(const struct ipc_endpoint *ep,
   int r = session_start(s, &err);
   if (r < 0) {
     char ebuf[512];
-    fprintf(stderr, "triggerdump: cannot start a trace session in pid %d: %s\n",
+    fprintf(stderr,
+            "triggerdump: cannot start a trace session in pid %d: %s%s\n",
             (int)ep->pid,
             term_safe(err.message[0] ? err.message : strerror(-r), ebuf,
-                      sizeof(ebuf)));
+                      sizeof(ebuf)),
+            r == -ETIMEDOUT ? " (see --timeout)" : "");
     session_free(s);
     return NULL;
   }
   return s;
+}
+
+/* The runtime sends a type's BulkType event once, not again to a later
+ * session, until a session ends while it is being written to: as
+ * dotnet-gcdump does, a short SampleProfiler session is started, read to
+ * its first event (or FLUSH_WAIT_MS) and stopped before the heap session,
+ * so that the snapshot names every type. Best effort: a failure here only
+ * risks types shown as "(type 0x...)". */
+#define FLUSH_WAIT_MS 2000
+
+static void count_event(void *ctx, const struct nettrace_event *ev,
+                        const struct nettrace_trace_info *ti) {
+  (void)ev;
+  (void)ti;
+  (*(uint64_t *)ctx)++;
+}
+
+static void types_flush(const struct ipc_endpoint *ep) {
+  struct session_config cfg = {.nevents = 1, .buffer_mb = 1,
+                               .timeout_ms = IPC_TIMEOUT_MS};
+  cfg.events[0] = (struct ipc_provider){
+      .name = "Microsoft-DotNETCore-SampleProfiler", .level = 4};
+  uint64_t events = 0;
+  struct session *s = session_new(ep, &cfg, NULL, NULL);
+  if (s == NULL)
+    return;
+  session_set_events(s, count_event, &events);
+  if (session_start(s, NULL) == 0) {
+    int64_t end = clock_mono_ms() + FLUSH_WAIT_MS;
+    while (events == 0 && session_fd(s) >= 0 && clock_mono_ms() < end) {
+      struct pollfd pfd = {.fd = session_fd(s), .events = POLLIN};
+      if (poll(&pfd, 1, 100) > 0 && session_read(s) < 0)
+        break;
+    }
+    session_stop(s, IPC_TIMEOUT_MS);
+  }
+  session_free(s);
 }
 
 /* Reads s into g until the snapshot's GC has ended (heap), `until`
@@ -1650,6 +1689,8 @@ static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
   }
   install_signals();
   double t0 = clock_mono_s();
+  if (mode == GCTYPES_HEAP)
+    types_flush(&ep);
   struct session *s = types_start(&ep, mode, timeout, g);
   if (s == NULL) {
     gctypes_free(g);
