@@ -5,7 +5,8 @@
  * it asks CollectTracing for, begin and step until the answer, the stream
  * read to its samples, a clean end, an early end and a malformed stream
  * (each closes the stream and says why), and StopTracing on stop with its
- * session id, draining the stream to its end.
+ * session id, draining the stream to its end; a session of given
+ * providers whose events go to another consumer.
  *
  * Usage: test_session [DIR]; DIR (else $TEST_FIXTURES, else
  * tests/fixtures) holds counters-net10.nettrace (without it, the tests of
@@ -283,6 +284,61 @@ DEF_TEST(stop) {
   return 0;
 }
 
+/* Event providers instead of counters: CollectTracing asks for exactly
+ * them (names and filters copied at session_new), every event goes to the
+ * event consumer and none to the samples' callback; session_stream_end
+ * says 1 while the stream runs, 0 at its end marker, -ENODATA when cut. */
+struct seen_events {
+  uint64_t n;
+  int had_info; /* every event came with the stream's trace info */
+};
+
+static void on_any_event(void *ctx, const struct nettrace_event *ev,
+                         const struct nettrace_trace_info *ti) {
+  struct seen_events *e = ctx;
+  (void)ev;
+  e->n++;
+  e->had_info = (e->n == 1 || e->had_info) && ti != NULL;
+}
+
+DEF_TEST(events) {
+  for (int cut = 0; cut < 2; cut++) {
+    fake_ipc_reset();
+    char name[32] = "Microsoft-Windows-DotNETRuntime";
+    char filter[16] = "k=v";
+    struct session_config cfg = {.nevents = 1};
+    cfg.events[0] = (struct ipc_provider){
+        .name = name, .keywords = 0x1980001, .level = 5, .filter = filter};
+    struct seen_samples c = {0};
+    struct seen_events e = {0};
+    struct session *s = session_new(&ep, &cfg, on_sample, &c);
+    CHECK(s != NULL);
+    session_set_events(s, on_any_event, &e);
+    memset(name, 'x', sizeof(name) - 1);
+    memset(filter, 'y', sizeof(filter) - 1);
+    struct ipc_error err = {0};
+    int r = session_begin(s, &err);
+    while (r == -EINPROGRESS)
+      r = session_begin_step(s, &err);
+    EXPECT_EQ_INT(0, r);
+    EXPECT_EQ_INT(1, fake_ipc.nproviders);
+    EXPECT_EQ_STR("Microsoft-Windows-DotNETRuntime", fake_ipc.providers[0]);
+    EXPECT_EQ_STR("k=v", fake_ipc.filters[0]);
+    EXPECT_EQ_U64(0x1980001, fake_ipc.keywords[0]);
+    EXPECT_EQ_INT(1, session_stream_end(s));
+    feed(fixture, cut ? fixture_len / 2 : fixture_len);
+    end_stream();
+    EXPECT_EQ_INT(-EPIPE, read_all(s));
+    EXPECT_EQ_INT(cut ? -ENODATA : 0, session_stream_end(s));
+    CHECK(e.n > 30);
+    CHECK(e.had_info);
+    EXPECT_EQ_U64(session_stats(s)->events, e.n);
+    EXPECT_EQ_INT(0, c.n);
+    session_free(s);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   RUN_TEST(providers);
   RUN_TEST(begin_step);
@@ -295,10 +351,12 @@ int main(int argc, char **argv) {
     RUN_TEST(stream_end);
     RUN_TEST(stream_fails);
     RUN_TEST(stop);
+    RUN_TEST(events);
   } else {
     SKIP_TEST(stream_end, none);
     SKIP_TEST(stream_fails, none);
     SKIP_TEST(stop, none);
+    SKIP_TEST(events, none);
   }
   fake_ipc_reset();
   free(fixture);
