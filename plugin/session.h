@@ -3,9 +3,10 @@
  *
  * One EventPipe session to one .NET process: starts it over IPC, reads the
  * nettrace stream without blocking, turns events into counter samples (or
- * hands them to another consumer, see session_set_events), and stops it. It owns no thread: the caller polls session_fd() and calls
- * session_read() when it is readable (the CLI for one target, the plugin's
- * session loop for all of them).
+ * hands them to another consumer, see session_set_events), and stops it.
+ * It owns no thread: the caller polls session_fd() and calls session_read()
+ * when it is readable (the CLI for one target, the plugin's session loop
+ * for all of them).
  */
 #ifndef SESSION_H
 #define SESSION_H

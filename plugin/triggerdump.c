@@ -1595,8 +1595,8 @@ static void count_event(void *ctx, const struct nettrace_event *ev,
 }
 
 static void types_flush(const struct ipc_endpoint *ep) {
-  struct session_config cfg = {.nevents = 1, .buffer_mb = 1,
-                               .timeout_ms = IPC_TIMEOUT_MS};
+  struct session_config cfg = {
+      .nevents = 1, .buffer_mb = 1, .timeout_ms = IPC_TIMEOUT_MS};
   cfg.events[0] = (struct ipc_provider){
       .name = "Microsoft-DotNETCore-SampleProfiler", .level = 4};
   uint64_t events = 0;
@@ -1696,7 +1696,8 @@ static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
     gctypes_free(g);
     return 1;
   }
-  double until = mode == GCTYPES_HEAP ? t0 + timeout : clock_mono_s() + duration;
+  double until =
+      mode == GCTYPES_HEAP ? t0 + timeout : clock_mono_s() + duration;
   int rc = types_loop(s, g, o->pid, mode, until);
   int timed_out = mode == GCTYPES_HEAP && !gctypes_snapshot_done(g) &&
                   !stop_requested && session_fd(s) >= 0;
