@@ -31,7 +31,10 @@
 #     names System.Byte[] first.
 # Once: a pid that is no process, and one that is no .NET process: exit 1
 # with a message that says so; --top 0 and heap-types --duration are usage
-# errors (exit 2); each command's --help is `help CMD`'s and in the usage; a
+# errors (exit 2); each command's --help is `help CMD`'s and in the usage;
+# a heap of a million objects of one class (a file-based app the .NET 10
+# SDK builds, on its runtime): complete, each one counted, max RSS under
+# RSS_LIMIT_KB, the snapshot's time and the GC's pause reported; a
 # --timeout too short for the snapshot: exit 1, a message naming --timeout,
 # and the target serves a new snapshot afterwards.
 # shellcheck source-path=SCRIPTDIR
@@ -53,7 +56,8 @@ GCDUMP=$BUILD/gctools/dotnet-gcdump
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-trap stop_all_targets EXIT
+many_pid= # the million-object app (not a start_target target)
+trap 'stop_all_targets; [[ -n $many_pid ]] && kill "$many_pid" 2>/dev/null' EXIT
 
 if [[ ! -x $GCDUMP ]]; then
 	"$DOTNET" tool install --tool-path "$BUILD/gctools" dotnet-gcdump \
@@ -318,12 +322,56 @@ for cmd in heap-types alloc-types; do
 		fail "$n: $cmd --help, as 'help $cmd' and in the usage" "exit $RC: $(head -n 2 "$WORK/help-$cmd.out" | tr '\n' ' ')"
 	fi
 done
+# a heap of a million objects: a file-based app of the SDK (.NET 10+)
+MANY=$WORK/many
+mkdir -p "$MANY"
+cat >"$MANY/many.cs" <<'CS'
+// A million live objects of one class (24 bytes each on x64: header,
+// MethodTable, one long), then waits.
+using System;
+using System.Threading;
+var keep = new Node[1_000_000];
+for (int i = 0; i < keep.Length; i++) keep[i] = new Node { Value = i };
+GC.Collect(2, GCCollectionMode.Forced, true, true);
+Console.WriteLine($"READY {Environment.ProcessId}");
+Thread.Sleep(Timeout.Infinite);
+GC.KeepAlive(keep);
+sealed class Node { public long Value; }
+CS
+if "$DOTNET" build "$MANY/many.cs" -o "$MANY/out" >"$MANY/build.log" 2>&1 </dev/null; then
+	"$MANY/out/many" </dev/null >"$MANY/run.log" 2>&1 &
+	many_pid=$!
+	if wait_until 30 grep -q "^READY $many_pid$" "$MANY/run.log"; then
+		: >"$MANY/heap.err"
+		td "$MANY/heap.json" "$MANY/heap.err" heap-types "$many_pid" --format json --top 3
+		rss=$(sed -n 's/^maxrss_kb=//p' "$MANY/heap.err")
+		took=$(sed -n 's/.*heap snapshot of pid [0-9]* in \([0-9.]* s, GC pause [0-9.]* ms\).*/\1/p' "$MANY/heap.err")
+		if ((RC == 0)) && python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+t = j["top"][0]
+sys.exit(not (j["complete"] and t["type"] == "Node" and t["count"] == 1000000 and t["bytes"] == 24000000))
+' "$MANY/heap.json" && ((rss < RSS_LIMIT_KB)); then
+			pass "$n: a heap of a million objects" "Node 1000000 objects 24000000 bytes; ${rss} kB max RSS; $took"
+		else
+			fail "$n: a heap of a million objects" "exit $RC, ${rss:-?} kB max RSS: $(head -c 300 "$MANY/heap.json")"
+		fi
+	else
+		fail "$n: a heap of a million objects" "the app did not start: $(head -c 300 "$MANY/run.log")"
+	fi
+	kill "$many_pid" 2>/dev/null
+	wait "$many_pid" 2>/dev/null
+	many_pid=
+else
+	fail "$n: a heap of a million objects" "dotnet build many.cs failed, see $MANY/build.log"
+fi
+
 ver=${VERSIONS[${#VERSIONS[@]} - 1]}
 if pid=$(spike_app "$ver"); then
 	"$TRIGGERDUMP" heap-types "$pid" --timeout 0.001 >"$WORK/timeout.out" 2>"$WORK/timeout.err"
 	RC=$?
 	if ((RC == 1)) && grep -q -- '--timeout' "$WORK/timeout.err"; then
-		pass "$n: --timeout too short (.NET $ver)" "$(head -n 1 "$WORK/timeout.err")"
+		pass "$n: --timeout too short (.NET $ver)" "$(grep -m 1 -e --timeout "$WORK/timeout.err")"
 	else
 		fail "$n: --timeout too short (.NET $ver)" "exit $RC: $(cat "$WORK/timeout.err")"
 	fi
