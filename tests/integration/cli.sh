@@ -170,19 +170,28 @@ def check_time(t, t0, t1, where):
         err(f'{where}: time {t} outside this run ({t0:.0f}..{t1:.0f})')
     return s
 
-def runtime_csv(path, pid, t0, t1, n, expected):
-    """System.Runtime in CSV: header, fields, times, every counter >= n-1 times."""
-    t0, t1, n = float(t0), float(t1), int(n)
-    expected = expected.split(',')
+def monitor_csv(path):
+    """monitor's CSV: its lines, and (line number, row) for each row of the
+    six fields under the header (a wrong header or row is an error)."""
     with open(path, newline='') as f:
         lines = f.read().splitlines()
     if not lines or lines[0] != 'time,pid,provider,counter,value,unit':
         err(f'header is {lines[0] if lines else None!r}')
-    counts = {}
+    rows = []
     for i, row in enumerate(csv.reader(lines[1:]), 2):
         if len(row) != 6:
             err(f'line {i}: {len(row)} fields')
             continue
+        rows.append((i, row))
+    return lines, rows
+
+def runtime_csv(path, pid, t0, t1, n, expected):
+    """System.Runtime in CSV: header, fields, times, every counter >= n-1 times."""
+    t0, t1, n = float(t0), float(t1), int(n)
+    expected = expected.split(',')
+    lines, rows = monitor_csv(path)
+    counts = {}
+    for i, row in rows:
         t, p, prov, name, value, unit = row
         check_time(t, t0, t1, f'line {i}')
         if p != pid:
@@ -356,15 +365,9 @@ def meter_json(path, pid, t0, t1, n):
 def only_counters(path, pid, t0, t1, n, names):
     """--counters: exactly the named counters, each in most intervals."""
     t0, t1, n, names = float(t0), float(t1), int(n), names.split(',')
-    with open(path, newline='') as f:
-        lines = f.read().splitlines()
-    if not lines or lines[0] != 'time,pid,provider,counter,value,unit':
-        err(f'header is {lines[0] if lines else None!r}')
+    _, rows = monitor_csv(path)
     counts = {}
-    for i, row in enumerate(csv.reader(lines[1:]), 2):
-        if len(row) != 6:
-            err(f'line {i}: {len(row)} fields')
-            continue
+    for i, row in rows:
         check_time(row[0], t0, t1, f'line {i}')
         if row[1] != pid or row[2] != 'System.Runtime':
             err(f'line {i}: pid {row[1]}, provider {row[2]}')

@@ -282,34 +282,24 @@ done
 n="gctypes"
 bogus=4194303
 while kill -0 "$bogus" 2>/dev/null; do bogus=$((bogus - 1)); done
-"$TRIGGERDUMP" heap-types "$bogus" >"$WORK/bogus.out" 2>"$WORK/bogus.err"
-RC=$?
-if ((RC == 1)) && grep -q "no process with pid $bogus" "$WORK/bogus.err" && [[ ! -s $WORK/bogus.out ]]; then
-	pass "$n: a pid that is no process" "$(cat "$WORK/bogus.err")"
-else
-	fail "$n: a pid that is no process" "exit $RC: $(cat "$WORK/bogus.err")"
-fi
-"$TRIGGERDUMP" alloc-types $$ >"$WORK/notnet.out" 2>"$WORK/notnet.err"
-RC=$?
-if ((RC == 1)) && grep -q "no .NET diagnostic socket" "$WORK/notnet.err"; then
-	pass "$n: a process that is not .NET" "$(cat "$WORK/notnet.err")"
-else
-	fail "$n: a process that is not .NET" "exit $RC: $(cat "$WORK/notnet.err")"
-fi
-"$TRIGGERDUMP" heap-types "$bogus" --top 0 >/dev/null 2>"$WORK/top0.err"
-RC=$?
-if ((RC == 2)) && grep -q -- '--top takes' "$WORK/top0.err"; then
-	pass "$n: --top 0 is a usage error"
-else
-	fail "$n: --top 0 is a usage error" "exit $RC: $(cat "$WORK/top0.err")"
-fi
-"$TRIGGERDUMP" heap-types "$bogus" --duration 3 >/dev/null 2>"$WORK/dur.err"
-RC=$?
-if ((RC == 2)) && grep -q -- 'heap-types: --duration is not an option' "$WORK/dur.err"; then
-	pass "$n: heap-types refuses --duration by name"
-else
-	fail "$n: heap-types refuses --duration by name" "exit $RC: $(cat "$WORK/dur.err")"
-fi
+# expect_error NAME RC PATTERN ARGS...: triggerdump ARGS exits RC, prints
+# nothing on stdout and a message matching PATTERN (grep -E) on stderr.
+expect_error() {
+	local name=$1 want=$2 pattern=$3 rc
+	shift 3
+	"$TRIGGERDUMP" "$@" >"$WORK/err.out" 2>"$WORK/err.err"
+	rc=$?
+	if ((rc == want)) && grep -Eq -- "$pattern" "$WORK/err.err" && [[ ! -s $WORK/err.out ]]; then
+		pass "$n: $name" "$(head -c 300 "$WORK/err.err")"
+	else
+		fail "$n: $name" "exit $rc: $(head -c 300 "$WORK/err.err")"
+	fi
+}
+expect_error "a pid that is no process" 1 "no process with pid $bogus" heap-types "$bogus"
+expect_error "a process that is not .NET" 1 "no \.NET diagnostic socket" alloc-types $$
+expect_error "--top 0 is a usage error" 2 "--top takes" heap-types "$bogus" --top 0
+expect_error "heap-types refuses --duration by name" 2 "heap-types: --duration is not an option" \
+	heap-types "$bogus" --duration 3
 for cmd in heap-types alloc-types; do
 	"$TRIGGERDUMP" "$cmd" --help >"$WORK/help-$cmd.out" 2>&1
 	RC=$?
