@@ -35,6 +35,7 @@
 #include "naming.h"
 #include "nettrace.h"
 #include "session.h"
+#include "typesrun.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -1525,123 +1527,7 @@ static int cmd_threshold(struct opts *o, int argc, char **argv, int i) {
 
 /* ---- heap-types, alloc-types ---- */
 
-/* The runtime-side buffers. The runtime writes a whole heap snapshot (about
- * 45 bytes an object) into the session's buffer while it enables the
- * session, before the stream is read: so the heap session's is the 1024 MB
- * dotnet-gcdump asks for (the runtime takes buffer memory as it writes, not
- * up front). The session is in Drop mode (CollectTracing2): a larger
- * snapshot loses events and the result says it is incomplete, where .NET
- * 11's Block mode would stop the target for good (docs/gctypes-notes.md). */
-#define HEAP_BUFFER_MB 1024
-#define ALLOC_BUFFER_MB 64
 #define TYPES_EXIT_INCOMPLETE 3
-
-static void types_event(void *ctx, const struct nettrace_event *ev,
-                        const struct nettrace_trace_info *ti) {
-  gctypes_event(ctx, ev, ti);
-}
-
-/* The session of a heap-types or alloc-types run, started (blocking up to
- * timeout_s: for a heap snapshot the runtime answers after its GC); NULL
- * after saying why. */
-static struct session *types_start(const struct ipc_endpoint *ep,
-                                   enum gctypes_mode mode, double timeout_s,
-                                   struct gctypes *g) {
-  struct session_config cfg = {
-      .nevents = 1,
-      .buffer_mb = mode == GCTYPES_HEAP ? HEAP_BUFFER_MB : ALLOC_BUFFER_MB,
-      .timeout_ms = (int)(timeout_s * 1000)};
-  cfg.events[0] = (struct ipc_provider){
-      .name = GCTYPES_PROVIDER,
-      .keywords = mode == GCTYPES_HEAP ? GCTYPES_HEAP_KEYWORDS
-                                       : GCTYPES_ALLOC_TICK_KEYWORDS |
-                                             GCTYPES_ALLOC_SAMPLING_KEYWORD,
-      .level = 5};
-  struct session *s = session_new(ep, &cfg, NULL, NULL);
-  if (s == NULL) {
-    fprintf(stderr, "triggerdump: out of memory\n");
-    return NULL;
-  }
-  session_set_events(s, types_event, g);
-  struct ipc_error err = {0};
-  int r = session_start(s, &err);
-  if (r < 0) {
-    char ebuf[512];
-    fprintf(stderr,
-            "triggerdump: cannot start a trace session in pid %d: %s%s\n",
-            (int)ep->pid,
-            term_safe(err.message[0] ? err.message : strerror(-r), ebuf,
-                      sizeof(ebuf)),
-            r == -ETIMEDOUT ? " (see --timeout)" : "");
-    session_free(s);
-    return NULL;
-  }
-  return s;
-}
-
-/* The runtime sends a type's BulkType event once, not again to a later
- * session, until a session ends while it is being written to: as
- * dotnet-gcdump does, a short SampleProfiler session is started, read to
- * its first event (or FLUSH_WAIT_MS) and stopped before the heap session,
- * so that the snapshot names every type. Best effort: a failure here only
- * risks types shown as "(type 0x...)". */
-#define FLUSH_WAIT_MS 2000
-
-static void count_event(void *ctx, const struct nettrace_event *ev,
-                        const struct nettrace_trace_info *ti) {
-  (void)ev;
-  (void)ti;
-  (*(uint64_t *)ctx)++;
-}
-
-static void types_flush(const struct ipc_endpoint *ep) {
-  struct session_config cfg = {
-      .nevents = 1, .buffer_mb = 1, .timeout_ms = IPC_TIMEOUT_MS};
-  cfg.events[0] = (struct ipc_provider){
-      .name = "Microsoft-DotNETCore-SampleProfiler", .level = 4};
-  uint64_t events = 0;
-  struct session *s = session_new(ep, &cfg, NULL, NULL);
-  if (s == NULL)
-    return;
-  session_set_events(s, count_event, &events);
-  if (session_start(s, NULL) == 0) {
-    int64_t end = clock_mono_ms() + FLUSH_WAIT_MS;
-    while (events == 0 && session_fd(s) >= 0 && clock_mono_ms() < end) {
-      struct pollfd pfd = {.fd = session_fd(s), .events = POLLIN};
-      if (poll(&pfd, 1, 100) > 0 && session_read(s) < 0)
-        break;
-    }
-    session_stop(s, IPC_TIMEOUT_MS);
-  }
-  session_free(s);
-}
-
-/* Reads s into g until the snapshot's GC has ended (heap), `until`
- * (clock_mono_s) has come, the stream ends or an interrupt. 0, or 1 after
- * a read error (said). */
-static int types_loop(struct session *s, struct gctypes *g, pid_t pid,
-                      enum gctypes_mode mode, double until) {
-  while (!stop_requested &&
-         !(mode == GCTYPES_HEAP && gctypes_snapshot_done(g))) {
-    double left = until - clock_mono_s();
-    if (left <= 0 || session_fd(s) < 0)
-      return 0;
-    struct pollfd pfd = {.fd = session_fd(s), .events = POLLIN};
-    int pr = poll(&pfd, 1, left < 0.5 ? (int)(left * 1000) + 1 : 500);
-    if (pr < 0 && errno != EINTR) {
-      perror("poll");
-      return 1;
-    }
-    int r = pr > 0 ? session_read(s) : 0;
-    if (r < 0 && r != -EPIPE) {
-      char ebuf[512];
-      fprintf(stderr, "triggerdump: pid %d: %s\n", (int)pid,
-              term_safe(session_error(s), ebuf, sizeof(ebuf)));
-      return 1;
-    }
-  }
-  return 0;
-}
 
 /* Prints g's result in o's format: 0 when complete, else
  * TYPES_EXIT_INCOMPLETE (the reason also on stderr), 1 on ENOMEM. */
@@ -1669,8 +1555,19 @@ static int types_print(const struct gctypes *g, const struct opts *o,
   return TYPES_EXIT_INCOMPLETE;
 }
 
-/* heap-types and alloc-types: one session, its events into gctypes, the
- * result printed. 0, 3 incomplete, 1 error, 2 usage. */
+/* The cancel fd of a types run: written by the signal handler (write is
+ * async-signal-safe), so that an interrupt ends the run at once. */
+static int types_cancel_fd = -1;
+
+static void on_types_signal(int sig) {
+  on_signal(sig);
+  uint64_t one = 1;
+  ssize_t n = write(types_cancel_fd, &one, sizeof(one));
+  (void)n;
+}
+
+/* heap-types and alloc-types: one run (plugin/typesrun.c) into gctypes,
+ * the result printed. 0, 3 incomplete, 1 error, 2 usage. */
 static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
                      char **argv, int i) {
   const char *cmd = mode == GCTYPES_HEAP ? "heap-types" : "alloc-types";
@@ -1680,54 +1577,47 @@ static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
   struct ipc_endpoint ep;
   if (find_target(o->pid, &ep) < 0)
     return 1;
-  double timeout = o->timeout > 0 ? o->timeout : HEAP_TIMEOUT_S;
-  double duration = o->duration > 0 ? o->duration : ALLOC_DURATION_S;
   struct gctypes *g = gctypes_new(mode, NULL);
-  if (g == NULL) {
-    fprintf(stderr, "triggerdump: out of memory\n");
-    return 1;
-  }
-  install_signals();
-  double t0 = clock_mono_s();
-  if (mode == GCTYPES_HEAP)
-    types_flush(&ep);
-  struct session *s = types_start(&ep, mode, timeout, g);
-  if (s == NULL) {
+  types_cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (g == NULL || types_cancel_fd < 0) {
+    fprintf(stderr, "triggerdump: %s\n", strerror(g ? errno : ENOMEM));
     gctypes_free(g);
     return 1;
   }
-  double until =
-      mode == GCTYPES_HEAP ? t0 + timeout : clock_mono_s() + duration;
-  int rc = types_loop(s, g, o->pid, mode, until);
-  int timed_out = mode == GCTYPES_HEAP && !gctypes_snapshot_done(g) &&
-                  !stop_requested && session_fd(s) >= 0;
-  double took = clock_mono_s() - t0;
-  session_end(s, o->pid);
-  int end = session_stream_end(s);
-  gctypes_finish(g, end == 1 ? -ENODATA : end, session_stats(s)->dropped);
-  struct gctypes_summary sum;
-  gctypes_summary(g, &sum);
-  if (timed_out) {
-    fprintf(stderr,
-            "triggerdump: pid %d: no complete heap snapshot within %g s "
-            "(--timeout): %s\n",
-            (int)o->pid, timeout,
-            sum.gc_started ? "its GC did not end in time"
-                           : "the runtime started no snapshot GC");
-    rc = 1;
-  } else if (stop_requested) {
+  struct sigaction sa = {.sa_handler = on_types_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  ipc_set_cancel_fd(types_cancel_fd);
+  struct typesrun_config cfg = {.mode = mode,
+                                .timeout_s = o->timeout > 0 ? o->timeout
+                                                            : HEAP_TIMEOUT_S,
+                                .duration_s = o->duration > 0
+                                                  ? o->duration
+                                                  : ALLOC_DURATION_S,
+                                .cancel_fd = types_cancel_fd};
+  struct typesrun_result res;
+  int rc = typesrun(&ep, &cfg, g, &res);
+  char ebuf[512];
+  if (res.cancelled) {
     fprintf(stderr, "triggerdump: interrupted\n");
     rc = 1;
-  }
-  if (rc == 0) {
+  } else if (rc < 0) {
+    fprintf(stderr, "triggerdump: pid %d: %s%s\n", (int)o->pid,
+            term_safe(res.reason, ebuf, sizeof(ebuf)),
+            res.timed_out || rc == -ETIMEDOUT ? " (see --timeout)" : "");
+    rc = 1;
+  } else {
+    struct gctypes_summary sum;
+    gctypes_summary(g, &sum);
     if (mode == GCTYPES_HEAP)
       fprintf(stderr,
               "triggerdump: heap snapshot of pid %d in %.2f s, GC pause "
               "%.1f ms, %" PRIu64 " bytes of stream\n",
-              (int)o->pid, took, sum.gc_pause_ms, session_stats(s)->bytes);
+              (int)o->pid, res.seconds, sum.gc_pause_ms, res.stream_bytes);
     rc = types_print(g, o, o->pid);
   }
-  session_free(s);
   gctypes_free(g);
   return rc;
 }
