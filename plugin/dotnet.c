@@ -34,14 +34,29 @@
  *       Method "ipc"             # ipc | exec
  *       Timeout 120
  *     </Dump>
+ *     <Trigger>                  # repeatable: actions, in order
+ *       Counter "gc-heap-size"   # repeatable
+ *       Severity "warning"
+ *       Directory "/var/lib/collectd/dotnet-dumps"
+ *       MinFreeSpace "2G"
+ *       Action "alloc-types"     # with its defaults, or a block:
+ *       <Action "heap-types">    # alloc-types | heap-types | trace | dump
+ *         MaxHeapSize "4G"
+ *         MinInterval 300        # each action's own limits
+ *       </Action>
+ *       Action "dump"
+ *     </Trigger>
  *   </Plugin>
+ *
+ * A <Dump> block is a trigger with the one action "dump".
  *
  * Threads: the watch (plugin/watch.c) reads the targets and its reader
  * thread dispatches each value as it arrives; the notification callback
- * only queues a dump request (plugin/dump_worker.c); with <Dump>, a read
- * callback dispatches the dump counts.
- * With <Dump>, every instance also has two DERIVE values, "derive-dumps"
- * and "derive-dump-failures": dumps written and failed since the plugin
+ * only queues a request with the trigger's worker (plugin/dump_worker.c),
+ * whose thread runs the actions (plugin/action.c) and sends a notification
+ * per result; with a dump action, a read callback dispatches the dump
+ * counts: every instance then has two DERIVE values, "derive-dumps" and
+ * "derive-dump-failures", dumps written and failed since the plugin
  * started, counted by instance name.
  */
 #include "clock.h"
@@ -49,6 +64,7 @@
 #include "plugin.h"
 #include "utils/common/common.h"
 
+#include "action.h"
 #include "dump_worker.h"
 #include "naming.h"
 #include "watch.h"
@@ -59,7 +75,8 @@
 #include <time.h>
 
 #define MAX_RULES 64
-#define MAX_TRIGGERS 16
+#define MAX_COUNTERS 16 /* Counter options of a trigger */
+#define MAX_TRIGGERS 8  /* <Trigger> and <Dump> blocks */
 #define MAX_PROVIDER_STRINGS 512
 #define MAX_REFUSALS 64
 #define MAX_DUMP_COUNTS 1024
@@ -70,11 +87,27 @@ struct refusal {
   int reason;
 };
 
-/* Dumps written and failed attempts of one instance (see dump_count_add). */
+/* Dumps written and failed attempts of one instance (see dump_count_add),
+ * and its last GC heap size (for MaxHeapSize, see note_heap). */
 struct dump_count {
   char instance[NAMING_MAX];
   int64_t written;
   int64_t failed;
+  double heap_bytes; /* 0: not seen */
+};
+
+/* A <Trigger> (or <Dump>) block: which notifications, which actions. */
+struct trigger {
+  bool is_dump_block; /* <Dump>: its log wording */
+  char counters[MAX_COUNTERS][NAMING_MAX];
+  size_t ncounters;
+  int severity; /* the least severe notification that triggers */
+  char directory[PATH_MAX];
+  uint64_t min_free_bytes;
+  struct action_config actions[DUMP_WORKER_MAX_STEPS];
+  char labels[DUMP_WORKER_MAX_STEPS][32]; /* "heap-types: " */
+  size_t nactions;
+  struct dump_worker *worker; /* under notify_lock */
 };
 
 /* A value of one read of one stream, waiting for flush(). */
@@ -98,15 +131,18 @@ struct collect {
 enum foreign_kind { FOREIGN_HOST, FOREIGN_SHAPE, FOREIGN_KINDS };
 
 /* The plugin's state. Who writes what:
- *  - cfg and dump: dotnet_config (collectd's main thread, before init);
- *    read-only from dotnet_init on (shutdown frees the rules and strings);
+ *  - cfg and triggers (but their workers): dotnet_config (collectd's main
+ *    thread, before init); read-only from dotnet_init on (shutdown frees
+ *    the rules and strings);
  *  - watch: set by dotnet_init, cleared by dotnet_shutdown; the notification
- *    callback uses it only under notify_lock while dumper is set;
- *  - dumper: under notify_lock (set by init, cleared by shutdown, used by
- *    dotnet_notify on any of collectd's threads);
+ *    callback uses it only under notify_lock while live is set;
+ *  - live and the triggers' workers: under notify_lock (set by init,
+ *    cleared by shutdown, used by dotnet_notify on any of collectd's
+ *    threads);
  *  - refusals: under refusal_lock (dotnet_notify, any thread);
- *  - counts: under count_lock (the dump worker's thread writes, the read
- *    callback reads; nobody dispatches under it);
+ *  - counts: under count_lock (the workers' threads write the dump counts
+ *    and read the heap sizes, the reader thread writes the heap sizes, the
+ *    read callback reads; nobody dispatches under it);
  *  - batch: the watch's reader thread's alone (publish, flush);
  *  - collected: the read callback's (collectd never runs it twice at once);
  *  - the log-once flags: counts_full under count_lock, refusals_full
@@ -129,17 +165,13 @@ static struct {
     char *owned[MAX_PROVIDER_STRINGS];  /* the strings the lists point to */
     size_t nowned;
   } cfg;
-  struct {
-    bool enabled; /* a <Dump> block */
-    struct dump_request tmpl;
-    struct dump_policy policy;
-    char triggers[MAX_TRIGGERS][NAMING_MAX];
-    size_t ntriggers;
-    int severity; /* the least severe notification that dumps */
-  } dump;
+  struct trigger triggers[MAX_TRIGGERS];
+  size_t ntriggers;
+  bool has_dumps;  /* a dump action: the dump counts are dispatched */
+  bool note_heaps; /* a MaxHeapSize: the heap sizes are noted */
   struct watch *watch;
   pthread_mutex_t notify_lock;
-  struct dump_worker *dumper;
+  bool live; /* the workers run: under notify_lock */
   pthread_mutex_t refusal_lock;
   struct refusal refusals[MAX_REFUSALS];
   size_t nrefusals;
@@ -157,11 +189,6 @@ static struct {
             .gather = -1,
             .max_processes = 256,
             .max_series = COUNTERS_DEFAULT_MAX_SERIES},
-    .dump = {.tmpl = {.type = IPC_DUMP_HEAP, .method = DUMP_METHOD_IPC},
-             .policy = {.min_interval_sec = 300,
-                        .max_per_process = 5,
-                        .max_total = 20},
-             .severity = NOTIF_WARNING},
     .notify_lock = PTHREAD_MUTEX_INITIALIZER,
     .refusal_lock = PTHREAD_MUTEX_INITIALIZER,
     .count_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -237,15 +264,17 @@ static int unknown_option(const char *block, const char *key,
 }
 
 /* Reads a string option that names one value of table into *out; the
- * error lists the names (names: "one of a, b, c" or "a or b"). */
-static int get_choice(oconfig_item_t *c, const struct dump_name *table,
-                      const char *names, int *out) {
+ * error names the block (prefix: "<Dump>: ") and lists the names (names:
+ * "one of a, b, c" or "a or b"). */
+static int get_choice(oconfig_item_t *c, const char *prefix,
+                      const struct dump_name *table, const char *names,
+                      int *out) {
   char buf[256];
   if (cf_util_get_string_buffer(c, buf, sizeof(buf)) != 0)
     return -1;
   if (dump_name_parse(table, buf, out) == 0)
     return 0;
-  ERROR("dotnet plugin: <Dump>: %s \"%s\" is not %s.", c->key, buf, names);
+  ERROR("dotnet plugin: %s%s \"%s\" is not %s.", prefix, c->key, buf, names);
   return -1;
 }
 
@@ -324,8 +353,9 @@ static int config_process(oconfig_item_t *ci) {
   return 0;
 }
 
-/* MinFreeSpace: a number of bytes, or a size such as "2G". */
-static int get_size(oconfig_item_t *c, uint64_t *out) {
+/* A size (MinFreeSpace, MaxHeapSize, MaxSize): a number of bytes, or a
+ * size such as "2G". */
+static int get_size(oconfig_item_t *c, const char *prefix, uint64_t *out) {
   if (c->values_num == 1 && c->values[0].type == OCONFIG_TYPE_NUMBER) {
     *out = (uint64_t)c->values[0].value.number;
     return 0;
@@ -335,83 +365,284 @@ static int get_size(oconfig_item_t *c, uint64_t *out) {
     return -1;
   if (dump_size_parse(buf, out) == 0)
     return 0;
-  ERROR("dotnet plugin: <Dump>: MinFreeSpace \"%s\" is not a size such as "
-        "\"2G\" or \"500M\".",
-        buf);
+  ERROR("dotnet plugin: %s%s \"%s\" is not a size such as \"2G\" or "
+        "\"500M\".",
+        prefix, c->key, buf);
   return -1;
 }
 
 static const struct dump_name severities[] = {
     {"warning", NOTIF_WARNING}, {"failure", NOTIF_FAILURE}, {NULL, 0}};
 
+/* A Counter option of a trigger. */
+static int add_counter(oconfig_item_t *c, const char *prefix,
+                       struct trigger *t) {
+  if (t->ncounters >= MAX_COUNTERS) {
+    ERROR("dotnet plugin: %sat most %d Counter options.", prefix,
+          MAX_COUNTERS);
+    return -1;
+  }
+  if (cf_util_get_string_buffer(c, t->counters[t->ncounters], NAMING_MAX) != 0)
+    return -1;
+  t->ncounters++;
+  return 0;
+}
+
+/* A timeout in (0, 86400) s: the open range between the doubles next to
+ * its ends. */
+static int get_timeout(oconfig_item_t *c, const char *prefix, double *out) {
+  return get_number(c, prefix, nextafter(0, 1), nextafter(86400, 0),
+                    "in (0, 86400) seconds", out);
+}
+
+/* The options every action and <Dump> take: MinInterval and the limits
+ * (named per_process and total). 1 when c is not one of them. */
+static int config_limit(oconfig_item_t *c, const char *prefix,
+                        const char *per_process, const char *total,
+                        struct dump_policy *pol) {
+  int v = 0, status;
+  if (strcasecmp("MinInterval", c->key) == 0)
+    return get_number(c, prefix, 0, HUGE_VAL, ">= 0 seconds",
+                      &pol->min_interval_sec);
+  if (strcasecmp(per_process, c->key) == 0) {
+    status = get_int(c, prefix, 1, INT_MAX, "at least 1", &v);
+    pol->max_per_process = (unsigned)v;
+    return status;
+  }
+  if (strcasecmp(total, c->key) == 0) {
+    status = get_int(c, prefix, 1, INT_MAX, "at least 1", &v);
+    pol->max_total = (unsigned)v;
+    return status;
+  }
+  return 1;
+}
+
+/* The dump's own options (of <Dump> and <Action "dump">): Type, Method,
+ * Timeout. 1 when c is not one of them. */
+static int config_dump_option(oconfig_item_t *c, const char *prefix,
+                              struct dump_request *req) {
+  int v = 0, status;
+  double t = 0;
+  if (strcasecmp("Type", c->key) == 0) {
+    status = get_choice(c, prefix, dump_types,
+                        "one of mini, heap, triage, full", &v);
+    req->type = (enum ipc_dump_type)v;
+    return status;
+  }
+  if (strcasecmp("Method", c->key) == 0) {
+    status = get_choice(c, prefix, dump_methods, "ipc or exec", &v);
+    req->method = (enum dump_method)v;
+    return status;
+  }
+  if (strcasecmp("Timeout", c->key) == 0) {
+    status = get_timeout(c, prefix, &t);
+    req->timeout_ms = (int)(t * 1000);
+    return status;
+  }
+  return 1;
+}
+
+/* The trigger's own options (of <Trigger> and <Dump>): Counter, Severity,
+ * Directory, MinFreeSpace. 1 when c is not one of them. */
+static int config_trigger_option(oconfig_item_t *c, const char *prefix,
+                                 struct trigger *t) {
+  if (strcasecmp("Counter", c->key) == 0)
+    return add_counter(c, prefix, t);
+  if (strcasecmp("Severity", c->key) == 0)
+    return get_choice(c, prefix, severities, "warning or failure",
+                      &t->severity);
+  if (strcasecmp("MinFreeSpace", c->key) == 0)
+    return get_size(c, prefix, &t->min_free_bytes);
+  if (strcasecmp("Directory", c->key) != 0)
+    return 1;
+  if (cf_util_get_string_buffer(c, t->directory, sizeof(t->directory)) != 0)
+    return -1;
+  if (t->directory[0] != '/') {
+    ERROR("dotnet plugin: %sDirectory must be an absolute path.", prefix);
+    return -1;
+  }
+  return 0;
+}
+
+/* A new trigger (NULL after saying why). */
+static struct trigger *trigger_new(const char *block) {
+  if (plugin.ntriggers >= MAX_TRIGGERS) {
+    ERROR("dotnet plugin: at most %d <Trigger> and <Dump> blocks; %s is one "
+          "too many.",
+          MAX_TRIGGERS, block);
+    return NULL;
+  }
+  struct trigger *t = &plugin.triggers[plugin.ntriggers++];
+  *t = (struct trigger){.severity = NOTIF_WARNING};
+  return t;
+}
+
+/* What a trigger's actions take from it, once all its options are read:
+ * the directory and MinFreeSpace; and its defaults (Counter). */
+static int trigger_finish(struct trigger *t, const char *prefix) {
+  if (t->directory[0] == 0) {
+    ERROR("dotnet plugin: %sa Directory is needed (where the results go).",
+          prefix);
+    return -1;
+  }
+  if (t->nactions == 0) {
+    ERROR("dotnet plugin: %sno Action: say what the trigger does (one or "
+          "more of alloc-types, heap-types, trace, dump).",
+          prefix);
+    return -1;
+  }
+  if (t->ncounters == 0) {
+    sstrncpy(t->counters[0], "gc-heap-size", NAMING_MAX);
+    t->ncounters = 1;
+  }
+  for (size_t i = 0; i < t->nactions; i++) {
+    struct dump_request *d = &t->actions[i].dump;
+    sstrncpy(d->directory, t->directory, sizeof(d->directory));
+    d->min_free_bytes = t->min_free_bytes;
+    if (t->actions[i].kind == ACTION_DUMP)
+      plugin.has_dumps = true;
+    if (t->actions[i].max_heap_bytes > 0)
+      plugin.note_heaps = true;
+  }
+  return 0;
+}
+
 static int config_dump(oconfig_item_t *ci) {
-  struct dump_request *tmpl = &plugin.dump.tmpl;
-  struct dump_policy *pol = &plugin.dump.policy;
-  plugin.dump.enabled = true;
+  static const char prefix[] = "<Dump>: ";
+  struct trigger *t = trigger_new("<Dump>");
+  if (t == NULL)
+    return -1;
+  t->is_dump_block = true;
+  t->nactions = 1;
+  struct action_config *a = &t->actions[0];
+  a->dump = (struct dump_request){.type = IPC_DUMP_HEAP,
+                                  .method = DUMP_METHOD_IPC};
+  action_defaults(a, ACTION_DUMP);
   for (int i = 0; i < ci->children_num; i++) {
     oconfig_item_t *c = ci->children + i;
-    int status = 0, v = 0;
-    double t = 0;
-    if (strcasecmp("Directory", c->key) == 0) {
-      status = cf_util_get_string_buffer(c, tmpl->directory,
-                                         sizeof(tmpl->directory));
-      if (status == 0 && tmpl->directory[0] != '/') {
-        ERROR("dotnet plugin: <Dump>: Directory must be an absolute path.");
-        status = -1;
-      }
-    } else if (strcasecmp("Type", c->key) == 0) {
-      status = get_choice(c, dump_types, "one of mini, heap, triage, full", &v);
-      tmpl->type = (enum ipc_dump_type)v;
-    } else if (strcasecmp("Method", c->key) == 0) {
-      status = get_choice(c, dump_methods, "ipc or exec", &v);
-      tmpl->method = (enum dump_method)v;
-    } else if (strcasecmp("Severity", c->key) == 0) {
-      status = get_choice(c, severities, "warning or failure",
-                          &plugin.dump.severity);
-    } else if (strcasecmp("Counter", c->key) == 0) {
-      if (plugin.dump.ntriggers >= MAX_TRIGGERS) {
-        ERROR("dotnet plugin: <Dump>: at most %d Counter options.", MAX_TRIGGERS);
-        status = -1;
-      } else {
-        status = cf_util_get_string_buffer(
-            c, plugin.dump.triggers[plugin.dump.ntriggers], NAMING_MAX);
-        if (status == 0)
-          plugin.dump.ntriggers++;
-      }
-    } else if (strcasecmp("MinInterval", c->key) == 0) {
-      status = get_number(c, "<Dump>: ", 0, HUGE_VAL, ">= 0 seconds",
-                          &pol->min_interval_sec);
-    } else if (strcasecmp("MaxDumps", c->key) == 0) {
-      status = get_int(c, "<Dump>: ", 1, INT_MAX, "at least 1", &v);
-      pol->max_per_process = (unsigned)v;
-    } else if (strcasecmp("MaxDumpsTotal", c->key) == 0) {
-      status = get_int(c, "<Dump>: ", 1, INT_MAX, "at least 1", &v);
-      pol->max_total = (unsigned)v;
-    } else if (strcasecmp("MinFreeSpace", c->key) == 0) {
-      status = get_size(c, &tmpl->min_free_bytes);
-    } else if (strcasecmp("Timeout", c->key) == 0) {
-      /* (0, 86400): the closed range between the doubles next to them */
-      status = get_number(c, "<Dump>: ", nextafter(0, 1), nextafter(86400, 0),
-                          "in (0, 86400) seconds", &t);
-      tmpl->timeout_ms = (int)(t * 1000);
-    } else {
+    int status = config_trigger_option(c, prefix, t);
+    if (status > 0)
+      status = config_dump_option(c, prefix, &a->dump);
+    if (status > 0)
+      status = config_limit(c, prefix, "MaxDumps", "MaxDumpsTotal", &a->policy);
+    if (status > 0)
       status = unknown_option("<Dump>", c->key,
                               "Directory, Type, Counter, Severity, "
                               "MinInterval, MaxDumps, MaxDumpsTotal, "
                               "MinFreeSpace, Method, Timeout");
+    if (status != 0)
+      return -1;
+  }
+  return trigger_finish(t, prefix);
+}
+
+/* The options of an action of kind k, for the error of an unknown one. */
+static const char *action_options(enum action_kind k) {
+  switch (k) {
+  case ACTION_ALLOC_TYPES:
+    return "Duration, Top, MinInterval, MaxPerProcess, MaxTotal";
+  case ACTION_HEAP_TYPES:
+    return "MaxHeapSize, Timeout, Top, MinInterval, MaxPerProcess, MaxTotal";
+  case ACTION_TRACE:
+    return "Duration, Provider, MaxSize, MinInterval, MaxPerProcess, "
+           "MaxTotal";
+  case ACTION_DUMP:
+    break;
+  }
+  return "Type, Method, Timeout, MinInterval, MaxPerProcess, MaxTotal";
+}
+
+/* One option of an action of kind a->kind: 1 when it takes no such
+ * option. */
+static int config_action_option(oconfig_item_t *c, const char *prefix,
+                                 struct action_config *a) {
+  enum action_kind k = a->kind;
+  int v = 0, status;
+  int status0 = config_limit(c, prefix, "MaxPerProcess", "MaxTotal", &a->policy);
+  if (status0 <= 0)
+    return status0;
+  if (k == ACTION_DUMP)
+    return config_dump_option(c, prefix, &a->dump);
+  if ((k == ACTION_ALLOC_TYPES || k == ACTION_TRACE) &&
+      strcasecmp("Duration", c->key) == 0)
+    return get_number(c, prefix, 0.1, 3600, "between 0.1 and 3600 seconds",
+                      &a->duration_s);
+  if ((k == ACTION_ALLOC_TYPES || k == ACTION_HEAP_TYPES) &&
+      strcasecmp("Top", c->key) == 0) {
+    status = get_int(c, prefix, 1, ACTION_TOP_MAX, "between 1 and 64", &v);
+    a->top = (unsigned)v;
+    return status;
+  }
+  if (k == ACTION_HEAP_TYPES && strcasecmp("Timeout", c->key) == 0)
+    return get_timeout(c, prefix, &a->timeout_s);
+  if (k == ACTION_HEAP_TYPES && strcasecmp("MaxHeapSize", c->key) == 0)
+    return get_size(c, prefix, &a->max_heap_bytes);
+  return 1;
+}
+
+/* Action "kind", or a block <Action "kind"> with its options. */
+static int config_action(oconfig_item_t *ci, struct trigger *t) {
+  int kind = 0;
+  if (get_choice(ci, "<Trigger>: ", action_kinds,
+                 "one of alloc-types, heap-types, trace, dump", &kind) != 0)
+    return -1;
+  const char *name = dump_name_of(action_kinds, kind);
+  for (size_t i = 0; i < t->nactions; i++)
+    if ((int)t->actions[i].kind == kind) {
+      ERROR("dotnet plugin: <Trigger>: Action \"%s\" is there twice.", name);
+      return -1;
+    }
+  if (kind == ACTION_TRACE) {
+    ERROR("dotnet plugin: <Trigger>: Action \"trace\" is not available in "
+          "this build.");
+    return -1;
+  }
+  struct action_config *a = &t->actions[t->nactions];
+  a->dump = (struct dump_request){.type = IPC_DUMP_HEAP,
+                                  .method = DUMP_METHOD_IPC};
+  action_defaults(a, (enum action_kind)kind);
+  char prefix[64];
+  snprintf(prefix, sizeof(prefix), "<Action \"%s\">: ", name);
+  for (int i = 0; i < ci->children_num; i++) {
+    oconfig_item_t *c = ci->children + i;
+    int status = config_action_option(c, prefix, a);
+    if (status > 0) {
+      char block[48];
+      snprintf(block, sizeof(block), "<Action \"%s\">", name);
+      status = unknown_option(block, c->key, action_options(a->kind));
     }
     if (status != 0)
       return -1;
   }
-  if (tmpl->directory[0] == 0) {
-    ERROR("dotnet plugin: <Dump> needs a Directory.");
-    return -1;
-  }
-  if (plugin.dump.ntriggers == 0) {
-    sstrncpy(plugin.dump.triggers[0], "gc-heap-size", NAMING_MAX);
-    plugin.dump.ntriggers = 1;
-  }
+  snprintf(t->labels[t->nactions], sizeof(t->labels[0]), "%s: ", name);
+  t->nactions++;
   return 0;
+}
+
+static int config_trigger(oconfig_item_t *ci) {
+  static const char prefix[] = "<Trigger>: ";
+  struct trigger *t = trigger_new("<Trigger>");
+  if (t == NULL)
+    return -1;
+  for (int i = 0; i < ci->children_num; i++) {
+    oconfig_item_t *c = ci->children + i;
+    int status = config_trigger_option(c, prefix, t);
+    if (status > 0 && strcasecmp("Action", c->key) == 0) {
+      if (t->nactions >= DUMP_WORKER_MAX_STEPS) {
+        ERROR("dotnet plugin: <Trigger>: at most %d actions.",
+              DUMP_WORKER_MAX_STEPS);
+        return -1;
+      }
+      status = config_action(c, t);
+    }
+    if (status > 0)
+      status = unknown_option("<Trigger>", c->key,
+                              "Counter, Severity, Directory, MinFreeSpace, "
+                              "Action, <Action>");
+    if (status != 0)
+      return -1;
+  }
+  return trigger_finish(t, prefix);
 }
 
 static int dotnet_config(oconfig_item_t *ci) {
@@ -448,11 +679,13 @@ static int dotnet_config(oconfig_item_t *ci) {
       status = config_process(c);
     } else if (strcasecmp("Dump", c->key) == 0) {
       status = config_dump(c);
+    } else if (strcasecmp("Trigger", c->key) == 0) {
+      status = config_trigger(c);
     } else {
       status = unknown_option(NULL, c->key,
                               "Interval, AutoDiscover, AlignSessions, Gather, "
                               "MaxProcesses, MaxSeries, Provider, Meter, "
-                              "<Process>, <Dump>");
+                              "<Process>, <Dump>, <Trigger>");
     }
     if (status != 0)
       return -1;
@@ -557,6 +790,8 @@ static void dispatch_row(value_list_t *vl, const struct naming_row *row,
 /* The values of one read of one stream (plugin.batch): kept from read to
  * read, given back when far bigger than a read needed. */
 
+static void note_heap(const char *instance, double bytes);
+
 static void publish(void *ctx, const struct watch_target_view *t,
                     struct counters_entry *e) {
   (void)ctx;
@@ -579,6 +814,9 @@ static void publish(void *ctx, const struct watch_target_view *t,
   for (size_t k = 0; k < nr; k++)
     plugin.batch[plugin.nbatch++] =
         (struct batch_row){.row = rows[k], .time = time};
+  if (plugin.note_heaps && nr == 1 && !rows[0].is_derive &&
+      strcmp(rows[0].type_instance, "gc-heap-size") == 0)
+    note_heap(t->instance, rows[0].gauge);
 }
 
 static void flush(void *ctx, const struct watch_target_view *t) {
@@ -639,39 +877,92 @@ static int dotnet_read(user_data_t *ud) {
   return 0;
 }
 
-/* ---- dumps ---- */
+/* ---- heap sizes: for MaxHeapSize ----
+ *
+ * The last gc-heap-size (bytes) of each instance, noted by
+ * publish() on the reader thread as it goes by, read by the workers'
+ * threads before a heap snapshot. Kept in the dump counts' table. */
 
-static void dump_done(void *ctx, const char *instance,
-                      const struct ipc_endpoint *ep, int rc,
-                      const struct dump_result *res, const char *trigger) {
-  (void)ctx;
-  dump_count_add(instance, rc == 0);
-  if (res->note[0])
-    INFO("dotnet plugin: instance \"%s\": pid %d: %s", instance, (int)ep->pid,
-         res->note);
-  notification_t n = {.severity = rc == 0 ? NOTIF_OKAY : NOTIF_FAILURE,
-                      .time = cdtime()};
+static void note_heap(const char *instance, double bytes) {
+  pthread_mutex_lock(&plugin.count_lock);
+  struct dump_count *c = dump_count_find(instance);
+  if (c == NULL && plugin.ncounts < MAX_DUMP_COUNTS) {
+    c = &plugin.counts[plugin.ncounts++];
+    sstrncpy(c->instance, instance, NAMING_MAX);
+  }
+  if (c != NULL)
+    c->heap_bytes = bytes;
+  pthread_mutex_unlock(&plugin.count_lock);
+}
+
+/* instance's last GC heap size in bytes, 0 when not known. */
+static uint64_t heap_bytes_of(const char *instance) {
+  pthread_mutex_lock(&plugin.count_lock);
+  const struct dump_count *c = dump_count_find(instance);
+  double b = c ? c->heap_bytes : 0;
+  pthread_mutex_unlock(&plugin.count_lock);
+  return b > 0 && b < 1.8e19 ? (uint64_t)b : 0;
+}
+
+/* ---- actions: run on a trigger's worker thread ---- */
+
+/* The result of one action as a notification: type the action's name,
+ * type instance the counter that triggered; OKAY when done, WARNING when
+ * a types result is incomplete, FAILURE with the reason. */
+static void notify_result(const struct action_config *a,
+                          const struct dump_job *job, int rc,
+                          const struct action_result *res) {
+  const char *instance = job->instance;
+  const char *kind = dump_name_of(action_kinds, (int)a->kind);
+  int sev = rc < 0 ? NOTIF_FAILURE : res->complete ? NOTIF_OKAY : NOTIF_WARNING;
+  notification_t n = {.severity = sev, .time = cdtime()};
   sstrncpy(n.host, hostname_g, sizeof(n.host));
   sstrncpy(n.plugin, "dotnet", sizeof(n.plugin));
   sstrncpy(n.plugin_instance, instance, sizeof(n.plugin_instance));
-  sstrncpy(n.type, "dump", sizeof(n.type));
-  sstrncpy(n.type_instance, trigger, sizeof(n.type_instance));
-  if (rc == 0) {
-    snprintf(n.message, sizeof(n.message),
-             "dump of pid %d written: %s (%.1f MB, %.2f s)", (int)ep->pid,
-             res->path, (double)res->size / 1e6, res->seconds);
-    INFO("dotnet plugin: instance \"%s\": %s", instance, n.message);
-    plugin_notification_meta_add_string(&n, "path", res->path);
-    plugin_notification_meta_add_unsigned_int(&n, "size", res->size);
-  } else {
-    snprintf(n.message, sizeof(n.message), "dump of pid %d failed: %s",
-             (int)ep->pid, res->reason);
+  sstrncpy(n.type, kind, sizeof(n.type));
+  sstrncpy(n.type_instance, job->trigger, sizeof(n.type_instance));
+  sstrncpy(n.message, res->message, sizeof(n.message));
+  if (res->file.note[0])
+    INFO("dotnet plugin: instance \"%s\": pid %d: %s", instance,
+         (int)job->ep.pid, res->file.note);
+  if (rc < 0)
     ERROR("dotnet plugin: instance \"%s\": %s", instance, n.message);
+  else if (sev == NOTIF_WARNING)
+    WARNING("dotnet plugin: instance \"%s\": %s", instance, n.message);
+  else
+    INFO("dotnet plugin: instance \"%s\": %s", instance, n.message);
+  if (rc == 0 && a->kind != ACTION_DUMP && res->file.path[0] == 0)
+    WARNING("dotnet plugin: instance \"%s\": the %s result of pid %d is in "
+            "the notification only: %s",
+            instance, kind, (int)job->ep.pid, res->file.reason);
+  if (res->file.path[0]) {
+    plugin_notification_meta_add_string(&n, "path", res->file.path);
+    plugin_notification_meta_add_unsigned_int(&n, "size", res->file.size);
   }
-  plugin_notification_meta_add_double(&n, "seconds", res->seconds);
-  plugin_notification_meta_add_signed_int(&n, "pid", ep->pid);
+  if (rc == 0 && (a->kind == ACTION_ALLOC_TYPES || a->kind == ACTION_HEAP_TYPES)) {
+    plugin_notification_meta_add_boolean(&n, "complete", res->complete);
+    plugin_notification_meta_add_unsigned_int(&n, "count", res->count);
+    plugin_notification_meta_add_unsigned_int(&n, "bytes", res->bytes);
+  }
+  plugin_notification_meta_add_double(&n, "seconds", res->file.seconds);
+  plugin_notification_meta_add_signed_int(&n, "pid", job->ep.pid);
   plugin_dispatch_notification(&n);
   plugin_notification_meta_free(n.meta);
+}
+
+/* The dump worker's step: action `step` of trigger ctx for job. */
+static int run_action(void *ctx, size_t step, const struct dump_job *job) {
+  const struct trigger *t = ctx;
+  const struct action_config *a = &t->actions[step];
+  struct action_result res;
+  int rc = action_run(a, &job->ep, job->instance,
+                      a->kind == ACTION_HEAP_TYPES ? heap_bytes_of(job->instance)
+                                                   : 0,
+                      &res);
+  if (a->kind == ACTION_DUMP)
+    dump_count_add(job->instance, rc == 0);
+  notify_result(a, job, rc, &res);
+  return rc;
 }
 
 /* ---- notifications: which ones make a dump ----
@@ -696,7 +987,8 @@ static void dump_done(void *ctx, const char *instance,
 /* Logs a refusal once per instance and reason until a dump succeeds. The
  * table is bounded: past its size, refusals of further instances are not
  * logged (said once). */
-static void log_refusal(const char *instance, int reason, const char *why) {
+static void log_refusal(const char *instance, const char *what, int reason,
+                        const char *why) {
   bool say = true, say_full = false;
   pthread_mutex_lock(&plugin.refusal_lock);
   for (size_t i = 0; say && i < plugin.nrefusals; i++)
@@ -714,11 +1006,11 @@ static void log_refusal(const char *instance, int reason, const char *why) {
   }
   pthread_mutex_unlock(&plugin.refusal_lock);
   if (say)
-    NOTICE("dotnet plugin: instance \"%s\": no dump: %s (logged once)",
-           instance, why);
+    NOTICE("dotnet plugin: instance \"%s\": %s: %s (logged once)", instance,
+           what, why);
   else if (say_full)
-    NOTICE("dotnet plugin: refusals to dump logged for %d instances: those "
-           "of further instances are not logged.",
+    NOTICE("dotnet plugin: refusals of triggers logged for %d instances: "
+           "those of further instances are not logged.",
            MAX_REFUSALS);
 }
 
@@ -803,23 +1095,96 @@ static void log_foreign(const notification_t *n, enum foreign_kind kind) {
            inst, ti, host);
 }
 
+/* Whether n is a result of ours (type: an action's name). */
+static bool is_result(const notification_t *n) {
+  int k;
+  return dump_name_parse(action_kinds, n->type, &k) == 0;
+}
+
+/* Whether trigger t takes n (severity, counter). */
+static bool trigger_takes(const struct trigger *t, const notification_t *n) {
+  /* NOTIF_FAILURE (1) is more severe than NOTIF_WARNING (2). */
+  if (n->severity == NOTIF_OKAY || n->severity > t->severity)
+    return false;
+  for (size_t i = 0; i < t->ncounters; i++)
+    if (strcmp(n->type_instance, t->counters[i]) == 0)
+      return true;
+  return false;
+}
+
+/* Asks trigger ti's worker to run its actions for n's instance; logs what
+ * happens. */
+static void trigger_fire(size_t ti, const notification_t *n, cdtime_t now) {
+  struct trigger *t = &plugin.triggers[ti];
+  const char *what = t->is_dump_block ? "no dump" : "trigger actions not run";
+  struct ipc_endpoint ep;
+  char why[1024];
+  int r;
+  pthread_mutex_lock(&plugin.notify_lock);
+  if (!plugin.live) { /* not started, or shut down */
+    pthread_mutex_unlock(&plugin.notify_lock);
+    return;
+  }
+  r = watch_lookup(plugin.watch, n->plugin_instance, &ep);
+  if (r == 0)
+    r = dump_worker_request(t->worker, &ep, n->plugin_instance,
+                            n->type_instance, why, sizeof(why));
+  else
+    sstrncpy(why, "no live session for this instance (the process exited?)",
+             sizeof(why));
+  pthread_mutex_unlock(&plugin.notify_lock);
+  /* the refusals of trigger ti are logged apart from those of others */
+  int key = (int)ti * 4096;
+  if (r < 0) {
+    log_refusal(n->plugin_instance, what, key + (-r & 4095), why);
+    return;
+  }
+  if (r == 0)
+    forget_refusals(n->plugin_instance);
+  else
+    log_refusal(n->plugin_instance, "some actions not run", key + 4095, why);
+  /* The threshold plugin stamps its notification with the time of the value
+   * that breached: log how long that value took to get here (ms; collectd's
+   * log timestamps have whole seconds). */
+  char lag[64] = "", actions[128] = "";
+  if (n->time != 0 && n->time <= now)
+    snprintf(lag, sizeof(lag), ", %.0f ms after the value",
+             CDTIME_T_TO_DOUBLE(now - n->time) * 1000.0);
+  double value = meta_find(n, "CurrentValue", NM_TYPE_DOUBLE)->nm_value.nm_double;
+  const char *sev = n->severity == NOTIF_FAILURE ? "FAILURE" : "WARNING";
+  if (t->is_dump_block) {
+    const struct dump_request *d = &t->actions[0].dump;
+    INFO("dotnet plugin: instance \"%s\": %s notification for %s: dumping pid "
+         "%d (%s, method %s, value %g%s)",
+         n->plugin_instance, sev, n->type_instance, (int)ep.pid,
+         dump_name_of(dump_types, (int)d->type),
+         dump_name_of(dump_methods, (int)d->method), value, lag);
+    return;
+  }
+  for (size_t i = 0; i < t->nactions; i++) {
+    size_t l = strlen(actions);
+    snprintf(actions + l, sizeof(actions) - l, "%s%s", i ? ", " : "",
+             dump_name_of(action_kinds, (int)t->actions[i].kind));
+  }
+  INFO("dotnet plugin: instance \"%s\": %s notification for %s: pid %d: %s "
+       "(value %g%s)",
+       n->plugin_instance, sev, n->type_instance, (int)ep.pid, actions, value,
+       lag);
+}
+
 /* Any thread of collectd (a write thread for the threshold plugin,
- * unixsock's, the network plugin's, the dump worker's for dump_done) and
- * possibly while dotnet_shutdown runs: dumper and watch are used only under
- * notify_lock, which is held for one table lookup and one short lock of the
- * dump worker, never across I/O. */
+ * unixsock's, the network plugin's, a worker's for our results) and
+ * possibly while dotnet_shutdown runs: the workers and the watch are used
+ * only under notify_lock, which is held for one table lookup and one short
+ * lock of a worker, never across I/O. */
 static int dotnet_notify(const notification_t *n, user_data_t *ud) {
   (void)ud;
-  if (strcmp(n->plugin, "dotnet") != 0 || strcmp(n->type, "dump") == 0)
+  if (strcmp(n->plugin, "dotnet") != 0 || is_result(n))
     return 0;
-  /* NOTIF_FAILURE (1) is more severe than NOTIF_WARNING (2). */
-  if (n->severity == NOTIF_OKAY || n->severity > plugin.dump.severity)
-    return 0;
-  size_t i;
-  for (i = 0; i < plugin.dump.ntriggers; i++)
-    if (strcmp(n->type_instance, plugin.dump.triggers[i]) == 0)
-      break;
-  if (i == plugin.dump.ntriggers || is_missing_value(n))
+  size_t taken = 0;
+  for (size_t i = 0; i < plugin.ntriggers; i++)
+    taken += trigger_takes(&plugin.triggers[i], n);
+  if (taken == 0 || is_missing_value(n))
     return 0;
   if (hostname_g == NULL || strcmp(n->host, hostname_g) != 0) {
     log_foreign(n, FOREIGN_HOST);
@@ -829,43 +1194,10 @@ static int dotnet_notify(const notification_t *n, user_data_t *ud) {
     log_foreign(n, FOREIGN_SHAPE);
     return 0;
   }
-
-  struct ipc_endpoint ep;
-  char why[256];
-  int r;
   cdtime_t now = cdtime();
-  pthread_mutex_lock(&plugin.notify_lock);
-  if (plugin.dumper == NULL) { /* no <Dump>, or shut down */
-    pthread_mutex_unlock(&plugin.notify_lock);
-    return 0;
-  }
-  r = watch_lookup(plugin.watch, n->plugin_instance, &ep);
-  if (r == 0)
-    r = dump_worker_request(plugin.dumper, &ep, n->plugin_instance, n->type_instance,
-                            why, sizeof(why));
-  else
-    sstrncpy(why, "no live session for this instance (the process exited?)",
-             sizeof(why));
-  pthread_mutex_unlock(&plugin.notify_lock);
-  if (r < 0) {
-    log_refusal(n->plugin_instance, -r, why);
-    return 0;
-  }
-  forget_refusals(n->plugin_instance);
-  /* The threshold plugin stamps its notification with the time of the value
-   * that breached: log how long that value took to get here (ms; collectd's
-   * log timestamps have whole seconds). */
-  char lag[64] = "";
-  if (n->time != 0 && n->time <= now)
-    snprintf(lag, sizeof(lag), ", %.0f ms after the value",
-             CDTIME_T_TO_DOUBLE(now - n->time) * 1000.0);
-  INFO("dotnet plugin: instance \"%s\": %s notification for %s: dumping pid "
-       "%d (%s, method %s, value %g%s)",
-       n->plugin_instance, n->severity == NOTIF_FAILURE ? "FAILURE" : "WARNING",
-       n->type_instance, (int)ep.pid,
-       dump_name_of(dump_types, (int)plugin.dump.tmpl.type),
-       dump_name_of(dump_methods, (int)plugin.dump.tmpl.method),
-       meta_find(n, "CurrentValue", NM_TYPE_DOUBLE)->nm_value.nm_double, lag);
+  for (size_t i = 0; i < plugin.ntriggers; i++)
+    if (trigger_takes(&plugin.triggers[i], n))
+      trigger_fire(i, n, now);
   return 0;
 }
 
@@ -910,32 +1242,68 @@ static int watch_begin(double interval) {
   return 0;
 }
 
-/* With <Dump>: checks the directory (a warning only: it may be mounted
- * later) and starts the dump worker; from then on notifications reach it.
- * 0 or -1, logged. */
-static int dumps_begin(void) {
-  const struct dump_request *tmpl = &plugin.dump.tmpl;
+/* Stops every trigger's worker (a step in progress is cancelled); from
+ * then on notifications reach none. Callbacks already in are waited for
+ * (one short lookup under notify_lock). */
+static void triggers_end(void) {
+  struct dump_worker *w[MAX_TRIGGERS];
+  pthread_mutex_lock(&plugin.notify_lock);
+  plugin.live = false;
+  for (size_t i = 0; i < plugin.ntriggers; i++) {
+    w[i] = plugin.triggers[i].worker;
+    plugin.triggers[i].worker = NULL;
+  }
+  pthread_mutex_unlock(&plugin.notify_lock);
+  for (size_t i = 0; i < plugin.ntriggers; i++)
+    dump_worker_free(w[i]);
+}
+
+/* Checks a trigger's directory (a warning only: it may be mounted later)
+ * and starts its worker. 0 or -1, logged. */
+static int trigger_begin(struct trigger *t) {
+  const char *block = t->is_dump_block ? "<Dump>" : "<Trigger>";
   char why[512];
-  int dfd = dump_dir_open(tmpl->directory, 1, NULL, NULL, 0, why, sizeof(why));
+  int dfd = dump_dir_open(t->directory, 1, NULL, NULL, 0, why, sizeof(why));
   if (dfd < 0)
-    WARNING("dotnet plugin: <Dump>: Directory \"%s\": %s; dumps fail "
-            "until this is fixed.",
-            tmpl->directory, why);
+    WARNING("dotnet plugin: %s: Directory \"%s\": %s; %s fail until this is "
+            "fixed.",
+            block, t->directory, why, t->is_dump_block ? "dumps" : "actions");
   else
     close(dfd);
-  static const struct dump_worker_ops ops = {.take = dump_take,
+  struct dump_step steps[DUMP_WORKER_MAX_STEPS];
+  for (size_t i = 0; i < t->nactions; i++) {
+    const char *kind = dump_name_of(action_kinds, (int)t->actions[i].kind);
+    steps[i] = (struct dump_step){
+        .policy = t->actions[i].policy,
+        .label = t->is_dump_block ? "" : t->labels[i],
+        .noun = kind,
+        .per_process_opt = t->is_dump_block ? "MaxDumps" : "MaxPerProcess",
+        .total_opt = t->is_dump_block ? "MaxDumpsTotal" : "MaxTotal"};
+  }
+  static const struct dump_worker_ops ops = {.run = run_action,
                                              .now = clock_mono_s};
-  struct dump_worker *d =
-      dump_worker_new(tmpl, &plugin.dump.policy, &ops, dump_done, NULL);
-  int r = d == NULL ? -ENOMEM : dump_worker_start(d);
+  struct dump_worker *w = dump_worker_new(steps, t->nactions, 0, &ops, t);
+  int r = w == NULL ? -ENOMEM : dump_worker_start(w);
   if (r < 0) {
-    ERROR("dotnet plugin: <Dump>: cannot start the dump worker thread: %s.",
+    ERROR("dotnet plugin: %s: cannot start its worker thread: %s.", block,
           STRERROR(-r));
-    dump_worker_free(d);
+    dump_worker_free(w);
     return -1;
   }
+  t->worker = w;
+  return 0;
+}
+
+/* Starts every trigger's worker; from then on notifications reach them.
+ * 0 or -1, logged (none left running). */
+static int triggers_begin(void) {
+  for (size_t i = 0; i < plugin.ntriggers; i++)
+    if (trigger_begin(&plugin.triggers[i]) != 0) {
+      triggers_end();
+      return -1;
+    }
   pthread_mutex_lock(&plugin.notify_lock);
-  plugin.dumper = d;
+  plugin.live = true;
   pthread_mutex_unlock(&plugin.notify_lock);
   return 0;
 }
@@ -951,17 +1319,17 @@ static int dotnet_init(void) {
             "nothing to watch.");
   if (watch_begin(interval) != 0)
     return -1;
-  if (plugin.dump.enabled && dumps_begin() != 0) {
+  if (triggers_begin() != 0) {
     watch_stop(plugin.watch, 500);
     watch_free(plugin.watch);
     plugin.watch = NULL;
     return -1;
   }
   INFO("dotnet plugin: interval %g s, %zu <Process> block(s), AutoDiscover "
-       "%s, dumps %s",
+       "%s, %zu trigger(s), dumps %s",
        interval, plugin.cfg.nrules, plugin.cfg.autodiscover ? "on" : "off",
-       plugin.dumper ? "on" : "off");
-  if (plugin.dump.enabled)
+       plugin.ntriggers, plugin.has_dumps ? "on" : "off");
+  if (plugin.has_dumps)
     plugin_register_complex_read(NULL, "dotnet", dotnet_read,
                                  DOUBLE_TO_CDTIME_T(interval), NULL);
   return 0;
@@ -971,14 +1339,9 @@ static int dotnet_shutdown(void) {
   free(plugin.collected.v); /* the read threads are gone */
   plugin.collected = (struct collect){0};
   /* Notifications can still come (from unixsock's or the network plugin's
-   * threads, whose shutdown may come after this one): once dumper is NULL
-   * under notify_lock, none uses the worker or the watch, and a callback
-   * already in there is waited for (one short lookup). */
-  pthread_mutex_lock(&plugin.notify_lock);
-  struct dump_worker *d = plugin.dumper;
-  plugin.dumper = NULL;
-  pthread_mutex_unlock(&plugin.notify_lock);
-  dump_worker_free(d);
+   * threads, whose shutdown may come after this one): once live is false
+   * under notify_lock, none uses a worker or the watch. */
+  triggers_end();
   if (plugin.watch) {
     watch_stop(plugin.watch, 500);
     struct watch_stats st;

@@ -782,6 +782,68 @@ int dump_publish(int src_dirfd, const char *src_name, const char *src_shown,
   return r;
 }
 
+/* ---- result files ---- */
+
+int dump_file_open(struct dump_file *f, const char *dir, const char *instance,
+                   pid_t pid, const char *suffix, uint64_t min_free_bytes,
+                   struct dump_result *res) {
+  *f = (struct dump_file){.dfd = -1, .fd = -1};
+  f->dfd = dump_dir_open(dir, 1, NULL, f->dir, sizeof(f->dir), res->reason,
+                         sizeof(res->reason));
+  if (f->dfd < 0)
+    return f->dfd;
+  int r = 0;
+  uint64_t avail = 0;
+  if (min_free_bytes > 0 && (r = free_bytes(f->dfd, f->dir, &avail, res)) == 0 &&
+      avail < min_free_bytes) {
+    dump_say(res, "only %llu MiB free in %s, below MinFreeSpace (%llu MiB)",
+             (unsigned long long)(avail >> 20), f->dir,
+             (unsigned long long)(min_free_bytes >> 20));
+    r = -ENOSPC;
+  }
+  char name[160], stamp[40], path[PATH_MAX];
+  safe_name(instance[0] ? instance : "dotnet", name, sizeof(name));
+  utc_stamp(stamp, sizeof(stamp));
+  if (r == 0 &&
+      ((size_t)snprintf(f->final_name, sizeof(f->final_name), "%s-%d-%s%s",
+                        name, (int)pid, stamp, suffix) >= sizeof(f->final_name) ||
+       (size_t)snprintf(path, sizeof(path), "%s/%s", f->dir, f->final_name) >=
+           sizeof(path))) {
+    dump_say(res, "result file name too long");
+    r = -ENAMETOOLONG;
+  }
+  if (r == 0 && (f->fd = publish_inode(f->dfd, f->dir, f->tmp_name, res)) < 0)
+    r = f->fd;
+  if (r < 0)
+    dump_file_abort(f);
+  return r;
+}
+
+int dump_file_commit(struct dump_file *f, struct dump_result *res) {
+  struct stat st;
+  int r = fstat(f->fd, &st) == 0 ? 0 : -errno;
+  if (r == 0 && (r = publish_link(f->fd, f->tmp_name, f->dfd, f->final_name)) == 0) {
+    snprintf(res->path, sizeof(res->path), "%s/%s", f->dir, f->final_name);
+    res->size = (uint64_t)st.st_size;
+  } else {
+    dump_say(res, "cannot name the result %s/%s: %s", f->dir, f->final_name,
+             r == -EEXIST ? "a file of that name exists" : strerror(-r));
+  }
+  dump_file_abort(f); /* the link holds it now */
+  return r;
+}
+
+void dump_file_abort(struct dump_file *f) {
+  if (f->tmp_name[0] && f->dfd >= 0)
+    unlinkat(f->dfd, f->tmp_name, 0);
+  f->tmp_name[0] = 0;
+  if (f->fd >= 0)
+    close(f->fd);
+  if (f->dfd >= 0)
+    close(f->dfd);
+  f->fd = f->dfd = -1;
+}
+
 /* ---- one dump ----
  *
  * dump_take's steps share what they open in one struct dump_job: each step

@@ -56,6 +56,31 @@ void dump_say(struct dump_result *res, const char *fmt, ...)
 /* 0 on success, negative errno with res->reason on failure. */
 int dump_take(const struct dump_request *req, struct dump_result *res);
 
+/* A result file of ours in the dump directory (an action's
+ * .heap-types.json, .alloc-types.json, .nettrace): the directory opened and
+ * checked as for a dump (created when missing), a fresh 0600 inode of root's
+ * written as the result comes, linked under its final name only when
+ * complete, never over an existing name; an abandoned one leaves nothing. */
+struct dump_file {
+  int dfd, fd;                   /* the directory; the file (write to it) */
+  char dir[PATH_MAX];            /* the directory's absolute path */
+  char tmp_name[48];             /* where O_TMPFILE is missing */
+  char final_name[NAME_MAX + 1]; /* <instance>-<pid>-<stamp><suffix> */
+};
+
+/* Opens the file for instance's process pid, named with suffix (".nettrace")
+ * and refused when dir has less than min_free_bytes free (0: no check). 0,
+ * or negative errno with res->reason (f is then closed). */
+int dump_file_open(struct dump_file *f, const char *dir, const char *instance,
+                   pid_t pid, const char *suffix, uint64_t min_free_bytes,
+                   struct dump_result *res);
+/* Links f under its final name and closes it: 0 with res->path and
+ * res->size, or negative errno with res->reason (nothing left behind). */
+int dump_file_commit(struct dump_file *f, struct dump_result *res);
+/* Drops f (nothing left behind). Accepts a closed or never opened f
+ * (fd and dfd -1). */
+void dump_file_abort(struct dump_file *f);
+
 /* Names of values, as the configuration and the CLI take them (in any
  * case); a table ends with a NULL name, and the first name of a value is
  * the one shown. */

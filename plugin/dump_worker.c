@@ -1,8 +1,9 @@
 /**
  * collectd-dotnet - plugin/dump_worker.c
  *
- * See dump_worker.h. Per-process bookkeeping lives in a small table keyed
- * by pid + start time, bounded (oldest entries of gone processes recycled).
+ * See dump_worker.h. Per-process bookkeeping (per step) lives in a small
+ * table keyed by pid + start time, bounded (the entries of idle processes
+ * used longest ago recycled).
  */
 #include "dump_worker.h"
 
@@ -17,66 +18,69 @@
 
 #define PROCS_MAX 256
 
+struct step_state {
+  unsigned done;     /* runs queued, running or done (not failed) */
+  double last_start; /* monotonic s of the last run's start */
+};
+
 struct proc_state {
   pid_t pid;
   uint64_t start_time;
-  unsigned dumps;    /* dumps queued, running or written (not failed) */
-  double last_start; /* monotonic s of the last dump's start */
-  int busy;          /* queued or running */
-};
-
-struct job {
-  struct ipc_endpoint ep;
-  char instance[128];
-  char trigger[128];
+  int busy;          /* a job queued or running */
+  double last_use;   /* monotonic s of the last request that queued */
+  struct step_state steps[DUMP_WORKER_MAX_STEPS];
 };
 
 /* Shared by the requesting threads and the worker thread: everything below
- * lock is guarded by it; tmpl, policy, ops, done and ctx are set in
+ * lock is guarded by it; steps, nsteps, queue_max, ops and ctx are set in
  * dump_worker_new and only read after. */
 struct dump_worker {
-  struct dump_request tmpl;
-  struct dump_policy policy;
+  struct dump_step steps[DUMP_WORKER_MAX_STEPS];
+  size_t nsteps;
+  unsigned queue_max;
   struct dump_worker_ops ops;
-  dump_done_cb done;
   void *ctx;
   pthread_t thread;
   int started; /* the owner's: set by start, read by free */
-  int cancel;  /* eventfd written by dump_worker_free: a GenerateCoreDump the
-                  target does not answer must not hold collectd's shutdown
-                  for the whole Timeout (ipc_set_cancel_fd) */
+  int cancel;  /* eventfd written by dump_worker_free: a GenerateCoreDump or
+                  a session the target does not answer must not hold
+                  collectd's shutdown for a whole Timeout
+                  (ipc_set_cancel_fd) */
   pthread_mutex_t lock;
   pthread_cond_t cond; /* a job queued, or stopping */
   int stopping;
-  struct job *queue; /* ring of policy.queue_max */
+  struct dump_job *queue; /* ring of queue_max */
   size_t qhead, qlen;
   struct proc_state procs[PROCS_MAX];
   size_t nprocs;
-  unsigned total; /* dumps queued, running or written, all processes */
+  unsigned total[DUMP_WORKER_MAX_STEPS]; /* per step, all processes */
 };
 
 static unsigned or_default(unsigned v, unsigned def) { return v ? v : def; }
 
-struct dump_worker *dump_worker_new(const struct dump_request *tmpl,
-                                    const struct dump_policy *policy,
+struct dump_worker *dump_worker_new(const struct dump_step *steps,
+                                    size_t nsteps, unsigned queue_max,
                                     const struct dump_worker_ops *ops,
-                                    dump_done_cb done, void *ctx) {
+                                    void *ctx) {
+  if (nsteps == 0 || nsteps > DUMP_WORKER_MAX_STEPS)
+    return NULL;
   struct dump_worker *w = calloc(1, sizeof(*w));
   if (w == NULL)
     return NULL;
-  *w = (struct dump_worker){
-      .tmpl = *tmpl,
-      .policy = {.min_interval_sec = policy->min_interval_sec > 0
-                                         ? policy->min_interval_sec
-                                         : 0,
-                 .max_per_process = or_default(policy->max_per_process, 5),
-                 .max_total = or_default(policy->max_total, 20),
-                 .queue_max = or_default(policy->queue_max, 16)},
-      .ops = *ops,
-      .done = done,
-      .ctx = ctx,
-      .cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  w->queue = calloc(w->policy.queue_max, sizeof(*w->queue));
+  w->nsteps = nsteps;
+  w->queue_max = or_default(queue_max, 16);
+  w->ops = *ops;
+  w->ctx = ctx;
+  for (size_t i = 0; i < nsteps; i++) {
+    const struct dump_policy *p = &steps[i].policy;
+    w->steps[i] = steps[i];
+    w->steps[i].policy = (struct dump_policy){
+        .min_interval_sec = p->min_interval_sec > 0 ? p->min_interval_sec : 0,
+        .max_per_process = or_default(p->max_per_process, 5),
+        .max_total = or_default(p->max_total, 20)};
+  }
+  w->cancel = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  w->queue = calloc(w->queue_max, sizeof(*w->queue));
   if (w->queue == NULL || w->cancel < 0) {
     if (w->cancel >= 0)
       close(w->cancel);
@@ -98,10 +102,9 @@ static struct proc_state *proc_get(struct dump_worker *w,
   size_t slot = w->nprocs;
   if (slot == PROCS_MAX) {
     /* recycle the idle entry used longest ago */
-    slot = PROCS_MAX;
     for (size_t i = 0; i < w->nprocs; i++)
       if (!w->procs[i].busy &&
-          (slot == PROCS_MAX || w->procs[i].last_start < w->procs[slot].last_start))
+          (slot == PROCS_MAX || w->procs[i].last_use < w->procs[slot].last_use))
         slot = i;
     if (slot == PROCS_MAX)
       return NULL;
@@ -110,121 +113,183 @@ static struct proc_state *proc_get(struct dump_worker *w,
   }
   struct proc_state *p = &w->procs[slot];
   *p = (struct proc_state){.pid = ep->pid, .start_time = ep->start_time,
-                           .last_start = -1e18};
+                           .last_use = -1e18};
+  for (size_t i = 0; i < DUMP_WORKER_MAX_STEPS; i++)
+    p->steps[i].last_start = -1e18;
   return p;
 }
 
-/* 0 when policy lets p (NULL: no room in the table) have a dump now, else
+/* 0 when p (NULL: no room in the table) may have a job queued now, else
  * the refusal with why[] filled. Under w->lock. */
-static int refusal(const struct dump_worker *w, const struct proc_state *p,
-                   const struct ipc_endpoint *ep, double now, char *why,
-                   size_t why_cap) {
+static int job_refusal(const struct dump_worker *w, const struct proc_state *p,
+                       const struct ipc_endpoint *ep, char *why,
+                       size_t why_cap) {
   if (p == NULL) {
-    snprintf(why, why_cap, "too many processes with dumps in progress");
+    snprintf(why, why_cap, "too many processes with %ss in progress",
+             w->steps[0].noun);
     return -ENOSPC;
   }
   if (p->busy) {
-    snprintf(why, why_cap, "a dump of pid %d is already queued or running",
-             (int)ep->pid);
+    snprintf(why, why_cap, "a %s of pid %d is already queued or running",
+             w->steps[0].noun, (int)ep->pid);
     return -EBUSY;
   }
-  if (now - p->last_start < w->policy.min_interval_sec) {
-    snprintf(why, why_cap,
-             "last dump of pid %d started %.0f s ago, MinInterval is %.0f s",
-             (int)ep->pid, now - p->last_start, w->policy.min_interval_sec);
-    return -EAGAIN;
-  }
-  if (p->dumps >= w->policy.max_per_process) {
-    snprintf(why, why_cap, "MaxDumps (%u) reached for pid %d",
-             w->policy.max_per_process, (int)ep->pid);
-    return -EDQUOT;
-  }
-  if (w->total >= w->policy.max_total) {
-    snprintf(why, why_cap, "MaxDumpsTotal (%u) reached", w->policy.max_total);
-    return -EDQUOT;
-  }
-  if (w->qlen >= w->policy.queue_max) {
-    snprintf(why, why_cap, "dump queue full");
+  if (w->qlen >= w->queue_max) {
+    snprintf(why, why_cap, "%s queue full", w->steps[0].noun);
     return -ENOSPC;
   }
   return 0;
+}
+
+/* 0 when step i's limits let p have a run now, else the refusal with
+ * why[] filled. Under w->lock. */
+static int step_refusal(const struct dump_worker *w, size_t i,
+                        const struct proc_state *p,
+                        const struct ipc_endpoint *ep, double now, char *why,
+                        size_t why_cap) {
+  const struct dump_step *st = &w->steps[i];
+  const struct step_state *ss = &p->steps[i];
+  if (now - ss->last_start < st->policy.min_interval_sec) {
+    snprintf(why, why_cap,
+             "%slast %s of pid %d started %.0f s ago, MinInterval is %.0f s",
+             st->label, st->noun, (int)ep->pid, now - ss->last_start,
+             st->policy.min_interval_sec);
+    return -EAGAIN;
+  }
+  if (ss->done >= st->policy.max_per_process) {
+    snprintf(why, why_cap, "%s%s (%u) reached for pid %d", st->label,
+             st->per_process_opt, st->policy.max_per_process, (int)ep->pid);
+    return -EDQUOT;
+  }
+  if (w->total[i] >= st->policy.max_total) {
+    snprintf(why, why_cap, "%s%s (%u) reached", st->label, st->total_opt,
+             st->policy.max_total);
+    return -EDQUOT;
+  }
+  return 0;
+}
+
+/* Appends s to why[] ("; " between). */
+static void why_add(char *why, size_t why_cap, const char *s) {
+  size_t l = strnlen(why, why_cap);
+  if (l + 1 < why_cap)
+    snprintf(why + l, why_cap - l, "%s%s", l ? "; " : "", s);
 }
 
 int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
                         const char *instance, const char *trigger, char *why,
                         size_t why_cap) {
   double now = w->ops.now();
+  if (why_cap)
+    why[0] = 0;
   pthread_mutex_lock(&w->lock);
   struct proc_state *p = proc_get(w, ep);
-  int r = refusal(w, p, ep, now, why, why_cap);
+  int r = job_refusal(w, p, ep, why, why_cap);
+  unsigned steps = 0, nrefused = 0;
+  int first = 0;
+  for (size_t i = 0; r == 0 && i < w->nsteps; i++) {
+    char one[256];
+    int sr = step_refusal(w, i, p, ep, now, one, sizeof(one));
+    if (sr == 0) {
+      steps |= 1u << i;
+    } else {
+      why_add(why, why_cap, one);
+      nrefused++;
+      if (first == 0)
+        first = sr;
+    }
+  }
+  if (r == 0 && steps == 0)
+    r = first;
   if (r == 0) {
-    struct job *j = &w->queue[(w->qhead + w->qlen) % w->policy.queue_max];
+    struct dump_job *j = &w->queue[(w->qhead + w->qlen) % w->queue_max];
     j->ep = *ep;
     snprintf(j->instance, sizeof(j->instance), "%s", instance);
     snprintf(j->trigger, sizeof(j->trigger), "%s", trigger ? trigger : "");
+    j->steps = steps;
     w->qlen++;
     p->busy = 1;
-    /* Counted now, so that a flapping threshold cannot queue past caps. */
-    p->dumps++;
-    p->last_start = now;
-    w->total++;
+    p->last_use = now;
+    /* Counted now, so that a flapping threshold cannot queue past the
+     * limits. */
+    for (size_t i = 0; i < w->nsteps; i++)
+      if (steps & (1u << i)) {
+        p->steps[i].done++;
+        p->steps[i].last_start = now;
+        w->total[i]++;
+      }
     pthread_cond_signal(&w->cond);
   }
   pthread_mutex_unlock(&w->lock);
-  return r;
+  if (r < 0)
+    return r;
+  return nrefused ? (int)(w->nsteps - nrefused) : 0;
 }
 
 /* Takes the next job into *j, waiting for one: 1, or 0 when stopping.
  * Under w->lock. */
-static int job_next(struct dump_worker *w, struct job *j) {
+static int job_next(struct dump_worker *w, struct dump_job *j) {
   while (!w->stopping && w->qlen == 0)
     pthread_cond_wait(&w->cond, &w->lock);
   if (w->stopping)
     return 0;
   *j = w->queue[w->qhead];
-  w->qhead = (w->qhead + 1) % w->policy.queue_max;
+  w->qhead = (w->qhead + 1) % w->queue_max;
   w->qlen--;
-  struct proc_state *p = proc_get(w, &j->ep);
-  if (p)
-    p->last_start = w->ops.now(); /* MinInterval counts from the real start */
   return 1;
 }
 
-/* The job of ep ended with rc. Under w->lock. */
-static void job_ended(struct dump_worker *w, const struct ipc_endpoint *ep,
-                      int rc) {
+/* Step i of ep's job starts now: MinInterval counts from the real start.
+ * Under w->lock. */
+static void step_started(struct dump_worker *w, const struct ipc_endpoint *ep,
+                         size_t i) {
   struct proc_state *p = proc_get(w, ep);
   if (p)
-    p->busy = 0;
+    p->steps[i].last_start = w->ops.now();
+}
+
+/* Step i of ep's job ended with rc. Under w->lock. */
+static void step_ended(struct dump_worker *w, const struct ipc_endpoint *ep,
+                       size_t i, int rc) {
   if (rc == 0)
     return;
-  /* MaxDumps counts dumps written: a failed attempt (full disk, read-only
+  /* The Max limits count runs done: a failed attempt (full disk, read-only
    * directory) gives its slot back, but still starts MinInterval, so a
    * broken directory is not retried every interval. */
-  if (p && p->dumps > 0)
-    p->dumps--;
-  if (w->total > 0)
-    w->total--;
+  struct proc_state *p = proc_get(w, ep);
+  if (p && p->steps[i].done > 0)
+    p->steps[i].done--;
+  if (w->total[i] > 0)
+    w->total[i]--;
 }
 
 static void *worker_main(void *arg) {
   struct dump_worker *w = arg;
   ipc_set_cancel_fd(w->cancel);
-  struct job j;
+  struct dump_job j;
   pthread_mutex_lock(&w->lock);
   while (job_next(w, &j)) {
-    pthread_mutex_unlock(&w->lock);
-    struct dump_request req = w->tmpl;
-    req.ep = j.ep;
-    snprintf(req.instance, sizeof(req.instance), "%s", j.instance);
-    struct dump_result res;
-    int rc = w->ops.take(&req, &res);
-    pthread_mutex_lock(&w->lock);
-    job_ended(w, &j.ep, rc);
-    pthread_mutex_unlock(&w->lock);
-    if (w->done)
-      w->done(w->ctx, j.instance, &j.ep, rc, &res, j.trigger);
-    pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; i < w->nsteps; i++) {
+      if (!(j.steps & (1u << i)))
+        continue;
+      if (w->stopping) { /* the rest of the job is dropped */
+        step_ended(w, &j.ep, i, -ECANCELED);
+        continue;
+      }
+      step_started(w, &j.ep, i);
+      pthread_mutex_unlock(&w->lock);
+      int rc = w->ops.run(w->ctx, i, &j);
+      pthread_mutex_lock(&w->lock);
+      step_ended(w, &j.ep, i, rc);
+    }
+    struct proc_state *p = proc_get(w, &j.ep);
+    if (p)
+      p->busy = 0;
+    if (w->ops.ended) {
+      pthread_mutex_unlock(&w->lock);
+      w->ops.ended(w->ctx, &j);
+      pthread_mutex_lock(&w->lock);
+    }
   }
   pthread_mutex_unlock(&w->lock);
   return NULL;

@@ -775,7 +775,7 @@ static const char *row_name(const struct gctypes_row *r, char *buf,
 }
 
 /* Bytes as the project writes them: MB = 1,000,000 bytes. */
-static void human_bytes(uint64_t b, char *buf, size_t cap) {
+void gctypes_human_bytes(uint64_t b, char *buf, size_t cap) {
   if (b < 1000)
     snprintf(buf, cap, "%" PRIu64 " B", b);
   else if (b < 1000000)
@@ -918,7 +918,7 @@ static size_t format_compact(const struct gctypes *g,
     } else {
       memcpy(shown, nm, nl + 1);
     }
-    human_bytes(rows[i].bytes, size, sizeof(size));
+    gctypes_human_bytes(rows[i].bytes, size, sizeof(size));
     int w = snprintf(line, sizeof(line), "%s%s %" PRIu64 " %s %s (%.0f %%)",
                      i ? "; " : "", shown, rows[i].count,
                      g->mode == GCTYPES_HEAP ? "objects" : "samples", size,

@@ -154,6 +154,10 @@ enum gctypes_format {
 size_t gctypes_format(const struct gctypes *g, enum gctypes_format fmt,
                       size_t n, char *buf, size_t cap);
 
+/* b as "512 B", "12.3 kB", "472.0 MB", "1.25 GB" (powers of 1000), as the
+ * compact lines show sizes. */
+void gctypes_human_bytes(uint64_t b, char *buf, size_t cap);
+
 /* Bytes g holds on the heap now, and the most gctypes with these limits
  * (NULL: the defaults) ever holds. */
 size_t gctypes_memory(const struct gctypes *g);

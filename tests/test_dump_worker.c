@@ -1,11 +1,13 @@
 /**
  * collectd-dotnet - tests/test_dump_worker.c
  *
- * The dump worker's rules against a fake dump and a clock the test moves:
- * one dump at a time per process, pid + start time as the process's
+ * The dump worker's rules against a fake step and a clock the test moves:
+ * one job at a time per process, pid + start time as the process's
  * identity, MinInterval per process (also after a failed attempt), MaxDumps
  * per process and in all (a failed attempt gives its slot back), the queue's
- * bound and order, and shutdown with a dump in flight. No .NET, no disk.
+ * bound and order, shutdown with a step in flight; and for a job of several
+ * steps: their order, each step's own limits, a refused step skipped while
+ * the others run. No .NET, no disk.
  */
 #include "dump_worker.h"
 #include "testing.h"
@@ -30,20 +32,20 @@ static void advance(double sec) {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int started;  /* takes begun */
+static int started;  /* steps begun */
+static int nended;   /* jobs ended (their process free for the next) */
 static int releases; /* takes the test lets end */
 static int take_rc;  /* what an ending take returns */
 struct done_entry {
   pid_t pid;
   uint64_t start_time;
+  size_t step;
   int rc;
 };
 static struct done_entry dones[64];
 static int ndone;
 
-static int fake_take(const struct dump_request *req, struct dump_result *res) {
-  (void)req;
-  memset(res, 0, sizeof(*res));
+static int fake_wait(void) {
   pthread_mutex_lock(&mu);
   started++;
   pthread_cond_broadcast(&cv);
@@ -66,14 +68,25 @@ static int fake_take(const struct dump_request *req, struct dump_result *res) {
   return -ETIMEDOUT;
 }
 
-static void on_done(void *ctx, const char *instance,
-                    const struct ipc_endpoint *ep, int rc,
-                    const struct dump_result *res, const char *trigger) {
-  (void)ctx, (void)instance, (void)res, (void)trigger;
+/* The worker's step: the fake, then its end recorded. */
+static int fake_run(void *ctx, size_t step, const struct dump_job *job) {
+  (void)ctx;
+  int rc = fake_wait();
   pthread_mutex_lock(&mu);
   if (ndone < (int)(sizeof(dones) / sizeof(dones[0])))
-    dones[ndone++] =
-        (struct done_entry){.pid = ep->pid, .start_time = ep->start_time, .rc = rc};
+    dones[ndone++] = (struct done_entry){.pid = job->ep.pid,
+                                         .start_time = job->ep.start_time,
+                                         .step = step,
+                                         .rc = rc};
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+  return rc;
+}
+
+static void fake_ended(void *ctx, const struct dump_job *job) {
+  (void)ctx, (void)job;
+  pthread_mutex_lock(&mu);
+  nended++;
   pthread_cond_broadcast(&cv);
   pthread_mutex_unlock(&mu);
 }
@@ -99,21 +112,28 @@ static void release(int n, int rc) {
   pthread_mutex_unlock(&mu);
 }
 
-/* A started worker with this policy, over the fake dump and clock, and the
+/* A step named as a <Dump> block names its one step. */
+static struct dump_step dump_step(double min_interval, unsigned per_process,
+                                  unsigned total) {
+  return (struct dump_step){.policy = {.min_interval_sec = min_interval,
+                                       .max_per_process = per_process,
+                                       .max_total = total},
+                            .label = "",
+                            .noun = "dump",
+                            .per_process_opt = "MaxDumps",
+                            .total_opt = "MaxDumpsTotal"};
+}
+
+/* A started worker with these steps, over the fake step and clock, and the
  * fake's counts reset. */
-static struct dump_worker *worker(double min_interval, unsigned per_process,
-                                  unsigned total, unsigned queue_max) {
+static struct dump_worker *worker_of(const struct dump_step *steps,
+                                     size_t nsteps, unsigned queue_max) {
   pthread_mutex_lock(&mu);
-  started = releases = take_rc = ndone = 0;
+  started = releases = take_rc = ndone = nended = 0;
   pthread_mutex_unlock(&mu);
-  static const struct dump_request tmpl = {.type = IPC_DUMP_HEAP};
-  struct dump_policy pol = {.min_interval_sec = min_interval,
-                            .max_per_process = per_process,
-                            .max_total = total,
-                            .queue_max = queue_max};
-  static const struct dump_worker_ops ops = {.take = fake_take,
-                                             .now = fake_now};
-  struct dump_worker *w = dump_worker_new(&tmpl, &pol, &ops, on_done, NULL);
+  static const struct dump_worker_ops ops = {
+      .run = fake_run, .now = fake_now, .ended = fake_ended};
+  struct dump_worker *w = dump_worker_new(steps, nsteps, queue_max, &ops, NULL);
   if (w == NULL || dump_worker_start(w) != 0) {
     printf("Bail out! cannot start a dump worker\n");
     exit(1);
@@ -121,7 +141,14 @@ static struct dump_worker *worker(double min_interval, unsigned per_process,
   return w;
 }
 
-static char why[256];
+/* A started worker of one dump step with this policy. */
+static struct dump_worker *worker(double min_interval, unsigned per_process,
+                                  unsigned total, unsigned queue_max) {
+  struct dump_step st = dump_step(min_interval, per_process, total);
+  return worker_of(&st, 1, queue_max);
+}
+
+static char why[1024];
 
 static int ask(struct dump_worker *w, pid_t pid, uint64_t start_time) {
   struct ipc_endpoint ep = {.pid = pid, .start_time = start_time};
@@ -133,12 +160,12 @@ static int ask(struct dump_worker *w, pid_t pid, uint64_t start_time) {
 static int one_dump(struct dump_worker *w, pid_t pid, uint64_t start_time,
                     int rc) {
   pthread_mutex_lock(&mu);
-  int n = ndone;
+  int n = nended;
   pthread_mutex_unlock(&mu);
   if (ask(w, pid, start_time) != 0)
     return -1;
   release(1, rc);
-  return wait_for(&ndone, n + 1);
+  return wait_for(&nended, n + 1);
 }
 
 /* Stops w: every dump the test let start has ended by then. */
@@ -160,7 +187,7 @@ DEF_TEST(one_at_a_time_per_process) {
   EXPECT_EQ_INT(0, ask(w, 100, 8));
   EXPECT_EQ_INT(-EBUSY, ask(w, 100, 8));
   release(2, 0);
-  EXPECT_EQ_INT(0, wait_for(&ndone, 2));
+  EXPECT_EQ_INT(0, wait_for(&nended, 2));
   EXPECT_EQ_INT(7, dones[0].start_time);
   EXPECT_EQ_INT(8, dones[1].start_time);
   /* done: the process may have its next one */
@@ -183,7 +210,7 @@ DEF_TEST(min_interval_per_process) {
   /* a failed attempt starts MinInterval too: a broken directory is not
    * retried at every breach */
   release(1, -EIO);
-  EXPECT_EQ_INT(0, wait_for(&ndone, 4));
+  EXPECT_EQ_INT(0, wait_for(&nended, 4));
   EXPECT_EQ_INT(-EIO, dones[3].rc);
   EXPECT_EQ_INT(-EAGAIN, ask(w, 200, 1));
   advance(300);
@@ -214,7 +241,7 @@ DEF_TEST(queue_bound_and_order) {
   EXPECT_EQ_INT(-ENOSPC, ask(w, 403, 1));
   EXPECT_EQ_INT(0, strcmp(why, "dump queue full"));
   release(3, 0);
-  EXPECT_EQ_INT(0, wait_for(&ndone, 3));
+  EXPECT_EQ_INT(0, wait_for(&nended, 3));
   for (int i = 0; i < 3; i++)
     EXPECT_EQ_INT(400 + i, dones[i].pid);
   /* a refused request took no slot: 403 may have its dump now */
@@ -236,11 +263,56 @@ DEF_TEST(shutdown_with_a_dump_in_flight) {
   return 0;
 }
 
+/* A job of three steps: run in order; each step's own limits; a refused
+ * step is skipped (said in why) while the others run; every step refused
+ * queues nothing. */
+DEF_TEST(steps_in_order_with_their_own_limits) {
+  struct dump_step steps[3] = {dump_step(60, 10, 10), dump_step(300, 10, 10),
+                               dump_step(0, 1, 10)};
+  steps[0].label = "alloc-types: ", steps[0].noun = "alloc-types";
+  steps[1].label = "heap-types: ", steps[1].noun = "heap-types";
+  steps[2].label = "dump: ", steps[2].per_process_opt = "MaxPerProcess";
+  struct dump_worker *w = worker_of(steps, 3, 4);
+  EXPECT_EQ_INT(0, ask(w, 600, 1));
+  release(3, 0);
+  EXPECT_EQ_INT(0, wait_for(&nended, 1));
+  for (size_t i = 0; i < 3; i++)
+    EXPECT_EQ_INT((int)i, (int)dones[i].step);
+  /* 61 s on: alloc-types may run again, heap-types not (300 s), the dump
+   * not (MaxPerProcess 1) */
+  advance(61);
+  EXPECT_EQ_INT(1, ask(w, 600, 1));
+  CHECK(strstr(why, "heap-types: last heap-types of pid 600 started 61 s "
+                    "ago, MinInterval is 300 s") != NULL);
+  CHECK(strstr(why, "dump: MaxPerProcess (1) reached for pid 600") != NULL);
+  release(1, 0);
+  EXPECT_EQ_INT(0, wait_for(&nended, 2));
+  EXPECT_EQ_INT(0, (int)dones[3].step);
+  /* every step refused: nothing queued, the first step's reason */
+  EXPECT_EQ_INT(-EAGAIN, ask(w, 600, 1));
+  /* a failed step gives back only its own slot */
+  EXPECT_EQ_INT(0, ask(w, 601, 1));
+  release(1, 0);
+  release(1, -EIO);
+  EXPECT_EQ_INT(0, wait_for(&ndone, 6));
+  EXPECT_EQ_INT(-EIO, dones[5].rc);
+  release(1, 0);
+  EXPECT_EQ_INT(0, wait_for(&ndone, 7));
+  advance(300);
+  EXPECT_EQ_INT(0, wait_for(&nended, 3));
+  EXPECT_EQ_INT(2, ask(w, 601, 1)); /* the dump's MaxPerProcess 1 is used */
+  release(2, -EIO);
+  EXPECT_EQ_INT(0, wait_for(&nended, 4));
+  EXPECT_EQ_INT(9, ndone);
+  return finish(w);
+}
+
 int main(void) {
   RUN_TEST(one_at_a_time_per_process);
   RUN_TEST(min_interval_per_process);
   RUN_TEST(max_dumps);
   RUN_TEST(queue_bound_and_order);
   RUN_TEST(shutdown_with_a_dump_in_flight);
+  RUN_TEST(steps_in_order_with_their_own_limits);
   END_TEST;
 }
