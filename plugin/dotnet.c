@@ -396,20 +396,24 @@ static int get_timeout(oconfig_item_t *c, const char *prefix, double *out) {
 }
 
 /* The options every action and <Dump> take: MinInterval and the limits
- * (named per_process and total). 1 when c is not one of them. */
+ * (<Dump>'s MaxDumps and MaxDumpsTotal, an action's MaxPerProcess and
+ * MaxTotal). 1 when c is not one of them. */
 static int config_limit(oconfig_item_t *c, const char *prefix,
-                        const char *per_process, const char *total,
-                        struct dump_policy *pol) {
+                        bool dump_block, struct dump_policy *pol) {
   int v = 0, status;
   if (strcasecmp("MinInterval", c->key) == 0)
     return get_number(c, prefix, 0, HUGE_VAL, ">= 0 seconds",
                       &pol->min_interval_sec);
-  if (strcasecmp(per_process, c->key) == 0) {
+  bool per_process = dump_block ? strcasecmp("MaxDumps", c->key) == 0
+                                : strcasecmp("MaxPerProcess", c->key) == 0;
+  bool total = dump_block ? strcasecmp("MaxDumpsTotal", c->key) == 0
+                          : strcasecmp("MaxTotal", c->key) == 0;
+  if (per_process) {
     status = get_int(c, prefix, 1, INT_MAX, "at least 1", &v);
     pol->max_per_process = (unsigned)v;
     return status;
   }
-  if (strcasecmp(total, c->key) == 0) {
+  if (total) {
     status = get_int(c, prefix, 1, INT_MAX, "at least 1", &v);
     pol->max_total = (unsigned)v;
     return status;
@@ -524,7 +528,7 @@ static int config_dump(oconfig_item_t *ci) {
     if (status > 0)
       status = config_dump_option(c, prefix, &a->dump);
     if (status > 0)
-      status = config_limit(c, prefix, "MaxDumps", "MaxDumpsTotal", &a->policy);
+      status = config_limit(c, prefix, true, &a->policy);
     if (status > 0)
       status = unknown_option("<Dump>", c->key,
                               "Directory, Type, Counter, Severity, "
@@ -558,7 +562,7 @@ static int config_action_option(oconfig_item_t *c, const char *prefix,
                                  struct action_config *a) {
   enum action_kind k = a->kind;
   int v = 0, status;
-  int status0 = config_limit(c, prefix, "MaxPerProcess", "MaxTotal", &a->policy);
+  int status0 = config_limit(c, prefix, false, &a->policy);
   if (status0 <= 0)
     return status0;
   if (k == ACTION_DUMP)
