@@ -22,6 +22,8 @@
  *                    [--top N] [--format text|csv|json] [--timeout SEC]
  *   triggerdump <pid> <threshold-MB> [-o FILE|DIR] [--type heap]
  *                    [--method ipc|exec] [--interval SEC] [--providers A,B]
+ *                    [--actions alloc-types,heap-types,dump] [--top N]
+ *                    [--format F] [--duration SEC] [--timeout SEC]
  *   triggerdump help [COMMAND], triggerdump --version
  */
 #include "clock.h"
@@ -36,6 +38,7 @@
 #include "nettrace.h"
 #include "session.h"
 #include "typesrun.h"
+#include "action.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,6 +87,7 @@ enum opt_id {
   OPT_METHOD,
   OPT_TOP,
   OPT_TIMEOUT,
+  OPT_ACTIONS,
   OPT_COUNT
 };
 #define BIT(o) (1u << (o))
@@ -107,6 +111,7 @@ static const char *const opt_names[OPT_COUNT] = {
     [OPT_METHOD] = "--method",
     [OPT_TOP] = "--top",
     [OPT_TIMEOUT] = "--timeout",
+    [OPT_ACTIONS] = "--actions",
 };
 
 static const struct option long_opts[] = {
@@ -114,6 +119,7 @@ static const struct option long_opts[] = {
     {"version", no_argument, NULL, OPT_LONG_BASE + OPT_VERSION},
     {"top", required_argument, NULL, OPT_LONG_BASE + OPT_TOP},
     {"timeout", required_argument, NULL, OPT_LONG_BASE + OPT_TIMEOUT},
+    {"actions", required_argument, NULL, OPT_LONG_BASE + OPT_ACTIONS},
     {"process-id", required_argument, NULL, 'p'},
     {"name", required_argument, NULL, 'n'},
     {"output", required_argument, NULL, 'o'},
@@ -205,11 +211,19 @@ static const struct command commands[] = {
      "                           createdump is run\n"},
     {"threshold",
      COMMON_OPTS | BIT(OPT_OUTPUT) | BIT(OPT_TYPE) | BIT(OPT_METHOD) |
-         BIT(OPT_INTERVAL) | BIT(OPT_PROVIDERS),
+         BIT(OPT_INTERVAL) | BIT(OPT_PROVIDERS) | BIT(OPT_ACTIONS) |
+         BIT(OPT_TOP) | BIT(OPT_FORMAT) | BIT(OPT_DURATION) |
+         BIT(OPT_TIMEOUT),
      "Usage: triggerdump <pid> <threshold-MB> [options]\n"
      "Wait until the GC heap of <pid> (System.Runtime gc-heap-size) exceeds\n"
-     "<threshold-MB> MB, write a core dump, print its path and exit 0 (1 when\n"
-     "interrupted first).\n"
+     "<threshold-MB> MB, then run the actions (default: write a core dump and\n"
+     "print its path); exit 0 when all succeeded, 3 when a types result is\n"
+     "incomplete, 1 when one failed or on an interrupt before the breach.\n"
+     "      --actions LIST       alloc-types, heap-types, dump, comma-separated,\n"
+     "                           run in that order (default dump); types\n"
+     "                           results are printed as those commands print\n"
+     "      --top N, --format text|csv|json, --duration SEC, --timeout SEC\n"
+     "                           for the types actions\n"
      "  -o, --output FILE|DIR    as for dump (default .)\n"
      "      --type mini|heap|triage|full   (default heap)\n"
      "      --method ipc|exec    (default ipc)\n"
@@ -242,8 +256,10 @@ static const char usage_text[] =
     "  triggerdump <pid> <threshold-MB> [-o FILE|DIR]\n"
     "              [--type mini|heap|triage|full] [--method ipc|exec]\n"
     "              [--interval SEC] [--providers A,B]\n"
-    "      Wait until the GC heap of <pid> exceeds <threshold-MB> MB, write a\n"
-    "      core dump (default: into .) and exit 0 (1 when interrupted).\n"
+    "              [--actions alloc-types,heap-types,dump]\n"
+    "      Wait until the GC heap of <pid> exceeds <threshold-MB> MB, then run\n"
+    "      the actions in order (default: a core dump into .); exit 0 (1 when\n"
+    "      interrupted or one failed, 3 when a types result is incomplete).\n"
     "  triggerdump ps\n"
     "      List the .NET processes on this host.\n"
     "  triggerdump monitor [<pid> | -p PID | -n NAME] [--interval SEC]\n"
@@ -315,6 +331,8 @@ struct opts {
   struct filter filter;
   unsigned top;   /* --top; 0: TYPES_TOP_DEFAULT */
   double timeout; /* --timeout; 0: HEAP_TIMEOUT_S */
+  enum action_kind actions[4]; /* --actions, in order; none: dump */
+  size_t nactions;
 };
 
 static int parse_pid(const char *s, pid_t *pid) {
@@ -444,6 +462,35 @@ static int get_text(const char *v, const char *say, const char **out) {
 }
 
 /* One option (id, value v) of command c into o: as parse_opts returns. */
+/* --actions a,b: the actions of threshold mode, each once, in order. */
+static int parse_actions(const char *v, struct opts *o) {
+  char buf[256];
+  snprintf(buf, sizeof(buf), "%s", v);
+  o->nactions = 0;
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+       t = strtok_r(NULL, ",", &save)) {
+    int k;
+    if (dump_name_parse(action_kinds, t, &k) != 0 || k == ACTION_TRACE) {
+      fprintf(stderr,
+              "triggerdump: --actions takes alloc-types, heap-types and "
+              "dump, not '%s'\n",
+              t);
+      return -1;
+    }
+    for (size_t j = 0; j < o->nactions; j++)
+      if ((int)o->actions[j] == k) {
+        fprintf(stderr, "triggerdump: --actions names %s twice\n", t);
+        return -1;
+      }
+    o->actions[o->nactions++] = (enum action_kind)k;
+  }
+  if (o->nactions == 0) {
+    fprintf(stderr, "triggerdump: --actions needs at least one action\n");
+    return -1;
+  }
+  return 0;
+}
+
 static int set_opt(const struct command *c, int id, const char *v,
                    struct opts *o) {
   int e = 0;
@@ -478,6 +525,8 @@ static int set_opt(const struct command *c, int id, const char *v,
     o->counters = v;
     memset(&o->filter, 0, sizeof(o->filter));
     return filter_parse(v, &o->filter) != 0 ? -1 : 0;
+  case OPT_ACTIONS:
+    return parse_actions(v, o);
   case OPT_FORMAT:
     if (strcmp(v, "text") && strcmp(v, "csv") && strcmp(v, "json")) {
       fprintf(stderr, "triggerdump: --format is text, csv or json, not '%s'\n",
@@ -1472,6 +1521,9 @@ static int has_system_runtime(const char *list) {
   return 0;
 }
 
+static int types_once(enum gctypes_mode mode, const struct ipc_endpoint *ep,
+                      const struct opts *o);
+
 static int cmd_threshold(struct opts *o, int argc, char **argv, int i) {
   pid_t pid;
   if (i >= argc || parse_pid(argv[i], &pid) != 0) {
@@ -1522,7 +1574,20 @@ static int cmd_threshold(struct opts *o, int argc, char **argv, int i) {
     return rc ? rc : 1;
   }
   fprintf(stderr, "triggerdump: GC heap %.1f MB > %g MB\n", p.breach_value, mb);
-  return do_dump(&ep, o);
+  if (o->nactions == 0)
+    return do_dump(&ep, o);
+  int worst = 0; /* 1 (failed) over 3 (incomplete) over 0 */
+  for (size_t k = 0; k < o->nactions; k++) {
+    int r = o->actions[k] == ACTION_DUMP ? do_dump(&ep, o)
+            : types_once(o->actions[k] == ACTION_HEAP_TYPES ? GCTYPES_HEAP
+                                                            : GCTYPES_ALLOC,
+                         &ep, o);
+    if (r == 1 || (r != 0 && worst == 0))
+      worst = r;
+    if (stop_requested)
+      break;
+  }
+  return worst;
 }
 
 /* ---- heap-types, alloc-types ---- */
@@ -1566,19 +1631,13 @@ static void on_types_signal(int sig) {
   (void)n;
 }
 
-/* heap-types and alloc-types: one run (plugin/typesrun.c) into gctypes,
- * the result printed. 0, 3 incomplete, 1 error, 2 usage. */
-static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
-                     char **argv, int i) {
-  const char *cmd = mode == GCTYPES_HEAP ? "heap-types" : "alloc-types";
-  int r = pick_process(cmd, o, argc, argv, i);
-  if (r != 0)
-    return r;
-  struct ipc_endpoint ep;
-  if (find_target(o->pid, &ep) < 0)
-    return 1;
+/* One heap-types or alloc-types run (plugin/typesrun.c) of ep into
+ * gctypes, the result printed: 0, 3 incomplete, 1 error. */
+static int types_once(enum gctypes_mode mode, const struct ipc_endpoint *ep,
+                      const struct opts *o) {
   struct gctypes *g = gctypes_new(mode, NULL);
-  types_cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (types_cancel_fd < 0)
+    types_cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (g == NULL || types_cancel_fd < 0) {
     fprintf(stderr, "triggerdump: %s\n", strerror(g ? errno : ENOMEM));
     gctypes_free(g);
@@ -1598,13 +1657,13 @@ static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
                                                   : ALLOC_DURATION_S,
                                 .cancel_fd = types_cancel_fd};
   struct typesrun_result res;
-  int rc = typesrun(&ep, &cfg, g, &res);
+  int rc = typesrun(ep, &cfg, g, &res);
   char ebuf[512];
   if (res.cancelled) {
     fprintf(stderr, "triggerdump: interrupted\n");
     rc = 1;
   } else if (rc < 0) {
-    fprintf(stderr, "triggerdump: pid %d: %s%s\n", (int)o->pid,
+    fprintf(stderr, "triggerdump: pid %d: %s%s\n", (int)ep->pid,
             term_safe(res.reason, ebuf, sizeof(ebuf)),
             res.timed_out || rc == -ETIMEDOUT ? " (see --timeout)" : "");
     rc = 1;
@@ -1615,11 +1674,25 @@ static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
       fprintf(stderr,
               "triggerdump: heap snapshot of pid %d in %.2f s, GC pause "
               "%.1f ms, %" PRIu64 " bytes of stream\n",
-              (int)o->pid, res.seconds, sum.gc_pause_ms, res.stream_bytes);
-    rc = types_print(g, o, o->pid);
+              (int)ep->pid, res.seconds, sum.gc_pause_ms, res.stream_bytes);
+    rc = types_print(g, o, ep->pid);
   }
   gctypes_free(g);
   return rc;
+}
+
+/* The heap-types and alloc-types commands: 0, 3 incomplete, 1 error, 2
+ * usage. */
+static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
+                     char **argv, int i) {
+  const char *cmd = mode == GCTYPES_HEAP ? "heap-types" : "alloc-types";
+  int r = pick_process(cmd, o, argc, argv, i);
+  if (r != 0)
+    return r;
+  struct ipc_endpoint ep;
+  if (find_target(o->pid, &ep) < 0)
+    return 1;
+  return types_once(mode, &ep, o);
 }
 
 static int cmd_heap_types(struct opts *o, int argc, char **argv, int i) {
