@@ -5,7 +5,8 @@
  * (dump_stage_new, dump_stage_remove) and the publication of the final file
  * (dump_publish), each against what a hostile writer can leave: symlinks to
  * files and directories outside, subdirectories, hard links, a directory
- * instead of the dump, a file it keeps writing to. Runs as root (chown to
+ * instead of the dump, a file it keeps writing to; and the result files of
+ * the other actions (dump_file_*). Runs as root (chown to
  * another uid); skips otherwise.
  */
 #include "dump.h"
@@ -375,6 +376,59 @@ DEF_TEST(publish) {
   return 0;
 }
 
+/* A result file: named after instance and pid, 0600 root, linked only at
+ * commit, never over a name; the dump directory's rules; nothing left by an
+ * abandoned one or a refusal. */
+DEF_TEST(result_file) {
+  char dir[PATH_MAX], p[PATH_MAX];
+  struct dump_result res = {0};
+  struct dump_file f;
+  struct stat st;
+  path_of(dir, "results");
+  EXPECT_EQ_INT(0, dump_file_open(&f, dir, "sh/op", 42, ".heap-types.json", 0,
+                                  &res));
+  CHECK(f.fd >= 0);
+  EXPECT_EQ_INT(0, count_entries(dir)); /* not named before commit */
+  CHECK(write(f.fd, "{}\n", 3) == 3);
+  CHECK(strncmp(f.final_name, "sh_op-42-", 9) == 0);
+  CHECK(strstr(f.final_name, "Z.heap-types.json") != NULL);
+  EXPECT_EQ_INT(0, dump_file_commit(&f, &res));
+  EXPECT_EQ_INT(-1, f.fd);
+  EXPECT_EQ_U64(3, res.size);
+  CHECK(lstat(res.path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 3 &&
+        (st.st_mode & 07777) == 0600 && st.st_uid == 0);
+  EXPECT_EQ_INT(1, count_entries(dir));
+
+  /* abandoned: nothing stays */
+  EXPECT_EQ_INT(0, dump_file_open(&f, dir, "shop", 42, ".nettrace", 0, &res));
+  CHECK(write(f.fd, "x", 1) == 1);
+  dump_file_abort(&f);
+  dump_file_abort(&f); /* twice is harmless */
+  EXPECT_EQ_INT(1, count_entries(dir));
+
+  /* MinFreeSpace above what there is: refused, nothing made */
+  memset(&res, 0, sizeof(res));
+  EXPECT_EQ_INT(-ENOSPC, dump_file_open(&f, dir, "shop", 42, ".nettrace",
+                                        UINT64_MAX, &res));
+  CHECK(strstr(res.reason, "below MinFreeSpace") != NULL);
+  EXPECT_EQ_INT(1, count_entries(dir));
+
+  /* the dump directory's rules: group-writable, or a symlink, refused */
+  mk("results-gw", 0775);
+  path_of(p, "results-gw");
+  memset(&res, 0, sizeof(res));
+  CHECK(dump_file_open(&f, p, "shop", 42, ".nettrace", 0, &res) < 0);
+  CHECK(res.reason[0] != 0);
+  EXPECT_EQ_INT(0, count_entries(p));
+  path_of(p, "results-link");
+  CHECK(symlink(dir, p) == 0);
+  memset(&res, 0, sizeof(res));
+  CHECK(dump_file_open(&f, p, "shop", 42, ".nettrace", 0, &res) < 0);
+  CHECK(res.reason[0] != 0);
+  EXPECT_EQ_INT(1, count_entries(dir));
+  return 0;
+}
+
 int main(void) {
   if (geteuid() != 0)
     SKIP_ALL("needs root (chown to another uid)");
@@ -384,6 +438,7 @@ int main(void) {
   RUN_TEST(dir_rule);
   RUN_TEST(staging);
   RUN_TEST(publish);
+  RUN_TEST(result_file);
   char cmd[PATH_MAX + 16];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
   if (system(cmd) != 0)
