@@ -769,11 +769,11 @@ int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
  */
 static long collect_payload(uint8_t *buf, size_t cap, int v2,
                             const struct ipc_provider *providers, size_t n,
-                            uint32_t buffer_mb) {
+                            uint32_t buffer_mb, int rundown) {
   size_t off = 0;
   if (n > 1000 || wire_put_u32(buf, cap, &off, buffer_mb) ||
       wire_put_u32(buf, cap, &off, 1) ||
-      (v2 && wire_put_u8(buf, cap, &off, 0)) ||
+      (v2 && wire_put_u8(buf, cap, &off, rundown ? 1 : 0)) ||
       wire_put_u32(buf, cap, &off, (uint32_t)n))
     return -EMSGSIZE;
   for (size_t i = 0; i < n; i++) {
@@ -792,7 +792,7 @@ static long collect_payload(uint8_t *buf, size_t cap, int v2,
 
 int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
-                      uint32_t buffer_mb, int timeout_ms,
+                      uint32_t buffer_mb, int rundown, int timeout_ms,
                       struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
@@ -804,8 +804,10 @@ int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
     set_error(e, 0, "out of memory");
     return -ENOMEM;
   }
-  long len2 = collect_payload(payload, MAX, 1, providers, n, buffer_mb);
-  long len1 = collect_payload(payload + MAX, MAX, 0, providers, n, buffer_mb);
+  long len2 =
+      collect_payload(payload, MAX, 1, providers, n, buffer_mb, rundown);
+  long len1 =
+      collect_payload(payload + MAX, MAX, 0, providers, n, buffer_mb, rundown);
   int r;
   if (len2 < 0 || len1 < 0) {
     set_error(e, 0, "provider list too large for one IPC message");

@@ -145,13 +145,17 @@ int ipc_probe_start(struct ipc_call **p, const struct ipc_endpoint *ep,
 int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
                    struct ipc_error *err);
 
-/* An EventPipe session streaming nettrace: CollectTracing2 with rundown
- * off (CollectTracing for older runtimes). The step gives 0 with *fd the
- * connection the stream follows on (caller owns it; the call has let go
- * of it) and *session_id the runtime's id for StopTracing. */
+/* An EventPipe session streaming nettrace: CollectTracing2 (CollectTracing
+ * for older runtimes, whose sessions always end with a rundown). rundown:
+ * whether the runtime, when the session stops, sends the rundown events
+ * that name every loaded module and method (a trace's stacks need them; a
+ * counters session does not, and the rundown costs the target time). The
+ * step gives 0 with *fd the connection the stream follows on (caller owns
+ * it; the call has let go of it) and *session_id the runtime's id for
+ * StopTracing. */
 int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
-                      uint32_t buffer_mb, int timeout_ms,
+                      uint32_t buffer_mb, int rundown, int timeout_ms,
                       struct ipc_error *err);
 int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
                      struct ipc_error *err);

@@ -269,7 +269,7 @@ int session_begin(struct session *s, struct ipc_error *err) {
   struct ipc_error local = {0};
   struct ipc_error *e = err ? err : &local;
   r = ipc_collect_begin(&s->call, &s->ep, pv.prov, pv.n, s->cfg.buffer_mb,
-                        s->cfg.timeout_ms, e);
+                        s->cfg.rundown, s->cfg.timeout_ms, e);
   if (r != -EINPROGRESS)
     snprintf(s->error, sizeof(s->error), "%s", e->message);
   return r;

@@ -20,7 +20,7 @@
 
 #define SESSION_MAX_PROVIDERS 32
 #define SESSION_MAX_METERS 32
-#define SESSION_MAX_EVENT_PROVIDERS 4
+#define SESSION_MAX_EVENT_PROVIDERS 8
 
 struct session_config {
   double interval_sec;            /* EventCounterIntervalSec / RefreshInterval */
@@ -33,6 +33,7 @@ struct session_config {
   struct ipc_provider events[SESSION_MAX_EVENT_PROVIDERS];
   size_t nevents;
   uint32_t buffer_mb;             /* runtime-side buffer; 0: 8 MiB */
+  int rundown;                    /* 1: rundown at the end (method names) */
   struct nettrace_limits limits;  /* reader caps; zeros: defaults */
   int timeout_ms;                 /* for IPC commands; 0: 3000 */
 };

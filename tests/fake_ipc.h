@@ -41,6 +41,7 @@ struct fake_ipc {
   char providers[8][64]; /* the providers' names */
   char filters[8][2048]; /* and their filters */
   uint64_t keywords[8];
+  int rundown; /* as CollectTracing2 asked */
   size_t nproviders;
   int stream_peer; /* the runtime's end of the stream (the test writes) */
 };

@@ -289,7 +289,7 @@ static int collect_asked(struct ipc_call **c, const struct ipc_endpoint *ep,
   int conn;
   ipc_call_close(c);
   EXPECT_EQ_INT(-EINPROGRESS,
-                ipc_collect_begin(c, ep, &prov, 1, 16, 2000, err));
+                ipc_collect_begin(c, ep, &prov, 1, 16, 0, 2000, err));
   EXPECT_EQ_INT(IPC_EP_COLLECT2,
                 accept_request(srv, &conn, IPC_SET_EVENTPIPE, NULL, 0));
   return conn;
