@@ -762,18 +762,33 @@ int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
   return r;
 }
 
-/* Encodes the CollectTracing(2) payload:
+/* The rundown keywords CollectTracing6 asks for when the rundown is wanted
+ * (what CollectTracing2's requestRundown means: GC, Loader, Jit, Ngen,
+ * JittedMethodILToNativeMap, ThreadTransfer). */
+#define COLLECT_RUNDOWN_KEYWORDS 0x80020139ULL
+#define COLLECT_BUFFERING_BLOCK 1
+
+/* Encodes a CollectTracing payload of form 1, 2 or 6:
+ *   [6: uint32 session type (0: IPC stream)]
  *   uint32 circular buffer MB, uint32 format (1: nettrace),
- *   [CollectTracing2: uint8 requestRundown], uint32 provider count, then
- *   per provider uint64 keywords, uint32 level, string name, string filter
+ *   [2: uint8 requestRundown | 6: uint64 rundown keywords, uint8 stacks]
+ *   uint32 provider count, then per provider uint64 keywords, uint32 level,
+ *   string name, string filter [6: uint8 event filter on (0), uint32 event
+ *   ids (0)]
+ *   [6: uint32 buffering mode]
  */
-static long collect_payload(uint8_t *buf, size_t cap, int v2,
+static long collect_payload(uint8_t *buf, size_t cap, int form,
                             const struct ipc_provider *providers, size_t n,
-                            uint32_t buffer_mb, int rundown) {
+                            uint32_t buffer_mb, unsigned flags) {
   size_t off = 0;
-  if (n > 1000 || wire_put_u32(buf, cap, &off, buffer_mb) ||
+  int rundown = (flags & IPC_COLLECT_RUNDOWN) != 0;
+  if (n > 1000 || (form == 6 && wire_put_u32(buf, cap, &off, 0)) ||
+      wire_put_u32(buf, cap, &off, buffer_mb) ||
       wire_put_u32(buf, cap, &off, 1) ||
-      (v2 && wire_put_u8(buf, cap, &off, rundown ? 1 : 0)) ||
+      (form == 2 && wire_put_u8(buf, cap, &off, (uint8_t)rundown)) ||
+      (form == 6 &&
+       (wire_put_u64(buf, cap, &off, rundown ? COLLECT_RUNDOWN_KEYWORDS : 0) ||
+        wire_put_u8(buf, cap, &off, 1))) ||
       wire_put_u32(buf, cap, &off, (uint32_t)n))
     return -EMSGSIZE;
   for (size_t i = 0; i < n; i++) {
@@ -786,38 +801,49 @@ static long collect_payload(uint8_t *buf, size_t cap, int v2,
     if (o < 0)
       return o;
     off = (size_t)o;
+    if (form == 6 && (wire_put_u8(buf, cap, &off, 0) ||
+                      wire_put_u32(buf, cap, &off, 0)))
+      return -EMSGSIZE;
   }
+  if (form == 6 && wire_put_u32(buf, cap, &off, COLLECT_BUFFERING_BLOCK))
+    return -EMSGSIZE;
   return (long)off;
 }
 
 int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
-                      uint32_t buffer_mb, int rundown, int timeout_ms,
+                      uint32_t buffer_mb, unsigned flags, int timeout_ms,
                       struct ipc_error *err) {
   struct ipc_error local;
   struct ipc_error *e = err ? err : &local;
   enum { MAX = IPC_MAX_MESSAGE - IPC_HEADER_SIZE };
+  static const struct {
+    uint8_t id;
+    int form;
+  } all[] = {{IPC_EP_COLLECT6, 6}, {IPC_EP_COLLECT2, 2}, {IPC_EP_COLLECT, 1}};
   *c = NULL;
-  /* both forms now: the providers' strings need not outlive this call */
-  uint8_t *payload = malloc(2 * MAX);
+  /* every form now: the providers' strings need not outlive this call */
+  size_t first = (flags & IPC_COLLECT_BLOCK) ? 0 : 1, nforms = 3 - first;
+  uint8_t *payload = malloc(nforms * MAX);
   if (payload == NULL) {
     set_error(e, 0, "out of memory");
     return -ENOMEM;
   }
-  long len2 =
-      collect_payload(payload, MAX, 1, providers, n, buffer_mb, rundown);
-  long len1 =
-      collect_payload(payload + MAX, MAX, 0, providers, n, buffer_mb, rundown);
-  int r;
-  if (len2 < 0 || len1 < 0) {
-    set_error(e, 0, "provider list too large for one IPC message");
-    r = (int)(len2 < 0 ? len2 : len1);
-  } else {
-    const struct call_form forms[] = {
-        {IPC_EP_COLLECT2, payload, (size_t)len2},
-        {IPC_EP_COLLECT, payload + MAX, (size_t)len1}};
-    r = call_start(c, ep, timeout_ms, 0, IPC_SET_EVENTPIPE, forms, 2, 64, e);
+  struct call_form forms[3];
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < nforms; i++) {
+    uint8_t *p = payload + i * MAX;
+    long len = collect_payload(p, MAX, all[first + i].form, providers, n,
+                               buffer_mb, flags);
+    if (len < 0) {
+      set_error(e, 0, "provider list too large for one IPC message");
+      r = (int)len;
+    }
+    forms[i] = (struct call_form){all[first + i].id, p, (size_t)(len < 0 ? 0 : len)};
   }
+  if (r == 0)
+    r = call_start(c, ep, timeout_ms, 0, IPC_SET_EVENTPIPE, forms, nforms, 64,
+                   e);
   free(payload);
   return r;
 }

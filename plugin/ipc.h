@@ -42,6 +42,7 @@ enum {
   IPC_EP_STOP = 0x01,
   IPC_EP_COLLECT = 0x02,
   IPC_EP_COLLECT2 = 0x03,
+  IPC_EP_COLLECT6 = 0x07, /* .NET 11: + buffering mode */
   IPC_PROCESS_INFO = 0x00,
   IPC_PROCESS_INFO2 = 0x04,
   IPC_SERVER_OK = 0x00,
@@ -147,15 +148,26 @@ int ipc_probe_step(struct ipc_call *p, struct ipc_process_info *info,
 
 /* An EventPipe session streaming nettrace: CollectTracing2 (CollectTracing
  * for older runtimes, whose sessions always end with a rundown). rundown:
- * whether the runtime, when the session stops, sends the rundown events
+ * flags: IPC_COLLECT_RUNDOWN, whether the runtime, when the session stops,
+ * sends the rundown events
  * that name every loaded module and method (a trace's stacks need them; a
  * counters session does not, and the rundown costs the target time). The
  * step gives 0 with *fd the connection the stream follows on (caller owns
  * it; the call has let go of it) and *session_id the runtime's id for
  * StopTracing. */
+enum {
+  IPC_COLLECT_RUNDOWN = 1, /* the rundown at the session's end */
+  /* Block buffering (CollectTracing6, .NET 11): the runtime's writers wait
+   * for buffer space instead of dropping events. Lossless, but a runtime
+   * whose buffer fills before the stream is read (a heap snapshot written
+   * while the session starts) waits for good: only with a buffer that
+   * surely holds what comes first. Older runtimes answer UnknownCommand
+   * and get CollectTracing2 (Drop). */
+  IPC_COLLECT_BLOCK = 2,
+};
 int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
-                      uint32_t buffer_mb, int rundown, int timeout_ms,
+                      uint32_t buffer_mb, unsigned flags, int timeout_ms,
                       struct ipc_error *err);
 int ipc_collect_step(struct ipc_call *c, int *fd, uint64_t *session_id,
                      struct ipc_error *err);

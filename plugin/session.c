@@ -268,8 +268,10 @@ int session_begin(struct session *s, struct ipc_error *err) {
     return r;
   struct ipc_error local = {0};
   struct ipc_error *e = err ? err : &local;
+  unsigned flags = (s->cfg.rundown ? IPC_COLLECT_RUNDOWN : 0) |
+                   (s->cfg.lossless ? IPC_COLLECT_BLOCK : 0);
   r = ipc_collect_begin(&s->call, &s->ep, pv.prov, pv.n, s->cfg.buffer_mb,
-                        s->cfg.rundown, s->cfg.timeout_ms, e);
+                        flags, s->cfg.timeout_ms, e);
   if (r != -EINPROGRESS)
     snprintf(s->error, sizeof(s->error), "%s", e->message);
   return r;

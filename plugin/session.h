@@ -34,6 +34,8 @@ struct session_config {
   size_t nevents;
   uint32_t buffer_mb;             /* runtime-side buffer; 0: 8 MiB */
   int rundown;                    /* 1: rundown at the end (method names) */
+  int lossless;                   /* 1: Block buffering where the runtime
+                                     has it (ipc.h IPC_COLLECT_BLOCK) */
   struct nettrace_limits limits;  /* reader caps; zeros: defaults */
   int timeout_ms;                 /* for IPC commands; 0: 3000 */
 };

@@ -1673,8 +1673,10 @@ static int types_once(enum gctypes_mode mode, const struct ipc_endpoint *ep,
     if (mode == GCTYPES_HEAP)
       fprintf(stderr,
               "triggerdump: heap snapshot of pid %d in %.2f s, GC pause "
-              "%.1f ms, %" PRIu64 " bytes of stream\n",
-              (int)ep->pid, res.seconds, sum.gc_pause_ms, res.stream_bytes);
+              "%.1f ms, %" PRIu64 " bytes of stream, %s buffering\n",
+              (int)ep->pid, res.seconds, sum.gc_pause_ms, res.stream_bytes,
+              res.lossless ? "lossless (Block where the runtime has it)"
+                           : "Drop");
     rc = types_print(g, o, ep->pid);
   }
   gctypes_free(g);

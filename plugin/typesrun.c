@@ -9,10 +9,13 @@
 #include "session.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_TIMEOUT_S 60
 #define DEFAULT_DURATION_S 5
@@ -82,6 +85,38 @@ static void flush_type_table(const struct ipc_endpoint *ep, int cancel_fd) {
   session_free(s); /* closing the stream ends the session too */
 }
 
+/* A kB field ("VmRSS:") of /proc/<pid>/status text, 0 when absent. */
+static uint64_t status_kb(const char *text, const char *field) {
+  const char *p = strstr(text, field);
+  uint64_t kb = 0;
+  if (p != NULL && sscanf(p + strlen(field), " %" SCNu64, &kb) != 1)
+    kb = 0;
+  return kb;
+}
+
+/* The most buffer a heap snapshot of pid can need, or 0 when unknown. Its
+ * live objects are in its memory, resident or swapped (VmRSS + VmSwap, the
+ * kernel's figures), and take at least 24 bytes each: a GCBulkNode value
+ * (32 bytes on x64) per 24 bytes and a GCBulkEdge value (12 bytes) per
+ * 8-byte reference field, with the events' own headers, stay below 3 bytes
+ * of buffer per byte of memory. */
+static uint64_t snapshot_bound(pid_t pid) {
+  char path[64], text[8192];
+  if (pid <= 0)
+    return 0;
+  snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  text[n] = 0;
+  uint64_t kb = status_kb(text, "VmRSS:") + status_kb(text, "VmSwap:");
+  return kb > 0 ? kb * 1024 * 3 : 0;
+}
+
 static void on_event(void *ctx, const struct nettrace_event *ev,
                      const struct nettrace_trace_info *ti) {
   gctypes_event(ctx, ev, ti);
@@ -97,6 +132,15 @@ static struct session *start(const struct ipc_endpoint *ep,
       .nevents = 1,
       .buffer_mb = heap ? TYPESRUN_HEAP_BUFFER_MB : TYPESRUN_ALLOC_BUFFER_MB,
       .timeout_ms = (int)(timeout * 1000)};
+  /* Block buffering (lossless, .NET 11) only when the buffer surely holds
+   * the whole snapshot, with room for the process to have doubled since
+   * its memory was read: a Block session whose buffer fills before the
+   * stream is read stops the target for good. */
+  uint64_t bound = heap ? snapshot_bound(ep->pid) : 0;
+  if (bound > 0 && bound * 2 <= (uint64_t)TYPESRUN_HEAP_BUFFER_MB << 20) {
+    sc.lossless = 1;
+    res->lossless = 1;
+  }
   sc.events[0] = (struct ipc_provider){
       .name = GCTYPES_PROVIDER,
       .keywords = heap ? GCTYPES_HEAP_KEYWORDS

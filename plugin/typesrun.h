@@ -15,7 +15,10 @@
  * one blocking gen2 GC while it enables it, and writes the whole snapshot
  * into the session's buffer (HEAP_BUFFER_MB, Drop mode) before the stream
  * drains it; the run stops the session once gctypes_snapshot_done() says
- * the GC has ended.
+ * the GC has ended. The buffering is lossless (Block, where the runtime
+ * has it) only when the target's memory (VmRSS + VmSwap) bounds the
+ * snapshot well below the buffer; else Drop, and a result that lost
+ * events says it is incomplete.
  */
 #ifndef TYPESRUN_H
 #define TYPESRUN_H
@@ -24,11 +27,10 @@
 #include "ipc.h"
 
 /* The runtime-side buffer of a heap snapshot session. The runtime takes
- * buffer memory as it writes, not up front; a snapshot bigger than this
- * (about 45 bytes an object: ~23 million objects) loses events and the
- * result says it is incomplete. Drop mode, never .NET 11's Block mode,
- * which stops the target for good when the snapshot outgrows the buffer
- * (docs/gctypes-notes.md). */
+ * buffer memory as it writes, not up front; in Drop mode a snapshot bigger
+ * than this (about 45 bytes an object: ~23 million objects) loses events
+ * and the result says it is incomplete; in Block mode it would stop the
+ * target for good (docs/gctypes-notes.md). */
 #define TYPESRUN_HEAP_BUFFER_MB 1024
 #define TYPESRUN_ALLOC_BUFFER_MB 64
 
@@ -45,6 +47,8 @@ struct typesrun_result {
   uint64_t stream_bytes; /* of the snapshot or sampling session */
   int timed_out;         /* heap: no complete snapshot within timeout_s */
   int cancelled;         /* cancel_fd became readable */
+  int lossless;          /* heap: Block buffering asked for (the runtime
+                            uses it from .NET 11 on) */
   char reason[512];      /* why it failed (printable), "" otherwise */
 };
 

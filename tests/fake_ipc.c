@@ -166,10 +166,10 @@ int ipc_call_wait(struct ipc_call *c, struct ipc_error *err) {
 
 int ipc_collect_begin(struct ipc_call **c, const struct ipc_endpoint *ep,
                       const struct ipc_provider *providers, size_t n,
-                      uint32_t buffer_mb, int rundown, int timeout_ms,
+                      uint32_t buffer_mb, unsigned flags, int timeout_ms,
                       struct ipc_error *err) {
   (void)buffer_mb;
-  fake_ipc.rundown = rundown;
+  fake_ipc.rundown = (flags & IPC_COLLECT_RUNDOWN) != 0;
   (void)err;
   pthread_mutex_lock(&fake_lock);
   struct fake_proc *p = proc_of(ep);

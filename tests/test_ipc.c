@@ -355,6 +355,65 @@ DEF_TEST(collect_begin) {
   return 0;
 }
 
+/* Block buffering: CollectTracing6 first, its payload byte for byte (the
+ * V5 streaming payload, the event filter off, the buffering mode last);
+ * a runtime without it (UnknownCommand) gets CollectTracing2 with the
+ * same settings on a new connection. */
+DEF_TEST(collect_block) {
+  struct fake s = {0};
+  if (server_open(&s) != 0)
+    return 1;
+  static const struct ipc_provider prov = {
+      .name = "P", .keywords = 0x1980001, .level = 5, .filter = ""};
+  struct ipc_call *c = NULL;
+  struct ipc_error err = {0};
+  uint8_t pl[256] = {0};
+  int conn;
+  EXPECT_EQ_INT(-EINPROGRESS,
+                ipc_collect_begin(&c, &s.ep, &prov, 1, 1024,
+                                  IPC_COLLECT_BLOCK | IPC_COLLECT_RUNDOWN, 2000,
+                                  &err));
+  EXPECT_EQ_INT(IPC_EP_COLLECT6,
+                accept_request(s.srv, &conn, IPC_SET_EVENTPIPE, pl, sizeof(pl)));
+  static const uint8_t want6[] = {
+      0, 0, 0, 0,             /* session type: IPC stream */
+      0, 4, 0, 0,             /* 1024 MB */
+      1, 0, 0, 0,             /* nettrace */
+      0x39, 0x01, 0x02, 0x80, 0, 0, 0, 0, /* rundown keywords */
+      1,                      /* stacks */
+      1, 0, 0, 0,             /* one provider */
+      0x01, 0, 0x98, 0x01, 0, 0, 0, 0, /* keywords */
+      5, 0, 0, 0,             /* level */
+      2, 0, 0, 0, 'P', 0, 0, 0, /* name */
+      0, 0, 0, 0,             /* filter "": no characters */
+      0, 0, 0, 0, 0,          /* event filter off, no ids */
+      1, 0, 0, 0};            /* buffering: Block */
+  CHECK(memcmp(pl, want6, sizeof(want6)) == 0);
+  send_unknown_command(conn);
+  int fd = -1;
+  uint64_t sid = 0;
+  EXPECT_EQ_INT(-EINPROGRESS, collect_run(c, 100, &fd, &sid, &err));
+  close(conn);
+  memset(pl, 0, sizeof(pl));
+  EXPECT_EQ_INT(IPC_EP_COLLECT2,
+                accept_request(s.srv, &conn, IPC_SET_EVENTPIPE, pl, sizeof(pl)));
+  static const uint8_t want2[] = {0, 4, 0, 0, 1, 0, 0, 0, 1 /* rundown */,
+                                  1, 0, 0, 0};
+  CHECK(memcmp(pl, want2, sizeof(want2)) == 0);
+  close(conn);
+  ipc_call_close(&c);
+
+  /* without the flag: CollectTracing2 first */
+  EXPECT_EQ_INT(-EINPROGRESS,
+                ipc_collect_begin(&c, &s.ep, &prov, 1, 16, 0, 2000, &err));
+  EXPECT_EQ_INT(IPC_EP_COLLECT2,
+                accept_request(s.srv, &conn, IPC_SET_EVENTPIPE, pl, sizeof(pl)));
+  close(conn);
+  ipc_call_close(&c);
+  server_close(&s);
+  return 0;
+}
+
 /* The peer check refuses what it cannot verify: an fd on which
  * SO_PEERCRED fails (a pipe) is no target; a socketpair's peer is this
  * process: accepted for our pid, refused for another. */
@@ -656,6 +715,7 @@ DEF_TEST(calls_together) {
 int main(void) {
   RUN_TEST(probe);
   RUN_TEST(collect_begin);
+  RUN_TEST(collect_block);
   RUN_TEST(peer_verify);
   RUN_TEST(sanitize);
   RUN_TEST(dump_forms);
