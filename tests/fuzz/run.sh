@@ -3,7 +3,8 @@
 #
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET]     (default 20)
 #
-# Builds fuzz_nettrace, fuzz_counters, fuzz_ipc and fuzz_gctypes with clang
+# Builds fuzz_nettrace, fuzz_counters, fuzz_ipc, fuzz_gctypes and fuzz_trace
+# with clang
 # (-fsanitize=fuzzer,address,undefined) into $BUILD/fuzz, replays every file
 # of tests/fuzz/regressions/<target>/ (each must run clean), then fuzzes each
 # target for SECONDS_PER_TARGET starting from a scratch copy of the committed
@@ -31,11 +32,13 @@ declare -A SOURCES=(
 	[fuzz_counters]="plugin/nettrace.c plugin/counters.c plugin/counters_decoder.c plugin/counters_table.c"
 	[fuzz_ipc]="plugin/ipc.c"
 	[fuzz_gctypes]="plugin/nettrace.c plugin/gctypes.c"
+	[fuzz_trace]="plugin/trace.c plugin/session.c plugin/ipc.c plugin/nettrace.c plugin/counters.c plugin/counters_decoder.c"
 )
 declare -A MAX_LEN=([fuzz_nettrace]=65536 [fuzz_counters]=4096 [fuzz_ipc]=4096)
 MAX_LEN[fuzz_gctypes]=65536
+MAX_LEN[fuzz_trace]=1024
 TARGETS=(fuzz_nettrace fuzz_counters fuzz_ipc)
-TARGETS+=(fuzz_gctypes)
+TARGETS+=(fuzz_gctypes fuzz_trace)
 
 report() { # LINE
 	printf '%s\n' "$1"
