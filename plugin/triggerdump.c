@@ -12,6 +12,8 @@
  *                       [--duration SEC] [-o FILE]
  *   triggerdump record [<pid> | -p PID | -n NAME] -o FILE [--duration SEC]
  *                      [--interval SEC] [--providers A,B] [--meters M,N]
+ *   triggerdump trace [<pid> | -p PID | -n NAME] -o FILE [--duration SEC]
+ *                     [--providers Name[:KEYWORDS[:LEVEL]],...] [--timeout SEC]
  *   triggerdump stats FILE.nettrace   (events per provider, samples per
  *                                      counter; non-zero if truncated)
  *   triggerdump dump [<pid> | -p PID | -n NAME] [-o FILE|DIR]
@@ -37,6 +39,7 @@
 #include "naming.h"
 #include "nettrace.h"
 #include "session.h"
+#include "trace.h"
 #include "typesrun.h"
 #include "action.h"
 
@@ -192,6 +195,22 @@ static const struct command commands[] = {
      "      --interval SEC, --refresh-interval SEC   (default 1)\n"
      "      --providers A,B, --meters M,N   as for monitor\n"
      "      --duration SEC       stop after SEC seconds\n"},
+    {"trace",
+     COMMON_OPTS | PICK_OPTS | BIT(OPT_OUTPUT) | BIT(OPT_DURATION) |
+         BIT(OPT_PROVIDERS) | BIT(OPT_TIMEOUT),
+     "Usage: triggerdump trace [<pid> | -p PID | -n NAME] -o FILE [options]\n"
+     "Trace the process for a while into FILE, a .nettrace file that\n"
+     "PerfView, TraceEvent and dotnet-trace convert read: CPU samples and GC\n"
+     "events by default, the methods named by the runtime's rundown at the\n"
+     "end. Exit 3 when the file is incomplete (it says why).\n"
+     "  -o, --output FILE        the file, created (never replaced), 0600\n"
+     "  -p, --process-id PID, -n, --name NAME   as for monitor\n"
+     "      --duration SEC       how long to trace (default 5)\n"
+     "      --providers Name[:KEYWORDS[:LEVEL]],...   instead of the\n"
+     "                           defaults, as dotnet-trace takes them:\n"
+     "                           KEYWORDS hex, LEVEL 0-5 (default 0 and 4)\n"
+     "      --timeout SEC        for the session's start, and again for its\n"
+     "                           end after the stop (default 10)\n"},
     {"stats", COMMON_OPTS,
      "Usage: triggerdump stats FILE.nettrace\n"
      "Read a nettrace file; print events per provider and event, and\n"
@@ -271,6 +290,11 @@ static const char usage_text[] =
     "              [--duration SEC] [--interval SEC] [--providers A,B]\n"
     "              [--meters M,N]\n"
     "      Save the raw nettrace stream of a counters session to FILE.\n"
+    "  triggerdump trace [<pid> | -p PID | -n NAME] -o FILE\n"
+    "              [--duration SEC] [--providers Name[:KEYWORDS[:LEVEL]],...]\n"
+    "              [--timeout SEC]\n"
+    "      Trace CPU samples and GC events (or --providers) into a .nettrace\n"
+    "      file.\n"
     "  triggerdump stats FILE.nettrace\n"
     "      Read a nettrace file; print events per provider and event, and\n"
     "      samples per counter.\n"
@@ -1239,6 +1263,98 @@ static int cmd_record(struct opts *o, int argc, char **argv, int i) {
   return rc;
 }
 
+/* ---- trace ---- */
+
+#define TRACE_EXIT_INCOMPLETE 3
+
+/* The trace's file: created, never an existing file or a symlink at its
+ * name, 0600 (a trace holds the target's method names and more). An fd,
+ * or -1 after saying why. */
+static int trace_output_open(const char *path) {
+  int fd = open(path,
+                O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+                0600);
+  if (fd < 0)
+    fprintf(stderr, "triggerdump: cannot create %s: %s%s\n", path,
+            strerror(errno),
+            errno == EEXIST ? " (an existing file is never replaced)" : "");
+  return fd;
+}
+
+/* Removes the file trace_output_open made, if its name still names it. */
+static void trace_output_remove(const char *path, int fd) {
+  struct stat a, b;
+  if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+      a.st_ino == b.st_ino)
+    unlink(path);
+}
+
+static int cmd_trace(struct opts *o, int argc, char **argv, int i) {
+  struct trace_config cfg = {.duration_s = o->duration,
+                             .timeout_ms =
+                                 o->timeout > 0 ? (int)(o->timeout * 1000) : 0,
+                             .stop_flag = &stop_requested};
+  char err[256];
+  if (o->providers &&
+      trace_providers_parse(o->providers, &cfg, err, sizeof(err)) != 0) {
+    fprintf(stderr, "triggerdump: --providers: %s\n", err);
+    return 2;
+  }
+  if (o->output == NULL) {
+    fprintf(stderr, "triggerdump: trace needs -o FILE\n");
+    return 2;
+  }
+  int r = pick_process("trace", o, argc, argv, i);
+  if (r != 0)
+    return r;
+  struct ipc_endpoint ep;
+  if (find_target(o->pid, &ep) < 0)
+    return 1;
+  int fd = trace_output_open(o->output);
+  if (fd < 0)
+    return 1;
+  install_signals();
+  fprintf(stderr, "triggerdump: tracing pid %d for %g s into %s\n", (int)o->pid,
+          cfg.duration_s > 0 ? cfg.duration_s : TRACE_DEFAULT_DURATION_S,
+          o->output);
+  struct trace_result res;
+  r = trace_run(&ep, &cfg, fd, &res);
+  int rc = 0;
+  if (fsync(fd) != 0 && errno != EINVAL && r >= 0) {
+    res.end = TRACE_FAILED;
+    snprintf(res.reason, sizeof(res.reason), "writing %s: %s", o->output,
+             strerror(errno));
+    r = -EIO;
+  }
+  if (res.bytes == 0)
+    trace_output_remove(o->output, fd);
+  close(fd);
+  char ebuf[512];
+  const char *why = term_safe(res.reason, ebuf, sizeof(ebuf));
+  if (r == 0) {
+    fprintf(stderr,
+            "triggerdump: trace of pid %d: %" PRIu64 " bytes, %" PRIu64
+            " events (%" PRIu64 " CPU samples) in %.1f s%s%s%s: %s\n",
+            (int)o->pid, res.bytes, res.events, res.samples, res.seconds,
+            res.reason[0] ? " (" : "", why, res.reason[0] ? ")" : "",
+            o->output);
+  } else if (res.bytes > 0 && res.end != TRACE_FAILED) {
+    fprintf(stderr,
+            "triggerdump: trace of pid %d %s after %.1f s: %s; %s holds the "
+            "%" PRIu64 " bytes that came (%" PRIu64
+            " events) and is incomplete\n",
+            (int)o->pid, trace_end_name(res.end), res.seconds, why, o->output,
+            res.bytes, res.events);
+    rc = TRACE_EXIT_INCOMPLETE;
+  } else {
+    fprintf(stderr, "triggerdump: trace of pid %d %s: %s%s\n", (int)o->pid,
+            trace_end_name(res.end), why,
+            res.bytes == 0 ? "" : " (the file is left as it is)");
+    rc = 1;
+  }
+  return rc;
+}
+
 /* ---- stats ---- */
 
 /* One row of `stats`: an event (provider, its id and name) or a counter
@@ -1728,7 +1844,8 @@ int main(int argc, char **argv) {
     const struct command *h = command_find(argv[2]);
     if (argc > 3 || h == NULL) {
       fprintf(stderr, "triggerdump: help takes one of ps, monitor, record, "
-                      "stats, dump, heap-types, alloc-types, threshold\n");
+                      "trace, stats, dump, heap-types, alloc-types, "
+                      "threshold\n");
       return 2;
     }
     fputs(h->help, stdout);
@@ -1741,7 +1858,7 @@ int main(int argc, char **argv) {
   } runs[] = {{"ps", cmd_ps},         {"monitor", cmd_monitor},
               {"record", cmd_record}, {"stats", cmd_stats},
               {"dump", cmd_dump},     {"heap-types", cmd_heap_types},
-              {"alloc-types", cmd_alloc_types}};
+              {"alloc-types", cmd_alloc_types}, {"trace", cmd_trace}};
   const char *name = "threshold";
   int (*run)(struct opts *, int, char **, int) = cmd_threshold;
   if (c[0] < '0' || c[0] > '9') {
