@@ -95,14 +95,15 @@ struct trace_result {
                        (UTF-8, from ipc_sanitize where the peer spoke) */
 };
 
-/* Traces ep into out_fd (written from its current offset; not closed, not
- * synced), blocking for about the duration plus the end: the thread's
- * cancel fd (ipc_set_cancel_fd) ends it within a poll tick (250 ms).
- * Returns 0 when the file is a whole trace (TRACE_STOPPED, TRACE_ENDED;
- * res->cut says whether MaxSize stopped it early), else a negative errno:
- * -ENODATA (TRACE_EXITED), -ETIMEDOUT, -EFBIG, -ECANCELED, or the start's,
- * the write's or the reader's error (TRACE_FAILED); res says more in any
- * case. */
+/* Traces ep into out_fd (a regular file or another blocking fd, written
+ * from its current offset; not closed, not synced), blocking for about the
+ * duration plus the end. The thread's cancel fd (ipc_set_cancel_fd) is in
+ * every wait: it ends the run at once; stop_flag is looked at every 250 ms
+ * at most. Returns 0 when the file is a whole trace (TRACE_STOPPED,
+ * TRACE_ENDED; res->cut says whether max_bytes stopped it early), else a
+ * negative errno: -ENODATA (TRACE_EXITED), -ETIMEDOUT, -EFBIG, -ECANCELED,
+ * or the start's, the write's or the reader's error (TRACE_FAILED); res
+ * says more in any case. */
 int trace_run(const struct ipc_endpoint *ep, const struct trace_config *cfg,
               int out_fd, struct trace_result *res);
 
