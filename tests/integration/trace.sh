@@ -22,11 +22,13 @@
 #  3. `dotnet-trace convert --format speedscope` converts it: profiles, and
 #     frames named after the app's methods;
 #  4. `triggerdump stats` reads it whole, the same number of events.
-# Once (on .NET 10): a --providers list that does not parse (exit 2, no
-# file), the providers given (GC only: no samples); -o an existing file or
-# a symlink (exit 1, both untouched); SIGINT mid-trace (exit 0, a whole
-# file); the target killed mid-trace (exit 3, a message, the file holds
-# what came: TraceEvent reads its events up to the cut).
+# Once (on .NET 10): usage errors (no -o, an option of another command:
+# exit 2), a process that is not .NET (exit 1), --help; a --providers list
+# that does not parse and filter arguments (exit 2, no file); the
+# providers given (GC only: no samples); -o an existing file or a symlink
+# (exit 1, both untouched); SIGINT mid-trace (exit 0, a whole file); the
+# target killed mid-trace (exit 3, a message, the file holds what came:
+# TraceEvent reads its events up to the cut).
 # shellcheck source-path=SCRIPTDIR
 set -u
 REPO=${REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -231,6 +233,34 @@ if ((rc == 2)) && grep -q "filter arguments" "$d/bad2.err" && [[ ! -e $d/bad.net
 	pass "$n: filter arguments are refused" "$(head -c 200 "$d/bad2.err")"
 else
 	fail "$n: filter arguments are refused" "exit $rc: $(head -c 300 "$d/bad2.err")"
+fi
+
+# expect_error NAME RC PATTERN ARGS...: triggerdump ARGS exits RC, prints
+# nothing on stdout and a message matching PATTERN (grep -E) on stderr, and
+# makes no file
+expect_error() {
+	local name=$1 want=$2 pattern=$3 rc
+	shift 3
+	"$TRIGGERDUMP" "$@" >"$d/err.out" 2>"$d/err.err"
+	rc=$?
+	if ((rc == want)) && grep -Eq -- "$pattern" "$d/err.err" && [[ ! -s $d/err.out && ! -e $d/x ]]; then
+		pass "$n: $name" "$(head -c 200 "$d/err.err")"
+	else
+		fail "$n: $name" "exit $rc: $(head -c 300 "$d/err.err")"
+	fi
+}
+expect_error "trace without -o" 2 "trace needs -o FILE" trace "$pid"
+expect_error "trace refuses --interval by name" 2 "trace: --interval is not an option" \
+	trace "$pid" -o "$d/x" --interval 1
+expect_error "a process that is not .NET" 1 "no \.NET diagnostic socket" trace $$ -o "$d/x"
+"$TRIGGERDUMP" trace --help >"$d/help.out" 2>&1
+rc=$?
+"$TRIGGERDUMP" help trace >"$d/help2.out" 2>&1
+if ((rc == 0)) && grep -q "^Usage: triggerdump trace " "$d/help.out" && cmp -s "$d/help.out" "$d/help2.out" &&
+	"$TRIGGERDUMP" --help | grep -q "^  triggerdump trace "; then
+	pass "$n: trace --help, as 'help trace' and in the usage"
+else
+	fail "$n: trace --help, as 'help trace' and in the usage" "exit $rc: $(head -n 2 "$d/help.out" | tr '\n' ' ')"
 fi
 
 # the providers given: GC events only, no samples
