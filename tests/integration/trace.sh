@@ -27,8 +27,10 @@
 # that does not parse and filter arguments (exit 2, no file); the
 # providers given (GC only: no samples); -o an existing file or a symlink
 # (exit 1, both untouched); SIGINT mid-trace (exit 0, a whole file); the
-# target killed mid-trace (exit 3, a message, the file holds what came:
-# TraceEvent reads its events up to the cut).
+# target ending mid-trace on SIGTERM (its runtime ends the session with the
+# rundown: exit 0, a whole file); a target of an unprivileged user (.NET
+# 8); the target killed mid-trace (exit 3, a message, the file holds what
+# came: TraceEvent reads its events up to the cut).
 # shellcheck source-path=SCRIPTDIR
 set -u
 REPO=${REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -310,6 +312,45 @@ else
 	fail "$n: SIGINT stops it, a whole file" "exit $rc: $(head -c 300 "$d/int.err"); $(grep '^read' "$f.check")"
 fi
 stop_target "$pid" >/dev/null
+
+# the target ends mid-trace (SIGTERM): its runtime ends the session with
+# the rundown: exit 0, a whole file, the message says so
+if pid=$(start_target CounterTarget 10); then
+	f=$d/term.nettrace
+	"$TRIGGERDUMP" trace "$pid" -o "$f" --duration 60 >/dev/null 2>"$d/term.err" &
+	td=$!
+	wait_until 10 test -s "$f"
+	sleep 1
+	stop_target "$pid" >/dev/null
+	timeout 20 tail --pid="$td" -f /dev/null
+	wait "$td"
+	rc=$?
+	tracecheck "$f"
+	if ((rc == 0)) && grep -q "the runtime ended the session before it was stopped" "$d/term.err" &&
+		grep -q '^read whole$' "$f.check" && grep -q '^prefixed [1-9]' "$f.check"; then
+		pass "$n: the target exits mid-trace (SIGTERM)" "$(grep -m1 'trace of pid' "$d/term.err" | cut -c1-200)"
+	else
+		fail "$n: the target exits mid-trace (SIGTERM)" "exit $rc: $(head -c 300 "$d/term.err"); $(grep '^read' "$f.check")"
+	fi
+else
+	fail "$n: CounterTarget" "did not start"
+fi
+
+# a target of another, unprivileged user
+if pid=$(TARGET_USER=$(test_user) start_target CounterTarget 8); then
+	f=$d/user.nettrace
+	"$TRIGGERDUMP" trace "$pid" -o "$f" --duration 2 >/dev/null 2>"$d/user.err"
+	rc=$?
+	stop_target "$pid" >/dev/null
+	tracecheck "$f"
+	if ((rc == 0)) && grep -q '^read whole$' "$f.check" && grep -q '^prefixed [1-9]' "$f.check"; then
+		pass "$n: a target of an unprivileged user" "$(grep -m1 'trace of pid' "$d/user.err" | cut -c1-200)"
+	else
+		fail "$n: a target of an unprivileged user" "exit $rc: $(head -c 300 "$d/user.err"); $(grep '^read' "$f.check")"
+	fi
+else
+	fail "$n: CounterTarget as $(test_user)" "did not start"
+fi
 
 # the target killed mid-trace: exit 3, a message, the file holds what came
 if pid=$(start_target CounterTarget 10); then
