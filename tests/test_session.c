@@ -101,6 +101,7 @@ DEF_TEST(providers) {
   EXPECT_EQ_INT(-EINPROGRESS, session_begin(s, &err));
   EXPECT_EQ_INT(1, fake_ipc.nproviders);
   EXPECT_EQ_STR("System.Runtime", fake_ipc.providers[0]);
+  EXPECT_EQ_INT(0, fake_ipc.rundown); /* counters: no rundown at the stop */
   EXPECT_EQ_STR("EventCounterIntervalSec=2.5", fake_ipc.filters[0]);
   session_free(s);
 
@@ -285,7 +286,8 @@ DEF_TEST(stop) {
 }
 
 /* Event providers instead of counters: CollectTracing asks for exactly
- * them (names and filters copied at session_new), every event goes to the
+ * them (names and filters copied at session_new) and for the rundown when
+ * the configuration says so, every event goes to the
  * event consumer and none to the samples' callback; session_stream_end
  * says 1 while the stream runs, 0 at its end marker, -ENODATA when cut. */
 struct seen_events {
@@ -306,7 +308,7 @@ DEF_TEST(events) {
     fake_ipc_reset();
     char name[32] = "Microsoft-Windows-DotNETRuntime";
     char filter[16] = "k=v";
-    struct session_config cfg = {.nevents = 1};
+    struct session_config cfg = {.nevents = 1, .rundown = cut};
     cfg.events[0] = (struct ipc_provider){
         .name = name, .keywords = 0x1980001, .level = 5, .filter = filter};
     struct seen_samples c = {0};
@@ -325,6 +327,7 @@ DEF_TEST(events) {
     EXPECT_EQ_STR("Microsoft-Windows-DotNETRuntime", fake_ipc.providers[0]);
     EXPECT_EQ_STR("k=v", fake_ipc.filters[0]);
     EXPECT_EQ_U64(0x1980001, fake_ipc.keywords[0]);
+    EXPECT_EQ_INT(cut, fake_ipc.rundown);
     EXPECT_EQ_INT(1, session_stream_end(s));
     feed(fixture, cut ? fixture_len / 2 : fixture_len);
     end_stream();
