@@ -52,11 +52,12 @@ struct trace_provider {
  * it may be copied. */
 struct trace_config {
   double duration_s;  /* from the session's start to StopTracing; 0: 5 */
-  uint64_t max_bytes; /* the file's size cap; 0: 256 MiB. At 3/4 of it
-                         the session is stopped early (the result says it
-                         was cut), the rest left for what the runtime still
-                         holds and the rundown; bytes past the cap are
-                         dropped and the file is then not whole. */
+  uint64_t max_bytes; /* the file's size cap; 0: 256 MiB. Near it (see
+                         trace_stop_at) the session is stopped early (the
+                         result says it was cut), the rest left for what
+                         the runtime still holds and the rundown; bytes
+                         past the cap are dropped and the file is then not
+                         whole. */
   int timeout_ms;     /* for the session's start, and again for its end
                          after StopTracing (the rundown); 0: 10000 */
   uint32_t buffer_mb; /* the runtime's buffer for the session; 0: 64 */
@@ -90,7 +91,7 @@ struct trace_result {
   uint64_t samples; /* of them, CPU samples (SampleProfiler) */
   double seconds;   /* the whole run, start to end */
   enum trace_end end;
-  int cut;          /* stopped early at 3/4 of max_bytes */
+  int cut;          /* stopped early near max_bytes */
   char reason[256]; /* "" for a whole trace stopped as asked; else why
                        (UTF-8, from ipc_sanitize where the peer spoke) */
 };
@@ -114,6 +115,11 @@ int trace_run(const struct ipc_endpoint *ep, const struct trace_config *cfg,
  * and where (cfg->nproviders is then 0). */
 int trace_providers_parse(const char *spec, struct trace_config *cfg, char *err,
                           size_t errcap);
+
+/* Where a trace capped at max_bytes is stopped: its room for the end is
+ * a quarter of the cap, but at least 4 MiB or half the cap if that is
+ * less (192 MiB of 256, 4 of 8, 512 KiB of 1). */
+uint64_t trace_stop_at(uint64_t max_bytes);
 
 /* A name for an end ("stopped", "ended", "exited", ...). */
 const char *trace_end_name(enum trace_end end);

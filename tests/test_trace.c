@@ -128,6 +128,18 @@ DEF_TEST(parse_bounds) {
   return 0;
 }
 
+/* Where the size cap stops a trace. */
+DEF_TEST(stop_at) {
+  EXPECT_EQ_U64(192ull << 20, trace_stop_at(256ull << 20));
+  EXPECT_EQ_U64(12ull << 20, trace_stop_at(16ull << 20));
+  EXPECT_EQ_U64(8ull << 20, trace_stop_at(12ull << 20));
+  EXPECT_EQ_U64(4ull << 20, trace_stop_at(8ull << 20));
+  EXPECT_EQ_U64(512ull << 10, trace_stop_at(1ull << 20));
+  EXPECT_EQ_U64(1, trace_stop_at(1));
+  EXPECT_EQ_U64(1, trace_stop_at(2));
+  return 0;
+}
+
 /* ---- runs against a played runtime ---- */
 
 static uint8_t *fixture;
@@ -361,7 +373,7 @@ DEF_TEST(providers) {
   return 0;
 }
 
-/* The size cap: at 3/4 of it the session is stopped early and its end
+/* The size cap: near it the session is stopped early and its end
  * still fits (a whole file, cut says so); an end that does not fit is
  * dropped past the cap (the file is not whole, and says so). */
 DEF_TEST(cap) {
@@ -377,7 +389,7 @@ DEF_TEST(cap) {
   EXPECT_EQ_INT(0, r);
   EXPECT_EQ_INT(TRACE_STOPPED, res.end);
   EXPECT_EQ_INT(1, res.cut);
-  CHECK(strstr(res.reason, "stopped early") != NULL);
+  CHECK(strstr(res.reason, "stopped early at ") != NULL);
   CHECK(clock_mono_ms() - t0 < 2000);
   CHECK(holds(fd, fixture_len));
   EXPECT_EQ_INT(1, p.stopped);
@@ -594,6 +606,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   RUN_TEST(parse);
   RUN_TEST(parse_bounds);
+  RUN_TEST(stop_at);
   if (load_fixture(argc, argv) == 0) {
     RUN_TEST(whole);
     RUN_TEST(providers);
