@@ -14,6 +14,7 @@
  *                      [--interval SEC] [--providers A,B] [--meters M,N]
  *   triggerdump trace [<pid> | -p PID | -n NAME] -o FILE [--duration SEC]
  *                     [--providers Name[:KEYWORDS[:LEVEL]],...] [--timeout SEC]
+ *                     [--max-size MB]
  *   triggerdump stats FILE.nettrace   (events per provider, samples per
  *                                      counter; non-zero if truncated)
  *   triggerdump dump [<pid> | -p PID | -n NAME] [-o FILE|DIR]
@@ -91,6 +92,7 @@ enum opt_id {
   OPT_TOP,
   OPT_TIMEOUT,
   OPT_ACTIONS,
+  OPT_MAX_SIZE,
   OPT_COUNT
 };
 #define BIT(o) (1u << (o))
@@ -115,6 +117,7 @@ static const char *const opt_names[OPT_COUNT] = {
     [OPT_TOP] = "--top",
     [OPT_TIMEOUT] = "--timeout",
     [OPT_ACTIONS] = "--actions",
+    [OPT_MAX_SIZE] = "--max-size",
 };
 
 static const struct option long_opts[] = {
@@ -123,6 +126,7 @@ static const struct option long_opts[] = {
     {"top", required_argument, NULL, OPT_LONG_BASE + OPT_TOP},
     {"timeout", required_argument, NULL, OPT_LONG_BASE + OPT_TIMEOUT},
     {"actions", required_argument, NULL, OPT_LONG_BASE + OPT_ACTIONS},
+    {"max-size", required_argument, NULL, OPT_LONG_BASE + OPT_MAX_SIZE},
     {"process-id", required_argument, NULL, 'p'},
     {"name", required_argument, NULL, 'n'},
     {"output", required_argument, NULL, 'o'},
@@ -197,7 +201,7 @@ static const struct command commands[] = {
      "      --duration SEC       stop after SEC seconds\n"},
     {"trace",
      COMMON_OPTS | PICK_OPTS | BIT(OPT_OUTPUT) | BIT(OPT_DURATION) |
-         BIT(OPT_PROVIDERS) | BIT(OPT_TIMEOUT),
+         BIT(OPT_PROVIDERS) | BIT(OPT_TIMEOUT) | BIT(OPT_MAX_SIZE),
      "Usage: triggerdump trace [<pid> | -p PID | -n NAME] -o FILE [options]\n"
      "Trace the process for a while into FILE, a .nettrace file that\n"
      "PerfView, TraceEvent and dotnet-trace convert read: CPU samples and GC\n"
@@ -210,7 +214,9 @@ static const struct command commands[] = {
      "                           defaults, as dotnet-trace takes them:\n"
      "                           KEYWORDS hex, LEVEL 0-5 (default 0 and 4)\n"
      "      --timeout SEC        for the session's start, and again for its\n"
-     "                           end after the stop (default 10)\n"},
+     "                           end after the stop (default 10)\n"
+     "      --max-size MB        the file's cap (1-65536, default 256); the\n"
+     "                           session is stopped early before it\n"},
     {"stats", COMMON_OPTS,
      "Usage: triggerdump stats FILE.nettrace\n"
      "Read a nettrace file; print events per provider and event, and\n"
@@ -292,7 +298,7 @@ static const char usage_text[] =
     "      Save the raw nettrace stream of a counters session to FILE.\n"
     "  triggerdump trace [<pid> | -p PID | -n NAME] -o FILE\n"
     "              [--duration SEC] [--providers Name[:KEYWORDS[:LEVEL]],...]\n"
-    "              [--timeout SEC]\n"
+    "              [--timeout SEC] [--max-size MB]\n"
     "      Trace CPU samples and GC events (or --providers) into a .nettrace\n"
     "      file.\n"
     "  triggerdump stats FILE.nettrace\n"
@@ -357,6 +363,8 @@ struct opts {
   double timeout; /* --timeout; 0: HEAP_TIMEOUT_S */
   enum action_kind actions[4]; /* --actions, in order; none: dump */
   size_t nactions;
+  /* --max-size (trace); 0: its default */
+  unsigned max_size_mb;
 };
 
 static int parse_pid(const char *s, pid_t *pid) {
@@ -581,6 +589,17 @@ static int set_opt(const struct command *c, int id, const char *v,
       return -1;
     }
     o->top = (unsigned)n;
+    return 0;
+  }
+  case OPT_MAX_SIZE: {
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*end || v[0] < '0' || v[0] > '9' || n < 1 || n > 65536) {
+      fprintf(stderr,
+              "triggerdump: --max-size takes 1 to 65536 (MB), not '%s'\n", v);
+      return -1;
+    }
+    o->max_size_mb = (unsigned)n;
     return 0;
   }
   case OPT_TIMEOUT:
@@ -1293,6 +1312,7 @@ static int cmd_trace(struct opts *o, int argc, char **argv, int i) {
   struct trace_config cfg = {.duration_s = o->duration,
                              .timeout_ms =
                                  o->timeout > 0 ? (int)(o->timeout * 1000) : 0,
+                             .max_bytes = (uint64_t)o->max_size_mb << 20,
                              .stop_flag = &stop_requested};
   char err[256];
   if (o->providers &&

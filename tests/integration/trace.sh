@@ -25,7 +25,8 @@
 # Once (on .NET 10): usage errors (no -o, an option of another command:
 # exit 2), a process that is not .NET (exit 1), --help; a --providers list
 # that does not parse and filter arguments (exit 2, no file); the
-# providers given (GC only: no samples); -o an existing file or a symlink
+# providers given (GC only: no samples); --max-size 1 (stopped early at
+# 512 KiB, a whole file under 1 MiB); -o an existing file or a symlink
 # (exit 1, both untouched); SIGINT mid-trace (exit 0, a whole file); the
 # target ending mid-trace on SIGTERM (its runtime ends the session with the
 # rundown: exit 0, a whole file); a target of an unprivileged user (.NET
@@ -278,6 +279,22 @@ if ((rc == 0)) && grep -q '^read whole$' "$f.check" &&
 else
 	fail "$n: --providers, GC only" "exit $rc: $(head -c 300 "$d/gc.err"); $(grep -E '^(read|provider)' "$f.check" | tr '\n' ' ')"
 fi
+
+# --max-size 1: stopped early at 512 KiB, read to its end, a whole
+# file under the cap
+f=$d/cap.nettrace
+"$TRIGGERDUMP" trace "$pid" -o "$f" --duration 60 --max-size 1 >/dev/null 2>"$d/cap.err"
+rc=$?
+size=$(stat -c %s "$f" 2>/dev/null)
+tracecheck "$f"
+if ((rc == 0)) && grep -q "stopped early at [0-9]* bytes, near the size cap (1048576 bytes)" "$d/cap.err" &&
+	((size >= 524288 && size <= 1048576)) && grep -q '^read whole$' "$f.check" &&
+	grep -q '^prefixed [1-9]' "$f.check"; then
+	pass "$n: --max-size 1 stops it early, a whole file" "$size bytes; $(grep -m1 'trace of pid' "$d/cap.err" | cut -c1-200)"
+else
+	fail "$n: --max-size 1 stops it early, a whole file" "exit $rc, ${size:-no} bytes: $(head -c 300 "$d/cap.err"); $(grep '^read' "$f.check")"
+fi
+expect_error "--max-size 0 is a usage error" 2 "--max-size takes 1 to 65536" trace "$pid" -o "$d/x" --max-size 0
 
 # -o: an existing file, a symlink (to a file, to a missing one)
 echo keep >"$d/exists"
