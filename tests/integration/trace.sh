@@ -32,6 +32,10 @@
 # rundown: exit 0, a whole file); a target of an unprivileged user (.NET
 # 8); the target killed mid-trace (exit 3, a message, the file holds what
 # came: TraceEvent reads its events up to the cut).
+# Hostile runtimes (tests/fake-diag-server.py): a start never answered or
+# refused (exit 1, no file), StopTracing never answered and a stream that
+# stalls (exit 3 after --timeout), garbage, a huge block, zeros (exit 1,
+# the reader's reason), a stream cut short (exit 3); each within 15 s.
 # shellcheck source-path=SCRIPTDIR
 set -u
 REPO=${REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -395,4 +399,54 @@ if pid=$(start_target CounterTarget 10); then
 else
 	fail "$n: CounterTarget" "did not start"
 fi
+
+# ---- hostile runtimes: tests/fake-diag-server.py, one fault each ----
+n="trace: hostile"
+FK=$WORK/fakes
+mkdir -p "$FK"
+FAKE=$REPO/tests/fake-diag-server.py
+fake_pids=()
+trap 'stop_all_targets; for p in "${fake_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done' EXIT
+# fake SCENARIO: starts a fake runtime; echoes the pid its socket is named after
+fake() {
+	local ready=$FK/$1.ready
+	rm -f "$ready"
+	python3 "$FAKE" --scenario "$1" --only-for $$ --ready "$ready" --log "$FK/$1.log" \
+		</dev/null >>"$FK/$1.out" 2>&1 &
+	fake_pids+=($!)
+	wait_until 15 test -s "$ready" || return 1
+	read -r _ named _ _ <"$ready"
+	echo "$named"
+}
+# hostile SCENARIO RC REGEX FILE ARGS...: triggerdump trace of the fake exits
+# RC within 15 s, says REGEX; FILE: "none" (no file left) or "kept"
+hostile() {
+	local sc=$1 want=$2 re=$3 file=$4 fpid rc t0 took
+	shift 4
+	if ! fpid=$(fake "$sc"); then
+		fail "$n: $sc" "the fake did not start"
+		return
+	fi
+	local f=$FK/$sc.nettrace
+	t0=$(date +%s.%N)
+	timeout 30 "$TRIGGERDUMP" trace "$fpid" -o "$f" "$@" >/dev/null 2>"$FK/$sc.err"
+	rc=$?
+	took=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+	if ((rc == want)) && grep -qE -- "$re" "$FK/$sc.err" &&
+		awk -v t="$took" 'BEGIN { exit !(t < 15) }' &&
+		{ [[ $file == none && ! -e $f ]] || [[ $file == kept && -s $f ]]; }; then
+		pass "$n: $sc" "exit $rc in $took s: $(grep -m1 -E -- "$re" "$FK/$sc.err" | cut -c1-200)"
+	else
+		fail "$n: $sc" "exit $rc (want $want) in $took s, file $( [[ -e $f ]] && echo kept || echo none) (want $file): $(head -c 300 "$FK/$sc.err")"
+	fi
+}
+hostile normal 0 "trace of pid [0-9]*: [0-9]* bytes" kept --duration 1
+hostile hang 1 "cannot start the session: no answer from the runtime in time" none --timeout 2
+hostile error-reply 1 "cannot start the session: the runtime answered E_ACCESSDENIED" none
+hostile stop-hang 3 "timed out after .*StopTracing: no answer from the runtime in time" kept --duration 1 --timeout 2
+hostile stream-stall 3 "timed out after .*did not come within 2000 ms of StopTracing" kept --duration 1 --timeout 2
+hostile stream-garbage 1 "failed: bad nettrace stream" kept --duration 3
+hostile stream-huge-block 1 "failed: bad nettrace stream: block of 4294967280 bytes exceeds max_object" kept --duration 3
+hostile stream-zeros 1 "failed: bad nettrace stream: bad object tag 0x00" kept --duration 3
+hostile stream-truncated 3 "cut short after .*the stream ended early" kept --duration 3
 exit 0
