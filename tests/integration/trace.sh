@@ -143,6 +143,9 @@ elif what == 'cut':
     cut(sys.argv[2], int(sys.argv[3]))
 PY
 
+# say N FILE: FILE's first N bytes on one line (a result is one line)
+say() { head -c "$1" "$2" | tr '\n' ' '; }
+
 # py NAME CHECK ARGS...: a check of check.py, its line as the detail
 py() {
 	local name=$1 out
@@ -190,7 +193,7 @@ for ver in "${VERSIONS[@]}"; do
 	if ((rc == 0)) && [[ $mode == 600 && -n $bytes && $bytes == $(stat -c %s "$f") && -n $events ]]; then
 		pass "$n: a ${DURATION} s trace" "$bytes bytes, $events events ($((events / DURATION))/s), $samples CPU samples, ${wall} s wall, mode $mode"
 	else
-		fail "$n: a ${DURATION} s trace" "exit $rc, mode ${mode:-none}: $(head -c 400 "$d/trace.err")"
+		fail "$n: a ${DURATION} s trace" "exit $rc, mode ${mode:-none}: $(say 400 "$d/trace.err")"
 		continue
 	fi
 	# 2. TraceEvent
@@ -230,16 +233,16 @@ fi
 	>"$d/bad.out" 2>"$d/bad.err"
 rc=$?
 if ((rc == 2)) && grep -q "keywords '0xZZ' are not hexadecimal" "$d/bad.err" && [[ ! -e $d/bad.nettrace ]]; then
-	pass "$n: a --providers list that does not parse" "$(head -c 200 "$d/bad.err")"
+	pass "$n: a --providers list that does not parse" "$(say 200 "$d/bad.err")"
 else
-	fail "$n: a --providers list that does not parse" "exit $rc: $(head -c 300 "$d/bad.err")"
+	fail "$n: a --providers list that does not parse" "exit $rc: $(say 300 "$d/bad.err")"
 fi
 "$TRIGGERDUMP" trace "$pid" -o "$d/bad.nettrace" --providers 'A:1:4:Key=Value' >/dev/null 2>"$d/bad2.err"
 rc=$?
 if ((rc == 2)) && grep -q "filter arguments" "$d/bad2.err" && [[ ! -e $d/bad.nettrace ]]; then
-	pass "$n: filter arguments are refused" "$(head -c 200 "$d/bad2.err")"
+	pass "$n: filter arguments are refused" "$(say 200 "$d/bad2.err")"
 else
-	fail "$n: filter arguments are refused" "exit $rc: $(head -c 300 "$d/bad2.err")"
+	fail "$n: filter arguments are refused" "exit $rc: $(say 300 "$d/bad2.err")"
 fi
 
 # expect_error NAME RC PATTERN ARGS...: triggerdump ARGS exits RC, prints
@@ -251,9 +254,9 @@ expect_error() {
 	"$TRIGGERDUMP" "$@" >"$d/err.out" 2>"$d/err.err"
 	rc=$?
 	if ((rc == want)) && grep -Eq -- "$pattern" "$d/err.err" && [[ ! -s $d/err.out && ! -e $d/x ]]; then
-		pass "$n: $name" "$(head -c 200 "$d/err.err")"
+		pass "$n: $name" "$(say 200 "$d/err.err")"
 	else
-		fail "$n: $name" "exit $rc: $(head -c 300 "$d/err.err")"
+		fail "$n: $name" "exit $rc: $(say 300 "$d/err.err")"
 	fi
 }
 expect_error "trace without -o" 2 "trace needs -o FILE" trace "$pid"
@@ -281,7 +284,7 @@ if ((rc == 0)) && grep -q '^read whole$' "$f.check" &&
 	! grep -q '^provider Microsoft-DotNETCore-SampleProfiler' "$f.check"; then
 	pass "$n: --providers, GC only" "$(grep -m1 'trace of pid' "$d/gc.err" | cut -c1-160)"
 else
-	fail "$n: --providers, GC only" "exit $rc: $(head -c 300 "$d/gc.err"); $(grep -E '^(read|provider)' "$f.check" | tr '\n' ' ')"
+	fail "$n: --providers, GC only" "exit $rc: $(say 300 "$d/gc.err"); $(grep -E '^(read|provider)' "$f.check" | tr '\n' ' ')"
 fi
 
 # --max-size 1: stopped early at 512 KiB, read to its end, a whole
@@ -296,7 +299,7 @@ if ((rc == 0)) && grep -q "stopped early at [0-9]* bytes, near the size cap (104
 	grep -q '^prefixed [1-9]' "$f.check"; then
 	pass "$n: --max-size 1 stops it early, a whole file" "$size bytes; $(grep -m1 'trace of pid' "$d/cap.err" | cut -c1-200)"
 else
-	fail "$n: --max-size 1 stops it early, a whole file" "exit $rc, ${size:-no} bytes: $(head -c 300 "$d/cap.err"); $(grep '^read' "$f.check")"
+	fail "$n: --max-size 1 stops it early, a whole file" "exit $rc, ${size:-no} bytes: $(say 300 "$d/cap.err"); $(grep '^read' "$f.check")"
 fi
 expect_error "--max-size 0 is a usage error" 2 "--max-size takes 1 to 65536" trace "$pid" -o "$d/x" --max-size 0
 
@@ -309,9 +312,9 @@ for o in exists link dangling; do
 	rc=$?
 	if ((rc == 1)) && grep -q "cannot create $d/$o: File exists" "$d/o-$o.err" &&
 		[[ $(cat "$d/exists") == keep && ! -e $d/missing ]]; then
-		pass "$n: -o $o is refused" "$(head -c 200 "$d/o-$o.err")"
+		pass "$n: -o $o is refused" "$(say 200 "$d/o-$o.err")"
 	else
-		fail "$n: -o $o is refused" "exit $rc: $(head -c 300 "$d/o-$o.err")"
+		fail "$n: -o $o is refused" "exit $rc: $(say 300 "$d/o-$o.err")"
 	fi
 done
 
@@ -330,7 +333,7 @@ tracecheck "$f"
 if ((rc == 0)) && grep -q '^read whole$' "$f.check" && grep -q '^named [1-9]' "$f.check"; then
 	pass "$n: SIGINT stops it, a whole file" "ended ${took} s after SIGINT; $(grep -m1 'trace of pid' "$d/int.err" | cut -c1-160)"
 else
-	fail "$n: SIGINT stops it, a whole file" "exit $rc: $(head -c 300 "$d/int.err"); $(grep '^read' "$f.check")"
+	fail "$n: SIGINT stops it, a whole file" "exit $rc: $(say 300 "$d/int.err"); $(grep '^read' "$f.check")"
 fi
 stop_target "$pid" >/dev/null
 
@@ -351,7 +354,7 @@ if pid=$(start_target CounterTarget 10); then
 		grep -q '^read whole$' "$f.check" && grep -q '^prefixed [1-9]' "$f.check"; then
 		pass "$n: the target exits mid-trace (SIGTERM)" "$(grep -m1 'trace of pid' "$d/term.err" | cut -c1-200)"
 	else
-		fail "$n: the target exits mid-trace (SIGTERM)" "exit $rc: $(head -c 300 "$d/term.err"); $(grep '^read' "$f.check")"
+		fail "$n: the target exits mid-trace (SIGTERM)" "exit $rc: $(say 300 "$d/term.err"); $(grep '^read' "$f.check")"
 	fi
 else
 	fail "$n: CounterTarget" "did not start"
@@ -367,7 +370,7 @@ if pid=$(TARGET_USER=$(test_user) start_target CounterTarget 8); then
 	if ((rc == 0)) && grep -q '^read whole$' "$f.check" && grep -q '^prefixed [1-9]' "$f.check"; then
 		pass "$n: a target of an unprivileged user" "$(grep -m1 'trace of pid' "$d/user.err" | cut -c1-200)"
 	else
-		fail "$n: a target of an unprivileged user" "exit $rc: $(head -c 300 "$d/user.err"); $(grep '^read' "$f.check")"
+		fail "$n: a target of an unprivileged user" "exit $rc: $(say 300 "$d/user.err"); $(grep '^read' "$f.check")"
 	fi
 else
 	fail "$n: CounterTarget as $(test_user)" "did not start"
@@ -390,11 +393,11 @@ if pid=$(start_target CounterTarget 10); then
 	events=$(sed -n 's/.* bytes that came (\([0-9]*\) events).*/\1/p' "$d/killed.err")
 	if ((rc == 3)) && grep -q "cut short after .*the stream ended early" "$d/killed.err" &&
 		grep -q "is incomplete" "$d/killed.err" && [[ -n $events ]]; then
-		pass "$n: the target killed mid-trace" "exit 3 ${took} s after SIGKILL: $(head -c 300 "$d/killed.err")"
+		pass "$n: the target killed mid-trace" "exit 3 ${took} s after SIGKILL: $(grep -m1 "cut short" "$d/killed.err" | cut -c1-250)"
 		tracecheck "$f"
 		py "$n: TraceEvent reads a cut trace up to its cut" cut "$f.check" "$events"
 	else
-		fail "$n: the target killed mid-trace" "exit $rc: $(head -c 300 "$d/killed.err")"
+		fail "$n: the target killed mid-trace" "exit $rc: $(say 300 "$d/killed.err")"
 	fi
 else
 	fail "$n: CounterTarget" "did not start"
@@ -437,7 +440,7 @@ hostile() {
 		{ [[ $file == none && ! -e $f ]] || [[ $file == kept && -s $f ]]; }; then
 		pass "$n: $sc" "exit $rc in $took s: $(grep -m1 -E -- "$re" "$FK/$sc.err" | cut -c1-200)"
 	else
-		fail "$n: $sc" "exit $rc (want $want) in $took s, file $( [[ -e $f ]] && echo kept || echo none) (want $file): $(head -c 300 "$FK/$sc.err")"
+		fail "$n: $sc" "exit $rc (want $want) in $took s, file $( [[ -e $f ]] && echo kept || echo none) (want $file): $(say 300 "$FK/$sc.err")"
 	fi
 }
 hostile normal 0 "trace of pid [0-9]*: [0-9]* bytes" kept --duration 1
