@@ -72,7 +72,7 @@ struct trace_config {
 
 /* How a trace ended. */
 enum trace_end {
-  TRACE_STOPPED,  /* stopped by us (duration, MaxSize, stop_flag) and read
+  TRACE_STOPPED,  /* stopped by us (duration, max_bytes, stop_flag), read
                      to its end-of-stream marker: the file is whole */
   TRACE_ENDED,    /* the runtime ended it cleanly before (another tool
                      stopped the session): the file is whole */
@@ -121,7 +121,8 @@ int trace_providers_parse(const char *spec, struct trace_config *cfg, char *err,
  * less (192 MiB of 256, 4 of 8, 512 KiB of 1). */
 uint64_t trace_stop_at(uint64_t max_bytes);
 
-/* A name for an end ("stopped", "ended", "exited", ...). */
+/* A name for an end, for messages: "stopped", "ended by the runtime",
+ * "cut short", "timed out", "too big", "cancelled", "failed". */
 const char *trace_end_name(enum trace_end end);
 
 #endif /* TRACE_H */
