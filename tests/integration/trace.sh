@@ -408,15 +408,16 @@ n="trace: hostile"
 FK=$WORK/fakes
 mkdir -p "$FK"
 FAKE=$REPO/tests/fake-diag-server.py
-fake_pids=()
-trap 'stop_all_targets; for p in "${fake_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done' EXIT
+# (fake runs in $(...): its servers' pids go to a file for the EXIT trap)
+trap 'stop_all_targets; while read -r p; do kill -TERM "$p" 2>/dev/null; done <"$FK/pids"' EXIT
+: >"$FK/pids"
 # fake SCENARIO: starts a fake runtime; echoes the pid its socket is named after
 fake() {
 	local ready=$FK/$1.ready
 	rm -f "$ready"
 	python3 "$FAKE" --scenario "$1" --only-for $$ --ready "$ready" --log "$FK/$1.log" \
 		</dev/null >>"$FK/$1.out" 2>&1 &
-	fake_pids+=($!)
+	echo "$!" >>"$FK/pids"
 	wait_until 15 test -s "$ready" || return 1
 	read -r _ named _ _ <"$ready"
 	echo "$named"
