@@ -4,7 +4,7 @@
  * What a trigger does to a process, one action at a time: alloc-types (the
  * types being allocated, sampled for a few seconds), heap-types (the types
  * live on the heap, from a GC heap snapshot), trace (a .nettrace of a few
- * seconds) and dump (a core dump, plugin/dump.c). Each result is a file of
+ * seconds, plugin/trace.c) and dump (a core dump, plugin/dump.c). Each result is a file of
  * ours in the dump directory (<instance>-<pid>-<UTC>.alloc-types.json,
  * .heap-types.json, .nettrace, .dmp; 0600, the directory rules of dumps)
  * and a one-line message for a notification. Blocking, on the caller's
@@ -18,6 +18,7 @@
 #include "dump_worker.h"
 #include "gctypes.h"
 #include "session.h"
+#include "trace.h"
 
 enum action_kind {
   ACTION_ALLOC_TYPES,
@@ -43,11 +44,9 @@ struct action_config {
   unsigned top;            /* types in the file; 0: 20 */
   uint64_t max_heap_bytes; /* heap-types: refused above this GC heap
                               size (0: no limit) */
-  /* trace: providers (none: GC events and CPU samples), size cap (0:
-   * 256 MiB) */
-  struct ipc_provider providers[SESSION_MAX_EVENT_PROVIDERS];
-  size_t nproviders;
-  uint64_t max_size;
+  /* trace: providers (none: GC events and CPU samples), duration (set
+   * from duration_s), size cap (max_bytes; 0: 256 MiB) */
+  struct trace_config trace;
 };
 
 /* Sets the defaults of a kind: policy (MinInterval 300 s for heap-types

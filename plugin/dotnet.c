@@ -556,6 +556,39 @@ static const char *action_options(enum action_kind k) {
   return "Type, Method, Timeout, MinInterval, MaxPerProcess, MaxTotal";
 }
 
+/* A Provider of a trace action, as dotnet-trace writes one
+ * ("Name:0xKEYWORDS:LEVEL"); repeatable. */
+static int add_trace_provider(oconfig_item_t *c, const char *prefix,
+                              struct trace_config *t) {
+  char buf[TRACE_NAME_MAX + 64], err[256];
+  if (cf_util_get_string_buffer(c, buf, sizeof(buf)) != 0)
+    return -1;
+  if (strchr(buf, ',') != NULL) {
+    ERROR("dotnet plugin: %sProvider \"%s\": one provider per Provider "
+          "option.",
+          prefix, buf);
+    return -1;
+  }
+  struct trace_config one = {0};
+  if (trace_providers_parse(buf, &one, err, sizeof(err)) != 0) {
+    ERROR("dotnet plugin: %sProvider \"%s\": %s", prefix, buf, err);
+    return -1;
+  }
+  for (size_t i = 0; i < t->nproviders; i++)
+    if (strcmp(t->providers[i].name, one.providers[0].name) == 0) {
+      ERROR("dotnet plugin: %sProvider %s is named twice.", prefix,
+            one.providers[0].name);
+      return -1;
+    }
+  if (t->nproviders >= TRACE_MAX_PROVIDERS) {
+    ERROR("dotnet plugin: %sat most %d Provider options.", prefix,
+          TRACE_MAX_PROVIDERS);
+    return -1;
+  }
+  t->providers[t->nproviders++] = one.providers[0];
+  return 0;
+}
+
 /* One option of an action of kind a->kind: 1 when it takes no such
  * option. */
 static int config_action_option(oconfig_item_t *c, const char *prefix,
@@ -581,6 +614,16 @@ static int config_action_option(oconfig_item_t *c, const char *prefix,
     return get_timeout(c, prefix, &a->timeout_s);
   if (k == ACTION_HEAP_TYPES && strcasecmp("MaxHeapSize", c->key) == 0)
     return get_size(c, prefix, &a->max_heap_bytes);
+  if (k == ACTION_TRACE && strcasecmp("MaxSize", c->key) == 0) {
+    status = get_size(c, prefix, &a->trace.max_bytes);
+    if (status == 0 && a->trace.max_bytes < (1u << 20)) {
+      ERROR("dotnet plugin: %sMaxSize must be at least 1M.", prefix);
+      status = -1;
+    }
+    return status;
+  }
+  if (k == ACTION_TRACE && strcasecmp("Provider", c->key) == 0)
+    return add_trace_provider(c, prefix, &a->trace);
   return 1;
 }
 
@@ -596,11 +639,6 @@ static int config_action(oconfig_item_t *ci, struct trigger *t) {
       ERROR("dotnet plugin: <Trigger>: Action \"%s\" is there twice.", name);
       return -1;
     }
-  if (kind == ACTION_TRACE) {
-    ERROR("dotnet plugin: <Trigger>: Action \"trace\" is not available in "
-          "this build.");
-    return -1;
-  }
   struct action_config *a = &t->actions[t->nactions];
   a->dump = (struct dump_request){.type = IPC_DUMP_HEAP,
                                   .method = DUMP_METHOD_IPC};
@@ -948,6 +986,8 @@ static void notify_result(const struct action_config *a,
     plugin_notification_meta_add_unsigned_int(&n, "count", res->count);
     plugin_notification_meta_add_unsigned_int(&n, "bytes", res->bytes);
   }
+  if (rc == 0 && a->kind == ACTION_TRACE)
+    plugin_notification_meta_add_unsigned_int(&n, "events", res->count);
   plugin_notification_meta_add_double(&n, "seconds", res->file.seconds);
   plugin_notification_meta_add_signed_int(&n, "pid", job->ep.pid);
   plugin_dispatch_notification(&n);
