@@ -33,6 +33,7 @@ Where the socket goes and who it claims to be:
   --hresult HEX    HRESULT of the error-reply scenario (default 0x80070005)
   --victim PATH    the file the dump scenarios point symlinks at
   --cycle N        restart cycles (scenario "cycle"): see below
+  --snapshot-objects N  objects in a gc-* scenario's snapshot (default 20000)
 
 Scenarios. IPC replies (apply to every command):
   hang             accept, read, never answer (keeps the connection open)
@@ -87,6 +88,22 @@ A hostile stream of counters (ProcessInfo, CollectTracing as "normal"):
                        (0.5 + n/10^6) every sample
                      - GaugeValuePublished Flood.Meter/orphan with an empty
                        session id (no session asked for it)
+GC heap snapshots (ProcessInfo and the counters session as "normal"; the
+heap-types run's SampleProfiler flush session gets one event and is held
+open until StopTracing; the session whose providers ask for the GC heap
+dump keywords, 0x100000, gets a snapshot stream of our own making: GCStart
+of an induced blocking gen2 GC, BulkType naming "FakeSpike" and
+"System.String", --snapshot-objects objects in GCBulkNode events of 100
+(nine tenths FakeSpike of 10,000 bytes, the rest System.String of 40
+bytes), GCEnd, GCHeapStats; every event numbered 1, 2, ... on one capture
+thread):
+  gc-ok            all of it, then held open; StopTracing ends it cleanly
+  gc-cut           the stream cut in the middle of a block halfway through
+                   the nodes, then the connection closed
+  gc-no-end        all but GCEnd and GCHeapStats, then held open (the
+                   snapshot's GC never ends); StopTracing ends it cleanly
+  gc-lost          the node event of Index 3 never sent (its sequence number
+                   skipped, as EventPipe numbers a dropped event)
 Restart cycles:
   cycle            the parent forks a "normal" server, waits until it is traced
                    (CollectTracing), starts the next one, SIGKILLs the previous
@@ -273,10 +290,19 @@ def mid_block_cut(units):
 
 # ---- scenarios ----
 
-def send_stream(conn, sid, sc):
+def send_stream(conn, sid, sc, providers=()):
     data, units = fixture()
     end = units[-1]
     body = data[:end[0]] if end[2] == "end" else data
+    if sc.startswith("gc-"):
+        if any(name == RUNTIME_PROVIDER and kw & GC_HEAP_DUMP_KEYWORD
+               for name, kw in providers):
+            gc_snapshot(conn, sid, sc, data, units)
+            return
+        if any(name == SAMPLE_PROFILER for name, _ in providers):
+            flush_session(conn, sid, data, units)
+            return
+        sc = "normal"  # the counters session
     if sc in ("normal", "stop-hang", "cycle", "slow-collect", "late-listen") or sc.startswith("dump-"):
         with SESSIONS_LOCK:
             SESSIONS[sid] = conn
@@ -363,10 +389,10 @@ def nt_fields_v1(fields):
     return out
 
 
-def nt_metadata(meta_id, provider, event_id, event_name, fields):
+def nt_metadata(meta_id, provider, event_id, event_name, fields, version=0):
     return (struct.pack("<i", meta_id) + utf16z(provider) +
             struct.pack("<i", event_id) + utf16z(event_name) +
-            struct.pack("<qii", 0, 0, 4) + nt_fields_v1(fields))
+            struct.pack("<qii", 0, version, 4) + nt_fields_v1(fields))
 
 
 STR, I32, F32, F64 = 18, 9, 13, 14
@@ -436,6 +462,137 @@ def series_flood(conn, data, units):
                 time.sleep(delay)
     except OSError as e:
         log("series-flood: %d samples, then %s" % (n, e))
+
+
+# ---- gc-*: a GC heap snapshot of our own making ----
+
+RUNTIME_PROVIDER = "Microsoft-Windows-DotNETRuntime"
+SAMPLE_PROFILER = "Microsoft-DotNETCore-SampleProfiler"
+GC_HEAP_DUMP_KEYWORD = 0x100000
+FAKE_SPIKE_ID, FAKE_STRING_ID = 0x7F0000101000, 0x7F0000102000
+NODES_PER_EVENT = 100
+EVENTS_PER_BLOCK = 10
+
+
+def collect_providers(payload, v2):
+    """(name, keywords) of a CollectTracing(2) payload: uint32 buffer MB,
+    uint32 format, [v2: uint8 rundown], uint32 count, then per provider
+    uint64 keywords, uint32 level, string name, string filter."""
+    off = 9 if v2 else 8
+    (n,) = struct.unpack_from("<I", payload, off)
+    off += 4
+    out = []
+    for _ in range(min(n, 64)):
+        (kw,) = struct.unpack_from("<Q", payload, off)
+        off += 12
+        name, off = take_string(payload, off)
+        _, off = take_string(payload, off)
+        out.append((name, kw))
+    return out
+
+
+def trace_clock(data, units):
+    """The Trace object's sync QPC and QPC frequency."""
+    toff, _, _ = units[1]
+    (name_len,) = struct.unpack_from("<I", data, toff + 11)
+    st = toff + 15 + name_len + 1
+    return struct.unpack_from("<qq", data, st + 16)
+
+
+def flush_session(conn, sid, data, units):
+    """The SampleProfiler session heap-types runs first: one event, then
+    held open until StopTracing."""
+    qpc, _ = trace_clock(data, units)
+    out = bytearray(stream_prefix(data, units))
+    meta = nt_event(0, 0, qpc, nt_metadata(1, SAMPLE_PROFILER, 0, "ThreadSample", []))
+    out += nt_object("MetadataBlock", nt_block([meta], qpc), len(out))
+    ev = nt_event(1, 1, qpc, struct.pack("<I", 1))
+    out += nt_object("EventBlock", nt_block([ev], qpc), len(out))
+    with SESSIONS_LOCK:
+        SESSIONS[sid] = conn
+    conn.sendall(bytes(out))
+    log("flush session %d: %d bytes" % (sid, len(out)))
+    hold(conn)
+
+
+def snapshot_events(qpc, freq, fault):
+    """The snapshot's events in order, as (seq, ts, meta_id, payload); the
+    events a fault leaves out are not in it, their numbers skipped."""
+    gc = 42
+    objects = ARGS.snapshot_objects
+    spikes = objects * 9 // 10
+    evs = []
+    seq = [0]
+    t = [qpc]
+
+    def add(meta_id, payload, dt=0.0001):
+        seq[0] += 1
+        t[0] += int(dt * freq)
+        evs.append((seq[0], t[0], meta_id, payload))
+
+    # GCStart V2: Count, Depth 2, Reason 1 (induced), Type 0 (blocking)
+    add(1, struct.pack("<IIIIHQ", gc, 2, 1, 0, 9, 0))
+    bulk = b""
+    for tid, name in ((FAKE_SPIKE_ID, "FakeSpike"), (FAKE_STRING_ID, "System.String")):
+        bulk += struct.pack("<QQIIB", tid, 0x7F0000001000, 0, 0, 0x12) + utf16z(name)
+        bulk += struct.pack("<I", 0)
+    add(4, struct.pack("<IH", 2, 9) + bulk)
+    index = 0
+    for first in range(0, objects, NODES_PER_EVENT):
+        nodes = b""
+        n = min(NODES_PER_EVENT, objects - first)
+        for i in range(first, first + n):
+            big = i < spikes
+            nodes += struct.pack("<QQQQ", 0x7E0000000000 + 16 * i,
+                                 10000 if big else 40,
+                                 FAKE_SPIKE_ID if big else FAKE_STRING_ID, 0)
+        payload = struct.pack("<IIH", index, n, 9) + nodes
+        if fault == "gc-lost" and index == 3:
+            seq[0] += 1  # dropped: its number is used up
+        else:
+            add(5, payload)
+        index += 1
+    if fault != "gc-no-end":
+        add(2, struct.pack("<IIH", gc, 2, 9), dt=0.0125)  # a 12.5 ms pause
+        stats = struct.pack("<10Q", 1000000, 0, 2000000, 0,
+                            spikes * 10000 + (objects - spikes) * 40, 0, 0, 0, 0, 0)
+        add(3, stats + struct.pack("<IIIHQQ", 0, 0, 10, 9, 0, 0))
+    return evs
+
+
+def gc_snapshot(conn, sid, fault, data, units):
+    qpc, freq = trace_clock(data, units)
+    out = bytearray(stream_prefix(data, units))
+    metas = [nt_event(0, 0, qpc, nt_metadata(1, RUNTIME_PROVIDER, 1, "GCStart", [], 2)),
+             nt_event(0, 0, qpc, nt_metadata(2, RUNTIME_PROVIDER, 2, "GCEnd", [], 1)),
+             nt_event(0, 0, qpc, nt_metadata(3, RUNTIME_PROVIDER, 4, "GCHeapStats", [], 2)),
+             nt_event(0, 0, qpc, nt_metadata(4, RUNTIME_PROVIDER, 15, "BulkType", [])),
+             nt_event(0, 0, qpc, nt_metadata(5, RUNTIME_PROVIDER, 18, "GCBulkNode", []))]
+    out += nt_object("MetadataBlock", nt_block(metas, qpc), len(out))
+    evs = snapshot_events(qpc, freq, fault)
+    blocks = []
+    for i in range(0, len(evs), EVENTS_PER_BLOCK):
+        chunk = evs[i:i + EVENTS_PER_BLOCK]
+        block = nt_block([nt_event(m, sq, ts, pl) for sq, ts, m, pl in chunk], chunk[0][1])
+        blocks.append(block)
+    if fault != "gc-cut":
+        with SESSIONS_LOCK:
+            SESSIONS[sid] = conn
+    conn.sendall(bytes(out))
+    off = len(out)
+    cut_at = len(blocks) // 2
+    for i, block in enumerate(blocks):
+        obj = nt_object("EventBlock", block, off)
+        if fault == "gc-cut" and i == cut_at:
+            conn.sendall(obj[:len(obj) // 2])
+            log("gc-cut: snapshot cut in block %d of %d" % (i, len(blocks)))
+            conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+            return
+        conn.sendall(obj)
+        off += len(obj)
+    log("%s: snapshot of %d events in %d blocks, %d bytes" % (fault, len(evs), len(blocks), off))
+    hold(conn)
 
 
 REPLY_FAULTS = ("hang", "garbage-reply", "bad-magic", "lying-size", "tiny-size",
@@ -568,7 +725,11 @@ def serve(conn):
                 log("tracing session %d" % sid)
                 if CYCLE_NOTIFY is not None and mine:
                     os.write(CYCLE_NOTIFY, b"T")
-                send_stream(conn, sid, sc)
+                providers = ()
+                if sc.startswith("gc-"):
+                    providers = collect_providers(payload, cid == 3)
+                    log("providers %s" % ", ".join("%s:0x%x" % p for p in providers))
+                send_stream(conn, sid, sc, providers)
                 return
         elif cset == 2 and cid == 1:
             if sc == "stop-hang":
@@ -758,6 +919,7 @@ def main():
     ap.add_argument("--cycle", type=int, default=0)
     ap.add_argument("--delay", type=float, default=1.5)
     ap.add_argument("--flood-rate", type=float, default=10.0)
+    ap.add_argument("--snapshot-objects", type=int, default=20000)
     ARGS = ap.parse_args()
     ARGS.dir = (ARGS.dir or os.environ.get("TMPDIR") or "/tmp").rstrip("/") or "/"
     if ARGS.as_pid is None and self_environ_tmpdir() != ARGS.dir:
