@@ -368,8 +368,54 @@ fake_start() {
 	wait_until 10 test -s "$ready" || return 1
 }
 
-# gen2 NAME INST: the last gen-2 GC count of INST in collectd NAME's csv
-gen2() { csv_last "$IT/$1" "$2" derive-gen-2-gc-count; }
+# gen2_around NAME INST T0 T1: the gen-2 GC counts of INST in collectd
+# NAME's csv: the last row at or before epoch T0, the first at or after T1
+# (waits up to 5 s for that one); "A B", or fails
+gen2_around() {
+	local f
+	wait_until 5 gen2_row_after "$1" "$2" "$4" || return 1
+	f=$(csv_file "$IT/$1" "$2" derive-gen-2-gc-count) || return 1
+	awk -F, -v a="$3" -v b="$4" 'NR > 1 && $1 <= a { x = $2 } NR > 1 && $1 >= b && y == "" { y = $2 }
+		END { if (x == "" || y == "") exit 1; print x, y }' "$f"
+}
+gen2_row_after() { # NAME INST T: a gen-2 count row at or after epoch T
+	local f
+	f=$(csv_file "$IT/$1" "$2" derive-gen-2-gc-count) &&
+		awk -F, -v t="$3" 'NR > 1 && $1 >= t { f = 1 } END { exit !f }' "$f"
+}
+# started NOTES INST ACTION: when the action's run began (its result's
+# time minus its seconds)
+started() {
+	python3 - "$@" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    n = json.loads(l)
+    if n["plugin_instance"] == sys.argv[2] and n["type"] == sys.argv[3]:
+        print("%.3f" % (n["recv"] - n["meta"].get("seconds", 0)))
+        break
+else:
+    sys.exit(1)
+PY
+}
+
+# the trace action is built in only with its module: without it, its
+# checks are skipped (its block refuses the configuration)
+HAVE_TRACE=1
+COLLECTD_PLUGINS=logfile COLLECTD_CSV=0 collectd_config "$IT/probe" "LoadPlugin dotnet
+<Plugin dotnet>
+  <Trigger>
+    Directory \"$IT/probe/results\"
+    Action \"trace\"
+  </Trigger>
+</Plugin>"
+timeout 5 collectd -f -C "$IT/probe/collectd.conf" >/dev/null 2>&1
+if grep -q 'Action "trace" is not available in this build' "$IT/probe/collectd.log"; then
+	HAVE_TRACE=0
+	skip "actions: trace" "this build of the plugin has no trace action"
+fi
+TRACE_BLOCK() { # DURATION: the <Action "trace"> block, when there is one
+	((HAVE_TRACE)) && printf '    <Action "trace">\n      Duration %s\n      MinInterval 600\n    </Action>\n' "$1"
+}
 
 # ---- start: targets, fakes, collectds ----
 
@@ -388,8 +434,11 @@ MANY=$BUILD/it-cache/actions-many
 if want_case many; then
 	mkdir -p "$MANY"
 	cat >"$MANY/many.cs.new" <<'CS'
+#:property PublishAot=false
+#:property EventSourceSupport=true
 // A million live objects of one class (24 bytes each on x64: header,
-// MethodTable, one long), then waits.
+// MethodTable, one long), then waits. (A file-based app is built for AOT
+// by default, without EventSource: no counters, no threshold to cross.)
 using System;
 using System.Threading;
 var keep = new Node[1_000_000];
@@ -430,10 +479,7 @@ $(process_rules "${rules[@]}")
       Timeout 60
       MinInterval 600
     </Action>
-    <Action \"trace\">
-      Duration 2
-      MinInterval 600
-    </Action>
+$(TRACE_BLOCK 2)
     <Action \"dump\">
       Type \"mini\"
       Method \"ipc\"
@@ -448,7 +494,8 @@ $(threshold_rule)
 fi
 
 if want_case refuse; then
-	CREF=$(start_target CounterTarget 10 --heap-mb "$HEAP_MB") &&
+	# cref allocates nothing: no GC but an induced one
+	CREF=$(start_target CounterTarget 10 --heap-mb "$HEAP_MB" --alloc-mb-per-sec 0) &&
 		SPIKE=$(start_target SpikeApp 10 --baseline-mb 50 --spike-mb 300 --delay-seconds 6 \
 			--spike-seconds 3 --period-seconds 9 --spikes 2) &&
 		cd_start refuse "LoadPlugin dotnet
@@ -465,10 +512,7 @@ $(process_rules "cref=$CREF" "spike=$SPIKE")
       MaxHeapSize \"100M\"
       MinInterval 600
     </Action>
-    <Action \"trace\">
-      Duration 1
-      MinInterval 600
-    </Action>
+$(TRACE_BLOCK 1)
   </Trigger>
 </Plugin>
 LoadPlugin threshold
@@ -657,28 +701,33 @@ faults_case() {
 refuse_case() {
 	local P=actions/refuse f=$(notes refuse) log=$IT/refuse/collectd.log order g0 g1 n ref tlog end1
 	[[ -n ${CD_PID[refuse]:-} ]] || return
-	if ! wait_until 60 all_done "$f" cref alloc-types trace; then
-		fail "$P: cref: alloc-types and trace run" "order: '$(cpy order "$f" cref)'"
+	local others=(alloc-types)
+	((HAVE_TRACE)) && others+=(trace)
+	if ! wait_until 60 all_done "$f" cref "${others[@]}"; then
+		fail "$P: cref: ${others[*]} run" "order: '$(cpy order "$f" cref)'"
 	fi
 	# MaxHeapSize: a FAILURE heap-types notification or a log line
 	order=$(cpy order "$f" cref)
 	ref=$(grep -E "instance \"cref\".*MaxHeapSize" "$log" | head -1)
-	if [[ $order == "alloc-types:"*" heap-types:FAILURE trace:"* || $order == "alloc-types:"*" trace:"* ]] &&
+	local want_re="^alloc-types:[A-Z]+( heap-types:FAILURE)?$"
+	((HAVE_TRACE)) && want_re="^alloc-types:[A-Z]+( heap-types:FAILURE)? trace:OKAY$"
+	if [[ $order =~ $want_re ]] &&
 		{ [[ -n $ref ]] || cpy show "$f" cref heap-types | grep -q 'MaxHeapSize'; }; then
 		pass "$P: heap-types refused by MaxHeapSize, the others run" "$order; $(cpy show "$f" cref heap-types | cut -c1-120) ${ref:0:160}"
 	else
 		fail "$P: heap-types refused by MaxHeapSize, the others run" "order '$order'; log: '${ref:-none}'; heap-types: $(cpy show "$f" cref heap-types)"
 	fi
 	check "$P: no heap-types file" test -z "$(find "$IT/refuse/results" -name '*.heap-types.json' 2>/dev/null)"
-	# no GC induced: cref's gen-2 count did not move (main's ct's did)
-	wait_until 5 rows_ge refuse cref derive-gen-2-gc-count 3
-	g0=$(head -2 "$(csv_file "$IT/refuse" cref derive-gen-2-gc-count)" | tail -1 | cut -d, -f2)
-	wait_until 5 rows_ge refuse cref derive-gen-2-gc-count $(($(csv_rows "$IT/refuse" cref derive-gen-2-gc-count) + 2))
-	g1=$(gen2 refuse cref)
-	if [[ -n $g0 && $g0 == "$g1" ]]; then
-		pass "$P: no GC induced in cref" "gen-2 GC count $g0 -> $g1"
+	# no GC induced: cref's gen-2 count did not move from before its first
+	# action to 2 s after its last (main's did, over its heap-types)
+	local t0 t1 g
+	t0=$(started "$f" cref alloc-types)
+	t1=$(cpy recv "$f" cref "${others[-1]}")
+	t1=${t1:+$(awk -v t="$t1" 'BEGIN { printf "%.3f", t + 2 }')}
+	if [[ -n $t0 && -n $t1 ]] && g=$(gen2_around refuse cref "$t0" "$t1") && [[ ${g% *} == "${g#* }" ]]; then
+		pass "$P: no GC induced in cref" "gen-2 GC count ${g% *} -> ${g#* } over its actions"
 	else
-		fail "$P: no GC induced in cref" "gen-2 GC count ${g0:-?} -> ${g1:-?}"
+		fail "$P: no GC induced in cref" "gen-2 GC count '${g:-?}' from ${t0:-?} to ${t1:-?}"
 	fi
 	# refused once, logged once, while breaches kept coming
 	n=$(cpy breaches "$f" cref)
@@ -701,7 +750,7 @@ refuse_case() {
 	sleep 2 # the last notifications of spike 2 go through the worker
 	n=$(cpy breaches "$f" spike "$end1")
 	local a c bad=
-	for a in alloc-types trace; do
+	for a in "${others[@]}"; do
 		c=$(cpy count "$f" spike "$a")
 		((c == 1)) || bad+="$a $c times; "
 	done
@@ -710,7 +759,7 @@ refuse_case() {
 		((c <= 1)) || bad+="$c .$a files; "
 	done
 	if ((n >= 1)) && [[ -z $bad ]]; then
-		pass "$P: MinInterval: the second breach runs no action again" "$n breach notifications after spike 1 ended; alloc-types and trace once, one file of each at most"
+		pass "$P: MinInterval: the second breach runs no action again" "$n breach notifications after spike 1 ended; ${others[*]} once, one file of each at most"
 	else
 		fail "$P: MinInterval: the second breach runs no action again" "$n breach notifications after spike 1; ${bad:-}order '$(cpy order "$f" spike)'"
 	fi
@@ -719,11 +768,13 @@ refuse_case() {
 # ---- main: the four actions on four runtimes ----
 
 main_case() {
-	local P f=$(notes main) d=$IT/main/results v i pid order p out g
+	local P f=$(notes main) d=$IT/main/results v i pid order p out g n
+	local acts=(alloc-types heap-types trace dump)
+	((HAVE_TRACE)) || acts=(alloc-types heap-types dump)
 	[[ -n ${CD_PID[main]:-} ]] || return
 	for v in "${VERSIONS[@]}"; do
 		i=ct$v
-		wait_until 150 all_done "$f" "$i" alloc-types heap-types trace dump
+		wait_until 150 all_done "$f" "$i" "${acts[@]}"
 	done
 	# more breaches after each instance's last action: still once each
 	for v in "${VERSIONS[@]}"; do
@@ -735,17 +786,19 @@ main_case() {
 		pid=${CT[$i]}
 		P="actions/main net$v"
 		order=$(cpy order "$f" "$i")
-		if [[ $order == "alloc-types:OKAY heap-types:OKAY trace:OKAY dump:OKAY" ]]; then
+		if [[ $order == "$(printf '%s:OKAY ' "${acts[@]}" | sed 's/ $//')" ]]; then
 			pass "$P: four results in the order of the actions, once each" \
 				"$order; $(cpy breaches "$f" "$i") breaches"
 		else
 			fail "$P: four results in the order of the actions, once each" \
-				"'$order' ($(cpy breaches "$f" "$i") breaches): $(for a in alloc-types heap-types trace dump; do cpy show "$f" "$i" $a | cut -c1-150; done | tr '\n' '|')"
+				"'$order' ($(cpy breaches "$f" "$i") breaches): $(for a in "${acts[@]}"; do cpy show "$f" "$i" $a | cut -c1-150; done | tr '\n' '|')"
 		fi
 		py "$P: heap-types names the app's type first" heap "$f" "$i" "$pid" 'System.Byte[]' \
 			$((HEAP_MB * ARRAY_BYTES)) "$HEAP_TOLERANCE_PCT" "$d"
 		py "$P: alloc-types names the allocated type first" alloc "$f" "$i" "$pid" 'System.Byte[]' "$ALLOC_MIN_SHARE" "$d"
-		if p=$(cpy file "$f" "$i" "$pid" trace "$d"); then
+		if ((!HAVE_TRACE)); then
+			:
+		elif p=$(cpy file "$f" "$i" "$pid" trace "$d"); then
 			if out=$("$TRIGGERDUMP" stats "$p" 2>&1) && grep -q 'Microsoft-Windows-DotNETRuntime' <<<"$out"; then
 				pass "$P: triggerdump stats reads the trace whole" "$(stat -c %s "$p") bytes, $(grep -E '^Microsoft-Windows-DotNETRuntime +\(all\)' <<<"$out" | awk '{ print $NF }') runtime events; ${p##*/}"
 			else
@@ -761,11 +814,21 @@ main_case() {
 			fail "$P: the dump is written" "$p"
 		fi
 		# the snapshot's GC shows in the counters (what refuse checks is absent)
-		g=$(gen2 main "$i")
-		if [[ -n $g ]] && ((g >= 1)); then
-			pass "$P: the snapshot shows as a gen-2 GC" "gen-2 GC count $g"
+		local t0 t1
+		t0=$(started "$f" "$i" heap-types)
+		t1=$(cpy recv "$f" "$i" heap-types)
+		t1=${t1:+$(awk -v t="$t1" 'BEGIN { printf "%.3f", t + 1.5 }')}
+		if [[ -n $t0 && -n $t1 ]] && g=$(gen2_around main "$i" "$t0" "$t1") && ((${g#* } > ${g% *})); then
+			pass "$P: the snapshot shows as a gen-2 GC" "gen-2 GC count ${g% *} -> ${g#* } over heap-types"
 		else
-			fail "$P: the snapshot shows as a gen-2 GC" "gen-2 GC count '${g:-?}'"
+			fail "$P: the snapshot shows as a gen-2 GC" "gen-2 GC count '${g:-?}' from ${t0:-?} to ${t1:-?}"
+		fi
+		# the MinInterval refusals that followed: logged once
+		n=$(grep -cE "instance \"$i\": trigger actions not run: .*MinInterval" "$IT/main/collectd.log")
+		if ((n == 1)); then
+			pass "$P: MinInterval refusals logged once" "$(grep -m1 -oE "instance \"$i\": trigger actions not run: .*MinInterval" "$IT/main/collectd.log" | cut -c1-140)..."
+		else
+			fail "$P: MinInterval refusals logged once" "$n lines"
 		fi
 	done
 }
@@ -786,6 +849,38 @@ many_case() {
 		fail "$P: setup" "the app did not start: $(head -c 300 "$IT/many.log")"
 		return
 	fi
+	# the sampler first: the heap is above the threshold from the first value
+	mkdir -p "$IT/many"
+	# (collectd -f writes no pid file: it is found by its configuration's
+	# path on its command line)
+	python3 - "$IT/many/collectd.conf" "$IT/many/rss.txt" <<'PY' &
+import os, sys, time
+conf, out = sys.argv[1].encode(), sys.argv[2]
+end = time.time() + 30
+pid = None
+while pid is None and time.time() < end:
+    for d in os.listdir("/proc"):
+        try:
+            argv = open("/proc/%s/cmdline" % d, "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if d.isdigit() and conf in argv and os.path.basename(argv[0]) == b"collectd":
+            pid = int(d)
+            break
+    else:
+        time.sleep(0.005)
+with open(out, "w") as o:
+    while pid is not None:
+        try:
+            with open("/proc/%d/status" % pid) as s:
+                kb = next(int(l.split()[1]) for l in s if l.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            break
+        o.write("%.3f %d\n" % (time.time(), kb))
+        o.flush()
+        time.sleep(0.05)
+PY
+	SAMPLER_PID=$!
 	cd_start many "LoadPlugin dotnet
 <Plugin dotnet>
   Interval 1
@@ -806,21 +901,6 @@ $(threshold_rule "" 20000000)
 		return
 	}
 	f=$(notes many)
-	python3 - "${CD_PID[many]}" "$IT/many/rss.txt" <<'PY' &
-import sys, time
-pid, out = sys.argv[1], sys.argv[2]
-with open(out, "w") as o:
-    while True:
-        try:
-            with open("/proc/%s/status" % pid) as s:
-                kb = next(int(l.split()[1]) for l in s if l.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            break
-        o.write("%.3f %d\n" % (time.time(), kb))
-        o.flush()
-        time.sleep(0.05)
-PY
-	SAMPLER_PID=$!
 	if ! wait_until 60 count_ge "$f" many heap-types 1; then
 		fail "$P: heap-types of a million objects" "no result within 60 s: $(tail -3 "$IT/many/collectd.log" | tr '\n' ' ')"
 		return
@@ -883,10 +963,12 @@ $(threshold_rule fake-hang 1000000 false)
 		if wait_until 30 grep -q 'gc-no-end: snapshot of' "$IT/fake/log-fake-hang"; then
 			sleep 0.5
 			cd_stop shut1
-			if awk -v s="$COLLECTD_STOP_SECONDS" -v m="$SHUTDOWN_MAX_S" 'BEGIN { exit !(s < m) }' && ((COLLECTD_EXIT == 0)); then
-				pass "$P: SIGTERM during heap-types" "exit $COLLECTD_EXIT in $COLLECTD_STOP_SECONDS s"
+			# the action was in progress: it ends cancelled
+			if awk -v s="$COLLECTD_STOP_SECONDS" -v m="$SHUTDOWN_MAX_S" 'BEGIN { exit !(s < m) }' && ((COLLECTD_EXIT == 0)) &&
+				grep -q "heap-types of pid $pid failed: cancelled" "$IT/shut1/collectd.log"; then
+				pass "$P: SIGTERM during heap-types" "exit $COLLECTD_EXIT in $COLLECTD_STOP_SECONDS s; $(grep -m1 -o "heap-types of pid $pid failed: cancelled" "$IT/shut1/collectd.log")"
 			else
-				fail "$P: SIGTERM during heap-types" "exit $COLLECTD_EXIT in $COLLECTD_STOP_SECONDS s (limit $SHUTDOWN_MAX_S s)"
+				fail "$P: SIGTERM during heap-types" "exit $COLLECTD_EXIT in $COLLECTD_STOP_SECONDS s (limit $SHUTDOWN_MAX_S s); $(grep -E "heap-types of pid $pid" "$IT/shut1/collectd.log" | tail -1)"
 			fi
 		else
 			fail "$P: SIGTERM during heap-types" "the snapshot session never started: $(tail -2 "$IT/shut1/collectd.log" | tr '\n' ' ')"
@@ -894,6 +976,7 @@ $(threshold_rule fake-hang 1000000 false)
 		fi
 	fi
 	# 2. a trace of a real target (the simple form: 5 s)
+	((HAVE_TRACE)) || return
 	if pid=${CREF:-} && [[ -n $pid ]] && target_alive "$pid" || pid=$(start_target CounterTarget 10 --heap-mb "$HEAP_MB"); then
 		cd_start shut2 "LoadPlugin dotnet
 <Plugin dotnet>
