@@ -638,12 +638,19 @@ security_verdict() {
 	[[ ${SECURITY_DONE:-} == 1 ]] || return
 	files=$(find "$IT/faults/results" -maxdepth 1 -name 'real-*' 2>/dev/null | tr '\n' ' ')
 	acts=$(cpy order "$f" real)
-	if [[ -z $files && -z $acts ]] && ! grep -qE 'instance "real".*(heap-types of pid|heap snapshot)' "$IT/faults/collectd.log"; then
-		pass "$P: no action from forged notifications" "no result notification, no file for \"real\"; the log: $(grep -m2 -E 'instance "real".*(not this host|not the threshold|no action|refus)' "$IT/faults/collectd.log" | cut -c1-160 | tr '\n' ' ')"
+	# and the reasons logged, once each; collectd lived through it all and
+	# its trigger ran for the real breaches (fake-ok's OKAY)
+	local host_re='instance "real": .*names host "(other)?", not this host' shape_re='instance "real": .*is not the threshold plugin'"'"'s'
+	local nh ns
+	nh=$(grep -cE "$host_re" "$IT/faults/collectd.log")
+	ns=$(grep -cE "$shape_re" "$IT/faults/collectd.log")
+	if [[ -z $files && -z $acts && $nh == 1 && $ns == 1 && ${FAULTS_EXIT:-} == 0 ]] &&
+		[[ $(cpy order "$f" fake-ok) == heap-types:OKAY ]] &&
+		! grep -qE 'instance "real".*(heap-types of pid|heap snapshot)' "$IT/faults/collectd.log"; then
+		pass "$P: no action from forged notifications" "no result notification, no file for \"real\"; logged once each: $(grep -m1 -oE "$host_re" "$IT/faults/collectd.log"); $(grep -m1 -oE "$shape_re" "$IT/faults/collectd.log")"
 	else
-		fail "$P: no action from forged notifications" "results: '$acts', files: '$files'"
+		fail "$P: no action from forged notifications" "results of real: '$acts', files: '$files'; other host logged ${nh}x, not threshold's ${ns}x; collectd exit ${FAULTS_EXIT:-?}; fake-ok: '$(cpy order "$f" fake-ok)'"
 	fi
-	# the trigger itself worked in that collectd: fake-ok's OKAY (faults)
 }
 
 # ---- faults: broken snapshots end in a FAILURE or an incomplete WARNING ----
@@ -733,7 +740,7 @@ refuse_case() {
 	n=$(cpy breaches "$f" cref)
 	ref=$(grep -cE "instance \"cref\".*MaxHeapSize" "$log")
 	local hf
-	hf=$(cpy count "$f" cref heap-types)
+	hf=$(cpy show "$f" cref heap-types | grep -c 'MaxHeapSize')
 	if ((n >= 5 && ref + hf >= 1 && ref <= 1 && hf <= 1)); then
 		pass "$P: the refusal said once" "$n breaches; $ref log lines, $hf notifications"
 	else
@@ -1014,6 +1021,7 @@ want_case faults && want_case security && security_case
 want_case faults && faults_case
 if [[ -n ${CD_PID[faults]:-} ]]; then
 	cd_stop faults
+	FAULTS_EXIT=$COLLECTD_EXIT
 	want_case security && security_verdict
 fi
 want_case refuse && refuse_case
