@@ -22,7 +22,8 @@
 #            first with >= 80 % of the sampled bytes; `triggerdump stats`
 #            reads the trace whole; the dump is there; every file
 #            <instance>-<pid>-<UTC stamp as dump.c>.<kind>, 0600, root's;
-#            the heap-types snapshot shows as one more gen-2 GC.
+#            the heap-types snapshot shows as one more gen-2 GC; the
+#            MinInterval refusals that follow are logged once.
 #   refuse   CounterTarget .NET 10 ("cref") and SpikeApp .NET 10 ("spike",
 #            two spikes 9 s apart), alloc-types (Duration 1), heap-types
 #            with MaxHeapSize 100M, trace (Duration 1), MinInterval 600:
@@ -34,7 +35,9 @@
 #            real CounterTarget ("real", no rule), heap-types Timeout 4:
 #            gc-ok an OKAY naming FakeSpike; the cut, unended and lossy
 #            snapshots a FAILURE or an "incomplete" WARNING each; "real"
-#            collected every second meanwhile.
+#            collected every second meanwhile. In the same collectd,
+#            SpikeApp .NET 9 ("spike9", SPIKE_MB): heap-types at its
+#            breach names System.Byte[] first, within HEAP_TOLERANCE_PCT.
 #   security (in faults' collectd) PUTNOTIF into it through unixsock
 #            (own host, with and without the threshold plugin's meta as
 #            strings, without host) and notifications from a second
@@ -54,7 +57,7 @@
 # faults). ACTIONS_KEEP=1 keeps $BUILD/it/actions (kept anyway when a check
 # failed). Needs collectd, the targets (tests/run builds them; alone, this
 # script builds what is missing), the .NET 10 SDK for "many", root (the
-# files are checked to be root's). Takes about 3 minutes.
+# files are checked to be root's). Takes about 2 minutes.
 set -u
 REPO=${REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 # shellcheck source=tests/lib/common.sh
@@ -74,6 +77,8 @@ THRESHOLD=150000000     # bytes of gc-heap-size
 HEAP_MB=200             # CounterTarget --heap-mb: live 1 MiB arrays
 ARRAY_BYTES=1048600     # one of them: 1,048,576 bytes + the array header
 HEAP_TOLERANCE_PCT=5    # System.Byte[] against what the app holds
+SPIKE_MB=300            # SpikeApp --spike-mb (faults' "spike9")
+CHUNK_BYTES=1000024     # one of its arrays: 1,000,000 bytes + the header
 ALLOC_MIN_SHARE=0.8     # alloc-types: System.Byte[]'s share of the bytes
 RSS_RISE_KB=16384       # collectd's VmRSS during a heap-types action
 SHUTDOWN_MAX_S=2        # SIGTERM to exit, an action in progress
@@ -108,7 +113,7 @@ want_case() { [[ -z ${ACTIONS_CASES:-} || " $ACTIONS_CASES " == *" $1 "* ]]; }
 
 # ---- the rig ----
 
-for spec in "${VERSIONS[@]/#/CounterTarget:}" SpikeApp:10 CounterTarget:10; do
+for spec in "${VERSIONS[@]/#/CounterTarget:}" SpikeApp:10 SpikeApp:9 CounterTarget:10; do
 	target_path "${spec%%:*}" "${spec#*:}" >/dev/null 2>&1 || dotnet_build_targets "$spec" >&2 || {
 		fail "actions: setup" "cannot build $spec"
 		exit 1
@@ -528,12 +533,15 @@ if want_case faults; then
 		FK[fake-${sc#gc-}]=$FAKE_PID
 	done
 	REAL=${CT[ct10]:-${CT[ct${VERSIONS[0]}]}}
+	# a real spike, for heap-types at the breach (SPIKE_MB arrays held)
+	SPIKE9=$(start_target SpikeApp 9 --baseline-mb 50 --spike-mb "$SPIKE_MB" --delay-seconds 4 \
+		--spike-seconds 40 --period-seconds 40 --spikes 1) || fail "actions/spike: setup" "SpikeApp .NET 9 did not start"
 	port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	cd_start faults "LoadPlugin dotnet
 <Plugin dotnet>
   Interval 1
 $(process_rules "real=$REAL" "fake-ok=${FK[fake-ok]}" "fake-cut=${FK[fake-cut]}" \
-		"fake-no-end=${FK[fake-no-end]}" "fake-lost=${FK[fake-lost]}")
+		"fake-no-end=${FK[fake-no-end]}" "fake-lost=${FK[fake-lost]}" ${SPIKE9:+"spike9=$SPIKE9"})
   <Trigger>
     Directory \"$IT/faults/results\"
     <Action \"heap-types\">
@@ -545,6 +553,7 @@ $(process_rules "real=$REAL" "fake-ok=${FK[fake-ok]}" "fake-cut=${FK[fake-cut]}"
 LoadPlugin threshold
 <Plugin threshold>
 $(for f in fake-ok fake-cut fake-no-end fake-lost; do threshold_rule "$f" 1000000 false; done)
+$(threshold_rule spike9)
 </Plugin>
 LoadPlugin unixsock
 <Plugin unixsock>
@@ -701,6 +710,19 @@ faults_case() {
 		fail "$P: \"real\" collected during the faults" "no fake-no-end result or no rows of real"
 	fi
 	kill -0 "${CD_PID[faults]}" 2>/dev/null || fail "$P: collectd alive" "collectd exited"
+}
+
+# ---- spike: heap-types at SpikeApp's breach ----
+
+spike_case() {
+	local P="actions/spike net9" f=$(notes faults)
+	[[ -n ${CD_PID[faults]:-} && -n ${SPIKE9:-} ]] || return
+	if ! wait_until 60 count_ge "$f" spike9 heap-types 1; then
+		fail "$P: heap-types at the breach names the spike's type first" "no result within 60 s"
+		return
+	fi
+	py "$P: heap-types at the breach names the spike's type first" heap "$f" spike9 "$SPIKE9" 'System.Byte[]' \
+		$((SPIKE_MB * CHUNK_BYTES)) "$HEAP_TOLERANCE_PCT" "$IT/faults/results"
 }
 
 # ---- refuse: MaxHeapSize, MinInterval ----
@@ -1019,6 +1041,7 @@ $(threshold_rule)
 
 want_case faults && want_case security && security_case
 want_case faults && faults_case
+want_case faults && spike_case
 if [[ -n ${CD_PID[faults]:-} ]]; then
 	cd_stop faults
 	FAULTS_EXIT=$COLLECTD_EXIT
