@@ -51,9 +51,9 @@
 #            RSS_RISE_KB during the action and falls back; the snapshot's
 #            time and the GC pause are reported.
 #   shutdown collectd gets SIGTERM while heap-types waits on a fake runtime
-#            whose snapshot never ends (Timeout 60), and while a trace of
-#            a real target runs (simple form: Action "trace", 5 s): exits
-#            0 within SHUTDOWN_MAX_S.
+#            whose snapshot never ends (the simple form: Action
+#            "heap-types", Timeout 60 by default), and while a 30 s trace of
+#            a real target runs: exits 0 within SHUTDOWN_MAX_S.
 # Without a trace action in the plugin (its block refuses the
 # configuration), the trace checks are skipped and the rest runs.
 #
@@ -1006,9 +1006,7 @@ shutdown_case() {
 $(process_rules "fake-hang=$pid")
   <Trigger>
     Directory \"$IT/shut1/results\"
-    <Action \"heap-types\">
-      Timeout 60
-    </Action>
+    Action \"heap-types\"
   </Trigger>
 </Plugin>
 LoadPlugin threshold
@@ -1030,7 +1028,7 @@ $(threshold_rule fake-hang 1000000 false)
 			cd_stop shut1
 		fi
 	fi
-	# 2. a trace of a real target (the simple form: 5 s)
+	# 2. a trace of a real target, 30 s
 	((HAVE_TRACE)) || return
 	if pid=${CREF:-} && [[ -n $pid ]] && target_alive "$pid" || pid=$(start_target CounterTarget 10 --heap-mb "$HEAP_MB"); then
 		cd_start shut2 "LoadPlugin dotnet
@@ -1039,7 +1037,9 @@ $(threshold_rule fake-hang 1000000 false)
 $(process_rules "cref=$pid")
   <Trigger>
     Directory \"$IT/shut2/results\"
-    Action \"trace\"
+    <Action \"trace\">
+      Duration 30
+    </Action>
   </Trigger>
 </Plugin>
 LoadPlugin threshold
@@ -1047,7 +1047,7 @@ LoadPlugin threshold
 $(threshold_rule)
 </Plugin>" || fail "$P: setup" "collectd did not start"
 		if wait_until 30 breaches_ge "$(notes shut2)" cref 1; then
-			sleep 1.5 # the trace runs for 5 s from the first breach
+			sleep 1.5 # the trace runs for 30 s from the first breach
 			local before
 			before=$(cpy count "$(notes shut2)" cref trace)
 			cd_stop shut2
