@@ -165,8 +165,8 @@ static int run_trace(const struct action_config *a,
   int keep = r == 0 || (r == -ENODATA && tr.bytes > 0);
   if (!keep) {
     dump_file_abort(&f);
-    message(res, "trace of pid %d failed (%s): %s", (int)ep->pid,
-            trace_end_name(tr.end), tr.reason[0] ? tr.reason : strerror(-r));
+    message(res, "trace of pid %d failed: %s", (int)ep->pid,
+            tr.reason[0] ? tr.reason : trace_end_name(tr.end));
     return r;
   }
   int c = dump_file_commit(&f, &res->file);

@@ -1006,7 +1006,9 @@ static int run_action(void *ctx, size_t step, const struct dump_job *job) {
   if (a->kind == ACTION_DUMP)
     dump_count_add(job->instance, rc == 0);
   notify_result(a, job, rc, &res);
-  return rc;
+  /* refused by MaxHeapSize: nothing was done, the next breach may try */
+  return rc == -EFBIG && a->kind == ACTION_HEAP_TYPES ? DUMP_WORKER_SKIPPED
+                                                      : rc;
 }
 
 /* ---- notifications: which ones make a dump ----
@@ -1125,18 +1127,22 @@ static void log_foreign(const notification_t *n, enum foreign_kind kind) {
   log_safe(inst, sizeof(inst), n->plugin_instance);
   log_safe(ti, sizeof(ti), n->type_instance);
   log_safe(me, sizeof(me), hostname_g ? hostname_g : "");
+  const char *no = "no dump"; /* <Dump> blocks only: as they always said */
+  for (size_t i = 0; i < plugin.ntriggers; i++)
+    if (!plugin.triggers[i].is_dump_block)
+      no = "no action";
   if (kind == FOREIGN_HOST)
-    NOTICE("dotnet plugin: instance \"%s\": no dump: a notification for %s "
+    NOTICE("dotnet plugin: instance \"%s\": %s: a notification for %s "
            "names host \"%s\", not this host (\"%s\"): only notifications "
            "for this host make dumps (logged once).",
-           inst, ti, host, me);
+           inst, no, ti, host, me);
   else
-    NOTICE("dotnet plugin: instance \"%s\": no dump: a notification for %s "
+    NOTICE("dotnet plugin: instance \"%s\": %s: a notification for %s "
            "(host \"%s\") is not the threshold plugin's: it lacks its meta "
            "(CurrentValue and the thresholds as numbers, which PUTNOTIF and "
            "the network plugin cannot send) or came from the network; only "
            "the threshold plugin's notifications make dumps (logged once).",
-           inst, ti, host);
+           inst, no, ti, host);
 }
 
 /* Whether n is a result of ours (type: an action's name). */
@@ -1194,7 +1200,8 @@ static void trigger_fire(size_t ti, const notification_t *n, cdtime_t now) {
   if (n->time != 0 && n->time <= now)
     snprintf(lag, sizeof(lag), ", %.0f ms after the value",
              CDTIME_T_TO_DOUBLE(now - n->time) * 1000.0);
-  double value = meta_find(n, "CurrentValue", NM_TYPE_DOUBLE)->nm_value.nm_double;
+  const notification_meta_t *cv = meta_find(n, "CurrentValue", NM_TYPE_DOUBLE);
+  double value = cv ? cv->nm_value.nm_double : NAN;
   const char *sev = n->severity == NOTIF_FAILURE ? "FAILURE" : "WARNING";
   if (t->is_dump_block) {
     const struct dump_request *d = &t->actions[0].dump;

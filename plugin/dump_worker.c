@@ -21,6 +21,7 @@
 struct step_state {
   unsigned done;     /* runs queued, running or done (not failed) */
   double last_start; /* monotonic s of the last run's start */
+  double prev_start; /* the one before: back when a run did nothing */
 };
 
 struct proc_state {
@@ -126,16 +127,22 @@ static int job_refusal(const struct dump_worker *w, const struct proc_state *p,
                        size_t why_cap) {
   if (p == NULL) {
     snprintf(why, why_cap, "too many processes with %ss in progress",
-             w->steps[0].noun);
+             w->nsteps == 1 ? w->steps[0].noun : "action");
     return -ENOSPC;
   }
   if (p->busy) {
-    snprintf(why, why_cap, "a %s of pid %d is already queued or running",
-             w->steps[0].noun, (int)ep->pid);
+    if (w->nsteps == 1)
+      snprintf(why, why_cap, "a %s of pid %d is already queued or running",
+               w->steps[0].noun, (int)ep->pid);
+    else
+      snprintf(why, why_cap,
+               "actions for pid %d are already queued or running",
+               (int)ep->pid);
     return -EBUSY;
   }
   if (w->qlen >= w->queue_max) {
-    snprintf(why, why_cap, "%s queue full", w->steps[0].noun);
+    snprintf(why, why_cap, "%s queue full",
+             w->nsteps == 1 ? w->steps[0].noun : "action");
     return -ENOSPC;
   }
   return 0;
@@ -215,6 +222,7 @@ int dump_worker_request(struct dump_worker *w, const struct ipc_endpoint *ep,
     for (size_t i = 0; i < w->nsteps; i++)
       if (steps & (1u << i)) {
         p->steps[i].done++;
+        p->steps[i].prev_start = p->steps[i].last_start;
         p->steps[i].last_start = now;
         w->total[i]++;
       }
@@ -253,10 +261,12 @@ static void step_ended(struct dump_worker *w, const struct ipc_endpoint *ep,
                        size_t i, int rc) {
   if (rc == 0)
     return;
+  struct proc_state *p = proc_get(w, ep);
+  if (rc == DUMP_WORKER_SKIPPED && p) /* it did nothing: MinInterval as before */
+    p->steps[i].last_start = p->steps[i].prev_start;
   /* The Max limits count runs done: a failed attempt (full disk, read-only
    * directory) gives its slot back, but still starts MinInterval, so a
    * broken directory is not retried every interval. */
-  struct proc_state *p = proc_get(w, ep);
   if (p && p->steps[i].done > 0)
     p->steps[i].done--;
   if (w->total[i] > 0)
@@ -273,7 +283,7 @@ static void *worker_main(void *arg) {
       if (!(j.steps & (1u << i)))
         continue;
       if (w->stopping) { /* the rest of the job is dropped */
-        step_ended(w, &j.ep, i, -ECANCELED);
+        step_ended(w, &j.ep, i, DUMP_WORKER_SKIPPED);
         continue;
       }
       step_started(w, &j.ep, i);

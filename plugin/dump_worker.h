@@ -45,10 +45,13 @@ struct dump_job {
  * actions and clock_mono_s; the unit tests pass a fake step and a clock
  * they move, so that the policy is tested without .NET. run is called on
  * the worker's thread, in step order, for each step of the job, and
- * returns 0 (done: it counts against the step's limits) or a negative
- * errno (failed: its slot is given back, MinInterval still runs); the
+ * returns 0 (done: it counts against the step's limits), a negative errno
+ * (failed: its slot is given back, MinInterval still runs) or
+ * DUMP_WORKER_SKIPPED (it decided to do nothing, e.g. MaxHeapSize: neither
+ * its slot nor MinInterval is used); the
  * thread's cancel fd (ipc_get_cancel_fd) becomes readable when
  * dump_worker_free stops it. */
+#define DUMP_WORKER_SKIPPED 1 /* run's answer: nothing was done */
 struct dump_worker_ops {
   int (*run)(void *ctx, size_t step, const struct dump_job *job);
   double (*now)(void); /* monotonic seconds */

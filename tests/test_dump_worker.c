@@ -215,6 +215,12 @@ DEF_TEST(min_interval_per_process) {
   EXPECT_EQ_INT(-EAGAIN, ask(w, 200, 1));
   advance(300);
   EXPECT_EQ_INT(0, one_dump(w, 200, 1, 0));
+  /* a step that did nothing (DUMP_WORKER_SKIPPED) uses neither MinInterval
+   * nor a slot: the next request is taken at once */
+  advance(300);
+  EXPECT_EQ_INT(0, one_dump(w, 200, 1, DUMP_WORKER_SKIPPED));
+  EXPECT_EQ_INT(0, one_dump(w, 200, 1, 0));
+  EXPECT_EQ_INT(-EAGAIN, ask(w, 200, 1));
   return finish(w);
 }
 
