@@ -257,13 +257,19 @@ static int same_mnt_ns(pid_t pid) {
 
 int discovery_alive(const struct ipc_endpoint *ep) {
   uint64_t start;
+  if (ep->pid <= 0) /* a runtime that connected in from beyond our pids */
+    return 1;
   int r = proc_start_time(ep->pid, &start);
   if (r == -ESRCH || (r == 0 && start != ep->start_time))
     return 0;
   return 1; /* alive, or cannot tell (/proc unreadable): assume so */
 }
 
-int discovery_find(pid_t pid, struct ipc_endpoint *ep) {
+/* Fills what /proc says of pid into ep (pid, start time, uid, pid in its
+ * namespace, mount namespace) and dir[cap] with its TMPDIR as reached
+ * from here. */
+static int proc_describe(pid_t pid, struct ipc_endpoint *ep, char *dir,
+                         size_t cap) {
   memset(ep, 0, sizeof(*ep));
   if (pid <= 0)
     return -EINVAL;
@@ -282,11 +288,27 @@ int discovery_find(pid_t pid, struct ipc_endpoint *ep) {
 
   char tmpdir[2048];
   proc_tmpdir(pid, tmpdir, sizeof(tmpdir));
-  char dir[3072];
   if (ep->foreign_mnt_ns)
-    snprintf(dir, sizeof(dir), "/proc/%d/root%s", (int)pid, tmpdir);
+    snprintf(dir, cap, "/proc/%d/root%s", (int)pid, tmpdir);
   else
-    snprintf(dir, sizeof(dir), "%s", tmpdir);
+    snprintf(dir, cap, "%s", tmpdir);
+  return 0;
+}
+
+int discovery_process(pid_t pid, struct ipc_endpoint *ep, const char *name) {
+  char dir[3072];
+  int r = proc_describe(pid, ep, dir, sizeof(dir));
+  if (r == 0 && (size_t)snprintf(ep->path, sizeof(ep->path), "%s/%s", dir,
+                                 name) >= sizeof(ep->path))
+    r = -ENAMETOOLONG;
+  return r;
+}
+
+int discovery_find(pid_t pid, struct ipc_endpoint *ep) {
+  char dir[3072];
+  int r = proc_describe(pid, ep, dir, sizeof(dir));
+  if (r < 0)
+    return r;
 
   DIR *d = opendir(dir);
   if (d == NULL)

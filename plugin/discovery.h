@@ -24,10 +24,19 @@
  * or diagnostics disabled); -EACCES: /proc or the directory not readable. */
 int discovery_find(pid_t pid, struct ipc_endpoint *ep);
 
+/* What /proc says of pid (start time, uid, pid namespace, mount
+ * namespace) into *ep, whose path becomes its TMPDIR as reached from here
+ * (through /proc/<pid>/root for another mount namespace) followed by
+ * "/name": for a runtime that connected in (listen.h), whose Method ipc
+ * dumps are staged there; nothing connects to it. 0, -ESRCH, -EACCES or
+ * -ENAMETOOLONG. */
+int discovery_process(pid_t pid, struct ipc_endpoint *ep, const char *name);
+
 /* 0 when the process ep names has gone: exited, a zombie, exiting (its
  * socket closed or closing), or its pid reused (another start time); else 1,
- * also when /proc cannot tell. For a caller whose connect was refused or cut:
- * a target that went away is not an error to report. */
+ * also when /proc cannot tell (or ep has no pid in our namespace: a runtime
+ * that connected in from another). For a caller whose connect was refused or
+ * cut: a target that went away is not an error to report. */
 int discovery_alive(const struct ipc_endpoint *ep);
 
 /* Parses one /proc/<pid>/stat line (NUL-terminated): the start time (field

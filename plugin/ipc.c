@@ -535,6 +535,15 @@ void ipc_call_close(struct ipc_call **c) {
 static int call_connect(struct ipc_call *c, struct ipc_error *err) {
   int64_t until = clock_mono_ms() + c->connect_ms;
   int r;
+  if (c->ep.take != NULL) {
+    /* a runtime that connected in: its connection waiting for a command,
+     * or the next one it opens (at once after reading the previous one) */
+    int wait =
+        c->connect_ms > IPC_TAKE_MIN_MS ? c->connect_ms : IPC_TAKE_MIN_MS;
+    r = c->ep.take(c->ep.take_ctx, c->ep.cookie, clock_mono_ms() + wait,
+                   cancel_fd, &c->fd, err);
+    return r == 0 ? ipc_peer_verify(c->fd, &c->ep, err) : r;
+  }
   while ((r = connect_start(&c->ep, &c->fd, err)) == -EAGAIN) {
     int left = remaining_ms(until);
     if (left == 0)
@@ -882,6 +891,20 @@ int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
   int r = ipc_stop_begin(&c, ep, session_id, timeout_ms, timeout_ms, err);
   if (r == -EINPROGRESS)
     r = ipc_call_wait(c, err);
+  ipc_call_close(&c);
+  return r;
+}
+
+/* No payload. OK reply: uint32 HRESULT (0). */
+int ipc_resume_runtime(const struct ipc_endpoint *ep, int timeout_ms,
+                       struct ipc_error *err) {
+  struct ipc_error local;
+  struct ipc_error *e = err ? err : &local;
+  const struct call_form form = {IPC_PROCESS_RESUME, NULL, 0};
+  struct ipc_call *c;
+  int r = call_start(&c, ep, timeout_ms, 0, IPC_SET_PROCESS, &form, 1, 64, e);
+  if (r == -EINPROGRESS)
+    r = ipc_call_wait(c, e);
   ipc_call_close(&c);
   return r;
 }

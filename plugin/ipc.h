@@ -44,6 +44,7 @@ enum {
   IPC_EP_COLLECT2 = 0x03,
   IPC_EP_COLLECT6 = 0x07, /* .NET 11: + buffering mode */
   IPC_PROCESS_INFO = 0x00,
+  IPC_PROCESS_RESUME = 0x01,
   IPC_PROCESS_INFO2 = 0x04,
   IPC_SERVER_OK = 0x00,
   IPC_SERVER_ERROR = 0xFF,
@@ -64,6 +65,20 @@ struct ipc_error {
  * "CORDIAGIPC_E_UNKNOWN_COMMAND", ...), or NULL. */
 const char *ipc_hresult_name(int32_t hr);
 
+/* How a command reaches a runtime that connected in (listen.h): hands
+ * over the connection of runtime `cookie` that waits for a command (the
+ * caller owns *fd), waiting for the runtime to connect again until
+ * deadline_ms (clock_mono_ms) or until cancel_fd (-1: none) is readable.
+ * 0, or a negative errno with err filled. */
+typedef int (*ipc_take_fn)(void *ctx, const uint8_t cookie[16],
+                           int64_t deadline_ms, int cancel_fd, int *fd,
+                           struct ipc_error *err);
+
+/* The least a command waits for a runtime that connected in to connect
+ * again (it does at once after reading the previous command), also for a
+ * command whose connect_ms is 0. */
+#define IPC_TAKE_MIN_MS 1000
+
 /* Where a process's diagnostic socket is, and who it is. */
 struct ipc_endpoint {
   pid_t pid;           /* in our pid namespace */
@@ -74,6 +89,13 @@ struct ipc_endpoint {
   /* The socket, reachable from here. The runtime binds it at most 107
    * bytes long (sun_path); with a /proc/<pid>/root prefix that is < 160. */
   char path[256];
+  /* A runtime that connected in (the reverse diagnostic port): take is
+   * set, and every command goes on the connection it hands over instead
+   * of a connect to path (then a name for messages, see listen.h); the
+   * peer is verified as for a path. cookie: the runtime's instance. */
+  ipc_take_fn take;
+  void *take_ctx;
+  uint8_t cookie[16];
 };
 
 /* Whether (pid, start_time) and (pid2, start_time2) name the same process:
@@ -188,6 +210,11 @@ int ipc_process_info(const struct ipc_endpoint *ep, int timeout_ms,
 /* StopTracing; a full listen queue is waited out until the deadline. */
 int ipc_stop_tracing(const struct ipc_endpoint *ep, uint64_t session_id,
                      int timeout_ms, struct ipc_error *err);
+
+/* ResumeRuntime: a runtime started with DOTNET_DiagnosticPorts=...,suspend
+ * waits for it before running managed code; a running one answers OK. */
+int ipc_resume_runtime(const struct ipc_endpoint *ep, int timeout_ms,
+                       struct ipc_error *err);
 
 enum ipc_dump_type {
   IPC_DUMP_MINI = 1, /* "Normal" */
