@@ -4,8 +4,9 @@
  * The command line face of the library, with dotnet-counters' habits
  * (getopt_long: --opt=value or --opt value, "--" ends the options; -p/-n
  * pick the process; --help per command; exit 2 for a usage error):
- *   triggerdump ps
+ *   triggerdump ps [--diagnostic-port PATH]
  *   triggerdump monitor [<pid> | -p PID | -n NAME] [--interval SEC]
+ *                       [--diagnostic-port PATH]
  *                       [--providers A,B] [--meters M,N]
  *                       [--counters Provider[a,b],Other]
  *                       [--format text|csv|json] [--collectd-names]
@@ -37,6 +38,7 @@
 #include "dump.h"
 #include "gctypes.h"
 #include "ipc.h"
+#include "listen.h"
 #include "naming.h"
 #include "nettrace.h"
 #include "session.h"
@@ -58,6 +60,7 @@
 #include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +71,14 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) {
   (void)sig;
   stop_requested = 1;
+}
+
+static void install_signals(void) {
+  struct sigaction sa = {.sa_handler = on_signal};
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
 }
 
 /* ---- options ---- */
@@ -93,6 +104,7 @@ enum opt_id {
   OPT_TIMEOUT,
   OPT_ACTIONS,
   OPT_MAX_SIZE,
+  OPT_DIAGNOSTIC_PORT,
   OPT_COUNT
 };
 #define BIT(o) (1u << (o))
@@ -118,6 +130,7 @@ static const char *const opt_names[OPT_COUNT] = {
     [OPT_TIMEOUT] = "--timeout",
     [OPT_ACTIONS] = "--actions",
     [OPT_MAX_SIZE] = "--max-size",
+    [OPT_DIAGNOSTIC_PORT] = "--diagnostic-port",
 };
 
 static const struct option long_opts[] = {
@@ -140,6 +153,8 @@ static const struct option long_opts[] = {
     {"duration", required_argument, NULL, OPT_LONG_BASE + OPT_DURATION},
     {"type", required_argument, NULL, OPT_LONG_BASE + OPT_TYPE},
     {"method", required_argument, NULL, OPT_LONG_BASE + OPT_METHOD},
+    {"diagnostic-port", required_argument, NULL,
+     OPT_LONG_BASE + OPT_DIAGNOSTIC_PORT},
     {NULL, 0, NULL, 0},
 };
 static const char short_opts[] = ":hp:n:o:";
@@ -162,19 +177,32 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"ps", COMMON_OPTS,
-     "Usage: triggerdump ps\n"
+    {"ps", COMMON_OPTS | BIT(OPT_DIAGNOSTIC_PORT),
+     "Usage: triggerdump ps [--diagnostic-port PATH]\n"
      "List the .NET processes on this host: pid, runtime version, entry\n"
-     "assembly, command line.\n"},
+     "assembly, command line.\n"
+     "      --diagnostic-port PATH   instead, listen on the unix socket PATH\n"
+     "                           and list the runtimes that connect to it\n"
+     "                           within 3 seconds (started with\n"
+     "                           DOTNET_DiagnosticPorts=PATH,connect); the\n"
+     "                           pid is the one each runtime sees itself as\n"},
     {"monitor",
      COMMON_OPTS | PICK_OPTS | SESSION_OPTS | BIT(OPT_COUNTERS) |
          BIT(OPT_FORMAT) | BIT(OPT_COLLECTD_NAMES) | BIT(OPT_DURATION) |
-         BIT(OPT_OUTPUT),
+         BIT(OPT_OUTPUT) | BIT(OPT_DIAGNOSTIC_PORT),
      "Usage: triggerdump monitor [<pid> | -p PID | -n NAME] [options]\n"
      "Print counters as they arrive, until interrupted or --duration ends.\n"
      "  -p, --process-id PID     the process (or give <pid> alone)\n"
      "  -n, --name NAME          the one .NET process whose entry assembly or\n"
      "                           process name is NAME\n"
+     "      --diagnostic-port PATH   listen on the unix socket PATH for a\n"
+     "                           runtime started with\n"
+     "                           "
+     "DOTNET_DiagnosticPorts=PATH,connect[,suspend]\n"
+     "                           and watch the first that connects (with -p:\n"
+     "                           the one that says it is PID; with -n: whose\n"
+     "                           entry assembly is NAME); one that waits\n"
+     "                           (suspend) is resumed once its session runs\n"
      "      --interval SEC       counter interval (default 1); also\n"
      "      --refresh-interval SEC\n"
      "      --providers A,B      EventCounters providers (default\n"
@@ -365,6 +393,7 @@ struct opts {
   size_t nactions;
   /* --max-size (trace); 0: its default */
   unsigned max_size_mb;
+  const char *port; /* --diagnostic-port */
 };
 
 static int parse_pid(const char *s, pid_t *pid) {
@@ -604,6 +633,17 @@ static int set_opt(const struct command *c, int id, const char *v,
   }
   case OPT_TIMEOUT:
     return get_seconds(v, 86400, "--timeout", &o->timeout);
+  case OPT_DIAGNOSTIC_PORT:
+    if (v[0] != '/' ||
+        strlen(v) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+      fprintf(stderr,
+              "triggerdump: --diagnostic-port takes an absolute socket path "
+              "(at most %zu bytes), not '%s'\n",
+              sizeof(((struct sockaddr_un *)0)->sun_path) - 1, v);
+      return -1;
+    }
+    o->port = v;
+    return 0;
   case OPT_METHOD:
     if (dump_name_parse(dump_methods, v, &e) != 0) {
       fprintf(stderr, "triggerdump: --method is ipc or exec, not '%s'\n", v);
@@ -733,12 +773,77 @@ static int ps_one(void *ctx, const struct ipc_endpoint *ep) {
   return 0;
 }
 
+/* ---- --diagnostic-port: runtimes that connect in ---- */
+
+#define PORT_PS_WAIT_MS 3000
+#define PORT_TRIED_MAX 256
+
+/* The listener's warnings and errors go to stderr. */
+static void port_log(void *ctx, int level, const char *msg) {
+  (void)ctx;
+  if (level <= 4)
+    fprintf(stderr, "triggerdump: %s\n", msg);
+}
+
+static struct listen *port_open(const char *path) {
+  struct listen_config lc = {.path = path, .gid = (gid_t)-1, .log = port_log};
+  char err[512];
+  struct listen *l = listen_open(&lc, err, sizeof(err));
+  if (l == NULL)
+    fprintf(stderr, "triggerdump: %s\n", err);
+  return l;
+}
+
+/* Waits for a runtime to connect (or anything to happen) for up to ms;
+ * interrupted by a signal. */
+static void port_wait(struct listen *l, int ms) {
+  struct pollfd pfd = {.fd = listen_event_fd(l), .events = POLLIN};
+  if (poll(&pfd, 1, ms) > 0)
+    listen_drain(l);
+}
+
+static int ps_port(const char *path) {
+  struct listen *l = port_open(path);
+  if (l == NULL)
+    return 1;
+  install_signals();
+  int64_t end = clock_mono_ms() + PORT_PS_WAIT_MS;
+  for (int64_t now; !stop_requested && (now = clock_mono_ms()) < end;)
+    port_wait(l, (int)(end - now));
+  struct listen_runtime rts[PORT_TRIED_MAX];
+  size_t n = listen_list(l, rts, PORT_TRIED_MAX);
+  if (n > PORT_TRIED_MAX)
+    n = PORT_TRIED_MAX;
+  printf("%8s  %-12s  %-24s  %s\n", "PID", "RUNTIME", "ENTRY ASSEMBLY",
+         "COMMAND");
+  for (size_t k = 0; k < n; k++) {
+    struct ipc_endpoint ep;
+    listen_endpoint(l, &rts[k], &ep);
+    struct ipc_process_info info;
+    struct ipc_error err = {0};
+    char ebuf[512];
+    if (ipc_process_info(&ep, 1000, &info, &err) != 0)
+      printf("%8llu  %-12s  %-24s  (no answer: %s)\n",
+             (unsigned long long)rts[k].claimed_pid, "?", "?",
+             term_safe(err.message, ebuf, sizeof(ebuf)));
+    else
+      printf("%8llu  %-12s  %-24s  %s\n",
+             (unsigned long long)rts[k].claimed_pid,
+             info.runtime_version[0] ? info.runtime_version : "?",
+             info.entry_assembly[0] ? info.entry_assembly : "?",
+             info.command_line);
+  }
+  listen_close(l);
+  return 0;
+}
+
 static int cmd_ps(struct opts *o, int argc, char **argv, int i) {
-  (void)o; /* no options but --help */
   if (i != argc) {
     fprintf(stderr, "triggerdump: unexpected argument '%s'\n", argv[i]);
     return 2;
   }
+  if (o->port)
+    return ps_port(o->port);
   printf("%8s  %-12s  %-24s  %s\n", "PID", "RUNTIME", "ENTRY ASSEMBLY",
          "COMMAND");
   int r = discovery_list(ps_one, NULL);
@@ -1157,19 +1262,17 @@ static void session_end(struct session *s, pid_t pid) {
             session_stats(s)->bytes);
 }
 
-/* Runs one session of pid (see session_loop), printing through p and
- * recording into rec (may be NULL); ep_out (may be NULL) gets the target. */
-static int run_session(pid_t pid, struct opts *o, struct printer *p,
-                       struct recorder *rec, struct ipc_endpoint *ep_out) {
-  struct ipc_endpoint ep;
-  if (find_target(pid, &ep) < 0)
-    return 1;
-  if (ep_out)
-    *ep_out = ep;
+/* Runs one session of the target (pid: as printed; see session_loop),
+ * printing through p and recording into rec (may be NULL). A runtime that
+ * connected in is resumed once its session runs (it may wait for that:
+ * DOTNET_DiagnosticPorts=...,suspend), so its first values are caught. */
+static int run_session_on(const struct ipc_endpoint *ep, pid_t pid,
+                          struct opts *o, struct printer *p,
+                          struct recorder *rec) {
   struct session_config cfg;
   char bufs[2][4096];
   session_config_of(o, &cfg, bufs);
-  struct session *s = session_new(&ep, &cfg, on_sample, p);
+  struct session *s = session_new(ep, &cfg, on_sample, p);
   if (s == NULL) {
     fprintf(stderr, "triggerdump: out of memory\n");
     return 1;
@@ -1184,6 +1287,10 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
     session_free(s);
     return 1;
   }
+  if (ep->take != NULL &&
+      (r = ipc_resume_runtime(ep, IPC_TIMEOUT_MS, &err)) < 0)
+    fprintf(stderr, "triggerdump: cannot resume pid %d: %s\n", (int)pid,
+            err.message[0] ? err.message : strerror(-r));
   if (p->threshold_mb > 0)
     fprintf(stderr,
             "triggerdump: watching pid %d until its GC heap exceeds %g MB\n",
@@ -1197,12 +1304,64 @@ static int run_session(pid_t pid, struct opts *o, struct printer *p,
   return rc;
 }
 
-static void install_signals(void) {
-  struct sigaction sa = {.sa_handler = on_signal};
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-  signal(SIGPIPE, SIG_IGN);
+/* Runs one session of pid: run_session_on; ep_out (may be NULL) gets the
+ * target. */
+static int run_session(pid_t pid, struct opts *o, struct printer *p,
+                       struct recorder *rec, struct ipc_endpoint *ep_out) {
+  struct ipc_endpoint ep;
+  if (find_target(pid, &ep) < 0)
+    return 1;
+  if (ep_out)
+    *ep_out = ep;
+  return run_session_on(&ep, pid, o, p, rec);
+}
+
+/* monitor --diagnostic-port: waits for the first runtime that connects and
+ * matches -p (the pid it says it is) or -n (its entry assembly), watches
+ * it, and ends with its stream. */
+static int monitor_port(struct opts *o, struct printer *p) {
+  struct listen *l = port_open(o->port);
+  if (l == NULL)
+    return 1;
+  fprintf(stderr, "triggerdump: waiting for a runtime on %s\n", o->port);
+  uint8_t tried[PORT_TRIED_MAX][16];
+  size_t ntried = 0;
+  int rc = 1;
+  while (!stop_requested) {
+    struct listen_runtime rts[PORT_TRIED_MAX];
+    size_t n = listen_list(l, rts, PORT_TRIED_MAX);
+    int done = 0;
+    for (size_t k = 0; k < n && k < PORT_TRIED_MAX && !done; k++) {
+      int seen = 0;
+      for (size_t t = 0; t < ntried; t++)
+        seen |= memcmp(tried[t], rts[k].cookie, 16) == 0;
+      if (seen || ntried == PORT_TRIED_MAX)
+        continue;
+      memcpy(tried[ntried++], rts[k].cookie, 16);
+      if (o->pid && rts[k].claimed_pid != (uint64_t)o->pid)
+        continue;
+      struct ipc_endpoint ep;
+      listen_endpoint(l, &rts[k], &ep);
+      if (o->name) {
+        struct ipc_process_info info;
+        if (ipc_process_info(&ep, 1000, &info, NULL) != 0 ||
+            strcmp(info.entry_assembly, o->name) != 0)
+          continue;
+      }
+      pid_t pid =
+          (pid_t)(rts[k].claimed_pid <= INT_MAX ? rts[k].claimed_pid : 0);
+      fprintf(stderr, "triggerdump: runtime pid %d (uid %u) connected\n",
+              (int)pid, (unsigned)rts[k].uid);
+      p->pid = pid;
+      rc = run_session_on(&ep, pid, o, p, NULL);
+      done = 1;
+    }
+    if (done)
+      break;
+    port_wait(l, 500);
+  }
+  listen_close(l);
+  return rc;
 }
 
 /* A file for -o: created, or truncated when it is there, never through a
@@ -1218,7 +1377,7 @@ static int output_open(const char *path) {
 }
 
 static int cmd_monitor(struct opts *o, int argc, char **argv, int i) {
-  int r = pick_process("monitor", o, argc, argv, i);
+  int r = o->port && i == argc ? 0 : pick_process("monitor", o, argc, argv, i);
   if (r != 0)
     return r;
   struct printer p = {.format = o->format,
@@ -1241,7 +1400,8 @@ static int cmd_monitor(struct opts *o, int argc, char **argv, int i) {
   if (o->collectd_names)
     counters_table_init(&p.table, 0);
   install_signals();
-  int rc = run_session(o->pid, o, &p, NULL, NULL);
+  int rc =
+      o->port ? monitor_port(o, &p) : run_session(o->pid, o, &p, NULL, NULL);
   if (p.out != stdout) {
     int failed = fflush(p.out) != 0 || ferror(p.out);
     int err = errno;
