@@ -388,13 +388,24 @@ refuse:
   close(fd);
 }
 
-/* A waiting connection is readable: the runtime closed it (it exits) or
- * sent what it never sends unasked. Either way it is closed (under lock). */
+/* A waiting connection is readable: the runtime closed it (it exits: a
+ * live runtime keeps its waiting connection open; it is forgotten at once,
+ * so that nobody waits for its next connection) or sent what it never
+ * sends unasked (closed). Under lock. */
 static void waiting_event(struct listen *l, struct runtime *rt, int64_t now) {
   uint8_t b;
   ssize_t n = recv(rt->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EINTR))
     return;
+  if (n <= 0) {
+    char hex[33];
+    cookie_hex(rt->info.cookie, hex);
+    say(l, 7,
+        "Listen \"%s\": runtime %s (pid %llu) closed its connection: gone",
+        l->path, hex, (unsigned long long)rt->info.claimed_pid);
+    rt_drop(l, (size_t)(rt - l->rt));
+    return;
+  }
   if (n > 0 && first_time(l, SAID_UNSOLICITED)) {
     char hex[33];
     cookie_hex(rt->info.cookie, hex);
@@ -728,6 +739,23 @@ void listen_endpoint(struct listen *l, const struct listen_runtime *rt,
   memcpy(ep->cookie, rt->cookie, 16);
 }
 
+int listen_scan(struct listen *l,
+                int (*cb)(void *ctx, const struct ipc_endpoint *ep),
+                void *ctx) {
+  struct listen_runtime *rts = malloc(l->max_runtimes * sizeof(*rts));
+  if (rts == NULL)
+    return -ENOMEM;
+  size_t n = listen_list(l, rts, l->max_runtimes);
+  int r = 0;
+  for (size_t i = 0; i < n && i < l->max_runtimes && r == 0; i++) {
+    struct ipc_endpoint ep;
+    listen_endpoint(l, &rts[i], &ep);
+    r = cb(ctx, &ep);
+  }
+  free(rts);
+  return r;
+}
+
 int listen_take(void *ctx, const uint8_t cookie[16], int64_t deadline_ms,
                 int cancel_fd, int *fd, struct ipc_error *err) {
   struct listen *l = ctx;
@@ -738,7 +766,11 @@ int listen_take(void *ctx, const uint8_t cookie[16], int64_t deadline_ms,
   int r;
   for (;;) {
     struct runtime *rt = rt_find(l, cookie);
-    if (rt != NULL && rt->fd >= 0) {
+    if (rt == NULL) {
+      r = -ENOENT;
+      break;
+    }
+    if (rt->fd >= 0) {
       *fd = rt->fd;
       rt->fd = -1;
       rt->since_ms = clock_mono_ms();
@@ -776,6 +808,7 @@ int listen_take(void *ctx, const uint8_t cookie[16], int64_t deadline_ms,
     snprintf(err->message, sizeof(err->message),
              r == -ETIMEDOUT
                  ? "runtime %.8s on %s did not connect again in time"
+             : r == -ENOENT    ? "runtime %.8s on %s has gone"
              : r == -ECANCELED ? "runtime %.8s on %s: cancelled (shutting down)"
                                : "runtime %.8s on %s: the listener stops",
              hex, l->path);

@@ -91,11 +91,20 @@ size_t listen_list(struct listen *l, struct listen_runtime *out, size_t cap);
 void listen_endpoint(struct listen *l, const struct listen_runtime *rt,
                      struct ipc_endpoint *ep);
 
+/* Calls cb(ctx, endpoint) for each runtime known (listen_endpoint), oldest
+ * first, outside the listener's lock; stops early when cb returns non-zero
+ * (and returns that). -ENOMEM when it cannot copy the list. */
+int listen_scan(struct listen *l,
+                int (*cb)(void *ctx, const struct ipc_endpoint *ep), void *ctx);
+
 /* Takes the connection of runtime `cookie` that waits for a command (the
  * caller owns *fd), waiting until deadline_ms (clock_mono_ms) for the
  * runtime to connect again, or until cancel_fd (-1: none) is readable.
- * 0, -ETIMEDOUT, -ECANCELED, -ESHUTDOWN (the listener stops), with err
- * filled when it fails. The ipc_take_fn of listen_endpoint's endpoints. */
+ * 0, -ENOENT (not known, or gone: a runtime whose waiting connection ends
+ * has exited and is forgotten at once, one without a connection for
+ * gone_ms too), -ETIMEDOUT, -ECANCELED, -ESHUTDOWN (the listener stops),
+ * with err filled when it fails. The ipc_take_fn of listen_endpoint's
+ * endpoints. */
 int listen_take(void *l, const uint8_t cookie[16], int64_t deadline_ms,
                 int cancel_fd, int *fd, struct ipc_error *err);
 

@@ -261,7 +261,7 @@ DEF_TEST(commands_on_reverse_connections) {
 static int gone(const struct listen_stats *st) { return st->runtimes == 0; }
 
 DEF_TEST(runtime_gone_and_advertise_split) {
-  struct listen *l = open_listener(0, 200, 0);
+  struct listen *l = open_listener(0, 60000, 0);
   CHECK(l != NULL);
   if (l == NULL)
     return 1;
@@ -276,9 +276,19 @@ DEF_TEST(runtime_gone_and_advertise_split) {
   CHECK(wait_for(l, one_runtime, 2000));
   struct listen_runtime rt;
   CHECK(listen_list(l, &rt, 1) == 1 && rt.cookie[0] == 0x22 && rt.waiting);
-  /* it exits: its waiting connection ends, it is forgotten after gone_ms */
+  struct ipc_endpoint ep;
+  CHECK(the_endpoint(l, &ep) == 0);
+  /* it exits: its waiting connection ends, it is forgotten at once, and a
+   * command for it fails at once instead of waiting for its next
+   * connection */
   close(fd);
-  CHECK(wait_for(l, gone, 2000));
+  CHECK(wait_for(l, gone, 150));
+  struct ipc_process_info info;
+  struct ipc_error err = {0};
+  int64_t t0 = clock_mono_ms();
+  EXPECT_EQ_INT(-ENOENT, ipc_process_info(&ep, 2000, &info, &err));
+  CHECK(clock_mono_ms() - t0 < 100);
+  CHECK(strstr(err.message, "has gone") != NULL);
   listen_close(l);
   return 0;
 }
