@@ -10,6 +10,7 @@
  */
 #include "clock.h"
 #include "discovery.h"
+#include "listen.h"
 #include "watch_state.h"
 
 #include <errno.h>
@@ -39,7 +40,13 @@
  * all of it. */
 #define SEEN_PER_UID (SEEN_MAX / 4)
 
-enum { CAP_SEEN = 1, CAP_SEEN_UID = 2, CAP_NAMES = 4, CAP_AUTO = 8 };
+enum {
+  CAP_SEEN = 1,
+  CAP_SEEN_UID = 2,
+  CAP_NAMES = 4,
+  CAP_AUTO = 8,
+  CAP_SILENT_IN = 16 /* not a cap: a runtime connected in did not answer */
+};
 
 /* Logs once per watch that the cap `which` was reached. */
 static void cap_log(struct watch *w, unsigned which, const char *fmt, ...)
@@ -459,11 +466,19 @@ static void start_done(struct watch *w, struct target *t) {
   t->started = clock_mono_ms();
   wlog(w, t->quiet ? WATCH_LOG_DEBUG : WATCH_LOG_INFO,
        "instance \"%s\": watching pid %d (%s, .NET %s), session %llu, "
-       "interval %g s",
+       "interval %g s%s",
        t->instance, (int)t->ep.pid, t->entry[0] ? t->entry : "?",
        t->version[0] ? t->version : "?",
-       (unsigned long long)session_id(t->session), t->interval);
-  int r = watch_reader_adopt(w, t);
+       (unsigned long long)session_id(t->session), t->interval,
+       t->ep.take != NULL ? ", connected in" : "");
+  /* a runtime that connected in may wait (DOTNET_DiagnosticPorts=...,
+   * suspend) for a tool to resume it: now that its session runs, its
+   * first values are caught. Once per runtime; to a running one a no-op. */
+  struct ipc_endpoint ep = t->ep;
+  int resume = ep.take != NULL && sn != NULL && !sn->resumed;
+  if (sn != NULL && resume)
+    sn->resumed = 1;
+  int r = watch_reader_adopt(w, t); /* t is the reader's from here */
   if (r != 0) {
     wlog(w, WATCH_LOG_ERR,
          "instance \"%s\": cannot watch the stream of pid %d: "
@@ -471,6 +486,10 @@ static void start_done(struct watch *w, struct target *t) {
          t->instance, (int)t->ep.pid, strerror(-r));
     watch_reader_end(w, t, r);
   }
+  struct ipc_error err = {0};
+  if (resume && (r = ipc_resume_runtime(&ep, w->cfg.ipc_timeout_ms, &err)) < 0)
+    wlog(w, WATCH_LOG_WARNING, "cannot resume pid %d (%s): %s", (int)ep.pid,
+         ep.path, err.message[0] ? err.message : strerror(-r));
 }
 
 /* Sends the CollectTracing of starting targets whose time has come, reads
@@ -639,6 +658,12 @@ static void info_failed(struct watch *w, struct seen *sn,
   case POLICY_PROBE_FAILED:
     break;
   }
+  /* anyone allowed on a Listen socket can advertise and then say nothing:
+   * said once per watch, not once per cookie */
+  if (ep->take != NULL && rule < 0)
+    cap_log(w, CAP_SILENT_IN,
+            "a runtime that connected in (pid %d, %s) does not answer: %s",
+            (int)ep->pid, ep->path, err->message);
   if (rule >= 0 && !sn->complained)
     wlog(w, WATCH_LOG_WARNING,
          "pid %d matches <Process \"%s\"> but does not answer: %s "
@@ -739,11 +764,23 @@ static int waiting(struct watch *w, struct seen *sn,
   return 1;
 }
 
+/* Whether pid (ours) connected in to a Listen socket this pass. */
+static int connected_in(const struct watch *w, pid_t pid) {
+  for (size_t i = 0; i < w->conn.nreverse; i++)
+    if (w->conn.reverse_pids[i] == pid)
+      return 1;
+  return 0;
+}
+
 static int consider(void *ctx, const struct ipc_endpoint *ep) {
   struct pass *p = ctx;
   struct watch *w = p->w;
   if (atomic_load(&w->stopping))
     return 1;
+  /* a runtime that connected in is reached through its connection only:
+   * not through the socket discovery finds of it too */
+  if (ep->take == NULL && connected_in(w, ep->pid))
+    return 0;
   struct seen *sn = seen_get(w, ep);
   if (sn == NULL)
     return 0;
@@ -766,6 +803,16 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
     return 0;
   start_target(w, sn, rule, ep);
   return 0;
+}
+
+/* A runtime that connected in (listen_scan): noted, so that discovery's
+ * socket of the same process is passed over, and considered. */
+static int consider_reverse(void *ctx, const struct ipc_endpoint *ep) {
+  struct pass *p = ctx;
+  struct watch *w = p->w;
+  if (ep->pid > 0 && w->conn.nreverse < REVERSE_PIDS_MAX)
+    w->conn.reverse_pids[w->conn.nreverse++] = ep->pid;
+  return consider(ctx, ep);
 }
 
 /* When the connector must pass again even if nothing wakes it: the next
@@ -796,7 +843,8 @@ static int64_t next_due(struct watch *w, int64_t now, int64_t last_full,
 }
 
 /* The fds the connector waits on: stop, kick, discovery's notification
- * (ignored when -1), then every exchange in flight. */
+ * (ignored when -1), then every exchange in flight, then the Listen
+ * sockets' event fds (a runtime came). */
 enum { WAIT_STOP, WAIT_KICK, WAIT_NOTIFY, WAIT_CALLS };
 
 static nfds_t wait_fds(struct watch *w, int nfd, struct pollfd *pfd) {
@@ -810,6 +858,9 @@ static nfds_t wait_fds(struct watch *w, int nfd, struct pollfd *pfd) {
     if (t->begun) /* -1 (ignored) if it ended */
       pfd[n++] =
           (struct pollfd){.fd = session_begin_fd(t->session), .events = POLLIN};
+  for (size_t i = 0; i < w->nlisteners; i++)
+    pfd[n++] = (struct pollfd){.fd = listen_event_fd(w->listeners[i]),
+                               .events = POLLIN};
   return n;
 }
 
@@ -865,7 +916,8 @@ static int connector_wait(struct watch *w, struct discovery *disc,
       due = last_pass + interval_ms;
     if (now >= due)
       return 0;
-    struct pollfd pfd[WAIT_CALLS + PROBES_MAX + STARTING_MAX];
+    struct pollfd
+        pfd[WAIT_CALLS + PROBES_MAX + STARTING_MAX + WATCH_LISTEN_MAX];
     nfds_t n = wait_fds(w, nfd, pfd);
     int r = poll(pfd, n, (int)(due - now + 1));
     if (r < 0 && errno != EINTR) {
@@ -918,6 +970,13 @@ static void pass(struct watch *w, struct discovery *disc, int *hits,
   probes_step(w);
   starting_step(w);
   w->conn.ncand = 0;
+  /* the runtimes that connected in first: discovery then passes over
+   * their sockets */
+  w->conn.nreverse = 0;
+  for (size_t i = 0; i < w->nlisteners; i++) {
+    listen_drain(w->listeners[i]);
+    listen_scan(w->listeners[i], consider_reverse, &p);
+  }
   int r = discovery_scan(disc, consider, &p);
   if (r < 0)
     wlog(w, WATCH_LOG_ERR, "cannot list processes: %s", strerror(-r));
@@ -981,10 +1040,12 @@ int watch_connector_init(struct watch *w) {
   w->conn.seen = calloc(SEEN_MAX, sizeof(*w->conn.seen));
   w->conn.names = calloc(w->cfg.max_instances, sizeof(*w->conn.names));
   w->conn.cand = calloc(SEEN_MAX, sizeof(*w->conn.cand));
+  w->conn.reverse_pids =
+      calloc(REVERSE_PIDS_MAX, sizeof(*w->conn.reverse_pids));
   w->conn.rule_missing =
       calloc(w->cfg.nrules + 1, sizeof(*w->conn.rule_missing));
   if (w->conn.seen == NULL || w->conn.names == NULL || w->conn.cand == NULL ||
-      w->conn.rule_missing == NULL) {
+      w->conn.rule_missing == NULL || w->conn.reverse_pids == NULL) {
     watch_connector_fini(w);
     return -ENOMEM;
   }
@@ -996,6 +1057,8 @@ void watch_connector_fini(struct watch *w) {
   free(w->conn.names);
   free(w->conn.cand);
   free(w->conn.rule_missing);
+  free(w->conn.reverse_pids);
+  w->conn.reverse_pids = NULL;
   w->conn.seen = NULL;
   w->conn.names = NULL;
   w->conn.cand = NULL;

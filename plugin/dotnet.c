@@ -16,6 +16,13 @@
  *                                # one has come (0: none)
  *     MaxProcesses 256
  *     MaxSeries 512              # series (type instances) per process
+ *     Listen "/run/collectd-dotnet/diag.sock"  # repeatable: runtimes
+ *                                # started with DOTNET_DiagnosticPorts=
+ *                                # <path>,connect[,suspend] connect in
+ *     <Listen "/run/diag/app.sock">  # the same, with the socket's
+ *       Group "dotnet-diag"          # group (default: collectd's)
+ *       Mode "0660"                  # and mode (default 0660)
+ *     </Listen>
  *     <Process "shop">           # "shop" is the plugin instance
  *       CommandLine "Shop\\.dll" # or: Pid 1234 | EntryAssembly "Shop"
  *       Provider "System.Runtime"      # repeatable (default System.Runtime)
@@ -70,6 +77,7 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -161,6 +169,8 @@ static struct {
     int max_series;
     struct watch_rule rules[MAX_RULES];
     size_t nrules;
+    struct watch_listen listens[WATCH_LISTEN_MAX];
+    size_t nlistens;
     struct session_config auto_session; /* Provider, Meter outside blocks */
     char *owned[MAX_PROVIDER_STRINGS];  /* the strings the lists point to */
     size_t nowned;
@@ -276,6 +286,61 @@ static int get_choice(oconfig_item_t *c, const char *prefix,
     return 0;
   ERROR("dotnet plugin: %s%s \"%s\" is not %s.", prefix, c->key, buf, names);
   return -1;
+}
+
+/* Listen "PATH", or <Listen "PATH"> with Group and Mode. */
+static int config_listen(oconfig_item_t *ci) {
+  if (plugin.cfg.nlistens >= WATCH_LISTEN_MAX) {
+    ERROR("dotnet plugin: at most %d Listen options.", WATCH_LISTEN_MAX);
+    return -1;
+  }
+  struct watch_listen *l = &plugin.cfg.listens[plugin.cfg.nlistens];
+  *l = (struct watch_listen){.gid = (gid_t)-1, .mode = 0660};
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
+      ci->values[0].value.string[0] != '/' ||
+      strlen(ci->values[0].value.string) >= sizeof(l->path)) {
+    ERROR("dotnet plugin: Listen takes the absolute path of a socket (at "
+          "most %zu bytes).",
+          sizeof(l->path) - 1);
+    return -1;
+  }
+  sstrncpy(l->path, ci->values[0].value.string, sizeof(l->path));
+  for (int i = 0; i < ci->children_num; i++) {
+    oconfig_item_t *c = ci->children + i;
+    char buf[256];
+    if (strcasecmp("Group", c->key) == 0) {
+      if (cf_util_get_string_buffer(c, buf, sizeof(buf)) != 0)
+        return -1;
+      struct group gr, *res = NULL;
+      char gbuf[4096], *end;
+      unsigned long id = strtoul(buf, &end, 10); /* or a number */
+      if (getgrnam_r(buf, &gr, gbuf, sizeof(gbuf), &res) == 0 && res != NULL)
+        l->gid = gr.gr_gid;
+      else if (buf[0] >= '0' && buf[0] <= '9' && *end == 0 && id < 0x7fffffff)
+        l->gid = (gid_t)id;
+      else {
+        ERROR("dotnet plugin: <Listen>: no group \"%s\".", buf);
+        return -1;
+      }
+    } else if (strcasecmp("Mode", c->key) == 0) {
+      char *end;
+      if (cf_util_get_string_buffer(c, buf, sizeof(buf)) != 0)
+        return -1;
+      unsigned long m = strtoul(buf, &end, 8);
+      /* the owner must be able to use it; nothing but rw bits */
+      if (*end || buf[0] == 0 || (m & ~0666ul) || (m & 0600) != 0600) {
+        ERROR("dotnet plugin: <Listen>: Mode \"%s\" is not an octal mode "
+              "of read and write bits with 0600 in it (such as \"0660\").",
+              buf);
+        return -1;
+      }
+      l->mode = (mode_t)m;
+    } else {
+      return unknown_option("<Listen>", c->key, "Group, Mode");
+    }
+  }
+  plugin.cfg.nlistens++;
+  return 0;
 }
 
 static int config_process(oconfig_item_t *ci) {
@@ -723,11 +788,13 @@ static int dotnet_config(oconfig_item_t *ci) {
       status = config_dump(c);
     } else if (strcasecmp("Trigger", c->key) == 0) {
       status = config_trigger(c);
+    } else if (strcasecmp("Listen", c->key) == 0) {
+      status = config_listen(c);
     } else {
       status = unknown_option(NULL, c->key,
                               "Interval, AutoDiscover, AlignSessions, Gather, "
                               "MaxProcesses, MaxSeries, Provider, Meter, "
-                              "<Process>, <Dump>, <Trigger>");
+                              "Listen, <Process>, <Dump>, <Trigger>");
     }
     if (status != 0)
       return -1;
@@ -1275,6 +1342,8 @@ static int watch_begin(double interval) {
                             .max_targets = (size_t)plugin.cfg.max_processes,
                             .max_series = (size_t)plugin.cfg.max_series,
                             .auto_session = plugin.cfg.auto_session,
+                            .listens = plugin.cfg.listens,
+                            .nlistens = plugin.cfg.nlistens,
                             .log = watch_log,
                             .publish = publish,
                             .flush = flush};

@@ -538,8 +538,7 @@ static int call_connect(struct ipc_call *c, struct ipc_error *err) {
   if (c->ep.take != NULL) {
     /* a runtime that connected in: its connection waiting for a command,
      * or the next one it opens (at once after reading the previous one) */
-    int wait =
-        c->connect_ms > IPC_TAKE_MIN_MS ? c->connect_ms : IPC_TAKE_MIN_MS;
+    int wait = c->connect_ms > 0 ? c->connect_ms : IPC_TAKE_MIN_MS;
     r = c->ep.take(c->ep.take_ctx, c->ep.cookie, clock_mono_ms() + wait,
                    cancel_fd, &c->fd, err);
     return r == 0 ? ipc_peer_verify(c->fd, &c->ep, err) : r;

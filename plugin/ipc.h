@@ -74,9 +74,9 @@ typedef int (*ipc_take_fn)(void *ctx, const uint8_t cookie[16],
                            int64_t deadline_ms, int cancel_fd, int *fd,
                            struct ipc_error *err);
 
-/* The least a command waits for a runtime that connected in to connect
- * again (it does at once after reading the previous command), also for a
- * command whose connect_ms is 0. */
+/* How long a command whose connect_ms is 0 waits for a runtime that
+ * connected in to connect again (it does at once after reading the
+ * previous command); a command with a connect_ms waits that long. */
 #define IPC_TAKE_MIN_MS 1000
 
 /* Where a process's diagnostic socket is, and who it is. */

@@ -7,6 +7,7 @@
  * of collectd's threads. The threads are in connector.c and reader.c.
  */
 #include "clock.h"
+#include "listen.h"
 #include "watch_state.h"
 
 #include <errno.h>
@@ -91,6 +92,8 @@ static struct watch_config config_defaults(const struct watch_config *cfg) {
 
 /* Closes what watch_new opened (fds at -1 are not open). */
 static void watch_close(struct watch *w) {
+  for (size_t i = 0; i < w->nlisteners; i++)
+    listen_close(w->listeners[i]);
   watch_connector_fini(w);
   int fds[3] = {w->stop_fd, w->kick_fd, w->epoll};
   for (int i = 0; i < 3; i++)
@@ -133,7 +136,35 @@ static void stop_threads(struct watch *w) {
   watch_ring(w->stop_fd); /* never read back */
 }
 
+/* The listener's lines go to the watch's log. */
+static void listen_log(void *ctx, int level, const char *msg) {
+  wlog(ctx, level, "%s", msg);
+}
+
+/* Opens the Listen sockets: one that cannot be made is logged and left
+ * out (the others, and discovery, work on). */
+static void listeners_open(struct watch *w) {
+  for (size_t i = 0; i < w->cfg.nlistens && i < WATCH_LISTEN_MAX; i++) {
+    const struct watch_listen *wl = &w->cfg.listens[i];
+    struct listen_config lc = {.path = wl->path,
+                               .gid = wl->gid,
+                               .mode = wl->mode,
+                               .max_runtimes = w->cfg.max_targets,
+                               .log = listen_log,
+                               .log_ctx = w};
+    char err[512];
+    struct listen *l = listen_open(&lc, err, sizeof(err));
+    if (l == NULL) {
+      wlog(w, WATCH_LOG_ERR, "%s", err);
+      continue;
+    }
+    wlog(w, WATCH_LOG_INFO, "listening for runtimes on %s", wl->path);
+    w->listeners[w->nlisteners++] = l;
+  }
+}
+
 int watch_start(struct watch *w) {
+  listeners_open(w);
   int r = pthread_create(&w->reader_thread, NULL, watch_reader_main, w);
   if (r != 0)
     return -r;
@@ -169,8 +200,10 @@ static void stop_all(struct watch *w, struct target *list, int timeout_ms) {
     if (session_fd(t->session) < 0)
       continue;
     long budget = timeout_ms / 2 - (long)(clock_mono_ms() - c0);
+    /* at least 1 ms: a runtime that connected in would wait for its
+     * next connection IPC_TAKE_MIN_MS on 0 */
     if (ipc_stop_begin(&calls[k], &t->ep, session_id(t->session), timeout_ms,
-                       budget > 0 ? (int)budget : 0, NULL) == -EINPROGRESS)
+                       budget > 0 ? (int)budget : 1, NULL) == -EINPROGRESS)
       k++;
   }
   /* the answers together, within one timeout: whatever a call ends with

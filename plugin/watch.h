@@ -27,6 +27,7 @@
 
 #include <regex.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum watch_match { WATCH_MATCH_PID, WATCH_MATCH_COMMAND_LINE, WATCH_MATCH_ENTRY };
 
@@ -67,6 +68,14 @@ typedef void (*watch_publish_cb)(void *ctx, const struct watch_target_view *t,
  * per value). */
 typedef void (*watch_flush_cb)(void *ctx, const struct watch_target_view *t);
 
+/* A socket runtimes connect to (listen.h; Listen in the plugin's config). */
+#define WATCH_LISTEN_MAX 16
+struct watch_listen {
+  char path[108]; /* sun_path */
+  gid_t gid;      /* (gid_t)-1: ours */
+  mode_t mode;    /* 0: 0660 */
+};
+
 struct watch_config {
   double interval_sec;        /* counter interval */
   double discover_sec;        /* how often to look for processes; 0: interval */
@@ -88,6 +97,13 @@ struct watch_config {
                                  that would need a new name is not watched
                                  (logged once); 0: 4 * max_targets */
   int ipc_timeout_ms;         /* 0: 2000 */
+  /* Listen sockets, opened by watch_start, closed by watch_free: the
+   * runtimes that connect to them are matched and named as those
+   * discovery finds; one that discovery finds too (the same pid) is
+   * reached through its own connection only. Borrowed until
+   * watch_start returns; at most WATCH_LISTEN_MAX. */
+  const struct watch_listen *listens;
+  size_t nlistens;
   watch_log_cb log;
   watch_publish_cb publish;   /* NULL: values are only counted */
   watch_flush_cb flush;       /* optional */

@@ -35,6 +35,7 @@
 /* ProcessInfo exchanges in flight at once (see connector.c) */
 #define PROBES_MAX 64
 #define STARTING_MAX 64 /* targets starting at once (CollectTracing) */
+#define REVERSE_PIDS_MAX 1024
 
 struct target {
   struct target *next; /* the list it is on (starting: the connector's;
@@ -86,6 +87,7 @@ struct seen {
   uid_t uid;           /* of the process (its /proc entry) */
   uint64_t order;      /* when it was first seen (a sequence number) */
   int name_warned;     /* its rule's name was held by another */
+  int resumed;         /* connected in: ResumeRuntime sent */
 };
 
 /* A process a pass wants to ask who it is (see connector.c). */
@@ -113,6 +115,10 @@ struct watch {
   int epoll;
   pthread_t reader_thread, connector_thread;
   int started; /* the caller's (watch_start / watch_stop) */
+  /* the Listen sockets (watch_start opens, watch_free closes; the
+   * connector scans them and polls their event fds) */
+  struct listen *listeners[WATCH_LISTEN_MAX];
+  size_t nlisteners;
 
   struct {
     pthread_mutex_t lock;
@@ -151,6 +157,10 @@ struct watch {
     /* targets whose CollectTracing is to be sent or is in flight */
     struct target *starting;
     size_t nstarting;
+    /* the pids (ours) of the runtimes that connected in, this pass: their
+     * sockets discovery finds are not used (REVERSE_PIDS_MAX) */
+    pid_t *reverse_pids;
+    size_t nreverse;
   } conn;
 };
 

@@ -6,7 +6,7 @@
 # The parser's options: the keys compared with strcasecmp("Key", c->key) in
 # plugin/dotnet.c (blocks included). The page's: the first word of each
 # .BI/.B line that opens an option (.TP before it) in the sections GLOBAL
-# OPTIONS, PROCESS BLOCKS, DUMP BLOCK and TRIGGER BLOCK.
+# OPTIONS, LISTEN SOCKETS, PROCESS BLOCKS, DUMP BLOCK and TRIGGER BLOCK.
 set -u
 REPO=${REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 src=$REPO/plugin/dotnet.c
@@ -14,7 +14,7 @@ page=$REPO/doc/collectd-dotnet.5
 
 parser=$(grep -o 'strcasecmp("[A-Za-z]*", c->key)' "$src" | sed 's/strcasecmp("\([A-Za-z]*\)".*/\1/' | sort -u)
 documented=$(awk '
-	/^\.SH / { on = ($0 ~ /GLOBAL OPTIONS|PROCESS BLOCKS|DUMP BLOCK|TRIGGER BLOCK/); next }
+	/^\.SH / { on = ($0 ~ /GLOBAL OPTIONS|LISTEN SOCKETS|PROCESS BLOCKS|DUMP BLOCK|TRIGGER BLOCK/); next }
 	on && prev == ".TP" && /^\.BI? / {
 		w = $2; gsub(/"/, "", w); sub(/^</, "", w); sub(/>$/, "", w); sub(/\\.*$/, "", w)
 		if (w != "") print w
