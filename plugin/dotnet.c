@@ -335,8 +335,24 @@ static int config_listen(oconfig_item_t *ci) {
         return -1;
       }
       l->mode = (mode_t)m;
+    } else if (strcasecmp("DumpStaging", c->key) == 0) {
+      if (c->values_num != 2 || c->values[0].type != OCONFIG_TYPE_STRING ||
+          c->values[1].type != OCONFIG_TYPE_STRING ||
+          c->values[0].value.string[0] != '/' ||
+          c->values[1].value.string[0] != '/' ||
+          strlen(c->values[0].value.string) >= sizeof(l->dump_there) ||
+          strlen(c->values[1].value.string) >= sizeof(l->dump_here)) {
+        ERROR("dotnet plugin: <Listen>: DumpStaging takes two absolute "
+              "paths (at most %zu bytes): the directory as the runtimes see "
+              "it, and as collectd sees it.",
+              sizeof(l->dump_there) - 1);
+        return -1;
+      }
+      sstrncpy(l->dump_there, c->values[0].value.string,
+               sizeof(l->dump_there));
+      sstrncpy(l->dump_here, c->values[1].value.string, sizeof(l->dump_here));
     } else {
-      return unknown_option("<Listen>", c->key, "Group, Mode");
+      return unknown_option("<Listen>", c->key, "Group, Mode, DumpStaging");
     }
   }
   plugin.cfg.nlistens++;

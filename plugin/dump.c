@@ -994,6 +994,42 @@ static int job_stage_in_target(struct dump_job *j, struct dump_result *res) {
   return job_target_path(j, in_root, j->src_name, res);
 }
 
+/* A runtime that connected in from another pid namespace (a sidecar's
+ * neighbour) writes in a directory both see (DumpStaging of its Listen):
+ * ep.dump_there as it sees it, the directory of ep.path as we do; opened
+ * without following a symlink (the runtime may write there), and the dump
+ * copied out as from a target's TMPDIR. */
+static int job_stage_shared(struct dump_job *j, struct dump_result *res) {
+  const struct ipc_endpoint *ep = &j->req->ep;
+  char here[PATH_MAX];
+  snprintf(here, sizeof(here), "%s", ep->path);
+  char *slash = strrchr(here, '/');
+  if (slash == NULL || slash == here) {
+    dump_say(res, "cannot tell the shared dump directory");
+    return -EINVAL;
+  }
+  *slash = 0;
+  struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                         .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  j->tfd = (int)syscall(SYS_openat2, AT_FDCWD, here, &how, sizeof(how));
+  if (j->tfd < 0) {
+    int r = -errno;
+    dump_say(res, "cannot open the shared dump directory %s: %s", here,
+             strerror(-r));
+    return r;
+  }
+  uint8_t rnd[8];
+  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    dump_say(res, "no random bytes for a name");
+    return -EAGAIN;
+  }
+  snprintf(j->src_name, sizeof(j->src_name),
+           "collectd-dotnet-%s-%02x%02x%02x%02x.dmp", j->stamp, rnd[0], rnd[1],
+           rnd[2], rnd[3]);
+  j->src_dirfd = j->tfd;
+  return job_target_path(j, ep->dump_there, j->src_name, res);
+}
+
 /* Otherwise the writer gets a staging directory of its own in the dump
  * directory's staging area. */
 static int job_stage_in_dir(struct dump_job *j, struct dump_result *res) {
@@ -1090,7 +1126,9 @@ int dump_take(const struct dump_request *req, struct dump_result *res) {
   if (r == 0)
     r = job_writer(&j, res);
   if (r == 0)
-    r = req->method == DUMP_METHOD_IPC && req->ep.foreign_mnt_ns
+    r = req->method == DUMP_METHOD_IPC && req->ep.dump_there[0]
+            ? job_stage_shared(&j, res)
+        : req->method == DUMP_METHOD_IPC && req->ep.foreign_mnt_ns
             ? job_stage_in_target(&j, res)
             : job_stage_in_dir(&j, res);
   if (r == 0) {

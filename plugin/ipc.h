@@ -96,6 +96,11 @@ struct ipc_endpoint {
   ipc_take_fn take;
   void *take_ctx;
   uint8_t cookie[16];
+  /* For a runtime that connected in from beyond our pid namespace (a
+   * sidecar's neighbour): where it writes its dumps, as it sees that
+   * directory; path's directory is the same directory as we see it. ""
+   * when there is none (its dumps cannot be made). */
+  char dump_there[108];
 };
 
 /* Whether (pid, start_time) and (pid2, start_time2) name the same process:

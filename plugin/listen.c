@@ -92,6 +92,7 @@ struct listen {
   int stop_fd, event_fd;
   size_t max_runtimes, max_pending;
   int advertise_ms, gone_ms;
+  char dump_there[108], dump_here[160];
   listen_log_fn log;
   void *log_ctx;
   pthread_t thread;
@@ -618,6 +619,10 @@ struct listen *listen_open(const struct listen_config *cfg, char *err,
   l->gone_ms = cfg->gone_ms > 0 ? cfg->gone_ms : 5000;
   l->log = cfg->log;
   l->log_ctx = cfg->log_ctx;
+  if (cfg->dump_there != NULL && cfg->dump_here != NULL) {
+    snprintf(l->dump_there, sizeof(l->dump_there), "%s", cfg->dump_there);
+    snprintf(l->dump_here, sizeof(l->dump_here), "%s", cfg->dump_here);
+  }
   pthread_mutex_init(&l->lock, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -732,7 +737,12 @@ void listen_endpoint(struct listen *l, const struct listen_runtime *rt,
     ep->uid = rt->uid;
     ep->foreign_mnt_ns = 1;
     ep->start_time = wire_le64(rt->cookie) | (1ull << 63);
-    snprintf(ep->path, sizeof(ep->path), "%s (runtime %.8s)", l->path, hex);
+    if (rt->pid <= 0 && l->dump_there[0]) { /* dumps through a shared dir */
+      snprintf(ep->path, sizeof(ep->path), "%s/%s", l->dump_here, name);
+      snprintf(ep->dump_there, sizeof(ep->dump_there), "%s", l->dump_there);
+    } else {
+      snprintf(ep->path, sizeof(ep->path), "%s (runtime %.8s)", l->path, hex);
+    }
   }
   ep->take = listen_take;
   ep->take_ctx = l;

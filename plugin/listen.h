@@ -52,7 +52,11 @@ struct listen_config {
   int advertise_ms;    /* deadline of an advertise; 0: 2000 */
   int gone_ms;         /* a runtime with no connection waiting this long
                           is forgotten; 0: 5000 */
-  listen_log_fn log;   /* levels as syslog (3 err .. 7 debug); NULL: none */
+  /* For runtimes whose pid the kernel does not tell here (another pid
+   * namespace, not below ours): the directory they write dumps to as they
+   * see it (dump_there) and as we see it (dump_here); NULL: none. */
+  const char *dump_there, *dump_here;
+  listen_log_fn log; /* levels as syslog (3 err .. 7 debug); NULL: none */
   void *log_ctx;
 };
 

@@ -150,6 +150,8 @@ static void listeners_open(struct watch *w) {
                                .gid = wl->gid,
                                .mode = wl->mode,
                                .max_runtimes = w->cfg.max_targets,
+                               .dump_there = wl->dump_there,
+                               .dump_here = wl->dump_here,
                                .log = listen_log,
                                .log_ctx = w};
     char err[512];

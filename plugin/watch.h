@@ -74,6 +74,10 @@ struct watch_listen {
   char path[108]; /* sun_path */
   gid_t gid;      /* (gid_t)-1: ours */
   mode_t mode;    /* 0: 0660 */
+  /* DumpStaging: where runtimes beyond our pid namespace write dumps, as
+   * they see it and as we do ("": none) */
+  char dump_there[108];
+  char dump_here[108];
 };
 
 struct watch_config {

@@ -19,6 +19,10 @@
 #              advertise and then silence, a client of another uid: each
 #              logged once, fds and memory back, the targets keep their
 #              rows; shutdown under 2 s
+#   sidecar    collectd in a pid namespace of its own (a sidecar without a
+#              shared pid namespace: the runtime's pid is not visible to
+#              it), sharing one directory with the target, which sees it
+#              at another path: counters, and a dump through DumpStaging
 set -u
 . "$(dirname "$0")/../lib/common.sh"
 . "$REPO/tests/lib/dotnet.sh"
@@ -29,7 +33,7 @@ mkdir -p "$WORK/sock" "$WORK/sock2"
 chmod 0755 "$WORK/sock" "$WORK/sock2"
 SOCK=$WORK/sock/diag.sock
 SOCK2=$WORK/sock2/diag.sock
-TAGS=(3001 3002 3011 3021 3022 3023 3031 3041)
+TAGS=(3001 3002 3011 3021 3022 3023 3031 3041 3051)
 # the namespaced targets (pid 1 inside; killing unshare leaves them), this
 # run's and any a killed run of this test left
 kill_targets() {
@@ -351,3 +355,54 @@ if [[ ! -e $SOCK && ! -e $SOCK2 ]]; then
 else
 	fail "$T: sockets removed at shutdown" "$(ls -A "$WORK/sock" "$WORK/sock2")"
 fi
+
+# ---- sidecar ----
+SH=$WORK/shared
+mkdir -p "$SH" "$WORK/tmp-side" "$WORK/dumps2"
+chmod 0755 "$SH"
+# the target sees the shared directory as $WORK/tmp-side/diag (a bind
+# mount in its own mount namespace); collectd sees it as $SH
+DOTNET_DiagnosticPorts=$WORK/tmp-side/diag/diag.sock,connect,nosuspend TMPDIR=$WORK/tmp-side \
+	unshare -m -p -f --propagation private bash -c \
+	'mount -t tmpfs tmpfs "$TMPDIR" && mkdir "$TMPDIR/diag" && mount --bind "$0" "$TMPDIR/diag" &&
+	mount -t proc proc /proc && exec "$@"' "$SH" "${CMD[@]}" --seconds 3051 >"$WORK/side.log" 2>&1 &
+COLLECTD_WRAPPER="unshare -p -f --mount-proc --kill-child=SIGTERM" collectd_start "$WORK/cd2" "
+LoadPlugin dotnet
+<Plugin dotnet>
+  Interval 1
+  <Listen \"$SH/diag.sock\">
+    DumpStaging \"$WORK/tmp-side/diag\" \"$SH\"
+  </Listen>
+  <Process \"side\">
+    CommandLine \"CounterTarget.* --seconds 3051\$\"
+  </Process>
+  <Dump>
+    Directory \"$WORK/dumps2\"
+    Type \"mini\"
+    MaxDumps 1
+  </Dump>
+</Plugin>
+LoadPlugin threshold
+<Plugin threshold>
+  <Plugin \"dotnet\">
+    Instance \"side\"
+    <Type \"bytes\">
+      Instance \"gc-heap-size\"
+      WarningMax 1
+    </Type>
+  </Plugin>
+</Plugin>" || { fail "$T: sidecar collectd" "did not start"; exit 0; }
+if wait_until 60 ready side && wait_until 20 grep -q 'instance "side": watching pid 0 .*connected in' "$WORK/cd2/collectd.log" &&
+	wait_until 10 rows_ge "$WORK/cd2" side 2; then
+	pass "$T: sidecar: counters of a runtime whose pid is not visible" "$(csv_rows "$WORK/cd2" side bytes-gc-heap-size) rows; $(grep -o 'runtime [0-9a-f]* connected: pid 1 ([0-9]* here)' "$WORK/cd2/collectd.log" | head -1)"
+else
+	fail "$T: sidecar: counters of a runtime whose pid is not visible" "$(grep dotnet "$WORK/cd2/collectd.log" | tail -3)"
+fi
+if wait_until 60 grep -q 'instance "side": dump of pid 0 written' "$WORK/cd2/collectd.log" &&
+	f=$(ls "$WORK"/dumps2/* 2>/dev/null | head -1) && [[ -s $f && $(stat -c %a "$f") == 600 ]] &&
+	! compgen -G "$SH/collectd-dotnet-*" >/dev/null; then
+	pass "$T: sidecar: dump through DumpStaging" "$(du -k "$f" | cut -f1) KiB, nothing left in the shared directory"
+else
+	fail "$T: sidecar: dump through DumpStaging" "$(grep -i 'dump' "$WORK/cd2/collectd.log" | grep -v Notification | tail -2)"
+fi
+collectd_stop >/dev/null
