@@ -687,6 +687,13 @@ static void probes_step(struct watch *w) {
       continue;
     }
     struct seen *sn = seen_find(w, ep.pid, ep.start_time);
+    if (r == 0 && ep.take != NULL)
+      wlog(w, WATCH_LOG_DEBUG,
+           "a runtime that connected in (pid %d, %s) is %s, .NET %s: %s",
+           (int)ep.pid, ep.path,
+           info.entry_assembly[0] ? info.entry_assembly : "?",
+           info.runtime_version[0] ? info.runtime_version : "?",
+           info.command_line);
     if (sn != NULL && r == 0)
       info_ok(sn, &info);
     else if (sn != NULL)
@@ -764,6 +771,34 @@ static int waiting(struct watch *w, struct seen *sn,
   return 1;
 }
 
+/* A runtime that connected in says its command line only once its host
+ * has set it: asked early in its start (or while it waits, suspended), it
+ * gives its executable alone. One that matches no block is asked again
+ * (1, 2 and 4 s later); if it still matches none, it is resumed (one
+ * started with suspend must not wait for a collectd that does not watch
+ * it) and left alone. */
+static void reverse_unmatched(struct watch *w, struct seen *sn,
+                              const struct ipc_endpoint *ep, int64_t now) {
+  if (sn->reasks < REVERSE_REASKS) {
+    sn->have_info = 0;
+    sn->rule_known = 0;
+    sn->retry.retry_at = now + ((int64_t)1000 << sn->reasks);
+    sn->reasks++;
+    return;
+  }
+  if (sn->resumed)
+    return;
+  sn->resumed = 1;
+  struct ipc_error err = {0};
+  int r = ipc_resume_runtime(ep, w->cfg.ipc_timeout_ms, &err);
+  wlog(w, WATCH_LOG_INFO,
+       "a runtime that connected in (%s, pid %d, %s) matches no <Process> "
+       "block: %s%s",
+       sn->entry[0] ? sn->entry : "?", (int)ep->pid, ep->path,
+       r == 0 ? "resumed, not watched" : "cannot resume it: ",
+       r == 0 ? "" : err.message);
+}
+
 /* Whether pid (ours) connected in to a Listen socket this pass. */
 static int connected_in(const struct watch *w, pid_t pid) {
   for (size_t i = 0; i < w->conn.nreverse; i++)
@@ -790,6 +825,10 @@ static int consider(void *ctx, const struct ipc_endpoint *ep) {
   int rule = cached_rule(w, sn, ep);
   if (rule >= 0)
     p->rule_hits[rule]++;
+  if (!wait && rule < 0 && !w->cfg.autodiscover && ep->take != NULL) {
+    reverse_unmatched(w, sn, ep, p->now_ms);
+    return 0;
+  }
   /* with STARTING_MAX starts in flight, at the pass after one ends */
   if (wait || (rule < 0 && !w->cfg.autodiscover) ||
       w->conn.nstarting >= STARTING_MAX)

@@ -36,6 +36,7 @@
 #define PROBES_MAX 64
 #define STARTING_MAX 64 /* targets starting at once (CollectTracing) */
 #define REVERSE_PIDS_MAX 1024
+#define REVERSE_REASKS 3 /* asks again of an unmatched runtime (1, 2, 4 s) */
 
 struct target {
   struct target *next; /* the list it is on (starting: the connector's;
@@ -88,6 +89,7 @@ struct seen {
   uint64_t order;      /* when it was first seen (a sequence number) */
   int name_warned;     /* its rule's name was held by another */
   int resumed;         /* connected in: ResumeRuntime sent */
+  unsigned reasks;     /* connected in, matched no rule: asked again */
 };
 
 /* A process a pass wants to ask who it is (see connector.c). */

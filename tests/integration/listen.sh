@@ -14,7 +14,8 @@
 #              values back within 2 intervals
 #   suspend    the target waits until collectd listens, then runs; the
 #              first values cover its first interval
-#   several    three runtimes on one socket, one on a second socket
+#   several    three runtimes on one socket, one on a second socket; a
+#              suspended one that matches no block is resumed, not held
 #   hostile    a malformed advertise, 1000 connections that never send, an
 #              advertise and then silence, a client of another uid: each
 #              logged once, fds and memory back, the targets keep their
@@ -33,7 +34,7 @@ mkdir -p "$WORK/sock" "$WORK/sock2"
 chmod 0755 "$WORK/sock" "$WORK/sock2"
 SOCK=$WORK/sock/diag.sock
 SOCK2=$WORK/sock2/diag.sock
-TAGS=(3001 3002 3011 3021 3022 3023 3031 3041 3051)
+TAGS=(3001 3002 3011 3021 3022 3023 3031 3041 3051 3061)
 # the namespaced targets (pid 1 inside; killing unshare leaves them), this
 # run's and any a killed run of this test left
 kill_targets() {
@@ -264,6 +265,15 @@ for i in tri1 tri2 tri3 second; do
 		fail "$T: several: $i" "$(grep "\"$i\"" "$CD/collectd.log" | tail -2)"
 	fi
 done
+
+# a suspended runtime that matches no block is asked again (its command
+# line is its executable alone while it waits), then resumed, not held
+start_ns stray "$SOCK,connect,suspend" 3061
+if wait_until 30 ready stray && grep -q 'CounterTarget, pid [0-9]*, .*) matches no <Process> block: resumed, not watched' "$CD/collectd.log"; then
+	pass "$T: an unmatched suspended runtime is resumed, not watched"
+else
+	fail "$T: an unmatched suspended runtime is resumed, not watched" "ready: $(ready stray && echo yes || echo no); $(grep 'matches no' "$CD/collectd.log" | tail -1)"
+fi
 
 # ---- hostile ----
 fds() { ls "/proc/$COLLECTD_PID/fd" | wc -l; }
