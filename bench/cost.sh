@@ -12,6 +12,9 @@
 #   counters  one `dotnet-counters collect --refresh-interval 1` per process
 #   baseline  the same collectd (logfile + writer) without the plugin
 #   before    as plugin, with another build ($PLUGIN_SO_BEFORE): before/after
+#   listen    as plugin, the targets reached through a Listen socket they
+#             connect to (DOTNET_DiagnosticPorts, set on every target when
+#             this mode is asked for) instead of their sockets in /tmp
 #   tuned     as plugin, with collectd's global options given by -g (e.g.
 #             -g "WriteThreads 1"): a tuning measured side by side
 #   floor     collectd + bench/floor.c, a plugin that only dispatches as
@@ -169,7 +172,14 @@ start_targets() {
 	: >"$f"
 	local jobs=()
 	for ((i = 0; i < n; i++)); do
-		start_target CounterTarget "$VER" --seconds "$TAG" --alloc-mb-per-sec "$ALLOC" >>"$f" &
+		# with the listen mode, every target also connects to its socket
+		# (retrying, without cost to collectd, while no run listens)
+		if [[ " $MODES " == *" listen "* ]]; then
+			DOTNET_DiagnosticPorts=$WORK/diag.sock,connect,nosuspend \
+				start_target CounterTarget "$VER" --seconds "$TAG" --alloc-mb-per-sec "$ALLOC" >>"$f" &
+		else
+			start_target CounterTarget "$VER" --seconds "$TAG" --alloc-mb-per-sec "$ALLOC" >>"$f" &
+		fi
 		jobs+=($!)
 		(((i + 1) % 4 == 0)) && { wait "${jobs[@]}"; jobs=(); }
 	done
@@ -261,17 +271,39 @@ LoadPlugin dotnet
 EOF
 }
 
+# hide_sockets hide|show: renames every target's diagnostic socket to a
+# name discovery does not take, and back
+HIDDEN=()
+hide_sockets() {
+	local p s
+	if [[ $1 == hide ]]; then
+		for p in "${TARGETS[@]}"; do
+			s=$(dotnet_diag_socket "$p") || continue
+			mv -f "$s" "${s%/*}/hidden-${s##*/}" && HIDDEN+=("$s")
+		done
+	else
+		for s in "${HIDDEN[@]}"; do mv -f "${s%/*}/hidden-${s##*/}" "$s"; done
+		HIDDEN=()
+	fi
+	return 0
+}
+
 # run_once MODE N REP: one measurement; appends to runs.tsv, echoes it
 run_once() {
 	local mode=$1 n=$2 rep=$3 dir pids=() p l0 l1 c0 c1 t0 t1 mem missed="-" inst="-" cmd deadline
 	dir=$WORK/run-$mode-$n-$rep
 	mkdir -p "$dir"
 	case $mode in
-	plugin | baseline | before | tuned)
+	plugin | baseline | before | tuned | listen)
 		local body so=$PLUGIN_SO
 		body=$(conf_writer)
 		[[ $mode == tuned ]] && body=$GLOBALS$body
 		[[ $mode != baseline ]] && body+=$'\n'$(conf_plugin)
+		# listen: the targets' sockets in /tmp are renamed for the run (the
+		# runtimes keep listening on them), so that only their connections
+		# to the Listen socket reach them
+		[[ $mode == listen ]] && body=${body/<Plugin dotnet>/<Plugin dotnet>$'\n'"  Listen \"$WORK/diag.sock\""} &&
+			hide_sockets hide
 		[[ $mode == before ]] && so=$PLUGIN_SO_BEFORE
 		PLUGIN_SO=$so collectd_start "$dir" "$body" || return 1
 		pids=("$COLLECTD_PID")
@@ -299,7 +331,7 @@ run_once() {
 	deadline=$((SECONDS + 120))
 	while ((SECONDS < deadline)); do
 		case $mode in
-		plugin | before | tuned)
+		plugin | before | tuned | listen)
 			if [[ $WRITER == csv ]]; then
 				(($(find "$dir/csv" -maxdepth 2 -type d -name 'dotnet-cost*' | wc -l) >= n)) && break
 			else # every target watched (the plugin logs each session)
@@ -325,12 +357,13 @@ run_once() {
 	t1=$(date +%s.%N)
 	l1=$(load1)
 	mem=$(mem_kib "${pids[@]}")
-	if [[ ($mode == plugin || $mode == before || $mode == tuned) && $WRITER == csv ]]; then
+	if [[ ($mode == plugin || $mode == before || $mode == tuned || $mode == listen) && $WRITER == csv ]]; then
 		read -r inst missed < <(csv_missed "$dir" "$t0" "$t1")
 	fi
 	case $mode in
-	plugin | baseline | before | tuned | floor*)
+	plugin | baseline | before | tuned | listen | floor*)
 		collectd_stop 10 >/dev/null
+		[[ $mode == listen ]] && hide_sockets show
 		stop_monitors
 		;;
 	counters)
@@ -384,7 +417,7 @@ summarise() {
 	      M[mo, n, "nowr"] = stat3(key, "nowr"); M[mo, n, "nowr_lo"] = s_lo; M[mo, n, "nowr_hi"] = s_hi
 	      printf "%-9s %4d  %7.2f (%.2f..%.2f)  %7.1f (%.1f..%.1f)  %8.0f (%.0f..%.0f)  %8.0f (%.0f..%.0f)  %.2f (%.2f..%.2f)  %s\n",
 	        mo, n, cpuh, c1, c2, us, u1, u2, rss, r1, r2, pss, p1, p2, ld, ld1, ld2,
-	        ((mo == "plugin" || mo == "before" || mo == "tuned") && ins > 0 ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
+	        ((mo == "plugin" || mo == "before" || mo == "tuned" || mo == "listen") && ins > 0 ? sprintf("%d (max %d) over %d inst, %d runs", ms, m2, ins, cnt[key]) : sprintf("%d runs", cnt[key]))
 	      printf "          reproduce: %s -n %d -m %s\n", self, n, mo } }
 	  print ""
 	  printf "%-7s %4s  %-10s %-14s %-10s %-10s %-10s %-12s %-14s %-24s %s\n", "", "N", "CPU c/p", "CPU c/(p-b)", "c/floor", "PSS c/p", "RSS c/p", "net µs/s", "net PSS KiB", "µs/s w/o write threads", "above loaded floor"

@@ -471,11 +471,13 @@ static void start_done(struct watch *w, struct target *t) {
        t->version[0] ? t->version : "?",
        (unsigned long long)session_id(t->session), t->interval,
        t->ep.take != NULL ? ", connected in" : "");
-  /* a runtime that connected in may wait (DOTNET_DiagnosticPorts=...,
-   * suspend) for a tool to resume it: now that its session runs, its
-   * first values are caught. Once per runtime; to a running one a no-op. */
+  /* a runtime may wait for a tool to resume it (DOTNET_DiagnosticPorts=
+   * ...,suspend, or DOTNET_DefaultDiagnosticPortSuspend): now that its
+   * session runs, its first values are caught. Whichever way it was
+   * reached (one that connects in has its socket on disk too, and either
+   * may be found first), once per runtime; to a running one a no-op. */
   struct ipc_endpoint ep = t->ep;
-  int resume = ep.take != NULL && sn != NULL && !sn->resumed;
+  int resume = sn != NULL && !sn->resumed;
   if (sn != NULL && resume)
     sn->resumed = 1;
   int r = watch_reader_adopt(w, t); /* t is the reader's from here */

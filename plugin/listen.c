@@ -78,8 +78,9 @@ struct pending {
 /* A runtime (under lock). */
 struct runtime {
   struct listen_runtime info;
-  int fd;           /* its connection waiting for a command, or -1 */
-  int64_t since_ms; /* when fd last became -1 */
+  struct ipc_endpoint ep; /* made once, when it came (listen_endpoint) */
+  int fd;                 /* its connection waiting for a command, or -1 */
+  int64_t since_ms;       /* when fd last became -1 */
 };
 
 struct listen {
@@ -314,6 +315,16 @@ static void advertised(struct listen *l, struct pending *p, int64_t now) {
   p->fd = -1;
   int bad = listen_advertise_decode(p->buf, sizeof(p->buf), cookie, &pid);
   int claimed = bad || claim_ok(&p->cred, pid); /* /proc: not under lock */
+  /* its endpoint, should it be new: /proc read once, not at every scan */
+  struct listen_runtime info = {.claimed_pid = pid,
+                                .pid = p->cred.pid > 0 ? p->cred.pid : 0,
+                                .uid = p->cred.uid,
+                                .gid = p->cred.gid,
+                                .first_ms = now};
+  memcpy(info.cookie, cookie, 16);
+  struct ipc_endpoint ep;
+  if (!bad && claimed)
+    listen_endpoint(l, &info, &ep);
   pthread_mutex_lock(&l->lock);
   if (bad) {
     l->stats.malformed++;
@@ -359,12 +370,8 @@ static void advertised(struct listen *l, struct pending *p, int64_t now) {
     }
     rt = &l->rt[l->nrt++];
     memset(rt, 0, sizeof(*rt));
-    memcpy(rt->info.cookie, cookie, 16);
-    rt->info.claimed_pid = pid;
-    rt->info.pid = p->cred.pid > 0 ? p->cred.pid : 0;
-    rt->info.uid = p->cred.uid;
-    rt->info.gid = p->cred.gid;
-    rt->info.first_ms = now;
+    rt->info = info;
+    rt->ep = ep;
     rt->fd = -1;
     char hex[33];
     cookie_hex(cookie, hex);
@@ -541,7 +548,10 @@ static void *listen_main(void *arg) {
     nfds_t n = 0;
     pfd[n++] = (struct pollfd){.fd = l->stop_fd, .events = POLLIN};
     pfd[n++] = (struct pollfd){.fd = l->lfd, .events = POLLIN};
-    int64_t wake = now + 1000; /* forget_gone's tick */
+    /* no tick: the next advertise deadline, the next runtime without a
+     * connection to forget, else a minute (a runtime taken meanwhile wakes
+     * us when it connects again or its taken connection ends) */
+    int64_t wake = now + 60000;
     for (size_t i = 0; i < l->npending; i++) {
       pfd[n++] = (struct pollfd){.fd = l->pending[i].fd, .events = POLLIN};
       if (l->pending[i].deadline < wake)
@@ -554,6 +564,8 @@ static void *listen_main(void *arg) {
       if (l->rt[i].fd >= 0) {
         memcpy(cookies[nw++], l->rt[i].info.cookie, 16);
         pfd[n++] = (struct pollfd){.fd = l->rt[i].fd, .events = POLLIN};
+      } else if (l->rt[i].since_ms + l->gone_ms < wake) {
+        wake = l->rt[i].since_ms + l->gone_ms;
       }
     pthread_mutex_unlock(&l->lock);
     int left = wake > now ? (int)(wake - now) : 0;
@@ -752,17 +764,24 @@ void listen_endpoint(struct listen *l, const struct listen_runtime *rt,
 int listen_scan(struct listen *l,
                 int (*cb)(void *ctx, const struct ipc_endpoint *ep),
                 void *ctx) {
-  struct listen_runtime *rts = malloc(l->max_runtimes * sizeof(*rts));
-  if (rts == NULL)
+  pthread_mutex_lock(&l->lock);
+  size_t n = l->nrt;
+  pthread_mutex_unlock(&l->lock);
+  if (n == 0)
+    return 0;
+  struct ipc_endpoint *eps = malloc(n * sizeof(*eps));
+  if (eps == NULL)
     return -ENOMEM;
-  size_t n = listen_list(l, rts, l->max_runtimes);
+  pthread_mutex_lock(&l->lock);
+  if (n > l->nrt) /* some went meanwhile */
+    n = l->nrt;
+  for (size_t i = 0; i < n; i++)
+    eps[i] = l->rt[i].ep;
+  pthread_mutex_unlock(&l->lock);
   int r = 0;
-  for (size_t i = 0; i < n && i < l->max_runtimes && r == 0; i++) {
-    struct ipc_endpoint ep;
-    listen_endpoint(l, &rts[i], &ep);
-    r = cb(ctx, &ep);
-  }
-  free(rts);
+  for (size_t i = 0; i < n && r == 0; i++)
+    r = cb(ctx, &eps[i]);
+  free(eps);
   return r;
 }
 

@@ -95,7 +95,8 @@ size_t listen_list(struct listen *l, struct listen_runtime *out, size_t cap);
 void listen_endpoint(struct listen *l, const struct listen_runtime *rt,
                      struct ipc_endpoint *ep);
 
-/* Calls cb(ctx, endpoint) for each runtime known (listen_endpoint), oldest
+/* Calls cb(ctx, endpoint) for each runtime known (its listen_endpoint,
+ * made once when it came: no /proc read per scan), oldest
  * first, outside the listener's lock; stops early when cb returns non-zero
  * (and returns that). -ENOMEM when it cannot copy the list. */
 int listen_scan(struct listen *l,
