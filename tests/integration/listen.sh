@@ -169,6 +169,12 @@ LoadPlugin dotnet
     Type \"mini\"
     MaxDumps 1
   </Dump>
+  <Trigger>
+    Directory \"$WORK/types\"
+    <Action \"heap-types\">
+      MaxPerProcess 1
+    </Action>
+  </Trigger>
 </Plugin>
 LoadPlugin threshold
 <Plugin threshold>
@@ -207,6 +213,16 @@ if wait_until 60 bash -c "grep -q 'dump of pid $BPID written' '$CD/collectd.log'
 	pass "$T: plugin: dump through the runtime's connection" "$(du -k "$f" | cut -f1) KiB"
 else
 	fail "$T: plugin: dump through the runtime's connection" "$(grep -i dump "$CD/collectd.log" | tail -3)"
+fi
+# the same breach's <Trigger>, at the same time as the dump: a heap
+# snapshot through the runtime's connections too
+if wait_until 60 bash -c "grep -q 'heap-types of pid $BPID (' '$CD/collectd.log'" &&
+	f=$(ls "$WORK"/types/boxed-*.heap-types.json 2>/dev/null | head -1) &&
+	[[ -s $f && $(stat -c %a "$f") == 600 ]] && grep -q '"complete":true' "$f"; then
+	pass "$T: plugin: heap-types through the runtime's connection" \
+		"$(grep -o 'heap-types of pid [0-9]* ([^)]*)' "$CD/collectd.log" | head -1), $(basename "$f")"
+else
+	fail "$T: plugin: heap-types through the runtime's connection" "$(grep -i 'heap-types' "$CD/collectd.log" | tail -3)"
 fi
 # killed and restarted: the instance is free again, values back within 2
 # intervals of the new runtime's READY
