@@ -74,7 +74,7 @@ static int types_file(const struct action_config *a, const struct gctypes *g,
   }
   gctypes_format(g, GCTYPES_JSON, a->top, json, need);
   struct dump_file f;
-  int r = dump_file_open(&f, a->dump.directory, instance, ep->pid, suffix,
+  int r = dump_file_open(&f, a->dump.directory, instance, ipc_endpoint_pid(ep), suffix,
                          a->dump.min_free_bytes, &res->file);
   if (r == 0 && (r = write_all(f.fd, json, strlen(json))) < 0) {
     dump_say(&res->file, "writing %s/%s: %s", f.dir, f.final_name,
@@ -100,12 +100,12 @@ static int run_types(const struct action_config *a,
     message(res,
             "%s of pid %d refused: its GC heap is %s, above MaxHeapSize %s "
             "(a snapshot would pause it too long)",
-            name, (int)ep->pid, size, limit);
+            name, (int)ipc_endpoint_pid(ep), size, limit);
     return -EFBIG;
   }
   struct gctypes *g = gctypes_new(heap ? GCTYPES_HEAP : GCTYPES_ALLOC, NULL);
   if (g == NULL) {
-    message(res, "%s of pid %d failed: out of memory", name, (int)ep->pid);
+    message(res, "%s of pid %d failed: out of memory", name, (int)ipc_endpoint_pid(ep));
     return -ENOMEM;
   }
   struct typesrun_config cfg = {.mode = heap ? GCTYPES_HEAP : GCTYPES_ALLOC,
@@ -116,7 +116,7 @@ static int run_types(const struct action_config *a,
   int r = typesrun(ep, &cfg, g, &tr);
   res->file.seconds = tr.seconds;
   if (r < 0) {
-    message(res, "%s of pid %d failed: %s", name, (int)ep->pid, tr.reason);
+    message(res, "%s of pid %d failed: %s", name, (int)ipc_endpoint_pid(ep), tr.reason);
     gctypes_free(g);
     return r;
   }
@@ -134,7 +134,7 @@ static int run_types(const struct action_config *a,
     snprintf(why, sizeof(why), "incomplete (%.60s): ", sum.reason);
   int len = snprintf(res->message, sizeof(res->message),
                      "%s%s of pid %d (%s, %" PRIu64 " %s): ", why, name,
-                     (int)ep->pid, size, sum.count, heap ? "objects" : "samples");
+                     (int)ipc_endpoint_pid(ep), size, sum.count, heap ? "objects" : "samples");
   if (len > 0 && (size_t)len < sizeof(res->message))
     gctypes_format(g, GCTYPES_COMPACT, a->top, res->message + len,
                    sizeof(res->message) - (size_t)len);
@@ -149,10 +149,10 @@ static int run_trace(const struct action_config *a,
                      const struct ipc_endpoint *ep, const char *instance,
                      struct action_result *res) {
   struct dump_file f;
-  int r = dump_file_open(&f, a->dump.directory, instance, ep->pid, ".nettrace",
+  int r = dump_file_open(&f, a->dump.directory, instance, ipc_endpoint_pid(ep), ".nettrace",
                          a->dump.min_free_bytes, &res->file);
   if (r < 0) {
-    message(res, "trace of pid %d failed: %s", (int)ep->pid, res->file.reason);
+    message(res, "trace of pid %d failed: %s", (int)ipc_endpoint_pid(ep), res->file.reason);
     return r;
   }
   struct trace_config cfg = a->trace;
@@ -165,19 +165,19 @@ static int run_trace(const struct action_config *a,
   int keep = r == 0 || (r == -ENODATA && tr.bytes > 0);
   if (!keep) {
     dump_file_abort(&f);
-    message(res, "trace of pid %d failed: %s", (int)ep->pid,
+    message(res, "trace of pid %d failed: %s", (int)ipc_endpoint_pid(ep),
             tr.reason[0] ? tr.reason : trace_end_name(tr.end));
     return r;
   }
   int c = dump_file_commit(&f, &res->file);
   if (c < 0) {
-    message(res, "trace of pid %d failed: %s", (int)ep->pid, res->file.reason);
+    message(res, "trace of pid %d failed: %s", (int)ipc_endpoint_pid(ep), res->file.reason);
     return c;
   }
   res->complete = r == 0;
   message(res, "%strace of pid %d written: %s (%.1f MB, %" PRIu64
                " events, %" PRIu64 " CPU samples, %.1f s%s)",
-          r == 0 ? "" : "incomplete (the target ended it): ", (int)ep->pid,
+          r == 0 ? "" : "incomplete (the target ended it): ", (int)ipc_endpoint_pid(ep),
           res->file.path, (double)tr.bytes / 1e6, tr.events, tr.samples,
           tr.seconds, tr.cut ? ", stopped early at MaxSize" : "");
   return 0;
@@ -191,10 +191,10 @@ static int run_dump(const struct action_config *a,
   snprintf(req.instance, sizeof(req.instance), "%s", instance);
   int r = dump_take(&req, &res->file);
   if (r == 0)
-    message(res, "dump of pid %d written: %s (%.1f MB, %.2f s)", (int)ep->pid,
+    message(res, "dump of pid %d written: %s (%.1f MB, %.2f s)", (int)ipc_endpoint_pid(ep),
             res->file.path, (double)res->file.size / 1e6, res->file.seconds);
   else
-    message(res, "dump of pid %d failed: %s", (int)ep->pid, res->file.reason);
+    message(res, "dump of pid %d failed: %s", (int)ipc_endpoint_pid(ep), res->file.reason);
   return r;
 }
 

@@ -1049,7 +1049,7 @@ static void notify_result(const struct action_config *a,
   sstrncpy(n.message, res->message, sizeof(n.message));
   if (res->file.note[0])
     INFO("dotnet plugin: instance \"%s\": pid %d: %s", instance,
-         (int)job->ep.pid, res->file.note);
+         (int)ipc_endpoint_pid(&job->ep), res->file.note);
   if (rc < 0)
     ERROR("dotnet plugin: instance \"%s\": %s", instance, n.message);
   else if (sev == NOTIF_WARNING)
@@ -1059,7 +1059,7 @@ static void notify_result(const struct action_config *a,
   if (rc == 0 && a->kind != ACTION_DUMP && res->file.path[0] == 0)
     WARNING("dotnet plugin: instance \"%s\": the %s result of pid %d is in "
             "the notification only: %s",
-            instance, kind, (int)job->ep.pid, res->file.reason);
+            instance, kind, (int)ipc_endpoint_pid(&job->ep), res->file.reason);
   if (res->file.path[0]) {
     plugin_notification_meta_add_string(&n, "path", res->file.path);
     plugin_notification_meta_add_unsigned_int(&n, "size", res->file.size);
@@ -1072,7 +1072,7 @@ static void notify_result(const struct action_config *a,
   if (rc == 0 && a->kind == ACTION_TRACE)
     plugin_notification_meta_add_unsigned_int(&n, "events", res->count);
   plugin_notification_meta_add_double(&n, "seconds", res->file.seconds);
-  plugin_notification_meta_add_signed_int(&n, "pid", job->ep.pid);
+  plugin_notification_meta_add_signed_int(&n, "pid", ipc_endpoint_pid(&job->ep));
   plugin_dispatch_notification(&n);
   plugin_notification_meta_free(n.meta);
 }
@@ -1290,7 +1290,7 @@ static void trigger_fire(size_t ti, const notification_t *n, cdtime_t now) {
     const struct dump_request *d = &t->actions[0].dump;
     INFO("dotnet plugin: instance \"%s\": %s notification for %s: dumping pid "
          "%d (%s, method %s, value %g%s)",
-         n->plugin_instance, sev, n->type_instance, (int)ep.pid,
+         n->plugin_instance, sev, n->type_instance, (int)ipc_endpoint_pid(&ep),
          dump_name_of(dump_types, (int)d->type),
          dump_name_of(dump_methods, (int)d->method), value, lag);
     return;
@@ -1302,7 +1302,7 @@ static void trigger_fire(size_t ti, const notification_t *n, cdtime_t now) {
   }
   INFO("dotnet plugin: instance \"%s\": %s notification for %s: pid %d: %s "
        "(value %g%s)",
-       n->plugin_instance, sev, n->type_instance, (int)ep.pid, actions, value,
+       n->plugin_instance, sev, n->type_instance, (int)ipc_endpoint_pid(&ep), actions, value,
        lag);
 }
 

@@ -903,7 +903,7 @@ static int job_final_name(struct dump_job *j, struct dump_result *res) {
     char name[160];
     safe_name(req->instance[0] ? req->instance : "dotnet", name, sizeof(name));
     snprintf(j->final_name, sizeof(j->final_name), "%s-%d-%s.dmp", name,
-             (int)req->ep.pid, j->stamp);
+             (int)ipc_endpoint_pid(&req->ep), j->stamp);
   }
   char final_path[PATH_MAX];
   if ((size_t)snprintf(final_path, sizeof(final_path), "%s/%s", j->dir,

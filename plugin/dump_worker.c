@@ -25,8 +25,9 @@ struct step_state {
 };
 
 struct proc_state {
-  pid_t pid;
+  pid_t pid; /* 0: a runtime beyond our pid namespace, known by cookie */
   uint64_t start_time;
+  uint8_t cookie[16];
   int busy;          /* a job queued or running */
   double last_use;   /* monotonic s of the last request that queued */
   struct step_state steps[DUMP_WORKER_MAX_STEPS];
@@ -97,8 +98,12 @@ struct dump_worker *dump_worker_new(const struct dump_step *steps,
 static struct proc_state *proc_get(struct dump_worker *w,
                                    const struct ipc_endpoint *ep) {
   for (size_t i = 0; i < w->nprocs; i++)
-    if (ipc_same_process(w->procs[i].pid, w->procs[i].start_time, ep->pid,
-                         ep->start_time))
+    if (ep->pid > 0 ? ipc_same_process(w->procs[i].pid,
+                                       w->procs[i].start_time, ep->pid,
+                                       ep->start_time)
+                    : w->procs[i].pid == 0 &&
+                          memcmp(w->procs[i].cookie, ep->cookie,
+                                 sizeof(ep->cookie)) == 0)
       return &w->procs[i];
   size_t slot = w->nprocs;
   if (slot == PROCS_MAX) {
@@ -115,6 +120,7 @@ static struct proc_state *proc_get(struct dump_worker *w,
   struct proc_state *p = &w->procs[slot];
   *p = (struct proc_state){.pid = ep->pid, .start_time = ep->start_time,
                            .last_use = -1e18};
+  memcpy(p->cookie, ep->cookie, sizeof(p->cookie));
   for (size_t i = 0; i < DUMP_WORKER_MAX_STEPS; i++)
     p->steps[i].last_start = -1e18;
   return p;
@@ -133,11 +139,11 @@ static int job_refusal(const struct dump_worker *w, const struct proc_state *p,
   if (p->busy) {
     if (w->nsteps == 1)
       snprintf(why, why_cap, "a %s of pid %d is already queued or running",
-               w->steps[0].noun, (int)ep->pid);
+               w->steps[0].noun, (int)ipc_endpoint_pid(ep));
     else
       snprintf(why, why_cap,
                "actions for pid %d are already queued or running",
-               (int)ep->pid);
+               (int)ipc_endpoint_pid(ep));
     return -EBUSY;
   }
   if (w->qlen >= w->queue_max) {
@@ -159,13 +165,13 @@ static int step_refusal(const struct dump_worker *w, size_t i,
   if (now - ss->last_start < st->policy.min_interval_sec) {
     snprintf(why, why_cap,
              "%slast %s of pid %d started %.0f s ago, MinInterval is %.0f s",
-             st->label, st->noun, (int)ep->pid, now - ss->last_start,
+             st->label, st->noun, (int)ipc_endpoint_pid(ep), now - ss->last_start,
              st->policy.min_interval_sec);
     return -EAGAIN;
   }
   if (ss->done >= st->policy.max_per_process) {
     snprintf(why, why_cap, "%s%s (%u) reached for pid %d", st->label,
-             st->per_process_opt, st->policy.max_per_process, (int)ep->pid);
+             st->per_process_opt, st->policy.max_per_process, (int)ipc_endpoint_pid(ep));
     return -EDQUOT;
   }
   if (w->total[i] >= st->policy.max_total) {

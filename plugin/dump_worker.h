@@ -8,7 +8,8 @@
  * MinInterval between two attempts on a process, a maximum per process and
  * in all, where a failed attempt gives its slot back), and runs the
  * allowed ones in order on its own thread. A process is identified by
- * pid + start time.
+ * pid + start time, or, for a runtime beyond our pid namespace (pid 0), by
+ * its cookie.
  */
 #ifndef DUMP_WORKER_H
 #define DUMP_WORKER_H

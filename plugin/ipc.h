@@ -103,6 +103,12 @@ struct ipc_endpoint {
   char dump_there[108];
 };
 
+/* The pid to show for ep: ours, or for a runtime beyond our pid namespace
+ * (a sidecar's neighbour: pid 0 here) the pid it advertised. */
+static inline pid_t ipc_endpoint_pid(const struct ipc_endpoint *ep) {
+  return ep->pid > 0 ? ep->pid : ep->ns_pid;
+}
+
 /* Whether (pid, start_time) and (pid2, start_time2) name the same process:
  * a pid alone may have been reused by another process since. */
 static inline int ipc_same_process(pid_t pid, uint64_t start_time, pid_t pid2,

@@ -192,6 +192,13 @@ DEF_TEST(one_at_a_time_per_process) {
   EXPECT_EQ_INT(8, dones[1].start_time);
   /* done: the process may have its next one */
   EXPECT_EQ_INT(0, one_dump(w, 100, 7, 0));
+  /* runtimes beyond our pid namespace (pid 0): known by their cookies */
+  struct ipc_endpoint a = {.cookie = {1}}, b = {.cookie = {2}};
+  EXPECT_EQ_INT(0, dump_worker_request(w, &a, "a", "t", why, sizeof(why)));
+  EXPECT_EQ_INT(-EBUSY, dump_worker_request(w, &a, "a", "t", why, sizeof(why)));
+  EXPECT_EQ_INT(0, dump_worker_request(w, &b, "b", "t", why, sizeof(why)));
+  release(2, 0);
+  EXPECT_EQ_INT(0, wait_for(&nended, 5));
   return finish(w);
 }
 
