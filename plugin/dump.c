@@ -949,6 +949,22 @@ static int job_target_path(struct dump_job *j, const char *dir,
   return 0;
 }
 
+/* The dump's name in the directory j->tfd, which the writer sees as
+ * there: random, so that the writer cannot prepare it. */
+static int job_stage_named(struct dump_job *j, const char *there,
+                           struct dump_result *res) {
+  uint8_t rnd[8];
+  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    dump_say(res, "no random bytes for a name");
+    return -EAGAIN;
+  }
+  snprintf(j->src_name, sizeof(j->src_name),
+           "collectd-dotnet-%s-%02x%02x%02x%02x.dmp", j->stamp, rnd[0], rnd[1],
+           rnd[2], rnd[3]);
+  j->src_dirfd = j->tfd;
+  return job_target_path(j, there, j->src_name, res);
+}
+
 /* An IPC target in another mount namespace resolves paths in its own: it
  * writes in the directory of its diagnostic socket (its TMPDIR), which we
  * reach inside its root only (an absolute symlink there means the
@@ -982,16 +998,7 @@ static int job_stage_in_target(struct dump_job *j, struct dump_result *res) {
              in_root, strerror(-r));
     return r;
   }
-  uint8_t rnd[8];
-  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-    dump_say(res, "no random bytes for a name");
-    return -EAGAIN;
-  }
-  snprintf(j->src_name, sizeof(j->src_name),
-           "collectd-dotnet-%s-%02x%02x%02x%02x.dmp", j->stamp, rnd[0], rnd[1],
-           rnd[2], rnd[3]);
-  j->src_dirfd = j->tfd;
-  return job_target_path(j, in_root, j->src_name, res);
+  return job_stage_named(j, in_root, res);
 }
 
 /* A runtime that connected in from another pid namespace (a sidecar's
@@ -1018,16 +1025,7 @@ static int job_stage_shared(struct dump_job *j, struct dump_result *res) {
              strerror(-r));
     return r;
   }
-  uint8_t rnd[8];
-  if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-    dump_say(res, "no random bytes for a name");
-    return -EAGAIN;
-  }
-  snprintf(j->src_name, sizeof(j->src_name),
-           "collectd-dotnet-%s-%02x%02x%02x%02x.dmp", j->stamp, rnd[0], rnd[1],
-           rnd[2], rnd[3]);
-  j->src_dirfd = j->tfd;
-  return job_target_path(j, ep->dump_there, j->src_name, res);
+  return job_stage_named(j, ep->dump_there, res);
 }
 
 /* Otherwise the writer gets a staging directory of its own in the dump

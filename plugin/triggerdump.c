@@ -961,6 +961,15 @@ static int pick_process(const char *cmd, struct opts *o, int argc, char **argv,
   return 1;
 }
 
+/* pick_process, then the process's endpoint: 0, 1 (said why) or 2. */
+static int pick_target(const char *cmd, struct opts *o, int argc, char **argv,
+                       int i, struct ipc_endpoint *ep) {
+  int r = pick_process(cmd, o, argc, argv, i);
+  if (r != 0)
+    return r;
+  return find_target(o->pid, ep) < 0 ? 1 : 0;
+}
+
 /* ---- monitor / threshold ---- */
 
 struct printer {
@@ -1484,12 +1493,10 @@ static int cmd_trace(struct opts *o, int argc, char **argv, int i) {
     fprintf(stderr, "triggerdump: trace needs -o FILE\n");
     return 2;
   }
-  int r = pick_process("trace", o, argc, argv, i);
+  struct ipc_endpoint ep;
+  int r = pick_target("trace", o, argc, argv, i, &ep);
   if (r != 0)
     return r;
-  struct ipc_endpoint ep;
-  if (find_target(o->pid, &ep) < 0)
-    return 1;
   int fd = trace_output_open(o->output);
   if (fd < 0)
     return 1;
@@ -1795,12 +1802,10 @@ static int cmd_dump(struct opts *o, int argc, char **argv, int i) {
   struct dump_request probe = {0};
   if (dump_output(o->output, &probe) != 0)
     return 2;
-  int r = pick_process("dump", o, argc, argv, i);
+  struct ipc_endpoint ep;
+  int r = pick_target("dump", o, argc, argv, i, &ep);
   if (r != 0)
     return r;
-  struct ipc_endpoint ep;
-  if (find_target(o->pid, &ep) < 0)
-    return 1;
   return do_dump(&ep, o);
 }
 
@@ -1984,12 +1989,10 @@ static int types_once(enum gctypes_mode mode, const struct ipc_endpoint *ep,
 static int run_types(enum gctypes_mode mode, struct opts *o, int argc,
                      char **argv, int i) {
   const char *cmd = mode == GCTYPES_HEAP ? "heap-types" : "alloc-types";
-  int r = pick_process(cmd, o, argc, argv, i);
+  struct ipc_endpoint ep;
+  int r = pick_target(cmd, o, argc, argv, i, &ep);
   if (r != 0)
     return r;
-  struct ipc_endpoint ep;
-  if (find_target(o->pid, &ep) < 0)
-    return 1;
   return types_once(mode, &ep, o);
 }
 
