@@ -585,30 +585,6 @@ fi
 
 # ---- security: forged notifications for "real" run no action ----
 
-# putnotif SOCKET LINE...: each line to a unixsock, each answer printed
-putnotif() {
-	python3 - "$@" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-s.connect(sys.argv[1])
-f = s.makefile("rw")
-for line in sys.argv[2:]:
-    f.write(line + "\n")
-    f.flush()
-    print(f.readline().rstrip("\n"))
-PY
-}
-
-# notif_line INSTANCE HOST MESSAGE [META]: PUTNOTIF, plugin dotnet,
-# type_instance gc-heap-size, FAILURE, now (HOST "-": none)
-notif_line() {
-	local host=
-	[[ $2 != - ]] && host="host=$2 "
-	printf 'PUTNOTIF %stime=%s severity=failure plugin=dotnet plugin_instance=%s type=bytes type_instance=gc-heap-size message="%s"%s' \
-		"$host" "$(date +%s)" "$1" "$3" "${4:+ $4}"
-}
-
 security_case() {
 	local P=actions/security S=$IT/sender lines=() i meta answers n log=$IT/faults/collectd.log
 	[[ -n ${CD_PID[faults]:-} ]] || return

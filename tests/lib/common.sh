@@ -194,3 +194,28 @@ test_user() {
 	fi
 	printf '%s\n' "$u"
 }
+
+# putnotif SOCKET LINE...: sends each line to collectd's unixsock and prints
+# each answer (PUTNOTIF answers after every notification callback returned)
+putnotif() {
+	python3 - "$@" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+for line in sys.argv[2:]:
+    f.write(line + "\n")
+    f.flush()
+    print(f.readline().rstrip("\n"))
+PY
+}
+
+# notif_line INSTANCE HOST MESSAGE [META]: a PUTNOTIF naming plugin dotnet,
+# INSTANCE, type_instance gc-heap-size, FAILURE, now (HOST "-": none)
+notif_line() {
+	local host=
+	[[ $2 != - ]] && host="host=$2 "
+	printf 'PUTNOTIF %stime=%s severity=failure plugin=dotnet plugin_instance=%s type=bytes type_instance=gc-heap-size message="%s"%s' \
+		"$host" "$(date +%s)" "$1" "$3" "${4:+ $4}"
+}
