@@ -102,6 +102,7 @@ struct dump_count {
   int64_t written;
   int64_t failed;
   double heap_bytes; /* 0: not seen */
+  bool heap_refused;  /* a MaxHeapSize refusal notified, no run since */
 };
 
 /* A <Trigger> (or <Dump>) block: which notifications, which actions. */
@@ -1020,6 +1021,24 @@ static void note_heap(const char *instance, double bytes) {
   pthread_mutex_unlock(&plugin.count_lock);
 }
 
+/* Whether a MaxHeapSize refusal of instance is the first since its last
+ * heap-types run (refused: 1, and noted; ran: clears the note). A refusal
+ * leaves MinInterval alone, so it comes again at every breach: only the
+ * first makes a notification and a log line. */
+static bool heap_refusal(const char *instance, bool refused) {
+  pthread_mutex_lock(&plugin.count_lock);
+  struct dump_count *c = dump_count_find(instance);
+  if (c == NULL && refused && plugin.ncounts < MAX_DUMP_COUNTS) {
+    c = &plugin.counts[plugin.ncounts++];
+    sstrncpy(c->instance, instance, NAMING_MAX);
+  }
+  bool first = c != NULL && refused && !c->heap_refused;
+  if (c != NULL)
+    c->heap_refused = refused;
+  pthread_mutex_unlock(&plugin.count_lock);
+  return first;
+}
+
 /* instance's last GC heap size in bytes, 0 when not known. */
 static uint64_t heap_bytes_of(const char *instance) {
   pthread_mutex_lock(&plugin.count_lock);
@@ -1088,10 +1107,12 @@ static int run_action(void *ctx, size_t step, const struct dump_job *job) {
                       &res);
   if (a->kind == ACTION_DUMP)
     dump_count_add(job->instance, rc == 0);
-  notify_result(a, job, rc, &res);
   /* refused by MaxHeapSize: nothing was done, the next breach may try */
-  return rc == -EFBIG && a->kind == ACTION_HEAP_TYPES ? DUMP_WORKER_SKIPPED
-                                                      : rc;
+  bool skipped = rc == -EFBIG && a->kind == ACTION_HEAP_TYPES;
+  bool first = a->kind == ACTION_HEAP_TYPES && heap_refusal(job->instance, skipped);
+  if (!skipped || first)
+    notify_result(a, job, rc, &res);
+  return skipped ? DUMP_WORKER_SKIPPED : rc;
 }
 
 /* ---- notifications: which ones make a dump ----
