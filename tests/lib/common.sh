@@ -45,17 +45,19 @@ PLUGIN_SO=${PLUGIN_SO:-$BUILD/c/.libs/dotnet.so}
 COLLECTD_PLUGINS=${COLLECTD_PLUGINS:-csv logfile threshold unixsock}
 COLLECTD_PID=
 
-pass() {
-	printf 'PASS %s%s\n' "$1" "${2:+ ($2)}" | tee -a "$RESULTS"
+# A result is one line of RESULTS: tests/run counts the lines that start
+# with PASS, FAIL or SKIP, so a detail with line breaks (a log excerpt)
+# has them made spaces.
+_result() { # WORD NAME TEXT
+	local text=${3//$'\n'/ }
+	printf '%s %s%s\n' "$1" "$2" "$text" | tee -a "$RESULTS"
 }
 
-fail() {
-	printf 'FAIL %s: %s\n' "$1" "${2:-failed}" | tee -a "$RESULTS"
-}
+pass() { _result PASS "$1" "${2:+ ($2)}"; }
 
-skip() {
-	printf 'SKIP %s: %s\n' "$1" "${2:-skipped}" | tee -a "$RESULTS"
-}
+fail() { _result FAIL "$1" ": ${2:-failed}"; }
+
+skip() { _result SKIP "$1" ": ${2:-skipped}"; }
 
 check() {
 	local name=$1
