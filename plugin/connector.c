@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#define RESUME_FOUND_MS 250 /* ResumeRuntime to a runtime found in /tmp */
 #define MISS_INTERVALS                                                         \
   5 /* discovery intervals without a match before                              \
        "matches no process" */
@@ -488,10 +489,20 @@ static void start_done(struct watch *w, struct target *t) {
          t->instance, (int)t->ep.pid, strerror(-r));
     watch_reader_end(w, t, r);
   }
+  if (!resume)
+    return;
+  /* A runtime found through /tmp is resumed within RESUME_FOUND_MS and
+   * silently: it is rarely suspended, a runtime that does not know the
+   * command (UnknownCommand) cannot be, and a process that never answers
+   * must not hold the connector for a whole IPC timeout. */
+  int in = ep.take != NULL;
   struct ipc_error err = {0};
-  if (resume && (r = ipc_resume_runtime(&ep, w->cfg.ipc_timeout_ms, &err)) < 0)
-    wlog(w, WATCH_LOG_WARNING, "cannot resume pid %d (%s): %s", (int)ep.pid,
-         ep.path, err.message[0] ? err.message : strerror(-r));
+  r = ipc_resume_runtime(&ep, in ? w->cfg.ipc_timeout_ms : RESUME_FOUND_MS,
+                         &err);
+  if (r < 0 && (in || err.hresult != IPC_E_UNKNOWN_COMMAND))
+    wlog(w, in ? WATCH_LOG_WARNING : WATCH_LOG_DEBUG,
+         "cannot resume pid %d (%s): %s", (int)ep.pid, ep.path,
+         err.message[0] ? err.message : strerror(-r));
 }
 
 /* Sends the CollectTracing of starting targets whose time has come, reads
