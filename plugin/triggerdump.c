@@ -1851,6 +1851,23 @@ static int cmd_threshold(struct opts *o, int argc, char **argv, int i) {
             o->providers);
     return 2;
   }
+  /* the types options are the types actions' */
+  int types = 0, alloc = 0;
+  for (size_t k = 0; k < o->nactions; k++) {
+    types |= o->actions[k] != ACTION_DUMP;
+    alloc |= o->actions[k] == ACTION_ALLOC_TYPES;
+  }
+  const char *stray = o->duration > 0 && !alloc ? "--duration"
+                      : !types && o->top       ? "--top"
+                      : !types && o->timeout   ? "--timeout"
+                                               : NULL;
+  if (stray != NULL) {
+    fprintf(stderr,
+            "triggerdump: threshold: %s is for --actions %s only\n", stray,
+            strcmp(stray, "--duration") == 0 ? "alloc-types"
+                                             : "heap-types or alloc-types");
+    return 2;
+  }
   /* a dump file that cannot be written is said now, not after the wait */
   struct dump_request probe = {0};
   if (dump_output(o->output, &probe) != 0)

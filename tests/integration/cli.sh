@@ -785,7 +785,8 @@ expect_error "record refuses --counters" 2 "record: --counters is not an option"
 expect_error "dump refuses --interval" 2 "dump: --interval is not an option" "$TRIGGERDUMP" dump "$any" --interval=1
 expect_error "stats refuses --duration" 2 "stats: --duration is not an option" "$TRIGGERDUMP" stats --duration 1 "$conv/x"
 expect_error "threshold refuses --meters" 2 "threshold: --meters is not an option" "$TRIGGERDUMP" "$any" 10 --meters X
-expect_error "threshold refuses --duration" 2 "threshold: --duration is not an option" "$TRIGGERDUMP" "$any" 10 --duration 5
+expect_error "threshold refuses --duration without alloc-types" 2 "threshold: --duration is for --actions alloc-types only" "$TRIGGERDUMP" "$any" 10 --duration 5
+expect_error "threshold refuses --top without a types action" 2 "threshold: --top is for --actions heap-types or alloc-types only" "$TRIGGERDUMP" "$any" 10 --actions dump --top 5
 expect_error "a flag given a value" 2 "--collectd-names takes no value" "$TRIGGERDUMP" monitor "$any" --collectd-names=1
 expect_error "-p and a pid" 2 "give the process once" "$TRIGGERDUMP" monitor "$any" -p "$any"
 expect_error "-p not a pid" 2 "-p takes a pid, not 'x'" "$TRIGGERDUMP" dump -p x
