@@ -424,7 +424,7 @@ if wait_until 60 ready side && wait_until 20 grep -q 'instance "side": watching 
 else
 	fail "$T: sidecar: counters of a runtime whose pid is not visible" "$(grep dotnet "$WORK/cd2/collectd.log" | tail -3)"
 fi
-if wait_until 60 grep -q 'instance "side": dump of pid 0 written' "$WORK/cd2/collectd.log" &&
+if wait_until 60 grep -q 'instance "side": dump of pid 1 written: .*\/side-1-' "$WORK/cd2/collectd.log" &&
 	f=$(ls "$WORK"/dumps2/* 2>/dev/null | head -1) && [[ -s $f && $(stat -c %a "$f") == 600 ]] &&
 	! compgen -G "$SH/collectd-dotnet-*" >/dev/null; then
 	pass "$T: sidecar: dump through DumpStaging" "$(du -k "$f" | cut -f1) KiB, nothing left in the shared directory"
