@@ -41,12 +41,13 @@ PY=$(python3 -c 'import sys; print(sys.executable)')
 [[ -x /usr/bin/python3 ]] && PY=/usr/bin/python3 # one the test user can run
 SECS=${SERIES_SECONDS:-8}
 MAXS=40
-FAKE_PIDS=()
 
 cleanup() {
 	local p
 	[[ -n $COLLECTD_PID ]] && collectd_stop 10 >/dev/null
-	for p in "${FAKE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	# the fakes are started in command substitutions ($(fake NAME)): their
+	# pids do not reach this shell, their tags do
+	pkill -TERM -f -- "--tag ser-[a-z]*-$$\$" 2>/dev/null
 }
 trap cleanup EXIT
 
@@ -64,7 +65,6 @@ fake() {
 		"$PY" "$FAKE" --scenario series-flood --only-for $$ --dir "$UD" \
 		--ready "$ready" --log "$UD/$name.log" --tag "ser-$name-$$" \
 		</dev/null >>"$IT/$name.out" 2>&1 &
-	FAKE_PIDS+=($!)
 	wait_until 15 test -s "$ready" || { echo "fake $name did not start" >&2; return 1; }
 	read -r _ named _ _ <"$ready"
 	echo "$named"
