@@ -315,19 +315,7 @@ done
 # a heap of a million objects: a file-based app of the SDK (.NET 10+)
 MANY=$WORK/many
 mkdir -p "$MANY"
-cat >"$MANY/many.cs" <<'CS'
-// A million live objects of one class (24 bytes each on x64: header,
-// MethodTable, one long), then waits.
-using System;
-using System.Threading;
-var keep = new Node[1_000_000];
-for (int i = 0; i < keep.Length; i++) keep[i] = new Node { Value = i };
-GC.Collect(2, GCCollectionMode.Forced, true, true);
-Console.WriteLine($"READY {Environment.ProcessId}");
-Thread.Sleep(Timeout.Infinite);
-GC.KeepAlive(keep);
-sealed class Node { public long Value; }
-CS
+cp "$REPO/tests/targets/many.cs" "$MANY/many.cs"
 if "$DOTNET" build "$MANY/many.cs" -o "$MANY/out" >"$MANY/build.log" 2>&1 </dev/null; then
 	"$MANY/out/many" </dev/null >"$MANY/run.log" 2>&1 &
 	many_pid=$!
