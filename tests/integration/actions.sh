@@ -577,17 +577,8 @@ security_case() {
 		fail "$P: setup" "no value of \"real\" within 30 s"
 		return
 	fi
-	COLLECTD_PLUGINS="logfile unixsock network" COLLECTD_CSV=0 collectd_config "$S" "LoadPlugin unixsock
-<Plugin unixsock>
-  SocketFile \"$S/sock\"
-</Plugin>
-LoadPlugin network
-<Plugin network>
-  Server \"127.0.0.1\" \"$port\"
-</Plugin>"
-	sed -i 's/^Hostname "test"$/Hostname "other"/' "$S/collectd.conf"
-	collectd -f -C "$S/collectd.conf" >"$S/stdout.log" 2>&1 &
-	CD_PID[sender]=$!
+	sender_start "$S" "$port"
+	CD_PID[sender]=$SENDER_PID
 	if ! collectd_started "$S" "${CD_PID[sender]}" "the sender collectd"; then
 		fail "$P: setup" "the sender collectd did not start"
 		return

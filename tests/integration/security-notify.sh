@@ -151,17 +151,7 @@ LoadPlugin network
 	}
 	log=$R/collectd.log
 	# the sender: another collectd, Hostname "other", no dotnet plugin
-	COLLECTD_PLUGINS="logfile unixsock network" COLLECTD_CSV=0 collectd_config "$S" "LoadPlugin unixsock
-<Plugin unixsock>
-  SocketFile \"$S/sock\"
-</Plugin>
-LoadPlugin network
-<Plugin network>
-  Server \"127.0.0.1\" \"$port\"
-</Plugin>"
-	sed -i 's/^Hostname "test"$/Hostname "other"/' "$S/collectd.conf"
-	collectd -f -C "$S/collectd.conf" >"$S/stdout.log" 2>&1 &
-	SENDER_PID=$!
+	sender_start "$S" "$port"
 	if ! wait_until 20 grep -q 'Initialization complete' "$S/collectd.log"; then
 		fail "$P: setup" "the sender collectd did not start"
 		return

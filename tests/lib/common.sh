@@ -221,3 +221,21 @@ notif_line() {
 	printf 'PUTNOTIF %stime=%s severity=failure plugin=dotnet plugin_instance=%s type=bytes type_instance=gc-heap-size message="%s"%s' \
 		"$host" "$(date +%s)" "$1" "$3" "${4:+ $4}"
 }
+
+# sender_start DIR PORT: another collectd in DIR, Hostname "other", no
+# dotnet plugin, its unixsock at DIR/sock, sending what it gets through the
+# network plugin to 127.0.0.1:PORT; SENDER_PID is its pid
+sender_start() {
+	local S=$1 port=$2
+	COLLECTD_PLUGINS="logfile unixsock network" COLLECTD_CSV=0 collectd_config "$S" "LoadPlugin unixsock
+<Plugin unixsock>
+  SocketFile \"$S/sock\"
+</Plugin>
+LoadPlugin network
+<Plugin network>
+  Server \"127.0.0.1\" \"$port\"
+</Plugin>"
+	sed -i 's/^Hostname "test"$/Hostname "other"/' "$S/collectd.conf"
+	collectd -f -C "$S/collectd.conf" >"$S/stdout.log" 2>&1 &
+	SENDER_PID=$!
+}
