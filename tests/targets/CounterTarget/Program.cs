@@ -130,6 +130,7 @@ internal static class Program
         double seconds = 0;     // 0: run until signalled
         int heapMb = 0;
         double allocMbPerSec = 16;
+        double busyMsPerSec = 0;
         bool printCounters = false;
         for (int i = 0; i < args.Length; i++)
         {
@@ -142,10 +143,11 @@ internal static class Program
                     case "--seconds": seconds = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                     case "--heap-mb": heapMb = int.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                     case "--alloc-mb-per-sec": allocMbPerSec = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
+                    case "--busy-ms-per-sec": busyMsPerSec = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture); break;
                     case "--print-counters": printCounters = true; break;
                     case "-h":
                     case "--help":
-                        Console.WriteLine("usage: CounterTarget [--seconds N] [--heap-mb N] [--alloc-mb-per-sec N] [--print-counters]");
+                        Console.WriteLine("usage: CounterTarget [--seconds N] [--heap-mb N] [--alloc-mb-per-sec N] [--busy-ms-per-sec N] [--print-counters]");
                         return 0;
                     default: throw new ArgumentException($"unknown argument '{a}'");
                 }
@@ -179,6 +181,10 @@ internal static class Program
 
         int chunksPerStep = (int)Math.Round(allocMbPerSec * 1024 / 8 / 10);  // 8 KiB chunks per 100 ms
         byte[]? sink = null;
+        // CPU time on demand: a spin of busyMsPerSec / 10 ms in each 100 ms step,
+        // so a test comparing CPU rates has a known rate well above /proc's tick
+        TimeSpan busyPerStep = TimeSpan.FromMilliseconds(busyMsPerSec / 10);
+        long spins = 0;
 
         Console.WriteLine($"READY {Environment.ProcessId}");
 
@@ -200,10 +206,17 @@ internal static class Program
                 sink = new byte[8 * 1024];
                 sink[c % sink.Length] = 1;
             }
+            if (busyPerStep > TimeSpan.Zero)
+            {
+                TimeSpan end = clock.Elapsed + busyPerStep;
+                while (clock.Elapsed < end)
+                    spins++;
+            }
         }
 
         GC.KeepAlive(live);
         GC.KeepAlive(sink);
+        GC.KeepAlive(spins);
         Console.WriteLine($"EXIT {Environment.ProcessId}");
         return 0;
     }
