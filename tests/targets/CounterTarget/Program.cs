@@ -184,7 +184,6 @@ internal static class Program
         // CPU time on demand: a spin of busyMsPerSec / 10 ms in each 100 ms step,
         // so a test comparing CPU rates has a known rate well above /proc's tick
         TimeSpan busyPerStep = TimeSpan.FromMilliseconds(busyMsPerSec / 10);
-        long spins = 0;
 
         Console.WriteLine($"READY {Environment.ProcessId}");
 
@@ -209,14 +208,12 @@ internal static class Program
             if (busyPerStep > TimeSpan.Zero)
             {
                 TimeSpan end = clock.Elapsed + busyPerStep;
-                while (clock.Elapsed < end)
-                    spins++;
+                while (clock.Elapsed < end) { }
             }
         }
 
         GC.KeepAlive(live);
         GC.KeepAlive(sink);
-        GC.KeepAlive(spins);
         Console.WriteLine($"EXIT {Environment.ProcessId}");
         return 0;
     }
